@@ -1,0 +1,34 @@
+export { formatAddress, type HostPort, parseAddress } from "./address.ts"
+export { decodeEnvelope, ENVELOPE_VERSION, type Envelope, encodeEnvelope } from "./envelope.ts"
+export { type CallError, RemoteError, Timeout, TransportError, Unreachable } from "./errors.ts"
+export {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  FrameCodec,
+  type FrameCodecOptions,
+  MAC_BYTES,
+  MAX_DATAGRAM_BYTES,
+} from "./frame.ts"
+export type { DatagramHandler, Link } from "./link.ts"
+export { defineMethod, type Method } from "./method.ts"
+export { SeededRandom, seedFromEnv } from "./random.ts"
+export { Reassembler, type ReassemblyOptions } from "./reassembly.ts"
+export {
+  type CallOptions,
+  defaultCallOptions,
+  type Handler,
+  makeRpcNode,
+  type OneWayHandler,
+  RpcNode,
+  type RpcNodeShape,
+} from "./rpcNode.ts"
+export { SimNetwork, type SimNetworkOptions, type SimNodeCounts } from "./simNetwork.ts"
+export { type DropReason, dropReasons, TransportStats, type TransportStatsSnapshot } from "./stats.ts"
+export {
+  type MessageHandler,
+  makeTransport,
+  Transport,
+  type TransportOptions,
+  type TransportShape,
+  type UdpTransportOptions,
+} from "./transport.ts"
+export { BindError, openUdpLink, type UdpBackend, type UdpLinkOptions } from "./udpLink.ts"

@@ -1,0 +1,70 @@
+/** Why an incoming datagram (or a message being sent) was dropped. */
+export type DropReason =
+  | "malformed"
+  | "unauthenticated"
+  | "oversized"
+  | "expiredFragments"
+  | "queueFull"
+  | "unreachable"
+
+export const dropReasons: readonly DropReason[] = [
+  "malformed",
+  "unauthenticated",
+  "oversized",
+  "expiredFragments",
+  "queueFull",
+  "unreachable",
+]
+
+/**
+ * Counters of one transport. Plain mutable fields: they are bumped on the per-datagram hot path,
+ * where a metric registry lookup would cost more than the work being counted.
+ */
+export class TransportStats {
+  datagramsSent = 0
+  bytesSent = 0
+  datagramsReceived = 0
+  bytesReceived = 0
+  messagesSent = 0
+  messagesReceived = 0
+  readonly drops: Record<DropReason, number> = {
+    malformed: 0,
+    unauthenticated: 0,
+    oversized: 0,
+    expiredFragments: 0,
+    queueFull: 0,
+    unreachable: 0,
+  }
+
+  drop(reason: DropReason, count = 1): void {
+    this.drops[reason] += count
+  }
+
+  totalDrops(): number {
+    let n = 0
+    for (const reason of dropReasons) n += this.drops[reason]
+    return n
+  }
+
+  snapshot(): TransportStatsSnapshot {
+    return {
+      datagramsSent: this.datagramsSent,
+      bytesSent: this.bytesSent,
+      datagramsReceived: this.datagramsReceived,
+      bytesReceived: this.bytesReceived,
+      messagesSent: this.messagesSent,
+      messagesReceived: this.messagesReceived,
+      drops: { ...this.drops },
+    }
+  }
+}
+
+export interface TransportStatsSnapshot {
+  readonly datagramsSent: number
+  readonly bytesSent: number
+  readonly datagramsReceived: number
+  readonly bytesReceived: number
+  readonly messagesSent: number
+  readonly messagesReceived: number
+  readonly drops: Readonly<Record<DropReason, number>>
+}

@@ -1,0 +1,164 @@
+import { Context, Effect, Layer, type Scope } from "effect"
+import { TransportError } from "./errors.ts"
+import { FrameCodec, type FrameCodecOptions } from "./frame.ts"
+import type { DatagramHandler, Link } from "./link.ts"
+import { Reassembler, type ReassemblyOptions } from "./reassembly.ts"
+import type { SimNetwork } from "./simNetwork.ts"
+import { TransportStats } from "./stats.ts"
+import { BindError, openUdpLink, type UdpLinkOptions } from "./udpLink.ts"
+
+export type MessageHandler = (from: string, message: Uint8Array) => void
+
+export interface TransportShape {
+  /** The local `host:port` peers reply to. */
+  readonly address: string
+  readonly stats: TransportStats
+  readonly maxMessageBytes: number
+  /**
+   * Sends one message, fragmenting it when it exceeds a datagram. Never throws; false (and a
+   * counted drop) when the message cannot leave at all.
+   */
+  send(to: string, message: Uint8Array): boolean
+  /** Sets the single consumer of whole incoming messages (reassembled and authenticated). */
+  onMessage(handler: MessageHandler): void
+}
+
+export type TransportOptions = FrameCodecOptions &
+  ReassemblyOptions & {
+    /** Milliseconds for fragment expiry; injectable so tests can move time. */
+    readonly now?: () => number
+  }
+
+export type UdpTransportOptions = TransportOptions & UdpLinkOptions
+
+const noHandler: MessageHandler = () => {}
+
+/**
+ * Builds a transport over any datagram link. The link is closed when the scope closes.
+ */
+export const makeTransport = (
+  openLink: (onDatagram: DatagramHandler) => Link | Promise<Link>,
+  options: TransportOptions = {},
+): Effect.Effect<TransportShape, TransportError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const state = new TransportState(options)
+        const link = await openLink(state.receive)
+        state.link = link
+        return state
+      },
+      catch: (error) =>
+        new TransportError({
+          address: error instanceof BindError ? error.address : "?",
+          message: error instanceof Error ? error.message : String(error),
+        }),
+    }),
+    (state) => Effect.sync(() => state.close()),
+  )
+
+class TransportState implements TransportShape {
+  readonly stats = new TransportStats()
+  link: Link | undefined
+  private readonly codec: FrameCodec
+  private readonly reassembler: Reassembler
+  private readonly now: () => number
+  private handler: MessageHandler = noHandler
+  private nextMsgId = (Math.random() * 2 ** 32) >>> 0
+
+  constructor(options: TransportOptions) {
+    this.codec = new FrameCodec(options)
+    this.reassembler = new Reassembler(options)
+    this.now = options.now ?? Date.now
+  }
+
+  get address(): string {
+    return this.link?.address ?? "?"
+  }
+
+  get maxMessageBytes(): number {
+    return this.codec.maxMessageBytes
+  }
+
+  send(to: string, message: Uint8Array): boolean {
+    const link = this.link
+    if (link === undefined) return false
+    this.nextMsgId = (this.nextMsgId + 1) >>> 0
+    const datagrams = this.codec.encode(message, this.nextMsgId)
+    if (datagrams === undefined) {
+      this.stats.drop("oversized")
+      return false
+    }
+    for (const datagram of datagrams) {
+      if (!link.send(to, datagram)) {
+        this.stats.drop("unreachable")
+        return false
+      }
+      this.stats.datagramsSent++
+      this.stats.bytesSent += datagram.length
+    }
+    this.stats.messagesSent++
+    return true
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.handler = handler
+  }
+
+  readonly receive = (from: string, datagram: Uint8Array): void => {
+    this.stats.datagramsReceived++
+    this.stats.bytesReceived += datagram.length
+    const frame = this.codec.decode(datagram)
+    if (typeof frame === "string") {
+      this.stats.drop(frame)
+      return
+    }
+    let message: Uint8Array
+    if (frame.kind === "whole") {
+      message = frame.body
+    } else {
+      const result = this.reassembler.add(from, frame.msgId, frame.index, frame.count, frame.body, this.now())
+      if (result.done === false) {
+        if (result.dropped !== undefined) this.stats.drop(result.dropped)
+        if (result.expired !== undefined && result.expired > 0) this.stats.drop("expiredFragments", result.expired)
+        return
+      }
+      message = result.message
+    }
+    this.stats.messagesReceived++
+    try {
+      this.handler(from, message)
+    } catch {
+      // A consumer bug must not kill the receive loop; the consumer counts its own failures.
+      this.stats.drop("malformed")
+    }
+  }
+
+  close(): void {
+    this.link?.close()
+    this.reassembler.clear()
+    this.handler = noHandler
+  }
+}
+
+export class Transport extends Context.Service<Transport, TransportShape>()("@kv/rpc/Transport") {
+  /** Real UDP on Bun (node:dgram by default, with enlarged kernel buffers). */
+  static layerUdp(options: UdpTransportOptions): Layer.Layer<Transport, TransportError> {
+    return Layer.effect(
+      Transport,
+      makeTransport((onDatagram) => openUdpLink(options, onDatagram), options),
+    )
+  }
+
+  /** A node on an in-process SimNetwork, for tests. */
+  static layerSim(
+    network: SimNetwork,
+    address: string,
+    options: TransportOptions = {},
+  ): Layer.Layer<Transport, TransportError> {
+    return Layer.effect(
+      Transport,
+      makeTransport((onDatagram) => network.open(address, onDatagram), options),
+    )
+  }
+}

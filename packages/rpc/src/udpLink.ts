@@ -1,0 +1,135 @@
+import dgram from "node:dgram"
+import { formatAddress, parseAddress } from "./address.ts"
+import type { DatagramHandler, Link } from "./link.ts"
+
+export type UdpBackend = "node-dgram" | "bun"
+
+export interface UdpLinkOptions {
+  /** `host:port` to bind; port 0 picks an ephemeral port. */
+  readonly bind: string
+  /**
+   * node:dgram (Bun's implementation) can size the kernel buffers; Bun.udpSocket cannot and
+   * loses datagrams under bursts (see BENCHMARKS.md), so node-dgram is the default.
+   */
+  readonly backend?: UdpBackend
+  readonly recvBufferBytes?: number
+  readonly sendBufferBytes?: number
+  /** Called for socket-level errors that are not fatal to the link (e.g. ICMP unreachable). */
+  readonly onError?: (error: Error) => void
+}
+
+export class BindError extends Error {
+  constructor(
+    readonly address: string,
+    cause: unknown,
+  ) {
+    super(`cannot bind UDP ${address}: ${cause instanceof Error ? cause.message : String(cause)}`)
+    this.name = "BindError"
+  }
+}
+
+const DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
+
+export const openUdpLink = (options: UdpLinkOptions, onDatagram: DatagramHandler): Promise<Link> => {
+  const bind = parseAddress(options.bind)
+  if (bind === undefined) return Promise.reject(new BindError(options.bind, "not a host:port address"))
+  return (options.backend ?? "node-dgram") === "bun"
+    ? openBunLink(bind.host, bind.port, options, onDatagram)
+    : openDgramLink(bind.host, bind.port, options, onDatagram)
+}
+
+const openDgramLink = (
+  host: string,
+  port: number,
+  options: UdpLinkOptions,
+  onDatagram: DatagramHandler,
+): Promise<Link> =>
+  new Promise((resolve, reject) => {
+    const socket = dgram.createSocket({
+      type: host.includes(":") ? "udp6" : "udp4",
+      recvBufferSize: options.recvBufferBytes ?? DEFAULT_BUFFER_BYTES,
+      sendBufferSize: options.sendBufferBytes ?? DEFAULT_BUFFER_BYTES,
+    })
+    let bound = false
+    let closed = false
+    socket.once("error", (error) => {
+      if (!bound) reject(new BindError(formatAddress(host, port), error))
+    })
+    socket.on("error", (error) => {
+      if (bound) options.onError?.(error)
+    })
+    socket.on("message", (msg, rinfo) => {
+      onDatagram(formatAddress(rinfo.address, rinfo.port), msg)
+    })
+    socket.bind(port, host, () => {
+      bound = true
+      const local = socket.address()
+      resolve({
+        address: formatAddress(local.address, local.port),
+        send(to, datagram) {
+          if (closed) return false
+          const peer = parseAddress(to)
+          if (peer === undefined) return false
+          try {
+            socket.send(datagram, peer.port, peer.host)
+            return true
+          } catch (error) {
+            options.onError?.(error instanceof Error ? error : new Error(String(error)))
+            return false
+          }
+        },
+        close() {
+          if (closed) return
+          closed = true
+          socket.close()
+        },
+      })
+    })
+  })
+
+const openBunLink = async (
+  host: string,
+  port: number,
+  options: UdpLinkOptions,
+  onDatagram: DatagramHandler,
+): Promise<Link> => {
+  let socket: Bun.udp.Socket<"uint8array">
+  try {
+    socket = await Bun.udpSocket({
+      hostname: host,
+      port,
+      binaryType: "uint8array",
+      socket: {
+        data(_socket, data, fromPort, fromAddress) {
+          onDatagram(formatAddress(fromAddress, fromPort), data)
+        },
+        // Without an error handler an ICMP error from a crashed peer surfaces as an uncaught exception.
+        error(_socket, error) {
+          options.onError?.(error)
+        },
+      },
+    })
+  } catch (error) {
+    throw new BindError(formatAddress(host, port), error)
+  }
+  let closed = false
+  return {
+    address: formatAddress(socket.hostname, socket.port),
+    send(to, datagram) {
+      if (closed) return false
+      const peer = parseAddress(to)
+      if (peer === undefined) return false
+      try {
+        return socket.send(datagram, peer.port, peer.host)
+      } catch (error) {
+        options.onError?.(error instanceof Error ? error : new Error(String(error)))
+        return false
+      }
+    },
+    close() {
+      if (closed) return
+      closed = true
+      socket.close()
+    },
+  }
+}

@@ -1,0 +1,159 @@
+import { describe, expect, test } from "bun:test"
+import { Context, Effect, Layer } from "effect"
+import { RpcNode, type RpcNodeShape, SimNetwork, seedFromEnv, Transport } from "../src/index.ts"
+import { Echo, runScoped } from "./support.ts"
+
+const seed = seedFromEnv()
+console.log(`rpc sim seed: ${seed} (replay: KV_SEED=${seed} bun test packages/rpc/test/sim.test.ts)`)
+
+const nodeOn = (network: SimNetwork, address: string) =>
+  Layer.build(RpcNode.layer.pipe(Layer.provide(Transport.layerSim(network, address)))).pipe(
+    Effect.map((context): RpcNodeShape => Context.get(context, RpcNode)),
+  )
+
+const echoServer = (node: RpcNodeShape, calls: { n: number }[]) =>
+  node.handle(Echo, (request) => {
+    calls.push({ n: request.n })
+    return { ...request, servedBy: node.address }
+  })
+
+describe("request/response over SimNetwork", () => {
+  test("completes under 30% datagram loss, with retries", () =>
+    runScoped(
+      Effect.gen(function* () {
+        const network = new SimNetwork({ seed })
+        const server = yield* nodeOn(network, "s")
+        const client = yield* nodeOn(network, "c")
+        const calls: { n: number }[] = []
+        echoServer(server, calls)
+        network.setDropRate(0.3)
+        const replies = yield* Effect.forEach(
+          Array.from({ length: 100 }, (_, n) => n),
+          (n) => client.call("s", Echo, { n, text: `m${n}` }, { attemptTimeoutMs: 30 }),
+          { concurrency: 16 },
+        )
+        expect(replies.map((r) => r.n)).toEqual(Array.from({ length: 100 }, (_, n) => n))
+        expect(replies.every((r) => r.servedBy === "s")).toBe(true)
+        // Lost replies make the client resend, so the handler saw some requests more than once.
+        expect(calls.length).toBeGreaterThan(100)
+      }),
+    ))
+
+  test("duplicated and reordered datagrams reach the handler and each call completes once", () =>
+    runScoped(
+      Effect.gen(function* () {
+        const network = new SimNetwork({ seed })
+        const server = yield* nodeOn(network, "s")
+        const client = yield* nodeOn(network, "c")
+        const calls: { n: number }[] = []
+        echoServer(server, calls)
+        network.setDuplicateRate(0.5)
+        network.setMaxDelay(20)
+        const replies = yield* Effect.forEach(
+          Array.from({ length: 50 }, (_, n) => n),
+          (n) => client.call("s", Echo, { n, text: "x" }),
+          { concurrency: "unbounded" },
+        )
+        expect(replies.map((r) => r.n)).toEqual(Array.from({ length: 50 }, (_, n) => n))
+        expect(calls.length).toBeGreaterThan(50)
+      }),
+    ))
+
+  test("a partitioned server times out with a typed Timeout, and answers once healed", () =>
+    runScoped(
+      Effect.gen(function* () {
+        const network = new SimNetwork({ seed })
+        const server = yield* nodeOn(network, "s")
+        const client = yield* nodeOn(network, "c")
+        echoServer(server, [])
+        network.partition([["s"], ["c"]])
+        const failed = yield* Effect.flip(
+          client.call("s", Echo, { n: 1, text: "x" }, { attemptTimeoutMs: 20, deadlineMs: 200 }),
+        )
+        expect(failed._tag).toBe("Timeout")
+        network.heal()
+        const ok = yield* client.call("s", Echo, { n: 2, text: "y" })
+        expect(ok.n).toBe(2)
+      }),
+    ))
+
+  test("a disconnected node neither sends nor receives, and datagrams in flight to it are lost", () =>
+    runScoped(
+      Effect.gen(function* () {
+        const network = new SimNetwork({ seed })
+        const a = yield* nodeOn(network, "a")
+        const b = yield* nodeOn(network, "b")
+        const got: unknown[] = []
+        b.onOneWay("raft", (payload) => got.push(payload))
+        network.setMaxDelay(30)
+        a.sendOneWay("b", "raft", 1)
+        network.disconnect("b")
+        a.sendOneWay("b", "raft", 2)
+        yield* Effect.sleep("60 millis")
+        expect(got).toEqual([])
+        network.connect("b")
+        a.sendOneWay("b", "raft", 3)
+        yield* Effect.sleep("60 millis")
+        expect(got).toEqual([3])
+      }),
+    ))
+
+  test("the lab's unreliable model loses about 10% and long reordering delays by 200–2200 ms", () =>
+    runScoped(
+      Effect.gen(function* () {
+        const network = new SimNetwork({ seed })
+        const a = yield* nodeOn(network, "a")
+        const b = yield* nodeOn(network, "b")
+        const arrivals: number[] = []
+        const start = Date.now()
+        b.onOneWay("m", () => arrivals.push(Date.now() - start))
+        network.setUnreliable(true)
+        for (let i = 0; i < 1000; i++) a.sendOneWay("b", "m", i)
+        yield* Effect.sleep("150 millis")
+        expect(arrivals.length).toBeGreaterThan(820)
+        expect(arrivals.length).toBeLessThan(960)
+        expect(Math.max(...arrivals)).toBeLessThan(140)
+        arrivals.length = 0
+        network.setUnreliable(false)
+        network.setLongReordering(true)
+        for (let i = 0; i < 300; i++) a.sendOneWay("b", "m", i)
+        yield* Effect.sleep("100 millis")
+        const early = arrivals.length
+        // About a third are not delayed; the rest wait at least 200 ms.
+        expect(early).toBeGreaterThan(50)
+        expect(early).toBeLessThan(160)
+      }),
+    ))
+
+  test("counts messages and bytes per node", () =>
+    runScoped(
+      Effect.gen(function* () {
+        const network = new SimNetwork({ seed })
+        const server = yield* nodeOn(network, "s")
+        const client = yield* nodeOn(network, "c")
+        echoServer(server, [])
+        for (let n = 0; n < 10; n++) yield* client.call("s", Echo, { n, text: "abc" })
+        expect(network.countsOf("c").datagramsSent).toBe(10)
+        expect(network.countsOf("s").datagramsSent).toBe(10)
+        expect(network.countsOf("s").datagramsReceived).toBe(10)
+        expect(network.countsOf("c").bytesSent).toBeGreaterThan(10 * 10)
+        expect(client.transport.stats.messagesSent).toBe(10)
+        expect(server.transport.stats.messagesReceived).toBe(10)
+      }),
+    ))
+
+  test("the same seed makes the same loss decisions", () => {
+    const trace = (s: number) => {
+      const network = new SimNetwork({ seed: s, schedule: (_ms, fn) => fn() })
+      const got: number[] = []
+      const a = network.open("a", () => {})
+      network.open("b", (_from, d) => got.push(d[0]!))
+      network.setUnreliable(true)
+      network.setDuplicateRate(0.2)
+      for (let i = 0; i < 200; i++) a.send("b", new Uint8Array([i]))
+      return got.join(",")
+    }
+    expect(trace(seed)).toBe(trace(seed))
+    expect(trace(seed)).not.toBe(trace(seed + 1))
+  })
+})
