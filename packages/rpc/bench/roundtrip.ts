@@ -33,7 +33,10 @@ const measure = (client: RpcNodeShape, to: string, concurrency: number, seconds:
       }
     })
     const start = performance.now()
-    yield* Effect.all(Array.from({ length: concurrency }, () => worker), { concurrency: "unbounded", discard: true })
+    yield* Effect.all(
+      Array.from({ length: concurrency }, () => worker),
+      { concurrency: "unbounded", discard: true },
+    )
     const elapsed = (performance.now() - start) / 1000
     latencies.sort((a, b) => a - b)
     const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0
