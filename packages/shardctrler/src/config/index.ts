@@ -1,0 +1,22 @@
+export {
+  type Config,
+  configGids,
+  configGroups,
+  defaultShardCount,
+  type Gid,
+  initialConfig,
+  isGid,
+  makeConfig,
+  noGroup,
+  shardCounts,
+  sortGids,
+} from "./config.ts"
+export {
+  type ConfigError,
+  type ConfigErrorKind,
+  type ConfigOp,
+  type ConfigResult,
+  configError,
+} from "./ops.ts"
+export { rebalance } from "./rebalance.ts"
+export { type ConfigSnapshot, ConfigStateMachine } from "./state-machine.ts"

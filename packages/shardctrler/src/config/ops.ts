@@ -1,0 +1,32 @@
+/** The operations the shard controller's Raft log carries, and what applying one returns. */
+import type { Config } from "./config.ts"
+
+export type ConfigOp =
+  /** Adds one or more new groups (gid -> server addresses), then rebalances. */
+  | { readonly op: "join"; readonly groups: Readonly<Record<string, readonly string[]>> }
+  /** Removes groups, then rebalances their shards onto the rest. */
+  | { readonly op: "leave"; readonly gids: readonly number[] }
+  /** Pins one shard on a group; no rebalancing. */
+  | { readonly op: "move"; readonly shard: number; readonly gid: number }
+  /** Reads configuration `num`; -1 or a number past the latest reads the latest. */
+  | { readonly op: "query"; readonly num: number }
+
+export type ConfigErrorKind = "GroupExists" | "UnknownGroup" | "BadShard" | "BadGid" | "BadRequest"
+
+export interface ConfigError {
+  readonly ok: false
+  readonly error: ConfigErrorKind
+  readonly message: string
+}
+
+/**
+ * join/leave/move answer with the configuration they created, query with the one it
+ * read. A rejected operation creates no configuration.
+ */
+export type ConfigResult = { readonly ok: true; readonly config?: Config } | ConfigError
+
+export const configError = (error: ConfigErrorKind, message: string): ConfigError => ({
+  ok: false,
+  error,
+  message,
+})

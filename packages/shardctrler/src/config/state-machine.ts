@@ -1,0 +1,230 @@
+/**
+ * The shard controller's replicated state machine: the full history of configurations,
+ * changed only by `apply`. Every replica applies the same log, so `apply` is a pure
+ * function of the history and the operation: no clocks, no randomness, and nothing
+ * that depends on the order in which an operation's object keys or gid lists arrive.
+ */
+import {
+  type Config,
+  configGids,
+  configGroups,
+  defaultShardCount,
+  type Gid,
+  initialConfig,
+  isGid,
+  makeConfig,
+  noGroup,
+  sortGids,
+} from "./config.ts"
+import { type ConfigError, type ConfigOp, type ConfigResult, configError } from "./ops.ts"
+import { rebalance } from "./rebalance.ts"
+
+/** Everything needed to rebuild a `ConfigStateMachine`; plain data, msgpack/JSON friendly. */
+export interface ConfigSnapshot {
+  readonly nShards: number
+  readonly configs: readonly Config[]
+}
+
+export class ConfigStateMachine {
+  readonly nShards: number
+  /** history[n].num === n; history[0] is `initialConfig(nShards)`. Never empty. */
+  #history: Config[]
+
+  constructor(nShards: number = defaultShardCount) {
+    this.#history = [initialConfig(nShards)]
+    this.nShards = nShards
+  }
+
+  apply(op: ConfigOp): ConfigResult {
+    switch (op.op) {
+      case "join":
+        return this.#join(op.groups)
+      case "leave":
+        return this.#leave(op.gids)
+      case "move":
+        return this.#move(op.shard, op.gid)
+      case "query":
+        return this.#query(op.num)
+      default:
+        return configError("BadRequest", `unknown operation ${JSON.stringify((op as { op?: unknown }).op)}`)
+    }
+  }
+
+  latest(): Config {
+    const latest = this.#history[this.#history.length - 1]
+    if (latest === undefined) throw new Error("ConfigStateMachine: empty history")
+    return latest
+  }
+
+  /** Configuration `num`, or the latest when `num` is -1 or past the latest. */
+  query(num: number): Config {
+    const config = num < 0 ? undefined : this.#history[num]
+    return config ?? this.latest()
+  }
+
+  /** The whole history, oldest first; entry n has `num` n. */
+  configs(): readonly Config[] {
+    return [...this.#history]
+  }
+
+  snapshot(): ConfigSnapshot {
+    return { nShards: this.nShards, configs: [...this.#history] }
+  }
+
+  /**
+   * Replaces the history with a snapshot's. A snapshot that does not describe a valid
+   * history for this shard count is a broken invariant (corrupt storage or a replica
+   * built with another shard count), so it throws rather than limping on.
+   */
+  restore(snapshot: unknown): void {
+    this.#history = decodeHistory(snapshot, this.nShards)
+  }
+
+  static fromSnapshot(snapshot: unknown): ConfigStateMachine {
+    const nShards = (snapshot as { nShards?: unknown } | null)?.nShards
+    if (typeof nShards !== "number" || !Number.isSafeInteger(nShards) || nShards < 1) {
+      throw corrupt(`nShards is ${String(nShards)}`)
+    }
+    const machine = new ConfigStateMachine(nShards)
+    machine.restore(snapshot)
+    return machine
+  }
+
+  #join(requested: unknown): ConfigResult {
+    if (typeof requested !== "object" || requested === null || Array.isArray(requested)) {
+      return configError("BadRequest", "join: groups must be an object of gid -> servers")
+    }
+    // Keys are examined in sorted order so that which error is reported never depends
+    // on the order the client built its object in.
+    const keys = Object.keys(requested).sort()
+    if (keys.length === 0) return configError("BadRequest", "join: no groups given")
+    const latest = this.latest()
+    const groups = configGroups(latest)
+    for (const key of keys) {
+      const gid = parseGidKey(key)
+      if (gid === undefined) {
+        return configError("BadGid", `join: gid must be a positive integer, got ${JSON.stringify(key)}`)
+      }
+      const servers: unknown = (requested as Record<string, unknown>)[key]
+      const bad = checkServers(gid, servers)
+      if (bad !== undefined) return bad
+      if (groups.has(gid)) {
+        return configError("GroupExists", `join: gid ${gid} is already in configuration ${latest.num}`)
+      }
+      groups.set(gid, servers as string[])
+    }
+    return this.#append(rebalance(latest.shards, groups.keys()), groups)
+  }
+
+  #leave(requested: unknown): ConfigResult {
+    if (!Array.isArray(requested) || requested.length === 0) {
+      return configError("BadRequest", "leave: gids must be a non-empty list")
+    }
+    const invalid = requested.filter((gid) => !isGid(gid))
+    if (invalid.length > 0) {
+      const shown = invalid.map((gid) => JSON.stringify(gid) ?? String(gid)).sort()
+      return configError("BadGid", `leave: gids must be positive integers, got ${shown.join(", ")}`)
+    }
+    const latest = this.latest()
+    const groups = configGroups(latest)
+    const leaving = sortGids(new Set(requested as Gid[]))
+    const unknown = leaving.filter((gid) => !groups.has(gid))
+    if (unknown.length > 0) {
+      return configError("UnknownGroup", `leave: gid ${unknown.join(", ")} not in configuration ${latest.num}`)
+    }
+    for (const gid of leaving) groups.delete(gid)
+    return this.#append(rebalance(latest.shards, groups.keys()), groups)
+  }
+
+  #move(shard: unknown, gid: unknown): ConfigResult {
+    if (typeof shard !== "number" || !Number.isInteger(shard) || shard < 0 || shard >= this.nShards) {
+      return configError(
+        "BadShard",
+        `move: shard must be an integer in [0, ${this.nShards}), got ${JSON.stringify(shard)}`,
+      )
+    }
+    if (!isGid(gid)) {
+      return configError("BadGid", `move: gid must be a positive integer, got ${JSON.stringify(gid)}`)
+    }
+    const latest = this.latest()
+    const groups = configGroups(latest)
+    if (!groups.has(gid)) {
+      return configError("UnknownGroup", `move: gid ${gid} not in configuration ${latest.num}`)
+    }
+    const shards = [...latest.shards]
+    shards[shard] = gid
+    return this.#append(shards, groups)
+  }
+
+  #query(num: unknown): ConfigResult {
+    if (typeof num !== "number" || !Number.isSafeInteger(num) || num < -1) {
+      return configError("BadRequest", `query: num must be -1 or a configuration number, got ${JSON.stringify(num)}`)
+    }
+    return { ok: true, config: this.query(num) }
+  }
+
+  #append(shards: readonly Gid[], groups: ReadonlyMap<Gid, readonly string[]>): ConfigResult {
+    const config = makeConfig(this.latest().num + 1, shards, groups)
+    this.#history.push(config)
+    return { ok: true, config }
+  }
+}
+
+/** A gid object key in canonical decimal form ("7", not "07", "7.0" or "+7"). */
+const parseGidKey = (key: string): Gid | undefined => {
+  if (!/^[1-9][0-9]*$/.test(key)) return undefined
+  const gid = Number(key)
+  return isGid(gid) ? gid : undefined
+}
+
+const checkServers = (gid: Gid, servers: unknown): ConfigError | undefined => {
+  if (!Array.isArray(servers) || servers.length === 0) {
+    return configError("BadRequest", `join: gid ${gid} has no servers`)
+  }
+  if (!servers.every((server) => typeof server === "string" && server.length > 0)) {
+    return configError("BadRequest", `join: gid ${gid} has a server address that is not a non-empty string`)
+  }
+  return undefined
+}
+
+const corrupt = (why: string): Error => new Error(`corrupt shard-controller snapshot: ${why}`)
+
+const decodeHistory = (snapshot: unknown, nShards: number): Config[] => {
+  if (typeof snapshot !== "object" || snapshot === null) throw corrupt("not an object")
+  const { nShards: snapshotShards, configs } = snapshot as { nShards?: unknown; configs?: unknown }
+  if (snapshotShards !== nShards) {
+    throw corrupt(`it has ${String(snapshotShards)} shards, this controller has ${nShards}`)
+  }
+  if (!Array.isArray(configs) || configs.length === 0) throw corrupt("no configurations")
+  const history = configs.map((config, index) => decodeConfig(config, index, nShards))
+  const first = history[0]
+  if (first !== undefined && (first.shards.some((gid) => gid !== noGroup) || configGids(first).length > 0)) {
+    throw corrupt("configuration 0 is not the initial configuration")
+  }
+  return history
+}
+
+const decodeConfig = (value: unknown, index: number, nShards: number): Config => {
+  if (typeof value !== "object" || value === null) throw corrupt(`configuration ${index} is not an object`)
+  const { num, shards, groups } = value as { num?: unknown; shards?: unknown; groups?: unknown }
+  if (num !== index) throw corrupt(`configuration at position ${index} has num ${String(num)}`)
+  if (typeof groups !== "object" || groups === null || Array.isArray(groups)) {
+    throw corrupt(`configuration ${index} has no groups object`)
+  }
+  const decodedGroups = new Map<Gid, readonly string[]>()
+  for (const [key, servers] of Object.entries(groups)) {
+    const gid = parseGidKey(key)
+    if (gid === undefined) throw corrupt(`configuration ${index} has group key ${JSON.stringify(key)}`)
+    if (checkServers(gid, servers) !== undefined) throw corrupt(`configuration ${index} gid ${gid} servers`)
+    decodedGroups.set(gid, servers as string[])
+  }
+  if (!Array.isArray(shards) || shards.length !== nShards) {
+    throw corrupt(`configuration ${index} does not have ${nShards} shards`)
+  }
+  for (const gid of shards) {
+    if (gid !== noGroup && !(isGid(gid) && decodedGroups.has(gid))) {
+      throw corrupt(`configuration ${index} places a shard on gid ${String(gid)}, which it does not have`)
+    }
+  }
+  return makeConfig(index, shards as Gid[], decodedGroups)
+}
