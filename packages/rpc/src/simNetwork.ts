@@ -62,6 +62,7 @@ export class SimNetwork {
   private readonly disconnected = new Set<string>()
   private readonly group = new Map<string, number>()
   private readonly counts = new Map<string, SimNodeCounts>()
+  private linkFilter: ((from: string, to: string) => boolean) | undefined
   private nextEphemeral = 1
   private unreliable = false
   private longReordering = false
@@ -137,6 +138,14 @@ export class SimNetwork {
     this.disconnected.clear()
   }
 
+  /**
+   * A finer-grained reachability rule on top of partitions, checked per datagram (e.g. which
+   * servers each client can reach). Undefined removes it.
+   */
+  setLinkFilter(filter: ((from: string, to: string) => boolean) | undefined): void {
+    this.linkFilter = filter
+  }
+
   countsOf(address: string): SimNodeCounts {
     let c = this.counts.get(address)
     if (c === undefined) {
@@ -160,6 +169,7 @@ export class SimNetwork {
 
   private canTalk(from: string, to: string): boolean {
     if (this.disconnected.has(from) || this.disconnected.has(to)) return false
+    if (this.linkFilter !== undefined && !this.linkFilter(from, to)) return false
     const a = this.group.get(from)
     const b = this.group.get(to)
     return a === undefined || b === undefined || a === b

@@ -1,0 +1,15 @@
+/** What applying one KV command produced, as the client sees it. */
+export type KvResult = { readonly ok: true } | KvError
+
+export type KvErrorKind = "ValueTooLarge" | "KeyTooLarge" | "SessionExpired" | "TooManyOutstanding" | "Stale"
+
+export interface KvError {
+  readonly ok: false
+  readonly error: KvErrorKind
+  readonly message: string
+}
+
+/** Shared by every successful write, so a session's table of results costs no object per entry. */
+export const okResult: KvResult = Object.freeze({ ok: true })
+
+export const kvError = (error: KvErrorKind, message: string): KvError => Object.freeze({ ok: false, error, message })
