@@ -229,7 +229,7 @@ describe("merging sessions (shard migration)", () => {
     expect(() => b.merge({ logTimeMs: 0, sessions: [{ clientId: 0, floor: 1, lastSeenMs: 0, results: [] }] })).toThrow(
       /malformed/,
     )
-    const badResult = { ok: false, error: "Nope", message: "" } as never
+    const badResult = { ok: false, error: "", message: 7 } as never
     expect(() =>
       b.merge({ logTimeMs: 0, sessions: [{ clientId: 1, floor: 1, lastSeenMs: 0, results: [[1, badResult]] }] }),
     ).toThrow(/malformed/)

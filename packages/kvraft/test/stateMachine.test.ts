@@ -284,7 +284,8 @@ describe("snapshots", () => {
       [encode([1, ["k", 5], [0, []]]), /pair of strings/],
       [encode([1, [], [0, [[0, 1, 0, [], []]]]]), /clientId/],
       [encode([1, [], [0, [[3, 1, 0, [-1], []]]]]), /offset/],
-      [encode([1, [], [0, [[3, 1, 0, [], [[0, "Nope", "m"]]]]]]), /error result/],
+      [encode([1, [], [0, [[3, 1, 0, [], [[0, "", "m"]]]]]]), /error result/],
+      [encode([1, [], [0, [[3, 1, 0, [], [[0, "Stale", 7]]]]]]), /error result/],
       [
         encode([
           1,

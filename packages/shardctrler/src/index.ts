@@ -1,1 +1,2 @@
 export * from "./config/index.ts"
+export * from "./server/index.ts"

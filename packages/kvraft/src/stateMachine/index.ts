@@ -1,7 +1,7 @@
 export { decodeCommand, encodeCommand, type KvCommand, type KvOp } from "./command.ts"
 export { KvStateMachine } from "./kvStateMachine.ts"
 export { defaultKvLimits, type KvLimits, resolveKvLimits, type SessionLimits } from "./limits.ts"
-export { type KvError, type KvErrorKind, type KvResult, kvError, okResult } from "./result.ts"
+export { type KvError, type KvErrorKind, type KvResult, kvError, okResult, type SessionResult } from "./result.ts"
 export {
   ClientSessions,
   type SessionData,

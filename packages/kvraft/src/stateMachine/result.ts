@@ -13,3 +13,11 @@ export interface KvError {
 export const okResult: KvResult = Object.freeze({ ok: true })
 
 export const kvError = (error: KvErrorKind, message: string): KvError => Object.freeze({ ok: false, error, message })
+
+/**
+ * What a session table can store: success, or an error named by a string. Other state machines
+ * that reuse client sessions (the shard controller) have their own error kinds.
+ */
+export type SessionResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly error: string; readonly message: string }

@@ -22,25 +22,25 @@
  * with a TTL of an hour, that client has been retrying for an hour.
  */
 import { resolveKvLimits, type SessionLimits } from "./limits.ts"
-import { type KvErrorKind, type KvResult, kvError, okResult } from "./result.ts"
+import { type KvError, type KvErrorKind, type KvResult, kvError, okResult, type SessionResult } from "./result.ts"
 
-export type SessionVerdict =
+export type SessionVerdict<R extends SessionResult = KvResult> =
   | { readonly kind: "apply" }
-  | { readonly kind: "duplicate"; readonly result: KvResult }
-  | { readonly kind: "reject"; readonly result: KvResult }
+  | { readonly kind: "duplicate"; readonly result: R }
+  | { readonly kind: "reject"; readonly result: KvError }
 
 /** One session as plain data, for migrating sessions between shard owners. */
-export interface SessionData {
+export interface SessionData<R extends SessionResult = KvResult> {
   readonly clientId: number
   readonly floor: number
   readonly lastSeenMs: number
   /** Results of applied seqs >= floor, in no particular order. */
-  readonly results: readonly (readonly [seq: number, result: KvResult])[]
+  readonly results: readonly (readonly [seq: number, result: R])[]
 }
 
-export interface SessionsData {
+export interface SessionsData<R extends SessionResult = KvResult> {
   readonly logTimeMs: number
-  readonly sessions: readonly SessionData[]
+  readonly sessions: readonly SessionData<R>[]
 }
 
 /**
@@ -54,27 +54,31 @@ export type SessionTuple = readonly [
   floor: number,
   lastSeenMs: number,
   okOffsets: readonly number[],
-  errors: readonly (readonly [offset: number, error: KvErrorKind, message: string])[],
+  errors: readonly (readonly [offset: number, error: string, message: string])[],
 ]
 
-interface Session {
+interface Session<R extends SessionResult> {
   /** Every seq < floor has been received by the client. Never decreases. */
   floor: number
   /** Log time of the last command; sessions are kept in the map in order of this. */
   lastSeenMs: number
   /** seq -> result, for applied seqs with floor <= seq < floor + maxOutstandingPerClient. */
-  readonly results: Map<number, KvResult>
+  readonly results: Map<number, R>
 }
 
-const applyVerdict: SessionVerdict = Object.freeze({ kind: "apply" })
+const applyVerdict = Object.freeze({ kind: "apply" }) as { readonly kind: "apply" }
 
-export class ClientSessions {
+/**
+ * Generic in the result type so other state machines (the shard controller) reuse it; every
+ * stored error is `{ ok: false, error, message }` with a string kind.
+ */
+export class ClientSessions<R extends SessionResult = KvResult> {
   readonly limits: SessionLimits
   /**
    * Insertion order is order of `lastSeenMs` (a touched session is moved to the end), so expiry
    * only looks at the front of the map.
    */
-  #sessions = new Map<number, Session>()
+  #sessions = new Map<number, Session<R>>()
   #logTimeMs = 0
 
   constructor(limits?: Partial<SessionLimits>) {
@@ -92,7 +96,7 @@ export class ClientSessions {
    * and records the command in the client's session. On "apply", the caller applies the operation
    * and then calls `record` with its result.
    */
-  check(clientId: number, seq: number, ackedBelow: number, nowMs: number): SessionVerdict {
+  check(clientId: number, seq: number, ackedBelow: number, nowMs: number): SessionVerdict<R> {
     this.expire(nowMs)
     const max = this.limits.maxOutstandingPerClient
     const session = this.#sessions.get(clientId)
@@ -119,7 +123,7 @@ export class ClientSessions {
   }
 
   /** Stores the result of applying `seq` so that retries get it back. */
-  record(clientId: number, seq: number, result: KvResult, nowMs: number): void {
+  record(clientId: number, seq: number, result: R, nowMs: number): void {
     this.#advance(nowMs)
     let session = this.#sessions.get(clientId)
     if (session === undefined) {
@@ -153,9 +157,9 @@ export class ClientSessions {
   }
 
   /** The sessions (of `clientIds` only, if given) as plain data, oldest activity first. */
-  export(clientIds?: Iterable<number>): SessionsData {
+  export(clientIds?: Iterable<number>): SessionsData<R> {
     const wanted = clientIds === undefined ? undefined : new Set(clientIds)
-    const sessions: SessionData[] = []
+    const sessions: SessionData<R>[] = []
     for (const [clientId, session] of this.#sessions) {
       if (wanted !== undefined && !wanted.has(clientId)) continue
       sessions.push({
@@ -173,13 +177,13 @@ export class ClientSessions {
    * and the union of results at or above the floor. A result already held wins over an incoming
    * one for the same seq (both came from applying that one command). Throws on malformed data.
    */
-  merge(other: SessionsData): void {
-    const incoming = validateSessionsData(other)
+  merge(other: SessionsData<R>): void {
+    const incoming = validateSessionsData<R>(other)
     this.#advance(incoming.logTimeMs)
     for (const data of incoming.sessions) {
       const session = this.#sessions.get(data.clientId)
       if (session === undefined) {
-        const results = new Map<number, KvResult>()
+        const results = new Map<number, R>()
         for (const [seq, result] of data.results) if (seq >= data.floor) results.set(seq, result)
         this.#sessions.set(data.clientId, { floor: data.floor, lastSeenMs: data.lastSeenMs, results })
         continue
@@ -197,7 +201,7 @@ export class ClientSessions {
     const sessions: SessionTuple[] = []
     for (const [clientId, session] of this.#sessions) {
       const okOffsets: number[] = []
-      const errors: [number, KvErrorKind, string][] = []
+      const errors: [number, string, string][] = []
       for (const [seq, result] of session.results) {
         if (result.ok) okOffsets.push(seq - session.floor)
         else errors.push([seq - session.floor, result.error, result.message])
@@ -208,15 +212,18 @@ export class ClientSessions {
   }
 
   /** Rebuilds a table from `toSnapshot()` output. Throws an Error naming the fault if malformed. */
-  static fromSnapshot(snapshot: unknown, limits?: Partial<SessionLimits>): ClientSessions {
-    const table = new ClientSessions(limits)
+  static fromSnapshot<R extends SessionResult = KvResult>(
+    snapshot: unknown,
+    limits?: Partial<SessionLimits>,
+  ): ClientSessions<R> {
+    const table = new ClientSessions<R>(limits)
     if (!Array.isArray(snapshot) || snapshot.length !== 2) throw corrupt("expected [logTimeMs, sessions]")
     const [logTimeMs, tuples] = snapshot as unknown[]
     if (!isTime(logTimeMs)) throw corrupt(`logTimeMs is ${String(logTimeMs)}`)
     if (!Array.isArray(tuples)) throw corrupt("sessions is not a list")
     table.#logTimeMs = logTimeMs
     for (const tuple of tuples as unknown[]) {
-      const [clientId, session] = parseSessionTuple(tuple)
+      const [clientId, session] = parseSessionTuple<R>(tuple)
       if (table.#sessions.has(clientId)) throw corrupt(`client ${clientId} appears twice`)
       table.#sessions.set(clientId, session)
     }
@@ -228,7 +235,7 @@ export class ClientSessions {
     if (nowMs > this.#logTimeMs) this.#logTimeMs = nowMs
   }
 
-  #touch(clientId: number, session: Session): void {
+  #touch(clientId: number, session: Session<R>): void {
     // Already stamped with the current log time means already at the end of the order.
     if (session.lastSeenMs === this.#logTimeMs) return
     session.lastSeenMs = this.#logTimeMs
@@ -251,19 +258,19 @@ export class ClientSessions {
   }
 }
 
-const reject = (error: KvErrorKind, message: string): SessionVerdict => ({
+const reject = (error: KvErrorKind, message: string): { readonly kind: "reject"; readonly result: KvError } => ({
   kind: "reject",
   result: kvError(error, message),
 })
 
-const tooManyOutstanding = (clientId: number, seq: number, floor: number, max: number): SessionVerdict =>
+const tooManyOutstanding = (clientId: number, seq: number, floor: number, max: number) =>
   reject(
     "TooManyOutstanding",
     `client ${clientId} sent seq ${seq} but has not acknowledged seq ${floor}; at most ${max} may be outstanding`,
   )
 
 /** Drops results below the new floor, touching as few entries as possible. */
-const raiseFloor = (session: Session, floor: number): void => {
+const raiseFloor = <R extends SessionResult>(session: Session<R>, floor: number): void => {
   const { results } = session
   const previous = session.floor
   session.floor = floor
@@ -285,60 +292,57 @@ const isOffset = (value: unknown): value is number =>
 
 const isTime = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value) && value >= 0
 
-const errorKinds: ReadonlySet<unknown> = new Set<KvErrorKind>([
-  "ValueTooLarge",
-  "KeyTooLarge",
-  "SessionExpired",
-  "TooManyOutstanding",
-  "Stale",
-])
+const isErrorKind = (value: unknown): value is string => typeof value === "string" && value.length > 0
 
-const parseSessionTuple = (tuple: unknown): [number, Session] => {
+const parseSessionTuple = <R extends SessionResult>(tuple: unknown): [number, Session<R>] => {
   if (!Array.isArray(tuple) || tuple.length !== 5) throw corrupt("a session is not [clientId, floor, ...]")
   const [clientId, floor, lastSeenMs, okOffsets, errors] = tuple as unknown[]
   if (!isPositiveInteger(clientId)) throw corrupt(`clientId is ${String(clientId)}`)
   if (!isPositiveInteger(floor)) throw corrupt(`floor of client ${clientId} is ${String(floor)}`)
   if (!isTime(lastSeenMs)) throw corrupt(`lastSeenMs of client ${clientId} is ${String(lastSeenMs)}`)
   if (!Array.isArray(okOffsets) || !Array.isArray(errors)) throw corrupt(`results of client ${clientId}`)
-  const results = new Map<number, KvResult>()
+  const results = new Map<number, R>()
   for (const offset of okOffsets as unknown[]) {
     if (!isOffset(offset)) throw corrupt(`result offset ${String(offset)} of client ${clientId}`)
-    results.set(floor + offset, okResult)
+    results.set(floor + offset, okResult as R)
   }
   for (const entry of errors as unknown[]) {
     if (!Array.isArray(entry) || entry.length !== 3) throw corrupt(`error result of client ${clientId}`)
     const [offset, kind, message] = entry as unknown[]
-    if (!isOffset(offset) || !errorKinds.has(kind) || typeof message !== "string") {
+    if (!isOffset(offset) || !isErrorKind(kind) || typeof message !== "string") {
       throw corrupt(`error result of client ${clientId}`)
     }
-    results.set(floor + offset, kvError(kind as KvErrorKind, message))
+    results.set(floor + offset, sessionError<R>(kind, message))
   }
   return [clientId, { floor, lastSeenMs, results }]
 }
 
-const isKvResult = (value: unknown): value is KvResult => {
+const sessionError = <R extends SessionResult>(error: string, message: string): R =>
+  Object.freeze({ ok: false, error, message }) as R
+
+const isSessionResult = (value: unknown): value is SessionResult => {
   if (typeof value !== "object" || value === null) return false
   const { ok, error, message } = value as { ok?: unknown; error?: unknown; message?: unknown }
-  return ok === true || (ok === false && errorKinds.has(error) && typeof message === "string")
+  return ok === true || (ok === false && isErrorKind(error) && typeof message === "string")
 }
 
 /** Checks data that may have crossed the network, and shares one object for every `ok`. */
-const validateSessionsData = (data: SessionsData): SessionsData => {
+const validateSessionsData = <R extends SessionResult>(data: SessionsData<R>): SessionsData<R> => {
   const bad = (what: string): Error => new Error(`ClientSessions.merge: malformed sessions: ${what}`)
   if (typeof data !== "object" || data === null || !isTime(data.logTimeMs) || !Array.isArray(data.sessions)) {
     throw bad("expected { logTimeMs, sessions }")
   }
-  const sessions: SessionData[] = []
+  const sessions: SessionData<R>[] = []
   for (const session of data.sessions as readonly unknown[]) {
     const { clientId, floor, lastSeenMs, results } = (session ?? {}) as Partial<Record<keyof SessionData, unknown>>
     if (!isPositiveInteger(clientId) || !isPositiveInteger(floor) || !isTime(lastSeenMs) || !Array.isArray(results)) {
       throw bad(`session ${JSON.stringify(session)}`)
     }
-    const checked: [number, KvResult][] = []
+    const checked: [number, R][] = []
     for (const entry of results as unknown[]) {
       const [seq, result] = Array.isArray(entry) ? (entry as unknown[]) : []
-      if (!isPositiveInteger(seq) || !isKvResult(result)) throw bad(`result of client ${clientId}`)
-      checked.push([seq, result.ok ? okResult : kvError(result.error, result.message)])
+      if (!isPositiveInteger(seq) || !isSessionResult(result)) throw bad(`result of client ${clientId}`)
+      checked.push([seq, result.ok ? (okResult as R) : sessionError<R>(result.error, result.message)])
     }
     sessions.push({ clientId, floor, lastSeenMs, results: checked })
   }

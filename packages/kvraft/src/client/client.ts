@@ -1,0 +1,108 @@
+import { RpcNode, type RpcNodeShape } from "@kv/rpc"
+import { Context, Effect, Layer, Semaphore } from "effect"
+import { KvCommandMethod, KvGetMethod } from "../protocol.ts"
+import type { KvOp } from "../stateMachine/index.ts"
+import { KeyTooLarge, type KvClientError, SessionExpired, ValueTooLarge } from "./errors.ts"
+import { type LeaderCallerOptions, makeLeaderCaller } from "./leaderCaller.ts"
+
+export interface KvClientOptions extends LeaderCallerOptions {
+  /** Addresses of the group's replicas. */
+  readonly servers: readonly string[]
+}
+
+export interface KvClientShape {
+  readonly clientId: number
+  get(key: string): Effect.Effect<string, KvClientError>
+  put(key: string, value: string): Effect.Effect<void, KvClientError>
+  append(key: string, value: string): Effect.Effect<void, KvClientError>
+  delete(key: string): Effect.Effect<void, KvClientError>
+}
+
+/** Beyond this many operations in flight, new ones wait: the servers keep at most 1024 unacknowledged results per client. */
+const MAX_OUTSTANDING = 1000
+
+/**
+ * The low-level kvraft client: a session (client id, sequence numbers, what has been received),
+ * the cached leader, and retries across servers. Safe for concurrent use: several operations may
+ * be outstanding at once, and each is applied exactly once.
+ */
+export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effect.Effect<KvClientShape> =>
+  Effect.gen(function* (): Effect.fn.Return<KvClientShape> {
+    if (options.servers.length === 0) return yield* Effect.die(new Error("a kv client needs at least one server"))
+    const caller = makeLeaderCaller(rpc, options.servers, options)
+    // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
+    const clientId = 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
+    let nextSeq = 1
+    const outstanding = new Set<number>()
+    const permits = Semaphore.makeUnsafe(MAX_OUTSTANDING)
+
+    const ackedBelow = (): number => {
+      let min = nextSeq
+      for (const seq of outstanding) if (seq < min) min = seq
+      return min
+    }
+
+    const write = (op: KvOp): Effect.Effect<void, KvClientError> =>
+      Semaphore.withPermits(
+        permits,
+        1,
+      )(
+        Effect.suspend(() => {
+          const seq = nextSeq++
+          outstanding.add(seq)
+          return caller
+            .call(KvCommandMethod, () => ({ clientId, seq, ackedBelow: ackedBelow(), op }), {
+              operation: op.op,
+              key: op.key,
+            })
+            .pipe(
+              Effect.flatMap((reply): Effect.Effect<void, KvClientError> => {
+                if (reply.ok) return Effect.void
+                switch (reply.error) {
+                  case "ValueTooLarge":
+                    return Effect.fail(new ValueTooLarge({ message: reply.message }))
+                  case "KeyTooLarge":
+                    return Effect.fail(new KeyTooLarge({ message: reply.message }))
+                  case "SessionExpired":
+                    return Effect.fail(new SessionExpired({ message: reply.message }))
+                  default:
+                    // Stale / TooManyOutstanding cannot happen with this client's bookkeeping.
+                    return Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
+                }
+              }),
+              Effect.ensuring(Effect.sync(() => outstanding.delete(seq))),
+            )
+        }),
+      )
+
+    const get = (key: string): Effect.Effect<string, KvClientError> =>
+      caller
+        .call(KvGetMethod, () => ({ key }), { operation: "get", key })
+        .pipe(
+          Effect.flatMap((reply): Effect.Effect<string, KvClientError> => {
+            if (reply.ok) return Effect.succeed(reply.value)
+            if (reply.error === "KeyTooLarge") return Effect.fail(new KeyTooLarge({ message: reply.message }))
+            return Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
+          }),
+        )
+
+    return {
+      clientId,
+      get,
+      put: (key, value) => write({ op: "put", key, value }),
+      append: (key, value) => write({ op: "append", key, value }),
+      delete: (key) => write({ op: "delete", key }),
+    }
+  })
+
+export class KvClient extends Context.Service<KvClient, KvClientShape>()("@kv/kvraft/KvClient") {
+  static layer(options: KvClientOptions): Layer.Layer<KvClient, never, RpcNode> {
+    return Layer.effect(
+      KvClient,
+      Effect.flatMap(
+        RpcNode.useSync((rpc) => rpc),
+        (rpc) => makeKvClient(rpc, options),
+      ),
+    )
+  }
+}

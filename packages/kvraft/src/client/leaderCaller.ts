@@ -1,0 +1,91 @@
+import type { Method, RpcNodeShape } from "@kv/rpc"
+import { Duration, Effect } from "effect"
+import { Timeout } from "./errors.ts"
+
+export interface LeaderCallerOptions {
+  /** Overall bound for one operation, retries included; then `Timeout`. Default 30 s. */
+  readonly deadlineMs?: number
+  /** How long one server gets before the next one is tried. Default 1 s. */
+  readonly perServerMs?: number
+  /** Resend interval to the same server while waiting for its reply. Default 200 ms. */
+  readonly attemptTimeoutMs?: number
+}
+
+interface WrongLeaderReply {
+  readonly ok: false
+  readonly error: "WrongLeader"
+  readonly leaderHint: string
+}
+
+const isWrongLeader = (reply: unknown): reply is WrongLeaderReply =>
+  typeof reply === "object" && reply !== null && (reply as { error?: unknown }).error === "WrongLeader"
+
+export interface LeaderCaller {
+  readonly servers: readonly string[]
+  /**
+   * Sends to the cached leader until a reply other than WrongLeader arrives, moving on from
+   * silent or wrong servers and following leader hints, until the deadline.
+   */
+  call<Req, Res>(
+    method: Method<Req, Res>,
+    request: () => Req,
+    what: { readonly operation: string; readonly key: string },
+  ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout>
+  /** Replaces the server list (a group's membership changed); keeps the leader if still listed. */
+  setServers(servers: readonly string[]): void
+}
+
+/** Leader discovery and failover for a Raft-replicated service, shared by every client. */
+export const makeLeaderCaller = (
+  rpc: RpcNodeShape,
+  initialServers: readonly string[],
+  options: LeaderCallerOptions = {},
+): LeaderCaller => {
+  let servers = [...initialServers]
+  let leader = 0
+  const deadlineMs = options.deadlineMs ?? 30_000
+  const perServerMs = options.perServerMs ?? 1_000
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? 200
+
+  const call = <Req, Res>(
+    method: Method<Req, Res>,
+    request: () => Req,
+    what: { readonly operation: string; readonly key: string },
+  ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> =>
+    Effect.gen(function* () {
+      const start = Date.now()
+      let tried = 0
+      while (Date.now() - start < deadlineMs && servers.length > 0) {
+        const target = leader % servers.length
+        const remaining = deadlineMs - (Date.now() - start)
+        const reply = yield* rpc
+          .call(servers[target]!, method, request(), {
+            attemptTimeoutMs,
+            deadlineMs: Math.max(1, Math.min(perServerMs, remaining)),
+          })
+          .pipe(Effect.option)
+        if (reply._tag === "Some" && !isWrongLeader(reply.value)) return reply.value as Exclude<Res, WrongLeaderReply>
+        if (leader === target) {
+          const hint =
+            reply._tag === "Some" && isWrongLeader(reply.value) ? servers.indexOf(reply.value.leaderHint) : -1
+          leader = hint >= 0 && hint !== target ? hint : (target + 1) % servers.length
+        }
+        // After a full round without a leader, back off briefly: an election is likely under way.
+        if (++tried % servers.length === 0) yield* Effect.sleep(Duration.millis(20 + Math.random() * 80))
+      }
+      return yield* new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs })
+    })
+
+  return {
+    get servers() {
+      return servers
+    },
+    call,
+    setServers(next) {
+      const current = servers[leader % Math.max(1, servers.length)]
+      servers = [...next]
+      const at = current === undefined ? -1 : servers.indexOf(current)
+      leader = Math.max(at, 0)
+    },
+  }
+}

@@ -1,0 +1,5 @@
+export * from "./client/index.ts"
+export * from "./protocol.ts"
+export * from "./rsm/index.ts"
+export { type KvServerOptions, type KvServerShape, makeKvServer } from "./server.ts"
+export * from "./stateMachine/index.ts"

@@ -1,0 +1,3 @@
+export { WrongLeader } from "./errors.ts"
+export { makeRsm, type RsmOptions, type RsmShape } from "./rsm.ts"
+export type { ReplicatedStateMachine } from "./stateMachine.ts"

@@ -1,0 +1,115 @@
+import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
+import { RpcNode } from "@kv/rpc"
+import { Effect, type Scope } from "effect"
+import {
+  type CommandReply,
+  type GetReply,
+  KvCommandMethod,
+  KvGetMethod,
+  KvStatusMethod,
+  type StatusReply,
+} from "./protocol.ts"
+import { makeRsm, type RsmShape, type WrongLeader } from "./rsm/index.ts"
+import { decodeCommand, encodeCommand, type KvLimits, type KvResult, KvStateMachine } from "./stateMachine/index.ts"
+
+export interface KvServerOptions {
+  readonly id: NodeId
+  /** Raft id → address of every replica of the group (this one included). */
+  readonly peers: Readonly<Record<number, string>>
+  readonly storageName?: string
+  /** Snapshot when persisted Raft state reaches this many bytes; undefined or <= 0 never snapshots. */
+  readonly maxRaftStateBytes?: number | undefined
+  readonly limits?: Partial<KvLimits>
+  readonly tickMs?: number
+  readonly seed?: number
+}
+
+export interface KvServerShape {
+  readonly rsm: RsmShape<KvResult>
+  readonly status: () => StatusReply
+}
+
+/** Adapts the KV state machine (replaced wholesale on snapshot restore) to the RSM interface. */
+const kvReplica = (limits: Partial<KvLimits> | undefined) => {
+  let machine = new KvStateMachine(limits)
+  return {
+    current: () => machine,
+    stateMachine: {
+      apply: (command: Uint8Array): KvResult => {
+        const decoded = decodeCommand(command)
+        // Only the leader encodes commands, after validation; undecodable bytes are a defect upstream.
+        if (decoded === undefined) throw new Error("undecodable command in the log")
+        return machine.apply(decoded)
+      },
+      snapshot: () => machine.snapshot(),
+      restore: (bytes: Uint8Array) => {
+        machine = KvStateMachine.restore(bytes, limits)
+      },
+    },
+  }
+}
+
+/**
+ * One kvraft replica: a Raft node and the KV state machine behind the client protocol, on the
+ * RpcNode it shares with Raft's peer traffic.
+ */
+export const makeKvServer = (
+  options: KvServerOptions,
+): Effect.Effect<KvServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
+  Effect.gen(function* () {
+    const rpc = yield* RpcNode
+    const replica = kvReplica(options.limits)
+    const rsm = yield* makeRsm({
+      raft: {
+        id: options.id,
+        peers: options.peers,
+        ...(options.storageName === undefined ? {} : { storageName: options.storageName }),
+        ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
+        ...(options.seed === undefined ? {} : { seed: options.seed }),
+      },
+      stateMachine: replica.stateMachine,
+      maxRaftStateBytes: options.maxRaftStateBytes,
+    })
+    const addressOf = (id: number): string => options.peers[id] ?? ""
+    const wrongLeader = (error: WrongLeader) =>
+      ({ ok: false, error: "WrongLeader", leaderHint: addressOf(error.leaderHint) }) as const
+
+    rpc.handle(KvCommandMethod, (request): Effect.Effect<CommandReply> => {
+      const rejected = replica.current().precheck(request.op)
+      if (rejected !== undefined && !rejected.ok) return Effect.succeed(rejected)
+      const bytes = encodeCommand({ ...request, nowMs: Date.now() })
+      return rsm.submit(bytes).pipe(Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))))
+    })
+
+    rpc.handle(
+      KvGetMethod,
+      (request): Effect.Effect<GetReply> =>
+        rsm
+          .read(() => replica.current().get(request.key))
+          .pipe(
+            Effect.map((value) => ({ ok: true, value }) as const),
+            Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
+          ),
+    )
+
+    const status = (): StatusReply => {
+      const s = rsm.raft.status()
+      return {
+        id: s.id,
+        term: s.term,
+        role: s.role,
+        leader: s.leader,
+        leaderAddress: addressOf(s.leader),
+        commitIndex: s.commitIndex,
+        appliedIndex: s.appliedIndex,
+        lastIndex: s.lastIndex,
+        snapshotIndex: s.snapshotIndex,
+        raftStateBytes: s.raftStateBytes,
+        snapshotBytes: s.snapshotBytes,
+        keys: replica.current().size(),
+      }
+    }
+    rpc.handle(KvStatusMethod, () => status())
+
+    return { rsm, status }
+  })

@@ -1,0 +1,42 @@
+/** Public surface of the pure Raft core. */
+export { RaftLog } from "./log.ts"
+export { Inflights, Progress } from "./progress.ts"
+export { majority, quorumValue, type VoteResult, voteResult } from "./quorum.ts"
+export {
+  createRaft,
+  type ProposeResult,
+  type RaftConfig,
+  type RaftCore,
+  type RestoredState,
+} from "./raft.ts"
+export { ReadOnly } from "./readOnly.ts"
+export { mixSeed, Rng } from "./rng.ts"
+export type {
+  Append,
+  AppendResp,
+  Entry,
+  HardState,
+  Heartbeat,
+  HeartbeatResp,
+  LogIndex,
+  Message,
+  MessageType,
+  NodeId,
+  PeerProgress,
+  PreVote,
+  PreVoteResp,
+  ProgressState,
+  ReadState,
+  Ready,
+  Role,
+  Snap,
+  SnapResp,
+  Snapshot,
+  SnapshotMeta,
+  SoftState,
+  Status,
+  Term,
+  TimeoutNow,
+  Vote,
+  VoteResp,
+} from "./types.ts"

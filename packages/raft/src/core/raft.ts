@@ -1,0 +1,1023 @@
+/**
+ * The Raft state machine (roles and rules), after etcd-io/raft: synchronous and deterministic.
+ * Inputs are tick(), step(), propose(), readIndex(), transferLeadership() and compact(); the only
+ * output is the Ready batch. Section numbers refer to the Raft paper (Ongaro & Ousterhout 2014)
+ * and, where marked "thesis", to Ongaro's dissertation (2014).
+ */
+import { RaftLog } from "./log.ts"
+import { Progress } from "./progress.ts"
+import { majority, quorumValue, voteResult } from "./quorum.ts"
+import { ReadOnly } from "./readOnly.ts"
+import { mixSeed, Rng } from "./rng.ts"
+import type {
+  Append,
+  AppendResp,
+  Entry,
+  HardState,
+  Heartbeat,
+  HeartbeatResp,
+  LogIndex,
+  Message,
+  NodeId,
+  PreVote,
+  PreVoteResp,
+  ReadState,
+  Ready,
+  Role,
+  Snap,
+  SnapResp,
+  Snapshot,
+  SoftState,
+  Status,
+  Term,
+  Vote,
+  VoteResp,
+} from "./types.ts"
+
+export interface RaftConfig {
+  readonly id: NodeId
+  /** Every voter, this node included. */
+  readonly peers: readonly NodeId[]
+  /** Minimum election timeout; each timeout is drawn from [electionTicks, 2 * electionTicks). */
+  readonly electionTicks: number
+  readonly heartbeatTicks: number
+  /** Seeds the election-timeout PRNG (mixed with the id, so equal seeds on all nodes still differ). */
+  readonly seed: number
+  /** Appends a leader may have unacknowledged per follower while pipelining. */
+  readonly maxInflightMessages: number
+  /** Data bytes per Append (at least one entry is always sent). */
+  readonly maxAppendBytes: number
+  readonly snapshotChunkBytes: number
+  readonly preVote: boolean
+  readonly checkQuorum: boolean
+  /** Data bytes of committed entries per Ready (at least one). Default 1 MiB. */
+  readonly maxCommittedBytesPerReady?: number
+  /** ReadIndex requests a leader holds unanswered; readIndex() returns false beyond. Default 4096. */
+  readonly maxPendingReads?: number
+  /** Snapshot chunks in flight per follower. Default 4. */
+  readonly snapshotChunksInflight?: number
+  /** Largest snapshot a follower accepts from a leader. Default 1 GiB. */
+  readonly maxSnapshotBytes?: number
+}
+
+export interface RestoredState {
+  readonly hardState: HardState
+  readonly snapshot: Snapshot | undefined
+  /** Contiguous, starting right after the snapshot (or at 1). */
+  readonly entries: readonly Entry[]
+}
+
+export type ProposeResult =
+  | { readonly index: LogIndex; readonly term: Term }
+  | { readonly notLeader: true; readonly leaderHint: NodeId | 0 }
+
+export interface RaftCore {
+  readonly id: NodeId
+  readonly term: Term
+  readonly role: Role
+  readonly leader: NodeId | 0
+  readonly commitIndex: LogIndex
+  readonly appliedIndex: LogIndex
+  tick(): void
+  /** Messages for another node, from a non-member, or from self are ignored. */
+  step(message: Message): void
+  /** Appends `data` (non-empty) to the leader's log; it is committed once a later Ready hands it out. */
+  propose(data: Uint8Array): ProposeResult
+  /**
+   * §6.4 ReadIndex. True: a ReadState with this id will follow while this node stays leader (reads
+   * are dropped when it steps down: the shell fails them when softState shows the change).
+   * False: not leader, or too many reads pending.
+   */
+  readIndex(requestId: number): boolean
+  /** Thesis §3.10; false if not leader or `to` is not another voter. */
+  transferLeadership(to: NodeId): boolean
+  /** The service snapshotted its state at `index` (<= what it has applied): drop the log up to it. */
+  compact(index: LogIndex, data: Uint8Array): void
+  hasReady(): boolean
+  ready(): Ready
+  advance(ready: Ready): void
+  status(): Status
+  hardState(): HardState
+  termAt(index: LogIndex): Term | undefined
+  /** Undefined when compacted into the snapshot or beyond the last index. */
+  entryAt(index: LogIndex): Entry | undefined
+  firstIndex(): LogIndex
+  lastIndex(): LogIndex
+  /** The newest snapshot this node holds (its service's or one installed from a leader). */
+  snapshot(): Snapshot | undefined
+  /** Leader only: the follower with the highest match index (a good transfer target). */
+  mostUpToDateFollower(): NodeId | undefined
+}
+
+export const createRaft = (config: RaftConfig, restored: RestoredState): RaftCore => new Raft(config, restored)
+
+const EMPTY_DATA = new Uint8Array(0)
+
+interface Limits {
+  readonly maxCommittedBytesPerReady: number
+  readonly maxPendingReads: number
+  readonly snapshotChunksInflight: number
+  readonly maxSnapshotBytes: number
+}
+
+/** A snapshot being received chunk by chunk; any change of sender, term or snapshot starts over. */
+interface IncomingSnapshot {
+  readonly from: NodeId
+  readonly term: Term
+  readonly index: LogIndex
+  readonly snapshotTerm: Term
+  readonly data: Uint8Array
+  received: number
+}
+
+type CampaignKind = "pre-vote" | "election" | "transfer"
+
+class Raft implements RaftCore {
+  readonly id: NodeId
+  private readonly voters: readonly NodeId[]
+  private readonly cfg: RaftConfig
+  private readonly limits: Limits
+  private readonly rng: Rng
+  private readonly log: RaftLog
+  /** One per other voter; the leader's view of their logs (reset on every election win). */
+  private readonly progress = new Map<NodeId, Progress>()
+  /** The same Progress objects, for iteration on hot paths. */
+  private readonly followers: Progress[] = []
+  private readonly votes = new Map<NodeId, boolean>()
+  private readonly readOnly = new ReadOnly()
+  private readonly matchScratch: number[] = []
+
+  private currentTerm: Term
+  private vote: NodeId | 0
+  private lead: NodeId | 0 = 0
+  private currentRole: Role = "follower"
+  /** Ticks since the last valid leader contact (follower) or the last quorum check (leader). */
+  private electionElapsed = 0
+  private heartbeatElapsed = 0
+  private randomizedElectionTimeout = 0
+  /** Leadership is being handed to this follower; proposals are refused meanwhile. */
+  private leadTransferee: NodeId | 0 = 0
+  private incoming: IncomingSnapshot | undefined = undefined
+
+  private msgs: Message[] = []
+  private readStates: ReadState[] = []
+  private prevHardState: HardState
+  private prevSoftState: SoftState
+  private outstanding: Ready | undefined = undefined
+
+  constructor(config: RaftConfig, restored: RestoredState) {
+    validateConfig(config)
+    this.id = config.id
+    this.cfg = config
+    this.limits = {
+      maxCommittedBytesPerReady: config.maxCommittedBytesPerReady ?? 1 << 20,
+      maxPendingReads: config.maxPendingReads ?? 4096,
+      snapshotChunksInflight: config.snapshotChunksInflight ?? 4,
+      maxSnapshotBytes: config.maxSnapshotBytes ?? 1 << 30,
+    }
+    this.voters = [...config.peers]
+    for (const id of this.voters) {
+      if (id === this.id) continue
+      const pr = new Progress(id, config.maxInflightMessages)
+      this.progress.set(id, pr)
+      this.followers.push(pr)
+    }
+    this.rng = new Rng(mixSeed(config.seed, config.id))
+    const hs = restored.hardState
+    this.log = new RaftLog(restored.snapshot, restored.entries, hs.commit)
+    // A torn write can keep entries of a term whose hard-state record was lost; that vote never left.
+    this.currentTerm = Math.max(hs.term, this.log.lastTerm())
+    this.vote = hs.term === this.currentTerm ? hs.vote : 0
+    this.prevHardState = hs
+    this.prevSoftState = { role: "follower", leader: 0 }
+    this.resetElectionTimeout()
+  }
+
+  get term(): Term {
+    return this.currentTerm
+  }
+
+  get role(): Role {
+    return this.currentRole
+  }
+
+  get leader(): NodeId | 0 {
+    return this.lead
+  }
+
+  get commitIndex(): LogIndex {
+    return this.log.committed
+  }
+
+  get appliedIndex(): LogIndex {
+    return this.log.applied
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  tick(): void {
+    if (this.currentRole === "leader") this.tickLeader()
+    else this.tickElection()
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++
+    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0
+      this.campaign(this.cfg.preVote ? "pre-vote" : "election")
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++
+    this.electionElapsed++
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0
+      // §6.2 check-quorum: a leader that has not heard from a majority for an election timeout
+      // may be partitioned away; stepping down stops it from serving reads on a stale lease.
+      if (this.cfg.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.currentTerm, 0)
+        return
+      }
+      // Thesis §3.10: a transfer that did not finish within an election timeout is abandoned.
+      this.leadTransferee = 0
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0
+      this.broadcastHeartbeat(this.readOnly.latestSentRound())
+    }
+  }
+
+  step(m: Message): void {
+    if (m.to !== this.id || m.from === this.id || !this.progress.has(m.from)) return
+    if (m.term > this.currentTerm) {
+      if (m.type === "PreVote" || (m.type === "Vote" && this.cfg.checkQuorum && !m.transfer)) {
+        // Leader lease: while we hear from a leader, a campaign is not needed and must not
+        // raise our term (thesis §9.6 for pre-votes, §6.2 for votes with check-quorum).
+        if (this.inLease()) {
+          if (m.type === "PreVote") this.respondVote(m, false)
+          return
+        }
+      }
+      if (m.type === "PreVote" || (m.type === "PreVoteResp" && !m.reject)) {
+        // A pre-vote (or a grant echoing its future term) changes nobody's term.
+      } else {
+        const leader = m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap" ? m.from : 0
+        this.becomeFollower(m.term, leader)
+      }
+    } else if (m.term < this.currentTerm) {
+      if (m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap") {
+        // A stale leader. With pre-vote or check-quorum our higher term may never reach it through
+        // a vote request, so answer to make it step down.
+        if (this.cfg.checkQuorum || this.cfg.preVote) this.sendAppendResp(m.from, 0, true, 0, 0)
+      } else if (m.type === "PreVote") {
+        // Tell a pre-candidate from an older term about ours, or it could keep trying forever.
+        this.respondVote(m, false)
+      }
+      return
+    }
+
+    if (m.type === "PreVote" || m.type === "Vote") {
+      this.handleVoteRequest(m)
+      return
+    }
+    switch (this.currentRole) {
+      case "leader":
+        this.stepLeader(m)
+        return
+      case "candidate":
+      case "pre-candidate":
+        this.stepCandidate(m)
+        return
+      case "follower":
+        this.stepFollower(m)
+        return
+    }
+  }
+
+  propose(data: Uint8Array): ProposeResult {
+    if (this.currentRole !== "leader") return { notLeader: true, leaderHint: this.lead }
+    if (this.leadTransferee !== 0) return { notLeader: true, leaderHint: this.leadTransferee }
+    if (data.length === 0) throw new Error("raft: propose() needs data; empty entries are the leader's no-ops")
+    const index = this.log.lastIndex() + 1
+    this.log.append({ term: this.currentTerm, index, data })
+    return { index, term: this.currentTerm }
+  }
+
+  readIndex(requestId: number): boolean {
+    if (this.currentRole !== "leader") return false
+    if (this.readOnly.pending() >= this.limits.maxPendingReads) return false
+    // §6.4: until it commits an entry of its own term a new leader may not know the latest commit.
+    if (!this.committedInCurrentTerm()) this.readOnly.defer(requestId)
+    else this.serveRead(requestId)
+    return true
+  }
+
+  private serveRead(requestId: number): void {
+    if (this.voters.length === 1) this.readStates.push({ requestId, index: this.log.committed })
+    else this.readOnly.join(requestId)
+  }
+
+  transferLeadership(to: NodeId): boolean {
+    if (this.currentRole !== "leader") return false
+    const pr = this.progress.get(to)
+    if (pr === undefined) return false
+    if (this.leadTransferee === to) return true
+    this.leadTransferee = to
+    // The transfer is bounded by one election timeout from now.
+    this.electionElapsed = 0
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to)
+    return true
+  }
+
+  compact(index: LogIndex, data: Uint8Array): void {
+    const handedOut = this.outstanding?.committedEntries.at(-1)?.index ?? 0
+    if (index > Math.max(this.log.applied, handedOut)) {
+      throw new Error(`raft: compact(${index}) beyond applied index ${this.log.applied}`)
+    }
+    this.log.compact(index, data)
+  }
+
+  // ---------------------------------------------------------------- Ready
+
+  hasReady(): boolean {
+    if (this.outstanding !== undefined) return false
+    this.flush()
+    return (
+      this.msgs.length > 0 ||
+      this.readStates.length > 0 ||
+      this.log.hasUnstable() ||
+      this.log.pendingSnapshot !== undefined ||
+      this.log.hasCommittedAfter(this.log.applied) ||
+      this.hardStateChanged() ||
+      this.currentRole !== this.prevSoftState.role ||
+      this.lead !== this.prevSoftState.leader
+    )
+  }
+
+  ready(): Ready {
+    if (this.outstanding !== undefined) throw new Error("raft: ready() called before advance() of the previous Ready")
+    this.flush()
+    const hs = this.hardStateChanged() ? this.hardState() : this.prevHardState
+    const softChanged = this.currentRole !== this.prevSoftState.role || this.lead !== this.prevSoftState.leader
+    const rd: Ready = {
+      hardState: hs === this.prevHardState ? undefined : hs,
+      entries: this.log.unstableEntries(),
+      snapshot: this.log.pendingSnapshot,
+      messages: this.msgs,
+      committedEntries: this.log.committedAfter(this.log.applied, this.limits.maxCommittedBytesPerReady),
+      readStates: this.readStates,
+      softState: softChanged ? { role: this.currentRole, leader: this.lead } : undefined,
+    }
+    this.msgs = []
+    this.readStates = []
+    this.prevHardState = hs
+    if (rd.softState !== undefined) this.prevSoftState = rd.softState
+    this.outstanding = rd
+    return rd
+  }
+
+  advance(rd: Ready): void {
+    if (rd !== this.outstanding) throw new Error("raft: advance() of a Ready that is not outstanding")
+    this.outstanding = undefined
+    if (rd.snapshot !== undefined) {
+      this.log.stableSnapTo(rd.snapshot.index)
+      this.log.appliedTo(rd.snapshot.index)
+    }
+    if (rd.entries.length > 0) this.log.stableTo(rd.entries)
+    const lastApplied = rd.committedEntries[rd.committedEntries.length - 1]
+    if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index)
+    // The leader counts its own entries for commitment only once they are durable.
+    if (this.currentRole === "leader" && this.maybeCommit()) this.onCommitAdvanced()
+  }
+
+  // ---------------------------------------------------------------- introspection
+
+  private hardStateChanged(): boolean {
+    const p = this.prevHardState
+    return p.term !== this.currentTerm || p.vote !== this.vote || p.commit !== this.log.committed
+  }
+
+  hardState(): HardState {
+    return { term: this.currentTerm, vote: this.vote, commit: this.log.committed }
+  }
+
+  status(): Status {
+    let progress: Status["progress"]
+    if (this.currentRole === "leader") {
+      progress = this.followers.map((pr) => pr.describe())
+    }
+    return {
+      id: this.id,
+      term: this.currentTerm,
+      vote: this.vote,
+      role: this.currentRole,
+      leader: this.lead,
+      commit: this.log.committed,
+      applied: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      snapshotIndex: this.log.snapshotIndex(),
+      progress,
+      leadTransferee: this.leadTransferee,
+    }
+  }
+
+  termAt(index: LogIndex): Term | undefined {
+    return this.log.term(index)
+  }
+
+  entryAt(index: LogIndex): Entry | undefined {
+    return this.log.entryAt(index)
+  }
+
+  firstIndex(): LogIndex {
+    return this.log.firstIndex()
+  }
+
+  lastIndex(): LogIndex {
+    return this.log.lastIndex()
+  }
+
+  snapshot(): Snapshot | undefined {
+    return this.log.snapshot
+  }
+
+  mostUpToDateFollower(): NodeId | undefined {
+    if (this.currentRole !== "leader") return undefined
+    let best: NodeId | undefined
+    let bestMatch = -1
+    for (const pr of this.followers) {
+      if (pr.match > bestMatch) {
+        best = pr.id
+        bestMatch = pr.match
+      }
+    }
+    return best
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private resetElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.rng.nextInt(this.cfg.electionTicks)
+  }
+
+  private reset(term: Term): void {
+    if (term !== this.currentTerm) {
+      this.currentTerm = term
+      this.vote = 0
+    }
+    this.lead = 0
+    this.electionElapsed = 0
+    this.heartbeatElapsed = 0
+    this.resetElectionTimeout()
+    this.leadTransferee = 0
+    this.votes.clear()
+    this.readOnly.reset()
+  }
+
+  private becomeFollower(term: Term, leader: NodeId | 0): void {
+    this.reset(term)
+    this.lead = leader
+    this.currentRole = "follower"
+  }
+
+  private becomePreCandidate(): void {
+    // Thesis §9.6: neither term nor vote change until a majority says it would vote for us.
+    this.votes.clear()
+    this.lead = 0
+    this.leadTransferee = 0
+    this.readOnly.reset()
+    this.electionElapsed = 0
+    this.resetElectionTimeout()
+    this.currentRole = "pre-candidate"
+  }
+
+  private becomeCandidate(): void {
+    this.reset(this.currentTerm + 1)
+    this.vote = this.id
+    this.currentRole = "candidate"
+  }
+
+  private becomeLeader(): void {
+    this.reset(this.currentTerm)
+    this.lead = this.id
+    this.currentRole = "leader"
+    const last = this.log.lastIndex()
+    for (const pr of this.followers) pr.resetForLeader(last)
+    // A no-op of the new term lets earlier entries commit (§5.4.2) and ReadIndex start (§6.4).
+    this.log.append({ term: this.currentTerm, index: last + 1, data: EMPTY_DATA })
+  }
+
+  /** §5.2 election, preceded by a pre-vote round when configured (thesis §9.6). */
+  private campaign(kind: CampaignKind): void {
+    if (this.currentRole === "leader") return
+    if (kind === "pre-vote") this.becomePreCandidate()
+    else this.becomeCandidate()
+    this.votes.set(this.id, true)
+    if (voteResult(this.voters, this.votes) === "won") {
+      if (kind === "pre-vote") this.campaign("election")
+      else this.becomeLeader()
+      return
+    }
+    const lastLogIndex = this.log.lastIndex()
+    const lastLogTerm = this.log.lastTerm()
+    for (const { id: to } of this.followers) {
+      if (kind === "pre-vote") {
+        const m: PreVote = {
+          type: "PreVote",
+          from: this.id,
+          to,
+          term: this.currentTerm + 1,
+          lastLogIndex,
+          lastLogTerm,
+        }
+        this.msgs.push(m)
+      } else {
+        const m: Vote = {
+          type: "Vote",
+          from: this.id,
+          to,
+          term: this.currentTerm,
+          lastLogIndex,
+          lastLogTerm,
+          transfer: kind === "transfer",
+        }
+        this.msgs.push(m)
+      }
+    }
+  }
+
+  private inLease(): boolean {
+    return this.lead !== 0 && this.electionElapsed < this.cfg.electionTicks
+  }
+
+  private quorumActive(): boolean {
+    let active = 1
+    for (const pr of this.followers) {
+      if (pr.recentActive) active++
+      pr.recentActive = false
+    }
+    return active >= majority(this.voters.length)
+  }
+
+  private committedInCurrentTerm(): boolean {
+    return this.log.term(this.log.committed) === this.currentTerm
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private handleVoteRequest(m: PreVote | Vote): void {
+    const isPreVote = m.type === "PreVote"
+    // One vote per term (§5.2); a pre-vote for a future term promises nothing.
+    const canVote =
+      this.vote === m.from || (this.vote === 0 && this.lead === 0) || (isPreVote && m.term > this.currentTerm)
+    // §5.4.1: only for a candidate whose log is at least as up to date as ours.
+    if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+      this.respondVote(m, true)
+      if (!isPreVote) {
+        this.electionElapsed = 0
+        this.vote = m.from
+      }
+    } else {
+      this.respondVote(m, false)
+    }
+  }
+
+  private respondVote(m: PreVote | Vote, granted: boolean): void {
+    // A grant carries the campaign's term; a refusal our own, which may be news to the candidate.
+    const term = granted ? m.term : this.currentTerm
+    if (m.type === "PreVote") {
+      const r: PreVoteResp = { type: "PreVoteResp", from: this.id, to: m.from, term, reject: !granted }
+      this.msgs.push(r)
+    } else {
+      const r: VoteResp = { type: "VoteResp", from: this.id, to: m.from, term, reject: !granted }
+      this.msgs.push(r)
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case "Append":
+      case "Heartbeat":
+      case "Snap":
+        // Someone won this term.
+        this.becomeFollower(this.currentTerm, m.from)
+        this.stepFollower(m)
+        return
+      case "PreVoteResp":
+        // Grants echo term + 1; refusals carry the voter's term, which equals ours here.
+        if (this.currentRole === "pre-candidate" && (m.reject || m.term === this.currentTerm + 1)) this.poll(m)
+        return
+      case "VoteResp":
+        if (this.currentRole === "candidate") this.poll(m)
+        return
+      default:
+        return
+    }
+  }
+
+  private poll(m: PreVoteResp | VoteResp): void {
+    if (!this.votes.has(m.from)) this.votes.set(m.from, !m.reject)
+    switch (voteResult(this.voters, this.votes)) {
+      case "won":
+        if (this.currentRole === "pre-candidate") this.campaign("election")
+        else this.becomeLeader()
+        return
+      case "lost":
+        this.becomeFollower(this.currentTerm, 0)
+        return
+      case "pending":
+        return
+    }
+  }
+
+  // ---------------------------------------------------------------- follower
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case "Append":
+        this.electionElapsed = 0
+        this.lead = m.from
+        this.handleAppend(m)
+        return
+      case "Heartbeat":
+        this.electionElapsed = 0
+        this.lead = m.from
+        this.handleHeartbeat(m)
+        return
+      case "Snap":
+        this.electionElapsed = 0
+        this.lead = m.from
+        this.handleSnap(m)
+        return
+      case "TimeoutNow":
+        // Thesis §3.10: campaign at once, skipping pre-vote; voters waive their lease for it.
+        this.campaign("transfer")
+        return
+      default:
+        return
+    }
+  }
+
+  /** §5.3 AppendEntries receiver. */
+  private handleAppend(m: Append): void {
+    let prevIndex = m.prevIndex
+    let prevTerm = m.prevTerm
+    let entries = m.entries
+    const committed = this.log.committed
+    if (prevIndex < committed) {
+      // Entries up to our commit index match every current leader's (§5.4.3); skip that part
+      // (it may also reach below our snapshot, where terms are no longer known).
+      const skip = committed - prevIndex
+      if (skip >= entries.length) {
+        this.sendAppendResp(m.from, committed, false, 0, 0)
+        return
+      }
+      entries = entries.slice(skip)
+      prevIndex = committed
+      prevTerm = this.log.term(committed) ?? 0
+    }
+    const lastNew = this.log.maybeAppend(prevIndex, prevTerm, entries)
+    if (lastNew === undefined) {
+      const hint = this.log.conflictHint(prevIndex)
+      this.sendAppendResp(m.from, m.prevIndex, true, hint.conflictTerm, hint.conflictIndex)
+      return
+    }
+    // Only up to the last entry this message vouches for: anything after it may be stale.
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()))
+    this.sendAppendResp(m.from, lastNew, false, 0, 0)
+  }
+
+  private handleHeartbeat(m: Heartbeat): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()))
+    const r: HeartbeatResp = {
+      type: "HeartbeatResp",
+      from: this.id,
+      to: m.from,
+      term: this.currentTerm,
+      context: m.context,
+    }
+    this.msgs.push(r)
+  }
+
+  /** Chunked InstallSnapshot receiver (§7): resumable at the next byte we expect. */
+  private handleSnap(m: Snap): void {
+    const meta = m.snapshot
+    if (meta.index <= this.log.committed) {
+      // Outdated (often a late chunk of an earlier transfer): our log already covers it; tell the
+      // leader where we are instead. A transfer of a newer snapshot in progress carries on.
+      this.dropObsoleteIncoming()
+      this.sendAppendResp(m.from, this.log.committed, false, 0, 0)
+      return
+    }
+    if (this.log.matchTerm(meta.index, meta.term)) {
+      // We hold the snapshot's last entry, so our log matches the leader's through it.
+      this.log.commitTo(meta.index)
+      this.dropObsoleteIncoming()
+      this.sendAppendResp(m.from, meta.index, false, 0, 0)
+      return
+    }
+    let inc = this.incoming
+    const same =
+      inc !== undefined &&
+      inc.from === m.from &&
+      inc.term === m.term &&
+      inc.index === meta.index &&
+      inc.snapshotTerm === meta.term &&
+      inc.data.length === m.total
+    if (inc === undefined || !same) {
+      // A late chunk of an older snapshot from the same leader must not discard the newer transfer.
+      if (inc !== undefined && inc.from === m.from && inc.term === m.term && meta.index < inc.index) return
+      if (m.offset !== 0) {
+        this.sendSnapResp(m, 0)
+        return
+      }
+      if (!Number.isSafeInteger(m.total) || m.total < 0 || m.total > this.limits.maxSnapshotBytes) return
+      inc = {
+        from: m.from,
+        term: m.term,
+        index: meta.index,
+        snapshotTerm: meta.term,
+        data: new Uint8Array(m.total),
+        received: 0,
+      }
+      this.incoming = inc
+    }
+    if (m.offset === inc.received && inc.received + m.chunk.length <= inc.data.length) {
+      inc.data.set(m.chunk, inc.received)
+      inc.received += m.chunk.length
+    }
+    if (inc.received < inc.data.length) {
+      this.sendSnapResp(m, inc.received)
+      return
+    }
+    this.incoming = undefined
+    this.log.restore({ index: inc.index, term: inc.snapshotTerm, data: inc.data })
+    this.sendAppendResp(m.from, inc.index, false, 0, 0)
+  }
+
+  private dropObsoleteIncoming(): void {
+    if (this.incoming !== undefined && this.incoming.index <= this.log.committed) this.incoming = undefined
+  }
+
+  private sendSnapResp(m: Snap, offset: number): void {
+    const r: SnapResp = {
+      type: "SnapResp",
+      from: this.id,
+      to: m.from,
+      term: this.currentTerm,
+      snapshot: m.snapshot,
+      offset,
+    }
+    this.msgs.push(r)
+  }
+
+  private sendAppendResp(
+    to: NodeId,
+    index: LogIndex,
+    reject: boolean,
+    conflictTerm: Term,
+    conflictIndex: LogIndex,
+  ): void {
+    const r: AppendResp = {
+      type: "AppendResp",
+      from: this.id,
+      to,
+      term: this.currentTerm,
+      index,
+      reject,
+      conflictTerm,
+      conflictIndex,
+    }
+    this.msgs.push(r)
+  }
+
+  // ---------------------------------------------------------------- leader
+
+  private stepLeader(m: Message): void {
+    const pr = this.progress.get(m.from)
+    if (pr === undefined) return
+    switch (m.type) {
+      case "AppendResp":
+        pr.recentActive = true
+        this.handleAppendResp(m, pr)
+        return
+      case "HeartbeatResp":
+        pr.recentActive = true
+        this.handleHeartbeatResp(m, pr)
+        return
+      case "SnapResp":
+        pr.recentActive = true
+        this.handleSnapResp(m, pr)
+        return
+      default:
+        // Append/Heartbeat/Snap of our own term cannot come from another leader (§5.2: one per term).
+        return
+    }
+  }
+
+  private handleAppendResp(m: AppendResp, pr: Progress): void {
+    if (m.reject) {
+      // Only the answer to what we last sent counts; older rejections are stale.
+      if (pr.state === "snapshot") return
+      if (pr.state === "replicate" ? m.index <= pr.match : m.index !== pr.next - 1) return
+      // Fast back-off: skip the follower's whole conflicting term in one round trip.
+      let next = m.conflictIndex
+      if (m.conflictTerm !== 0) {
+        const held = this.log.lastIndexWithTermAtMost(m.conflictTerm, m.index)
+        if (held.index !== 0 && held.term === m.conflictTerm) next = held.index + 1
+      }
+      pr.becomeProbe()
+      pr.next = Math.max(pr.match + 1, Math.min(next, m.index))
+      return
+    }
+    const updated = pr.maybeUpdate(m.index)
+    if (!updated && !(pr.state === "probe" && pr.match === m.index)) return
+    switch (pr.state) {
+      case "probe":
+        pr.becomeReplicate()
+        break
+      case "replicate":
+        pr.inflights.freeLE(m.index)
+        break
+      case "snapshot":
+        // Done once the follower holds the snapshot's index (installed it, or already had it).
+        if (pr.snapshot !== undefined && pr.match >= pr.snapshot.index) {
+          if (pr.match + 1 >= this.log.firstIndex()) pr.becomeReplicate()
+          else pr.becomeProbe()
+        }
+        break
+    }
+    if (this.maybeCommit()) this.onCommitAdvanced()
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from)
+  }
+
+  private handleHeartbeatResp(m: HeartbeatResp, pr: Progress): void {
+    pr.probeSent = false
+    if (m.context !== 0) this.readOnly.ack(m.from, m.context, this.id, this.voters, this.readStates)
+    // A whole heartbeat interval without progress while behind: take what was in flight as lost.
+    if (pr.state === "snapshot") {
+      if (pr.snapshotAcked === pr.stallMark) pr.rewindSnapshot(pr.snapshotAcked)
+      pr.stallMark = pr.snapshotAcked
+    } else if (pr.match < this.log.lastIndex()) {
+      if (pr.state === "replicate" && pr.match === pr.stallMark) pr.becomeProbe()
+      pr.stallMark = pr.match
+    } else {
+      pr.stallMark = pr.match
+    }
+  }
+
+  private handleSnapResp(m: SnapResp, pr: Progress): void {
+    const snap = pr.snapshot
+    if (pr.state !== "snapshot" || snap === undefined) return
+    if (m.snapshot.index !== snap.index || m.snapshot.term !== snap.term) return
+    const offset = Math.min(m.offset, snap.data.length)
+    if (offset > pr.snapshotAcked) {
+      pr.snapshotAcked = offset
+      if (pr.snapshotSent < offset) pr.rewindSnapshot(offset)
+    } else if (offset < pr.snapshotAcked) {
+      // The follower is behind what we thought: it restarted (or this answer is older than one
+      // already seen; then resending a few chunks is the whole cost). Resume where it says.
+      pr.snapshotAcked = offset
+      pr.rewindSnapshot(offset)
+    }
+  }
+
+  /** §5.3/§5.4.2: commit the highest index stored on a majority, if it is from this term (Figure 8). */
+  private maybeCommit(): boolean {
+    const values = this.matchScratch
+    values.length = 0
+    values.push(this.log.stableIndex)
+    for (const pr of this.followers) values.push(pr.match)
+    const index = quorumValue(values)
+    if (index <= this.log.committed || this.log.term(index) !== this.currentTerm) return false
+    return this.log.commitTo(index)
+  }
+
+  private onCommitAdvanced(): void {
+    if (this.readOnly.hasDeferred() && this.committedInCurrentTerm()) {
+      for (const requestId of this.readOnly.takeDeferred()) this.serveRead(requestId)
+    }
+  }
+
+  /**
+   * Sends what each follower can take now. Run when a Ready is assembled, so proposals and acks
+   * that arrived since the previous Ready travel together in one Append per follower.
+   */
+  private flush(): void {
+    if (this.currentRole !== "leader") return
+    const last = this.log.lastIndex()
+    for (const pr of this.followers) {
+      const to = pr.id
+      switch (pr.state) {
+        case "replicate":
+          while (!pr.inflights.full() && pr.next <= last && pr.state === "replicate") this.sendAppend(to, pr)
+          break
+        case "probe":
+          if (!pr.probeSent && pr.next <= last) this.sendAppend(to, pr)
+          break
+        case "snapshot":
+          this.sendSnapshotChunks(to, pr)
+          break
+      }
+    }
+    const round = this.readOnly.takeOpen(this.log.committed)
+    if (round !== undefined) this.broadcastHeartbeat(round)
+  }
+
+  private sendAppend(to: NodeId, pr: Progress): void {
+    const prevIndex = pr.next - 1
+    const prevTerm = this.log.term(prevIndex)
+    if (prevTerm === undefined) {
+      // The entries it needs are compacted away: send the snapshot (§7).
+      const snap = this.log.snapshot
+      if (snap === undefined) throw new Error(`raft: no snapshot to send to ${to} (next ${pr.next})`)
+      pr.becomeSnapshot(snap)
+      this.sendSnapshotChunks(to, pr)
+      return
+    }
+    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.cfg.maxAppendBytes)
+    const m: Append = {
+      type: "Append",
+      from: this.id,
+      to,
+      term: this.currentTerm,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit: this.log.committed,
+    }
+    this.msgs.push(m)
+    const lastEntry = entries[entries.length - 1]
+    if (pr.state === "replicate" && lastEntry !== undefined) {
+      // Pipelining: assume success and move on; a rejection or a stall falls back to probing.
+      pr.next = lastEntry.index + 1
+      pr.inflights.add(lastEntry.index)
+    } else if (pr.state === "probe") {
+      pr.probeSent = true
+    }
+  }
+
+  /** Go-back-N over the snapshot bytes, a bounded window of chunks at a time. */
+  private sendSnapshotChunks(to: NodeId, pr: Progress): void {
+    const snap = pr.snapshot
+    if (snap === undefined) return
+    const total = snap.data.length
+    const chunkBytes = this.cfg.snapshotChunkBytes
+    const window = chunkBytes * this.limits.snapshotChunksInflight
+    const meta = { index: snap.index, term: snap.term }
+    while (!pr.snapshotLastSent && pr.snapshotSent - pr.snapshotAcked < window) {
+      const offset = pr.snapshotSent
+      const end = Math.min(offset + chunkBytes, total)
+      const m: Snap = {
+        type: "Snap",
+        from: this.id,
+        to,
+        term: this.currentTerm,
+        snapshot: meta,
+        offset,
+        total,
+        chunk: snap.data.subarray(offset, end),
+        done: end === total,
+      }
+      this.msgs.push(m)
+      pr.snapshotSent = end
+      pr.snapshotLastSent = end === total
+    }
+  }
+
+  private broadcastHeartbeat(context: number): void {
+    const commit = this.log.committed
+    for (const pr of this.followers) {
+      // Never beyond what the follower is known to hold: its log may still diverge past match.
+      const m: Heartbeat = {
+        type: "Heartbeat",
+        from: this.id,
+        to: pr.id,
+        term: this.currentTerm,
+        commit: Math.min(pr.match, commit),
+        context,
+      }
+      this.msgs.push(m)
+    }
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.msgs.push({ type: "TimeoutNow", from: this.id, to, term: this.currentTerm })
+  }
+}
+
+const validateConfig = (c: RaftConfig): void => {
+  const positive = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`raft config: ${name} must be a positive integer, got ${v}`)
+  }
+  positive("id", c.id)
+  positive("electionTicks", c.electionTicks)
+  positive("heartbeatTicks", c.heartbeatTicks)
+  positive("maxInflightMessages", c.maxInflightMessages)
+  positive("maxAppendBytes", c.maxAppendBytes)
+  positive("snapshotChunkBytes", c.snapshotChunkBytes)
+  if (new Set(c.peers).size !== c.peers.length) throw new Error("raft config: duplicate peer ids")
+  for (const p of c.peers) positive("peer id", p)
+  if (!c.peers.includes(c.id)) throw new Error(`raft config: peers must include this node (${c.id})`)
+}

@@ -1,0 +1,215 @@
+/**
+ * The vocabulary of the pure Raft core: log records, persistent state, messages between peers and
+ * the Ready batch handed to the shell.
+ *
+ * Ids, terms and indexes are plain number aliases rather than branded types so that the records
+ * the storage layer reads back (declared with `number` fields) pass into the core without casts.
+ */
+
+export type NodeId = number
+export type Term = number
+export type LogIndex = number
+
+export type Role = "follower" | "pre-candidate" | "candidate" | "leader"
+
+export interface Entry {
+  readonly term: Term
+  readonly index: LogIndex
+  /** Empty only for the no-op a new leader appends; `propose()` never accepts empty data. */
+  readonly data: Uint8Array
+}
+
+/** What must be durable before any message that depends on it leaves the node. */
+export interface HardState {
+  readonly term: Term
+  /** The candidate this node voted for in `term`; 0 if none. */
+  readonly vote: NodeId | 0
+  readonly commit: LogIndex
+}
+
+export interface SnapshotMeta {
+  /** Last log index the snapshot covers. */
+  readonly index: LogIndex
+  /** Term of the entry at `index`. */
+  readonly term: Term
+}
+
+export interface Snapshot extends SnapshotMeta {
+  readonly data: Uint8Array
+}
+
+interface MessageHeader {
+  readonly from: NodeId
+  readonly to: NodeId
+  /** The sender's term; for PreVote the term the sender would campaign in (its term + 1). */
+  readonly term: Term
+}
+
+/** Thesis §9.6: asks whether the receiver would vote, without anyone changing term. */
+export interface PreVote extends MessageHeader {
+  readonly type: "PreVote"
+  readonly lastLogIndex: LogIndex
+  readonly lastLogTerm: Term
+}
+
+/** Granted: `term` echoes the PreVote's term. Rejected: `term` is the voter's own term. */
+export interface PreVoteResp extends MessageHeader {
+  readonly type: "PreVoteResp"
+  readonly reject: boolean
+}
+
+/** RequestVote (§5.2). */
+export interface Vote extends MessageHeader {
+  readonly type: "Vote"
+  readonly lastLogIndex: LogIndex
+  readonly lastLogTerm: Term
+  /** The campaign was started by TimeoutNow: voters grant it even while they hear from a leader. */
+  readonly transfer: boolean
+}
+
+export interface VoteResp extends MessageHeader {
+  readonly type: "VoteResp"
+  readonly reject: boolean
+}
+
+/** AppendEntries (§5.3). */
+export interface Append extends MessageHeader {
+  readonly type: "Append"
+  readonly prevIndex: LogIndex
+  readonly prevTerm: Term
+  readonly entries: readonly Entry[]
+  /** The leader's commit index. */
+  readonly commit: LogIndex
+}
+
+export interface AppendResp extends MessageHeader {
+  readonly type: "AppendResp"
+  /**
+   * Accepted: the follower's log matches the leader's up to `index`.
+   * Rejected: the `prevIndex` of the Append that did not match.
+   */
+  readonly index: LogIndex
+  readonly reject: boolean
+  /** On reject: the follower's term at `prevIndex`, or 0 when its log is shorter than that. */
+  readonly conflictTerm: Term
+  /** On reject: the first index of `conflictTerm` in the follower's log, or its last index + 1. */
+  readonly conflictIndex: LogIndex
+}
+
+export interface Heartbeat extends MessageHeader {
+  readonly type: "Heartbeat"
+  /** min(the follower's match index, the leader's commit): never beyond what the follower is known to hold. */
+  readonly commit: LogIndex
+  /** ReadIndex round being confirmed (§6.4), 0 if none. */
+  readonly context: number
+}
+
+export interface HeartbeatResp extends MessageHeader {
+  readonly type: "HeartbeatResp"
+  /** Echoes the Heartbeat's context. */
+  readonly context: number
+}
+
+/** One chunk of InstallSnapshot, sent in order; a transfer resumes at the offset the follower acked. */
+export interface Snap extends MessageHeader {
+  readonly type: "Snap"
+  readonly snapshot: SnapshotMeta
+  /** Byte offset of `chunk` in the snapshot data. */
+  readonly offset: number
+  /** Length of the whole snapshot data in bytes. */
+  readonly total: number
+  readonly chunk: Uint8Array
+  /** The last chunk: offset + chunk.length === total. */
+  readonly done: boolean
+}
+
+/**
+ * Acknowledges snapshot chunks: `offset` is the next byte the follower expects (0 = start over).
+ * Once the last chunk is in, or if the follower's log already covers the snapshot, the follower
+ * answers with an AppendResp instead, carrying the index its log now matches up to.
+ */
+export interface SnapResp extends MessageHeader {
+  readonly type: "SnapResp"
+  readonly snapshot: SnapshotMeta
+  readonly offset: number
+}
+
+/** Leadership transfer (thesis §3.10): the receiver campaigns at once. */
+export interface TimeoutNow extends MessageHeader {
+  readonly type: "TimeoutNow"
+}
+
+export type Message =
+  | PreVote
+  | PreVoteResp
+  | Vote
+  | VoteResp
+  | Append
+  | AppendResp
+  | Heartbeat
+  | HeartbeatResp
+  | Snap
+  | SnapResp
+  | TimeoutNow
+
+export type MessageType = Message["type"]
+
+/** A ReadIndex request is safe to serve once the state machine has applied `index`. */
+export interface ReadState {
+  readonly requestId: number
+  readonly index: LogIndex
+}
+
+export interface SoftState {
+  readonly role: Role
+  readonly leader: NodeId | 0
+}
+
+/**
+ * Work for the shell, in this order: persist `snapshot`, then `hardState` and `entries` (one
+ * fsync); then send `messages`; then install `snapshot` and apply `committedEntries`; then call
+ * `advance(ready)`. Only one Ready is outstanding at a time.
+ */
+export interface Ready {
+  /** Persist if defined (changed since the last Ready). */
+  readonly hardState: HardState | undefined
+  /** Persist: an entry at index i replaces every stored entry >= i. */
+  readonly entries: readonly Entry[]
+  /** Received from a leader: persist (dropping the log it covers) and install in the service. */
+  readonly snapshot: Snapshot | undefined
+  /** Send only after everything above is durable. */
+  readonly messages: readonly Message[]
+  /** Apply in order; every one was durable before this Ready was made. */
+  readonly committedEntries: readonly Entry[]
+  readonly readStates: readonly ReadState[]
+  /** Defined when the role or the known leader changed. */
+  readonly softState: SoftState | undefined
+}
+
+export type ProgressState = "probe" | "replicate" | "snapshot"
+
+export interface PeerProgress {
+  readonly id: NodeId
+  readonly match: LogIndex
+  readonly next: LogIndex
+  readonly state: ProgressState
+  readonly recentActive: boolean
+  /** Appends sent and not yet acknowledged (replicate state). */
+  readonly inflight: number
+}
+
+export interface Status {
+  readonly id: NodeId
+  readonly term: Term
+  readonly vote: NodeId | 0
+  readonly role: Role
+  readonly leader: NodeId | 0
+  readonly commit: LogIndex
+  readonly applied: LogIndex
+  readonly lastIndex: LogIndex
+  readonly snapshotIndex: LogIndex
+  /** Followers' replication state; only on the leader. */
+  readonly progress: readonly PeerProgress[] | undefined
+  /** The follower leadership is being handed to, 0 if none. */
+  readonly leadTransferee: NodeId | 0
+}

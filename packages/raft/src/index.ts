@@ -1,0 +1,23 @@
+export * from "./core/index.ts"
+export { NodeStopped, NotLeader } from "./node/errors.ts"
+export {
+  type ApplyEvent,
+  makeRaftNode,
+  type ProposeResult,
+  RaftNode,
+  type RaftNodeConfig,
+  type RaftNodeShape,
+  type RaftStatus,
+  raftDefaults,
+} from "./node/raftNode.ts"
+export {
+  type FileStorageOptions,
+  initialHardState,
+  MemoryDisk,
+  openFileStorage,
+  openMemoryStorage,
+  type PersistedState,
+  type RaftStorage,
+  Storage,
+  StorageCorrupt,
+} from "./storage/index.ts"

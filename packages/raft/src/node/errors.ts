@@ -1,0 +1,10 @@
+import { Schema } from "effect"
+
+/** This node is not the leader (or stopped being it before the operation completed). */
+export class NotLeader extends Schema.TaggedError<NotLeader>()("NotLeader", {
+  /** The node's best guess of the current leader, 0 when unknown. */
+  leaderHint: Schema.Number,
+}) {}
+
+/** The node has been shut down. */
+export class NodeStopped extends Schema.TaggedError<NodeStopped>()("NodeStopped", {}) {}

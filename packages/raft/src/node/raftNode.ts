@@ -1,0 +1,325 @@
+import { RpcNode } from "@kv/rpc"
+import { Context, Deferred, Effect, Latch, Layer, type Scope } from "effect"
+import {
+  createRaft,
+  type Entry,
+  type LogIndex,
+  type Message,
+  type NodeId,
+  type RaftConfig,
+  type Ready,
+  type Role,
+  type Snapshot,
+  type Term,
+} from "../core/index.ts"
+import type { StorageCorrupt } from "../storage/errors.ts"
+import { Storage } from "../storage/index.ts"
+import { NodeStopped, NotLeader } from "./errors.ts"
+import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse } from "./wire.ts"
+
+/** What the service applies, in log order: committed entries, or a snapshot that replaces its state. */
+export type ApplyEvent =
+  | { readonly type: "entries"; readonly entries: readonly Entry[] }
+  | { readonly type: "snapshot"; readonly snapshot: Snapshot }
+
+export interface RaftNodeConfig {
+  readonly id: NodeId
+  /** Every voter's address by id, this node's included. */
+  readonly peers: Readonly<Record<number, string>>
+  /** Name of this node's storage in the Storage service (a directory for file storage). */
+  readonly storageName?: string
+  readonly tickMs?: number
+  /** Minimum election timeout in ticks; the actual one is randomized in [n, 2n). */
+  readonly electionTicks?: number
+  readonly heartbeatTicks?: number
+  readonly seed?: number
+  readonly maxInflightMessages?: number
+  readonly maxAppendBytes?: number
+  readonly snapshotChunkBytes?: number
+  /**
+   * Called synchronously, in order, for every committed entry and installed snapshot (including the
+   * stored snapshot at startup). The service must not block here.
+   */
+  readonly apply: (event: ApplyEvent) => void
+}
+
+export interface RaftStatus {
+  readonly id: NodeId
+  readonly term: Term
+  readonly role: Role
+  readonly leader: NodeId | 0
+  readonly commitIndex: LogIndex
+  readonly appliedIndex: LogIndex
+  readonly lastIndex: LogIndex
+  readonly snapshotIndex: LogIndex
+  readonly raftStateBytes: number
+  readonly snapshotBytes: number
+}
+
+export interface ProposeResult {
+  readonly index: LogIndex
+  readonly term: Term
+}
+
+export interface RaftNodeShape {
+  readonly id: NodeId
+  /** Appends a command to the log if this node leads; resolves once it is in the leader's log (not committed). */
+  propose(data: Uint8Array): Effect.Effect<ProposeResult, NotLeader | NodeStopped>
+  /** The same, synchronously, for callers that batch on their own hot path. */
+  proposeUnsafe(data: Uint8Array): ProposeResult | NotLeader
+  /**
+   * ReadIndex (§6.4): resolves with a log index such that a read served once the state machine has
+   * applied it is linearizable. Concurrent calls share one round of heartbeats.
+   */
+  readIndex(): Effect.Effect<LogIndex, NotLeader | NodeStopped>
+  /**
+   * The service's snapshot covering the log up to `index` (applied): persisted, then the log before
+   * it is dropped. May be called from the apply callback; it takes effect after the current batch.
+   */
+  snapshot(index: LogIndex, data: Uint8Array): Effect.Effect<void>
+  /** Hands leadership to `to` (or the most up-to-date follower). Resolves once requested. */
+  transferLeadership(to?: NodeId): Effect.Effect<void, NotLeader>
+  status(): RaftStatus
+  /** Raft messages this node has sent; requests exclude responses (the lab counts RPC calls). */
+  counters(): { readonly messagesSent: number; readonly requestsSent: number }
+  /** Bytes of persisted Raft state (hard state + log after the snapshot): the services' snapshot trigger. */
+  raftStateBytes(): number
+}
+
+export const raftDefaults = {
+  tickMs: 10,
+  electionTicks: 30,
+  heartbeatTicks: 10,
+  maxInflightMessages: 256,
+  maxAppendBytes: 48 * 1024,
+  snapshotChunkBytes: 32 * 1024,
+} as const
+
+/** Target size of one datagram batch of Raft messages to a peer (below the 60 KiB datagram). */
+const BATCH_BYTES = 56 * 1024
+const RAFT_CHANNEL = "raft"
+
+/**
+ * The Effect shell around the pure core: one loop per node runs inputs → core → persist (one fsync
+ * per Ready) → send → apply → advance. Inputs (peer messages, proposals, ticks) only step the core
+ * and wake the loop, so everything that arrives between two turns is persisted with one fsync.
+ */
+export const makeRaftNode = (
+  config: RaftNodeConfig,
+): Effect.Effect<RaftNodeShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
+  Effect.gen(function* () {
+    const rpc = yield* RpcNode
+    const storageService = yield* Storage
+    const storage = yield* storageService.open(config.storageName ?? `node-${config.id}`)
+    yield* Effect.addFinalizer(() => Effect.sync(() => storage.close()))
+    const restored = storage.load()
+    const peerIds = Object.keys(config.peers)
+      .map(Number)
+      .sort((a, b) => a - b) as NodeId[]
+    const raftConfig: RaftConfig = {
+      id: config.id,
+      peers: peerIds,
+      electionTicks: config.electionTicks ?? raftDefaults.electionTicks,
+      heartbeatTicks: config.heartbeatTicks ?? raftDefaults.heartbeatTicks,
+      seed: config.seed ?? (Math.random() * 2 ** 32) >>> 0,
+      maxInflightMessages: config.maxInflightMessages ?? raftDefaults.maxInflightMessages,
+      maxAppendBytes: config.maxAppendBytes ?? raftDefaults.maxAppendBytes,
+      snapshotChunkBytes: config.snapshotChunkBytes ?? raftDefaults.snapshotChunkBytes,
+      preVote: true,
+      checkQuorum: true,
+    }
+    const core = createRaft(raftConfig, restored)
+    const wake = Latch.makeUnsafe(false)
+    let stopped = false
+    let readRound = 0
+    let waitingReads: Deferred.Deferred<LogIndex, NotLeader | NodeStopped>[] = []
+    // The service snapshots from inside its apply callback, i.e. mid-Ready; compaction waits for advance().
+    const pendingSnapshots: { index: LogIndex; data: Uint8Array }[] = []
+    const counters = { messagesSent: 0, requestsSent: 0 }
+    const readRounds = new Map<number, Deferred.Deferred<LogIndex, NotLeader | NodeStopped>[]>()
+
+    if (restored.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: restored.snapshot })
+
+    const send = (messages: readonly Message[]) => {
+      if (messages.length === 0) return
+      const byPeer = new Map<NodeId, Message[][]>()
+      const sizes = new Map<NodeId, number>()
+      for (const m of messages) {
+        const size = estimateMessageBytes(m)
+        let batches = byPeer.get(m.to)
+        if (batches === undefined) {
+          batches = [[]]
+          byPeer.set(m.to, batches)
+          sizes.set(m.to, 0)
+        }
+        counters.messagesSent++
+        if (!isResponse(m)) counters.requestsSent++
+        let current = batches[batches.length - 1]!
+        if (current.length > 0 && (sizes.get(m.to) ?? 0) + size > BATCH_BYTES) {
+          current = []
+          batches.push(current)
+          sizes.set(m.to, 0)
+        }
+        current.push(m)
+        sizes.set(m.to, (sizes.get(m.to) ?? 0) + size)
+      }
+      for (const [to, batches] of byPeer) {
+        const address = config.peers[to]
+        if (address === undefined) continue
+        for (const batch of batches) rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(batch))
+      }
+    }
+
+    const failReads = (error: NotLeader | NodeStopped) => {
+      for (const d of waitingReads) Deferred.doneUnsafe(d, Effect.fail(error))
+      waitingReads = []
+      for (const waiters of readRounds.values()) for (const d of waiters) Deferred.doneUnsafe(d, Effect.fail(error))
+      readRounds.clear()
+    }
+
+    const handleReady = (ready: Ready) => {
+      // Persist before anything leaves or is applied: a vote or an ack must never precede its fsync.
+      if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
+      if (ready.hardState !== undefined || ready.entries.length > 0) storage.save(ready.hardState, ready.entries)
+      send(ready.messages)
+      if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })
+      if (ready.committedEntries.length > 0) config.apply({ type: "entries", entries: ready.committedEntries })
+      for (const rs of ready.readStates) {
+        const waiters = readRounds.get(rs.requestId)
+        if (waiters === undefined) continue
+        readRounds.delete(rs.requestId)
+        for (const d of waiters) Deferred.doneUnsafe(d, Effect.succeed(rs.index))
+      }
+      if (ready.softState !== undefined && ready.softState.role !== "leader") {
+        failReads(new NotLeader({ leaderHint: ready.softState.leader }))
+      }
+      core.advance(ready)
+    }
+
+    const turn = () => {
+      if (waitingReads.length > 0) {
+        const waiters = waitingReads
+        waitingReads = []
+        const round = ++readRound
+        if (core.readIndex(round)) readRounds.set(round, waiters)
+        else {
+          const error = new NotLeader({ leaderHint: core.status().leader })
+          for (const d of waiters) Deferred.doneUnsafe(d, Effect.fail(error))
+        }
+      }
+      while (core.hasReady()) handleReady(core.ready())
+      while (pendingSnapshots.length > 0) {
+        const { index, data } = pendingSnapshots.shift()!
+        const term = core.termAt(index)
+        if (term === undefined || index <= core.status().snapshotIndex || index > core.status().applied) continue
+        storage.saveSnapshot({ index, term, data })
+        core.compact(index, data)
+      }
+    }
+
+    rpc.onOneWay(RAFT_CHANNEL, (payload) => {
+      if (stopped) return
+      const messages = decodeMessages(payload)
+      if (messages === undefined) {
+        rpc.transport.stats.drop("malformed")
+        return
+      }
+      for (const m of messages) if (m.to === config.id && config.peers[m.from] !== undefined) core.step(m)
+      wake.openUnsafe()
+    })
+
+    const loop = Effect.gen(function* () {
+      while (!stopped) {
+        yield* wake.await
+        wake.closeUnsafe()
+        turn()
+      }
+    })
+    const ticker = Effect.gen(function* () {
+      const tickMs = config.tickMs ?? raftDefaults.tickMs
+      while (!stopped) {
+        yield* Effect.sleep(tickMs)
+        core.tick()
+        wake.openUnsafe()
+      }
+    })
+    yield* Effect.forkScoped(loop)
+    yield* Effect.forkScoped(ticker)
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        stopped = true
+        rpc.onOneWay(RAFT_CHANNEL, () => {})
+        failReads(new NodeStopped())
+      }),
+    )
+    wake.openUnsafe()
+
+    const proposeUnsafe = (data: Uint8Array): ProposeResult | NotLeader => {
+      if (stopped) return new NotLeader({ leaderHint: 0 })
+      const result = core.propose(data)
+      if ("notLeader" in result) return new NotLeader({ leaderHint: result.leaderHint })
+      wake.openUnsafe()
+      return { index: result.index, term: result.term }
+    }
+
+    const status = (): RaftStatus => {
+      const s = core.status()
+      return {
+        id: config.id,
+        term: s.term,
+        role: s.role,
+        leader: s.leader,
+        commitIndex: s.commit,
+        appliedIndex: s.applied,
+        lastIndex: s.lastIndex,
+        snapshotIndex: s.snapshotIndex,
+        raftStateBytes: storage.raftStateBytes(),
+        snapshotBytes: storage.snapshotBytes(),
+      }
+    }
+
+    return {
+      id: config.id,
+      proposeUnsafe,
+      propose: (data) =>
+        Effect.suspend((): Effect.Effect<ProposeResult, NotLeader | NodeStopped> => {
+          if (stopped) return Effect.fail(new NodeStopped())
+          const result = proposeUnsafe(data)
+          return result instanceof NotLeader ? Effect.fail(result) : Effect.succeed(result)
+        }),
+      readIndex: () =>
+        Effect.suspend(() => {
+          if (stopped) return Effect.fail(new NodeStopped())
+          const d = Deferred.makeUnsafe<LogIndex, NotLeader | NodeStopped>()
+          waitingReads.push(d)
+          wake.openUnsafe()
+          return Deferred.await(d)
+        }),
+      snapshot: (index, data) =>
+        Effect.sync(() => {
+          pendingSnapshots.push({ index, data })
+          wake.openUnsafe()
+        }),
+      transferLeadership: (to) =>
+        Effect.suspend(() => {
+          const s = core.status()
+          if (s.role !== "leader") return Effect.fail(new NotLeader({ leaderHint: s.leader }))
+          const target = to ?? core.mostUpToDateFollower()
+          if (target === undefined || !core.transferLeadership(target)) {
+            return Effect.fail(new NotLeader({ leaderHint: s.leader }))
+          }
+          wake.openUnsafe()
+          return Effect.void
+        }),
+      status,
+      counters: () => ({ ...counters }),
+      raftStateBytes: () => storage.raftStateBytes(),
+    } satisfies RaftNodeShape
+  })
+
+/** A service handle for code that runs one Raft node per Effect context. */
+export class RaftNode extends Context.Service<RaftNode, RaftNodeShape>()("@kv/raft/RaftNode") {
+  static layer(config: RaftNodeConfig): Layer.Layer<RaftNode, StorageCorrupt, RpcNode | Storage> {
+    return Layer.effect(RaftNode, makeRaftNode(config))
+  }
+}

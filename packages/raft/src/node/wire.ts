@@ -1,0 +1,90 @@
+import { Schema } from "effect"
+import type { Message } from "../core/index.ts"
+
+/**
+ * Raft peer messages on the wire: a batch (array) of messages per datagram, each validated by
+ * Schema before it reaches the core, so a malformed or hostile datagram is dropped and counted
+ * rather than corrupting Raft state.
+ */
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const header = { from: Count, to: Count, term: Count }
+const Entry = Schema.Struct({ term: Count, index: Count, data: Schema.Uint8Array })
+const SnapshotMeta = Schema.Struct({ index: Count, term: Count })
+
+const MessageSchema = Schema.Union([
+  Schema.Struct({ type: Schema.Literal("PreVote"), ...header, lastLogIndex: Count, lastLogTerm: Count }),
+  Schema.Struct({ type: Schema.Literal("PreVoteResp"), ...header, reject: Schema.Boolean }),
+  Schema.Struct({
+    type: Schema.Literal("Vote"),
+    ...header,
+    lastLogIndex: Count,
+    lastLogTerm: Count,
+    transfer: Schema.Boolean,
+  }),
+  Schema.Struct({ type: Schema.Literal("VoteResp"), ...header, reject: Schema.Boolean }),
+  Schema.Struct({
+    type: Schema.Literal("Append"),
+    ...header,
+    prevIndex: Count,
+    prevTerm: Count,
+    entries: Schema.Array(Entry),
+    commit: Count,
+  }),
+  Schema.Struct({
+    type: Schema.Literal("AppendResp"),
+    ...header,
+    index: Count,
+    reject: Schema.Boolean,
+    conflictTerm: Count,
+    conflictIndex: Count,
+  }),
+  Schema.Struct({ type: Schema.Literal("Heartbeat"), ...header, commit: Count, context: Count }),
+  Schema.Struct({ type: Schema.Literal("HeartbeatResp"), ...header, context: Count }),
+  Schema.Struct({
+    type: Schema.Literal("Snap"),
+    ...header,
+    snapshot: SnapshotMeta,
+    offset: Count,
+    total: Count,
+    chunk: Schema.Uint8Array,
+    done: Schema.Boolean,
+  }),
+  Schema.Struct({ type: Schema.Literal("SnapResp"), ...header, snapshot: SnapshotMeta, offset: Count }),
+  Schema.Struct({ type: Schema.Literal("TimeoutNow"), ...header }),
+])
+
+const Batch = Schema.Array(MessageSchema)
+const decodeBatch = Schema.decodeUnknownExit(Batch)
+
+// Compile-time check that the wire schema and the core's Message type describe the same thing.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const wireMatchesCore: Same<(typeof MessageSchema)["Type"], Message> = true
+void wireMatchesCore
+
+/** The payload for RpcNode.sendOneWay: msgpack encodes it once for the datagram. */
+export const encodeMessages = (messages: readonly Message[]): readonly Message[] => messages
+
+/** Undefined when the payload is not a valid batch: the caller counts it as malformed. */
+export const decodeMessages = (payload: unknown): readonly Message[] | undefined => {
+  const exit = decodeBatch(payload)
+  return exit._tag === "Success" ? exit.value : undefined
+}
+
+const RESPONSES: ReadonlySet<Message["type"]> = new Set([
+  "PreVoteResp",
+  "VoteResp",
+  "AppendResp",
+  "HeartbeatResp",
+  "SnapResp",
+])
+
+/** Responses ride on requests in the lab's RPC accounting; counters keep them apart. */
+export const isResponse = (m: Message): boolean => RESPONSES.has(m.type)
+
+/** An upper estimate of a message's encoded size, for packing batches under one datagram. */
+export const estimateMessageBytes = (m: Message): number => {
+  let bytes = 96
+  if (m.type === "Append") for (const e of m.entries) bytes += e.data.length + 24
+  else if (m.type === "Snap") bytes += m.chunk.length
+  return bytes
+}

@@ -1,0 +1,347 @@
+/**
+ * File-append persistence: one data directory per server holding WAL segments
+ * (`wal-<seq>.log`, see walRecord.ts) and snapshots (`snap-<index>.snap`, see snapshotFile.ts).
+ *
+ * saveSnapshot:
+ *   1. write the snapshot under a temporary name, fsync, rename, fsync the directory;
+ *   2. write a new segment [compaction marker, retained entries copied verbatim, hard state] the
+ *      same way;
+ *   3. remove the older segments and the older snapshot.
+ * Recovery after a crash at any point: temporaries are removed; with the new snapshot but without
+ * step 2 the old segments still hold everything, and the snapshot rule is applied again and the
+ * compaction redone; with step 2 done, replay starts at the marker and the old segments are stale.
+ *
+ * Snapshot choice: only the newest snapshot is used. If it is damaged the storage refuses to open
+ * (StorageCorrupt) instead of falling back to an older one, because the WAL may already be
+ * compacted past the older snapshot and the server would silently lose committed entries.
+ *
+ * Not guarded: two storages open on one directory at once (the caller owns that).
+ */
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readSync, rmSync, unlinkSync } from "node:fs"
+import { join } from "node:path"
+import {
+  fsyncDir,
+  listDataDir,
+  makeDirDurably,
+  segmentFileName,
+  snapshotFileName,
+  writeAllSync,
+  writeFileAtomically,
+} from "./dataDir.ts"
+import { StorageCorrupt } from "./errors.ts"
+import { checkAppend, checkHardState, checkSnapshot, keepsLogAfter } from "./logRules.ts"
+import { readSnapshotFile, writeSnapshotFile } from "./snapshotFile.ts"
+import type { Entry, HardState, PersistedState, RaftStorage, Snapshot } from "./types.ts"
+import type { FrameLocation, WalIndex } from "./walIndex.ts"
+import { FrameBatch, hardStateFrameBytes } from "./walRecord.ts"
+import { type ReplayedWal, replayWal } from "./walReplay.ts"
+
+export interface FileStorageOptions {
+  /** A segment is closed and a new one started once a save would grow it past this. Default 64 MiB. */
+  readonly segmentBytes?: number
+}
+
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+
+/**
+ * Opens (creating if needed) the data directory `dir` and recovers it: a torn tail is truncated
+ * away, an interrupted compaction is finished, leftovers are removed. Throws StorageCorrupt on
+ * damage a crash cannot explain, before changing anything on disk.
+ */
+export const openFileStorage = (dir: string, options: FileStorageOptions = {}): RaftStorage => {
+  const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes <= 0) {
+    throw new RangeError(`segmentBytes must be a positive integer, got ${segmentBytes}`)
+  }
+  makeDirDurably(dir)
+  const { listing, snapshot, wal } = readDataDir(dir)
+
+  let changedDir = false
+  for (const name of listing.temporaries) {
+    unlinkSync(join(dir, name))
+    changedDir = true
+  }
+  for (const segment of wal.staleSegments) {
+    unlinkSync(join(dir, segmentFileName(segment)))
+    changedDir = true
+  }
+  let current = wal.segments.at(-1)
+  if (current === undefined) {
+    current = 1
+    closeSync(openSync(join(dir, segmentFileName(current)), "wx"))
+    changedDir = true
+  }
+  const recovered = stateAfter(wal, snapshot)
+  const storage = new FileStorage(
+    dir,
+    segmentBytes,
+    openSync(join(dir, segmentFileName(current)), "r+"),
+    current,
+    wal,
+    snapshot,
+  )
+  try {
+    storage.truncateTornTail(wal)
+    if (snapshot !== undefined && wal.index.base < snapshot.index) {
+      // The snapshot was made durable but the crash came before its compaction segment.
+      storage.compactThrough(snapshot)
+    }
+    for (const index of listing.snapshots) {
+      if (index !== snapshot?.index) {
+        unlinkSync(join(dir, snapshotFileName(index)))
+        changedDir = true
+      }
+    }
+    if (changedDir) fsyncDir(dir)
+  } catch (error) {
+    storage.close()
+    throw error
+  }
+  storage.recovered = recovered
+  return storage
+}
+
+/** Reads and verifies everything without changing the directory. */
+const readDataDir = (dir: string) => {
+  const listing = listDataDir(dir)
+  const snapshotIndex = listing.snapshots.at(-1)
+  const snapshot = snapshotIndex === undefined ? undefined : readSnapshotFile(dir, snapshotIndex)
+  const wal = replayWal(dir, listing.segments)
+  const snapshotPoint = snapshot === undefined ? "no snapshot" : `snapshot ${snapshot.index} (term ${snapshot.term})`
+  const base = { index: wal.index.base, term: wal.index.baseTerm }
+  const firstSegment = join(dir, segmentFileName(wal.segments[0] ?? 1))
+  if (base.index > (snapshot?.index ?? 0)) {
+    throw new StorageCorrupt({
+      path: firstSegment,
+      offset: 0,
+      reason: `WAL is compacted through entry ${base.index} but the newest snapshot is ${snapshotPoint}`,
+    })
+  }
+  if (snapshot !== undefined && base.index === snapshot.index && base.term !== snapshot.term) {
+    throw new StorageCorrupt({
+      path: firstSegment,
+      offset: 0,
+      reason: `WAL is compacted through entry ${base.index} in term ${base.term}, but the ${snapshotPoint} disagrees`,
+    })
+  }
+  return { listing, snapshot, wal }
+}
+
+/** The persisted state the replayed WAL and snapshot stand for (applying the snapshot rule if the WAL lags). */
+const stateAfter = (wal: ReplayedWal, snapshot: Snapshot | undefined): PersistedState => {
+  let entries = wal.entries
+  if (snapshot !== undefined && wal.index.base < snapshot.index) {
+    entries = keepsLogAfter(wal.index, snapshot) ? entries.filter((entry) => entry.index > snapshot.index) : []
+  }
+  return { hardState: wal.hardState, snapshot, entries }
+}
+
+class FileStorage implements RaftStorage {
+  /** Handed out by the first load() after open, so opening does not read the directory twice. */
+  recovered: PersistedState | undefined
+  private readonly index: WalIndex
+  private readonly batch = new FrameBatch()
+  private segments: number[]
+  private segmentSize: number
+  private hardState: HardState
+  private hardStateBytes: number
+  private snapshotIndex: number
+  private snapshotDataBytes: number
+  private closed = false
+  /** Set by a failed write or fsync; what reached the disk is unknown, so the storage stops. */
+  private failure: unknown
+
+  constructor(
+    private readonly dir: string,
+    private readonly segmentBytes: number,
+    private fd: number,
+    private segment: number,
+    wal: ReplayedWal,
+    snapshot: Snapshot | undefined,
+  ) {
+    this.index = wal.index
+    this.segments = wal.segments.length > 0 ? [...wal.segments] : [segment]
+    this.segmentSize = wal.lastSegmentValidBytes
+    this.hardState = wal.hardState
+    this.hardStateBytes = wal.hardStateBytes ?? hardStateFrameBytes(wal.hardState)
+    this.snapshotIndex = snapshot?.index ?? 0
+    this.snapshotDataBytes = snapshot?.data.length ?? 0
+  }
+
+  load(): PersistedState {
+    this.ensureUsable()
+    const recovered = this.recovered
+    if (recovered !== undefined) {
+      this.recovered = undefined
+      return recovered
+    }
+    // Every mutation is durable before it returns, so the directory holds exactly the state.
+    const { snapshot, wal } = readDataDir(this.dir)
+    return stateAfter(wal, snapshot)
+  }
+
+  save(hardState: HardState | undefined, entries: readonly Entry[]): void {
+    this.ensureUsable()
+    if (hardState === undefined && entries.length === 0) return
+    checkAppend(this.index, entries)
+    if (hardState !== undefined) checkHardState(hardState)
+    this.recovered = undefined
+    const batch = this.batch
+    batch.reset()
+    const sizes: number[] = []
+    for (const [k, entry] of entries.entries()) {
+      sizes.push(batch.addEntry(entry, hardState === undefined && k === entries.length - 1))
+    }
+    const hardStateBytes = hardState === undefined ? 0 : batch.addHardState(hardState, true)
+    const bytes = batch.contents()
+    this.guardIo(() => {
+      if (this.segmentSize > 0 && this.segmentSize + bytes.length > this.segmentBytes) this.rotate()
+      writeAllSync(this.fd, bytes, this.segmentSize)
+      fdatasyncSync(this.fd)
+    })
+    let offset = this.segmentSize
+    for (const [k, entry] of entries.entries()) {
+      const size = sizes[k] as number
+      this.index.append(entry.index, entry.term, { segment: this.segment, offset, size })
+      offset += size
+    }
+    this.segmentSize = offset + hardStateBytes
+    if (hardState !== undefined) {
+      this.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit }
+      this.hardStateBytes = hardStateBytes
+    }
+  }
+
+  saveSnapshot(snapshot: Snapshot): void {
+    this.ensureUsable()
+    checkSnapshot(snapshot)
+    if (snapshot.index <= this.snapshotIndex) return
+    this.recovered = undefined
+    const previous = this.snapshotIndex
+    this.guardIo(() => {
+      writeSnapshotFile(this.dir, snapshot)
+      this.compactThrough(snapshot)
+      if (previous > 0) rmSync(join(this.dir, snapshotFileName(previous)), { force: true })
+    })
+    this.snapshotIndex = snapshot.index
+    this.snapshotDataBytes = snapshot.data.length
+  }
+
+  raftStateBytes(): number {
+    return this.hardStateBytes + this.index.entryBytes
+  }
+
+  snapshotBytes(): number {
+    return this.snapshotDataBytes
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    closeSync(this.fd)
+  }
+
+  truncateTornTail(wal: ReplayedWal): void {
+    if (wal.lastSegmentValidBytes === wal.lastSegmentFileBytes) return
+    ftruncateSync(this.fd, wal.lastSegmentValidBytes)
+    fsyncSync(this.fd)
+  }
+
+  /**
+   * Replaces all segments by one holding a compaction marker for the snapshot, the entries the
+   * snapshot rule keeps, and the hard state. Retained frames are copied byte for byte, so their
+   * checksums travel with them.
+   */
+  compactThrough(snapshot: { readonly index: number; readonly term: number }): void {
+    const retainFrom = keepsLogAfter(this.index, snapshot) ? snapshot.index + 1 : this.index.lastIndex + 1
+    const retained: { index: number; term: number; from: FrameLocation; size: number }[] = []
+    for (let i = retainFrom; i <= this.index.lastIndex; i++) {
+      const from = this.index.locate(i)
+      retained.push({ index: i, term: this.index.termAt(i) as number, from, size: from.size })
+    }
+    const batch = this.batch
+    batch.reset()
+    batch.addCompacted(snapshot.index, snapshot.term)
+    const firstEntryOffset = batch.length
+    this.copyFrames(retained, batch)
+    const hardStateBytes = batch.addHardState(this.hardState, true)
+
+    const next = this.segment + 1
+    writeFileAtomically(this.dir, segmentFileName(next), [batch.contents()])
+    closeSync(this.fd)
+    this.fd = openSync(join(this.dir, segmentFileName(next)), "r+")
+    const older = this.segments
+    this.segment = next
+    this.segments = [next]
+    this.segmentSize = batch.length
+    this.hardStateBytes = hardStateBytes
+
+    this.index.restart(snapshot.index, snapshot.term)
+    let offset = firstEntryOffset
+    for (const entry of retained) {
+      this.index.append(entry.index, entry.term, { segment: next, offset, size: entry.size })
+      offset += entry.size
+    }
+    // Removal order does not matter: recovery ignores everything older than the marker segment.
+    for (const segment of older) unlinkSync(join(this.dir, segmentFileName(segment)))
+  }
+
+  /** Reads the frames into the batch, one read per run of adjacent frames in a segment. */
+  private copyFrames(frames: readonly { from: FrameLocation }[], batch: FrameBatch): void {
+    let k = 0
+    while (k < frames.length) {
+      const first = (frames[k] as { from: FrameLocation }).from
+      let runBytes = first.size
+      let end = k + 1
+      for (; end < frames.length; end++) {
+        const next = (frames[end] as { from: FrameLocation }).from
+        if (next.segment !== first.segment || next.offset !== first.offset + runBytes) break
+        runBytes += next.size
+      }
+      const target = batch.reserve(runBytes)
+      const fd =
+        first.segment === this.segment ? this.fd : openSync(join(this.dir, segmentFileName(first.segment)), "r")
+      try {
+        let done = 0
+        while (done < runBytes) {
+          const read = readSync(fd, target, done, runBytes - done, first.offset + done)
+          if (read === 0) throw new Error(`segment ${first.segment} ends before byte ${first.offset + runBytes}`)
+          done += read
+        }
+      } finally {
+        if (fd !== this.fd) closeSync(fd)
+      }
+      k = end
+    }
+  }
+
+  /** Starts the next segment; its directory entry is made durable before data goes into it. */
+  private rotate(): void {
+    const next = this.segment + 1
+    const fd = openSync(join(this.dir, segmentFileName(next)), "wx+")
+    fsyncDir(this.dir)
+    closeSync(this.fd)
+    this.fd = fd
+    this.segment = next
+    this.segments.push(next)
+    this.segmentSize = 0
+  }
+
+  private guardIo(io: () => void): void {
+    try {
+      io()
+    } catch (error) {
+      this.failure = error
+      throw error
+    }
+  }
+
+  private ensureUsable(): void {
+    if (this.closed) throw new Error(`storage ${this.dir} is closed`)
+    if (this.failure !== undefined) {
+      throw new Error(`storage ${this.dir} stopped after a failed write; reopen it to recover`, {
+        cause: this.failure,
+      })
+    }
+  }
+}

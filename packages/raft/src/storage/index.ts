@@ -1,0 +1,12 @@
+export { StorageCorrupt } from "./errors.ts"
+export { type FileStorageOptions, openFileStorage } from "./fileStorage.ts"
+export { MemoryDisk, openMemoryStorage } from "./memoryStorage.ts"
+export { Storage } from "./storageService.ts"
+export {
+  type Entry,
+  type HardState,
+  initialHardState,
+  type PersistedState,
+  type RaftStorage,
+  type Snapshot,
+} from "./types.ts"

@@ -1,0 +1,61 @@
+/**
+ * Records that Raft persists. The pure core declares structurally identical types, so values pass
+ * between the two without conversion.
+ */
+
+export interface Entry {
+  readonly term: number
+  readonly index: number
+  /** Empty for a leader's no-op entry. */
+  readonly data: Uint8Array
+}
+
+export interface HardState {
+  readonly term: number
+  /** The candidate voted for in `term`, 0 if none. */
+  readonly vote: number
+  readonly commit: number
+}
+
+export interface Snapshot {
+  /** Last log index the snapshot covers. */
+  readonly index: number
+  /** Term of the entry at `index`. */
+  readonly term: number
+  readonly data: Uint8Array
+}
+
+export interface PersistedState {
+  hardState: HardState
+  snapshot: Snapshot | undefined
+  /** Contiguous, starting at `snapshot.index + 1` (or 1 without a snapshot). */
+  entries: Entry[]
+}
+
+/**
+ * Durable Raft state of one server. Synchronous because the shell calls it once per Ready on its
+ * hot path; every mutating call returns only after its data is durable.
+ */
+export interface RaftStorage {
+  /** What was durable when the storage was opened plus everything saved since. Throws `StorageCorrupt`. */
+  load(): PersistedState
+  /**
+   * One durable write per Ready: appends `entries` (an entry at index i replaces every stored entry
+   * >= i) and/or records `hardState`. The call is atomic across crashes: after a restart either all of
+   * it or none of it is present.
+   */
+  save(hardState: HardState | undefined, entries: readonly Entry[]): void
+  /**
+   * Makes `snapshot` durable, then drops log entries <= snapshot.index. Entries after it are kept only
+   * if the stored log holds snapshot.index with snapshot.term; otherwise the whole log is discarded.
+   * A snapshot not newer than the stored one is ignored.
+   */
+  saveSnapshot(snapshot: Snapshot): void
+  /** Bytes of the hard state plus the entries after the snapshot, as stored. O(1). */
+  raftStateBytes(): number
+  /** Bytes of the stored snapshot's data, 0 without one. */
+  snapshotBytes(): number
+  close(): void
+}
+
+export const initialHardState: HardState = { term: 0, vote: 0, commit: 0 }

@@ -1,0 +1,86 @@
+import { type LeaderCallerOptions, makeLeaderCaller, type Timeout } from "@kv/kvraft"
+import { RpcNode, type RpcNodeShape } from "@kv/rpc"
+import { Context, Effect, Layer, Semaphore } from "effect"
+import type { Config } from "../config/index.ts"
+import { ControllerError } from "./errors.ts"
+import { type AdminOpSchema, ControllerAdminMethod, ControllerQueryMethod } from "./protocol.ts"
+
+export interface ControllerClientOptions extends LeaderCallerOptions {
+  /** Addresses of the controller replicas. */
+  readonly controllers: readonly string[]
+}
+
+export interface ControllerClientShape {
+  join(groups: Readonly<Record<string, readonly string[]>>): Effect.Effect<void, ControllerError | Timeout>
+  leave(gids: readonly number[]): Effect.Effect<void, ControllerError | Timeout>
+  move(shard: number, gid: number): Effect.Effect<void, ControllerError | Timeout>
+  /** Configuration `num`; -1 (or past the latest) for the latest. */
+  query(num?: number): Effect.Effect<Config, ControllerError | Timeout>
+}
+
+/**
+ * The admin client of the shard controller. Admin operations are exactly-once (a session like the
+ * KV clerk's) and issued one at a time.
+ */
+export const makeControllerClient = (
+  rpc: RpcNodeShape,
+  options: ControllerClientOptions,
+): Effect.Effect<ControllerClientShape> =>
+  Effect.sync(() => {
+    const caller = makeLeaderCaller(rpc, options.controllers, options)
+    const clientId = 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
+    let nextSeq = 1
+    const one = Semaphore.makeUnsafe(1)
+
+    const admin = (op: typeof AdminOpSchema.Type, key: string) =>
+      Semaphore.withPermits(
+        one,
+        1,
+      )(
+        Effect.suspend(() => {
+          const seq = nextSeq++
+          // Sequential: every earlier seq has been answered, so the server may forget them.
+          return caller.call(ControllerAdminMethod, () => ({ clientId, seq, ackedBelow: seq, op }), {
+            operation: op.op,
+            key,
+          })
+        }),
+      ).pipe(
+        Effect.flatMap(
+          (reply): Effect.Effect<void, ControllerError> =>
+            reply.ok ? Effect.void : Effect.fail(new ControllerError({ code: reply.error, message: reply.message })),
+        ),
+      )
+
+    return {
+      join: (groups) =>
+        admin({ op: "join", groups: groups as Record<string, string[]> }, Object.keys(groups).join(",")),
+      leave: (gids) => admin({ op: "leave", gids: [...gids] }, gids.join(",")),
+      move: (shard, gid) => admin({ op: "move", shard, gid }, `${shard}->${gid}`),
+      query: (num = -1) =>
+        caller
+          .call(ControllerQueryMethod, () => ({ num }), { operation: "query", key: String(num) })
+          .pipe(
+            Effect.flatMap(
+              (reply): Effect.Effect<Config, ControllerError> =>
+                reply.ok
+                  ? Effect.succeed(reply.config)
+                  : Effect.fail(new ControllerError({ code: reply.error, message: reply.message })),
+            ),
+          ),
+    }
+  })
+
+export class ControllerClient extends Context.Service<ControllerClient, ControllerClientShape>()(
+  "@kv/shardctrler/ControllerClient",
+) {
+  static layer(options: ControllerClientOptions): Layer.Layer<ControllerClient, never, RpcNode> {
+    return Layer.effect(
+      ControllerClient,
+      Effect.flatMap(
+        RpcNode.useSync((rpc) => rpc),
+        (rpc) => makeControllerClient(rpc, options),
+      ),
+    )
+  }
+}

@@ -1,0 +1,42 @@
+import { defineMethod } from "@kv/rpc"
+import { Schema } from "effect"
+
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const Positive = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
+
+export const ConfigSchema = Schema.Struct({
+  num: Count,
+  shards: Schema.Array(Count),
+  groups: Schema.Record(Schema.String, Schema.Array(Schema.String)),
+})
+
+const WrongLeaderReply = Schema.Struct({
+  ok: Schema.Literal(false),
+  error: Schema.Literal("WrongLeader"),
+  leaderHint: Schema.String,
+})
+const ErrorReply = Schema.Struct({ ok: Schema.Literal(false), error: Schema.String, message: Schema.String })
+
+export const AdminOpSchema = Schema.Union([
+  Schema.Struct({ op: Schema.Literal("join"), groups: Schema.Record(Schema.String, Schema.Array(Schema.String)) }),
+  Schema.Struct({ op: Schema.Literal("leave"), gids: Schema.Array(Schema.Int) }),
+  Schema.Struct({ op: Schema.Literal("move"), shard: Schema.Int, gid: Schema.Int }),
+])
+
+export const AdminRequest = Schema.Struct({
+  clientId: Positive,
+  seq: Positive,
+  ackedBelow: Positive,
+  op: AdminOpSchema,
+})
+export const AdminReply = Schema.Union([Schema.Struct({ ok: Schema.Literal(true) }), WrongLeaderReply, ErrorReply])
+
+export const QueryRequest = Schema.Struct({ num: Schema.Int })
+export const QueryReply = Schema.Union([
+  Schema.Struct({ ok: Schema.Literal(true), config: ConfigSchema }),
+  WrongLeaderReply,
+  ErrorReply,
+])
+
+export const ControllerAdminMethod = defineMethod("ctrl.admin", AdminRequest, AdminReply)
+export const ControllerQueryMethod = defineMethod("ctrl.query", QueryRequest, QueryReply)

@@ -1,0 +1,67 @@
+import { makeRsm, type RsmShape, type WrongLeader } from "@kv/kvraft"
+import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
+import { RpcNode } from "@kv/rpc"
+import { Effect, type Scope } from "effect"
+import { defaultShardCount } from "../config/index.ts"
+import { encodeControllerCommand } from "./command.ts"
+import { type AdminResult, ControllerStateMachine } from "./controllerStateMachine.ts"
+import { ControllerAdminMethod, ControllerQueryMethod } from "./protocol.ts"
+
+export interface ControllerServerOptions {
+  readonly id: NodeId
+  readonly peers: Readonly<Record<number, string>>
+  readonly nShards?: number
+  readonly storageName?: string
+  readonly maxRaftStateBytes?: number | undefined
+  readonly seed?: number
+}
+
+export interface ControllerServerShape {
+  readonly rsm: RsmShape<AdminResult>
+  readonly machine: () => ControllerStateMachine
+}
+
+/** One shard-controller replica: the configuration state machine on Raft, behind its protocol. */
+export const makeControllerServer = (
+  options: ControllerServerOptions,
+): Effect.Effect<ControllerServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
+  Effect.gen(function* () {
+    const rpc = yield* RpcNode
+    const nShards = options.nShards ?? defaultShardCount
+    let machine = new ControllerStateMachine(nShards)
+    const rsm = yield* makeRsm<AdminResult>({
+      raft: {
+        id: options.id,
+        peers: options.peers,
+        ...(options.storageName === undefined ? {} : { storageName: options.storageName }),
+        ...(options.seed === undefined ? {} : { seed: options.seed }),
+      },
+      stateMachine: {
+        apply: (command) => machine.apply(command),
+        snapshot: () => machine.snapshot(),
+        restore: (bytes) => {
+          const next = new ControllerStateMachine(nShards)
+          next.restore(bytes)
+          machine = next
+        },
+      },
+      maxRaftStateBytes: options.maxRaftStateBytes,
+    })
+    const wrongLeader = (e: WrongLeader) =>
+      ({ ok: false, error: "WrongLeader", leaderHint: options.peers[e.leaderHint] ?? "" }) as const
+
+    rpc.handle(ControllerAdminMethod, (request) =>
+      rsm
+        .submit(encodeControllerCommand({ ...request, nowMs: Date.now() }))
+        .pipe(Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e)))),
+    )
+    rpc.handle(ControllerQueryMethod, (request) =>
+      rsm
+        .read(() => machine.query(request.num))
+        .pipe(
+          Effect.map((config) => ({ ok: true, config }) as const),
+          Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
+        ),
+    )
+    return { rsm, machine: () => machine }
+  })

@@ -1,0 +1,2 @@
+export * from "./linearizability/index.ts"
+export { SimProcesses } from "./simProcesses.ts"

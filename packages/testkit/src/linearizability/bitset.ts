@@ -1,0 +1,28 @@
+/**
+ * The set of operations already linearized on the current search path, one bit per operation.
+ * The hash is kept up to date on every toggle (xor of a per-bit mix), so remembering a search node costs
+ * O(1) to hash and only a word-by-word compare on a hash hit.
+ */
+export class Bitset {
+  readonly words: Uint32Array
+  hash = 0
+
+  constructor(readonly size: number) {
+    this.words = new Uint32Array((size + 31) >>> 5)
+  }
+
+  /** Flips one bit; the search only ever sets a clear bit and clears a set one. */
+  toggle(bit: number): void {
+    const word = bit >>> 5
+    this.words[word] = (this.words[word] ?? 0) ^ (1 << (bit & 31))
+    this.hash ^= mixBit(bit)
+  }
+}
+
+/** murmur3's finalizer: spreads consecutive bit numbers over the whole 32-bit range so xor-ing them rarely cancels. */
+const mixBit = (bit: number): number => {
+  let h = (bit + 0x9e3779b9) | 0
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return h ^ (h >>> 16)
+}

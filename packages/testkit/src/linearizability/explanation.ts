@@ -1,0 +1,60 @@
+import { type KeyOperation, outcomeUnknown } from "./keySearch.ts"
+import type { Operation } from "./operation.ts"
+import { shrinkFailure } from "./shrink.ts"
+
+/** Past this many lines, writes that the gets read from are shown only near the operations at fault. */
+const maxListedOperations = 24
+
+/**
+ * A human-readable account of why a key's history is not linearizable: a small failing sub-history
+ * (see shrinkFailure), one operation per line in call order.
+ *
+ * A lost or stale append on a long-lived key can keep hundreds of writes that the gets read from; those
+ * are then listed only when they overlap one of the other operations in time, and counted otherwise.
+ */
+export const explainFailure = (key: string, ops: readonly KeyOperation[], historySize: number): string => {
+  const core = shrinkFailure(ops)
+  const { operations, readFrom } = core
+  let shown = operations.map((_, i) => i)
+  if (operations.length > maxListedOperations) {
+    const atFault = shown.filter((i) => !readFrom[i])
+    const concurrent = shown
+      .filter((i) => readFrom[i] && atFault.some((j) => overlap(operations[i]!.operation, operations[j]!.operation)))
+      .slice(-Math.max(0, maxListedOperations - atFault.length))
+    shown = [...atFault, ...concurrent].sort((a, b) => a - b)
+  }
+  const omitted = operations.length - shown.length
+  const notMinimal = core.minimal ? "" : " (shrinking ran out of steps, so maybe not minimal)"
+  return [
+    `key ${JSON.stringify(key)}: no order of these ${operations.length} of the history's ${historySize}` +
+      ` operations respects both real time and the kv semantics${notMinimal}:`,
+    ...shown.map((i) => `  ${describeOperation(operations[i]!.index, operations[i]!.operation)}`),
+    ...(omitted > 0
+      ? [`  … and ${omitted} more writes that the gets above read from, none concurrent with the others`]
+      : []),
+  ].join("\n")
+}
+
+const overlap = (a: Operation, b: Operation): boolean => a.call <= returnTime(b) && b.call <= returnTime(a)
+
+const returnTime = (operation: Operation): number => (outcomeUnknown(operation) ? Infinity : operation.return)
+
+/** `#index client c [call, return] op(...) -> output`, one operation per line. */
+export const describeOperation = (index: number, operation: Operation): string => {
+  const unknown = outcomeUnknown(operation)
+  const interval = `[${formatTime(operation.call)}, ${unknown ? "?" : formatTime(operation.return)}]`
+  const input = operation.input
+  const key = quote(input.key)
+  const call =
+    input.op === "get" || input.op === "delete" ? `${input.op}(${key})` : `${input.op}(${key}, ${quote(input.value)})`
+  const result = unknown ? " (outcome unknown)" : input.op === "get" ? ` -> ${quote(operation.output ?? "")}` : ""
+  return `#${index} client ${operation.clientId} ${interval} ${call}${result}`
+}
+
+const formatTime = (time: number): string => (Number.isInteger(time) ? String(time) : time.toFixed(3))
+
+/** Values grow under append; keep both ends of long ones, where the differences usually are. */
+const quote = (text: string): string => {
+  if (text.length <= 160) return JSON.stringify(text)
+  return `${JSON.stringify(text.slice(0, 60))}…(${text.length - 120} more chars)…${JSON.stringify(text.slice(-60))}`
+}

@@ -1,0 +1,59 @@
+import type { Bitset } from "./bitset.ts"
+import { type KvState, sameState } from "./kvModel.ts"
+
+/**
+ * The search nodes already explored: (set of linearized operations, model state) pairs. A node seen once
+ * never needs exploring again, since it either led to a full linearization (and the search stopped) or
+ * did not.
+ *
+ * Failing searches store hundreds of thousands of nodes, so the sets live side by side in one growing
+ * word array and the entries of a hash bucket are chained by index, instead of one small typed array
+ * and one object per node.
+ */
+export class VisitedNodes {
+  private words: Uint32Array
+  private readonly states: KvState[] = []
+  private chain: Int32Array
+  private readonly firstInBucket = new Map<number, number>()
+  private count = 0
+
+  constructor(private readonly wordsPerSet: number) {
+    this.words = new Uint32Array(wordsPerSet * 1024)
+    this.chain = new Int32Array(1024)
+  }
+
+  get size(): number {
+    return this.count
+  }
+
+  /** Adds the node; false when it was already there. */
+  add(linearized: Bitset, state: KvState): boolean {
+    const key = linearized.hash ^ Math.imul(state.hash + state.value.length, 0x27d4eb2d)
+    const first = this.firstInBucket.get(key) ?? -1
+    for (let i = first; i !== -1; i = this.chain[i]!) {
+      if (sameState(this.states[i]!, state) && this.sameSet(i, linearized.words)) return false
+    }
+    if (this.count === this.chain.length) this.grow()
+    this.words.set(linearized.words, this.count * this.wordsPerSet)
+    this.states.push(state)
+    this.chain[this.count] = first
+    this.firstInBucket.set(key, this.count)
+    this.count++
+    return true
+  }
+
+  private sameSet(entry: number, words: Uint32Array): boolean {
+    const offset = entry * this.wordsPerSet
+    for (let i = 0; i < words.length; i++) if (this.words[offset + i] !== words[i]) return false
+    return true
+  }
+
+  private grow(): void {
+    const chain = new Int32Array(this.chain.length * 2)
+    chain.set(this.chain)
+    this.chain = chain
+    const words = new Uint32Array(this.words.length * 2)
+    words.set(this.words)
+    this.words = words
+  }
+}
