@@ -1,4 +1,6 @@
 export * from "./client/index.ts"
+export * from "./config/index.ts"
+export * from "./process/index.ts"
 export * from "./protocol.ts"
 export * from "./rsm/index.ts"
 export { type KvServerOptions, type KvServerShape, makeKvServer } from "./server.ts"

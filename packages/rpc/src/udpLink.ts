@@ -30,6 +30,8 @@ export class BindError extends Error {
 
 const DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024
 
+const isStaleRefusal = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "ECONNREFUSED"
+
 export const openUdpLink = (options: UdpLinkOptions, onDatagram: DatagramHandler): Promise<Link> => {
   const bind = parseAddress(options.bind)
   if (bind === undefined) return Promise.reject(new BindError(options.bind, "not a host:port address"))
@@ -71,7 +73,11 @@ const openDgramLink = (
           const peer = parseAddress(to)
           if (peer === undefined) return false
           try {
-            socket.send(datagram, peer.port, peer.host)
+            socket.send(datagram, peer.port, peer.host, (error) => {
+              // The kernel reports an ICMP "port unreachable" from an earlier datagram (a crashed
+              // peer) on the next send, failing a datagram meant for a live peer: send it again.
+              if (error !== null && isStaleRefusal(error) && !closed) socket.send(datagram, peer.port, peer.host)
+            })
             return true
           } catch (error) {
             options.onError?.(error instanceof Error ? error : new Error(String(error)))
@@ -122,6 +128,12 @@ const openBunLink = async (
       try {
         return socket.send(datagram, peer.port, peer.host)
       } catch (error) {
+        // As with node:dgram: the refusal may belong to an earlier datagram to a dead peer.
+        if (isStaleRefusal(error)) {
+          try {
+            return socket.send(datagram, peer.port, peer.host)
+          } catch {}
+        }
         options.onError?.(error instanceof Error ? error : new Error(String(error)))
         return false
       }

@@ -35,6 +35,24 @@ describe.each(["node-dgram", "bun"] as UdpBackend[])("real UDP on 127.0.0.1 (%s)
         expect(reply).toEqual({ n: 42, text: "hello", servedBy: server.address })
       }),
     ))
+
+  test("a crashed peer's ICMP errors do not make sends to live peers fail", () =>
+    runScoped(
+      Effect.gen(function* () {
+        const live = yield* udpNode({ backend })
+        const sender = yield* udpNode({ backend })
+        const dead = yield* Effect.scoped(Effect.map(udpNode({ backend }), (s) => s.address))
+        const got: unknown[] = []
+        live.onOneWay("m", (p) => got.push(p))
+        for (let i = 0; i < 50; i++) {
+          sender.sendOneWay(dead, "m", i)
+          sender.sendOneWay(live.address, "m", i)
+          yield* Effect.sleep("2 millis")
+        }
+        yield* Effect.sleep("50 millis")
+        expect(got.length).toBe(50)
+      }),
+    ))
 })
 
 describe("real UDP on 127.0.0.1", () => {

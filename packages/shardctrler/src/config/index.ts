@@ -19,4 +19,5 @@ export {
   configError,
 } from "./ops.ts"
 export { rebalance } from "./rebalance.ts"
+export { shardOf } from "./shardOf.ts"
 export { type ConfigSnapshot, ConfigStateMachine } from "./state-machine.ts"

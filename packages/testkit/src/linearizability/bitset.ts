@@ -7,7 +7,7 @@ export class Bitset {
   readonly words: Uint32Array
   hash = 0
 
-  constructor(readonly size: number) {
+  constructor(size: number) {
     this.words = new Uint32Array((size + 31) >>> 5)
   }
 

@@ -43,8 +43,8 @@ export const checkLinearizable = (history: readonly Operation[], opts: CheckOpti
     } catch (error) {
       if (!(error instanceof SearchBudgetExhausted)) throw error
       throw new SearchBudgetExhausted(
-        `linearizability check undecided: ran out of its ${maxSteps} search steps on key ` +
-          `${JSON.stringify(key)} (${ops.length} operations); make the history smaller or raise maxSteps`,
+        `linearizability check undecided on key ${JSON.stringify(key)} (${ops.length} operations): ` +
+          `${error.message} (maxSteps ${maxSteps}); make the history smaller or raise maxSteps`,
       )
     }
     if (!ok) return { ok: false, key, explanation: explainFailure(key, ops, history.length) }

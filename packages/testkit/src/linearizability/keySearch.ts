@@ -46,7 +46,8 @@ const getCheckEvents = 32
  * reaches such a return, every known operation has been linearized and the leftover unknown ones are
  * taken never to have happened. Gets of unknown outcome must be removed by the caller.
  */
-export const isLinearizable = (ops: readonly KeyOperation[], budget: StepBudget): boolean => {
+export const isLinearizable = (history: readonly KeyOperation[], budget: StepBudget): boolean => {
+  const ops = withoutUnseenUnknownWrites(history)
   const n = ops.length
   if (n === 0) return true
 
@@ -268,6 +269,27 @@ export const isLinearizable = (ops: readonly KeyOperation[], budget: StepBudget)
       if (!backtrack()) return false
     }
   }
+}
+
+/**
+ * Drops the writes of unknown outcome that no get can have seen: an append whose value is in no get's
+ * output, a put whose value starts none. Every get linearized after such a write and before the next
+ * put or delete would have to show it, so in any linearization that includes it no get falls in that
+ * stretch, and taking the write out changes nothing any get saw. Without this, each of them would stay a
+ * candidate at every step of the search, for ever, since it has no return to force a decision.
+ */
+const withoutUnseenUnknownWrites = (ops: readonly KeyOperation[]): readonly KeyOperation[] => {
+  if (!ops.some(({ operation }) => outcomeUnknown(operation))) return ops
+  const outputs = ops.flatMap(({ operation }) =>
+    operation.input.op === "get" && operation.output !== undefined ? [operation.output] : [],
+  )
+  return ops.filter(({ operation }) => {
+    if (!outcomeUnknown(operation)) return true
+    const input = operation.input
+    if (input.op === "append") return input.value !== "" && outputs.some((output) => output.includes(input.value))
+    if (input.op === "put" && input.value !== "") return outputs.some((output) => output.startsWith(input.value))
+    return true
+  })
 }
 
 const toModelOp = (operation: Operation): ModelOp => {

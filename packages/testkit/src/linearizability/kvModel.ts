@@ -23,14 +23,14 @@ export const deadState: KvState = { value: "", hash: 1 }
 
 const hashBase = 0x01000193
 
-export const hashString = (text: string): number => {
+const hashString = (text: string): number => {
   let h = 0
   for (let i = 0; i < text.length; i++) h = (Math.imul(h, hashBase) + text.charCodeAt(i)) | 0
   return h >>> 0
 }
 
 /** P^length mod 2^32: what a hash is multiplied by when `length` characters are appended after it. */
-export const hashShift = (length: number): number => {
+const hashShift = (length: number): number => {
   let power = 1
   for (let i = 0; i < length; i++) power = Math.imul(power, hashBase)
   return power >>> 0

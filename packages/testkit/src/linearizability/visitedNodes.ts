@@ -1,5 +1,10 @@
 import type { Bitset } from "./bitset.ts"
 import { type KvState, sameState } from "./kvModel.ts"
+import { SearchBudgetExhausted } from "./stepBudget.ts"
+
+/** Bounds the memory of one search (about 256 MiB of sets, and the map and state entries beside them). */
+const maxStoredWords = 2 ** 26
+const maxNodes = 2 ** 23
 
 /**
  * The search nodes already explored: (set of linearized operations, model state) pairs. A node seen once
@@ -16,23 +21,23 @@ export class VisitedNodes {
   private chain: Int32Array
   private readonly firstInBucket = new Map<number, number>()
   private count = 0
+  private readonly capacity: number
 
   constructor(private readonly wordsPerSet: number) {
     this.words = new Uint32Array(wordsPerSet * 1024)
     this.chain = new Int32Array(1024)
+    this.capacity = Math.min(maxNodes, Math.floor(maxStoredWords / wordsPerSet))
   }
 
-  get size(): number {
-    return this.count
-  }
-
-  /** Adds the node; false when it was already there. */
+  /** Adds the node; false when it was already there. Throws SearchBudgetExhausted past the memory bound. */
   add(linearized: Bitset, state: KvState): boolean {
     const key = linearized.hash ^ Math.imul(state.hash + state.value.length, 0x27d4eb2d)
     const first = this.firstInBucket.get(key) ?? -1
     for (let i = first; i !== -1; i = this.chain[i]!) {
       if (sameState(this.states[i]!, state) && this.sameSet(i, linearized.words)) return false
     }
+    if (this.count === this.capacity)
+      throw new SearchBudgetExhausted(`out of memory for search nodes after ${this.count} of them`)
     if (this.count === this.chain.length) this.grow()
     this.words.set(linearized.words, this.count * this.wordsPerSet)
     this.states.push(state)
@@ -49,10 +54,10 @@ export class VisitedNodes {
   }
 
   private grow(): void {
-    const chain = new Int32Array(this.chain.length * 2)
+    const chain = new Int32Array(Math.min(this.chain.length * 2, this.capacity))
     chain.set(this.chain)
     this.chain = chain
-    const words = new Uint32Array(this.words.length * 2)
+    const words = new Uint32Array(chain.length * this.wordsPerSet)
     words.set(this.words)
     this.words = words
   }

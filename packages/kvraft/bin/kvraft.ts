@@ -1,0 +1,46 @@
+/**
+ * The single-group KV server: `bun run kvraft [--replica N] [--config cluster.toml] [--data DIR]`.
+ * Without --replica every replica of the [kvraft] group runs in this process.
+ */
+import { Effect, Option } from "effect"
+import { Command } from "effect/cli"
+import {
+  cliEnvironment,
+  dataDirFrom,
+  loadConfigFor,
+  makeKvServer,
+  runServerMain,
+  type ServerFlags,
+  StartupError,
+  serveReplicas,
+  serverFlags,
+} from "../src/index.ts"
+
+const serve = (flags: ServerFlags) =>
+  Effect.gen(function* () {
+    const config = yield* loadConfigFor(flags)
+    if (config.kvraft === undefined) {
+      return yield* Effect.fail(new StartupError(`${config.source} has no [kvraft] section to serve`))
+    }
+    yield* serveReplicas({
+      service: "kvraft",
+      replicas: config.kvraft.replicas,
+      replica: Option.getOrUndefined(flags.replica),
+      dataDir: dataDirFrom(flags, config),
+      clusterKey: config.clusterKey,
+      build: (_k, { id, peers, storageName }) =>
+        makeKvServer({ id, peers, storageName, maxRaftStateBytes: config.maxRaftStateBytes }).pipe(
+          Effect.map((server) => ({ raft: server.rsm.raft })),
+        ),
+    })
+  })
+
+const command = Command.make("kvraft", serverFlags, (flags) =>
+  Effect.sync(() => runServerMain("kvraft", serve(flags), flags.logFormat)),
+).pipe(Command.withDescription("Run replicas of the single-group kv service"))
+
+Command.run(command, { version: "0.1.0" })
+  .pipe(Effect.provide(cliEnvironment), Effect.runPromise)
+  .catch(() => {
+    process.exitCode = 2
+  })

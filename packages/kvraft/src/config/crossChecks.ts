@@ -1,0 +1,59 @@
+import { formatFieldPath } from "./issueProblems.ts"
+import { canonicalAddress, replicaAddressProblem } from "./replicaAddress.ts"
+
+/**
+ * Rules that relate one part of the file to another. They read the raw TOML rather than the
+ * decoded value so they still run when some field elsewhere is malformed: a user fixing the file
+ * sees every problem at once. Shapes the schema rejects are skipped here (already reported).
+ */
+export const crossCheckProblems = (raw: Record<string, unknown>): string[] => [
+  ...serviceProblems(raw),
+  ...duplicateAddressProblems(raw),
+]
+
+const isTable = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+const serviceProblems = (raw: Record<string, unknown>): string[] => {
+  const hasGroups = isTable(raw.groups) && Object.keys(raw.groups).length > 0
+  if (hasGroups && raw.controller === undefined) {
+    return ["controller: is missing; [groups.*] need a [controller] section listing the controller replicas"]
+  }
+  if (!hasGroups && raw.controller === undefined && raw.kvraft === undefined) {
+    return [
+      "no service is defined: add [kvraft] for the single-group KV service, or [controller] and [groups.<gid>] for the sharded one",
+    ]
+  }
+  return []
+}
+
+/** Two replicas on one address would steal each other's datagrams; name both places so either can move. */
+const duplicateAddressProblems = (raw: Record<string, unknown>): string[] => {
+  const lists: Array<[ReadonlyArray<PropertyKey>, unknown]> = []
+  if (isTable(raw.controller)) lists.push([["controller", "replicas"], raw.controller.replicas])
+  if (isTable(raw.groups)) {
+    for (const [gid, group] of Object.entries(raw.groups)) {
+      if (isTable(group)) lists.push([["groups", gid, "replicas"], group.replicas])
+    }
+  }
+  if (isTable(raw.kvraft)) lists.push([["kvraft", "replicas"], raw.kvraft.replicas])
+
+  const firstUse = new Map<string, string>()
+  const problems: string[] = []
+  for (const [listPath, replicas] of lists) {
+    if (!Array.isArray(replicas)) continue
+    replicas.forEach((address: unknown, index) => {
+      if (typeof address !== "string" || replicaAddressProblem(address) !== undefined) return
+      const where = formatFieldPath([...listPath, index])
+      const key = canonicalAddress(address)
+      const earlier = firstUse.get(key)
+      if (earlier === undefined) firstUse.set(key, where)
+      else {
+        problems.push(
+          `${where}: ${JSON.stringify(address)} is already used by ${earlier} (every replica needs its own address)`,
+        )
+      }
+    })
+  }
+  return problems
+}

@@ -1,0 +1,83 @@
+import { Schema } from "effect"
+import { replicaAddressProblem } from "./replicaAddress.ts"
+
+/** A Raft group larger than this gains no fault tolerance worth its slower commits. */
+export const MAX_REPLICAS = 7
+export const MAX_SHARDS = 1024
+
+export const DEFAULT_DATA_DIR = "./data"
+export const DEFAULT_N_SHARDS = 10
+export const DEFAULT_MAX_RAFT_STATE_BYTES = 1_048_576
+
+/**
+ * Every message below is written to follow "<field path>: ", so it says what is wrong and what
+ * would be right without repeating where. `expected` annotations feed the "expected X, got Y"
+ * message for values of the wrong TOML type.
+ */
+const integerIn = (minimum: number, maximum: number, rule: string) =>
+  Schema.Number.annotate({ expected: rule }).check(
+    Schema.makeFilter((n: number) => {
+      if (!Number.isInteger(n)) return `${n} is not an integer (must be ${rule})`
+      if (n < minimum || n > maximum) return `${n} is out of range (must be ${rule})`
+      return undefined
+    }),
+  )
+
+const nonEmptyString = (rule: string) =>
+  Schema.String.annotate({ expected: rule }).check(
+    Schema.makeFilter((s: string) => (s.trim().length > 0 ? undefined : `is empty (must be ${rule})`)),
+  )
+
+const ReplicaAddress = Schema.String.annotate({ expected: 'a "host:port" string' }).check(
+  Schema.makeFilter((address: string) => replicaAddressProblem(address)),
+)
+
+const ReplicaList = Schema.Array(ReplicaAddress)
+  .annotate({ expected: 'a list of "host:port" strings' })
+  .check(
+    Schema.makeFilter((replicas: ReadonlyArray<string>) => {
+      if (replicas.length === 0) return `is empty (list 1 to ${MAX_REPLICAS} "host:port" addresses)`
+      if (replicas.length > MAX_REPLICAS) {
+        return `lists ${replicas.length} replicas; a group has at most ${MAX_REPLICAS}`
+      }
+      return undefined
+    }),
+  )
+
+/** A set of replicas running one Raft group: the controller, a shard group or the kvraft service. */
+const ReplicaGroup = Schema.Struct({
+  replicas: ReplicaList.annotateKey({
+    messageMissingKey: 'is missing (every replica group needs replicas = ["host:port", ...])',
+  }),
+}).annotate({ expected: "a table" })
+
+const GroupId = Schema.String.annotate({
+  expected: "a valid group id (group ids are positive integers, e.g. [groups.100])",
+}).check(Schema.makeFilter((key: string) => /^[1-9]\d*$/.test(key) && Number.isSafeInteger(Number(key))))
+
+const Metrics = Schema.Struct({
+  basePort: Schema.optionalKey(integerIn(1, 65535, "an integer 1–65535")),
+}).annotate({ expected: "a table" })
+
+/** The contents of `cluster.toml` as written; paths are still relative and defaults not yet applied. */
+export const ClusterFile = Schema.Struct({
+  dataDir: Schema.optionalKey(nonEmptyString("a non-empty directory path")),
+  nShards: Schema.optionalKey(integerIn(1, MAX_SHARDS, `an integer 1–${MAX_SHARDS}`)),
+  maxRaftStateBytes: Schema.optionalKey(
+    integerIn(0, Number.MAX_SAFE_INTEGER, "an integer ≥ 0; 0 means never snapshot"),
+  ),
+  clusterKeyFile: Schema.optionalKey(nonEmptyString("a non-empty file path")),
+  controller: Schema.optionalKey(ReplicaGroup),
+  groups: Schema.optionalKey(Schema.Record(GroupId, ReplicaGroup).annotate({ expected: "a table of [groups.<gid>]" })),
+  kvraft: Schema.optionalKey(ReplicaGroup),
+  metrics: Schema.optionalKey(Metrics),
+})
+
+export type ClusterFile = typeof ClusterFile.Type
+
+/** Collects every problem (not just the first), refuses unknown keys, and keeps inputs for messages. */
+export const decodeClusterFile = Schema.decodeUnknownResult(ClusterFile, {
+  errors: "all",
+  onExcessProperty: "error",
+  reportInput: true,
+})

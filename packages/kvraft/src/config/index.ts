@@ -1,0 +1,19 @@
+export {
+  type ClusterConfig,
+  dataDirOf,
+  type LoadClusterConfigOptions,
+  loadClusterConfig,
+  type ParseClusterConfigOptions,
+  parseClusterConfig,
+  type ReplicaGroupConfig,
+  type ServiceName,
+} from "./clusterConfig.ts"
+export { CLUSTER_KEY_ENV } from "./clusterKey.ts"
+export { ConfigError } from "./errors.ts"
+export {
+  DEFAULT_DATA_DIR,
+  DEFAULT_MAX_RAFT_STATE_BYTES,
+  DEFAULT_N_SHARDS,
+  MAX_REPLICAS,
+  MAX_SHARDS,
+} from "./fileSchema.ts"

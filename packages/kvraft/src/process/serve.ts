@@ -1,0 +1,142 @@
+import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
+import { RpcNode, Transport, type TransportError } from "@kv/rpc"
+import { Cause, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
+
+export type LogFormat = "text" | "json"
+
+/** What a served replica exposes to the process around it. */
+export interface Served {
+  readonly raft: RaftNodeShape
+}
+
+export interface ServeOptions {
+  /** Names the service in logs and in the data directory: `<dataDir>/<service>/replica-<k>`. */
+  readonly service: string
+  /** Every replica's address, in replica order (replica k has Raft id k + 1). */
+  readonly replicas: readonly string[]
+  /** The replica to run; undefined runs every replica in this process (development). */
+  readonly replica: number | undefined
+  readonly dataDir: string
+  readonly clusterKey: string | undefined
+  readonly build: (
+    replica: number,
+    context: ReplicaContext,
+  ) => Effect.Effect<Served, StorageCorrupt, Scope.Scope | RpcNode | Storage>
+  /** Called once every replica is up (e.g. to start an HTTP metrics endpoint). */
+  readonly onReady?: (served: ReadonlyMap<number, Served>) => Effect.Effect<void, never, Scope.Scope>
+}
+
+export interface ReplicaContext {
+  readonly id: number
+  readonly peers: Readonly<Record<number, string>>
+  readonly storageName: string
+}
+
+export class StartupError extends Error {
+  override readonly name = "StartupError"
+}
+
+export const loggerLayer = (format: LogFormat) =>
+  Logger.layer([format === "json" ? Logger.consoleJson : Logger.consoleLogFmt])
+
+const peersOf = (replicas: readonly string[]): Record<number, string> =>
+  Object.fromEntries(replicas.map((address, k) => [k + 1, address]))
+
+const describeFailure = (error: TransportError | StorageCorrupt): string =>
+  error._tag === "TransportError"
+    ? `cannot bind UDP ${error.address}: ${error.message}`
+    : `data directory is damaged: ${error.message} (refusing to start; restore it from a backup or remove the replica's directory to rebuild it from its peers)`
+
+/**
+ * Runs replicas of one service until SIGINT or SIGTERM. On the signal a leader first hands off
+ * leadership (so clients see no election timeout), then everything is closed: sockets, storage.
+ */
+export const serveReplicas = (options: ServeOptions): Effect.Effect<void, StartupError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const peers = peersOf(options.replicas)
+    const which = options.replica === undefined ? options.replicas.map((_, k) => k) : [options.replica]
+    for (const k of which) {
+      if (k < 0 || k >= options.replicas.length) {
+        return yield* Effect.fail(
+          new StartupError(
+            `${options.service} has replicas 0..${options.replicas.length - 1}; there is no replica ${k}`,
+          ),
+        )
+      }
+    }
+    const stop = yield* Deferred.make<string>()
+    const onSignal = (signal: string) => () => Deferred.doneUnsafe(stop, Exit.succeed(signal))
+    const sigint = onSignal("SIGINT")
+    const sigterm = onSignal("SIGTERM")
+    process.on("SIGINT", sigint)
+    process.on("SIGTERM", sigterm)
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        process.off("SIGINT", sigint)
+        process.off("SIGTERM", sigterm)
+      }),
+    )
+
+    const served = new Map<number, Served>()
+    for (const k of which) {
+      const address = options.replicas[k]!
+      const layer = RpcNode.layer.pipe(
+        Layer.provide(Transport.layerUdp({ bind: address, key: options.clusterKey })),
+        Layer.merge(Storage.layerFile(options.dataDir)),
+      )
+      const replica = yield* Effect.gen(function* () {
+        const context = yield* Layer.build(layer)
+        return yield* options
+          .build(k, { id: k + 1, peers, storageName: `${options.service}/replica-${k}` })
+          .pipe(Effect.provideContext(context))
+      }).pipe(
+        Effect.mapError(
+          (error) => new StartupError(`${options.service} replica ${k} (${address}): ${describeFailure(error)}`),
+        ),
+      )
+      served.set(k, replica)
+      yield* Effect.logInfo("replica started").pipe(
+        Effect.annotateLogs({ service: options.service, replica: k, address }),
+      )
+    }
+    if (options.onReady !== undefined) yield* options.onReady(served)
+    const signal = yield* Deferred.await(stop)
+    yield* Effect.logInfo("stopping").pipe(Effect.annotateLogs({ service: options.service, signal }))
+    yield* Effect.forEach(
+      served,
+      ([k, { raft }]) => handOffLeadership(raft).pipe(Effect.annotateLogs({ service: options.service, replica: k })),
+      { concurrency: "unbounded", discard: true },
+    )
+  })
+
+/** A leader transfers leadership before stopping and waits (bounded) until it has happened. */
+const handOffLeadership = (raft: RaftNodeShape): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    if (raft.status().role !== "leader") return
+    const transferred = yield* raft.transferLeadership().pipe(
+      Effect.as(true),
+      Effect.orElseSucceed(() => false),
+    )
+    if (!transferred) return
+    const deadline = Date.now() + 2_000
+    while (raft.status().role === "leader" && Date.now() < deadline) yield* Effect.sleep(Duration.millis(20))
+    yield* Effect.logInfo("leadership handed off").pipe(Effect.annotateLogs({ leader: raft.status().leader }))
+  })
+
+/**
+ * The entry point of a server binary: runs `program` with the chosen logger, prints a clear
+ * message and exits 1 if it fails to start, exits 0 after a clean stop.
+ */
+export const runServerMain = (
+  name: string,
+  program: Effect.Effect<void, StartupError, Scope.Scope>,
+  format: LogFormat,
+) => {
+  Effect.runPromiseExit(Effect.scoped(program).pipe(Effect.provide(loggerLayer(format)))).then((exit) => {
+    if (Exit.isSuccess(exit)) process.exit(0)
+    const failure = Cause.findErrorOption(exit.cause)
+    if (failure._tag === "Some") console.error(`${name}: ${failure.value.message}`)
+    else console.error(`${name}: ${Cause.pretty(exit.cause)}`)
+    process.exit(1)
+  })
+}
