@@ -10,6 +10,7 @@ export {
   type RaftStatus,
   raftDefaults,
 } from "./node/raftNode.ts"
+export { RaftStatusMethod } from "./node/statusMethod.ts"
 export {
   type FileStorageOptions,
   initialHardState,

@@ -684,7 +684,7 @@ class Raft implements RaftCore {
       return
     }
     // Only up to the last entry this message vouches for: anything after it may be stale.
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()))
+    this.log.commitTo(Math.min(m.commit, lastNew))
     this.sendAppendResp(m.from, lastNew, false, 0, 0)
   }
 

@@ -15,6 +15,7 @@ import {
 import type { StorageCorrupt } from "../storage/errors.ts"
 import { Storage } from "../storage/index.ts"
 import { NodeStopped, NotLeader } from "./errors.ts"
+import { RaftStatusMethod } from "./statusMethod.ts"
 import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse } from "./wire.ts"
 
 /** What the service applies, in log order: committed entries, or a snapshot that replaces its state. */
@@ -277,6 +278,8 @@ export const makeRaftNode = (
         snapshotBytes: storage.snapshotBytes(),
       }
     }
+
+    rpc.handle(RaftStatusMethod, () => status())
 
     return {
       id: config.id,

@@ -1,0 +1,176 @@
+/**
+ * The kv command line: `bun run kv get|put|append|delete|admin|status ...`.
+ * Exit codes: 0 ok, 1 key not found, 2 bad input, 3 cluster unreachable (timeout), 4 request refused.
+ */
+import { cliEnvironment } from "@kv/kvraft"
+import { Effect } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import { ExitCode } from "../src/cli/exitCodes.ts"
+import { CliFailure, CliSession, classify } from "../src/cli/session.ts"
+import { collectStatus, renderStatus } from "../src/cli/status.ts"
+import { withWaitIndicator } from "../src/cli/waitIndicator.ts"
+
+const common = {
+  config: Flag.String("config").pipe(
+    Flag.withDescription("cluster configuration file"),
+    Flag.withDefault("cluster.toml"),
+  ),
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON for scripts"), Flag.withDefault(false)),
+  timeoutMs: Flag.Int("timeout-ms").pipe(
+    Flag.withDescription("give up after this long (the outcome of a write is then unknown)"),
+    Flag.withDefault(10_000),
+  ),
+}
+type Common = { readonly config: string; readonly json: boolean; readonly timeoutMs: number }
+
+const print = (flags: Common, human: string, json: unknown) => {
+  console.log(flags.json ? JSON.stringify(json) : human)
+}
+
+/** Runs one CLI action with a session, turning failures into a message and an exit code. */
+const action =
+  <F extends Common>(body: (session: CliSession, flags: F) => Promise<number | undefined>) =>
+  (flags: F) =>
+    Effect.promise(async () => {
+      let session: CliSession | undefined
+      try {
+        session = await CliSession.open({ config: flags.config, timeoutMs: flags.timeoutMs })
+        process.exitCode = (await body(session, flags)) ?? ExitCode.ok
+      } catch (error) {
+        const failure = classify(error)
+        if (flags.json) console.log(JSON.stringify({ ok: false, error: failure.message }))
+        else console.error(`kv: ${failure.message}`)
+        process.exitCode = failure.code
+      } finally {
+        await session?.close()
+      }
+    })
+
+const key = Argument.String("key").pipe(Argument.withDescription("the key"))
+const value = Argument.String("value").pipe(Argument.withDescription("the value"))
+
+const get = Command.make(
+  "get",
+  { ...common, key },
+  action(async (session, flags) => {
+    const kv = await session.kvraftClient()
+    const v = await withWaitIndicator("a leader", () => session.run(kv.get(flags.key)))
+    print(flags, v, { ok: true, key: flags.key, value: v, found: v !== "" })
+    return v === "" ? ExitCode.notFound : ExitCode.ok
+  }),
+).pipe(Command.withDescription("Print the value of a key (exit code 1 when it is absent)"))
+
+const write = (name: "put" | "append", description: string) =>
+  Command.make(
+    name,
+    { ...common, key, value },
+    action(async (session, flags) => {
+      const kv = await session.kvraftClient()
+      await withWaitIndicator("a leader", () => session.run(kv[name](flags.key, flags.value)))
+      print(flags, "OK", { ok: true })
+      return ExitCode.ok
+    }),
+  ).pipe(Command.withDescription(description))
+
+const del = Command.make(
+  "delete",
+  { ...common, key },
+  action(async (session, flags) => {
+    const kv = await session.kvraftClient()
+    await withWaitIndicator("a leader", () => session.run(kv.delete(flags.key)))
+    print(flags, "OK", { ok: true })
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("Remove a key"))
+
+const gid = Argument.Int("gid").pipe(Argument.withDescription("group id"))
+
+const join = Command.make(
+  "join",
+  { ...common, gid },
+  action(async (session, flags) => {
+    const group = session.config.groups.get(flags.gid)
+    if (group === undefined) {
+      throw new CliFailure(`group ${flags.gid} is not in ${session.config.source}`, ExitCode.badInput)
+    }
+    const admin = await session.controllerClient()
+    await withWaitIndicator("the controller", () => session.run(admin.join({ [String(flags.gid)]: group.replicas })))
+    print(flags, `group ${flags.gid} joined`, { ok: true })
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("Add a group (its replicas come from the config file) and rebalance shards"))
+
+const leave = Command.make(
+  "leave",
+  { ...common, gid },
+  action(async (session, flags) => {
+    const admin = await session.controllerClient()
+    await withWaitIndicator("the controller", () => session.run(admin.leave([flags.gid])))
+    print(flags, `group ${flags.gid} left`, { ok: true })
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("Remove a group; its shards move to the others"))
+
+const move = Command.make(
+  "move",
+  { ...common, shard: Argument.Int("shard").pipe(Argument.withDescription("shard number")), gid },
+  action(async (session, flags) => {
+    const admin = await session.controllerClient()
+    await withWaitIndicator("the controller", () => session.run(admin.move(flags.shard, flags.gid)))
+    print(flags, `shard ${flags.shard} assigned to group ${flags.gid}`, { ok: true })
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("Assign one shard to a group"))
+
+const query = Command.make(
+  "query",
+  {
+    ...common,
+    num: Argument.Int("num").pipe(
+      Argument.withDescription("configuration number (-1: latest)"),
+      Argument.withDefault(-1),
+    ),
+  },
+  action(async (session, flags) => {
+    const admin = await session.controllerClient()
+    const config = await withWaitIndicator("the controller", () => session.run(admin.query(flags.num)))
+    const groups = Object.entries(config.groups)
+      .map(([g, servers]) => `  group ${g}: ${servers.join(", ")}`)
+      .join("\n")
+    print(flags, `configuration #${config.num}\nshards: ${config.shards.join(" ")}\n${groups}`, config)
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("Show a shard configuration"))
+
+const admin = Command.make("admin").pipe(
+  Command.withDescription("Manage groups and shards through the shard controller"),
+  Command.withSubcommands([join, leave, move, query]),
+)
+
+const status = Command.make(
+  "status",
+  common,
+  action(async (session, flags) => {
+    const s = await collectStatus(session)
+    print(flags, renderStatus(s), s)
+    return s.replicas.every((r) => r.up) ? ExitCode.ok : ExitCode.unreachable
+  }),
+).pipe(Command.withDescription("Every group's replicas (up or down), leader, term, indexes, sizes and shards"))
+
+const kv = Command.make("kv").pipe(
+  Command.withDescription("kv: a linearizable key/value store on Raft"),
+  Command.withSubcommands([
+    get,
+    write("put", "Set a key"),
+    write("append", "Append to a key's value"),
+    del,
+    admin,
+    status,
+  ]),
+)
+
+Command.run(kv, { version: "0.1.0" })
+  .pipe(Effect.provide(cliEnvironment), Effect.runPromise)
+  .catch(() => {
+    process.exitCode = ExitCode.badInput
+  })

@@ -1,0 +1,103 @@
+import { RaftStatusMethod } from "@kv/raft"
+import type { Config } from "@kv/shardctrler"
+import { Effect } from "effect"
+import type { CliSession } from "./session.ts"
+import { formatBytes, renderTable } from "./table.ts"
+
+export interface ReplicaStatus {
+  readonly service: string
+  readonly replica: number
+  readonly address: string
+  readonly up: boolean
+  readonly role?: string
+  readonly term?: number
+  readonly leader?: string
+  readonly commitIndex?: number
+  readonly appliedIndex?: number
+  readonly raftStateBytes?: number
+  readonly snapshotBytes?: number
+}
+
+export interface ClusterStatus {
+  readonly replicas: readonly ReplicaStatus[]
+  /** gid → shards assigned to it in the controller's latest configuration. */
+  readonly shards: Readonly<Record<string, readonly number[]>>
+  readonly configNum: number | undefined
+}
+
+const services = (session: CliSession): [string, readonly string[]][] => {
+  const out: [string, readonly string[]][] = []
+  if (session.config.controller.replicas.length > 0) out.push(["controller", session.config.controller.replicas])
+  for (const [gid, group] of session.config.groups) out.push([`group ${gid}`, group.replicas])
+  if (session.config.kvraft !== undefined) out.push(["kvraft", session.config.kvraft.replicas])
+  return out
+}
+
+/** Asks every replica of every service for its Raft status; a replica that does not answer is down. */
+export const collectStatus = async (session: CliSession): Promise<ClusterStatus> => {
+  const probes = services(session).flatMap(([service, replicas]) =>
+    replicas.map(async (address, replica): Promise<ReplicaStatus> => {
+      const reply = await session.run(
+        session.rpc.call(address, RaftStatusMethod, {}, { attemptTimeoutMs: 150, deadlineMs: 600 }).pipe(Effect.option),
+      )
+      if (reply._tag === "None") return { service, replica, address, up: false }
+      const s = reply.value
+      return {
+        service,
+        replica,
+        address,
+        up: true,
+        role: s.role,
+        term: s.term,
+        leader: s.leader === 0 ? "" : (replicas[s.leader - 1] ?? `#${s.leader}`),
+        commitIndex: s.commitIndex,
+        appliedIndex: s.appliedIndex,
+        raftStateBytes: s.raftStateBytes,
+        snapshotBytes: s.snapshotBytes,
+      }
+    }),
+  )
+  const replicas = await Promise.all(probes)
+  let config: Config | undefined
+  const controllerUp = replicas.some((r) => r.service === "controller" && r.up)
+  if (controllerUp) {
+    const controller = await session.controllerClient()
+    const reply = await session.run(Effect.option(controller.query(-1).pipe(Effect.timeout(2_000))))
+    if (reply._tag === "Some") config = reply.value
+  }
+  const shards: Record<string, number[]> = {}
+  config?.shards.forEach((gid, shard) => {
+    const list = shards[String(gid)] ?? []
+    list.push(shard)
+    shards[String(gid)] = list
+  })
+  return { replicas, shards, configNum: config?.num }
+}
+
+export const renderStatus = (status: ClusterStatus): string => {
+  const rows = status.replicas.map((r) => [
+    r.service,
+    String(r.replica),
+    r.address,
+    r.up ? "up" : "DOWN",
+    r.role ?? "",
+    r.term === undefined ? "" : String(r.term),
+    r.leader ?? "",
+    r.commitIndex === undefined ? "" : String(r.commitIndex),
+    r.appliedIndex === undefined ? "" : String(r.appliedIndex),
+    r.raftStateBytes === undefined ? "" : formatBytes(r.raftStateBytes),
+    r.snapshotBytes === undefined ? "" : formatBytes(r.snapshotBytes),
+  ])
+  const table = renderTable(
+    ["service", "replica", "address", "state", "role", "term", "leader", "commit", "applied", "log", "snapshot"],
+    rows,
+  )
+  const shardLines = Object.entries(status.shards).map(
+    ([gid, shards]) => `  group ${gid === "0" ? "(none)" : gid}: shards ${shards.join(", ")}`,
+  )
+  const config =
+    status.configNum === undefined
+      ? "shard configuration: unavailable (controller down?)"
+      : `shard configuration #${status.configNum}:\n${shardLines.join("\n")}`
+  return `${table}\n\n${config}`
+}

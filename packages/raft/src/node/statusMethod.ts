@@ -1,0 +1,22 @@
+import { defineMethod } from "@kv/rpc"
+import { Schema } from "effect"
+
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
+/** Every Raft replica answers this, for `kv status` and health checks. */
+export const RaftStatusMethod = defineMethod(
+  "raft.status",
+  Schema.Struct({}),
+  Schema.Struct({
+    id: Count,
+    term: Count,
+    role: Schema.Literals(["follower", "pre-candidate", "candidate", "leader"]),
+    leader: Count,
+    commitIndex: Count,
+    appliedIndex: Count,
+    lastIndex: Count,
+    snapshotIndex: Count,
+    raftStateBytes: Count,
+    snapshotBytes: Count,
+  }),
+)

@@ -1,0 +1,44 @@
+/**
+ * The shard controller: `bun run shardctrler [--replica N] [--config cluster.toml] [--data DIR]`.
+ * Without --replica every controller replica runs in this process.
+ */
+import {
+  cliEnvironment,
+  dataDirFrom,
+  loadConfigFor,
+  runServerMain,
+  type ServerFlags,
+  serveReplicas,
+  serverFlags,
+} from "@kv/kvraft"
+import { Effect, Option } from "effect"
+import { Command } from "effect/cli"
+import { makeControllerServer } from "../src/index.ts"
+
+const serve = (flags: ServerFlags) =>
+  Effect.gen(function* () {
+    const config = yield* loadConfigFor(flags)
+    yield* serveReplicas({
+      service: "controller",
+      replicas: config.controller.replicas,
+      replica: Option.getOrUndefined(flags.replica),
+      dataDir: dataDirFrom(flags, config),
+      clusterKey: config.clusterKey,
+      build: (_k, { id, peers, storageName }) =>
+        makeControllerServer({
+          id,
+          peers,
+          storageName,
+          nShards: config.nShards,
+          maxRaftStateBytes: config.maxRaftStateBytes,
+        }).pipe(Effect.map((server) => ({ raft: server.rsm.raft }))),
+    })
+  })
+
+const command = Command.make("shardctrler", serverFlags, (flags) =>
+  Effect.sync(() => runServerMain("shardctrler", serve(flags), flags.logFormat)),
+).pipe(Command.withDescription("Run replicas of the shard controller"))
+
+Command.run(command, { version: "0.1.0" }).pipe(Effect.provide(cliEnvironment), Effect.runPromise).catch(() => {
+  process.exitCode = 2
+})
