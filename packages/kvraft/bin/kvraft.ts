@@ -28,9 +28,10 @@ const serve = (flags: ServerFlags) =>
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
-      build: (_k, { id, peers, storageName }) =>
-        makeKvServer({ id, peers, storageName, maxRaftStateBytes: config.maxRaftStateBytes }).pipe(
-          Effect.map((server) => ({ raft: server.rsm.raft })),
+      metricsPort: Option.getOrUndefined(flags.metricsPort),
+      build: (_k, { id, peers, storageName, onFsync }) =>
+        makeKvServer({ id, peers, storageName, onFsync, maxRaftStateBytes: config.maxRaftStateBytes }).pipe(
+          Effect.map((server) => ({ raft: server.rsm.raft, gauges: server.gauges })),
         ),
     })
   })

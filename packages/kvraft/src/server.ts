@@ -22,11 +22,14 @@ export interface KvServerOptions {
   readonly limits?: Partial<KvLimits>
   readonly tickMs?: number
   readonly seed?: number
+  readonly onFsync?: (seconds: number) => void
 }
 
 export interface KvServerShape {
   readonly rsm: RsmShape<KvResult>
   readonly status: () => StatusReply
+  /** Gauges for the metrics endpoint. */
+  readonly gauges: () => Readonly<Record<string, number>>
 }
 
 /** Adapts the KV state machine (replaced wholesale on snapshot restore) to the RSM interface. */
@@ -66,6 +69,7 @@ export const makeKvServer = (
         ...(options.storageName === undefined ? {} : { storageName: options.storageName }),
         ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
+        ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
       },
       stateMachine: replica.stateMachine,
       maxRaftStateBytes: options.maxRaftStateBytes,
@@ -111,5 +115,9 @@ export const makeKvServer = (
     }
     rpc.handle(KvStatusMethod, () => status())
 
-    return { rsm, status }
+    const gauges = () => ({
+      kv_keys: replica.current().size(),
+      kv_client_sessions: replica.current().sessions.count(),
+    })
+    return { rsm, status, gauges }
   })

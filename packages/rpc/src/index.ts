@@ -18,6 +18,7 @@ export {
   type Handler,
   makeRpcNode,
   type OneWayHandler,
+  type RequestObserver,
   RpcNode,
   type RpcNodeShape,
 } from "./rpcNode.ts"

@@ -49,7 +49,11 @@ export interface RpcNodeShape {
   onOneWay(channel: string, handler: OneWayHandler): void
   /** Fire-and-forget datagram on a channel; loss is the consumer protocol's business. */
   sendOneWay(to: string, channel: string, payload: unknown): boolean
+  /** Observes how long each served request took, from arrival to reply (for latency metrics). */
+  observeRequests(observer: RequestObserver | undefined): void
 }
+
+export type RequestObserver = (method: string, seconds: number) => void
 
 /**
  * Request/response and one-way messaging over one transport: every server and client has one.
@@ -58,6 +62,7 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
   const handlers = new Map<string, (payload: unknown, from: string, id: number) => void>()
   const oneWay = new Map<string, OneWayHandler>()
   const waiters = new Map<number, Waiter>()
+  let observer: RequestObserver | undefined
   // A random start keeps a restarted client from matching replies meant for its previous life.
   let nextId = Math.floor(Math.random() * 2 ** 40)
 
@@ -103,6 +108,8 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
         replyError(from, id, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
+      const start = observer === undefined ? 0 : performance.now()
+      const served = () => observer?.(method.name, (performance.now() - start) / 1000)
       let result: Effect.Effect<Res> | Res
       try {
         result = handler(request, from)
@@ -112,12 +119,14 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
       }
       if (!Effect.isEffect(result)) {
         reply(from, id, result)
+        served()
         return
       }
       Effect.runCallback(result, {
         onExit: (exit) => {
           if (exit._tag === "Success") reply(from, id, exit.value)
           else replyError(from, id, "HandlerFailed", "handler failed")
+          served()
         },
       })
     })
@@ -200,6 +209,9 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
     },
     sendOneWay(to, channel, payload) {
       return transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 3, channel, payload]))
+    },
+    observeRequests(next) {
+      observer = next
     },
   }
 }

@@ -24,11 +24,13 @@ const serve = (flags: ServerFlags) =>
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
-      build: (_k, { id, peers, storageName }) =>
+      metricsPort: Option.getOrUndefined(flags.metricsPort),
+      build: (_k, { id, peers, storageName, onFsync }) =>
         makeControllerServer({
           id,
           peers,
           storageName,
+          onFsync,
           nShards: config.nShards,
           maxRaftStateBytes: config.maxRaftStateBytes,
         }).pipe(Effect.map((server) => ({ raft: server.rsm.raft }))),
@@ -39,6 +41,8 @@ const command = Command.make("shardctrler", serverFlags, (flags) =>
   Effect.sync(() => runServerMain("shardctrler", serve(flags), flags.logFormat)),
 ).pipe(Command.withDescription("Run replicas of the shard controller"))
 
-Command.run(command, { version: "0.1.0" }).pipe(Effect.provide(cliEnvironment), Effect.runPromise).catch(() => {
-  process.exitCode = 2
-})
+Command.run(command, { version: "0.1.0" })
+  .pipe(Effect.provide(cliEnvironment), Effect.runPromise)
+  .catch(() => {
+    process.exitCode = 2
+  })

@@ -1,4 +1,5 @@
 export { cliEnvironment } from "./cliEnvironment.ts"
+export { type MetricsSource, observeReplica, scrape, serveMetrics } from "./metrics.ts"
 export {
   type LogFormat,
   loggerLayer,

@@ -1,12 +1,15 @@
 import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
 import { RpcNode, Transport, type TransportError } from "@kv/rpc"
-import { Cause, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
+import { type MetricsSource, observeReplica, serveMetrics } from "./metrics.ts"
 
 export type LogFormat = "text" | "json"
 
 /** What a served replica exposes to the process around it. */
 export interface Served {
   readonly raft: RaftNodeShape
+  /** Service-specific gauges for the metrics endpoint (sessions, shard states...). */
+  readonly gauges?: () => Readonly<Record<string, number>>
 }
 
 export interface ServeOptions {
@@ -22,14 +25,16 @@ export interface ServeOptions {
     replica: number,
     context: ReplicaContext,
   ) => Effect.Effect<Served, StorageCorrupt, Scope.Scope | RpcNode | Storage>
-  /** Called once every replica is up (e.g. to start an HTTP metrics endpoint). */
-  readonly onReady?: (served: ReadonlyMap<number, Served>) => Effect.Effect<void, never, Scope.Scope>
+  /** Serve /metrics, /livez and /readyz for this process's replicas on 127.0.0.1 at this port. */
+  readonly metricsPort?: number | undefined
 }
 
 export interface ReplicaContext {
   readonly id: number
   readonly peers: Readonly<Record<number, string>>
   readonly storageName: string
+  /** Pass to the Raft node: feeds the fsync latency histogram. */
+  readonly onFsync: (seconds: number) => void
 }
 
 export class StartupError extends Error {
@@ -77,6 +82,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       }),
     )
 
+    const sources: MetricsSource[] = []
     const served = new Map<number, Served>()
     for (const k of which) {
       const address = options.replicas[k]!
@@ -84,22 +90,41 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         Layer.provide(Transport.layerUdp({ bind: address, key: options.clusterKey })),
         Layer.merge(Storage.layerFile(options.dataDir)),
       )
-      const replica = yield* Effect.gen(function* () {
+      const observe = observeReplica(options.service, k)
+      const [replica, rpc] = yield* Effect.gen(function* () {
         const context = yield* Layer.build(layer)
-        return yield* options
-          .build(k, { id: k + 1, peers, storageName: `${options.service}/replica-${k}` })
+        const rpc = Context.get(context, RpcNode)
+        rpc.observeRequests(observe.onRequest)
+        const replica = yield* options
+          .build(k, { id: k + 1, peers, storageName: `${options.service}/replica-${k}`, onFsync: observe.onFsync })
           .pipe(Effect.provideContext(context))
+        return [replica, rpc] as const
       }).pipe(
         Effect.mapError(
           (error) => new StartupError(`${options.service} replica ${k} (${address}): ${describeFailure(error)}`),
         ),
       )
       served.set(k, replica)
+      sources.push({
+        service: options.service,
+        replica: k,
+        raft: replica.raft,
+        rpc,
+        ...(replica.gauges ? { gauges: replica.gauges } : {}),
+      })
       yield* Effect.logInfo("replica started").pipe(
         Effect.annotateLogs({ service: options.service, replica: k, address }),
       )
     }
-    if (options.onReady !== undefined) yield* options.onReady(served)
+    if (options.metricsPort !== undefined) {
+      const port = options.metricsPort
+      const server = yield* Effect.try({
+        try: () => serveMetrics(port, sources),
+        catch: (error) => new StartupError(`cannot serve metrics on 127.0.0.1:${port}: ${String(error)}`),
+      })
+      yield* Effect.addFinalizer(() => Effect.promise(() => server.stop(true)))
+      yield* Effect.logInfo("metrics served").pipe(Effect.annotateLogs({ url: `http://127.0.0.1:${port}/metrics` }))
+    }
     const signal = yield* Deferred.await(stop)
     yield* Effect.logInfo("stopping").pipe(Effect.annotateLogs({ service: options.service, signal }))
     yield* Effect.forEach(

@@ -23,7 +23,7 @@ export const serverFlags = {
   ),
   metricsPort: Flag.Int("metrics-port").pipe(
     Flag.withDescription(
-      "serve Prometheus metrics, /livez and /readyz over HTTP on this port (replica k uses port + k)",
+      "serve /metrics (Prometheus), /livez and /readyz on 127.0.0.1 at this port, for every replica in this process",
     ),
     Flag.optional,
   ),

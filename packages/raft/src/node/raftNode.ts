@@ -37,6 +37,8 @@ export interface RaftNodeConfig {
   readonly maxInflightMessages?: number
   readonly maxAppendBytes?: number
   readonly snapshotChunkBytes?: number
+  /** Observes the duration of every durable write (one per Ready), for metrics. */
+  readonly onFsync?: (seconds: number) => void
   /**
    * Called synchronously, in order, for every committed entry and installed snapshot (including the
    * stored snapshot at startup). The service must not block here.
@@ -81,8 +83,16 @@ export interface RaftNodeShape {
   /** Hands leadership to `to` (or the most up-to-date follower). Resolves once requested. */
   transferLeadership(to?: NodeId): Effect.Effect<void, NotLeader>
   status(): RaftStatus
-  /** Raft messages this node has sent; requests exclude responses (the lab counts RPC calls). */
-  counters(): { readonly messagesSent: number; readonly requestsSent: number }
+  /**
+   * Totals since start: Raft messages sent (requests exclude responses: the lab counts RPC calls),
+   * proposals accepted, durable writes.
+   */
+  counters(): {
+    readonly messagesSent: number
+    readonly requestsSent: number
+    readonly proposals: number
+    readonly fsyncs: number
+  }
   /** Bytes of persisted Raft state (hard state + log after the snapshot): the services' snapshot trigger. */
   raftStateBytes(): number
 }
@@ -136,7 +146,7 @@ export const makeRaftNode = (
     let waitingReads: Deferred.Deferred<LogIndex, NotLeader | NodeStopped>[] = []
     // The service snapshots from inside its apply callback, i.e. mid-Ready; compaction waits for advance().
     const pendingSnapshots: { index: LogIndex; data: Uint8Array }[] = []
-    const counters = { messagesSent: 0, requestsSent: 0 }
+    const counters = { messagesSent: 0, requestsSent: 0, proposals: 0, fsyncs: 0 }
     const readRounds = new Map<number, Deferred.Deferred<LogIndex, NotLeader | NodeStopped>[]>()
 
     if (restored.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: restored.snapshot })
@@ -181,7 +191,12 @@ export const makeRaftNode = (
     const handleReady = (ready: Ready) => {
       // Persist before anything leaves or is applied: a vote or an ack must never precede its fsync.
       if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
-      if (ready.hardState !== undefined || ready.entries.length > 0) storage.save(ready.hardState, ready.entries)
+      if (ready.hardState !== undefined || ready.entries.length > 0) {
+        const start = performance.now()
+        storage.save(ready.hardState, ready.entries)
+        counters.fsyncs++
+        config.onFsync?.((performance.now() - start) / 1000)
+      }
       send(ready.messages)
       if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })
       if (ready.committedEntries.length > 0) config.apply({ type: "entries", entries: ready.committedEntries })
@@ -259,6 +274,7 @@ export const makeRaftNode = (
       if (stopped) return new NotLeader({ leaderHint: 0 })
       const result = core.propose(data)
       if ("notLeader" in result) return new NotLeader({ leaderHint: result.leaderHint })
+      counters.proposals++
       wake.openUnsafe()
       return { index: result.index, term: result.term }
     }

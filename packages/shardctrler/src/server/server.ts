@@ -14,6 +14,7 @@ export interface ControllerServerOptions {
   readonly storageName?: string
   readonly maxRaftStateBytes?: number | undefined
   readonly seed?: number
+  readonly onFsync?: (seconds: number) => void
 }
 
 export interface ControllerServerShape {
@@ -35,6 +36,7 @@ export const makeControllerServer = (
         peers: options.peers,
         ...(options.storageName === undefined ? {} : { storageName: options.storageName }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
+        ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
       },
       stateMachine: {
         apply: (command) => machine.apply(command),

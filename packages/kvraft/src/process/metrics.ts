@@ -1,0 +1,122 @@
+import type { RaftNodeShape } from "@kv/raft"
+import { dropReasons, type RpcNodeShape } from "@kv/rpc"
+import { Context, Effect, Metric } from "effect"
+import { PrometheusMetrics } from "effect/observability"
+
+/** One replica as the metrics endpoint sees it. */
+export interface MetricsSource {
+  readonly service: string
+  readonly replica: number
+  readonly raft: RaftNodeShape
+  readonly rpc: RpcNodeShape
+  /** Service-specific gauges (sessions, shard states...), read at scrape time. */
+  readonly gauges?: () => Readonly<Record<string, number>>
+}
+
+const latencyBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+const fsyncSeconds = Metric.histogram("kv_raft_fsync_seconds", {
+  description: "Duration of one durable write of Raft state (one per Ready batch)",
+  boundaries: latencyBoundaries,
+})
+const requestSeconds = Metric.histogram("kv_request_seconds", {
+  description: "Time from a client request's arrival to its reply, by method",
+  boundaries: latencyBoundaries,
+})
+
+const gauge = (name: string, description: string) => Metric.gauge(name, { description })
+const raftGauges = {
+  term: gauge("kv_raft_term", "Current Raft term"),
+  leader: gauge("kv_raft_is_leader", "1 if this replica is the leader"),
+  commit: gauge("kv_raft_commit_index", "Highest log index known committed"),
+  applied: gauge("kv_raft_applied_index", "Highest log index applied to the state machine"),
+  stateBytes: gauge("kv_raft_state_bytes", "Persisted Raft state (hard state + log after the snapshot)"),
+  snapshotBytes: gauge("kv_raft_snapshot_bytes", "Size of the latest snapshot"),
+  proposals: gauge("kv_raft_proposals_total", "Commands proposed on this replica while leader"),
+  messages: gauge("kv_raft_messages_sent_total", "Raft messages sent to peers"),
+}
+const transportGauges = {
+  datagramsSent: gauge("kv_transport_datagrams_sent_total", "UDP datagrams sent"),
+  datagramsReceived: gauge("kv_transport_datagrams_received_total", "UDP datagrams received"),
+  bytesSent: gauge("kv_transport_bytes_sent_total", "UDP bytes sent"),
+  bytesReceived: gauge("kv_transport_bytes_received_total", "UDP bytes received"),
+  dropped: gauge("kv_transport_dropped_datagrams_total", "Datagrams dropped, by reason"),
+}
+const extraGauges = new Map<string, Metric.Gauge<number>>()
+
+/** Hooks for the hot-path histograms of one replica. */
+export const observeReplica = (service: string, replica: number) => {
+  const attributes = { service, replica: String(replica) }
+  const fsync = Metric.withAttributes(fsyncSeconds, attributes)
+  return {
+    onFsync: (seconds: number) => Effect.runSync(Metric.update(fsync, seconds)),
+    onRequest: (method: string, seconds: number) =>
+      Effect.runSync(Metric.update(Metric.withAttributes(requestSeconds, { ...attributes, method }), seconds)),
+  }
+}
+
+const set = (metric: Metric.Gauge<number>, attributes: Record<string, string>, value: number) =>
+  Metric.update(Metric.withAttributes(metric, attributes), value)
+
+/** Samples every replica's state into the registry, then renders the Prometheus text format. */
+export const scrape = (sources: readonly MetricsSource[]): string => {
+  for (const source of sources) {
+    const a = { service: source.service, replica: String(source.replica) }
+    const s = source.raft.status()
+    const c = source.raft.counters()
+    const t = source.rpc.transport.stats
+    Effect.runSync(
+      Effect.all(
+        [
+          set(raftGauges.term, a, s.term),
+          set(raftGauges.leader, a, s.role === "leader" ? 1 : 0),
+          set(raftGauges.commit, a, s.commitIndex),
+          set(raftGauges.applied, a, s.appliedIndex),
+          set(raftGauges.stateBytes, a, s.raftStateBytes),
+          set(raftGauges.snapshotBytes, a, s.snapshotBytes),
+          set(raftGauges.proposals, a, c.proposals),
+          set(raftGauges.messages, a, c.messagesSent),
+          set(transportGauges.datagramsSent, a, t.datagramsSent),
+          set(transportGauges.datagramsReceived, a, t.datagramsReceived),
+          set(transportGauges.bytesSent, a, t.bytesSent),
+          set(transportGauges.bytesReceived, a, t.bytesReceived),
+          ...dropReasons.map((reason) => set(transportGauges.dropped, { ...a, reason }, t.drops[reason])),
+          ...Object.entries(source.gauges?.() ?? {}).map(([name, value]) => {
+            let metric = extraGauges.get(name)
+            if (metric === undefined) {
+              metric = gauge(name, name.replaceAll("_", " "))
+              extraGauges.set(name, metric)
+            }
+            return set(metric, a, value)
+          }),
+        ],
+        { discard: true },
+      ),
+    )
+  }
+  return PrometheusMetrics.formatUnsafe(Context.empty())
+}
+
+/**
+ * HTTP for operators: `/metrics` (Prometheus text), `/livez` (the process runs), `/readyz` (every
+ * replica here knows a leader, so it can serve or redirect clients).
+ */
+export const serveMetrics = (port: number, sources: readonly MetricsSource[]) =>
+  Bun.serve({
+    hostname: "127.0.0.1",
+    port,
+    fetch(request) {
+      const path = new URL(request.url).pathname
+      if (path === "/metrics") {
+        return new Response(scrape(sources), { headers: { "content-type": "text/plain; version=0.0.4" } })
+      }
+      if (path === "/livez") return new Response("ok\n")
+      if (path === "/readyz") {
+        const waiting = sources.filter((s) => s.raft.status().leader === 0)
+        return waiting.length === 0
+          ? new Response("ok\n")
+          : new Response(`no leader known to replica ${waiting.map((s) => s.replica).join(", ")}\n`, { status: 503 })
+      }
+      return new Response("not found: try /metrics, /livez or /readyz\n", { status: 404 })
+    },
+  })
