@@ -136,7 +136,8 @@ describe("3C: persistence", () => {
       }
     }
     for (let i = 0; i < 5; i++) if (!lab.isConnected(i)) lab.connect(i)
-    await lab.one(random.int(10_000), 5, true)
+    const last = await lab.one(random.int(10_000), 5, true)
+    console.log(`Figure 8 (unreliable): agreement at index ${last}`)
   })
 
   for (const unreliable of [false, true]) {

@@ -47,8 +47,11 @@ export interface RpcNodeShape {
   ): Effect.Effect<Res, CallError>
   /** Registers the consumer of a one-way channel (Raft's peer messages). It validates its own payloads. */
   onOneWay(channel: string, handler: OneWayHandler): void
-  /** Fire-and-forget datagram on a channel; loss is the consumer protocol's business. */
-  sendOneWay(to: string, channel: string, payload: unknown): boolean
+  /**
+   * Fire-and-forget datagram on a channel; loss is the consumer protocol's business. `reply`
+   * marks answers (Raft's responses) for the simulated network's lab model.
+   */
+  sendOneWay(to: string, channel: string, payload: unknown, reply?: boolean): boolean
   /** Observes how long each served request took, from arrival to reply (for latency metrics). */
   observeRequests(observer: RequestObserver | undefined): void
 }
@@ -67,9 +70,9 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
   let nextId = Math.floor(Math.random() * 2 ** 40)
 
   const reply = (to: string, id: number, payload: unknown) =>
-    transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 1, id, payload]))
+    transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 1, id, payload]), true)
   const replyError = (to: string, id: number, code: string, message: string) =>
-    transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 2, id, code, message]))
+    transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 2, id, code, message]), true)
 
   transport.onMessage((from, bytes) => {
     const envelope = decodeEnvelope(bytes)
@@ -207,8 +210,8 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
     onOneWay(channel, handler) {
       oneWay.set(channel, handler)
     },
-    sendOneWay(to, channel, payload) {
-      return transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 3, channel, payload]))
+    sendOneWay(to, channel, payload, reply = false) {
+      return transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 3, channel, payload]), reply)
     },
     observeRequests(next) {
       observer = next

@@ -36,9 +36,9 @@ class SimLink implements Link {
     private readonly network: SimNetwork,
   ) {}
 
-  send(to: string, datagram: Uint8Array): boolean {
+  send(to: string, datagram: Uint8Array, reply = false): boolean {
     if (this.closed) return false
-    this.network.transmit(this, to, datagram)
+    this.network.transmit(this, to, datagram, reply)
     return true
   }
 
@@ -93,7 +93,7 @@ export class SimNetwork {
     this.unreliable = on
   }
 
-  /** Lab "long reordering": most datagrams delayed 200–2200 ms. */
+  /** Lab "long reordering": most replies delayed 200–2200 ms (requests are not, as in labrpc). */
   setLongReordering(on: boolean): void {
     this.longReordering = on
   }
@@ -176,7 +176,7 @@ export class SimNetwork {
   }
 
   /** @internal */
-  transmit(from: SimLink, to: string, datagram: Uint8Array): void {
+  transmit(from: SimLink, to: string, datagram: Uint8Array, reply: boolean): void {
     const sent = this.countsOf(from.address)
     sent.datagramsSent++
     sent.bytesSent += datagram.length
@@ -188,14 +188,14 @@ export class SimNetwork {
     // The sender may reuse its buffer; the network owns a copy.
     const copy = datagram.slice()
     const copies = this.duplicateRate > 0 && this.random.chance(this.duplicateRate) ? 2 : 1
-    for (let i = 0; i < copies; i++) this.schedule(this.delay(), () => this.deliver(from.address, to, copy))
+    for (let i = 0; i < copies; i++) this.schedule(this.delay(reply), () => this.deliver(from.address, to, copy))
   }
 
-  private delay(): number {
+  private delay(reply: boolean): number {
     let ms = 0
     if (this.unreliable) ms += this.random.int(UNRELIABLE_MAX_DELAY_MS + 1)
     if (this.maxDelayMs > 0) ms += this.random.int(this.maxDelayMs + 1)
-    if (this.longReordering && this.random.chance(LONG_REORDER_PROBABILITY)) {
+    if (reply && this.longReordering && this.random.chance(LONG_REORDER_PROBABILITY)) {
       ms += 200 + this.random.int(1 + this.random.int(2001))
     }
     return ms

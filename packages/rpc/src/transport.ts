@@ -16,9 +16,9 @@ export interface TransportShape {
   readonly maxMessageBytes: number
   /**
    * Sends one message, fragmenting it when it exceeds a datagram. Never throws; false (and a
-   * counted drop) when the message cannot leave at all.
+   * counted drop) when the message cannot leave at all. `reply` marks an answer (see Link.send).
    */
-  send(to: string, message: Uint8Array): boolean
+  send(to: string, message: Uint8Array, reply?: boolean): boolean
   /** Sets the single consumer of whole incoming messages (reassembled and authenticated). */
   onMessage(handler: MessageHandler): void
 }
@@ -80,7 +80,7 @@ class TransportState implements TransportShape {
     return this.codec.maxMessageBytes
   }
 
-  send(to: string, message: Uint8Array): boolean {
+  send(to: string, message: Uint8Array, reply = false): boolean {
     const link = this.link
     if (link === undefined) return false
     this.nextMsgId = (this.nextMsgId + 1) >>> 0
@@ -90,7 +90,7 @@ class TransportState implements TransportShape {
       return false
     }
     for (const datagram of datagrams) {
-      if (!link.send(to, datagram)) {
+      if (!link.send(to, datagram, reply)) {
         this.stats.drop("unreachable")
         return false
       }

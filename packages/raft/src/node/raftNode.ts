@@ -106,6 +106,9 @@ export const raftDefaults = {
   snapshotChunkBytes: 32 * 1024,
 } as const
 
+/** A leader's replication traffic: it promises nothing about the sender's disk. */
+const isLeaderReplication = (m: Message): boolean => m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap"
+
 /** Target size of one datagram batch of Raft messages to a peer (below the 60 KiB datagram). */
 const BATCH_BYTES = 56 * 1024
 const RAFT_CHANNEL = "raft"
@@ -151,33 +154,35 @@ export const makeRaftNode = (
 
     if (restored.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: restored.snapshot })
 
+    /**
+     * Packs a Ready's messages into datagram-sized batches per peer. Responses travel apart from
+     * requests, marked as replies (the simulated lab network delays replies on their own).
+     */
     const send = (messages: readonly Message[]) => {
       if (messages.length === 0) return
-      const byPeer = new Map<NodeId, Message[][]>()
-      const sizes = new Map<NodeId, number>()
+      const outbox = new Map<number, { to: NodeId; reply: boolean; batches: Message[][]; bytes: number }>()
       for (const m of messages) {
-        const size = estimateMessageBytes(m)
-        let batches = byPeer.get(m.to)
-        if (batches === undefined) {
-          batches = [[]]
-          byPeer.set(m.to, batches)
-          sizes.set(m.to, 0)
-        }
+        const reply = isResponse(m)
         counters.messagesSent++
-        if (!isResponse(m)) counters.requestsSent++
-        let current = batches[batches.length - 1]!
-        if (current.length > 0 && (sizes.get(m.to) ?? 0) + size > BATCH_BYTES) {
-          current = []
-          batches.push(current)
-          sizes.set(m.to, 0)
+        if (!reply) counters.requestsSent++
+        const key = m.to * 2 + (reply ? 1 : 0)
+        let box = outbox.get(key)
+        if (box === undefined) {
+          box = { to: m.to, reply, batches: [[]], bytes: 0 }
+          outbox.set(key, box)
         }
-        current.push(m)
-        sizes.set(m.to, (sizes.get(m.to) ?? 0) + size)
+        const size = estimateMessageBytes(m)
+        if (box.bytes > 0 && box.bytes + size > BATCH_BYTES) {
+          box.batches.push([])
+          box.bytes = 0
+        }
+        box.batches[box.batches.length - 1]!.push(m)
+        box.bytes += size
       }
-      for (const [to, batches] of byPeer) {
-        const address = config.peers[to]
+      for (const box of outbox.values()) {
+        const address = config.peers[box.to]
         if (address === undefined) continue
-        for (const batch of batches) rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(batch))
+        for (const batch of box.batches) rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(batch), box.reply)
       }
     }
 
@@ -188,16 +193,39 @@ export const makeRaftNode = (
       readRounds.clear()
     }
 
+    // Term and vote as last written: a leader's replication may only overtake its own fsync when
+    // the Ready changes neither.
+    let durableTerm = restored.hardState.term
+    let durableVote = restored.hardState.vote
+
     const handleReady = (ready: Ready) => {
-      // Persist before anything leaves or is applied: a vote or an ack must never precede its fsync.
+      // Thesis §10.2.1 (etcd does the same): a leader may send its appends before its own fsync,
+      // because the core counts the leader toward a commit only once its entries are stable. The
+      // disk write and the followers' round trip then overlap instead of adding up. Everything
+      // else (votes, acks) waits: it must never leave before what it promises is durable.
+      const hs = ready.hardState
+      let late = ready.messages
+      if (
+        late.length > 0 &&
+        core.role === "leader" &&
+        ready.snapshot === undefined &&
+        (hs === undefined || (hs.term === durableTerm && hs.vote === durableVote))
+      ) {
+        send(late.filter(isLeaderReplication))
+        late = late.filter((m) => !isLeaderReplication(m))
+      }
       if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
-      if (ready.hardState !== undefined || ready.entries.length > 0) {
+      if (hs !== undefined || ready.entries.length > 0) {
         const start = performance.now()
-        storage.save(ready.hardState, ready.entries)
+        storage.save(hs, ready.entries)
         counters.fsyncs++
         config.onFsync?.((performance.now() - start) / 1000)
+        if (hs !== undefined) {
+          durableTerm = hs.term
+          durableVote = hs.vote
+        }
       }
-      send(ready.messages)
+      send(late)
       if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })
       if (ready.committedEntries.length > 0) config.apply({ type: "entries", entries: ready.committedEntries })
       for (const rs of ready.readStates) {
@@ -247,6 +275,10 @@ export const makeRaftNode = (
     const loop = Effect.gen(function* () {
       while (!stopped) {
         yield* wake.await
+        // The first input resumes this fiber at once; yielding lets the rest of what is already
+        // due (proposals resolved in the same tick, datagrams already read) join this turn, so
+        // they share one fsync and one Append per follower instead of one each.
+        yield* Effect.yieldNow
         wake.closeUnsafe()
         turn()
       }

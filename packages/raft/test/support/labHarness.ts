@@ -300,7 +300,17 @@ export class RaftLab {
         await sleep(50)
       }
     }
-    throw new Error(`one(${want}) failed to reach agreement in 10 s`)
+    throw new Error(`one(${want}) failed to reach agreement in 10 s\n${this.describe()}`)
+  }
+
+  /** Every server's Raft status, for failure messages. */
+  describe(): string {
+    return Array.from({ length: this.n }, (_, i) => {
+      const node = this.running[i]?.node
+      if (node === undefined) return `  server ${i}: down`
+      const s = node.status()
+      return `  server ${i}${this.connected[i] ? "" : " (disconnected)"}: term ${s.term} ${s.role} leader ${s.leader} commit ${s.commitIndex} applied ${s.appliedIndex} last ${s.lastIndex} snapshot ${s.snapshotIndex}`
+    }).join("\n")
   }
 
   /**
