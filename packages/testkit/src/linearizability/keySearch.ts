@@ -45,6 +45,12 @@ const getCheckEvents = 32
  * An operation of unknown outcome has its return at +Infinity, after every known event. So once the walk
  * reaches such a return, every known operation has been linearized and the leftover unknown ones are
  * taken never to have happened. Gets of unknown outcome must be removed by the caller.
+ *
+ * On top of porcupine's search, rules that keep it small on append-heavy, crowded keys, each sound (it
+ * never discards a node from which a linearization exists): unknown writes no get saw are dropped up
+ * front; a get that reads the current value is linearized at once (matchingPendingGet); values no get
+ * can observe collapse into one state (cannotBeObserved); a node after which some near get can no longer
+ * read its value is abandoned (someGetUnreachable), and the same test over every get runs once first.
  */
 export const isLinearizable = (history: readonly KeyOperation[], budget: StepBudget): boolean => {
   const ops = withoutUnseenUnknownWrites(history)
@@ -115,7 +121,7 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
     }
     return hashes
   }
-  /** Whether the get's output starts with the state's value; equal hashes may be a collision, which only weakens the tests that use this. */
+  /** Whether the get's output starts with the state's value (a hash collision says yes: only weaker). */
   const outputStartsWith = (get: number, state: KvState): boolean => {
     const length = state.value.length
     return length <= model[get]!.text.length && prefixHashesOf(get)[length] === state.hash
@@ -123,42 +129,61 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
 
   const resets: number[] = []
   const appends = new AppendValues()
+  const returnTime = new Float64Array(n)
+  for (let i = 0; i < n; i++) returnTime[i] = unknown[i] ? Infinity : ops[i]!.operation.return
+  /** Per get, while scanning: the latest call of a known reset that returned before the get was called. */
+  const overwrittenBefore = new Float64Array(n)
 
   /**
    * A sound early rejection, so that a wrong choice is undone at once instead of after exploring every
-   * order of the operations before some get. A pending known get can only read the current value, or the
-   * value of a pending put or delete called before it returns, followed by values of pending appends
-   * called before it returns. When some get that returns soon (within `getCheckEvents` events, or the
-   * first one at least) can read none of these, no linearization follows.
+   * order of the operations before some get. A pending known get reads a base followed by values of
+   * distinct pending appends called before it returns. The base is the current value, or the value of a
+   * pending put or delete called before it returns, except what real time says is overwritten before the
+   * get: if a pending known reset Q returned before the get's call, the get comes after Q, so neither the
+   * current value nor a reset that returned before Q's call can be its base. When some get that returns
+   * soon (within `getCheckEvents` events, or the first one at least; every get when `everyGet`) can read
+   * none of these, no linearization follows.
    */
-  const someGetUnreachable = (state: KvState): boolean => {
+  const someGetUnreachable = (state: KvState, everyGet = false): boolean => {
     resets.length = 0
     appends.clear()
+    let latestOverwrite = -Infinity
     let e = nextEvent[head]!
-    for (let seen = 0; e !== tail && seen < maxLookaheadEvents; seen++, e = nextEvent[e]!) {
+    for (let seen = 0; e !== tail && (everyGet || seen < maxLookaheadEvents); seen++, e = nextEvent[e]!) {
       const op = opOf[e]!
       const kind = model[op]!.kind
       if (isCall[e]) {
         if (kind === OpKind.Append) appends.add(model[op]!)
-        else if (kind !== OpKind.Get) resets.push(op)
+        else if (kind === OpKind.Get) overwrittenBefore[op] = latestOverwrite
+        else resets.push(op)
         continue
       }
       // Past every known event: no get is left to constrain anything.
       if (unknown[op]) return false
-      // A pending write's call was seen earlier; only a get's return matters.
+      if (kind === OpKind.Put || kind === OpKind.Delete) {
+        latestOverwrite = Math.max(latestOverwrite, ops[op]!.operation.call)
+        continue
+      }
       if (kind !== OpKind.Get) continue
       if (!canRead(op, state)) return true
-      if (seen >= getCheckEvents) return false
+      if (!everyGet && seen >= getCheckEvents) return false
     }
     return false
   }
   const canRead = (get: number, state: KvState): boolean => {
     const expected = model[get]!.text
     const hashes = prefixHashesOf(get)
+    const overwritten = overwrittenBefore[get]!
     const length = state.value.length
-    if (length <= expected.length && hashes[length] === state.hash && appends.cover(expected, hashes, length))
+    if (
+      overwritten === -Infinity &&
+      length <= expected.length &&
+      hashes[length] === state.hash &&
+      appends.cover(expected, hashes, length)
+    )
       return true
     for (const reset of resets) {
+      if (returnTime[reset]! < overwritten) continue
       const value = model[reset]!.text
       if (expected.startsWith(value) && appends.cover(expected, hashes, value.length)) return true
     }
@@ -247,6 +272,10 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
     return false
   }
 
+  // Once over the whole history before searching: a get of a value no writes could ever make (nobody
+  // wrote it, it was written later, an append shows twice, its put was overwritten before the get was
+  // called) fails at once wherever it is, instead of after exploring everything before it.
+  if (someGetUnreachable(emptyState, true)) return false
   while (true) {
     if (--budget.remaining < 0) throw new SearchBudgetExhausted("out of search steps")
     if (entry === tail) return true

@@ -1,4 +1,4 @@
-/** One call on the kv store. Every call touches exactly one key, which is what lets the checker split a history per key. */
+/** One call on the kv store. Each touches exactly one key, which lets the checker split a history per key. */
 export type KvInput =
   | { readonly op: "get"; readonly key: string }
   | { readonly op: "put"; readonly key: string; readonly value: string }

@@ -1,4 +1,5 @@
 import type { Bitset } from "./bitset.ts"
+import { IntTable } from "./intTable.ts"
 import { type KvState, sameState } from "./kvModel.ts"
 import { SearchBudgetExhausted } from "./stepBudget.ts"
 
@@ -19,7 +20,7 @@ export class VisitedNodes {
   private words: Uint32Array
   private readonly states: KvState[] = []
   private chain: Int32Array
-  private readonly firstInBucket = new Map<number, number>()
+  private readonly firstInBucket = new IntTable(1024)
   private count = 0
   private readonly capacity: number
 
@@ -32,14 +33,16 @@ export class VisitedNodes {
   /** Adds the node; false when it was already there. Throws SearchBudgetExhausted past the memory bound. */
   add(linearized: Bitset, state: KvState): boolean {
     const key = linearized.hash ^ Math.imul(state.hash + state.value.length, 0x27d4eb2d)
-    const first = this.firstInBucket.get(key) ?? -1
+    const first = this.firstInBucket.get(key, -1)
     for (let i = first; i !== -1; i = this.chain[i]!) {
       if (sameState(this.states[i]!, state) && this.sameSet(i, linearized.words)) return false
     }
     if (this.count === this.capacity)
       throw new SearchBudgetExhausted(`out of memory for search nodes after ${this.count} of them`)
     if (this.count === this.chain.length) this.grow()
-    this.words.set(linearized.words, this.count * this.wordsPerSet)
+    // A loop, not words.set: sets are a few words long, and the native call costs more than the copy.
+    const offset = this.count * this.wordsPerSet
+    for (let i = 0; i < this.wordsPerSet; i++) this.words[offset + i] = linearized.words[i]!
     this.states.push(state)
     this.chain[this.count] = first
     this.firstInBucket.set(key, this.count)
