@@ -43,7 +43,7 @@ describe("the root cluster.toml", () => {
     for (const group of config.groups.values()) expect(group.replicas).toHaveLength(3)
     expect(config.groups.get(101)?.replicas).toEqual(["127.0.0.1:7110", "127.0.0.1:7111", "127.0.0.1:7112"])
     expect(config.kvraft?.replicas).toEqual(["127.0.0.1:7200", "127.0.0.1:7201", "127.0.0.1:7202"])
-    expect(config.metrics).toBeUndefined()
+    expect(config.metrics).toEqual({ basePort: 9100 })
   })
 })
 
