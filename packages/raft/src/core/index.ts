@@ -11,6 +11,7 @@ export {
 } from "./raft.ts"
 export { ReadOnly } from "./readOnly.ts"
 export { mixSeed, Rng } from "./rng.ts"
+export { SnapshotReceiver } from "./snapshotReceiver.ts"
 export type {
   Append,
   AppendResp,

@@ -68,6 +68,8 @@ export class Progress {
   snapshotSent = 0
   /** The final chunk has been sent since the last rewind. */
   snapshotLastSent = false
+  /** Already went back once on a repeated offset; wait for progress (or a stall) before again. */
+  snapshotFastRewound = false
 
   constructor(
     readonly id: NodeId,
@@ -99,7 +101,7 @@ export class Progress {
     this.snapshot = snapshot
   }
 
-  /** Restarts a snapshot transfer from its first byte. */
+  /** Go-back-N: send again from byte `to` on. */
   rewindSnapshot(to: number): void {
     this.snapshotSent = to
     this.snapshotLastSent = false
@@ -114,6 +116,7 @@ export class Progress {
     this.snapshotAcked = 0
     this.snapshotSent = 0
     this.snapshotLastSent = false
+    this.snapshotFastRewound = false
   }
 
   /** Records that the follower holds everything up to `index`; false if that is old news. */

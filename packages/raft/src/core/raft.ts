@@ -9,6 +9,7 @@ import { Progress } from "./progress.ts"
 import { majority, quorumValue, voteResult } from "./quorum.ts"
 import { ReadOnly } from "./readOnly.ts"
 import { mixSeed, Rng } from "./rng.ts"
+import { SnapshotReceiver } from "./snapshotReceiver.ts"
 import type {
   Append,
   AppendResp,
@@ -120,16 +121,6 @@ interface Limits {
   readonly maxSnapshotBytes: number
 }
 
-/** A snapshot being received chunk by chunk; any change of sender, term or snapshot starts over. */
-interface IncomingSnapshot {
-  readonly from: NodeId
-  readonly term: Term
-  readonly index: LogIndex
-  readonly snapshotTerm: Term
-  readonly data: Uint8Array
-  received: number
-}
-
 type CampaignKind = "pre-vote" | "election" | "transfer"
 
 class Raft implements RaftCore {
@@ -145,6 +136,7 @@ class Raft implements RaftCore {
   private readonly followers: Progress[] = []
   private readonly votes = new Map<NodeId, boolean>()
   private readonly readOnly = new ReadOnly()
+  private readonly snapshotReceiver: SnapshotReceiver
   private readonly matchScratch: number[] = []
 
   private currentTerm: Term
@@ -157,7 +149,6 @@ class Raft implements RaftCore {
   private randomizedElectionTimeout = 0
   /** Leadership is being handed to this follower; proposals are refused meanwhile. */
   private leadTransferee: NodeId | 0 = 0
-  private incoming: IncomingSnapshot | undefined = undefined
 
   private msgs: Message[] = []
   private readStates: ReadState[] = []
@@ -175,6 +166,7 @@ class Raft implements RaftCore {
       snapshotChunksInflight: config.snapshotChunksInflight ?? 4,
       maxSnapshotBytes: config.maxSnapshotBytes ?? 1 << 30,
     }
+    this.snapshotReceiver = new SnapshotReceiver(this.limits.maxSnapshotBytes)
     this.voters = [...config.peers]
     for (const id of this.voters) {
       if (id === this.id) continue
@@ -263,7 +255,15 @@ class Raft implements RaftCore {
         // A pre-vote (or a grant echoing its future term) changes nobody's term.
       } else {
         const leader = m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap" ? m.from : 0
+        const elapsed = this.electionElapsed
+        const timeout = this.randomizedElectionTimeout
         this.becomeFollower(m.term, leader)
+        // Figure 2: only a leader's message or a granted vote restarts the election timer. A
+        // candidate with a stale log must not keep up-to-date nodes from ever campaigning.
+        if (leader === 0) {
+          this.electionElapsed = elapsed
+          this.randomizedElectionTimeout = timeout
+        }
       }
     } else if (m.term < this.currentTerm) {
       if (m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap") {
@@ -393,9 +393,15 @@ class Raft implements RaftCore {
 
   // ---------------------------------------------------------------- introspection
 
+  /**
+   * Term and vote must be durable before anything that depends on them is sent. The commit index
+   * is volatile state (Figure 2) that a restarted node learns again from the leader, so a change
+   * of it alone is not worth a write; it rides along with the next entries or snapshot.
+   */
   private hardStateChanged(): boolean {
     const p = this.prevHardState
-    return p.term !== this.currentTerm || p.vote !== this.vote || p.commit !== this.log.committed
+    if (p.term !== this.currentTerm || p.vote !== this.vote) return true
+    return p.commit !== this.log.committed && (this.log.hasUnstable() || this.log.pendingSnapshot !== undefined)
   }
 
   hardState(): HardState {
@@ -661,6 +667,7 @@ class Raft implements RaftCore {
 
   /** §5.3 AppendEntries receiver. */
   private handleAppend(m: Append): void {
+    if (!wellFormed(m)) return
     let prevIndex = m.prevIndex
     let prevTerm = m.prevTerm
     let entries = m.entries
@@ -706,58 +713,25 @@ class Raft implements RaftCore {
     if (meta.index <= this.log.committed) {
       // Outdated (often a late chunk of an earlier transfer): our log already covers it; tell the
       // leader where we are instead. A transfer of a newer snapshot in progress carries on.
-      this.dropObsoleteIncoming()
+      this.snapshotReceiver.dropCoveredBy(this.log.committed)
       this.sendAppendResp(m.from, this.log.committed, false, 0, 0)
       return
     }
     if (this.log.matchTerm(meta.index, meta.term)) {
       // We hold the snapshot's last entry, so our log matches the leader's through it.
       this.log.commitTo(meta.index)
-      this.dropObsoleteIncoming()
+      this.snapshotReceiver.dropCoveredBy(this.log.committed)
       this.sendAppendResp(m.from, meta.index, false, 0, 0)
       return
     }
-    let inc = this.incoming
-    const same =
-      inc !== undefined &&
-      inc.from === m.from &&
-      inc.term === m.term &&
-      inc.index === meta.index &&
-      inc.snapshotTerm === meta.term &&
-      inc.data.length === m.total
-    if (inc === undefined || !same) {
-      // A late chunk of an older snapshot from the same leader must not discard the newer transfer.
-      if (inc !== undefined && inc.from === m.from && inc.term === m.term && meta.index < inc.index) return
-      if (m.offset !== 0) {
-        this.sendSnapResp(m, 0)
-        return
-      }
-      if (!Number.isSafeInteger(m.total) || m.total < 0 || m.total > this.limits.maxSnapshotBytes) return
-      inc = {
-        from: m.from,
-        term: m.term,
-        index: meta.index,
-        snapshotTerm: meta.term,
-        data: new Uint8Array(m.total),
-        received: 0,
-      }
-      this.incoming = inc
-    }
-    if (m.offset === inc.received && inc.received + m.chunk.length <= inc.data.length) {
-      inc.data.set(m.chunk, inc.received)
-      inc.received += m.chunk.length
-    }
-    if (inc.received < inc.data.length) {
-      this.sendSnapResp(m, inc.received)
+    const got = this.snapshotReceiver.receive(m)
+    if (got === undefined) return
+    if (typeof got === "number") {
+      this.sendSnapResp(m, got)
       return
     }
-    this.incoming = undefined
-    this.log.restore({ index: inc.index, term: inc.snapshotTerm, data: inc.data })
-    this.sendAppendResp(m.from, inc.index, false, 0, 0)
-  }
-
-  private dropObsoleteIncoming(): void {
-    if (this.incoming !== undefined && this.incoming.index <= this.log.committed) this.incoming = undefined
+    this.log.restore(got)
+    this.sendAppendResp(m.from, got.index, false, 0, 0)
   }
 
   private sendSnapResp(m: Snap, offset: number): void {
@@ -831,6 +805,8 @@ class Raft implements RaftCore {
       pr.next = Math.max(pr.match + 1, Math.min(next, m.index))
       return
     }
+    // We never sent beyond our last index; such an answer is not about our log.
+    if (m.index > this.log.lastIndex()) return
     const updated = pr.maybeUpdate(m.index)
     if (!updated && !(pr.state === "probe" && pr.match === m.index)) return
     switch (pr.state) {
@@ -874,8 +850,16 @@ class Raft implements RaftCore {
     const offset = Math.min(m.offset, snap.data.length)
     if (offset > pr.snapshotAcked) {
       pr.snapshotAcked = offset
+      pr.snapshotFastRewound = false
       if (pr.snapshotSent < offset) pr.rewindSnapshot(offset)
-    } else if (offset < pr.snapshotAcked) {
+    } else if (offset === pr.snapshotAcked) {
+      // No progress although more was sent: a chunk arrived out of order, so the one expected was
+      // lost or overtaken. Resend from there at once, but only once until progress resumes.
+      if (pr.snapshotSent > offset && !pr.snapshotFastRewound) {
+        pr.snapshotFastRewound = true
+        pr.rewindSnapshot(offset)
+      }
+    } else {
       // The follower is behind what we thought: it restarted (or this answer is older than one
       // already seen; then resending a few chunks is the whole cost). Resume where it says.
       pr.snapshotAcked = offset
@@ -1005,6 +989,18 @@ class Raft implements RaftCore {
   private sendTimeoutNow(to: NodeId): void {
     this.msgs.push({ type: "TimeoutNow", from: this.id, to, term: this.currentTerm })
   }
+}
+
+/** Entries follow prevIndex without gaps, with terms that never decrease nor exceed the sender's. */
+const wellFormed = (m: Append): boolean => {
+  let expected = m.prevIndex + 1
+  let lastTerm = m.prevTerm
+  for (const e of m.entries) {
+    if (e.index !== expected || e.term < lastTerm || e.term > m.term) return false
+    expected++
+    lastTerm = e.term
+  }
+  return lastTerm <= m.term
 }
 
 const validateConfig = (c: RaftConfig): void => {

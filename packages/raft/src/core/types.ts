@@ -171,7 +171,11 @@ export interface SoftState {
  * `advance(ready)`. Only one Ready is outstanding at a time.
  */
 export interface Ready {
-  /** Persist if defined (changed since the last Ready). */
+  /**
+   * Persist if defined: term or vote changed, or entries / a snapshot are to be persisted (then it
+   * carries the latest commit index). A commit index that alone moved is not written: it is
+   * volatile state that a restarted node learns again from the leader.
+   */
   readonly hardState: HardState | undefined
   /** Persist: an entry at index i replaces every stored entry >= i. */
   readonly entries: readonly Entry[]
