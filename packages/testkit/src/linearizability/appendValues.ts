@@ -44,7 +44,7 @@ export class AppendValues {
     const end = text.length
     if (start === end) return true
     if (this.lengths.length === 0) return false
-    if (this.positions.length <= end - start) this.growStack(end - start + 1)
+    if (this.positions.length <= end - start) this.growStack(Math.max(end - start + 1, this.positions.length * 2))
     let effort = 8 * (end - start) * this.lengths.length + 64
     let depth = 0
     this.positions[0] = start

@@ -110,7 +110,7 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
   }
 
   const linearized = new Bitset(n)
-  const visited = new VisitedNodes(linearized.words.length)
+  const visited = new VisitedNodes()
 
   const getPrefixHashes: (Uint32Array | undefined)[] = new Array(n)
   const prefixHashesOf = (get: number): Uint32Array => {
