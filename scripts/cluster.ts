@@ -62,7 +62,12 @@ if (config.kvraft !== undefined) add("kvraft", bins.kvraft, config.kvraft.replic
 let stopping = false
 const start = (r: Replica) => {
   const fd = openSync(r.log, "a")
-  r.proc = Bun.spawn(["bun", ...r.args], { stdout: fd, stderr: fd, stdin: "ignore" })
+  r.proc = Bun.spawn(["bun", ...r.args], {
+    stdout: fd,
+    stderr: fd,
+    stdin: "ignore",
+    env: { ...process.env, KV_PARENT_PID: String(process.pid) },
+  })
   void r.proc.exited.then((code) => {
     if (!stopping) console.error(`! ${r.service} replica ${r.replica} exited with code ${code}; see ${r.log}`)
   })

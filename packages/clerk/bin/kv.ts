@@ -23,6 +23,16 @@ const common = {
 }
 type Common = { readonly config: string; readonly json: boolean; readonly timeoutMs: number }
 
+const dataFlags = {
+  ...common,
+  service: Flag.Literals("service", ["auto", "sharded", "kvraft"]).pipe(
+    Flag.withDescription(
+      "which service of the config: the sharded cluster (default when it has a controller) or the kvraft group",
+    ),
+    Flag.withDefault("auto"),
+  ),
+}
+
 const print = (flags: Common, human: string, json: unknown) => {
   console.log(flags.json ? JSON.stringify(json) : human)
 }
@@ -51,9 +61,9 @@ const value = Argument.String("value").pipe(Argument.withDescription("the value"
 
 const get = Command.make(
   "get",
-  { ...common, key },
+  { ...dataFlags, key },
   action(async (session, flags) => {
-    const kv = await session.kvraftClient()
+    const kv = await session.dataClient(flags.service)
     const v = await withWaitIndicator("a leader", () => session.run(kv.get(flags.key)))
     print(flags, v, { ok: true, key: flags.key, value: v, found: v !== "" })
     return v === "" ? ExitCode.notFound : ExitCode.ok
@@ -63,9 +73,9 @@ const get = Command.make(
 const write = (name: "put" | "append", description: string) =>
   Command.make(
     name,
-    { ...common, key, value },
+    { ...dataFlags, key, value },
     action(async (session, flags) => {
-      const kv = await session.kvraftClient()
+      const kv = await session.dataClient(flags.service)
       await withWaitIndicator("a leader", () => session.run(kv[name](flags.key, flags.value)))
       print(flags, "OK", { ok: true })
       return ExitCode.ok
@@ -74,9 +84,9 @@ const write = (name: "put" | "append", description: string) =>
 
 const del = Command.make(
   "delete",
-  { ...common, key },
+  { ...dataFlags, key },
   action(async (session, flags) => {
-    const kv = await session.kvraftClient()
+    const kv = await session.dataClient(flags.service)
     await withWaitIndicator("a leader", () => session.run(kv.delete(flags.key)))
     print(flags, "OK", { ok: true })
     return ExitCode.ok

@@ -6,14 +6,22 @@ import {
   loadClusterConfig,
   makeKvClient,
 } from "@kv/kvraft"
-import { RpcNode, Transport, type TransportError } from "@kv/rpc"
+import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
+import { makeShardKvClient } from "@kv/shardkv"
 import { Context, Effect, Layer, ManagedRuntime } from "effect"
 
 export interface ConnectOptions extends LeaderCallerOptions {
   /** Replicas of a single kvraft group. */
   readonly servers?: readonly string[]
-  /** A cluster.toml: its [kvraft] replicas are used. */
+  /** Replicas of the shard controller: the client routes each key to the group serving its shard. */
+  readonly controllers?: readonly string[]
+  /**
+   * A cluster.toml: the sharded cluster when it has [controller] replicas (unless `service`
+   * says "kvraft"), otherwise its [kvraft] group.
+   */
   readonly config?: string
+  /** With `config`: which service of the file to use. Default "sharded" when the file has a controller. */
+  readonly service?: "sharded" | "kvraft"
   /** Shared secret for HMAC-authenticated datagrams (defaults to the config's, or KV_CLUSTER_KEY). */
   readonly clusterKey?: string
   /** Local UDP address to bind; default an ephemeral port on 127.0.0.1. */
@@ -33,40 +41,57 @@ export interface Clerk {
 }
 
 interface Target {
-  readonly servers: readonly string[]
+  readonly kind: "kvraft" | "sharded"
+  readonly addresses: readonly string[]
   readonly clusterKey: string | undefined
 }
 
 const resolveTarget = (options: ConnectOptions): Target => {
+  const envKey = options.clusterKey ?? process.env.KV_CLUSTER_KEY
   if (options.servers !== undefined && options.servers.length > 0) {
-    return { servers: options.servers, clusterKey: options.clusterKey ?? process.env.KV_CLUSTER_KEY }
+    return { kind: "kvraft", addresses: options.servers, clusterKey: envKey }
+  }
+  if (options.controllers !== undefined && options.controllers.length > 0) {
+    return { kind: "sharded", addresses: options.controllers, clusterKey: envKey }
   }
   if (options.config !== undefined) {
     const config: ClusterConfig = loadClusterConfig(options.config)
+    const clusterKey = options.clusterKey ?? config.clusterKey
+    const sharded = config.controller.replicas.length > 0
+    if (options.service !== "kvraft" && sharded) {
+      return { kind: "sharded", addresses: config.controller.replicas, clusterKey }
+    }
     if (config.kvraft === undefined) throw new Error(`${config.source} has no [kvraft] section`)
-    return { servers: config.kvraft.replicas, clusterKey: options.clusterKey ?? config.clusterKey }
+    return { kind: "kvraft", addresses: config.kvraft.replicas, clusterKey }
   }
-  throw new Error("connect() needs `servers` or `config`")
+  throw new Error("connect() needs `servers`, `controllers` or `config`")
 }
+
+/** The low-level client for a target, on an RpcNode. */
+export const clientFor = (rpc: RpcNodeShape, target: Target, options: LeaderCallerOptions) =>
+  target.kind === "sharded"
+    ? makeShardKvClient(rpc, { ...options, controllers: target.addresses })
+    : makeKvClient(rpc, { ...options, servers: target.addresses })
+
+export { resolveTarget, type Target }
 
 /** The Effect API: the same operations as a service, for Effect apps. */
 export class Kv extends Context.Service<Kv, KvClientShape>()("@kv/clerk/Kv") {
   /** A client with its own UDP socket, closed with the layer's scope. */
   static layer(options: ConnectOptions): Layer.Layer<Kv, TransportError> {
-    return Layer.effect(
-      Kv,
-      Effect.suspend(() => {
+    return Layer.unwrap(
+      Effect.sync(() => {
         const target = resolveTarget(options)
-        return Effect.flatMap(
-          RpcNode.useSync((rpc) => rpc),
-          (rpc) => makeKvClient(rpc, { ...options, servers: target.servers }),
-        ).pipe(
-          Effect.provide(
-            RpcNode.layer.pipe(
-              Layer.provide(Transport.layerUdp({ bind: options.bind ?? "127.0.0.1:0", key: target.clusterKey })),
-            ),
-          ),
+        const rpc = RpcNode.layer.pipe(
+          Layer.provide(Transport.layerUdp({ bind: options.bind ?? "127.0.0.1:0", key: target.clusterKey })),
         )
+        return Layer.effect(
+          Kv,
+          Effect.flatMap(
+            RpcNode.useSync((node) => node),
+            (node) => clientFor(node, target, options),
+          ),
+        ).pipe(Layer.provide(rpc))
       }),
     )
   }

@@ -78,23 +78,24 @@ export const makeKvServer = (
     const wrongLeader = (error: WrongLeader) =>
       ({ ok: false, error: "WrongLeader", leaderHint: addressOf(error.leaderHint) }) as const
 
-    rpc.handle(KvCommandMethod, (request): Effect.Effect<CommandReply> => {
+    // Callback handlers: a request costs no fiber, no Deferred and no timer of its own.
+    rpc.handleWith(KvCommandMethod, (request, _from, reply: (reply: CommandReply) => void) => {
       const rejected = replica.current().precheck(request.op)
-      if (rejected !== undefined && !rejected.ok) return Effect.succeed(rejected)
-      const bytes = encodeCommand({ ...request, nowMs: Date.now() })
-      return rsm.submit(bytes).pipe(Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))))
+      if (rejected !== undefined && !rejected.ok) {
+        reply(rejected)
+        return
+      }
+      rsm.submitWith(encodeCommand({ ...request, nowMs: Date.now() }), (outcome) =>
+        reply(outcome.ok ? outcome.value : wrongLeader(outcome.error)),
+      )
     })
 
-    rpc.handle(
-      KvGetMethod,
-      (request): Effect.Effect<GetReply> =>
-        rsm
-          .read(() => replica.current().get(request.key))
-          .pipe(
-            Effect.map((value) => ({ ok: true, value }) as const),
-            Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
-          ),
-    )
+    rpc.handleWith(KvGetMethod, (request, _from, reply: (reply: GetReply) => void) => {
+      rsm.readWith(
+        () => replica.current().get(request.key),
+        (outcome) => reply(outcome.ok ? { ok: true, value: outcome.value } : wrongLeader(outcome.error)),
+      )
+    })
 
     const status = (): StatusReply => {
       const s = rsm.raft.status()

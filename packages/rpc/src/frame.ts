@@ -6,6 +6,7 @@ import type { DropReason } from "./stats.ts"
  *
  *   whole:    [version u8][kind=0 u8][body ...][mac 32 bytes, when a cluster key is set]
  *   fragment: [version u8][kind=1 u8][msgId u32][index u16][count u16][body ...][mac]
+ *   batch:    [version u8][kind=2 u8]([length u32][body ...])+[mac]   (several small messages to one peer)
  *
  * The header is fixed binary rather than msgpack so a datagram can be rejected (wrong version,
  * bad MAC, impossible fragment) before any decoding work is spent on it.
@@ -17,8 +18,11 @@ export const MAC_BYTES = 32
 
 const KIND_WHOLE = 0
 const KIND_FRAGMENT = 1
+const KIND_BATCH = 2
 const WHOLE_HEADER_BYTES = 2
 const FRAGMENT_HEADER_BYTES = 10
+/** Each message in a batch is preceded by its length. */
+export const BATCH_ITEM_HEADER_BYTES = 4
 
 export type DecodedFrame =
   | { readonly kind: "whole"; readonly body: Uint8Array }
@@ -29,6 +33,11 @@ export type DecodedFrame =
       readonly count: number
       readonly body: Uint8Array
     }
+
+export interface BatchFrame {
+  readonly kind: "batch"
+  readonly bodies: readonly Uint8Array[]
+}
 
 export interface FrameCodecOptions {
   /** Cluster key: when set, every datagram carries an HMAC-SHA256 and unauthenticated ones are dropped. */
@@ -89,7 +98,34 @@ export class FrameCodec {
     return datagrams
   }
 
+  /**
+   * Packs several messages for one peer into one datagram (one send, one receive, one MAC). The
+   * caller keeps the sum of `BATCH_ITEM_HEADER_BYTES + length` within maxWholeBodyBytes.
+   */
+  encodeBatch(messages: readonly Uint8Array[]): Uint8Array {
+    let bytes = WHOLE_HEADER_BYTES + this.macBytes
+    for (const m of messages) bytes += BATCH_ITEM_HEADER_BYTES + m.length
+    const out = new Uint8Array(bytes)
+    const view = new DataView(out.buffer)
+    out[0] = WIRE_VERSION
+    out[1] = KIND_BATCH
+    let offset = WHOLE_HEADER_BYTES
+    for (const m of messages) {
+      view.setUint32(offset, m.length)
+      out.set(m, offset + BATCH_ITEM_HEADER_BYTES)
+      offset += BATCH_ITEM_HEADER_BYTES + m.length
+    }
+    this.seal(out)
+    return out
+  }
+
+  /** A whole message or a fragment; a batch datagram counts as malformed here (see decodeAny). */
   decode(datagram: Uint8Array): DecodedFrame | DropReason {
+    const frame = this.decodeAny(datagram)
+    return typeof frame !== "string" && frame.kind === "batch" ? "malformed" : frame
+  }
+
+  decodeAny(datagram: Uint8Array): DecodedFrame | BatchFrame | DropReason {
     if (datagram.length > this.maxDatagramBytes) return "oversized"
     if (datagram.length < WHOLE_HEADER_BYTES + this.macBytes) return "malformed"
     if (this.key !== undefined && !this.verify(datagram)) return "unauthenticated"
@@ -97,8 +133,10 @@ export class FrameCodec {
     const end = datagram.length - this.macBytes
     const kind = datagram[1]
     if (kind === KIND_WHOLE) return { kind: "whole", body: datagram.subarray(WHOLE_HEADER_BYTES, end) }
-    if (kind !== KIND_FRAGMENT || end < FRAGMENT_HEADER_BYTES) return "malformed"
     const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength)
+    if (kind === KIND_BATCH) return decodeBatch(datagram, view, end)
+    if (kind !== KIND_FRAGMENT || end < FRAGMENT_HEADER_BYTES) return "malformed"
+
     const msgId = view.getUint32(2)
     const index = view.getUint16(6)
     const count = view.getUint16(8)
@@ -124,4 +162,20 @@ export class FrameCodec {
     hasher.update(data)
     return hasher.digest() as Uint8Array
   }
+}
+
+/** Every length must land exactly on the end: a truncated or padded batch is dropped whole. */
+const decodeBatch = (datagram: Uint8Array, view: DataView, end: number): BatchFrame | DropReason => {
+  const bodies: Uint8Array[] = []
+  let offset = WHOLE_HEADER_BYTES
+  while (offset < end) {
+    if (offset + BATCH_ITEM_HEADER_BYTES > end) return "malformed"
+    const length = view.getUint32(offset)
+    const start = offset + BATCH_ITEM_HEADER_BYTES
+    if (start + length > end) return "malformed"
+    bodies.push(datagram.subarray(start, start + length))
+    offset = start + length
+  }
+  if (bodies.length === 0) return "malformed"
+  return { kind: "batch", bodies }
 }

@@ -1,4 +1,4 @@
-import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { decodeEnvelope, ENVELOPE_VERSION, encodeEnvelope } from "./envelope.ts"
 import { type CallError, RemoteError, Timeout, Unreachable } from "./errors.ts"
 import type { Method } from "./method.ts"
@@ -29,15 +29,19 @@ interface Waiter {
   onError(code: string, message: string): void
 }
 
-class AttemptTimedOut {
-  readonly _tag = "AttemptTimedOut"
-}
-
 export interface RpcNodeShape {
   readonly address: string
   readonly transport: TransportShape
   /** Registers the handler for a method. Duplicated requests reach it: exactly-once is the state machine's job. */
   handle<Req, Res>(method: Method<Req, Res>, handler: Handler<Req, Res>): void
+  /**
+   * Registers a handler that answers through `reply` (exactly once, possibly later) instead of an
+   * Effect: no fiber per request, for servers on their hot path.
+   */
+  handleWith<Req, Res>(
+    method: Method<Req, Res>,
+    handler: (request: Req, from: string, reply: (response: Res) => void) => void,
+  ): void
   /** Sends a request and waits for its reply, retrying on loss, until the deadline. */
   call<Req, Res>(
     to: string,
@@ -135,70 +139,110 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
     })
   }
 
+  const handleWith = <Req, Res>(
+    method: Method<Req, Res>,
+    handler: (request: Req, from: string, reply: (response: Res) => void) => void,
+  ): void => {
+    handlers.set(method.name, (payload, from, id) => {
+      const request = method.decodeRequest(payload)
+      if (request === undefined) {
+        transport.stats.drop("malformed")
+        replyError(from, id, "BadRequest", `request for ${method.name} failed validation`)
+        return
+      }
+      const start = observer === undefined ? 0 : performance.now()
+      try {
+        handler(request, from, (response) => {
+          reply(from, id, response)
+          observer?.(method.name, (performance.now() - start) / 1000)
+        })
+      } catch (error) {
+        replyError(from, id, "HandlerFailed", error instanceof Error ? error.message : String(error))
+      }
+    })
+  }
+
+  /**
+   * One callback and at most one host timer per call, no fibers: this is every client's hot path
+   * (see BENCHMARKS.md). The waiter stays registered for the whole call, so a late reply to an
+   * earlier attempt still completes it, even during a backoff.
+   */
   const call = <Req, Res>(
     to: string,
     method: Method<Req, Res>,
     request: Req,
     options: CallOptions = {},
-  ): Effect.Effect<Res, CallError> => {
-    const o = { ...defaultCallOptions, ...options }
-    return Effect.suspend(() => {
+  ): Effect.Effect<Res, CallError> =>
+    Effect.callback<Res, CallError>((resume) => {
+      const attemptTimeoutMs = options.attemptTimeoutMs ?? defaultCallOptions.attemptTimeoutMs
+      const deadlineMs = options.deadlineMs ?? defaultCallOptions.deadlineMs
+      const backoffMs = options.backoffMs ?? defaultCallOptions.backoffMs
+      const maxBackoffMs = options.maxBackoffMs ?? defaultCallOptions.maxBackoffMs
       const id = nextId++
       const bytes = encodeEnvelope([ENVELOPE_VERSION, 0, id, method.name, request])
-      // Every attempt re-sends the same id, so a late reply to an earlier attempt still completes the call.
-      const attempt = Effect.callback<Res, AttemptTimedOut | Unreachable | RemoteError>((resume) => {
-        waiters.set(id, {
-          onReply(payload) {
-            const response = method.decodeResponse(payload)
-            if (response === undefined) {
-              transport.stats.drop("malformed")
-              resume(
-                Effect.fail(
-                  new RemoteError({ to, method: method.name, code: "BadResponse", message: "reply failed validation" }),
-                ),
+      const deadline = performance.now() + deadlineMs
+      let retries = 0
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let done = false
+
+      const finish = (outcome: Effect.Effect<Res, CallError>) => {
+        if (done) return
+        done = true
+        if (timer !== undefined) clearTimeout(timer)
+        waiters.delete(id)
+        resume(outcome)
+      }
+      // Arms the single timer for `ms`, cut short by the deadline (which then fails the call).
+      const arm = (ms: number, next: () => void) => {
+        const remaining = deadline - performance.now()
+        timer =
+          remaining <= ms
+            ? setTimeout(
+                () => finish(Effect.fail(new Timeout({ to, method: method.name, afterMs: deadlineMs }))),
+                Math.max(0, remaining),
               )
-            } else {
-              resume(Effect.succeed(response))
-            }
-          },
-          onError(code, message) {
-            resume(Effect.fail(new RemoteError({ to, method: method.name, code, message })))
-          },
-        })
+            : setTimeout(next, ms)
+      }
+      const send = () => {
+        if (done) return
         if (!transport.send(to, bytes)) {
-          resume(Effect.fail(new Unreachable({ to, reason: "the message could not be sent" })))
+          finish(Effect.fail(new Unreachable({ to, reason: "the message could not be sent" })))
+          return
         }
-        return Effect.sync(() => waiters.delete(id))
-      }).pipe(
-        Effect.timeoutOrElse({
-          duration: Duration.millis(o.attemptTimeoutMs),
-          orElse: () => Effect.fail(new AttemptTimedOut()),
-        }),
-      )
-      const retried = attempt.pipe(
-        Effect.retry({
-          schedule: Schedule.exponential(Duration.millis(o.backoffMs)).pipe(
-            Schedule.modifyDelay(({ duration }) =>
-              Effect.succeed(Duration.min(duration, Duration.millis(o.maxBackoffMs))),
-            ),
-            Schedule.jittered,
-          ),
-          while: (error) => error instanceof AttemptTimedOut,
-        }),
-      )
-      return retried.pipe(
-        Effect.timeoutOrElse({
-          duration: Duration.millis(o.deadlineMs),
-          orElse: () => Effect.fail(new Timeout({ to, method: method.name, afterMs: o.deadlineMs })),
-        }),
-        Effect.catchIf(
-          (error): error is AttemptTimedOut => error instanceof AttemptTimedOut,
-          () => Effect.fail(new Timeout({ to, method: method.name, afterMs: o.deadlineMs })),
-        ),
-        Effect.ensuring(Effect.sync(() => waiters.delete(id))),
-      )
+        arm(attemptTimeoutMs, backOff)
+      }
+      // Exponential backoff with ±20% jitter between an unanswered attempt and the next.
+      const backOff = () => {
+        const delay = Math.min(backoffMs * 2 ** retries, maxBackoffMs) * (0.8 + 0.4 * Math.random())
+        retries++
+        arm(delay, send)
+      }
+
+      waiters.set(id, {
+        onReply(payload) {
+          const response = method.decodeResponse(payload)
+          if (response !== undefined) finish(Effect.succeed(response))
+          else {
+            transport.stats.drop("malformed")
+            finish(
+              Effect.fail(
+                new RemoteError({ to, method: method.name, code: "BadResponse", message: "reply failed validation" }),
+              ),
+            )
+          }
+        },
+        onError(code, message) {
+          finish(Effect.fail(new RemoteError({ to, method: method.name, code, message })))
+        },
+      })
+      send()
+      return Effect.sync(() => {
+        if (done) return
+        done = true
+        if (timer !== undefined) clearTimeout(timer)
+        waiters.delete(id)
+      })
     })
-  }
 
   return {
     get address() {
@@ -206,6 +250,7 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
     },
     transport,
     handle,
+    handleWith,
     call,
     onOneWay(channel, handler) {
       oneWay.set(channel, handler)

@@ -1,6 +1,7 @@
 import { type ClusterConfig, ConfigError, type KvClientShape, loadClusterConfig, makeKvClient } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import { type ControllerClientShape, makeControllerClient } from "@kv/shardctrler"
+import { makeShardKvClient } from "@kv/shardkv"
 import { type Effect, Layer, ManagedRuntime } from "effect"
 import { ExitCode } from "./exitCodes.ts"
 
@@ -18,6 +19,8 @@ export interface SessionOptions {
   readonly config: string
   readonly timeoutMs: number
 }
+
+export type DataService = "auto" | "sharded" | "kvraft"
 
 /** One CLI invocation's connection: the parsed config and a UDP RpcNode on an ephemeral port. */
 export class CliSession {
@@ -46,7 +49,15 @@ export class CliSession {
     return this.runtime.runPromise(effect)
   }
 
-  kvraftClient(): Promise<KvClientShape> {
+  /** The data client: the sharded cluster when the config has a controller (unless told "kvraft"). */
+  dataClient(service: DataService): Promise<KvClientShape> {
+    const sharded = this.config.controller.replicas.length > 0
+    if (service === "sharded" || (service === "auto" && sharded)) {
+      if (!sharded) throw new CliFailure(`${this.config.source} has no [controller]`, ExitCode.badInput)
+      return this.run(
+        makeShardKvClient(this.rpc, { controllers: this.config.controller.replicas, deadlineMs: this.timeoutMs }),
+      )
+    }
     const group = this.config.kvraft
     if (group === undefined) throw new CliFailure(`${this.config.source} has no [kvraft] section`, ExitCode.badInput)
     return this.run(makeKvClient(this.rpc, { servers: group.replicas, deadlineMs: this.timeoutMs }))

@@ -1,5 +1,5 @@
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
-import { Context, Effect, Layer, Semaphore } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { KvCommandMethod, KvGetMethod } from "../protocol.ts"
 import type { KvOp } from "../stateMachine/index.ts"
 import { KeyTooLarge, type KvClientError, SessionExpired, ValueTooLarge } from "./errors.ts"
@@ -34,46 +34,67 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
     const clientId = 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
     let nextSeq = 1
     const outstanding = new Set<number>()
-    const permits = Semaphore.makeUnsafe(MAX_OUTSTANDING)
+    /** The lowest sequence number not yet answered (nextSeq when none is outstanding). */
+    let lowestOutstanding = 1
+    let inFlight = 0
+    /** Operations waiting for one of the MAX_OUTSTANDING slots. */
+    const queued: (() => void)[] = []
 
-    const ackedBelow = (): number => {
-      let min = nextSeq
-      for (const seq of outstanding) if (seq < min) min = seq
-      return min
+    // A counter, not a Semaphore: below the limit (always, in practice) taking a slot costs nothing.
+    const acquire: Effect.Effect<void> = Effect.suspend(() => {
+      if (inFlight < MAX_OUTSTANDING) {
+        inFlight++
+        return Effect.void
+      }
+      return Effect.callback<void>((resume) => {
+        const wake = () => {
+          inFlight++
+          resume(Effect.void)
+        }
+        queued.push(wake)
+        return Effect.sync(() => {
+          const at = queued.indexOf(wake)
+          if (at >= 0) queued.splice(at, 1)
+        })
+      })
+    })
+    const release = (seq: number) => {
+      outstanding.delete(seq)
+      if (seq === lowestOutstanding) {
+        while (lowestOutstanding < nextSeq && !outstanding.has(lowestOutstanding)) lowestOutstanding++
+      }
+      inFlight--
+      queued.shift()?.()
     }
 
     const write = (op: KvOp): Effect.Effect<void, KvClientError> =>
-      Semaphore.withPermits(
-        permits,
-        1,
-      )(
-        Effect.suspend(() => {
-          const seq = nextSeq++
-          outstanding.add(seq)
-          return caller
-            .call(KvCommandMethod, () => ({ clientId, seq, ackedBelow: ackedBelow(), op }), {
-              operation: op.op,
-              key: op.key,
-            })
-            .pipe(
-              Effect.flatMap((reply): Effect.Effect<void, KvClientError> => {
-                if (reply.ok) return Effect.void
-                switch (reply.error) {
-                  case "ValueTooLarge":
-                    return Effect.fail(new ValueTooLarge({ message: reply.message }))
-                  case "KeyTooLarge":
-                    return Effect.fail(new KeyTooLarge({ message: reply.message }))
-                  case "SessionExpired":
-                    return Effect.fail(new SessionExpired({ message: reply.message }))
-                  default:
-                    // Stale / TooManyOutstanding cannot happen with this client's bookkeeping.
-                    return Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
-                }
-              }),
-              Effect.ensuring(Effect.sync(() => outstanding.delete(seq))),
-            )
-        }),
-      )
+      Effect.flatMap(acquire, () => {
+        const seq = nextSeq++
+        outstanding.add(seq)
+        if (outstanding.size === 1) lowestOutstanding = seq
+        return caller
+          .call(KvCommandMethod, () => ({ clientId, seq, ackedBelow: lowestOutstanding, op }), {
+            operation: op.op,
+            key: op.key,
+          })
+          .pipe(
+            Effect.flatMap((reply): Effect.Effect<void, KvClientError> => {
+              if (reply.ok) return Effect.void
+              switch (reply.error) {
+                case "ValueTooLarge":
+                  return Effect.fail(new ValueTooLarge({ message: reply.message }))
+                case "KeyTooLarge":
+                  return Effect.fail(new KeyTooLarge({ message: reply.message }))
+                case "SessionExpired":
+                  return Effect.fail(new SessionExpired({ message: reply.message }))
+                default:
+                  // Stale / TooManyOutstanding cannot happen with this client's bookkeeping.
+                  return Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
+              }
+            }),
+            Effect.onExit(() => Effect.sync(() => release(seq))),
+          )
+      })
 
     const get = (key: string): Effect.Effect<string, KvClientError> =>
       caller

@@ -47,33 +47,51 @@ export const makeLeaderCaller = (
   const perServerMs = options.perServerMs ?? 1_000
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 200
 
+  /**
+   * A chain of flatMaps rather than a generator: the common case (the cached leader answers) is
+   * one RPC and one continuation, which matters on every client's hot path.
+   */
   const call = <Req, Res>(
     method: Method<Req, Res>,
     request: () => Req,
     what: { readonly operation: string; readonly key: string },
   ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> =>
-    Effect.gen(function* () {
+    Effect.suspend(() => {
       const start = Date.now()
       let tried = 0
-      while (Date.now() - start < deadlineMs && servers.length > 0) {
+      const attempt = (): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> => {
+        const elapsed = Date.now() - start
+        if (elapsed >= deadlineMs || servers.length === 0) {
+          return Effect.fail(new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs }))
+        }
         const target = leader % servers.length
-        const remaining = deadlineMs - (Date.now() - start)
-        const reply = yield* rpc
-          .call(servers[target]!, method, request(), {
+        return Effect.matchEffect(
+          rpc.call(servers[target]!, method, request(), {
             attemptTimeoutMs,
-            deadlineMs: Math.max(1, Math.min(perServerMs, remaining)),
-          })
-          .pipe(Effect.option)
-        if (reply._tag === "Some" && !isWrongLeader(reply.value)) return reply.value as Exclude<Res, WrongLeaderReply>
+            deadlineMs: Math.max(1, Math.min(perServerMs, deadlineMs - elapsed)),
+          }),
+          {
+            onSuccess: (reply) =>
+              isWrongLeader(reply) ? moveOn(target, reply) : Effect.succeed(reply as Exclude<Res, WrongLeaderReply>),
+            onFailure: () => moveOn(target, undefined),
+          },
+        )
+      }
+      const moveOn = (
+        target: number,
+        reply: WrongLeaderReply | undefined,
+      ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> => {
         if (leader === target) {
-          const hint =
-            reply._tag === "Some" && isWrongLeader(reply.value) ? servers.indexOf(reply.value.leaderHint) : -1
+          const hint = reply === undefined ? -1 : servers.indexOf(reply.leaderHint)
           leader = hint >= 0 && hint !== target ? hint : (target + 1) % servers.length
         }
         // After a full round without a leader, back off briefly: an election is likely under way.
-        if (++tried % servers.length === 0) yield* Effect.sleep(Duration.millis(20 + Math.random() * 80))
+        if (++tried % servers.length === 0) {
+          return Effect.flatMap(Effect.sleep(Duration.millis(20 + Math.random() * 80)), attempt)
+        }
+        return attempt()
       }
-      return yield* new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs })
+      return attempt()
     })
 
   return {

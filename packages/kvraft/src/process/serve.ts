@@ -75,6 +75,16 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
     const sigterm = onSignal("SIGTERM")
     process.on("SIGINT", sigint)
     process.on("SIGTERM", sigterm)
+    // Started by `bun run cluster`: stop with it, even when it was killed without a chance to stop us.
+    const parent = Number(process.env.KV_PARENT_PID)
+    if (Number.isInteger(parent) && parent > 1) {
+      yield* Effect.forkScoped(
+        Effect.gen(function* () {
+          while (isAlive(parent)) yield* Effect.sleep(Duration.millis(500))
+          Deferred.doneUnsafe(stop, Exit.succeed("parent exited"))
+        }),
+      )
+    }
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         process.off("SIGINT", sigint)
@@ -133,6 +143,15 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       { concurrency: "unbounded", discard: true },
     )
   })
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** A leader transfers leadership before stopping and waits (bounded) until it has happened. */
 const handOffLeadership = (raft: RaftNodeShape): Effect.Effect<void> =>

@@ -9,7 +9,7 @@ import {
   type StorageCorrupt,
 } from "@kv/raft"
 import type { RpcNode } from "@kv/rpc"
-import { Deferred, Duration, Effect, type Scope } from "effect"
+import { Duration, Effect, type Scope } from "effect"
 import { WrongLeader } from "./errors.ts"
 import type { ReplicatedStateMachine } from "./stateMachine.ts"
 
@@ -24,32 +24,50 @@ export interface RsmOptions<R> {
   readonly readTimeoutMs?: number
 }
 
+/** How a submitted command or a read ended, for callers that take a callback. */
+export type RsmOutcome<A> =
+  | { readonly ok: true; readonly value: A }
+  | { readonly ok: false; readonly error: WrongLeader }
+
 export interface RsmShape<R> {
   readonly raft: RaftNodeShape
   /** Proposes a command and waits until it is applied at its index in the same term; then its result. */
   submit(command: Uint8Array): Effect.Effect<R, WrongLeader>
   /** Runs `read` against state that reflects every write completed before the call (ReadIndex, no log write). */
   read<A>(read: () => A): Effect.Effect<A, WrongLeader>
+  /** `submit` with a callback (called once): no fiber per command, for a server's request path. */
+  submitWith(command: Uint8Array, done: (outcome: RsmOutcome<R>) => void): void
+  /** `read` with a callback (called once); `read` runs inside the apply loop and must not throw. */
+  readWith<A>(read: () => A, done: (outcome: RsmOutcome<A>) => void): void
   appliedIndex(): number
 }
 
 interface ApplyWaiter<R> {
   readonly term: number
   readonly deadline: number
-  readonly deferred: Deferred.Deferred<R, WrongLeader>
+  readonly done: (outcome: RsmOutcome<R>) => void
 }
 
-interface ReadWaiter {
-  readonly index: number
-  readonly resume: () => void
+/** A read from its call until it has run (or failed); `done` guards against a second answer. */
+interface PendingRead {
+  readonly deadline: number
+  /** Set once ReadIndex has answered: the read runs when the state machine has applied it. */
+  index: number
+  finished: boolean
+  readonly run: () => void
+  readonly fail: (error: WrongLeader) => void
 }
 
 const toWrongLeader = (error: NotLeader | NodeStopped): WrongLeader =>
   new WrongLeader({ leaderHint: error._tag === "NotLeader" ? error.leaderHint : 0 })
 
+const toEffect = <A>(outcome: RsmOutcome<A>): Effect.Effect<A, WrongLeader> =>
+  outcome.ok ? Effect.succeed(outcome.value) : Effect.fail(outcome.error)
+
 /**
  * The replicated-state-machine framework: a Raft node, a state machine, the waiters of submitted
- * commands and reads, and snapshotting when the log grows past its budget.
+ * commands and reads, and snapshotting when the log grows past its budget. Waiters are plain
+ * callbacks in maps swept by one timer, so a command or a read costs no fiber of its own.
  */
 export const makeRsm = <R>(
   options: RsmOptions<R>,
@@ -60,22 +78,29 @@ export const makeRsm = <R>(
     const readTimeoutMs = options.readTimeoutMs ?? 2_000
     const maxRaftStateBytes = options.maxRaftStateBytes ?? 0
     const waiters = new Map<number, ApplyWaiter<R>>()
-    let reads: ReadWaiter[] = []
+    /** Reads whose index is known but not yet applied, in index order. */
+    let applyingReads: PendingRead[] = []
+    /** Every read not yet finished, for the deadline sweep. */
+    const pendingReads = new Set<PendingRead>()
     let lastApplied = 0
     let lastSnapshot = 0
     // Assigned right after the node is created; apply callbacks only start once the loop runs.
     let raft: RaftNodeShape | undefined
 
+    const wrongLeader = () => new WrongLeader({ leaderHint: raft?.status().leader ?? 0 })
+
     const failWaiter = (index: number, waiter: ApplyWaiter<R>) => {
       waiters.delete(index)
-      Deferred.doneUnsafe(waiter.deferred, Effect.fail(new WrongLeader({ leaderHint: raft?.status().leader ?? 0 })))
+      waiter.done({ ok: false, error: wrongLeader() })
     }
 
     const releaseReads = () => {
-      if (reads.length === 0 || reads[0]!.index > lastApplied) return
-      const ready = reads.filter((r) => r.index <= lastApplied)
-      reads = reads.filter((r) => r.index > lastApplied)
-      for (const r of ready) r.resume()
+      if (applyingReads.length === 0 || applyingReads[0]!.index > lastApplied) return
+      let n = 0
+      while (n < applyingReads.length && applyingReads[n]!.index <= lastApplied) n++
+      const ready = applyingReads.slice(0, n)
+      applyingReads = applyingReads.slice(n)
+      for (const r of ready) r.run()
     }
 
     const apply = (event: ApplyEvent) => {
@@ -95,8 +120,7 @@ export const makeRsm = <R>(
         if (waiter === undefined) continue
         waiters.delete(entry.index)
         // A different term at our index means our command was overwritten by another leader's.
-        if (result !== undefined && entry.term === waiter.term)
-          Deferred.doneUnsafe(waiter.deferred, Effect.succeed(result))
+        if (result !== undefined && entry.term === waiter.term) waiter.done({ ok: true, value: result })
         else failWaiter(entry.index, waiter)
       }
       releaseReads()
@@ -114,54 +138,87 @@ export const makeRsm = <R>(
     const node = yield* makeRaftNode({ ...options.raft, apply })
     raft = node
 
-    // Commands whose entry never commits (lost leadership in a partition) must not wait forever.
+    // Commands whose entry never commits (lost leadership in a partition) and reads that cannot
+    // confirm leadership must not wait forever.
     yield* Effect.forkScoped(
       Effect.gen(function* () {
         while (true) {
-          yield* Effect.sleep(Duration.millis(Math.min(100, applyTimeoutMs)))
+          yield* Effect.sleep(Duration.millis(Math.min(100, applyTimeoutMs, readTimeoutMs)))
           const now = Date.now()
           for (const [index, waiter] of waiters) if (waiter.deadline <= now) failWaiter(index, waiter)
+          for (const read of pendingReads) if (read.deadline <= now) read.fail(wrongLeader())
         }
       }),
     )
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         for (const [index, waiter] of waiters) failWaiter(index, waiter)
+        for (const read of pendingReads) read.fail(wrongLeader())
       }),
     )
 
-    const submit = (command: Uint8Array): Effect.Effect<R, WrongLeader> =>
-      Effect.suspend(() => {
-        const proposed = node.proposeUnsafe(command)
-        if (!("index" in proposed)) return Effect.fail(new WrongLeader({ leaderHint: proposed.leaderHint }))
-        const existing = waiters.get(proposed.index)
-        if (existing !== undefined) failWaiter(proposed.index, existing)
-        const deferred = Deferred.makeUnsafe<R, WrongLeader>()
-        waiters.set(proposed.index, { term: proposed.term, deadline: Date.now() + applyTimeoutMs, deferred })
-        return Deferred.await(deferred)
+    const submitWith = (command: Uint8Array, done: (outcome: RsmOutcome<R>) => void): void => {
+      const proposed = node.proposeUnsafe(command)
+      if (!("index" in proposed)) {
+        done({ ok: false, error: new WrongLeader({ leaderHint: proposed.leaderHint }) })
+        return
+      }
+      const existing = waiters.get(proposed.index)
+      if (existing !== undefined) failWaiter(proposed.index, existing)
+      waiters.set(proposed.index, { term: proposed.term, deadline: Date.now() + applyTimeoutMs, done })
+    }
+
+    const readWith = <A>(f: () => A, done: (outcome: RsmOutcome<A>) => void): void => {
+      const read: PendingRead = {
+        deadline: Date.now() + readTimeoutMs,
+        index: 0,
+        finished: false,
+        run: () => {
+          if (read.finished) return
+          read.finished = true
+          pendingReads.delete(read)
+          done({ ok: true, value: f() })
+        },
+        fail: (error) => {
+          if (read.finished) return
+          read.finished = true
+          pendingReads.delete(read)
+          applyingReads = applyingReads.filter((r) => r !== read)
+          done({ ok: false, error })
+        },
+      }
+      pendingReads.add(read)
+      node.readIndexWith((outcome) => {
+        if (typeof outcome !== "number") {
+          read.fail(toWrongLeader(outcome))
+          return
+        }
+        if (read.finished) return
+        if (outcome <= lastApplied) {
+          read.run()
+          return
+        }
+        read.index = outcome
+        // Rounds complete in order, so a new read almost always goes last.
+        let at = applyingReads.length
+        while (at > 0 && applyingReads[at - 1]!.index > outcome) at--
+        applyingReads.splice(at, 0, read)
       })
+    }
 
-    const read = <A>(f: () => A): Effect.Effect<A, WrongLeader> =>
-      node.readIndex().pipe(
-        Effect.mapError(toWrongLeader),
-        Effect.flatMap((index) =>
-          index <= lastApplied
-            ? Effect.sync(f)
-            : Effect.callback<A>((resume) => {
-                const waiter = { index, resume: () => resume(Effect.sync(f)) }
-                const at = reads.findIndex((r) => r.index > index)
-                if (at === -1) reads.push(waiter)
-                else reads.splice(at, 0, waiter)
-                return Effect.sync(() => {
-                  reads = reads.filter((r) => r !== waiter)
-                })
-              }),
+    return {
+      raft: node,
+      submit: (command) => Effect.callback((resume) => submitWith(command, (outcome) => resume(toEffect(outcome)))),
+      // `f` runs in the caller's fiber, so a defect in it is the caller's, not the apply loop's.
+      read: <A>(f: () => A) =>
+        Effect.callback<A, WrongLeader>((resume) =>
+          readWith(
+            () => undefined,
+            (outcome) => resume(outcome.ok ? Effect.sync(f) : Effect.fail(outcome.error)),
+          ),
         ),
-        Effect.timeoutOrElse({
-          duration: Duration.millis(readTimeoutMs),
-          orElse: () => Effect.fail(new WrongLeader({ leaderHint: node.status().leader })),
-        }),
-      )
-
-    return { raft: node, submit, read, appliedIndex: () => lastApplied }
+      submitWith,
+      readWith,
+      appliedIndex: () => lastApplied,
+    }
   })

@@ -1,5 +1,5 @@
 import { RpcNode } from "@kv/rpc"
-import { Context, Deferred, Effect, Latch, Layer, type Scope } from "effect"
+import { Context, Effect, Latch, Layer, type Scope } from "effect"
 import {
   createRaft,
   type Entry,
@@ -22,6 +22,9 @@ import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse } from
 export type ApplyEvent =
   | { readonly type: "entries"; readonly entries: readonly Entry[] }
   | { readonly type: "snapshot"; readonly snapshot: Snapshot }
+
+/** Called once with the read index, or with why there is none. */
+export type ReadIndexCallback = (outcome: LogIndex | NotLeader | NodeStopped) => void
 
 export interface RaftNodeConfig {
   readonly id: NodeId
@@ -75,6 +78,8 @@ export interface RaftNodeShape {
    * applied it is linearizable. Concurrent calls share one round of heartbeats.
    */
   readIndex(): Effect.Effect<LogIndex, NotLeader | NodeStopped>
+  /** The same with a callback, called once, for servers answering many reads without a fiber each. */
+  readIndexWith(done: ReadIndexCallback): void
   /**
    * The service's snapshot covering the log up to `index` (applied): persisted, then the log before
    * it is dropped. May be called from the apply callback; it takes effect after the current batch.
@@ -146,11 +151,11 @@ export const makeRaftNode = (
     const wake = Latch.makeUnsafe(false)
     let stopped = false
     let readRound = 0
-    let waitingReads: Deferred.Deferred<LogIndex, NotLeader | NodeStopped>[] = []
+    let waitingReads: ReadIndexCallback[] = []
     // The service snapshots from inside its apply callback, i.e. mid-Ready; compaction waits for advance().
     const pendingSnapshots: { index: LogIndex; data: Uint8Array }[] = []
     const counters = { messagesSent: 0, requestsSent: 0, proposals: 0, fsyncs: 0 }
-    const readRounds = new Map<number, Deferred.Deferred<LogIndex, NotLeader | NodeStopped>[]>()
+    const readRounds = new Map<number, ReadIndexCallback[]>()
 
     if (restored.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: restored.snapshot })
 
@@ -187,10 +192,12 @@ export const makeRaftNode = (
     }
 
     const failReads = (error: NotLeader | NodeStopped) => {
-      for (const d of waitingReads) Deferred.doneUnsafe(d, Effect.fail(error))
+      const waiting = waitingReads
       waitingReads = []
-      for (const waiters of readRounds.values()) for (const d of waiters) Deferred.doneUnsafe(d, Effect.fail(error))
+      const rounds = [...readRounds.values()]
       readRounds.clear()
+      for (const done of waiting) done(error)
+      for (const waiters of rounds) for (const done of waiters) done(error)
     }
 
     // Term and vote as last written: a leader's replication may only overtake its own fsync when
@@ -232,7 +239,7 @@ export const makeRaftNode = (
         const waiters = readRounds.get(rs.requestId)
         if (waiters === undefined) continue
         readRounds.delete(rs.requestId)
-        for (const d of waiters) Deferred.doneUnsafe(d, Effect.succeed(rs.index))
+        for (const done of waiters) done(rs.index)
       }
       if (ready.softState !== undefined && ready.softState.role !== "leader") {
         failReads(new NotLeader({ leaderHint: ready.softState.leader }))
@@ -248,7 +255,7 @@ export const makeRaftNode = (
         if (core.readIndex(round)) readRounds.set(round, waiters)
         else {
           const error = new NotLeader({ leaderHint: core.status().leader })
-          for (const d of waiters) Deferred.doneUnsafe(d, Effect.fail(error))
+          for (const done of waiters) done(error)
         }
       }
       while (core.hasReady()) handleReady(core.ready())
@@ -311,6 +318,15 @@ export const makeRaftNode = (
       return { index: result.index, term: result.term }
     }
 
+    const readIndexWith = (done: ReadIndexCallback): void => {
+      if (stopped) {
+        done(new NodeStopped())
+        return
+      }
+      waitingReads.push(done)
+      wake.openUnsafe()
+    }
+
     const status = (): RaftStatus => {
       const s = core.status()
       return {
@@ -339,13 +355,12 @@ export const makeRaftNode = (
           return result instanceof NotLeader ? Effect.fail(result) : Effect.succeed(result)
         }),
       readIndex: () =>
-        Effect.suspend(() => {
-          if (stopped) return Effect.fail(new NodeStopped())
-          const d = Deferred.makeUnsafe<LogIndex, NotLeader | NodeStopped>()
-          waitingReads.push(d)
-          wake.openUnsafe()
-          return Deferred.await(d)
+        Effect.callback<LogIndex, NotLeader | NodeStopped>((resume) => {
+          readIndexWith((outcome) =>
+            resume(typeof outcome === "number" ? Effect.succeed(outcome) : Effect.fail(outcome)),
+          )
         }),
+      readIndexWith,
       snapshot: (index, data) =>
         Effect.sync(() => {
           pendingSnapshots.push({ index, data })

@@ -1,0 +1,131 @@
+/** The markdown rendering of a run: figures side by side per target, CPU per process, and the goals. */
+import { type CellResult, describeCell, type Workload } from "../plan.ts"
+
+export interface RunRecord {
+  readonly date: string
+  readonly commit: string
+  readonly machine: string
+  readonly command: string
+  /** 1-minute load average before and after: other work on the machine skews every figure. */
+  readonly loadAverage: { readonly before: number; readonly after: number }
+  readonly targets: Readonly<Record<string, readonly CellResult[]>>
+  readonly skipped: Readonly<Record<string, string>>
+}
+
+const int = (n: number) => Math.round(n).toLocaleString("en-US")
+const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2))
+const size = (bytes: number) => (bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`)
+
+const find = (
+  results: readonly CellResult[] | undefined,
+  workload: Workload,
+  concurrency: number,
+  valueBytes: number,
+) =>
+  results?.find(
+    (r) => r.cell.workload === workload && r.cell.concurrency === concurrency && r.cell.valueBytes === valueBytes,
+  )
+
+const fsyncs = (r: CellResult) =>
+  Object.values(r.fsync ?? {})
+    .map((f) => `${int(f.perSecond)} (${f.meanMs.toFixed(2)})`)
+    .join(" / ")
+const latencies = (r: CellResult | undefined) =>
+  r === undefined ? "" : `${ms(r.p50Ms)} / ${ms(r.p99Ms)} / ${ms(r.p999Ms)}`
+const throughput = (r: CellResult | undefined) =>
+  r === undefined ? "" : `${int(r.opsPerSecond)}${r.errors > 0 ? ` (${r.errors} err)` : ""}`
+
+export const renderMarkdown = (run: RunRecord): string => {
+  const lines: string[] = []
+  const kv = run.targets.kvraft
+  const etcd = run.targets.etcd
+  const sharded = Object.keys(run.targets).filter((t) => t.startsWith("shardkv"))
+  const base = kv ?? etcd ?? Object.values(run.targets)[0] ?? []
+
+  lines.push(`Run ${run.date}, commit ${run.commit}, \`${run.command}\`.`)
+  lines.push(
+    `Machine: ${run.machine}; 1-min load average ${run.loadAverage.before.toFixed(2)} before, ${run.loadAverage.after.toFixed(2)} after.`,
+  )
+  for (const [target, why] of Object.entries(run.skipped)) lines.push(`Skipped ${target}: ${why}.`)
+  lines.push("")
+
+  for (const valueBytes of [...new Set(base.map((r) => r.cell.valueBytes))]) {
+    lines.push(`#### ${size(valueBytes)} values (ops/s; latency p50 / p99 / p999 ms)`, "")
+    const header = ["workload", "conc"]
+    if (kv !== undefined) header.push("kvraft ops/s", "kvraft ms")
+    if (etcd !== undefined) header.push("etcd ops/s", "etcd ms", "kv / etcd")
+    for (const t of sharded) header.push(`${t} ops/s`, `${t} ms`)
+    lines.push(`| ${header.join(" | ")} |`, `|${header.map((_, i) => (i < 2 ? "---" : "---:")).join("|")}|`)
+    for (const r of base.filter((x) => x.cell.valueBytes === valueBytes)) {
+      const { workload, concurrency } = r.cell
+      const k = find(kv, workload, concurrency, valueBytes)
+      const row = [workload, String(concurrency)]
+      if (kv !== undefined) row.push(throughput(k), latencies(k))
+      if (etcd !== undefined) {
+        const e = find(etcd, workload, concurrency, valueBytes)
+        const ratio =
+          k !== undefined && e !== undefined && e.opsPerSecond > 0 ? k.opsPerSecond / e.opsPerSecond : undefined
+        row.push(throughput(e), latencies(e), ratio === undefined ? "" : `${ratio.toFixed(2)}×`)
+      }
+      for (const t of sharded) {
+        const s = find(run.targets[t], workload, concurrency, valueBytes)
+        row.push(throughput(s), latencies(s))
+      }
+      lines.push(`| ${row.join(" | ")} |`)
+    }
+    lines.push("")
+  }
+
+  lines.push(
+    "#### CPU (cores busy over the measured window, per process; and CPU time per operation)",
+    "",
+    "| target | cell | servers (cores) | load (cores) | servers µs/op | load µs/op | fsyncs/s (mean ms) per server |",
+    "|---|---|---|---:|---:|---:|---|",
+  )
+  for (const [target, results] of Object.entries(run.targets)) {
+    for (const r of results) {
+      const servers = Object.entries(r.cpu).filter(([name]) => name !== "load")
+      const serverCores = servers.reduce((sum, [, cores]) => sum + cores, 0)
+      const load = r.cpu.load ?? Number.NaN
+      const perOp = (cores: number) => (r.opsPerSecond > 0 ? int((cores / r.opsPerSecond) * 1e6) : "")
+      lines.push(
+        `| ${target} | ${describeCell(r.cell).replace(/ +/g, " ")} | ${servers.map(([, c]) => c.toFixed(2)).join(" / ")} | ${load.toFixed(2)} | ${perOp(serverCores)} | ${perOp(load)} | ${fsyncs(r)} |`,
+      )
+    }
+  }
+  lines.push("")
+
+  if (kv !== undefined && etcd !== undefined) lines.push(...renderGoals(kv, etcd), "")
+  return lines.join("\n")
+}
+
+/** The goals of issue 8, checked against this run's etcd (both measured on the same machine, same run). */
+const renderGoals = (kv: readonly CellResult[], etcd: readonly CellResult[]): string[] => {
+  const lines = ["#### Goals (this run)", "", "| goal | kvraft | etcd | met |", "|---|---:|---:|---|"]
+  const row = (
+    label: string,
+    k: CellResult | undefined,
+    e: CellResult | undefined,
+    check: (k: CellResult, e: CellResult) => [string, string, boolean],
+  ) => {
+    if (k === undefined || e === undefined) return
+    const [kText, eText, met] = check(k, e)
+    lines.push(`| ${label} | ${kText} | ${eText} | ${met ? "yes" : "no"} |`)
+  }
+  row("put, 64 concurrent, ≥ 2× etcd ops/s", find(kv, "put", 64, 100), find(etcd, "put", 64, 100), (k, e) => [
+    `${int(k.opsPerSecond)} (${(k.opsPerSecond / e.opsPerSecond).toFixed(2)}×)`,
+    int(e.opsPerSecond),
+    k.opsPerSecond >= 2 * e.opsPerSecond,
+  ])
+  row("sequential put p50 ≤ etcd's", find(kv, "put", 1, 100), find(etcd, "put", 1, 100), (k, e) => [
+    `${ms(k.p50Ms)} ms`,
+    `${ms(e.p50Ms)} ms`,
+    k.p50Ms <= e.p50Ms,
+  ])
+  row("get, 64 concurrent, ≥ 3× etcd ops/s", find(kv, "get", 64, 100), find(etcd, "get", 64, 100), (k, e) => [
+    `${int(k.opsPerSecond)} (${(k.opsPerSecond / e.opsPerSecond).toFixed(2)}×)`,
+    int(e.opsPerSecond),
+    k.opsPerSecond >= 3 * e.opsPerSecond,
+  ])
+  return lines
+}

@@ -1,0 +1,266 @@
+/**
+ * `bun run bench`: kv against etcd on this machine. For each target (the kvraft group; etcd when an
+ * `etcd` binary is on the PATH; the sharded cluster with 1 and 3 groups once @kv/shardkv has its
+ * binary and client) it starts a real local cluster (separate processes, loopback, file storage
+ * with fsync), drives it from a separate load process through every cell of the matrix, reads the
+ * CPU of every process over each measured window, then stops everything it started.
+ * Writes results.json and results.md (in --out, default a new temporary directory) and prints
+ * the markdown.
+ *
+ *   bun run bench [--quick] [--out DIR] [--targets kvraft,etcd,shardkv-1,shardkv-3]
+ *                 [--workloads put,get,append,mixed] [--concurrency 1,16,64,256] [--sizes 100,4096]
+ *                 [--seconds N] [--warmup N] [--target-warmup N] [--keys 1000] [--max-raft-state BYTES]
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os"
+import { join } from "node:path"
+import { cleanUpOnExit, cpuSecondsOf, type Started, start, stop } from "./lib/processes.ts"
+import { type RunRecord, renderMarkdown } from "./lib/report.ts"
+import type { LoadWindowMessage } from "./load.ts"
+import {
+  type Cell,
+  type CellResult,
+  cellsOf,
+  describeCell,
+  type FromLoad,
+  type FsyncFigures,
+  fullMatrix,
+  type Matrix,
+  quickMatrix,
+  quickShardedMatrix,
+  type ToLoad,
+  type Workload,
+  workloads,
+} from "./plan.ts"
+import { etcdTarget } from "./targets/etcd.ts"
+import { kvraftTarget } from "./targets/kvraft.ts"
+import { shardkvTarget } from "./targets/shardkv.ts"
+import { type FsyncCounters, type RunningTarget, repoRoot, type Target } from "./targets/target.ts"
+
+const argValue = (name: string): string | undefined => {
+  const at = process.argv.indexOf(name)
+  return at === -1 ? undefined : process.argv[at + 1]
+}
+const listArg = (name: string): string[] | undefined =>
+  argValue(name)
+    ?.split(",")
+    .filter((s) => s !== "")
+
+const quick = process.argv.includes("--quick")
+const base: Matrix = quick ? quickMatrix : fullMatrix
+/** Command-line choices override the defaults of the run (full or quick). */
+const chosenMatrix = (base: Matrix): Matrix => ({
+  workloads: (listArg("--workloads") as Workload[] | undefined) ?? base.workloads,
+  concurrency: listArg("--concurrency")?.map(Number) ?? base.concurrency,
+  valueBytes: listArg("--sizes")?.map(Number) ?? base.valueBytes,
+  targetWarmupSeconds: Number(argValue("--target-warmup") ?? base.targetWarmupSeconds),
+  warmupSeconds: Number(argValue("--warmup") ?? base.warmupSeconds),
+  seconds: Number(argValue("--seconds") ?? base.seconds),
+})
+const matrix = chosenMatrix(base)
+const matrixFor = (target: Target): Matrix =>
+  quick && target.name.startsWith("shardkv") ? chosenMatrix(quickShardedMatrix) : matrix
+for (const w of matrix.workloads) if (!workloads.includes(w)) throw new Error(`unknown workload ${w}`)
+const keys = Number(argValue("--keys") ?? 1000)
+/** The default cluster.toml's snapshot threshold, so the figures are what a user's cluster does. */
+const maxRaftStateBytes = Number(argValue("--max-raft-state") ?? 1024 * 1024)
+
+const allTargets: Target[] = [
+  kvraftTarget({ maxRaftStateBytes }),
+  etcdTarget(),
+  shardkvTarget({ groups: 1, maxRaftStateBytes }),
+  shardkvTarget({ groups: 3, maxRaftStateBytes }),
+]
+const chosen = listArg("--targets")
+const targets = chosen === undefined ? allTargets : allTargets.filter((t) => chosen.includes(t.name))
+
+const git = (...args: string[]) =>
+  Bun.spawnSync(["git", ...args], { cwd: repoRoot, stdout: "pipe", stderr: "ignore" })
+    .stdout.toString()
+    .trim()
+
+/** Drives one started target through `cells` from a fresh load process. */
+const drive = async (
+  target: RunningTarget,
+  matrix: Matrix,
+  cells: readonly Cell[],
+  onResult: (result: CellResult) => void,
+): Promise<void> => {
+  const cpuAt = new Map<number, number[]>()
+  const windowCpu = new Map<number, Record<string, number>>()
+  const fsyncAt = new Map<number, Promise<Record<string, FsyncCounters>>>()
+  const windowFsync = new Map<number, Promise<Record<string, FsyncFigures>>>()
+  const pids = () => target.processes.map((p) => p.proc.pid)
+  // Results are reported in order once their (asynchronous) fsync samples are in.
+  let reported: Promise<void> = Promise.resolve()
+  let settle: { resolve: () => void; reject: (error: Error) => void } | undefined
+  const finished = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject }
+  })
+  const sampleFsyncs = () => target.fsyncCounters?.() ?? Promise.resolve({})
+  const onMessage = (message: FromLoad | LoadWindowMessage) => {
+    switch (message.type) {
+      case "measuring":
+        cpuAt.set(message.index, pids().map(cpuSecondsOf))
+        fsyncAt.set(message.index, sampleFsyncs())
+        return
+      case "measured": {
+        const before = cpuAt.get(message.index) ?? []
+        const seconds = cells[message.index]!.seconds
+        const cpu: Record<string, number> = {}
+        target.processes.forEach((p, k) => {
+          cpu[p.name] = (cpuSecondsOf(p.proc.pid) - (before[k] ?? Number.NaN)) / seconds
+        })
+        windowCpu.set(message.index, cpu)
+        const fsyncBefore = fsyncAt.get(message.index) ?? Promise.resolve({})
+        windowFsync.set(
+          message.index,
+          Promise.all([fsyncBefore, sampleFsyncs()]).then(([a, b]) => fsyncFigures(a, b, seconds)),
+        )
+        return
+      }
+      case "cell": {
+        const index = message.index
+        reported = reported.then(async () => {
+          const fsync = await (windowFsync.get(index) ?? Promise.resolve({})).catch(() => ({}))
+          onResult({
+            ...message.figures,
+            cell: cells[index]!,
+            cpu: { ...windowCpu.get(index), load: message.loadCpu },
+            ...(Object.keys(fsync).length === 0 ? {} : { fsync }),
+          })
+        })
+        return
+      }
+      case "done":
+        void reported.then(() => settle?.resolve())
+        return
+      case "failed":
+        settle?.reject(new Error(`load process failed: ${message.message}`))
+        return
+    }
+  }
+  const load: Started = start("load", ["bun", join(import.meta.dir, "load.ts")], {
+    ipc: (message) => onMessage(message as FromLoad | LoadWindowMessage),
+  })
+  void load.proc.exited.then((code) => {
+    if (code !== 0) settle?.reject(new Error(`load process exited with ${code}:\n${load.output()}`))
+  })
+  load.proc.send({
+    type: "run",
+    client: target.client,
+    cells,
+    keys,
+    targetWarmupSeconds: matrix.targetWarmupSeconds,
+  } satisfies ToLoad)
+  try {
+    await finished
+    // It exits on its own after "done" (writing its CPU profile if asked); a stuck one is stopped.
+    await Promise.race([load.proc.exited, Bun.sleep(5_000)])
+  } finally {
+    await stop([load])
+  }
+}
+
+/** fsyncs per second and their mean duration over a window, per server process. */
+const fsyncFigures = (
+  before: Record<string, FsyncCounters>,
+  after: Record<string, FsyncCounters>,
+  seconds: number,
+): Record<string, FsyncFigures> => {
+  const figures: Record<string, FsyncFigures> = {}
+  for (const [name, b] of Object.entries(after)) {
+    const a = before[name]
+    if (a === undefined) continue
+    const count = b.count - a.count
+    figures[name] = { perSecond: count / seconds, meanMs: count > 0 ? ((b.seconds - a.seconds) / count) * 1000 : 0 }
+  }
+  return figures
+}
+
+const fmt = (r: CellResult) => {
+  const cpu = Object.entries(r.cpu)
+    .map(([name, cores]) => `${name} ${cores.toFixed(2)}`)
+    .join(", ")
+  const fsync = Object.entries(r.fsync ?? {})
+    .map(([name, f]) => `${name} ${Math.round(f.perSecond)}/s ${f.meanMs.toFixed(2)} ms`)
+    .join(", ")
+  return `${String(r.opsPerSecond).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2)}  p99 ${r.p99Ms.toFixed(2)}  p999 ${r.p999Ms.toFixed(2)} ms${r.errors > 0 ? `  ${r.errors} errors` : ""}  cpu: ${cpu}${fsync === "" ? "" : `  fsync: ${fsync}`}`
+}
+
+const main = async () => {
+  cleanUpOnExit()
+  const out = argValue("--out") ?? mkdtempSync(join(tmpdir(), "kv-bench-results-"))
+  mkdirSync(out, { recursive: true })
+  const skipped: Record<string, string> = {}
+  const runnable = targets.filter((t) => {
+    const why = t.unavailable()
+    if (why !== undefined) skipped[t.name] = why
+    return why === undefined
+  })
+  const plans = runnable.map((target) => ({ target, matrix: matrixFor(target), cells: cellsOf(matrixFor(target)) }))
+  const estimate = Math.round(
+    plans.reduce(
+      (sum, p) => sum + p.cells.length * (p.matrix.warmupSeconds + p.matrix.seconds) + p.matrix.targetWarmupSeconds + 3,
+      0,
+    ),
+  )
+  console.log(
+    `kv benchmark: ${plans.map((p) => `${p.target.name} (${p.cells.length} cells)`).join(", ")}; ${matrix.warmupSeconds} s warm-up + ${matrix.seconds} s per cell; about ${estimate} s`,
+  )
+  for (const [name, why] of Object.entries(skipped)) console.log(`  skipping ${name}: ${why}`)
+  const loadBefore = loadavg()[0] ?? 0
+  if (loadBefore > cpus().length * 0.5) {
+    console.log(
+      `  note: load average ${loadBefore.toFixed(2)} on ${cpus().length} cores: other work will skew the figures`,
+    )
+  }
+  const results: Record<string, CellResult[]> = {}
+  let done = 0
+  const total = plans.reduce((sum, p) => sum + p.cells.length, 0)
+  for (const { target, matrix: targetMatrix, cells } of plans) {
+    process.stdout.write(`starting ${target.name} ... `)
+    const startedAt = performance.now()
+    const running = await target.start()
+    console.log(`up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
+    const list: CellResult[] = []
+    results[target.name] = list
+    try {
+      await drive(running, targetMatrix, cells, (r) => {
+        list.push(r)
+        done++
+        console.log(
+          `[${String(done).padStart(3)}/${total}] ${target.name.padEnd(9)} ${describeCell(r.cell)}  ${fmt(r)}`,
+        )
+      })
+    } catch (error) {
+      for (const p of running.processes) {
+        if (p.proc.exitCode !== null || p.proc.signalCode !== null) {
+          console.error(`--- ${p.name} exited (${p.proc.exitCode ?? p.proc.signalCode}):\n${p.output()}`)
+        }
+      }
+      throw error
+    } finally {
+      await running.stop()
+    }
+  }
+  const dirty = git("status", "--porcelain") === "" ? "" : " (with uncommitted changes)"
+  const cpu = cpus()[0]?.model ?? "unknown CPU"
+  const record: RunRecord = {
+    date: new Date().toISOString(),
+    commit: `${git("rev-parse", "--short", "HEAD")}${dirty}`,
+    machine: `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Bun ${Bun.version}`,
+    command: `bun run bench ${process.argv.slice(2).join(" ")}`.trim(),
+    loadAverage: { before: loadBefore, after: loadavg()[0] ?? 0 },
+    targets: results,
+    skipped,
+  }
+  const markdown = renderMarkdown(record)
+  writeFileSync(join(out, "results.json"), `${JSON.stringify({ ...record, matrix, keys }, null, 2)}\n`)
+  writeFileSync(join(out, "results.md"), `${markdown}\n`)
+  console.log(`\n${markdown}`)
+  console.log(`written: ${join(out, "results.json")}, ${join(out, "results.md")}`)
+}
+
+await main()
+process.exit(0)

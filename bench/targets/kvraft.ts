@@ -1,0 +1,67 @@
+/**
+ * The kvraft group: three `kvraft --replica k` processes over UDP on 127.0.0.1, each with its own
+ * data directory (file storage, fdatasync per Raft batch), started from a temporary cluster.toml.
+ */
+import { join } from "node:path"
+import { KvStatusMethod } from "@kv/kvraft"
+import { Effect } from "effect"
+import { freeTcpPorts, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "../lib/processes.ts"
+import { openRpcNode } from "../lib/rpc.ts"
+import { type FsyncCounters, type RunningTarget, repoRoot, scrapeFsyncs, type Target, waitFor } from "./target.ts"
+
+const BIN = join(repoRoot, "packages/kvraft/bin/kvraft.ts")
+
+export const kvraftTarget = (options: { readonly maxRaftStateBytes: number }): Target => ({
+  name: "kvraft",
+  unavailable: () => undefined,
+  async start(): Promise<RunningTarget> {
+    const dir = makeTempDir("kv-bench-kvraft")
+    const replicas = (await freeUdpPorts(3)).map((p) => `127.0.0.1:${p}`)
+    const config = join(dir, "cluster.toml")
+    await Bun.write(
+      config,
+      `dataDir = "./data"\nmaxRaftStateBytes = ${options.maxRaftStateBytes}\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`,
+    )
+    const metricsPorts = await freeTcpPorts(3)
+    const processes: Started[] = replicas.map((_, k) =>
+      start(
+        `replica-${k}`,
+        ["bun", BIN, "--replica", String(k), "--config", config, "--metrics-port", String(metricsPorts[k])],
+        { cwd: dir },
+      ),
+    )
+    const stopAll = async () => {
+      await stop(processes)
+      removeTempDir(dir)
+    }
+    const { rpc, close } = await openRpcNode()
+    try {
+      await waitFor("a kvraft leader", async () => {
+        const statuses = await Promise.all(
+          replicas.map((r) =>
+            Effect.runPromise(rpc.call(r, KvStatusMethod, {}, { deadlineMs: 500 }).pipe(Effect.option)),
+          ),
+        )
+        return (
+          statuses.every((s) => s._tag === "Some") &&
+          statuses.some((s) => s._tag === "Some" && s.value.role === "leader")
+        )
+      })
+    } catch (error) {
+      for (const p of processes) console.error(`--- ${p.name}\n${p.output()}`)
+      await stopAll()
+      throw error
+    } finally {
+      await close()
+    }
+    const fsyncCounters = async () => {
+      const counters: Record<string, FsyncCounters> = {}
+      const scraped = await Promise.all(metricsPorts.map(scrapeFsyncs))
+      scraped.forEach((c, k) => {
+        if (c !== undefined) counters[`replica-${k}`] = c
+      })
+      return counters
+    }
+    return { name: "kvraft", client: { kind: "kvraft", servers: replicas }, processes, stop: stopAll, fsyncCounters }
+  },
+})

@@ -1,0 +1,129 @@
+/**
+ * The sharded cluster: a 3-replica shard controller and `groups` replica groups of 3 (every
+ * replica its own process, UDP on 127.0.0.1, file storage), all groups joined before the run.
+ */
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import type { KvClientShape } from "@kv/kvraft"
+import type { RpcNodeShape } from "@kv/rpc"
+import { makeControllerClient } from "@kv/shardctrler"
+import { Effect } from "effect"
+import { freeTcpPorts, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "../lib/processes.ts"
+import { openRpcNode } from "../lib/rpc.ts"
+import { type FsyncCounters, type RunningTarget, repoRoot, scrapeFsyncs, type Target, waitFor } from "./target.ts"
+
+const CONTROLLER_BIN = join(repoRoot, "packages/shardctrler/bin/shardctrler.ts")
+const SHARDKV_BIN = join(repoRoot, "packages/shardkv/bin/shardkv.ts")
+const SHARDKV_CLIENT = join(repoRoot, "packages/shardkv/src/client/client.ts")
+const FIRST_GID = 100
+
+export const shardkvTarget = (options: { readonly groups: number; readonly maxRaftStateBytes: number }): Target => {
+  const name = `shardkv-${options.groups}`
+  return {
+    name,
+    unavailable: () => {
+      if (!existsSync(SHARDKV_BIN)) return "packages/shardkv/bin/shardkv.ts does not exist yet"
+      if (
+        !existsSync(SHARDKV_CLIENT) ||
+        !readFileSync(SHARDKV_CLIENT, "utf8").includes("export const makeShardKvClient")
+      ) {
+        return "@kv/shardkv does not export makeShardKvClient yet"
+      }
+      return undefined
+    },
+    async start(): Promise<RunningTarget> {
+      const dir = makeTempDir(`kv-bench-${name}`)
+      const ports = await freeUdpPorts(3 + 3 * options.groups)
+      const address = (p: number | undefined) => `127.0.0.1:${p}`
+      const controllers = ports.slice(0, 3).map(address)
+      const groups = Array.from({ length: options.groups }, (_, g) => ({
+        gid: FIRST_GID + g,
+        replicas: ports.slice(3 + 3 * g, 6 + 3 * g).map(address),
+      }))
+      const config = join(dir, "cluster.toml")
+      await Bun.write(
+        config,
+        [
+          `dataDir = "./data"`,
+          `maxRaftStateBytes = ${options.maxRaftStateBytes}`,
+          `[controller]`,
+          `replicas = ${JSON.stringify(controllers)}`,
+          ...groups.flatMap((g) => [`[groups.${g.gid}]`, `replicas = ${JSON.stringify(g.replicas)}`]),
+          "",
+        ].join("\n"),
+      )
+      const groupReplicas = groups.flatMap((g) => g.replicas.map((_, k) => ({ gid: g.gid, k, name: `g${g.gid}-${k}` })))
+      const metricsPorts = await freeTcpPorts(groupReplicas.length)
+      const processes: Started[] = [
+        ...controllers.map((_, k) =>
+          start(`controller-${k}`, ["bun", CONTROLLER_BIN, "--replica", String(k), "--config", config], { cwd: dir }),
+        ),
+        ...groupReplicas.map((r, n) =>
+          start(
+            r.name,
+            [
+              "bun",
+              SHARDKV_BIN,
+              "--gid",
+              String(r.gid),
+              "--replica",
+              String(r.k),
+              "--config",
+              config,
+              "--metrics-port",
+              String(metricsPorts[n]),
+            ],
+            { cwd: dir },
+          ),
+        ),
+      ]
+      const stopAll = async () => {
+        await stop(processes)
+        removeTempDir(dir)
+      }
+      const { rpc, close } = await openRpcNode()
+      try {
+        const admin = await Effect.runPromise(makeControllerClient(rpc, { controllers, deadlineMs: 20_000 }))
+        await Effect.runPromise(admin.join(Object.fromEntries(groups.map((g) => [String(g.gid), g.replicas]))))
+        // Ready once writes go through to every shard's group (keys spread over all shards).
+        const client = await shardClient(rpc, controllers)
+        await waitFor(`${name} serving every shard`, async () => {
+          await Effect.runPromise(
+            Effect.forEach(
+              Array.from({ length: 64 }, (_, n) => `ready-${n}`),
+              (key) => client.put(key, "x"),
+              { concurrency: 16, discard: true },
+            ).pipe(Effect.timeout(5_000)),
+          )
+          return true
+        })
+      } catch (error) {
+        for (const p of processes) console.error(`--- ${p.name}\n${p.output()}`)
+        await stopAll()
+        throw error
+      } finally {
+        await close()
+      }
+      const fsyncCounters = async () => {
+        const counters: Record<string, FsyncCounters> = {}
+        const scraped = await Promise.all(metricsPorts.map(scrapeFsyncs))
+        scraped.forEach((c, n) => {
+          const name = groupReplicas[n]?.name
+          if (c !== undefined && name !== undefined) counters[name] = c
+        })
+        return counters
+      }
+      return { name, client: { kind: "shardkv", controllers }, processes, stop: stopAll, fsyncCounters }
+    },
+  }
+}
+
+const shardClient = async (rpc: RpcNodeShape, controllers: readonly string[]): Promise<KvClientShape> => {
+  const module = (await import(SHARDKV_CLIENT)) as {
+    makeShardKvClient: (
+      rpc: RpcNodeShape,
+      options: { readonly controllers: readonly string[] },
+    ) => Effect.Effect<KvClientShape>
+  }
+  return Effect.runPromise(module.makeShardKvClient(rpc, { controllers }))
+}

@@ -1,0 +1,56 @@
+import type { Started } from "../lib/processes.ts"
+import type { ClientSpec } from "../plan.ts"
+
+/** A cluster under test, started on loopback with its own temporary data directories. */
+export interface RunningTarget {
+  readonly name: string
+  readonly client: ClientSpec
+  /** Every server process, named (e.g. `replica-0`, `etcd-1`), for CPU accounting. */
+  readonly processes: readonly Started[]
+  /** Stops every process and removes the data directories. */
+  stop(): Promise<void>
+  /** Cumulative fsync count and seconds per server process, where the servers export them. */
+  fsyncCounters?(): Promise<Record<string, FsyncCounters>>
+}
+
+export interface FsyncCounters {
+  readonly count: number
+  readonly seconds: number
+}
+
+/**
+ * Reads `kv_raft_fsync_seconds` (count and sum) from a kv server's Prometheus endpoint.
+ * Undefined when it does not answer (the figure is then left out, not guessed).
+ */
+export const scrapeFsyncs = async (metricsPort: number): Promise<FsyncCounters | undefined> => {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const sum = (name: string) =>
+      text
+        .split("\n")
+        .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+        .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(" ") + 1)), 0)
+    return { count: sum("kv_raft_fsync_seconds_count"), seconds: sum("kv_raft_fsync_seconds_sum") }
+  } catch {
+    return undefined
+  }
+}
+
+export interface Target {
+  readonly name: string
+  /** Undefined when it can run here; otherwise why it is skipped. */
+  unavailable(): string | undefined
+  start(): Promise<RunningTarget>
+}
+
+export const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "")
+
+/** Polls `ready` every 100 ms until it answers true, or fails with `what` after `timeoutMs`. */
+export const waitFor = async (what: string, ready: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await ready().catch(() => false)) return
+    await Bun.sleep(100)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}

@@ -1,0 +1,1 @@
+export { makeShardKvClient, ShardKvClient, type ShardKvClientOptions } from "./client.ts"

@@ -1,0 +1,3 @@
+export { type PullOptions, pullShard } from "./pull.ts"
+export { ShardPullBuffer } from "./pullBuffer.ts"
+export { makeShardKvServer, type ShardKvServerOptions, type ShardKvServerShape } from "./server.ts"

@@ -1,0 +1,93 @@
+/**
+ * The commands a shard group proposes to its Raft log: one tagged msgpack array each.
+ *
+ *   [0, kvCommandBytes]                 a client write (the kvraft KvCommand encoding, as bin)
+ *   [1, num, shards, groups]            Reconfigure to configuration `num`
+ *   [2, configNum, shard, shardBytes]   InsertShard: a pulled shard (KvStateMachine snapshot)
+ *   [3, configNum, shard]               DeleteShard at the old owner
+ *   [4, configNum, shard]               GcDone at the new owner
+ */
+import { decodeCommand, encodeCommand, type KvCommand } from "@kv/kvraft"
+import { type Config, type Gid, isGid, makeConfig } from "@kv/shardctrler"
+import { Decoder, Encoder } from "@msgpack/msgpack"
+
+export type ShardCommand =
+  | { readonly type: "client"; readonly command: KvCommand }
+  | { readonly type: "reconfigure"; readonly config: Config }
+  | { readonly type: "insertShard"; readonly configNum: number; readonly shard: number; readonly data: Uint8Array }
+  | { readonly type: "deleteShard"; readonly configNum: number; readonly shard: number }
+  | { readonly type: "gcDone"; readonly configNum: number; readonly shard: number }
+
+const tagClient = 0
+const tagReconfigure = 1
+const tagInsertShard = 2
+const tagDeleteShard = 3
+const tagGcDone = 4
+
+const encoder = new Encoder()
+const decoder = new Decoder()
+
+export const encodeShardCommand = (c: ShardCommand): Uint8Array => {
+  switch (c.type) {
+    case "client":
+      return encoder.encode([tagClient, encodeCommand(c.command)])
+    case "reconfigure":
+      return encoder.encode([tagReconfigure, c.config.num, c.config.shards, c.config.groups])
+    case "insertShard":
+      return encoder.encode([tagInsertShard, c.configNum, c.shard, c.data])
+    case "deleteShard":
+      return encoder.encode([tagDeleteShard, c.configNum, c.shard])
+    case "gcDone":
+      return encoder.encode([tagGcDone, c.configNum, c.shard])
+  }
+}
+
+const isCount = (value: unknown): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+/** A configuration as it crossed the wire or the log, rebuilt with its groups in canonical order. */
+export const parseConfig = (num: unknown, shards: unknown, groups: unknown): Config | undefined => {
+  if (!isCount(num) || !Array.isArray(shards) || !shards.every(isCount)) return undefined
+  if (typeof groups !== "object" || groups === null || Array.isArray(groups)) return undefined
+  const byGid = new Map<Gid, readonly string[]>()
+  for (const [key, servers] of Object.entries(groups as Record<string, unknown>)) {
+    const gid = Number(key)
+    if (!isGid(gid) || String(gid) !== key) return undefined
+    if (!Array.isArray(servers) || !servers.every((s) => typeof s === "string")) return undefined
+    byGid.set(gid, servers as string[])
+  }
+  return makeConfig(num, shards as number[], byGid)
+}
+
+/** The command in `bytes`, or undefined if they are not a well-formed shard command. Never throws. */
+export const decodeShardCommand = (bytes: Uint8Array): ShardCommand | undefined => {
+  let fields: unknown
+  try {
+    fields = decoder.decode(bytes)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(fields) || fields.length < 2) return undefined
+  const [tag, a, b, c] = fields as unknown[]
+  switch (tag) {
+    case tagClient: {
+      if (fields.length !== 2 || !(a instanceof Uint8Array)) return undefined
+      const command = decodeCommand(a)
+      return command === undefined ? undefined : { type: "client", command }
+    }
+    case tagReconfigure: {
+      if (fields.length !== 4) return undefined
+      const config = parseConfig(a, b, c)
+      return config === undefined ? undefined : { type: "reconfigure", config }
+    }
+    case tagInsertShard:
+      if (fields.length !== 4 || !isCount(a) || !isCount(b) || !(c instanceof Uint8Array)) return undefined
+      return { type: "insertShard", configNum: a, shard: b, data: c }
+    case tagDeleteShard:
+    case tagGcDone:
+      if (fields.length !== 3 || !isCount(a) || !isCount(b)) return undefined
+      return { type: tag === tagDeleteShard ? "deleteShard" : "gcDone", configNum: a, shard: b }
+    default:
+      return undefined
+  }
+}

@@ -1,0 +1,44 @@
+import { test } from "bun:test"
+import { seedFromEnv } from "@kv/rpc"
+
+/** The lab harness's per-test wall-clock bound (checkTimeout). */
+export const LAB_TEST_TIMEOUT_MS = 120_000
+
+/** A seeded sharded-KV scenario: prints its seed, and the replay command when it fails. */
+export const labTest = (name: string, file: string, body: (seed: number) => Promise<void>) =>
+  test(
+    name,
+    async () => {
+      const seed = seedFromEnv()
+      const start = performance.now()
+      try {
+        await body(seed)
+        console.log(`"${name}" passed in ${((performance.now() - start) / 1000).toFixed(1)} s (seed ${seed})`)
+      } catch (error) {
+        console.error(`"${name}" failed; replay: KV_SEED=${seed} bun test ${file} -t "${name}"`)
+        throw error
+      }
+    },
+    LAB_TEST_TIMEOUT_MS,
+  )
+
+export const sleep = (ms: number) => Bun.sleep(ms)
+
+/** Settles with how many of `promises` fulfilled within `ms`; a rejection fails the call. */
+export const countCompletedWithin = async (promises: readonly Promise<unknown>[], ms: number): Promise<number> => {
+  let done = 0
+  let failure: unknown
+  for (const p of promises) {
+    p.then(
+      () => {
+        done++
+      },
+      (error) => {
+        failure ??= error
+      },
+    )
+  }
+  await sleep(ms)
+  if (failure !== undefined) throw failure
+  return done
+}
