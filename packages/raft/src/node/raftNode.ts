@@ -114,6 +114,9 @@ export const raftDefaults = {
 /** A leader's replication traffic: it promises nothing about the sender's disk. */
 const isLeaderReplication = (m: Message): boolean => m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap"
 
+/** Entries a leader may hold beyond its commit index before it refuses proposals. */
+const maxUncommittedEntries = 16_384
+
 /** Target size of one datagram batch of Raft messages to a peer (below the 60 KiB datagram). */
 const BATCH_BYTES = 56 * 1024
 const RAFT_CHANNEL = "raft"
@@ -311,6 +314,9 @@ export const makeRaftNode = (
 
     const proposeUnsafe = (data: Uint8Array): ProposeResult | NotLeader => {
       if (stopped) return new NotLeader({ leaderHint: 0 })
+      // Backpressure: a leader that cannot commit (a minority partition, slow followers) must not
+      // grow its log without bound. Callers treat this like a lost leadership and retry later.
+      if (core.lastIndex() - core.commitIndex > maxUncommittedEntries) return new NotLeader({ leaderHint: 0 })
       const result = core.propose(data)
       if ("notLeader" in result) return new NotLeader({ leaderHint: result.leaderHint })
       counters.proposals++
