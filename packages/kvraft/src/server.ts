@@ -99,20 +99,7 @@ export const makeKvServer = (
 
     const status = (): StatusReply => {
       const s = rsm.raft.status()
-      return {
-        id: s.id,
-        term: s.term,
-        role: s.role,
-        leader: s.leader,
-        leaderAddress: addressOf(s.leader),
-        commitIndex: s.commitIndex,
-        appliedIndex: s.appliedIndex,
-        lastIndex: s.lastIndex,
-        snapshotIndex: s.snapshotIndex,
-        raftStateBytes: s.raftStateBytes,
-        snapshotBytes: s.snapshotBytes,
-        keys: replica.current().size(),
-      }
+      return { ...s, leaderAddress: addressOf(s.leader), keys: replica.current().size() }
     }
     rpc.handle(KvStatusMethod, () => status())
 

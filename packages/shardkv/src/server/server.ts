@@ -160,18 +160,9 @@ export const makeShardKvServer = (
     const status = (): ShardKvStatusReply => {
       const s = rsm.raft.status()
       return {
+        ...s,
         gid: options.gid,
-        id: s.id,
-        term: s.term,
-        role: s.role,
-        leader: s.leader,
         leaderAddress: addressOf(s.leader),
-        commitIndex: s.commitIndex,
-        appliedIndex: s.appliedIndex,
-        lastIndex: s.lastIndex,
-        snapshotIndex: s.snapshotIndex,
-        raftStateBytes: s.raftStateBytes,
-        snapshotBytes: s.snapshotBytes,
         configNum: machine.config.num,
         shards: machine.shardStates(),
         keys: machine.shardKeyCounts(),
