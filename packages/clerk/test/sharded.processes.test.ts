@@ -7,7 +7,6 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape, SeededRandom, seedFromEnv, Transport } from "@kv/rpc"
-import { makeControllerClient } from "@kv/shardctrler"
 import { makeShardKvClient } from "@kv/shardkv"
 import {
   checkLinearizable,
@@ -19,6 +18,7 @@ import {
   writeFile,
 } from "@kv/testkit"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { connectAdmin } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
 const bins = {
@@ -77,9 +77,9 @@ describe("the sharded cluster as processes", () => {
     for (let k = 0; k < 3; k++) startController(k)
     for (const gid of groups.keys()) for (let k = 0; k < 3; k++) startReplica(gid, k)
 
-    const rpc = await rpcNode()
-    const admin = await Effect.runPromise(makeControllerClient(rpc, { controllers }))
-    const joinGroup = (gid: number) => Effect.runPromise(admin.join({ [String(gid)]: groups.get(gid)! }))
+    // The Promise admin API a user would call.
+    const admin = await connectAdmin({ controllers })
+    const joinGroup = (gid: number) => admin.join({ [String(gid)]: groups.get(gid)! })
     await joinGroup(100)
 
     const history = new HistoryRecorder()
@@ -121,10 +121,10 @@ describe("the sharded cluster as processes", () => {
       const steps: (() => Promise<void>)[] = [
         () => joinGroup(101),
         () => joinGroup(102),
-        () => Effect.runPromise(admin.move(random.int(10), 101)),
-        () => Effect.runPromise(admin.leave([100])),
+        () => admin.move(random.int(10), 101),
+        () => admin.leave([100]),
         () => joinGroup(100),
-        () => Effect.runPromise(admin.leave([102])),
+        () => admin.leave([102]),
         () => joinGroup(102),
       ]
       for (const step of steps) {
@@ -156,6 +156,9 @@ describe("the sharded cluster as processes", () => {
           expect(value).toBe(values.join(""))
         }
       }
+      const latest = await admin.query()
+      expect(Object.keys(latest.groups).sort()).toEqual(["100", "101", "102"])
+      await admin.close()
       const ops = history.history()
       const verdict = checkLinearizable(ops)
       console.log(`${ops.length} operations; linearizable: ${verdict.ok}`)

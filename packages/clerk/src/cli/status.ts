@@ -1,5 +1,6 @@
 import { RaftStatusMethod } from "@kv/raft"
 import type { Config } from "@kv/shardctrler"
+import { ShardKvStatusMethod } from "@kv/shardkv"
 import { Effect } from "effect"
 import type { CliSession } from "./session.ts"
 import { formatBytes, renderTable } from "./table.ts"
@@ -18,8 +19,18 @@ export interface ReplicaStatus {
   readonly snapshotBytes?: number
 }
 
+/** What a group's leader says about its shards: which it serves and which are moving. */
+export interface GroupShards {
+  readonly configNum: number
+  readonly serving: readonly number[]
+  readonly pulling: readonly number[]
+  readonly handingOff: readonly number[]
+}
+
 export interface ClusterStatus {
   readonly replicas: readonly ReplicaStatus[]
+  /** gid → the group leader's view of its shards (groups without a reachable leader are absent). */
+  readonly groups: Readonly<Record<string, GroupShards>>
   /** gid → shards assigned to it in the controller's latest configuration. */
   readonly shards: Readonly<Record<string, readonly number[]>>
   readonly configNum: number | undefined
@@ -65,13 +76,34 @@ export const collectStatus = async (session: CliSession): Promise<ClusterStatus>
     const reply = await session.run(Effect.option(controller.query(-1).pipe(Effect.timeout(2_000))))
     if (reply._tag === "Some") config = reply.value
   }
+  const groups: Record<string, GroupShards> = {}
+  await Promise.all(
+    replicas
+      .filter((r) => r.up && r.role === "leader" && r.service.startsWith("group "))
+      .map(async (r) => {
+        const reply = await session.run(
+          session.rpc
+            .call(r.address, ShardKvStatusMethod, {}, { attemptTimeoutMs: 150, deadlineMs: 600 })
+            .pipe(Effect.option),
+        )
+        if (reply._tag === "None") return
+        const states = reply.value.shards
+        const where = (...wanted: string[]) => states.flatMap((state, shard) => (wanted.includes(state) ? [shard] : []))
+        groups[r.service.slice("group ".length)] = {
+          configNum: reply.value.configNum,
+          serving: where("Serving", "AwaitingGc"),
+          pulling: where("Pulling"),
+          handingOff: where("HandingOff"),
+        }
+      }),
+  )
   const shards: Record<string, number[]> = {}
   config?.shards.forEach((gid, shard) => {
     const list = shards[String(gid)] ?? []
     list.push(shard)
     shards[String(gid)] = list
   })
-  return { replicas, shards, configNum: config?.num }
+  return { replicas, groups, shards, configNum: config?.num }
 }
 
 export const renderStatus = (status: ClusterStatus): string => {
@@ -92,9 +124,17 @@ export const renderStatus = (status: ClusterStatus): string => {
     ["service", "replica", "address", "state", "role", "term", "leader", "commit", "applied", "log", "snapshot"],
     rows,
   )
-  const shardLines = Object.entries(status.shards).map(
-    ([gid, shards]) => `  group ${gid === "0" ? "(none)" : gid}: shards ${shards.join(", ")}`,
-  )
+  const list = (shards: readonly number[]) => (shards.length === 0 ? "-" : shards.join(","))
+  const shardLines = Object.entries(status.shards).map(([gid, shards]) => {
+    const g = status.groups[gid]
+    const live =
+      g === undefined
+        ? gid === "0"
+          ? ""
+          : "  (leader unreachable)"
+        : `  serving ${list(g.serving)}  pulling ${list(g.pulling)}  handing off ${list(g.handingOff)}  (at #${g.configNum})`
+    return `  group ${gid === "0" ? "(none)" : gid}: assigned ${list(shards)}${live}`
+  })
   const config =
     status.configNum === undefined
       ? "shard configuration: unavailable (controller down?)"
