@@ -53,6 +53,7 @@ const serve = (flags: ServerFlags & { readonly gid: number }) =>
                 kv_shards_pulling: count("Pulling"),
                 kv_shards_handing_off: count("HandingOff"),
                 kv_keys: s.keys.reduce((a, b) => a + b, 0),
+                kv_client_sessions: server.machine().sessionCount(),
               }
             },
           })),

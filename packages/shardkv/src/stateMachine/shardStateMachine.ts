@@ -99,6 +99,11 @@ export class ShardStateMachine {
     return this.#slots.map((slot) => slot.kv?.size() ?? 0)
   }
 
+  /** Client sessions held over all shards (a client with keys in several shards counts once per shard). */
+  sessionCount(): number {
+    return this.#slots.reduce((sum, slot) => sum + (slot.kv?.sessions.count() ?? 0), 0)
+  }
+
   /** The group may move to the next configuration only once no shard is in motion. */
   canReconfigure(): boolean {
     return this.#slots.every((slot) => slot.state === "Serving" || slot.state === "Absent")
