@@ -37,20 +37,26 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
     /** The lowest sequence number not yet answered (nextSeq when none is outstanding). */
     let lowestOutstanding = 1
     let inFlight = 0
-    /** Operations waiting for one of the MAX_OUTSTANDING slots. */
+    /** Operations waiting for a slot (see canStart). */
     const queued: (() => void)[] = []
 
     // A counter, not a Semaphore: below the limit (always, in practice) taking a slot costs nothing.
-    const acquire: Effect.Effect<void> = Effect.suspend(() => {
-      if (inFlight < MAX_OUTSTANDING) {
-        inFlight++
-        return Effect.void
-      }
-      return Effect.callback<void>((resume) => {
-        const wake = () => {
-          inFlight++
-          resume(Effect.void)
-        }
+    // Both bounds: operations in flight, and the distance from the oldest unanswered seq to the next
+    // one (the server refuses seq >= its floor + 1024; one slow operation must not let 1,000 later
+    // ones push the next seq past that).
+    const canStart = () => inFlight < MAX_OUTSTANDING && nextSeq - lowestOutstanding < MAX_OUTSTANDING
+    /** Takes a slot and the next sequence number together, so a woken waiter cannot overshoot the window. */
+    const take = (): number => {
+      inFlight++
+      const seq = nextSeq++
+      outstanding.add(seq)
+      if (outstanding.size === 1) lowestOutstanding = seq
+      return seq
+    }
+    const acquire: Effect.Effect<number> = Effect.suspend(() => {
+      if (queued.length === 0 && canStart()) return Effect.succeed(take())
+      return Effect.callback<number>((resume) => {
+        const wake = () => resume(Effect.succeed(take()))
         queued.push(wake)
         return Effect.sync(() => {
           const at = queued.indexOf(wake)
@@ -64,14 +70,11 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
         while (lowestOutstanding < nextSeq && !outstanding.has(lowestOutstanding)) lowestOutstanding++
       }
       inFlight--
-      queued.shift()?.()
+      while (queued.length > 0 && canStart()) queued.shift()!()
     }
 
     const write = (op: KvOp): Effect.Effect<void, KvClientError> =>
-      Effect.flatMap(acquire, () => {
-        const seq = nextSeq++
-        outstanding.add(seq)
-        if (outstanding.size === 1) lowestOutstanding = seq
+      Effect.flatMap(acquire, (seq) => {
         return caller
           .call(KvCommandMethod, () => ({ clientId, seq, ackedBelow: lowestOutstanding, op }), {
             operation: op.op,

@@ -44,11 +44,18 @@ export class KvStateMachine {
   }
 
   /**
-   * The error `op` would get if applied now, or undefined. Lets a leader refuse an oversized
-   * write before it costs a log entry; `apply` checks again, since the value may grow meanwhile.
+   * An error `op` is certain to get whatever the state, or undefined. Lets a server refuse an
+   * oversized write before it costs a log entry. Only limits that do not depend on the current
+   * value are checked: a replica's state may lag (a follower, a new leader still applying), and an
+   * answer from stale state would not be linearizable; `apply` checks the append's result.
    */
   precheck(op: KvOp): KvResult | undefined {
-    return this.#sizeError(op)
+    const { maxKeyBytes, maxValueBytes } = this.limits
+    if (utf8Exceeds(op.key, maxKeyBytes)) return kvError("KeyTooLarge", `key exceeds ${maxKeyBytes} bytes`)
+    if (op.op !== "delete" && utf8Exceeds(op.value, maxValueBytes)) {
+      return kvError("ValueTooLarge", `value exceeds ${maxValueBytes} bytes`)
+    }
+    return undefined
   }
 
   /** The value of `key`, or "" if absent. */

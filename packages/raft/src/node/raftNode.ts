@@ -40,6 +40,11 @@ export interface RaftNodeConfig {
   readonly maxInflightMessages?: number
   readonly maxAppendBytes?: number
   readonly snapshotChunkBytes?: number
+  /**
+   * Called when the node cannot go on (its storage failed, or `apply` threw); the loop stops.
+   * Default: print the error and exit the process with code 70, so a supervisor restarts it.
+   */
+  readonly onFatal?: (error: unknown) => void
   /** Observes the duration of every durable write (one per Ready), for metrics. */
   readonly onFsync?: (seconds: number) => void
   /**
@@ -113,6 +118,11 @@ export const raftDefaults = {
 
 /** A leader's replication traffic: it promises nothing about the sender's disk. */
 const isLeaderReplication = (m: Message): boolean => m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap"
+
+const exitOnFatal = (error: unknown): void => {
+  console.error("raft: fatal error, stopping:", error)
+  process.exit(70)
+}
 
 /** Entries a leader may hold beyond its commit index before it refuses proposals. */
 const maxUncommittedEntries = 16_384
@@ -244,12 +254,17 @@ export const makeRaftNode = (
         readRounds.delete(rs.requestId)
         for (const done of waiters) done(rs.index)
       }
-      if (ready.softState !== undefined && ready.softState.role !== "leader") {
-        failReads(new NotLeader({ leaderHint: ready.softState.leader }))
+      // A read round belongs to one leadership: a lost leadership, or a new term (possibly lost and
+      // regained between two Readies, which no role change reveals), ends every round in flight.
+      const term = core.status().term
+      if ((ready.softState !== undefined && ready.softState.role !== "leader") || term !== readTerm) {
+        failReads(new NotLeader({ leaderHint: core.status().leader }))
       }
+      readTerm = term
       core.advance(ready)
     }
 
+    let readTerm = core.status().term
     const turn = () => {
       if (waitingReads.length > 0) {
         const waiters = waitingReads
@@ -290,7 +305,14 @@ export const makeRaftNode = (
         // they share one fsync and one Append per follower instead of one each.
         yield* Effect.yieldNow
         wake.closeUnsafe()
-        turn()
+        try {
+          turn()
+        } catch (error) {
+          // Storage failing (a full disk) or the service's apply throwing leaves this replica unable
+          // to make progress; a replica that answers status but never acts would hide that.
+          ;(config.onFatal ?? exitOnFatal)(error)
+          return
+        }
       }
     })
     const ticker = Effect.gen(function* () {

@@ -14,6 +14,9 @@ import { type Config, type Gid, makeControllerClient, noGroup, shardOf } from "@
 import { Context, Duration, Effect, Layer, Semaphore } from "effect"
 import { type ShardCommandReply, type ShardGetReply, ShardKvCommandMethod, ShardKvGetMethod } from "../protocol.ts"
 
+/** Sequence numbers a shard session may run ahead of its oldest unanswered one (the servers allow 1024). */
+const SEQ_WINDOW = 1000
+
 export interface ShardKvClientOptions {
   /** Addresses of the shard-controller replicas. */
   readonly controllers: readonly string[]
@@ -179,6 +182,9 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
           Effect.gen(function* () {
             const current = yield* currentConfig
             const session = sessionOf(shardOf(op.key, current.shards.length))
+            // The servers refuse seq >= floor + 1024: one slow operation must not let later ones in
+            // the same shard push the next seq that far past it. Rare, so a short poll is enough.
+            while (session.nextSeq - ackedBelow(session) >= SEQ_WINDOW) yield* Effect.sleep(Duration.millis(2))
             const seq = session.nextSeq++
             session.outstanding.add(seq)
             const reply = yield* route(op.key, (caller) =>
