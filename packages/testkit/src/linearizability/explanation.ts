@@ -1,6 +1,13 @@
-import { type KeyOperation, outcomeUnknown } from "./keySearch.ts"
+import { isLinearizable, type KeyOperation, outcomeUnknown } from "./keySearch.ts"
 import type { Operation } from "./operation.ts"
 import { shrinkFailure } from "./shrink.ts"
+import { SearchBudgetExhausted, StepBudget } from "./stepBudget.ts"
+
+/**
+ * Shrinking re-checks many sub-histories, each costing time linear in the key's history and its
+ * values; past this size a failure is located instead (the shortest failing prefix) and not shrunk.
+ */
+const maxShrinkOperations = 2_000
 
 /** Past this many lines, writes that the gets read from are shown only near the operations at fault. */
 const maxListedOperations = 24
@@ -13,6 +20,7 @@ const maxListedOperations = 24
  * are then listed only when they overlap one of the other operations in time, and counted otherwise.
  */
 export const explainFailure = (key: string, ops: readonly KeyOperation[], historySize: number): string => {
+  if (ops.length > maxShrinkOperations) return locateFailure(key, ops, historySize)
   const core = shrinkFailure(ops)
   const { operations, readFrom } = core
   let shown = operations.map((_, i) => i)
@@ -57,4 +65,34 @@ const formatTime = (time: number): string => (Number.isInteger(time) ? String(ti
 const quote = (text: string): string => {
   if (text.length <= 160) return JSON.stringify(text)
   return `${JSON.stringify(text.slice(0, 60))}…(${text.length - 120} more chars)…${JSON.stringify(text.slice(-60))}`
+}
+
+/**
+ * For a large failing key history: the shortest prefix (in call order) that already fails, found by
+ * bisection, and its last operations, where the fault shows.
+ */
+const locateFailure = (key: string, ops: readonly KeyOperation[], historySize: number): string => {
+  const sorted = [...ops].sort((a, b) => a.operation.call - b.operation.call || a.index - b.index)
+  const fails = (length: number): boolean => {
+    try {
+      return !isLinearizable(sorted.slice(0, length), new StepBudget(2_000_000))
+    } catch (error) {
+      if (error instanceof SearchBudgetExhausted) return false
+      throw error
+    }
+  }
+  let low = 1
+  let high = sorted.length
+  while (low < high) {
+    const mid = Math.floor((low + high) / 2)
+    if (fails(mid)) high = mid
+    else low = mid + 1
+  }
+  const tail = sorted.slice(Math.max(0, high - maxListedOperations), high)
+  return [
+    `key ${JSON.stringify(key)}: its ${ops.length} operations (of the history's ${historySize}) admit no order that` +
+      ` respects both real time and the kv semantics; the first ${high} of them in call order already fail` +
+      ` (too many to shrink to a minimal core). The last operations of that prefix:`,
+    ...tail.map((op) => `  ${describeOperation(op.index, op.operation)}`),
+  ].join("\n")
 }
