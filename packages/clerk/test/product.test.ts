@@ -5,7 +5,7 @@
  * messages for bad configurations.
  */
 import { afterAll, describe, expect, test } from "bun:test"
-import { copyFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { tempDir, writeFile } from "@kv/testkit"
 import type { Subprocess } from "bun"
@@ -104,6 +104,24 @@ describe("the product, as a new user meets it", () => {
     expect(refused.stderr).toContain("999")
     expect((await kv("put", "kv-only", "1", "--service", "kvraft")).code).toBe(0)
     expect((await kv("get", "kv-only", "--service", "kvraft")).stdout).toBe("1")
+
+    // Every TypeScript example in docs/client.md runs as pasted against this cluster.
+    const examples = [...readFileSync(join(root, "docs/client.md"), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)]
+    expect(examples.length).toBeGreaterThanOrEqual(4)
+    mkdirSync(join(root, ".tmp"), { recursive: true })
+    for (const [i, [, code]] of examples.entries()) {
+      const file = join(root, ".tmp", `client-doc-example-${i}.ts`)
+      writeFileSync(file, code!)
+      const proc = Bun.spawn(["bun", file], { cwd: root, stdout: "pipe", stderr: "pipe" })
+      const [out, err, exitCode] = await Promise.all([
+        new Response(proc.stdout).text(),
+        new Response(proc.stderr).text(),
+        proc.exited,
+      ])
+      rmSync(file)
+      if (exitCode !== 0) throw new Error(`docs/client.md example ${i} failed:\n${code}\n${out}\n${err}`)
+      if (i === 0) expect(out).toContain("hello, world")
+    }
 
     const status = JSON.parse((await kv("status", "--json")).stdout) as StatusJson
     expect(status.replicas.length).toBe(15)
