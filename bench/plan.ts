@@ -86,8 +86,8 @@ export const quickMatrix: Matrix = {
   workloads,
   concurrency: [1, 64],
   valueBytes: [100],
-  warmupSeconds: 0.25,
-  seconds: 0.8,
+  warmupSeconds: 0.2,
+  seconds: 0.7,
 }
 
 /** In a quick run the sharded clusters (up to 12 processes to start) get put and get at 64 only. */

@@ -11,7 +11,7 @@
  *                 [--workloads put,get,append,mixed] [--concurrency 1,16,64,256] [--sizes 100,4096]
  *                 [--seconds N] [--warmup N] [--target-warmup N] [--keys 1000] [--max-raft-state BYTES]
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
 import { cleanUpOnExit, cpuSecondsOf, type Started, start, stop } from "./lib/processes.ts"
@@ -62,8 +62,16 @@ const matrixFor = (target: Target): Matrix =>
   quick && target.name.startsWith("shardkv") ? chosenMatrix(quickShardedMatrix) : matrix
 for (const w of matrix.workloads) if (!workloads.includes(w)) throw new Error(`unknown workload ${w}`)
 const keys = Number(argValue("--keys") ?? 1000)
-/** The default cluster.toml's snapshot threshold, so the figures are what a user's cluster does. */
-const maxRaftStateBytes = Number(argValue("--max-raft-state") ?? 1024 * 1024)
+/** The repository's cluster.toml sets the snapshot threshold, so the figures are what a user's cluster does. */
+const defaultMaxRaftStateBytes = (): number => {
+  try {
+    const toml = Bun.TOML.parse(readFileSync(join(repoRoot, "cluster.toml"), "utf8")) as { maxRaftStateBytes?: unknown }
+    return typeof toml.maxRaftStateBytes === "number" ? toml.maxRaftStateBytes : 1024 * 1024
+  } catch {
+    return 1024 * 1024
+  }
+}
+const maxRaftStateBytes = Number(argValue("--max-raft-state") ?? defaultMaxRaftStateBytes())
 
 const allTargets: Target[] = [
   kvraftTarget({ maxRaftStateBytes }),
@@ -251,6 +259,7 @@ const main = async () => {
     commit: `${git("rev-parse", "--short", "HEAD")}${dirty}`,
     machine: `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Bun ${Bun.version}`,
     command: `bun run bench ${process.argv.slice(2).join(" ")}`.trim(),
+    settings: `kv maxRaftStateBytes ${maxRaftStateBytes.toLocaleString("en-US")}, ${keys.toLocaleString("en-US")} keys`,
     loadAverage: { before: loadBefore, after: loadavg()[0] ?? 0 },
     targets: results,
     skipped,

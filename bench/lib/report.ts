@@ -6,6 +6,8 @@ export interface RunRecord {
   readonly commit: string
   readonly machine: string
   readonly command: string
+  /** What the clusters were configured with (snapshot threshold, key count). */
+  readonly settings: string
   /** 1-minute load average before and after: other work on the machine skews every figure. */
   readonly loadAverage: { readonly before: number; readonly after: number }
   readonly targets: Readonly<Record<string, readonly CellResult[]>>
@@ -46,6 +48,7 @@ export const renderMarkdown = (run: RunRecord): string => {
   lines.push(
     `Machine: ${run.machine}; 1-min load average ${run.loadAverage.before.toFixed(2)} before, ${run.loadAverage.after.toFixed(2)} after.`,
   )
+  lines.push(`Settings: ${run.settings}.`)
   for (const [target, why] of Object.entries(run.skipped)) lines.push(`Skipped ${target}: ${why}.`)
   lines.push("")
 

@@ -6,7 +6,7 @@
 import { join } from "node:path"
 import { Etcd3 } from "etcd3"
 import { freeTcpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "../lib/processes.ts"
-import { type RunningTarget, type Target, waitFor } from "./target.ts"
+import { type RunningTarget, STOP_GRACE_MS, type Target, waitFor } from "./target.ts"
 
 /** Which member leads: the endpoint whose member id is the leader every member reports. */
 const findLeader = async (endpoints: readonly string[]): Promise<string | undefined> => {
@@ -55,7 +55,7 @@ export const etcdTarget = (): Target => ({
       ]),
     )
     const stopAll = async () => {
-      await stop(processes)
+      await stop(processes, STOP_GRACE_MS)
       removeTempDir(dir)
     }
     const endpoints = members.map((m) => m.client.replace("http://", ""))

@@ -7,7 +7,15 @@ import { KvStatusMethod } from "@kv/kvraft"
 import { Effect } from "effect"
 import { freeTcpPorts, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "../lib/processes.ts"
 import { openRpcNode } from "../lib/rpc.ts"
-import { type FsyncCounters, type RunningTarget, repoRoot, scrapeFsyncs, type Target, waitFor } from "./target.ts"
+import {
+  type FsyncCounters,
+  type RunningTarget,
+  repoRoot,
+  STOP_GRACE_MS,
+  scrapeFsyncs,
+  type Target,
+  waitFor,
+} from "./target.ts"
 
 const BIN = join(repoRoot, "packages/kvraft/bin/kvraft.ts")
 
@@ -31,7 +39,7 @@ export const kvraftTarget = (options: { readonly maxRaftStateBytes: number }): T
       ),
     )
     const stopAll = async () => {
-      await stop(processes)
+      await stop(processes, STOP_GRACE_MS)
       removeTempDir(dir)
     }
     const { rpc, close } = await openRpcNode()

@@ -10,7 +10,15 @@ import { makeControllerClient } from "@kv/shardctrler"
 import { Effect } from "effect"
 import { freeTcpPorts, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "../lib/processes.ts"
 import { openRpcNode } from "../lib/rpc.ts"
-import { type FsyncCounters, type RunningTarget, repoRoot, scrapeFsyncs, type Target, waitFor } from "./target.ts"
+import {
+  type FsyncCounters,
+  type RunningTarget,
+  repoRoot,
+  STOP_GRACE_MS,
+  scrapeFsyncs,
+  type Target,
+  waitFor,
+} from "./target.ts"
 
 const CONTROLLER_BIN = join(repoRoot, "packages/shardctrler/bin/shardctrler.ts")
 const SHARDKV_BIN = join(repoRoot, "packages/shardkv/bin/shardkv.ts")
@@ -78,7 +86,7 @@ export const shardkvTarget = (options: { readonly groups: number; readonly maxRa
         ),
       ]
       const stopAll = async () => {
-        await stop(processes)
+        await stop(processes, STOP_GRACE_MS)
         removeTempDir(dir)
       }
       const { rpc, close } = await openRpcNode()

@@ -43,6 +43,12 @@ export interface Target {
   start(): Promise<RunningTarget>
 }
 
+/**
+ * Servers get this long after SIGTERM before SIGKILL: their data is thrown away, so a kvraft
+ * leader's hand-off on shutdown is not waited for.
+ */
+export const STOP_GRACE_MS = 500
+
 export const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "")
 
 /** Polls `ready` every 100 ms until it answers true, or fails with `what` after `timeoutMs`. */

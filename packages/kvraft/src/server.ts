@@ -78,6 +78,13 @@ export const makeKvServer = (
     const wrongLeader = (error: WrongLeader) =>
       ({ ok: false, error: "WrongLeader", leaderHint: addressOf(error.leaderHint) }) as const
 
+    /**
+     * Commands proposed here and not yet answered, by client and seq. A client resends a request
+     * that is slow to commit; proposing each copy again would add log traffic exactly when the
+     * group is already behind (a retry storm), so a copy waits for the first one's outcome.
+     */
+    const inFlight = new Map<string, ((reply: CommandReply) => void)[]>()
+
     // Callback handlers: a request costs no fiber, no Deferred and no timer of its own.
     rpc.handleWith(KvCommandMethod, (request, _from, reply: (reply: CommandReply) => void) => {
       const rejected = replica.current().precheck(request.op)
@@ -85,9 +92,19 @@ export const makeKvServer = (
         reply(rejected)
         return
       }
-      rsm.submitWith(encodeCommand({ ...request, nowMs: Date.now() }), (outcome) =>
-        reply(outcome.ok ? outcome.value : wrongLeader(outcome.error)),
-      )
+      const key = `${request.clientId}:${request.seq}`
+      const waiting = inFlight.get(key)
+      if (waiting !== undefined) {
+        waiting.push(reply)
+        return
+      }
+      const replies = [reply]
+      inFlight.set(key, replies)
+      rsm.submitWith(encodeCommand({ ...request, nowMs: Date.now() }), (outcome) => {
+        inFlight.delete(key)
+        const answer = outcome.ok ? outcome.value : wrongLeader(outcome.error)
+        for (const r of replies) r(answer)
+      })
     })
 
     rpc.handleWith(KvGetMethod, (request, _from, reply: (reply: GetReply) => void) => {
