@@ -35,7 +35,7 @@ describe("the root cluster.toml", () => {
     const config = loadClusterConfig(ROOT_CLUSTER_TOML, { env: noEnv })
     expect(config.source).toBe(ROOT_CLUSTER_TOML)
     expect(config.nShards).toBe(10)
-    expect(config.maxRaftStateBytes).toBe(1_048_576)
+    expect(config.maxRaftStateBytes).toBe(67_108_864)
     expect(config.dataDir).toBe(resolve(ROOT_CLUSTER_TOML, "../data"))
     expect(config.clusterKey).toBeUndefined()
     expect(config.controller.replicas).toEqual(["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"])
@@ -53,7 +53,7 @@ describe("values and defaults", () => {
     expect(config.source).toBe("<inline>")
     expect(config.dataDir).toBe(join(scratch, "data"))
     expect(config.nShards).toBe(10)
-    expect(config.maxRaftStateBytes).toBe(1_048_576)
+    expect(config.maxRaftStateBytes).toBe(67_108_864)
     expect(config.metrics).toBeUndefined()
     expect(config.groups.size).toBe(0)
     // A kvraft-only cluster has no controller replicas.

@@ -7,7 +7,7 @@ export const MAX_SHARDS = 1024
 
 export const DEFAULT_DATA_DIR = "./data"
 export const DEFAULT_N_SHARDS = 10
-export const DEFAULT_MAX_RAFT_STATE_BYTES = 1_048_576
+export const DEFAULT_MAX_RAFT_STATE_BYTES = 67_108_864
 
 /**
  * Every message below is written to follow "<field path>: ", so it says what is wrong and what
