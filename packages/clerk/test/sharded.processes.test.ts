@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
-import { RpcNode, type RpcNodeShape, SeededRandom, seedFromEnv, Transport } from "@kv/rpc"
+import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
 import {
   checkLinearizable,
@@ -15,9 +15,10 @@ import {
   type KvInput,
   ProcessGroup,
   tempDir,
+  udpClientNode,
   writeFile,
 } from "@kv/testkit"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { connectAdmin } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
@@ -36,12 +37,7 @@ afterAll(async () => {
   dir.remove()
 })
 
-const rpcNode = (): Promise<RpcNodeShape> =>
-  Effect.runPromise(
-    Layer.buildWithScope(RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0" }))), scope).pipe(
-      Effect.map((context) => Context.get(context, RpcNode)),
-    ),
-  )
+const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
 
 describe("the sharded cluster as processes", () => {
   test("joins, leaves and moves under load with kill -9 and restarts: every acknowledged write exactly once, linearizable", async () => {

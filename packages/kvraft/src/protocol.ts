@@ -1,3 +1,4 @@
+import { raftStatusFields } from "@kv/raft"
 import { defineMethod } from "@kv/rpc"
 import { Schema } from "effect"
 
@@ -45,20 +46,7 @@ export const GetReply = Schema.Union([
 ])
 export type GetReply = typeof GetReply.Type
 
-export const StatusReply = Schema.Struct({
-  id: Count,
-  term: Count,
-  role: Schema.String,
-  leader: Count,
-  leaderAddress: Schema.String,
-  commitIndex: Count,
-  appliedIndex: Count,
-  lastIndex: Count,
-  snapshotIndex: Count,
-  raftStateBytes: Count,
-  snapshotBytes: Count,
-  keys: Count,
-})
+export const StatusReply = Schema.Struct({ ...raftStatusFields, leaderAddress: Schema.String, keys: Count })
 export type StatusReply = typeof StatusReply.Type
 
 export const KvCommandMethod = defineMethod("kv.command", CommandRequest, CommandReply)

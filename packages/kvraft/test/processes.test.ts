@@ -4,9 +4,9 @@
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "@kv/testkit"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import type { RpcNodeShape } from "@kv/rpc"
+import { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
+import { Effect, Exit, Scope } from "effect"
 import { type KvClientShape, KvStatusMethod, makeKvClient, type StatusReply } from "../src/index.ts"
 
 const BIN = join(import.meta.dir, "../bin/kvraft.ts")
@@ -20,12 +20,7 @@ afterAll(async () => {
   dir.remove()
 })
 
-const rpcNode = (): Promise<RpcNodeShape> =>
-  Effect.runPromise(
-    Layer.buildWithScope(RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0" }))), scope).pipe(
-      Effect.map((context) => Context.get(context, RpcNode)),
-    ),
-  )
+const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 

@@ -7,9 +7,9 @@ import dgram from "node:dgram"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { RaftStatusMethod } from "@kv/raft"
-import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "@kv/testkit"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import type { RpcNodeShape } from "@kv/rpc"
+import { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
+import { Effect, Exit, Scope } from "effect"
 import { makeKvClient } from "../src/index.ts"
 
 const BIN = join(import.meta.dir, "../bin/kvraft.ts")
@@ -37,12 +37,7 @@ const configWith = async (name: string) => {
   return { path, replicas }
 }
 
-const rpcNode = (): Promise<RpcNodeShape> =>
-  Effect.runPromise(
-    Layer.buildWithScope(RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0" }))), scope).pipe(
-      Effect.map((context) => Context.get(context, RpcNode)),
-    ),
-  )
+const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
 
 describe("kvraft startup and shutdown", () => {
   test("a port in use is reported with the address", async () => {

@@ -10,7 +10,7 @@ export {
   type RaftStatus,
   raftDefaults,
 } from "./node/raftNode.ts"
-export { RaftStatusMethod } from "./node/statusMethod.ts"
+export { RaftStatusMethod, raftStatusFields } from "./node/statusMethod.ts"
 export {
   type FileStorageOptions,
   initialHardState,

@@ -1,4 +1,5 @@
 import { CommandRequest, GetRequest, KvErrorReply, WrongLeaderReply } from "@kv/kvraft"
+import { raftStatusFields } from "@kv/raft"
 import { defineMethod } from "@kv/rpc"
 import { Schema } from "effect"
 
@@ -60,18 +61,9 @@ export const DeleteReply = Schema.Union([
 export type DeleteReply = typeof DeleteReply.Type
 
 export const ShardKvStatusReply = Schema.Struct({
+  ...raftStatusFields,
   gid: Count,
-  id: Count,
-  term: Count,
-  role: Schema.String,
-  leader: Count,
   leaderAddress: Schema.String,
-  commitIndex: Count,
-  appliedIndex: Count,
-  lastIndex: Count,
-  snapshotIndex: Count,
-  raftStateBytes: Count,
-  snapshotBytes: Count,
   configNum: Count,
   /** Per shard: Serving | Pulling | HandingOff | AwaitingGc | Absent. */
   shards: Schema.Array(Schema.String),

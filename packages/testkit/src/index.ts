@@ -1,3 +1,3 @@
 export * from "./linearizability/index.ts"
-export { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "./realProcesses.ts"
+export { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "./realProcesses.ts"
 export { SimProcesses } from "./simProcesses.ts"

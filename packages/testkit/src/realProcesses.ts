@@ -2,7 +2,9 @@ import dgram from "node:dgram"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import type { Subprocess } from "bun"
+import { Context, Effect, Layer, type Scope } from "effect"
 
 /**
  * Free UDP ports on 127.0.0.1, found by binding port 0 and releasing it. Parallel test files get
@@ -94,3 +96,11 @@ export class ProcessGroup {
     await Promise.all([...this.running.keys()].map((name) => this.kill(name)))
   }
 }
+
+/** A client RpcNode on an ephemeral UDP port of 127.0.0.1, closed with `scope`. */
+export const udpClientNode = (scope: Scope.Scope): Promise<RpcNodeShape> =>
+  Effect.runPromise(
+    Layer.buildWithScope(RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0" }))), scope).pipe(
+      Effect.map((context) => Context.get(context, RpcNode)),
+    ),
+  )

@@ -2,7 +2,7 @@ import { RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { Context, Effect, Layer } from "effect"
 import { KvCommandMethod, KvGetMethod } from "../protocol.ts"
 import type { KvOp } from "../stateMachine/index.ts"
-import { KeyTooLarge, type KvClientError, SessionExpired, ValueTooLarge } from "./errors.ts"
+import { fromKvErrorReply, type KvClientError } from "./errors.ts"
 import { type LeaderCallerOptions, makeLeaderCaller } from "./leaderCaller.ts"
 
 export interface KvClientOptions extends LeaderCallerOptions {
@@ -81,20 +81,7 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
             key: op.key,
           })
           .pipe(
-            Effect.flatMap((reply): Effect.Effect<void, KvClientError> => {
-              if (reply.ok) return Effect.void
-              switch (reply.error) {
-                case "ValueTooLarge":
-                  return Effect.fail(new ValueTooLarge({ message: reply.message }))
-                case "KeyTooLarge":
-                  return Effect.fail(new KeyTooLarge({ message: reply.message }))
-                case "SessionExpired":
-                  return Effect.fail(new SessionExpired({ message: reply.message }))
-                default:
-                  // Stale / TooManyOutstanding cannot happen with this client's bookkeeping.
-                  return Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
-              }
-            }),
+            Effect.flatMap((reply) => (reply.ok ? Effect.void : fromKvErrorReply(reply))),
             Effect.onExit(() => Effect.sync(() => release(seq))),
           )
       })
@@ -102,13 +89,7 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
     const get = (key: string): Effect.Effect<string, KvClientError> =>
       caller
         .call(KvGetMethod, () => ({ key }), { operation: "get", key })
-        .pipe(
-          Effect.flatMap((reply): Effect.Effect<string, KvClientError> => {
-            if (reply.ok) return Effect.succeed(reply.value)
-            if (reply.error === "KeyTooLarge") return Effect.fail(new KeyTooLarge({ message: reply.message }))
-            return Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
-          }),
-        )
+        .pipe(Effect.flatMap((reply) => (reply.ok ? Effect.succeed(reply.value) : fromKvErrorReply(reply))))
 
     return {
       clientId,

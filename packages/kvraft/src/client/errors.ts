@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 
 /** The operation did not complete before its deadline. A write may or may not have taken effect. */
 export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", {
@@ -26,3 +26,23 @@ export class SessionExpired extends Schema.TaggedError<SessionExpired>()("Sessio
 }) {}
 
 export type KvClientError = Timeout | KeyTooLarge | ValueTooLarge | SessionExpired
+
+/**
+ * A server's refusal of a KV operation as the client's typed error. `Stale` and
+ * `TooManyOutstanding` cannot follow from a client's own bookkeeping: they are defects.
+ */
+export const fromKvErrorReply = (reply: {
+  readonly error: string
+  readonly message: string
+}): Effect.Effect<never, KvClientError> => {
+  switch (reply.error) {
+    case "ValueTooLarge":
+      return Effect.fail(new ValueTooLarge({ message: reply.message }))
+    case "KeyTooLarge":
+      return Effect.fail(new KeyTooLarge({ message: reply.message }))
+    case "SessionExpired":
+      return Effect.fail(new SessionExpired({ message: reply.message }))
+    default:
+      return Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
+  }
+}

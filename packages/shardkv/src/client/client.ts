@@ -1,13 +1,11 @@
 import {
-  KeyTooLarge,
+  fromKvErrorReply,
   type KvClientError,
   type KvClientShape,
   type KvOp,
   type LeaderCaller,
   makeLeaderCaller,
-  SessionExpired,
   Timeout,
-  ValueTooLarge,
 } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { type Config, type Gid, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
@@ -194,17 +192,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
               }),
             ).pipe(Effect.ensuring(Effect.sync(() => session.outstanding.delete(seq))))
             if (reply.ok) return
-            switch (reply.error) {
-              case "ValueTooLarge":
-                return yield* new ValueTooLarge({ message: reply.message })
-              case "KeyTooLarge":
-                return yield* new KeyTooLarge({ message: reply.message })
-              case "SessionExpired":
-                return yield* new SessionExpired({ message: reply.message })
-              default:
-                // Stale / TooManyOutstanding cannot happen with this client's bookkeeping.
-                return yield* Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
-            }
+            return yield* fromKvErrorReply(reply)
           }),
         ),
       )
@@ -218,8 +206,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
             caller.call(ShardKvGetMethod, () => ({ key }), { operation: "get", key }),
           )
           if (reply.ok) return reply.value
-          if (reply.error === "KeyTooLarge") return yield* new KeyTooLarge({ message: reply.message })
-          return yield* Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
+          return yield* fromKvErrorReply(reply)
         }),
       )
 
