@@ -37,6 +37,42 @@ import { kvraftTarget } from "./targets/kvraft.ts"
 import { shardkvTarget } from "./targets/shardkv.ts"
 import { type FsyncCounters, type RunningTarget, repoRoot, type Target } from "./targets/target.ts"
 
+const usage = `usage: bun run bench [--quick] [--out DIR] [--targets kvraft,etcd,shardkv-1,shardkv-3]
+                     [--workloads put,get,append,mixed] [--concurrency 1,16,64,256] [--sizes 100,4096]
+                     [--seconds N] [--warmup N] [--target-warmup N] [--keys 1000] [--max-raft-state BYTES]
+                     [--rounds N]   run the targets in turn N times; each cell reports its median round`
+const valueFlags = [
+  "--out",
+  "--targets",
+  "--workloads",
+  "--concurrency",
+  "--sizes",
+  "--seconds",
+  "--warmup",
+  "--target-warmup",
+  "--keys",
+  "--max-raft-state",
+  "--rounds",
+]
+{
+  const args = process.argv.slice(2)
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage)
+    process.exit(0)
+  }
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--quick") continue
+    if (valueFlags.includes(arg) && args[i + 1] !== undefined && !args[i + 1]!.startsWith("--")) {
+      i++
+      continue
+    }
+    console.error(valueFlags.includes(arg) ? `${arg} needs a value` : `unknown argument ${arg}`)
+    console.error(usage)
+    process.exit(2)
+  }
+}
+
 const argValue = (name: string): string | undefined => {
   const at = process.argv.indexOf(name)
   return at === -1 ? undefined : process.argv[at + 1]
@@ -62,6 +98,13 @@ const matrixFor = (target: Target): Matrix =>
   quick && target.name.startsWith("shardkv") ? chosenMatrix(quickShardedMatrix) : matrix
 for (const w of matrix.workloads) if (!workloads.includes(w)) throw new Error(`unknown workload ${w}`)
 const keys = Number(argValue("--keys") ?? 1000)
+// This machine's disk and cores are shared: a target measured minutes after another can see a
+// different machine. Alternating rounds and taking each cell's median round compares like with like.
+const rounds = Number(argValue("--rounds") ?? 1)
+if (!Number.isInteger(rounds) || rounds < 1) {
+  console.error(`--rounds takes a positive integer, got ${argValue("--rounds")}`)
+  process.exit(2)
+}
 /** The repository's cluster.toml sets the snapshot threshold, so the figures are what a user's cluster does. */
 const defaultMaxRaftStateBytes = (): number => {
   try {
@@ -80,6 +123,12 @@ const allTargets: Target[] = [
   shardkvTarget({ groups: 3, maxRaftStateBytes }),
 ]
 const chosen = listArg("--targets")
+for (const name of chosen ?? []) {
+  if (!allTargets.some((t) => t.name === name)) {
+    console.error(`unknown target ${name}; targets: ${allTargets.map((t) => t.name).join(", ")}`)
+    process.exit(2)
+  }
+}
 const targets = chosen === undefined ? allTargets : allTargets.filter((t) => chosen.includes(t.name))
 
 const git = (...args: string[]) =>
@@ -186,6 +235,16 @@ const fsyncFigures = (
   return figures
 }
 
+/** Per cell, the round with the median ops/s (the lower middle one for an even count). */
+const medianRounds = (lists: readonly CellResult[][]): CellResult[] =>
+  (lists[0] ?? []).map((_, index) => {
+    const sorted = lists
+      .map((list) => list[index])
+      .filter((r): r is CellResult => r !== undefined)
+      .sort((a, b) => a.opsPerSecond - b.opsPerSecond)
+    return sorted[Math.floor((sorted.length - 1) / 2)] as CellResult
+  })
+
 const fmt = (r: CellResult) => {
   const cpu = Object.entries(r.cpu)
     .map(([name, cores]) => `${name} ${cores.toFixed(2)}`)
@@ -225,33 +284,36 @@ const main = async () => {
   }
   const results: Record<string, CellResult[]> = {}
   let done = 0
-  const total = plans.reduce((sum, p) => sum + p.cells.length, 0)
-  for (const { target, matrix: targetMatrix, cells } of plans) {
-    process.stdout.write(`starting ${target.name} ... `)
-    const startedAt = performance.now()
-    const running = await target.start()
-    console.log(`up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
-    const list: CellResult[] = []
-    results[target.name] = list
-    try {
-      await drive(running, targetMatrix, cells, (r) => {
-        list.push(r)
-        done++
-        console.log(
-          `[${String(done).padStart(3)}/${total}] ${target.name.padEnd(9)} ${describeCell(r.cell)}  ${fmt(r)}`,
-        )
-      })
-    } catch (error) {
-      for (const p of running.processes) {
-        if (p.proc.exitCode !== null || p.proc.signalCode !== null) {
-          console.error(`--- ${p.name} exited (${p.proc.exitCode ?? p.proc.signalCode}):\n${p.output()}`)
+  const total = rounds * plans.reduce((sum, p) => sum + p.cells.length, 0)
+  const byRound: Record<string, CellResult[][]> = {}
+  for (let round = 1; round <= rounds; round++)
+    for (const { target, matrix: targetMatrix, cells } of plans) {
+      process.stdout.write(`starting ${target.name}${rounds > 1 ? ` (round ${round}/${rounds})` : ""} ... `)
+      const startedAt = performance.now()
+      const running = await target.start()
+      console.log(`up in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
+      const list: CellResult[] = []
+      byRound[target.name] = [...(byRound[target.name] ?? []), list]
+      try {
+        await drive(running, targetMatrix, cells, (r) => {
+          list.push(r)
+          done++
+          console.log(
+            `[${String(done).padStart(3)}/${total}] ${target.name.padEnd(9)} ${describeCell(r.cell)}  ${fmt(r)}`,
+          )
+        })
+      } catch (error) {
+        for (const p of running.processes) {
+          if (p.proc.exitCode !== null || p.proc.signalCode !== null) {
+            console.error(`--- ${p.name} exited (${p.proc.exitCode ?? p.proc.signalCode}):\n${p.output()}`)
+          }
         }
+        throw error
+      } finally {
+        await running.stop()
       }
-      throw error
-    } finally {
-      await running.stop()
     }
-  }
+  for (const [name, lists] of Object.entries(byRound)) results[name] = medianRounds(lists)
   const dirty = git("status", "--porcelain") === "" ? "" : " (with uncommitted changes)"
   const cpu = cpus()[0]?.model ?? "unknown CPU"
   const record: RunRecord = {
@@ -259,13 +321,16 @@ const main = async () => {
     commit: `${git("rev-parse", "--short", "HEAD")}${dirty}`,
     machine: `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Bun ${Bun.version}`,
     command: `bun run bench ${process.argv.slice(2).join(" ")}`.trim(),
-    settings: `kv maxRaftStateBytes ${maxRaftStateBytes.toLocaleString("en-US")}, ${keys.toLocaleString("en-US")} keys`,
+    settings: `kv maxRaftStateBytes ${maxRaftStateBytes.toLocaleString("en-US")}, ${keys.toLocaleString("en-US")} keys${rounds > 1 ? `, median of ${rounds} alternating rounds per cell (by ops/s)` : ""}`,
     loadAverage: { before: loadBefore, after: loadavg()[0] ?? 0 },
     targets: results,
     skipped,
   }
   const markdown = renderMarkdown(record)
-  writeFileSync(join(out, "results.json"), `${JSON.stringify({ ...record, matrix, keys }, null, 2)}\n`)
+  writeFileSync(
+    join(out, "results.json"),
+    `${JSON.stringify({ ...record, matrix, keys, ...(rounds > 1 ? { rounds: byRound } : {}) }, null, 2)}\n`,
+  )
   writeFileSync(join(out, "results.md"), `${markdown}\n`)
   console.log(`\n${markdown}`)
   console.log(`written: ${join(out, "results.json")}, ${join(out, "results.md")}`)

@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { basename, join } from "node:path"
 import {
   type Entry,
   type HardState,
@@ -37,6 +37,9 @@ const freshDir = () => {
   return dir
 }
 
+/** The layout these cases describe: the live segment ends where its last save ends (no zeros written ahead). */
+const exact = { preallocateBytes: 0 }
+
 interface History {
   readonly dir: string
   /** The last segment's name and its size after each save (ends[k] = size after save k). */
@@ -49,7 +52,7 @@ interface History {
 /** A snapshot, then saves of 1–4 entries with and without hard states, some overwriting a suffix. */
 const writeHistory = (random: () => number, saves: number): History => {
   const dir = freshDir()
-  const storage = openFileStorage(dir)
+  const storage = openFileStorage(dir, exact)
   const initial: Entry[] = Array.from({ length: 8 }, (_, k) => ({ term: 1, index: k + 1, data: new Uint8Array([k]) }))
   storage.save({ term: 1, vote: 1, commit: 2 }, initial)
   storage.saveSnapshot({ index: 3, term: 1, data: new Uint8Array([3, 3, 3]) })
@@ -104,7 +107,7 @@ describe("torn tail of the last segment", () => {
     for (let cut = from; cut < full.length; cut++) {
       const dir = copyWithSegment(history, full.subarray(0, cut))
       const k = savesWithin(history, cut)
-      const storage = openFileStorage(dir)
+      const storage = openFileStorage(dir, exact)
       expect(storage.load()).toEqual(history.states[k] as PersistedState)
       // The torn bytes are gone from disk, not just skipped.
       expect(statSync(join(dir, history.segment)).size).toBe(history.ends[k] as number)
@@ -118,7 +121,7 @@ describe("torn tail of the last segment", () => {
       }
       storage.save({ term: next.term, vote: 2, commit: 4 }, [next])
       storage.close()
-      const reopened = openFileStorage(dir)
+      const reopened = openFileStorage(dir, exact)
       expect(reopened.load()).toEqual({
         hardState: { term: next.term, vote: 2, commit: 4 },
         snapshot: state.snapshot,
@@ -129,13 +132,13 @@ describe("torn tail of the last segment", () => {
       checked++
     }
     expect(checked).toBeGreaterThan(100)
-  })
+  }, 30_000)
 
   test("zero bytes after the last save (a file extended before its data landed) are dropped", () => {
     const history = writeHistory(rng(seed + 1), 5)
     const full = readFileSync(join(history.dir, history.segment))
     const dir = copyWithSegment(history, new Uint8Array([...full, ...new Uint8Array(4096)]))
-    expect(openFileStorage(dir).load()).toEqual(history.states[5] as PersistedState)
+    expect(openFileStorage(dir, exact).load()).toEqual(history.states[5] as PersistedState)
     expect(statSync(join(dir, history.segment)).size).toBe(full.length)
   })
 
@@ -144,7 +147,7 @@ describe("torn tail of the last segment", () => {
     const full = new Uint8Array(readFileSync(join(history.dir, history.segment)))
     full.fill(0, history.ends[4])
     const dir = copyWithSegment(history, full)
-    expect(openFileStorage(dir).load()).toEqual(history.states[4] as PersistedState)
+    expect(openFileStorage(dir, exact).load()).toEqual(history.states[4] as PersistedState)
   })
 
   test("an incomplete save in a segment that is not the last is corruption, not a torn tail", () => {
@@ -159,11 +162,74 @@ describe("torn tail of the last segment", () => {
     writeFileSync(middle, bytes.subarray(0, bytes.length - 5))
     let error: unknown
     try {
-      openFileStorage(dir)
+      openFileStorage(dir, exact)
     } catch (e) {
       error = e
     }
     expect(error).toBeInstanceOf(StorageCorrupt)
     expect((error as StorageCorrupt).path).toBe(middle)
+  })
+})
+
+describe("preallocated segments", () => {
+  test("zeros written ahead of the data: a crash cut anywhere in the last saves recovers the saves before it", () => {
+    const dir = freshDir()
+    const storage = openFileStorage(dir, { preallocateBytes: 4096 })
+    const segment = () => join(dir, readdirSync(dir).find((name) => name.startsWith("wal-")) as string)
+    const states: PersistedState[] = []
+    const ends: number[] = []
+    let log: Entry[] = []
+    for (let k = 1; k <= 12; k++) {
+      const entry = { term: 1, index: k, data: new Uint8Array(10 + k).fill(k) }
+      storage.save({ term: 1, vote: 1, commit: k - 1 }, [entry])
+      log = [...log, entry]
+      states.push(storage.load())
+      const bytes = readFileSync(segment())
+      let end = bytes.length
+      while (end > 0 && bytes[end - 1] === 0) end--
+      ends.push(end)
+    }
+    storage.close()
+    const full = readFileSync(segment())
+    // The file runs ahead of its data: that is the point of preallocation.
+    expect(full.length).toBeGreaterThan((ends.at(-1) as number) + 1024)
+    let checked = 0
+    for (let cut = ends[8] as number; cut <= (ends[11] as number); cut++) {
+      const image = new Uint8Array(full.length)
+      image.set(full.subarray(0, cut))
+      const copy = freshDir()
+      writeFileSync(join(copy, basename(segment())), image)
+      const saves = ends.filter((end) => end <= cut).length
+      const reopened = openFileStorage(copy, { preallocateBytes: 4096 })
+      expect(reopened.load()).toEqual(states[saves - 1] as PersistedState)
+      const next = { term: 2, index: saves + 1, data: new Uint8Array([cut & 0xff]) }
+      reopened.save({ term: 2, vote: 2, commit: saves }, [next])
+      reopened.close()
+      expect(openFileStorage(copy, { preallocateBytes: 4096 }).load().entries).toEqual([...log.slice(0, saves), next])
+      rmSync(copy, { recursive: true })
+      checked++
+    }
+    expect(checked).toBeGreaterThan(50)
+  }, 30_000)
+
+  test("a segment that is rotated out is cut to its data, so only the live one ends in zeros", () => {
+    const dir = freshDir()
+    const storage = openFileStorage(dir, { segmentBytes: 256, preallocateBytes: 256 })
+    for (let i = 1; i <= 20; i++) storage.save(undefined, [{ term: 1, index: i, data: new Uint8Array(30).fill(i) }])
+    storage.close()
+    const segments = readdirSync(dir)
+      .filter((name) => name.startsWith("wal-"))
+      .sort()
+    expect(segments.length).toBeGreaterThan(2)
+    for (const name of segments.slice(0, -1)) {
+      const bytes = readFileSync(join(dir, name))
+      expect(bytes.at(-1)).not.toBe(0)
+    }
+    expect(readFileSync(join(dir, segments.at(-1) as string)).at(-1)).toBe(0)
+    expect(
+      openFileStorage(dir)
+        .load()
+        .entries.map((e) => e.index),
+    ).toEqual(Array.from({ length: 20 }, (_, k) => k + 1))
   })
 })

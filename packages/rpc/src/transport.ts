@@ -19,6 +19,11 @@ export interface TransportShape {
    * counted drop) when the message cannot leave at all. `reply` marks an answer (see Link.send).
    */
   send(to: string, message: Uint8Array, reply?: boolean): boolean
+  /**
+   * Sends at once what coalescing holds for the end of the tick. A caller about to block the event
+   * loop (an fsync) calls this first, or its messages would wait out the blocking call.
+   */
+  flush(): void
   /** Sets the single consumer of whole incoming messages (reassembled and authenticated). */
   onMessage(handler: MessageHandler): void
 }
@@ -128,7 +133,7 @@ class TransportState implements TransportShape {
     return true
   }
 
-  private readonly flush = (): void => {
+  readonly flush = (): void => {
     this.flushQueued = false
     for (const [key, batch] of this.pending) this.flushBatch(key, batch)
   }

@@ -218,22 +218,33 @@ export const makeRaftNode = (
     let durableTerm = restored.hardState.term
     let durableVote = restored.hardState.vote
 
-    const handleReady = (ready: Ready) => {
-      // Thesis §10.2.1 (etcd does the same): a leader may send its appends before its own fsync,
-      // because the core counts the leader toward a commit only once its entries are stable. The
-      // disk write and the followers' round trip then overlap instead of adding up. Everything
-      // else (votes, acks) waits: it must never leave before what it promises is durable.
+    /**
+     * Thesis §10.2.1 (etcd does the same): a leader may send its appends before its own fsync,
+     * because the core counts the leader toward a commit only once its entries are stable. The
+     * disk write and the followers' round trip then overlap instead of adding up. Everything else
+     * (votes, acks) waits: it must never leave before what it promises is durable. Returns the
+     * messages still to send, and whether any left now.
+     */
+    const sendReplicationEarly = (ready: Ready): { late: readonly Message[]; sent: boolean } => {
       const hs = ready.hardState
-      let late = ready.messages
+      const messages = ready.messages
       if (
-        late.length > 0 &&
-        core.role === "leader" &&
-        ready.snapshot === undefined &&
-        (hs === undefined || (hs.term === durableTerm && hs.vote === durableVote))
+        messages.length === 0 ||
+        core.role !== "leader" ||
+        ready.snapshot !== undefined ||
+        (hs !== undefined && (hs.term !== durableTerm || hs.vote !== durableVote))
       ) {
-        send(late.filter(isLeaderReplication))
-        late = late.filter((m) => !isLeaderReplication(m))
+        return { late: messages, sent: false }
       }
+      const early = messages.filter(isLeaderReplication)
+      if (early.length === 0) return { late: messages, sent: false }
+      send(early)
+      rpc.transport.flush()
+      return { late: messages.filter((m) => !isLeaderReplication(m)), sent: true }
+    }
+
+    const finishReady = (ready: Ready, late: readonly Message[]) => {
+      const hs = ready.hardState
       if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
       if (hs !== undefined || ready.entries.length > 0) {
         const start = performance.now()
@@ -265,7 +276,7 @@ export const makeRaftNode = (
     }
 
     let readTerm = core.status().term
-    const turn = () => {
+    const startReadRound = () => {
       if (waitingReads.length > 0) {
         const waiters = waitingReads
         waitingReads = []
@@ -276,7 +287,8 @@ export const makeRaftNode = (
           for (const done of waiters) done(error)
         }
       }
-      while (core.hasReady()) handleReady(core.ready())
+    }
+    const compactPending = () => {
       while (pendingSnapshots.length > 0) {
         const { index, data } = pendingSnapshots.shift()!
         const term = core.termAt(index)
@@ -306,7 +318,20 @@ export const makeRaftNode = (
         yield* Effect.yieldNow
         wake.closeUnsafe()
         try {
-          turn()
+          startReadRound()
+          while (!stopped && core.hasReady()) {
+            const ready = core.ready()
+            const { late, sent } = sendReplicationEarly(ready)
+            // Bun hands datagrams to the kernel when the event loop turns, not in send(): without
+            // this turn, the appends would leave only after the fsync they are meant to overlap.
+            // Inputs arriving meanwhile step the core; it allows that while a Ready is out.
+            if (sent) yield* Effect.yieldNow
+            if (stopped) return
+            finishReady(ready, late)
+            // The same for this Ready's replies and acks: out before the next Ready's fsync.
+            if (core.hasReady()) yield* Effect.yieldNow
+          }
+          compactPending()
         } catch (error) {
           // Storage failing (a full disk) or the service's apply throwing leaves this replica unable
           // to make progress; a replica that answers status but never acts would hide that.

@@ -39,9 +39,22 @@ import { type ReplayedWal, replayWal } from "./walReplay.ts"
 export interface FileStorageOptions {
   /** A segment is closed and a new one started once a save would grow it past this. Default 64 MiB. */
   readonly segmentBytes?: number
+  /**
+   * The live segment is extended with zeros this far ahead of its data (at most to segmentBytes).
+   * Default 4 MiB. An fdatasync that must also record a larger file size commits the file
+   * system's journal; within allocated blocks it only writes the data (measured here with three
+   * writers: p50 0.42–0.57 ms growing the file, 0.13–0.32 ms overwriting zeros).
+   */
+  readonly preallocateBytes?: number
 }
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+const DEFAULT_PREALLOCATE_BYTES = 4 * 1024 * 1024
+let zeros = new Uint8Array(0)
+const zeroBytes = (length: number): Uint8Array => {
+  if (zeros.length < length) zeros = new Uint8Array(length)
+  return zeros.subarray(0, length)
+}
 
 /**
  * Opens (creating if needed) the data directory `dir` and recovers it: a torn tail is truncated
@@ -52,6 +65,10 @@ export const openFileStorage = (dir: string, options: FileStorageOptions = {}): 
   const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
   if (!Number.isSafeInteger(segmentBytes) || segmentBytes <= 0) {
     throw new RangeError(`segmentBytes must be a positive integer, got ${segmentBytes}`)
+  }
+  const preallocateBytes = Math.min(options.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES, segmentBytes)
+  if (!Number.isSafeInteger(preallocateBytes) || preallocateBytes < 0) {
+    throw new RangeError(`preallocateBytes must be a non-negative integer, got ${preallocateBytes}`)
   }
   makeDirDurably(dir)
   const { listing, snapshot, wal } = readDataDir(dir)
@@ -75,6 +92,7 @@ export const openFileStorage = (dir: string, options: FileStorageOptions = {}): 
   const storage = new FileStorage(
     dir,
     segmentBytes,
+    preallocateBytes,
     openSync(join(dir, segmentFileName(current)), "r+"),
     current,
     wal,
@@ -143,6 +161,8 @@ class FileStorage implements RaftStorage {
   private readonly batch = new FrameBatch()
   private segments: number[]
   private segmentSize: number
+  /** Bytes of the live segment file: its data, then zeros written ahead of it. */
+  private allocated: number
   private hardState: HardState
   private hardStateBytes: number
   private snapshotIndex: number
@@ -154,6 +174,7 @@ class FileStorage implements RaftStorage {
   constructor(
     private readonly dir: string,
     private readonly segmentBytes: number,
+    private readonly preallocateBytes: number,
     private fd: number,
     private segment: number,
     wal: ReplayedWal,
@@ -162,6 +183,7 @@ class FileStorage implements RaftStorage {
     this.index = wal.index
     this.segments = wal.segments.length > 0 ? [...wal.segments] : [segment]
     this.segmentSize = wal.lastSegmentValidBytes
+    this.allocated = wal.lastSegmentFileBytes
     this.hardState = wal.hardState
     this.hardStateBytes = wal.hardStateBytes ?? hardStateFrameBytes(wal.hardState)
     this.snapshotIndex = snapshot?.index ?? 0
@@ -197,6 +219,13 @@ class FileStorage implements RaftStorage {
     this.guardIo(() => {
       if (this.segmentSize > 0 && this.segmentSize + bytes.length > this.segmentBytes) this.rotate()
       writeAllSync(this.fd, bytes, this.segmentSize)
+      const end = this.segmentSize + bytes.length
+      if (end > this.allocated) {
+        // Zeros are what replay reads as the end of the log, so the space ahead needs no marker.
+        const target = Math.max(end, Math.min(this.segmentBytes, end + this.preallocateBytes))
+        if (target > end) writeAllSync(this.fd, zeroBytes(target - end), end)
+        this.allocated = target
+      }
       fdatasyncSync(this.fd)
     })
     let offset = this.segmentSize
@@ -243,8 +272,10 @@ class FileStorage implements RaftStorage {
 
   truncateTornTail(wal: ReplayedWal): void {
     if (wal.lastSegmentValidBytes === wal.lastSegmentFileBytes) return
+    // Preallocated zeros go too: the next save writes them again, after a torn tail or not.
     ftruncateSync(this.fd, wal.lastSegmentValidBytes)
     fsyncSync(this.fd)
+    this.allocated = wal.lastSegmentValidBytes
   }
 
   /**
@@ -274,6 +305,7 @@ class FileStorage implements RaftStorage {
     this.segment = next
     this.segments = [next]
     this.segmentSize = batch.length
+    this.allocated = batch.length
     this.hardStateBytes = hardStateBytes
 
     this.index.restart(snapshot.index, snapshot.term)
@@ -317,6 +349,11 @@ class FileStorage implements RaftStorage {
 
   /** Starts the next segment; its directory entry is made durable before data goes into it. */
   private rotate(): void {
+    // Only the live segment may end in zeros: replay holds earlier ones to end exactly after a save.
+    if (this.allocated > this.segmentSize) {
+      ftruncateSync(this.fd, this.segmentSize)
+      fdatasyncSync(this.fd)
+    }
     const next = this.segment + 1
     const fd = openSync(join(this.dir, segmentFileName(next)), "wx+")
     fsyncDir(this.dir)
@@ -325,6 +362,7 @@ class FileStorage implements RaftStorage {
     this.segment = next
     this.segments.push(next)
     this.segmentSize = 0
+    this.allocated = 0
   }
 
   private guardIo(io: () => void): void {

@@ -1,7 +1,7 @@
 import { isAbsolute, join, relative } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { StorageCorrupt } from "./errors.ts"
-import { openFileStorage } from "./fileStorage.ts"
+import { type FileStorageOptions, openFileStorage } from "./fileStorage.ts"
 import { MemoryDisk, openMemoryStorage } from "./memoryStorage.ts"
 import type { RaftStorage } from "./types.ts"
 
@@ -14,7 +14,7 @@ export class Storage extends Context.Service<
   { open(name: string): Effect.Effect<RaftStorage, StorageCorrupt> }
 >()("@kv/raft/Storage") {
   /** `open(name)` uses the data directory `rootDir/name`. */
-  static layerFile(rootDir: string, options: { readonly segmentBytes?: number } = {}): Layer.Layer<Storage> {
+  static layerFile(rootDir: string, options: FileStorageOptions = {}): Layer.Layer<Storage> {
     return Layer.succeed(Storage)(
       Storage.of({
         open: (name) =>
