@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type Entry, openFileStorage, type PersistedState, StorageCorrupt } from "../src/storage/index.ts"
+import { dataBytes } from "./support/segmentData.ts"
 
 const seed = Number(process.env.KV_SEED ?? Math.floor(Math.random() * 2 ** 31))
 console.log(
@@ -48,17 +49,6 @@ const flipped = (bytes: Uint8Array, bit: number): Uint8Array => {
   const copy = new Uint8Array(bytes)
   copy[bit >> 3] = (copy[bit >> 3] as number) ^ (1 << (bit & 7))
   return copy
-}
-
-/**
- * Length of a segment without the zeros written ahead of its data. The final record ends in a
- * non-zero commit index; an earlier save ending in a zero byte only moves a boundary by one byte
- * into a record whose flips are reported as corrupt either way.
- */
-const dataBytes = (bytes: Uint8Array): number => {
-  let end = bytes.length
-  while (end > 0 && bytes[end - 1] === 0) end--
-  return end
 }
 
 // Both layouts of the live segment: ending exactly after the last save, and followed by zeros

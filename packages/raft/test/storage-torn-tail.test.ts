@@ -11,6 +11,7 @@ import {
   type PersistedState,
   StorageCorrupt,
 } from "../src/storage/index.ts"
+import { dataBytes } from "./support/segmentData.ts"
 
 const seed = Number(process.env.KV_SEED ?? Math.floor(Math.random() * 2 ** 31))
 console.log(
@@ -184,10 +185,7 @@ describe("preallocated segments", () => {
       storage.save({ term: 1, vote: 1, commit: k - 1 }, [entry])
       log = [...log, entry]
       states.push(storage.load())
-      const bytes = readFileSync(segment())
-      let end = bytes.length
-      while (end > 0 && bytes[end - 1] === 0) end--
-      ends.push(end)
+      ends.push(dataBytes(readFileSync(segment())))
     }
     storage.close()
     const full = readFileSync(segment())

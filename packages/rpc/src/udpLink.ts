@@ -35,6 +35,31 @@ const isStaleRefusal = (error: unknown): boolean => (error as { code?: unknown }
 type NativeSend = (datagram: Uint8Array, port: number, host: string) => boolean
 
 /**
+ * A synchronous send that may throw. The kernel reports an ICMP "port unreachable" from an earlier
+ * datagram (a crashed peer) on the next send, failing a datagram meant for a live peer: that one
+ * is sent again once. Other errors go to `onError`; the datagram is then not sent (false).
+ */
+const sendResendingStaleRefusal = (
+  send: NativeSend,
+  datagram: Uint8Array,
+  port: number,
+  host: string,
+  onError: ((error: Error) => void) | undefined,
+): boolean => {
+  try {
+    return send(datagram, port, host)
+  } catch (error) {
+    if (isStaleRefusal(error)) {
+      try {
+        return send(datagram, port, host)
+      } catch {}
+    }
+    onError?.(error instanceof Error ? error : new Error(String(error)))
+    return false
+  }
+}
+
+/**
  * The Bun socket under a bound node:dgram socket, whose send() is one sendto now. Bun's
  * dgram.send() first resolves the address asynchronously, even an IP literal, and that completion
  * can wait for the event loop's next timer: interleaved on this machine, p50 0.28 / p99 8.4 ms
@@ -86,20 +111,6 @@ const openDgramLink = (
       bound = true
       const local = socket.address()
       const nativeSend = nativeSendOf(socket)
-      const sendNow = (datagram: Uint8Array, port: number, host: string): boolean => {
-        if (nativeSend === undefined) return false
-        try {
-          return nativeSend(datagram, port, host)
-        } catch (error) {
-          // As below: the refusal may belong to an earlier datagram to a dead peer.
-          if (!isStaleRefusal(error)) return false
-          try {
-            return nativeSend(datagram, port, host)
-          } catch {
-            return false
-          }
-        }
-      }
       resolve({
         address: formatAddress(local.address, local.port),
         send(to, datagram) {
@@ -107,7 +118,12 @@ const openDgramLink = (
           const peer = parseAddress(to)
           if (peer === undefined) return false
           // Not accepted now (a full socket buffer, no native socket): dgram.send() queues it.
-          if (sendNow(datagram, peer.port, peer.host)) return true
+          if (
+            nativeSend !== undefined &&
+            sendResendingStaleRefusal(nativeSend, datagram, peer.port, peer.host, undefined)
+          ) {
+            return true
+          }
           try {
             socket.send(datagram, peer.port, peer.host, (error) => {
               // The kernel reports an ICMP "port unreachable" from an earlier datagram (a crashed
@@ -161,18 +177,13 @@ const openBunLink = async (
       if (closed) return false
       const peer = parseAddress(to)
       if (peer === undefined) return false
-      try {
-        return socket.send(datagram, peer.port, peer.host)
-      } catch (error) {
-        // As with node:dgram: the refusal may belong to an earlier datagram to a dead peer.
-        if (isStaleRefusal(error)) {
-          try {
-            return socket.send(datagram, peer.port, peer.host)
-          } catch {}
-        }
-        options.onError?.(error instanceof Error ? error : new Error(String(error)))
-        return false
-      }
+      return sendResendingStaleRefusal(
+        (data, port, host) => socket.send(data, port, host),
+        datagram,
+        peer.port,
+        peer.host,
+        options.onError,
+      )
     },
     close() {
       if (closed) return
