@@ -120,6 +120,45 @@ const decodeBody = (body: Uint8Array, decoder: Decoder): WalRecord | undefined =
   }
 }
 
+/**
+ * The body length that the first bytes of a record body declare: its msgpack array header, kind,
+ * integer fields and, for an entry, the bin header that gives its data length. Undefined when
+ * `prefix` ends before that is known or does not start like a record we write. Recovery compares it
+ * with a torn frame's length field: when they agree, the length is the writer's, not damage.
+ */
+export const declaredBodyBytes = (prefix: Uint8Array): number | undefined => {
+  const arrayHeader = prefix[0]
+  const t = prefix[1]
+  if (t === undefined || (arrayHeader !== 0x93 && arrayHeader !== 0x94)) return undefined
+  const kind = t & ~BATCH_END
+  // Integers after the kind: entry term and index (then its data), hard state term, vote and
+  // commit, compaction index and term.
+  const integers = kind === RecordKind.HardState ? 3 : 2
+  const validKind = kind === RecordKind.Entry || kind === RecordKind.HardState || kind === RecordKind.Compacted
+  if (t >= 0x80 || !validKind || arrayHeader !== (kind === RecordKind.Compacted ? 0x93 : 0x94)) return undefined
+  let at = 2
+  for (let k = 0; k < integers; k++) {
+    const size = uintSizeAt(prefix, at)
+    if (size === undefined) return undefined
+    at += size
+  }
+  if (kind !== RecordKind.Entry) return at
+  const binHeader = prefix[at]
+  const lengthBytes = binHeader === 0xc4 ? 1 : binHeader === 0xc5 ? 2 : binHeader === 0xc6 ? 4 : undefined
+  if (lengthBytes === undefined || at + 1 + lengthBytes > prefix.length) return undefined
+  let dataLength = 0
+  for (let k = 0; k < lengthBytes; k++) dataLength = dataLength * 256 + (prefix[at + 1 + k] as number)
+  return at + 1 + lengthBytes + dataLength
+}
+
+/** Encoded size of the msgpack unsigned integer at `at`, if it is one and fits in `bytes`. */
+const uintSizeAt = (bytes: Uint8Array, at: number): number | undefined => {
+  const first = bytes[at]
+  if (first === undefined) return undefined
+  const size = first < 0x80 ? 1 : first === 0xcc ? 2 : first === 0xcd ? 3 : first === 0xce ? 5 : first === 0xcf ? 9 : 0
+  return size === 0 || at + size > bytes.length ? undefined : size
+}
+
 /** Builds the frames of one write in a reused buffer. */
 export class FrameBatch {
   private bytes = new Uint8Array(4096)

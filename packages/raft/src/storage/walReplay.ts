@@ -11,7 +11,10 @@
  *     bytes (a file extended before its data reached the disk);
  *   - a run of zero bytes to the end of the file;
  * and only if no valid frame starts anywhere after the bad one, which tells a damaged length field
- * (a frame that seems to run past the end although more frames follow) from a torn one. Everything
+ * (a frame that seems to run past the end although more frames follow) from a torn one. That scan
+ * is skipped when the bad frame's length agrees with the size its own body declares (msgpack header
+ * and data length): the length is then the writer's, so a valid frame inside the span is bytes of
+ * the record's value (a user may store WAL frames as a value), not a record behind damage. Everything
  * else is corruption: a bad frame with data after it, a bad frame in an earlier segment, a segment
  * that ends inside a save, a record that breaks the log's order, a missing segment.
  *
@@ -27,7 +30,15 @@ import { segmentFileName } from "./dataDir.ts"
 import { StorageCorrupt } from "./errors.ts"
 import { type Entry, type HardState, initialHardState } from "./types.ts"
 import { WalIndex } from "./walIndex.ts"
-import { BATCH_END, FRAME_HEADER_BYTES, type FrameRead, RecordKind, readFrame, type WalRecord } from "./walRecord.ts"
+import {
+  BATCH_END,
+  declaredBodyBytes,
+  FRAME_HEADER_BYTES,
+  type FrameRead,
+  RecordKind,
+  readFrame,
+  type WalRecord,
+} from "./walRecord.ts"
 
 export interface ReplayedWal {
   readonly hardState: HardState
@@ -192,14 +203,28 @@ const isTornTail = (bytes: Uint8Array, offset: number, frame: FrameRead & { ok: 
     case "bad-length":
       return allZero(bytes, offset)
     case "short-body":
-      return !frameStartsAfter(bytes, offset, decoder)
+      return lengthIsTheWriters(bytes, offset) || !frameStartsAfter(bytes, offset, decoder)
     case "crc": {
       const length = new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getUint32(0, true)
-      return allZero(bytes, offset + FRAME_HEADER_BYTES + length) && !frameStartsAfter(bytes, offset, decoder)
+      return (
+        allZero(bytes, offset + FRAME_HEADER_BYTES + length) &&
+        (lengthIsTheWriters(bytes, offset) || !frameStartsAfter(bytes, offset, decoder))
+      )
     }
     case "undecodable":
       return false
   }
+}
+
+/**
+ * Whether the length field of the bad frame at `offset` agrees with the size its own body declares
+ * (see declaredBodyBytes). Then the frame's span is its own: a valid frame inside it is bytes of its
+ * value (a user can store the bytes of a WAL frame), not a later record behind a damaged length, and
+ * it must not turn a torn write into "corruption" that stops the replica from starting.
+ */
+const lengthIsTheWriters = (bytes: Uint8Array, offset: number): boolean => {
+  const length = new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getUint32(0, true)
+  return declaredBodyBytes(bytes.subarray(offset + FRAME_HEADER_BYTES)) === length
 }
 
 /**
