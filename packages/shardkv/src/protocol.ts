@@ -35,37 +35,60 @@ export type ShardGetReply = typeof ShardGetReply.Type
 /** Largest piece of a shard sent in one pull reply. */
 export const PULL_CHUNK_BYTES = 256 * 1024
 
-export const PullRequest = Schema.Struct({ configNum: Count, shard: Count, offset: Count })
+/**
+ * Largest piece of a shard installed by one log entry: far below what one Raft message carries,
+ * so a shard of any size moves as a series of entries.
+ */
+export const INSTALL_PIECE_BYTES = 2 * 1024 * 1024
+
+/**
+ * `configNum` names the shard as the source froze it (the handing-off configuration, or the one
+ * that parked it); `toConfigNum` is the configuration that gave the shard to the asking group, whose
+ * replicas alone are answered.
+ */
+export const PullRequest = Schema.Struct({ configNum: Count, toConfigNum: Count, shard: Count, offset: Count })
 export type PullRequest = typeof PullRequest.Type
 
 /**
- * `total` is the size of the whole shard (its KvStateMachine snapshot), `chunk` the bytes at the
- * requested offset. `NotReady`: this replica has not reached the configuration yet (ask another).
- * `Gone`: the shard is not handed off at that configuration here (deleted, or never was).
+ * `total` is the size of the whole shard (its KvStateMachine snapshot), `checksum` its CRC-32,
+ * `chunk` the bytes at the requested offset. `NotReady`: this replica has not reached the
+ * configuration yet (ask another). `Gone`: the shard is not handed off at that configuration here
+ * (deleted, or never was). `Refused`: the asking address is not a replica of the group that the
+ * configuration gives the shard to.
  */
 export const PullReply = Schema.Union([
-  Schema.Struct({ ok: Schema.Literal(true), total: Count, chunk: Schema.Uint8Array }),
-  Schema.Struct({ ok: Schema.Literal(false), error: Schema.Literals(["NotReady", "Gone"]) }),
+  Schema.Struct({ ok: Schema.Literal(true), total: Count, checksum: Count, chunk: Schema.Uint8Array }),
+  Schema.Struct({ ok: Schema.Literal(false), error: Schema.Literals(["NotReady", "Gone", "Refused"]) }),
 ])
 export type PullReply = typeof PullReply.Type
 
-export const DeleteRequest = Schema.Struct({ configNum: Count, shard: Count })
+export const DeleteRequest = Schema.Struct({ configNum: Count, toConfigNum: Count, shard: Count })
 export type DeleteRequest = typeof DeleteRequest.Type
 
-/** `ok`: the copy handed off at `configNum` is deleted (now or earlier). */
+/**
+ * `ok`: the copy handed off at `configNum` is deleted (now or earlier). `NotReady`: not yet (the
+ * new owner has not installed the shard, as far as this group can tell). `Refused`: the asking
+ * address is not a replica of the new owner.
+ */
 export const DeleteReply = Schema.Union([
   Schema.Struct({ ok: Schema.Literal(true) }),
   WrongLeaderReply,
-  Schema.Struct({ ok: Schema.Literal(false), error: Schema.Literal("NotReady") }),
+  Schema.Struct({ ok: Schema.Literal(false), error: Schema.Literals(["NotReady", "Refused"]) }),
 ])
 export type DeleteReply = typeof DeleteReply.Type
+
+/** Asked by a source before it deletes its copy: has this group installed `shard` given to it at `configNum`? */
+export const InstalledRequest = Schema.Struct({ configNum: Count, shard: Count })
+export type InstalledRequest = typeof InstalledRequest.Type
+export const InstalledReply = Schema.Struct({ installed: Schema.Boolean })
+export type InstalledReply = typeof InstalledReply.Type
 
 export const ShardKvStatusReply = Schema.Struct({
   ...raftStatusFields,
   gid: Count,
   leaderAddress: Schema.String,
   configNum: Count,
-  /** Per shard: Serving | Pulling | HandingOff | AwaitingGc | Absent. */
+  /** Per shard: Serving | Pulling | HandingOff | AwaitingGc | Parked | Absent. */
   shards: Schema.Array(Schema.String),
   /** Keys held per shard. */
   keys: Schema.Array(Count),
@@ -76,4 +99,5 @@ export const ShardKvCommandMethod = defineMethod("shardkv.command", CommandReque
 export const ShardKvGetMethod = defineMethod("shardkv.get", GetRequest, ShardGetReply)
 export const ShardPullMethod = defineMethod("shard.pull", PullRequest, PullReply)
 export const ShardDeleteMethod = defineMethod("shard.delete", DeleteRequest, DeleteReply)
+export const ShardInstalledMethod = defineMethod("shard.installed", InstalledRequest, InstalledReply)
 export const ShardKvStatusMethod = defineMethod("shardkv.status", Schema.Struct({}), ShardKvStatusReply)

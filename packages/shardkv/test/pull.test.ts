@@ -69,7 +69,7 @@ const serve = (
     if (mode === "silent") return Effect.never
     if (mode === "NotReady") return Effect.succeed({ ok: false, error: "NotReady" })
     const chunk = data.subarray(request.offset, request.offset + PULL_CHUNK_BYTES)
-    return Effect.succeed({ ok: true, total: data.length, chunk })
+    return Effect.succeed({ ok: true, total: data.length, checksum: 12_345, chunk })
   })
 
 describe("pullShard over a lossy network", () => {
@@ -93,7 +93,13 @@ describe("pullShard over a lossy network", () => {
       serve(await processes.client("old-1"), (r) => (r.offset < stallAt ? "data" : "silent"), data, seen[1]!)
       const replica2 = await processes.client("old-2")
       const puller = await processes.client("puller")
-      const task: MigrationTask = { shard: 4, configNum: 7, fromGid: 100, servers: ["old-0", "old-1", "old-2"] }
+      const task: MigrationTask = {
+        shard: 4,
+        configNum: 7,
+        fromGid: 100,
+        servers: ["old-0", "old-1", "old-2"],
+        handOffConfigNum: 7,
+      }
       const buffer = new ShardPullBuffer(task.configNum, task.shard)
 
       // Replica 2 is not up yet: the first passes get what replica 1 gives before it goes silent.

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test"
 import type { KvCommand, KvOp } from "@kv/kvraft"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { type Config, type Gid, makeConfig, shardOf } from "@kv/shardctrler"
+import { crc32 } from "../src/stateMachine/crc32.ts"
 import {
   decodeShardCommand,
   encodeShardCommand,
@@ -54,11 +55,22 @@ const clerk = (clientId = 7, nowMs = 1_000) => {
 
 const write = (m: ShardStateMachine, command: KvCommand) => m.apply({ type: "client", command })
 
+/** The whole of a pulled shard as one InstallPiece, checksummed as a puller sends it. */
+const wholeShard = (configNum: number, shard: number, bytes: Uint8Array): ShardCommand => ({
+  type: "installPiece",
+  configNum,
+  shard,
+  offset: 0,
+  total: bytes.length,
+  checksum: crc32(bytes),
+  bytes,
+})
+
 /** Moves `shard` from `from` to `to` through the full protocol; both at `c` afterwards. */
 const migrate = (from: ShardStateMachine, to: ShardStateMachine, c: Config, shard: number) => {
   const handOff = from.handOff(c.num, shard)
   if (handOff.kind !== "data") throw new Error(`no data for shard ${shard}: ${handOff.kind}`)
-  expect(to.apply({ type: "insertShard", configNum: c.num, shard, data: handOff.bytes })).toEqual({ ok: true })
+  expect(to.apply(wholeShard(c.num, shard, handOff.bytes))).toEqual({ ok: true })
   expect(from.apply({ type: "deleteShard", configNum: c.num, shard })).toEqual({ ok: true })
   expect(to.apply({ type: "gcDone", configNum: c.num, shard })).toEqual({ ok: true })
 }
@@ -131,20 +143,60 @@ describe("configuration changes (Reconfigure)", () => {
     reconfigure(m, split(2, 100, 101))
     expect(m.shardStates()).toEqual([...new Array(5).fill("Absent"), ...new Array(5).fill("Pulling")])
     expect(m.pulls()).toEqual(
-      [5, 6, 7, 8, 9].map((shard) => ({ shard, configNum: 2, fromGid: 100, servers: servers(100) })),
+      [5, 6, 7, 8, 9].map((shard) => ({
+        shard,
+        configNum: 2,
+        fromGid: 100,
+        servers: servers(100),
+        handOffConfigNum: 2,
+      })),
     )
     expect(write(m, clerk()({ op: "put", key: keyOf[5]!, value: "x" }))).toMatchObject({ error: "WrongGroup" })
     expect(m.canReconfigure()).toBe(false)
     expect(reconfigure(m, allOn(3, 101))).toMatchObject({ ok: false, error: "Ignored" })
   })
 
-  test("a shard given to no group is dropped, since no one can pull it", () => {
+  test("a shard given to no group is parked with its data, and does not hold up later configurations", () => {
     const m = machine()
     reconfigure(m, allOn(1, 100))
     write(m, clerk()({ op: "put", key: keyOf[0]!, value: "v" }))
     reconfigure(m, allOn(2, 0))
-    expect(m.shardStates()).toEqual(new Array(N_SHARDS).fill("Absent"))
+    expect(m.shardStates()).toEqual(new Array(N_SHARDS).fill("Parked"))
+    expect(m.parkedAt(0)).toBe(2)
+    expect(m.get(keyOf[0]!)).toMatchObject({ error: "WrongGroup" })
     expect(m.canReconfigure()).toBe(true)
+    expect(reconfigure(m, allOn(3, 0))).toEqual({ ok: true })
+    // Given back to the group that parked it: served at once, nothing lost.
+    expect(reconfigure(m, allOn(4, 100))).toEqual({ ok: true })
+    expect(m.shardStates()).toEqual(new Array(N_SHARDS).fill("Serving"))
+    expect(m.get(keyOf[0]!)).toEqual({ ok: true, value: "v" })
+  })
+
+  test("the next group given a parked shard pulls it, data and sessions, from the group that parked it", () => {
+    const a = machine(100)
+    const b = machine(101)
+    const ck = clerk()
+    for (const m of [a, b]) reconfigure(m, allOn(1, 100))
+    const put = ck({ op: "put", key: keyOf[4]!, value: "kept" })
+    expect(write(a, put)).toEqual({ ok: true })
+    for (const m of [a, b]) reconfigure(m, allOn(2, 0))
+    for (const m of [a, b]) reconfigure(m, allOn(3, 0))
+    for (const m of [a, b]) reconfigure(m, allOn(4, 101))
+    expect(a.shardState(4)).toBe("Parked")
+    expect(b.shardState(4)).toBe("Pulling")
+    const [task] = b.pulls().filter((t) => t.shard === 4)
+    expect(task).toEqual({ shard: 4, configNum: 4, fromGid: 100, servers: servers(100), handOffConfigNum: 2 })
+    const handOff = a.handOff(2, 4)
+    if (handOff.kind !== "data") throw new Error(`expected data, got ${handOff.kind}`)
+    expect(b.apply(wholeShard(4, 4, handOff.bytes))).toEqual({ ok: true })
+    expect(b.get(keyOf[4]!)).toEqual({ ok: true, value: "kept" })
+    // The session came along: a retry of the put is answered, not applied again.
+    expect(write(b, put)).toEqual({ ok: true })
+    expect(a.deleteStatus(2, 4)).toBe("pending")
+    expect(a.apply({ type: "deleteShard", configNum: 2, shard: 4 })).toEqual({ ok: true })
+    expect(a.shardState(4)).toBe("Absent")
+    expect(a.deleteStatus(2, 4)).toBe("done")
+    expect(b.pendingGc().filter((t) => t.shard === 4)).toEqual([task!])
   })
 })
 
@@ -164,10 +216,12 @@ describe("shard migration (InsertShard, DeleteShard, GcDone)", () => {
     const { a, b } = twoGroups()
     const handOff = a.handOff(2, 6)
     if (handOff.kind !== "data") throw new Error("expected data")
-    expect(b.apply({ type: "insertShard", configNum: 2, shard: 6, data: handOff.bytes })).toEqual({ ok: true })
+    expect(b.apply(wholeShard(2, 6, handOff.bytes))).toEqual({ ok: true })
     expect(b.shardState(6)).toBe("AwaitingGc")
     expect(b.get(keyOf[6]!)).toEqual({ ok: true, value: "v6" })
-    expect(b.pendingGc()).toEqual([{ shard: 6, configNum: 2, fromGid: 100, servers: servers(100) }])
+    expect(b.pendingGc()).toEqual([
+      { shard: 6, configNum: 2, fromGid: 100, servers: servers(100), handOffConfigNum: 2 },
+    ])
     expect(b.canReconfigure()).toBe(false)
   })
 
@@ -175,18 +229,75 @@ describe("shard migration (InsertShard, DeleteShard, GcDone)", () => {
     const { a, b } = twoGroups()
     const handOff = a.handOff(2, 6)
     if (handOff.kind !== "data") throw new Error("expected data")
-    const insert = (configNum: number, shard: number) =>
-      b.apply({ type: "insertShard", configNum, shard, data: handOff.bytes })
+    const insert = (configNum: number, shard: number) => b.apply(wholeShard(configNum, shard, handOff.bytes))
     expect(insert(1, 6)).toMatchObject({ error: "Ignored" })
     expect(insert(3, 6)).toMatchObject({ error: "Ignored" })
     expect(insert(2, 1)).toMatchObject({ error: "Ignored" })
     expect(insert(2, 99)).toMatchObject({ error: "Ignored" })
     expect(insert(2, 6)).toEqual({ ok: true })
     expect(insert(2, 6)).toMatchObject({ error: "Ignored" })
-    expect(b.apply({ type: "insertShard", configNum: 2, shard: 7, data: new Uint8Array([1, 2, 3]) })).toMatchObject({
+    expect(b.apply(wholeShard(2, 7, new Uint8Array([1, 2, 3])))).toMatchObject({
       error: "Ignored",
     })
     expect(b.shardState(7)).toBe("Pulling")
+  })
+
+  test("a shard installed in pieces serves only once the last piece is in", () => {
+    const { a, b } = twoGroups()
+    const handOff = a.handOff(2, 6)
+    if (handOff.kind !== "data") throw new Error("expected data")
+    const { bytes, checksum } = handOff
+    const piece = (offset: number, end: number, sum = checksum): ShardCommand => ({
+      type: "installPiece",
+      configNum: 2,
+      shard: 6,
+      offset,
+      total: bytes.length,
+      checksum: sum,
+      bytes: bytes.subarray(offset, end),
+    })
+    const third = Math.floor(bytes.length / 3)
+    expect(b.apply(piece(0, third))).toEqual({ ok: true })
+    expect(b.installedBytes(6)).toBe(third)
+    // A duplicate, a gap and a piece of another copy are refused; the install stands where it was.
+    expect(b.apply(piece(0 + 1, third))).toMatchObject({ error: "Ignored" })
+    expect(b.apply(piece(2 * third, bytes.length))).toMatchObject({ error: "Ignored" })
+    expect(b.apply(piece(third, 2 * third, checksum ^ 1))).toMatchObject({ error: "Ignored" })
+    expect(b.installedBytes(6)).toBe(third)
+    expect(b.shardState(6)).toBe("Pulling")
+    expect(b.get(keyOf[6]!)).toMatchObject({ error: "WrongGroup" })
+    // A replica restored from a snapshot taken mid-way continues the same install.
+    const restored = ShardStateMachine.restore(b.snapshot(), { gid: 101, nShards: N_SHARDS })
+    expect(restored.installedBytes(6)).toBe(third)
+    for (const m of [b, restored]) {
+      expect(m.apply(piece(third, 2 * third))).toEqual({ ok: true })
+      expect(m.shardState(6)).toBe("Pulling")
+      expect(m.apply(piece(2 * third, bytes.length))).toEqual({ ok: true })
+      expect(m.shardState(6)).toBe("AwaitingGc")
+      expect(m.get(keyOf[6]!)).toEqual({ ok: true, value: "v6" })
+    }
+    expect(restored.snapshot()).toEqual(b.snapshot())
+  })
+
+  test("a shard whose pieces fail the checksum is not installed, and the install starts over", () => {
+    const { a, b } = twoGroups()
+    const handOff = a.handOff(2, 6)
+    if (handOff.kind !== "data") throw new Error("expected data")
+    const damaged = handOff.bytes.slice()
+    damaged[damaged.length - 1]! ^= 0xff
+    const piece: ShardCommand = {
+      type: "installPiece",
+      configNum: 2,
+      shard: 6,
+      offset: 0,
+      total: damaged.length,
+      checksum: handOff.checksum,
+      bytes: damaged,
+    }
+    expect(b.apply(piece)).toMatchObject({ error: "Ignored" })
+    expect(b.shardState(6)).toBe("Pulling")
+    expect(b.installedBytes(6)).toBe(0)
+    expect(b.apply(wholeShard(2, 6, handOff.bytes))).toEqual({ ok: true })
   })
 
   test("DeleteShard drops the frozen copy and is idempotent", () => {
@@ -335,7 +446,15 @@ describe("command encoding", () => {
         command: { clientId: 3, seq: 4, ackedBelow: 2, nowMs: 99, op: { op: "append", key: "k", value: "v" } },
       },
       { type: "reconfigure", config: split(4, 100, 102) },
-      { type: "insertShard", configNum: 4, shard: 3, data: new Uint8Array([9, 8, 7]) },
+      {
+        type: "installPiece",
+        configNum: 4,
+        shard: 3,
+        offset: 2,
+        total: 5,
+        checksum: 77,
+        bytes: new Uint8Array([9, 8, 7]),
+      },
       { type: "deleteShard", configNum: 4, shard: 3 },
       { type: "gcDone", configNum: 4, shard: 3 },
     ]
@@ -372,7 +491,7 @@ describe("determinism", () => {
         command = { type: "reconfigure", config: config(++configNum, shards) }
       } else if (dice < 20 && shadow.pulls().length > 0) {
         const task = shadow.pulls()[0]!
-        command = { type: "insertShard", configNum: task.configNum, shard: task.shard, data: donorShard() }
+        command = wholeShard(task.configNum, task.shard, donorShard())
       } else if (dice < 30 && shadow.pendingGc().length > 0) {
         const task = shadow.pendingGc()[0]!
         command = { type: "gcDone", configNum: task.configNum, shard: task.shard }

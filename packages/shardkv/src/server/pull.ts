@@ -11,7 +11,7 @@ export interface PullOptions {
 }
 
 /**
- * Fetches the rest of `task`'s shard into `buffer` from the replicas of its previous owner, one
+ * Fetches the rest of `buffer`'s piece of `task`'s shard from the replicas of its source, one
  * pass over them at most: a replica that has not reached the configuration, does not answer, or
  * no longer has the shard passes the turn to the next. Resolves true once the buffer is complete.
  */
@@ -34,12 +34,12 @@ export const pullShard = (
           .call(
             server,
             ShardPullMethod,
-            { configNum: task.configNum, shard: task.shard, offset },
+            { configNum: task.handOffConfigNum, toConfigNum: task.configNum, shard: task.shard, offset },
             { attemptTimeoutMs, deadlineMs: callDeadlineMs },
           )
           .pipe(Effect.option)
         if (reply._tag === "None" || !reply.value.ok) break
-        if (!buffer.accept(offset, reply.value.total, reply.value.chunk)) break
+        if (!buffer.accept(offset, reply.value.total, reply.value.chunk, reply.value.checksum)) break
       }
       if (!buffer.complete()) buffer.nextServer++
     }

@@ -8,14 +8,17 @@ import {
 } from "@kv/kvraft"
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
-import { defaultShardCount, type Gid, makeControllerClient } from "@kv/shardctrler"
+import { type Config, defaultShardCount, type Gid, makeControllerClient } from "@kv/shardctrler"
 import { Duration, Effect, type Scope } from "effect"
 import {
+  type DeleteReply,
+  INSTALL_PIECE_BYTES,
   PULL_CHUNK_BYTES,
   type PullReply,
   type ShardCommandReply,
   ShardDeleteMethod,
   type ShardGetReply,
+  ShardInstalledMethod,
   ShardKvCommandMethod,
   ShardKvGetMethod,
   ShardKvStatusMethod,
@@ -30,6 +33,7 @@ import {
   type ShardResult,
   ShardStateMachine,
 } from "../stateMachine/index.ts"
+import { isOwnerReplica, ownerServers } from "./members.ts"
 import { pullShard } from "./pull.ts"
 import { ShardPullBuffer } from "./pullBuffer.ts"
 
@@ -124,7 +128,13 @@ export const makeShardKvServer = (
       if (rejected !== undefined && !rejected.ok) return reply(commandReply(rejected))
       const command = encodeShardCommand({ type: "client", command: { ...request, nowMs: Date.now() } })
       rsm.submitWith(command, (outcome) =>
-        reply(outcome.ok ? commandReply(outcome.value) : fromWrongLeader(outcome.error)),
+        reply(
+          outcome.ok
+            ? commandReply(outcome.value)
+            : outcome.error._tag === "WrongLeader"
+              ? fromWrongLeader(outcome.error)
+              : { ok: false, error: "ValueTooLarge", message: `command exceeds ${outcome.error.maxBytes} bytes` },
+        ),
       )
     })
 
@@ -136,26 +146,97 @@ export const makeShardKvServer = (
       )
     })
 
-    // Migration protocol: any replica hands off a frozen shard; deletion goes through the log.
+    // Migration protocol: any replica hands off a frozen shard, only to the replicas of the group
+    // the configuration gives it to; deletion goes through the log, once that group has it.
 
-    rpc.handle(ShardPullMethod, (request): PullReply => {
-      const handOff = machine.handOff(request.configNum, request.shard)
-      if (handOff.kind === "notReady") return { ok: false, error: "NotReady" }
-      if (handOff.kind === "gone") return { ok: false, error: "Gone" }
-      const { bytes } = handOff
-      const start = Math.min(request.offset, bytes.length)
-      return { ok: true, total: bytes.length, chunk: bytes.subarray(start, start + PULL_CHUNK_BYTES) }
+    const controller = yield* makeControllerClient(rpc, {
+      controllers: options.controllers,
+      deadlineMs: LOOP_CALL_DEADLINE_MS,
+      perServerMs: 500,
+      attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS,
     })
+    // Configurations never change once made, so a few recent ones are kept for these checks.
+    const configCache = new Map<number, Config>()
+    const configAt = (num: number): Effect.Effect<Config | undefined> => {
+      const current = machine.config
+      if (current.num === num) return Effect.succeed(current)
+      const cached = configCache.get(num)
+      if (cached !== undefined) return Effect.succeed(cached)
+      return controller.query(num).pipe(
+        Effect.map((config) => {
+          if (config.num !== num) return undefined
+          if (configCache.size >= 64) configCache.delete(configCache.keys().next().value!)
+          configCache.set(num, config)
+          return config
+        }),
+        Effect.orElseSucceed(() => undefined),
+      )
+    }
+    const fromOwner = (toConfigNum: number, shard: number, from: string): Effect.Effect<Config | undefined> =>
+      configAt(toConfigNum).pipe(
+        Effect.map((config) => (config !== undefined && isOwnerReplica(config, shard, from) ? config : undefined)),
+      )
 
-    rpc.handle(ShardDeleteMethod, (request) => {
-      // State only moves forward, so "already deleted" is true even from a lagging replica.
-      if (machine.deleteStatus(request.configNum, request.shard) === "done")
-        return Effect.succeed({ ok: true } as const)
-      return submit({ type: "deleteShard", configNum: request.configNum, shard: request.shard }).pipe(
-        Effect.map((result) => (result.ok ? ({ ok: true } as const) : ({ ok: false, error: "NotReady" } as const))),
-        Effect.catchTag("WrongLeader", (e) => Effect.succeed(fromWrongLeader(e))),
+    rpc.handleWith(ShardPullMethod, (request, from, reply: (reply: PullReply) => void) => {
+      const answer = (): PullReply => {
+        const handOff = machine.handOff(request.configNum, request.shard)
+        if (handOff.kind === "notReady") return { ok: false, error: "NotReady" }
+        if (handOff.kind === "gone") return { ok: false, error: "Gone" }
+        const { bytes, checksum } = handOff
+        const start = Math.min(request.offset, bytes.length)
+        return { ok: true, total: bytes.length, checksum, chunk: bytes.subarray(start, start + PULL_CHUNK_BYTES) }
+      }
+      if (request.toConfigNum === machine.config.num) {
+        return reply(isOwnerReplica(machine.config, request.shard, from) ? answer() : { ok: false, error: "Refused" })
+      }
+      if (request.toConfigNum < request.configNum) return reply({ ok: false, error: "Refused" })
+      Effect.runFork(
+        fromOwner(request.toConfigNum, request.shard, from).pipe(
+          Effect.map((config) => reply(config === undefined ? { ok: false, error: "Refused" } : answer())),
+        ),
       )
     })
+
+    /** Whether any replica of the new owner says it has installed `shard` given to it at `toConfigNum`. */
+    const ownerInstalled = (config: Config, shard: number) =>
+      Effect.gen(function* () {
+        for (const server of ownerServers(config, shard)) {
+          const reply = yield* rpc
+            .call(
+              server,
+              ShardInstalledMethod,
+              { configNum: config.num, shard },
+              { attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS, deadlineMs: 300 },
+            )
+            .pipe(Effect.option)
+          if (reply._tag === "Some" && reply.value.installed) return true
+        }
+        return false
+      })
+
+    rpc.handle(ShardDeleteMethod, (request, from): Effect.Effect<DeleteReply> => {
+      // State only moves forward, so "already deleted" is true even from a lagging replica.
+      if (machine.deleteStatus(request.configNum, request.shard) === "done") {
+        return Effect.succeed({ ok: true } as const)
+      }
+      return Effect.gen(function* () {
+        const config = yield* fromOwner(request.toConfigNum, request.shard, from)
+        if (config === undefined || request.toConfigNum < request.configNum) {
+          return { ok: false, error: "Refused" } as const
+        }
+        if (!(yield* ownerInstalled(config, request.shard))) return { ok: false, error: "NotReady" } as const
+        const result = yield* submit({ type: "deleteShard", configNum: request.configNum, shard: request.shard })
+        return result.ok ? ({ ok: true } as const) : ({ ok: false, error: "NotReady" } as const)
+      }).pipe(
+        Effect.catchTag("WrongLeader", (e) => Effect.succeed(fromWrongLeader(e))),
+        // deleteShard is a few bytes, far below one Raft entry's limit.
+        Effect.catchTag("ProposalTooLarge", (e) => Effect.die(e)),
+      )
+    })
+
+    rpc.handle(ShardInstalledMethod, (request) => ({
+      installed: machine.hasInstalled(request.configNum, request.shard),
+    }))
 
     const status = (): ShardKvStatusReply => {
       const s = rsm.raft.status()
@@ -172,13 +253,6 @@ export const makeShardKvServer = (
 
     // The leader's loops.
 
-    const controller = yield* makeControllerClient(rpc, {
-      controllers: options.controllers,
-      deadlineMs: LOOP_CALL_DEADLINE_MS,
-      perServerMs: 500,
-      attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS,
-    })
-
     /** Proposes the next configuration once no shard is in motion; true if it was applied. */
     const followConfig = Effect.gen(function* () {
       if (!isLeader() || !machine.canReconfigure()) return false
@@ -189,28 +263,45 @@ export const makeShardKvServer = (
       return result.ok
     })
 
-    const pullBuffers = new Map<number, ShardPullBuffer>()
+    /**
+     * Installs `task`'s shard piece by piece, each piece one log entry, resuming where the applied
+     * state says the install stands: a new leader, or a piece lost on the way, picks up from there.
+     */
     const pullOne = (task: MigrationTask) =>
       Effect.gen(function* () {
-        let buffer = pullBuffers.get(task.shard)
-        if (buffer === undefined || buffer.configNum !== task.configNum) {
-          buffer = new ShardPullBuffer(task.configNum, task.shard)
-          pullBuffers.set(task.shard, buffer)
+        let fromStart = false
+        while (isLeader()) {
+          const current = machine.pulls().find((t) => t.shard === task.shard && t.configNum === task.configNum)
+          if (current === undefined) return
+          const start = fromStart ? 0 : machine.installedBytes(task.shard)
+          const buffer = new ShardPullBuffer(current.handOffConfigNum, task.shard, start, INSTALL_PIECE_BYTES)
+          if (!(yield* pullShard(rpc, current, buffer, { callDeadlineMs: LOOP_CALL_DEADLINE_MS }))) return
+          const total = buffer.total!
+          const checksum = buffer.checksum!
+          const incoming = machine.incomingShard(task.shard)
+          if (start > 0 && (incoming === undefined || incoming.total !== total || incoming.checksum !== checksum)) {
+            // The source's copy is not the one the installed pieces came from: start over.
+            fromStart = true
+            continue
+          }
+          fromStart = false
+          const bytes = buffer.bytes()
+          // Refused pieces (a duplicate, a stale offset, a failed checksum) are fixed by the next
+          // round, which reads again where the install stands.
+          yield* submit({
+            type: "installPiece",
+            configNum: task.configNum,
+            shard: task.shard,
+            offset: start,
+            total,
+            checksum,
+            bytes,
+          })
         }
-        if (!(yield* pullShard(rpc, task, buffer, { callDeadlineMs: LOOP_CALL_DEADLINE_MS }))) return
-        yield* submit({ type: "insertShard", configNum: task.configNum, shard: task.shard, data: buffer.bytes() })
-        // Applied or refused (a duplicate, or corrupt data to fetch again): either way start afresh.
-        pullBuffers.delete(task.shard)
       })
     const pulling = new Set<number>()
     const pullShards = Effect.gen(function* () {
-      if (!isLeader()) {
-        pullBuffers.clear()
-        return
-      }
-      const tasks = machine.pulls()
-      for (const shard of pullBuffers.keys()) if (!tasks.some((t) => t.shard === shard)) pullBuffers.delete(shard)
-      yield* forkPerShard(tasks, pulling, pullOne)
+      if (isLeader()) yield* forkPerShard(machine.pulls(), pulling, pullOne)
     })
 
     const previousOwners = new Map<Gid, LeaderCaller>()
@@ -232,7 +323,7 @@ export const makeShardKvServer = (
       Effect.gen(function* () {
         const reply = yield* ownerCaller(task).call(
           ShardDeleteMethod,
-          () => ({ configNum: task.configNum, shard: task.shard }),
+          () => ({ configNum: task.handOffConfigNum, toConfigNum: task.configNum, shard: task.shard }),
           { operation: "shard.delete", key: String(task.shard) },
         )
         if (!reply.ok) return

@@ -3,9 +3,13 @@
  *
  *   [0, kvCommandBytes]                 a client write (the kvraft KvCommand encoding, as bin)
  *   [1, num, shards, groups]            Reconfigure to configuration `num`
- *   [2, configNum, shard, shardBytes]   InsertShard: a pulled shard (KvStateMachine snapshot)
+ *   [2, configNum, shard, shardBytes]   InsertShard: a whole pulled shard in one entry (written by
+ *                                       earlier versions; applied as a piece at offset 0 with no checksum)
  *   [3, configNum, shard]               DeleteShard at the old owner
  *   [4, configNum, shard]               GcDone at the new owner
+ *   [5, configNum, shard, offset, total, checksum, bytes]
+ *                                       InstallPiece: bytes [offset, offset + length) of a pulled
+ *                                       shard of `total` bytes whose CRC-32 is `checksum`
  */
 import { decodeCommand, encodeCommand, type KvCommand } from "@kv/kvraft"
 import { type Config, type Gid, isGid, makeConfig } from "@kv/shardctrler"
@@ -14,7 +18,16 @@ import { Decoder, Encoder } from "@msgpack/msgpack"
 export type ShardCommand =
   | { readonly type: "client"; readonly command: KvCommand }
   | { readonly type: "reconfigure"; readonly config: Config }
-  | { readonly type: "insertShard"; readonly configNum: number; readonly shard: number; readonly data: Uint8Array }
+  | {
+      readonly type: "installPiece"
+      readonly configNum: number
+      readonly shard: number
+      readonly offset: number
+      readonly total: number
+      /** CRC-32 of the whole shard; undefined only for InsertShard entries of earlier versions. */
+      readonly checksum: number | undefined
+      readonly bytes: Uint8Array
+    }
   | { readonly type: "deleteShard"; readonly configNum: number; readonly shard: number }
   | { readonly type: "gcDone"; readonly configNum: number; readonly shard: number }
 
@@ -23,6 +36,7 @@ const tagReconfigure = 1
 const tagInsertShard = 2
 const tagDeleteShard = 3
 const tagGcDone = 4
+const tagInstallPiece = 5
 
 const encoder = new Encoder()
 const decoder = new Decoder()
@@ -33,8 +47,10 @@ export const encodeShardCommand = (c: ShardCommand): Uint8Array => {
       return encoder.encode([tagClient, encodeCommand(c.command)])
     case "reconfigure":
       return encoder.encode([tagReconfigure, c.config.num, c.config.shards, c.config.groups])
-    case "insertShard":
-      return encoder.encode([tagInsertShard, c.configNum, c.shard, c.data])
+    case "installPiece":
+      return c.checksum === undefined
+        ? encoder.encode([tagInsertShard, c.configNum, c.shard, c.bytes])
+        : encoder.encode([tagInstallPiece, c.configNum, c.shard, c.offset, c.total, c.checksum, c.bytes])
     case "deleteShard":
       return encoder.encode([tagDeleteShard, c.configNum, c.shard])
     case "gcDone":
@@ -82,7 +98,13 @@ export const decodeShardCommand = (bytes: Uint8Array): ShardCommand | undefined 
     }
     case tagInsertShard:
       if (fields.length !== 4 || !isCount(a) || !isCount(b) || !(c instanceof Uint8Array)) return undefined
-      return { type: "insertShard", configNum: a, shard: b, data: c }
+      return { type: "installPiece", configNum: a, shard: b, offset: 0, total: c.length, checksum: undefined, bytes: c }
+    case tagInstallPiece: {
+      const [, , , offset, total, checksum, bytes] = fields as unknown[]
+      if (fields.length !== 7 || !isCount(a) || !isCount(b) || !isCount(offset) || !isCount(total)) return undefined
+      if (!isCount(checksum) || checksum > 0xffffffff || !(bytes instanceof Uint8Array)) return undefined
+      return { type: "installPiece", configNum: a, shard: b, offset, total, checksum, bytes }
+    }
     case tagDeleteShard:
     case tagGcDone:
       if (fields.length !== 3 || !isCount(a) || !isCount(b)) return undefined

@@ -7,9 +7,13 @@
  *               new owner has installed it and asks for it to be deleted. Nothing is served.
  *   AwaitingGc  owned now and installed (served), but the previous owner has not yet confirmed
  *               deleting its copy.
+ *   Parked      owned by this group until a configuration gave the shard to no group (every group
+ *               left): the data and sessions are kept, frozen, until the next group given the shard
+ *               has installed them and asks for them to be deleted (or this group gets it back).
+ *               Nothing is served, and it does not hold up later configurations.
  *   Absent      not owned and not held.
  */
-export type ShardState = "Serving" | "Pulling" | "HandingOff" | "AwaitingGc" | "Absent"
+export type ShardState = "Serving" | "Pulling" | "HandingOff" | "AwaitingGc" | "Parked" | "Absent"
 
 /** Compact codes for snapshots; the position is the code, so never reorder. */
 export const shardStateCodes: readonly ShardState[] = Object.freeze([
@@ -18,6 +22,7 @@ export const shardStateCodes: readonly ShardState[] = Object.freeze([
   "Pulling",
   "HandingOff",
   "AwaitingGc",
+  "Parked",
 ])
 
 export const shardStateCode = (state: ShardState): number => shardStateCodes.indexOf(state)
@@ -27,4 +32,4 @@ export const servesClients = (state: ShardState): boolean => state === "Serving"
 
 /** States in which the group holds the shard's data. */
 export const holdsData = (state: ShardState): boolean =>
-  state === "Serving" || state === "HandingOff" || state === "AwaitingGc"
+  state === "Serving" || state === "HandingOff" || state === "AwaitingGc" || state === "Parked"

@@ -10,6 +10,7 @@ import { type KvCommand, type KvLimits, type KvOp, KvStateMachine, resolveKvLimi
 import { type Config, type Gid, initialConfig, noGroup, shardOf } from "@kv/shardctrler"
 import { Decoder, Encoder } from "@msgpack/msgpack"
 import { parseConfig, type ShardCommand } from "./command.ts"
+import { crc32 } from "./crc32.ts"
 import { type GetResult, ignored, notReady, type ShardResult, wrongGroup } from "./result.ts"
 import { holdsData, type ShardState, servesClients, shardStateCode, shardStateCodes } from "./shardState.ts"
 
@@ -21,18 +22,42 @@ export interface ShardStateMachineOptions {
   readonly limits?: Partial<KvLimits>
 }
 
-/** A shard in motion and the group on the other side of the move (from the previous configuration). */
+/** A shard in motion and the group on the other side of the move. */
 export interface MigrationTask {
   readonly shard: number
-  /** The configuration that moved the shard. */
+  /** The configuration that gave this group the shard. */
   readonly configNum: number
+  /** The group the data comes from: the previous owner, or the last group that held it parked. */
   readonly fromGid: Gid
   readonly servers: readonly string[]
+  /**
+   * The configuration at which the source froze the shard: `configNum` for a move between
+   * groups; for a shard that was parked (given to no group), the configuration that parked it.
+   * Pull and delete requests name the shard by this number.
+   */
+  readonly handOffConfigNum: number
+}
+
+/** Where a group that is pulling a shard gets it from; kept until the source has deleted it. */
+interface Source {
+  readonly gid: Gid
+  readonly servers: readonly string[]
+  readonly handOffConfigNum: number
+}
+
+/** The part of a pulled shard installed so far, while Pulling; built up by InstallPiece entries. */
+interface Incoming {
+  readonly total: number
+  readonly checksum: number | undefined
+  /** CRC-32 of the bytes received so far. */
+  crc: number
+  received: number
+  parts: Uint8Array[]
 }
 
 /** What the group can give a puller asking for `shard` as handed off at `configNum`. */
 export type HandOff =
-  | { readonly kind: "data"; readonly bytes: Uint8Array }
+  | { readonly kind: "data"; readonly bytes: Uint8Array; readonly checksum: number }
   /** This replica has not applied configuration `configNum` yet. */
   | { readonly kind: "notReady" }
   /** The shard is not handed off at `configNum` here: already deleted, or never was. */
@@ -46,9 +71,24 @@ interface Slot {
   kv: KvStateMachine | undefined
   /** `kv.snapshot()` until the next change to kv: frozen shards are handed off from these bytes. */
   bytes: Uint8Array | undefined
+  /** CRC-32 of `bytes`, computed when first handed off. */
+  checksum: number | undefined
+  /** Pulling and AwaitingGc: where the data comes from. */
+  source: Source | undefined
+  /** Pulling: the pieces installed so far (none until the first piece). */
+  incoming: Incoming | undefined
+  /** Parked: the configuration that gave the shard to no group. */
+  parkedAt: number
 }
 
-const snapshotVersion = 1
+/** The group that holds a shard parked, while the configurations give the shard to no group. */
+interface LastHolder {
+  readonly gid: Gid
+  readonly servers: readonly string[]
+  readonly configNum: number
+}
+
+const snapshotVersion = 2
 
 // Snapshots are rare and large; separate instances keep the command codec's buffers small.
 const snapshotEncoder = new Encoder()
@@ -63,6 +103,8 @@ export class ShardStateMachine {
   #config: Config
   #prevConfig: Config
   #slots: Slot[]
+  /** Per shard given to no group: who keeps it parked (every group tracks this from the configurations). */
+  #lastHolder: (LastHolder | undefined)[]
 
   constructor(options: ShardStateMachineOptions) {
     if (!Number.isSafeInteger(options.gid) || options.gid <= 0) {
@@ -73,7 +115,8 @@ export class ShardStateMachine {
     this.limits = resolveKvLimits(options.limits)
     this.#config = initialConfig(options.nShards)
     this.#prevConfig = this.#config
-    this.#slots = Array.from({ length: options.nShards }, () => ({ state: "Absent", kv: undefined, bytes: undefined }))
+    this.#slots = Array.from({ length: options.nShards }, emptySlot)
+    this.#lastHolder = new Array(options.nShards).fill(undefined)
   }
 
   /** The configuration the group has reached. */
@@ -106,7 +149,35 @@ export class ShardStateMachine {
 
   /** The group may move to the next configuration only once no shard is in motion. */
   canReconfigure(): boolean {
-    return this.#slots.every((slot) => slot.state === "Serving" || slot.state === "Absent")
+    return this.#slots.every((slot) => slot.state === "Serving" || slot.state === "Absent" || slot.state === "Parked")
+  }
+
+  /** Bytes of `shard` installed so far while pulling it (0 before the first piece or when not pulling). */
+  installedBytes(shard: number): number {
+    return this.#slot(shard).incoming?.received ?? 0
+  }
+
+  /** Size and checksum of the shard being installed, once its first piece is in. */
+  incomingShard(shard: number): { readonly total: number; readonly checksum: number | undefined } | undefined {
+    const incoming = this.#slot(shard).incoming
+    return incoming === undefined ? undefined : { total: incoming.total, checksum: incoming.checksum }
+  }
+
+  /**
+   * Whether this group has installed `shard`, given to it at configuration `configNum` (asked by
+   * the source before it deletes its copy). Moving past a configuration needs every shard in.
+   */
+  hasInstalled(configNum: number, shard: number): boolean {
+    if (!this.#isShard(shard) || this.#config.num < configNum) return false
+    if (this.#config.num > configNum) return true
+    const state = this.#slot(shard).state
+    return state === "AwaitingGc" || state === "Serving"
+  }
+
+  /** The configuration at which a parked shard was given to no group, or undefined if not parked here. */
+  parkedAt(shard: number): number | undefined {
+    const slot = this.#slot(shard)
+    return slot.state === "Parked" ? slot.parkedAt : undefined
   }
 
   /** Shards to fetch from their previous owner. */
@@ -125,8 +196,8 @@ export class ShardStateMachine {
         return this.#applyClient(command.command)
       case "reconfigure":
         return this.#reconfigure(command.config)
-      case "insertShard":
-        return this.#insertShard(command.configNum, command.shard, command.data)
+      case "installPiece":
+        return this.#installPiece(command)
       case "deleteShard":
         return this.#deleteShard(command.configNum, command.shard)
       case "gcDone":
@@ -159,42 +230,66 @@ export class ShardStateMachine {
   /** The shard's data for a puller, as frozen when the group moved to `configNum`. */
   handOff(configNum: number, shard: number): HandOff {
     if (!this.#isShard(shard)) return { kind: "gone" }
-    if (this.#config.num < configNum) return { kind: "notReady" }
     const slot = this.#slot(shard)
-    if (this.#config.num > configNum || slot.state !== "HandingOff" || slot.kv === undefined) return { kind: "gone" }
+    const parked = slot.state === "Parked" && slot.parkedAt === configNum
+    if (!parked) {
+      if (this.#config.num < configNum) return { kind: "notReady" }
+      if (this.#config.num > configNum || slot.state !== "HandingOff") return { kind: "gone" }
+    }
+    if (slot.kv === undefined) return { kind: "gone" }
     slot.bytes ??= slot.kv.snapshot()
-    return { kind: "data", bytes: slot.bytes }
+    slot.checksum ??= crc32(slot.bytes)
+    return { kind: "data", bytes: slot.bytes, checksum: slot.checksum }
   }
 
   /**
    * Whether the copy of `shard` handed off at `configNum` is gone. A group moves past a
-   * configuration only with no shard handing off, so a later configuration means deleted.
+   * configuration only with no shard handing off, so a later configuration means deleted,
+   * unless the shard is parked here since that configuration.
    */
   deleteStatus(configNum: number, shard: number): DeleteStatus {
+    if (this.#isShard(shard) && this.parkedAt(shard) === configNum) return "pending"
     if (this.#config.num < configNum) return "notReady"
     if (this.#config.num > configNum || !this.#isShard(shard)) return "done"
     return this.#slot(shard).state === "HandingOff" ? "pending" : "done"
   }
 
   /**
-   * msgpack `[version, gid, config, prevConfig, shards]`, where `shards` lists per shard its state
-   * code followed, for states that hold data, by the shard's KvStateMachine snapshot.
+   * msgpack `[version, gid, config, prevConfig, shards, details]`, where `shards` lists per shard
+   * its state code followed, for states that hold data, by the shard's KvStateMachine snapshot,
+   * and `details` lists `[shard, parkedAt, source, incoming, lastHolder]` for every shard that has
+   * any of them (each null when absent). Version 1 had no `details`.
    */
   snapshot(): Uint8Array {
     const shards: (number | Uint8Array)[] = []
-    for (const slot of this.#slots) {
+    const details: unknown[] = []
+    this.#slots.forEach((slot, shard) => {
       shards.push(shardStateCode(slot.state))
-      if (!holdsData(slot.state)) continue
-      if (slot.kv === undefined) throw new Error(`ShardStateMachine: shard in state ${slot.state} has no data`)
-      slot.bytes ??= slot.kv.snapshot()
-      shards.push(slot.bytes)
-    }
+      if (holdsData(slot.state)) {
+        if (slot.kv === undefined) throw new Error(`ShardStateMachine: shard in state ${slot.state} has no data`)
+        slot.bytes ??= slot.kv.snapshot()
+        shards.push(slot.bytes)
+      }
+      const holder = this.#lastHolder[shard]
+      const { source, incoming } = slot
+      if (slot.state !== "Parked" && source === undefined && incoming === undefined && holder === undefined) return
+      details.push([
+        shard,
+        slot.state === "Parked" ? slot.parkedAt : null,
+        source === undefined ? null : [source.gid, source.servers, source.handOffConfigNum],
+        incoming === undefined
+          ? null
+          : [incoming.total, incoming.checksum ?? null, incoming.crc, incoming.received, concat(incoming.parts)],
+        holder === undefined ? null : [holder.gid, holder.servers, holder.configNum],
+      ])
+    })
     return snapshotEncoder.encode([
       snapshotVersion,
       this.gid,
       encodeConfig(this.#config),
       encodeConfig(this.#prevConfig),
       shards,
+      details,
     ])
   }
 
@@ -208,10 +303,11 @@ export class ShardStateMachine {
     } catch (cause) {
       throw corrupt(`not msgpack (${String(cause)})`, cause)
     }
-    if (!Array.isArray(decoded) || decoded.length !== 5) throw corrupt("expected [version, gid, config, prev, shards]")
-    const [version, gid, config, prevConfig, shards] = decoded as unknown[]
-    if (version !== snapshotVersion)
+    if (!Array.isArray(decoded) || decoded.length < 5) throw corrupt("expected [version, gid, config, prev, shards]")
+    const [version, gid, config, prevConfig, shards, details] = decoded as unknown[]
+    if (version !== 1 && version !== snapshotVersion)
       throw new Error(`ShardStateMachine.restore: unsupported version ${String(version)}`)
+    if (decoded.length !== (version === 1 ? 5 : 6)) throw corrupt(`version ${version} with ${decoded.length} fields`)
     if (gid !== options.gid) throw corrupt(`snapshot of group ${String(gid)} restored into group ${options.gid}`)
     const machine = new ShardStateMachine(options)
     machine.#config = machine.#parseSnapshotConfig(config, "config", corrupt)
@@ -233,7 +329,58 @@ export class ShardStateMachine {
       }
     }
     if (at !== shards.length) throw corrupt("trailing shard entries")
+    if (version === 1) machine.#sourcesFromPrevConfig()
+    else machine.#restoreDetails(details, corrupt)
     return machine
+  }
+
+  /** Version 1 snapshots: every shard in motion moved between the previous and the current configuration. */
+  #sourcesFromPrevConfig(): void {
+    this.#slots.forEach((slot, shard) => {
+      if (slot.state !== "Pulling" && slot.state !== "AwaitingGc") return
+      const gid = this.#prevConfig.shards[shard] ?? noGroup
+      slot.source = { gid, servers: this.#prevConfig.groups[String(gid)] ?? [], handOffConfigNum: this.#config.num }
+    })
+  }
+
+  #restoreDetails(details: unknown, corrupt: (what: string) => Error): void {
+    if (!Array.isArray(details)) throw corrupt("details is not a list")
+    for (const entry of details as unknown[]) {
+      const [shard, parkedAt, source, incoming, holder] = Array.isArray(entry) ? (entry as unknown[]) : []
+      if (!this.#isShard(shard as number)) throw corrupt(`details of shard ${String(shard)}`)
+      const slot = this.#slot(shard as number)
+      const what = `details of shard ${String(shard)}`
+      if (parkedAt !== null) {
+        if (!isCount(parkedAt) || slot.state !== "Parked") throw corrupt(what)
+        slot.parkedAt = parkedAt
+      }
+      if (source !== null)
+        slot.source = parseHolder(source, corrupt, what, (gid, servers, num) => ({
+          gid,
+          servers,
+          handOffConfigNum: num,
+        }))
+      if (incoming !== null) {
+        const [total, checksum, crc, received, data] = Array.isArray(incoming) ? (incoming as unknown[]) : []
+        const valid =
+          isCount(total) &&
+          (checksum === null || isCount(checksum)) &&
+          isCount(crc) &&
+          isCount(received) &&
+          data instanceof Uint8Array &&
+          data.length === received &&
+          received <= total
+        if (!valid || slot.state !== "Pulling") throw corrupt(what)
+        slot.incoming = { total, checksum: checksum ?? undefined, crc, received, parts: [data] }
+      }
+      if (holder !== null) {
+        this.#lastHolder[shard as number] = parseHolder(holder, corrupt, what, (gid, servers, configNum) => ({
+          gid,
+          servers,
+          configNum,
+        }))
+      }
+    }
   }
 
   #parseSnapshotConfig(raw: unknown, name: string, corrupt: (what: string) => Error): Config {
@@ -248,7 +395,9 @@ export class ShardStateMachine {
     const kv = this.#serving(shard)
     if (kv === undefined) return this.#wrongGroup(shard)
     // Even a duplicate touches the session (floor, activity), so the cached bytes go stale.
-    this.#slot(shard).bytes = undefined
+    const slot = this.#slot(shard)
+    slot.bytes = undefined
+    slot.checksum = undefined
     return kv.apply(command)
   }
 
@@ -263,22 +412,42 @@ export class ShardStateMachine {
     if (!this.canReconfigure()) return ignored(`configuration ${current.num} is still migrating shards`)
     for (let shard = 0; shard < this.nShards; shard++) {
       const slot = this.#slot(shard)
-      const ownedBefore = current.shards[shard] === this.gid
-      const ownedAfter = next.shards[shard] === this.gid
+      const before = current.shards[shard] ?? noGroup
+      const after = next.shards[shard] ?? noGroup
+      const holder = this.#lastHolder[shard]
+      // Every group remembers who keeps a shard that no group owns, to know where to pull it from.
+      if (before !== noGroup && after === noGroup) {
+        this.#lastHolder[shard] = { gid: before, servers: current.groups[String(before)] ?? [], configNum: next.num }
+      } else if (after !== noGroup) {
+        this.#lastHolder[shard] = undefined
+      }
+      const ownedBefore = before === this.gid
+      const ownedAfter = after === this.gid
       if (ownedBefore && ownedAfter) continue
       if (ownedBefore) {
-        // A shard that goes to no group has no one to hand it to: like the controller's
-        // configurations say, whoever gets it next starts it empty. Keeping it frozen instead
-        // would block this group's later reconfigurations forever.
-        if (next.shards[shard] === noGroup) this.#drop(slot)
-        else slot.state = "HandingOff"
+        // No group to hand the shard to: keep it, frozen, for whichever group gets it next.
+        if (after === noGroup) {
+          slot.state = "Parked"
+          slot.parkedAt = next.num
+        } else {
+          slot.state = "HandingOff"
+        }
       } else if (ownedAfter) {
-        if (current.shards[shard] === noGroup) {
+        if (before !== noGroup) {
+          this.#startPulling(slot, {
+            gid: before,
+            servers: current.groups[String(before)] ?? [],
+            handOffConfigNum: next.num,
+          })
+        } else if (slot.state === "Parked") {
+          slot.state = "Serving"
+        } else if (holder !== undefined) {
+          this.#startPulling(slot, { gid: holder.gid, servers: holder.servers, handOffConfigNum: holder.configNum })
+        } else {
+          // No group ever held the shard: it starts empty.
+          this.#drop(slot)
           slot.state = "Serving"
           slot.kv = new KvStateMachine(this.limits)
-          slot.bytes = undefined
-        } else {
-          slot.state = "Pulling"
         }
       }
     }
@@ -287,25 +456,67 @@ export class ShardStateMachine {
     return { ok: true }
   }
 
-  #insertShard(configNum: number, shard: number, data: Uint8Array): ShardResult {
+  #startPulling(slot: Slot, source: Source): void {
+    // A copy parked here is stale once another group has owned the shard since.
+    this.#drop(slot)
+    slot.state = "Pulling"
+    slot.source = source
+  }
+
+  #installPiece(piece: Extract<ShardCommand, { type: "installPiece" }>): ShardResult {
+    const { configNum, shard, offset, total, checksum, bytes } = piece
     if (!this.#isShard(shard) || configNum !== this.#config.num || this.#slot(shard).state !== "Pulling") {
       return ignored(`shard ${shard} is not being pulled for configuration ${configNum}`)
     }
+    const slot = this.#slot(shard)
+    if (offset === 0) {
+      slot.incoming = { total, checksum, crc: 0, received: 0, parts: [] }
+    }
+    const incoming = slot.incoming
+    if (
+      incoming === undefined ||
+      offset !== incoming.received ||
+      total !== incoming.total ||
+      checksum !== incoming.checksum
+    ) {
+      return ignored(
+        `piece at ${offset} of shard ${shard} (${total} B) does not follow the ${incoming?.received ?? 0} B installed`,
+      )
+    }
+    if (offset + bytes.length > total || (bytes.length === 0 && offset !== total)) {
+      slot.incoming = undefined
+      return ignored(`piece at ${offset} of shard ${shard} does not fit its ${total} B`)
+    }
+    if (bytes.length > 0) {
+      // The entry's buffer belongs to the log; the state machine keeps its own copy.
+      incoming.parts.push(bytes.slice())
+      incoming.crc = crc32(bytes, incoming.crc)
+      incoming.received += bytes.length
+    }
+    if (incoming.received < total) return { ok: true }
+    slot.incoming = undefined
+    // Every replica decides the same way; the puller fetches the shard again from the start.
+    if (checksum !== undefined && incoming.crc !== checksum) {
+      return ignored(`shard ${shard} failed its checksum (${incoming.crc} != ${checksum})`)
+    }
     let kv: KvStateMachine
     try {
-      kv = KvStateMachine.restore(data, this.limits)
+      kv = KvStateMachine.restore(concat(incoming.parts), this.limits)
     } catch (cause) {
-      // Every replica decides the same way; the puller fetches the shard again.
       return ignored(`shard ${shard} data is corrupt: ${(cause as Error).message}`)
     }
-    const slot = this.#slot(shard)
     slot.kv = kv
     slot.bytes = undefined
+    slot.checksum = undefined
     slot.state = "AwaitingGc"
     return { ok: true }
   }
 
   #deleteShard(configNum: number, shard: number): ShardResult {
+    if (this.#isShard(shard) && this.parkedAt(shard) === configNum) {
+      this.#drop(this.#slot(shard))
+      return { ok: true }
+    }
     if (this.#config.num < configNum) return notReady(`configuration ${configNum} not reached (at ${this.#config.num})`)
     if (this.#config.num === configNum && this.#isShard(shard)) {
       const slot = this.#slot(shard)
@@ -318,7 +529,9 @@ export class ShardStateMachine {
     if (!this.#isShard(shard) || configNum !== this.#config.num || this.#slot(shard).state !== "AwaitingGc") {
       return ignored(`shard ${shard} is not awaiting deletion at its previous owner in configuration ${configNum}`)
     }
-    this.#slot(shard).state = "Serving"
+    const slot = this.#slot(shard)
+    slot.state = "Serving"
+    slot.source = undefined
     return { ok: true }
   }
 
@@ -338,22 +551,15 @@ export class ShardStateMachine {
   #tasks(state: ShardState): MigrationTask[] {
     const tasks: MigrationTask[] = []
     this.#slots.forEach((slot, shard) => {
-      if (slot.state !== state) return
-      const fromGid = this.#prevConfig.shards[shard] ?? noGroup
-      tasks.push({
-        shard,
-        configNum: this.#config.num,
-        fromGid,
-        servers: this.#prevConfig.groups[String(fromGid)] ?? [],
-      })
+      if (slot.state !== state || slot.source === undefined) return
+      const { gid, servers, handOffConfigNum } = slot.source
+      tasks.push({ shard, configNum: this.#config.num, fromGid: gid, servers, handOffConfigNum })
     })
     return tasks
   }
 
   #drop(slot: Slot): void {
-    slot.state = "Absent"
-    slot.kv = undefined
-    slot.bytes = undefined
+    Object.assign(slot, emptySlot())
   }
 
   #isShard(shard: number): boolean {
@@ -365,4 +571,44 @@ export class ShardStateMachine {
     if (slot === undefined) throw new RangeError(`shard ${shard} is not in [0, ${this.nShards})`)
     return slot
   }
+}
+
+const emptySlot = (): Slot => ({
+  state: "Absent",
+  kv: undefined,
+  bytes: undefined,
+  checksum: undefined,
+  source: undefined,
+  incoming: undefined,
+  parkedAt: 0,
+})
+
+const isCount = (value: unknown): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+const concat = (parts: readonly Uint8Array[]): Uint8Array => {
+  if (parts.length === 1) return parts[0]!
+  let length = 0
+  for (const part of parts) length += part.length
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const part of parts) {
+    out.set(part, at)
+    at += part.length
+  }
+  return out
+}
+
+/** `[gid, servers, configNum]` from a snapshot. */
+const parseHolder = <T>(
+  raw: unknown,
+  corrupt: (what: string) => Error,
+  what: string,
+  make: (gid: Gid, servers: readonly string[], configNum: number) => T,
+): T => {
+  const [gid, servers, configNum] = Array.isArray(raw) ? (raw as unknown[]) : []
+  if (!isCount(gid) || !isCount(configNum) || !Array.isArray(servers) || !servers.every((s) => typeof s === "string")) {
+    throw corrupt(what)
+  }
+  return make(gid as Gid, servers as string[], configNum)
 }

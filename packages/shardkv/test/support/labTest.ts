@@ -5,7 +5,12 @@ import { seedFromEnv } from "@kv/rpc"
 export const LAB_TEST_TIMEOUT_MS = 120_000
 
 /** A seeded sharded-KV scenario: prints its seed, and the replay command when it fails. */
-export const labTest = (name: string, file: string, body: (seed: number) => Promise<void>) =>
+export const labTest = (
+  name: string,
+  file: string,
+  body: (seed: number) => Promise<void>,
+  timeoutMs = LAB_TEST_TIMEOUT_MS,
+) =>
   test(
     name,
     async () => {
@@ -19,7 +24,7 @@ export const labTest = (name: string, file: string, body: (seed: number) => Prom
         throw error
       }
     },
-    LAB_TEST_TIMEOUT_MS,
+    timeoutMs,
   )
 
 export const sleep = (ms: number) => Bun.sleep(ms)

@@ -202,6 +202,11 @@ export class ShardLab {
     await Effect.runPromise(this.admin!.leave(gis.map((gi) => this.gid(gi))))
   }
 
+  /** Gives `shard` to group gi (the controller's Move). */
+  async move(shard: number, gi: number): Promise<void> {
+    await Effect.runPromise(this.admin!.move(shard, this.gid(gi)))
+  }
+
   async query(num = -1): Promise<Config> {
     return Effect.runPromise(this.admin!.query(num))
   }

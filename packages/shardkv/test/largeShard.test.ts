@@ -1,0 +1,90 @@
+/**
+ * Proves that a shard of any size moves whole: its data goes to the new owner in pieces that
+ * each fit a Raft message, and the new owner serves it only once every piece is installed, even
+ * when its leader changes half way.
+ */
+import { describe, expect } from "bun:test"
+import { shardOf } from "@kv/shardctrler"
+import { Effect } from "effect"
+import { labTest } from "./support/labTest.ts"
+import { N_SHARDS, ShardLab } from "./support/shardLab.ts"
+
+const FILE = "packages/shardkv/test/largeShard.test.ts"
+const VALUE_CHARS = 1_000_000
+const KEYS = 100
+
+/** `count` keys that all hash to `shard`. */
+const keysOfShard = (shard: number, count: number): string[] => {
+  const keys: string[] = []
+  for (let i = 0; keys.length < count; i++) if (shardOf(`big-${i}`, N_SHARDS) === shard) keys.push(`big-${i}`)
+  return keys
+}
+
+/** A 1 MB value that differs per key (its first characters name it). */
+const bigValue = (key: string): string => `${key}:`.padEnd(VALUE_CHARS, key.at(-1))
+
+const waitUntil = async (what: string, deadlineMs: number, condition: () => boolean | Promise<boolean>) => {
+  const end = performance.now() + deadlineMs
+  while (!(await condition())) {
+    if (performance.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
+    await Bun.sleep(100)
+  }
+}
+
+describe("shards of any size", () => {
+  labTest(
+    "a 100 MB shard moves whole, across a leader change at the new owner",
+    FILE,
+    async (seed) => {
+      const lab = await ShardLab.make({ seed, maxRaftStateBytes: 32 * 1024 * 1024 })
+      try {
+        const ck = await lab.makeClient()
+        await lab.join(0)
+        const shard = 3
+        const keys = keysOfShard(shard, KEYS)
+        for (const key of keys) await Effect.runPromise(ck.client.put(key, bigValue(key)))
+
+        await lab.join(1)
+        await lab.move(shard, 1)
+        const target = (await lab.query()).num
+
+        // Once the new owner has installed some of the shard but not all, its leader crashes.
+        await waitUntil("the new owner is pulling the shard", 60_000, () =>
+          lab.groups[1]!.servers.some((s) => s?.machine().shardState(shard) === "Pulling"),
+        )
+        await waitUntil("a part of the shard is installed", 60_000, () =>
+          lab.groups[1]!.servers.some((s) => (s?.machine().installedBytes(shard) ?? 0) > 0),
+        )
+        const leaderOf1 = () => lab.groups[1]!.servers.findIndex((s) => s?.rsm.raft.status().role === "leader")
+        await waitUntil("the new owner has a leader", 10_000, () => leaderOf1() >= 0)
+        const leader = leaderOf1()
+        for (const s of lab.groups[1]!.servers) {
+          // Not served before all of it is there.
+          if (s?.machine().shardState(shard) === "Pulling") expect(s.machine().get(keys[0]!).ok).toBe(false)
+        }
+        if (leader >= 0) {
+          await lab.shutdownServer(1, leader)
+          await lab.startServer(1, leader)
+        }
+
+        await waitUntil("the new owner serves the shard", 110_000, () =>
+          lab.groups[1]!.servers.some(
+            (s) => s?.machine().config.num === target && s.machine().shardState(shard) !== "Pulling",
+          ),
+        )
+        for (const key of keys) {
+          const value = await Effect.runPromise(ck.client.get(key))
+          expect(value.length).toBe(VALUE_CHARS)
+          expect(value === bigValue(key)).toBe(true)
+        }
+        // The old owner deletes its copy once the new one has it all.
+        await waitUntil("the old owner dropped its copy", 60_000, () =>
+          lab.groups[0]!.servers.every((s) => s === undefined || s.machine().shardState(shard) === "Absent"),
+        )
+      } finally {
+        await lab.cleanup()
+      }
+    },
+    300_000,
+  )
+})
