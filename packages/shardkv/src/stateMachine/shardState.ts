@@ -10,7 +10,9 @@
  *   Parked      owned by this group until a configuration gave the shard to no group (every group
  *               left): the data and sessions are kept, frozen, until the next group given the shard
  *               has installed them and asks for them to be deleted (or this group gets it back).
- *               Nothing is served, and it does not hold up later configurations.
+ *               Nothing is served, and it does not hold up later configurations. Reported only:
+ *               the group keeps a parked copy beside the shard's own state, which is Absent (or
+ *               Pulling, when the group is given the shard again from another group meanwhile).
  *   Absent      not owned and not held.
  */
 export type ShardState = "Serving" | "Pulling" | "HandingOff" | "AwaitingGc" | "Parked" | "Absent"
@@ -32,4 +34,4 @@ export const servesClients = (state: ShardState): boolean => state === "Serving"
 
 /** States in which the group holds the shard's data. */
 export const holdsData = (state: ShardState): boolean =>
-  state === "Serving" || state === "HandingOff" || state === "AwaitingGc" || state === "Parked"
+  state === "Serving" || state === "HandingOff" || state === "AwaitingGc"

@@ -77,8 +77,19 @@ interface Slot {
   source: Source | undefined
   /** Pulling: the pieces installed so far (none until the first piece). */
   incoming: Incoming | undefined
-  /** Parked: the configuration that gave the shard to no group. */
-  parkedAt: number
+}
+
+/**
+ * A shard this group owned until a configuration gave it to no group: kept, frozen, beside the
+ * slot (the group may meanwhile be given the shard again from another group) until the next group
+ * given the shard has installed it and asks for it to be deleted.
+ */
+interface ParkedCopy {
+  /** The configuration that gave the shard to no group. */
+  readonly parkedAt: number
+  readonly kv: KvStateMachine
+  bytes: Uint8Array | undefined
+  checksum: number | undefined
 }
 
 /** The group that holds a shard parked, while the configurations give the shard to no group. */
@@ -105,6 +116,7 @@ export class ShardStateMachine {
   #slots: Slot[]
   /** Per shard given to no group: who keeps it parked (every group tracks this from the configurations). */
   #lastHolder: (LastHolder | undefined)[]
+  #parked: (ParkedCopy | undefined)[]
 
   constructor(options: ShardStateMachineOptions) {
     if (!Number.isSafeInteger(options.gid) || options.gid <= 0) {
@@ -117,6 +129,7 @@ export class ShardStateMachine {
     this.#prevConfig = this.#config
     this.#slots = Array.from({ length: options.nShards }, emptySlot)
     this.#lastHolder = new Array(options.nShards).fill(undefined)
+    this.#parked = new Array(options.nShards).fill(undefined)
   }
 
   /** The configuration the group has reached. */
@@ -129,17 +142,19 @@ export class ShardStateMachine {
     return this.#prevConfig
   }
 
+  /** The shard's state; "Parked" where the group holds only a parked copy of it. */
   shardState(shard: number): ShardState {
-    return this.#slot(shard).state
+    const state = this.#slot(shard).state
+    return state === "Absent" && this.#parked[shard] !== undefined ? "Parked" : state
   }
 
   shardStates(): ShardState[] {
-    return this.#slots.map((slot) => slot.state)
+    return this.#slots.map((_, shard) => this.shardState(shard))
   }
 
   /** Keys held in each shard (0 where no data is held). */
   shardKeyCounts(): number[] {
-    return this.#slots.map((slot) => slot.kv?.size() ?? 0)
+    return this.#slots.map((slot, shard) => slot.kv?.size() ?? this.#parked[shard]?.kv.size() ?? 0)
   }
 
   /** Client sessions held over all shards (a client with keys in several shards counts once per shard). */
@@ -149,7 +164,7 @@ export class ShardStateMachine {
 
   /** The group may move to the next configuration only once no shard is in motion. */
   canReconfigure(): boolean {
-    return this.#slots.every((slot) => slot.state === "Serving" || slot.state === "Absent" || slot.state === "Parked")
+    return this.#slots.every((slot) => slot.state === "Serving" || slot.state === "Absent")
   }
 
   /** Bytes of `shard` installed so far while pulling it (0 before the first piece or when not pulling). */
@@ -176,8 +191,7 @@ export class ShardStateMachine {
 
   /** The configuration at which a parked shard was given to no group, or undefined if not parked here. */
   parkedAt(shard: number): number | undefined {
-    const slot = this.#slot(shard)
-    return slot.state === "Parked" ? slot.parkedAt : undefined
+    return this.#isShard(shard) ? this.#parked[shard]?.parkedAt : undefined
   }
 
   /** Shards to fetch from their previous owner. */
@@ -230,11 +244,11 @@ export class ShardStateMachine {
   /** The shard's data for a puller, as frozen when the group moved to `configNum`. */
   handOff(configNum: number, shard: number): HandOff {
     if (!this.#isShard(shard)) return { kind: "gone" }
-    const slot = this.#slot(shard)
-    const parked = slot.state === "Parked" && slot.parkedAt === configNum
-    if (!parked) {
+    const parked = this.#parked[shard]
+    const slot = parked?.parkedAt === configNum ? parked : this.#slot(shard)
+    if (slot !== parked) {
       if (this.#config.num < configNum) return { kind: "notReady" }
-      if (this.#config.num > configNum || slot.state !== "HandingOff") return { kind: "gone" }
+      if (this.#config.num > configNum || this.#slot(shard).state !== "HandingOff") return { kind: "gone" }
     }
     if (slot.kv === undefined) return { kind: "gone" }
     slot.bytes ??= slot.kv.snapshot()
@@ -257,8 +271,9 @@ export class ShardStateMachine {
   /**
    * msgpack `[version, gid, config, prevConfig, shards, details]`, where `shards` lists per shard
    * its state code followed, for states that hold data, by the shard's KvStateMachine snapshot,
-   * and `details` lists `[shard, parkedAt, source, incoming, lastHolder]` for every shard that has
-   * any of them (each null when absent). Version 1 had no `details`.
+   * and `details` lists `[shard, parked, source, incoming, lastHolder]` for every shard that has
+   * any of them (each null when absent; `parked` is `[parkedAt, kvSnapshot]`). Version 1 had no
+   * `details`.
    */
   snapshot(): Uint8Array {
     const shards: (number | Uint8Array)[] = []
@@ -271,11 +286,13 @@ export class ShardStateMachine {
         shards.push(slot.bytes)
       }
       const holder = this.#lastHolder[shard]
+      const parked = this.#parked[shard]
       const { source, incoming } = slot
-      if (slot.state !== "Parked" && source === undefined && incoming === undefined && holder === undefined) return
+      if (parked === undefined && source === undefined && incoming === undefined && holder === undefined) return
+      if (parked !== undefined) parked.bytes ??= parked.kv.snapshot()
       details.push([
         shard,
-        slot.state === "Parked" ? slot.parkedAt : null,
+        parked === undefined ? null : [parked.parkedAt, parked.bytes],
         source === undefined ? null : [source.gid, source.servers, source.handOffConfigNum],
         incoming === undefined
           ? null
@@ -346,13 +363,20 @@ export class ShardStateMachine {
   #restoreDetails(details: unknown, corrupt: (what: string) => Error): void {
     if (!Array.isArray(details)) throw corrupt("details is not a list")
     for (const entry of details as unknown[]) {
-      const [shard, parkedAt, source, incoming, holder] = Array.isArray(entry) ? (entry as unknown[]) : []
+      const [shard, parked, source, incoming, holder] = Array.isArray(entry) ? (entry as unknown[]) : []
       if (!this.#isShard(shard as number)) throw corrupt(`details of shard ${String(shard)}`)
       const slot = this.#slot(shard as number)
       const what = `details of shard ${String(shard)}`
-      if (parkedAt !== null) {
-        if (!isCount(parkedAt) || slot.state !== "Parked") throw corrupt(what)
-        slot.parkedAt = parkedAt
+      if (parked !== null) {
+        const [parkedAt, data] = Array.isArray(parked) ? (parked as unknown[]) : []
+        if (!isCount(parkedAt) || !(data instanceof Uint8Array)) throw corrupt(what)
+        let kv: KvStateMachine
+        try {
+          kv = KvStateMachine.restore(data, this.limits)
+        } catch (cause) {
+          throw corrupt(`parked shard ${String(shard)}: ${(cause as Error).message}`)
+        }
+        this.#parked[shard as number] = { parkedAt, kv, bytes: data, checksum: undefined }
       }
       if (source !== null)
         slot.source = parseHolder(source, corrupt, what, (gid, servers, num) => ({
@@ -425,23 +449,30 @@ export class ShardStateMachine {
       const ownedAfter = after === this.gid
       if (ownedBefore && ownedAfter) continue
       if (ownedBefore) {
-        // No group to hand the shard to: keep it, frozen, for whichever group gets it next.
+        // No group to hand the shard to: keep it, frozen, for whichever group gets it next. A copy
+        // parked earlier is obsolete: the shard came back here through a group that installed it.
         if (after === noGroup) {
-          slot.state = "Parked"
-          slot.parkedAt = next.num
+          this.#parked[shard] = { parkedAt: next.num, kv: slot.kv!, bytes: slot.bytes, checksum: slot.checksum }
+          this.#drop(slot)
         } else {
           slot.state = "HandingOff"
         }
       } else if (ownedAfter) {
+        const parked = this.#parked[shard]
         if (before !== noGroup) {
           this.#startPulling(slot, {
             gid: before,
             servers: current.groups[String(before)] ?? [],
             handOffConfigNum: next.num,
           })
-        } else if (slot.state === "Parked") {
+        } else if (holder?.gid === this.gid && parked?.parkedAt === holder.configNum) {
+          this.#drop(slot)
           slot.state = "Serving"
+          slot.kv = parked.kv
+          this.#parked[shard] = undefined
         } else if (holder !== undefined) {
+          // A copy still parked here from before is obsolete: the holder installed it since.
+          this.#parked[shard] = undefined
           this.#startPulling(slot, { gid: holder.gid, servers: holder.servers, handOffConfigNum: holder.configNum })
         } else {
           // No group ever held the shard: it starts empty.
@@ -457,7 +488,6 @@ export class ShardStateMachine {
   }
 
   #startPulling(slot: Slot, source: Source): void {
-    // A copy parked here is stale once another group has owned the shard since.
     this.#drop(slot)
     slot.state = "Pulling"
     slot.source = source
@@ -514,7 +544,7 @@ export class ShardStateMachine {
 
   #deleteShard(configNum: number, shard: number): ShardResult {
     if (this.#isShard(shard) && this.parkedAt(shard) === configNum) {
-      this.#drop(this.#slot(shard))
+      this.#parked[shard] = undefined
       return { ok: true }
     }
     if (this.#config.num < configNum) return notReady(`configuration ${configNum} not reached (at ${this.#config.num})`)
@@ -580,7 +610,6 @@ const emptySlot = (): Slot => ({
   checksum: undefined,
   source: undefined,
   incoming: undefined,
-  parkedAt: 0,
 })
 
 const isCount = (value: unknown): value is number =>
