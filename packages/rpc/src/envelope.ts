@@ -9,6 +9,9 @@ import { Schema } from "effect"
  *   response  [1, 1, id, payload]
  *   error     [1, 2, id, code, message]
  *   one-way   [1, 3, channel, payload]
+ *   challenge [1, 4, id, token]                   "prove your address": the reply was too large to
+ *                                                 send to an unproven address (see addressProof.ts)
+ *   request   [1, 5, id, method, payload, token]  a request resent with the challenge's token
  */
 export const ENVELOPE_VERSION = 1
 
@@ -18,6 +21,15 @@ const Envelope = Schema.Union([
   Schema.Tuple([Schema.Literal(ENVELOPE_VERSION), Schema.Literal(1), Id, Schema.Unknown]),
   Schema.Tuple([Schema.Literal(ENVELOPE_VERSION), Schema.Literal(2), Id, Schema.String, Schema.String]),
   Schema.Tuple([Schema.Literal(ENVELOPE_VERSION), Schema.Literal(3), Schema.String, Schema.Unknown]),
+  Schema.Tuple([Schema.Literal(ENVELOPE_VERSION), Schema.Literal(4), Id, Schema.Uint8Array]),
+  Schema.Tuple([
+    Schema.Literal(ENVELOPE_VERSION),
+    Schema.Literal(5),
+    Id,
+    Schema.String,
+    Schema.Unknown,
+    Schema.Uint8Array,
+  ]),
 ])
 export type Envelope = typeof Envelope.Type
 

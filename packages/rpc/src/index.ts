@@ -1,4 +1,5 @@
 export { formatAddress, type HostPort, parseAddress } from "./address.ts"
+export { AddressProof, type AddressProofOptions, DEFAULT_MAX_REPLY_FACTOR } from "./addressProof.ts"
 export { decodeEnvelope, ENVELOPE_VERSION, type Envelope, encodeEnvelope } from "./envelope.ts"
 export { type CallError, RemoteError, Timeout, TransportError, Unreachable } from "./errors.ts"
 export {
@@ -20,6 +21,7 @@ export {
   type OneWayHandler,
   type RequestObserver,
   RpcNode,
+  type RpcNodeOptions,
   type RpcNodeShape,
 } from "./rpcNode.ts"
 export { SimNetwork, type SimNetworkOptions, type SimNodeCounts } from "./simNetwork.ts"

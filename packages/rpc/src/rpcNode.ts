@@ -1,4 +1,5 @@
 import { Context, Effect, Layer } from "effect"
+import { AddressProof, type AddressProofOptions } from "./addressProof.ts"
 import { decodeEnvelope, ENVELOPE_VERSION, encodeEnvelope } from "./envelope.ts"
 import { type CallError, RemoteError, Timeout, Unreachable } from "./errors.ts"
 import type { Method } from "./method.ts"
@@ -27,7 +28,15 @@ export type OneWayHandler = (payload: unknown, from: string) => void
 interface Waiter {
   onReply(payload: unknown): void
   onError(code: string, message: string): void
+  /** The server asks the caller to prove its address: resend with this token. */
+  onChallenge(token: Uint8Array): void
 }
+
+/** How many times one call resends at once on a challenge; later ones wait for the next attempt. */
+const IMMEDIATE_CHALLENGE_RESENDS = 2
+
+/** A served request: its decoded payload, who sent it, its id and its size (which bounds the reply). */
+type Dispatch = (payload: unknown, from: string, id: number, requestBytes: number) => void
 
 export interface RpcNodeShape {
   readonly address: string
@@ -58,25 +67,48 @@ export interface RpcNodeShape {
   sendOneWay(to: string, channel: string, payload: unknown, reply?: boolean): boolean
   /** Observes how long each served request took, from arrival to reply (for latency metrics). */
   observeRequests(observer: RequestObserver | undefined): void
+  /**
+   * Addresses that may get replies of any size without proving themselves first (the node's
+   * configured peers). Others get a reply larger than `maxReplyFactor` times their request only
+   * after one challenge round trip (see addressProof.ts).
+   */
+  trust(addresses: Iterable<string>): void
 }
 
 export type RequestObserver = (method: string, seconds: number) => void
 
+export type RpcNodeOptions = AddressProofOptions
+
 /**
  * Request/response and one-way messaging over one transport: every server and client has one.
  */
-export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
-  const handlers = new Map<string, (payload: unknown, from: string, id: number) => void>()
+export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions = {}): RpcNodeShape => {
+  const handlers = new Map<string, Dispatch>()
+  const proof = new AddressProof(options)
   const oneWay = new Map<string, OneWayHandler>()
   const waiters = new Map<number, Waiter>()
   let observer: RequestObserver | undefined
   // A random start keeps a restarted client from matching replies meant for its previous life.
   let nextId = Math.floor(Math.random() * 2 ** 40)
 
-  const reply = (to: string, id: number, payload: unknown) =>
-    transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 1, id, payload]), true)
-  const replyError = (to: string, id: number, code: string, message: string) =>
-    transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 2, id, code, message]), true)
+  /** Every answer leaves here: a large one to an unproven address becomes a challenge. */
+  const sendAnswer = (to: string, id: number, requestBytes: number, answer: Uint8Array): boolean => {
+    if (proof.mayReply(to, requestBytes, answer.length)) return transport.send(to, answer, true)
+    transport.stats.repliesChallenged++
+    const challenge = encodeEnvelope([ENVELOPE_VERSION, 4, id, proof.tokenFor(to)])
+    // No real request is this small (it names a method); a forged one gets nothing at all.
+    if (challenge.length > proof.maxReplyFactor * requestBytes) return false
+    return transport.send(to, challenge, true)
+  }
+  const reply = (to: string, id: number, requestBytes: number, payload: unknown) =>
+    sendAnswer(to, id, requestBytes, encodeEnvelope([ENVELOPE_VERSION, 1, id, payload]))
+  const replyError = (to: string, id: number, requestBytes: number, code: string, message: string) =>
+    sendAnswer(to, id, requestBytes, encodeEnvelope([ENVELOPE_VERSION, 2, id, code, message]))
+  const dispatch = (from: string, id: number, method: string, payload: unknown, requestBytes: number) => {
+    const handler = handlers.get(method)
+    if (handler === undefined) replyError(from, id, requestBytes, "UnknownMethod", `no method ${method}`)
+    else handler(payload, from, id, requestBytes)
+  }
 
   transport.onMessage((from, bytes) => {
     const envelope = decodeEnvelope(bytes)
@@ -85,13 +117,9 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
       return
     }
     switch (envelope[1]) {
-      case 0: {
-        const [, , id, method, payload] = envelope
-        const handler = handlers.get(method)
-        if (handler === undefined) replyError(from, id, "UnknownMethod", `no method ${method}`)
-        else handler(payload, from, id)
+      case 0:
+        dispatch(from, envelope[2], envelope[3], envelope[4], bytes.length)
         return
-      }
       case 1:
         waiters.get(envelope[2])?.onReply(envelope[3])
         return
@@ -104,15 +132,25 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
         else handler(envelope[3], from)
         return
       }
+      case 4:
+        waiters.get(envelope[2])?.onChallenge(envelope[3])
+        return
+      case 5: {
+        const [, , id, method, payload, token] = envelope
+        // A stale or forged token is no proof; the request is still served, within the size bound.
+        if (proof.prove(from, token)) transport.stats.addressesProven++
+        dispatch(from, id, method, payload, bytes.length)
+        return
+      }
     }
   })
 
   const handle = <Req, Res>(method: Method<Req, Res>, handler: Handler<Req, Res>): void => {
-    handlers.set(method.name, (payload, from, id) => {
+    handlers.set(method.name, (payload, from, id, requestBytes) => {
       const request = method.decodeRequest(payload)
       if (request === undefined) {
         transport.stats.drop("malformed")
-        replyError(from, id, "BadRequest", `request for ${method.name} failed validation`)
+        replyError(from, id, requestBytes, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
       const start = observer === undefined ? 0 : performance.now()
@@ -121,18 +159,18 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
       try {
         result = handler(request, from)
       } catch (error) {
-        replyError(from, id, "HandlerFailed", error instanceof Error ? error.message : String(error))
+        replyError(from, id, requestBytes, "HandlerFailed", error instanceof Error ? error.message : String(error))
         return
       }
       if (!Effect.isEffect(result)) {
-        reply(from, id, result)
+        reply(from, id, requestBytes, result)
         served()
         return
       }
       Effect.runCallback(result, {
         onExit: (exit) => {
-          if (exit._tag === "Success") reply(from, id, exit.value)
-          else replyError(from, id, "HandlerFailed", "handler failed")
+          if (exit._tag === "Success") reply(from, id, requestBytes, exit.value)
+          else replyError(from, id, requestBytes, "HandlerFailed", "handler failed")
           served()
         },
       })
@@ -143,21 +181,21 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
     method: Method<Req, Res>,
     handler: (request: Req, from: string, reply: (response: Res) => void) => void,
   ): void => {
-    handlers.set(method.name, (payload, from, id) => {
+    handlers.set(method.name, (payload, from, id, requestBytes) => {
       const request = method.decodeRequest(payload)
       if (request === undefined) {
         transport.stats.drop("malformed")
-        replyError(from, id, "BadRequest", `request for ${method.name} failed validation`)
+        replyError(from, id, requestBytes, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
       const start = observer === undefined ? 0 : performance.now()
       try {
         handler(request, from, (response) => {
-          reply(from, id, response)
+          reply(from, id, requestBytes, response)
           observer?.(method.name, (performance.now() - start) / 1000)
         })
       } catch (error) {
-        replyError(from, id, "HandlerFailed", error instanceof Error ? error.message : String(error))
+        replyError(from, id, requestBytes, "HandlerFailed", error instanceof Error ? error.message : String(error))
       }
     })
   }
@@ -179,7 +217,8 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
       const backoffMs = options.backoffMs ?? defaultCallOptions.backoffMs
       const maxBackoffMs = options.maxBackoffMs ?? defaultCallOptions.maxBackoffMs
       const id = nextId++
-      const bytes = encodeEnvelope([ENVELOPE_VERSION, 0, id, method.name, request])
+      let bytes = encodeEnvelope([ENVELOPE_VERSION, 0, id, method.name, request])
+      let challengeResends = 0
       const deadline = performance.now() + deadlineMs
       let retries = 0
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -234,6 +273,16 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
         onError(code, message) {
           finish(Effect.fail(new RemoteError({ to, method: method.name, code, message })))
         },
+        onChallenge(token) {
+          if (done) return
+          transport.stats.challengesReceived++
+          // Every later attempt carries the token too, so a lost resend is repaired by the usual retry.
+          bytes = encodeEnvelope([ENVELOPE_VERSION, 5, id, method.name, request, token])
+          if (challengeResends >= IMMEDIATE_CHALLENGE_RESENDS) return
+          challengeResends++
+          if (timer !== undefined) clearTimeout(timer)
+          send()
+        },
       })
       send()
       return Effect.sync(() => {
@@ -261,9 +310,23 @@ export const makeRpcNode = (transport: TransportShape): RpcNodeShape => {
     observeRequests(next) {
       observer = next
     },
+    trust(addresses) {
+      proof.trust(addresses)
+    },
   }
 }
 
 export class RpcNode extends Context.Service<RpcNode, RpcNodeShape>()("@kv/rpc/RpcNode") {
-  static readonly layer: Layer.Layer<RpcNode, never, Transport> = Layer.effect(RpcNode, Transport.useSync(makeRpcNode))
+  static readonly layer: Layer.Layer<RpcNode, never, Transport> = Layer.effect(
+    RpcNode,
+    Transport.useSync((transport) => makeRpcNode(transport)),
+  )
+
+  /** With options for the reply-size bound (trusted peers, factor, proof lifetime). */
+  static layerWith(options: RpcNodeOptions): Layer.Layer<RpcNode, never, Transport> {
+    return Layer.effect(
+      RpcNode,
+      Transport.useSync((transport) => makeRpcNode(transport, options)),
+    )
+  }
 }

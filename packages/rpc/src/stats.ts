@@ -6,6 +6,10 @@ export type DropReason =
   | "expiredFragments"
   | "queueFull"
   | "unreachable"
+  /** A peer message claiming a sender id whose configured address it did not come from. */
+  | "wrongSender"
+  /** A peer message whose terms or indexes are beyond what any honest peer sends (Raft's bounds). */
+  | "outOfBounds"
 
 export const dropReasons: readonly DropReason[] = [
   "malformed",
@@ -14,6 +18,8 @@ export const dropReasons: readonly DropReason[] = [
   "expiredFragments",
   "queueFull",
   "unreachable",
+  "wrongSender",
+  "outOfBounds",
 ]
 
 /**
@@ -27,6 +33,15 @@ export class TransportStats {
   bytesReceived = 0
   messagesSent = 0
   messagesReceived = 0
+  /**
+   * Replies too large for an address that has not proven itself, replaced by a "prove your
+   * address" challenge (or, for a request too small to carry even that, not sent at all).
+   */
+  repliesChallenged = 0
+  /** Challenges received as a caller (each answered by resending the request with its token). */
+  challengesReceived = 0
+  /** Addresses proven by a valid token. */
+  addressesProven = 0
   readonly drops: Record<DropReason, number> = {
     malformed: 0,
     unauthenticated: 0,
@@ -34,6 +49,8 @@ export class TransportStats {
     expiredFragments: 0,
     queueFull: 0,
     unreachable: 0,
+    wrongSender: 0,
+    outOfBounds: 0,
   }
 
   drop(reason: DropReason, count = 1): void {
@@ -54,6 +71,9 @@ export class TransportStats {
       bytesReceived: this.bytesReceived,
       messagesSent: this.messagesSent,
       messagesReceived: this.messagesReceived,
+      repliesChallenged: this.repliesChallenged,
+      challengesReceived: this.challengesReceived,
+      addressesProven: this.addressesProven,
       drops: { ...this.drops },
     }
   }
@@ -66,5 +86,8 @@ export interface TransportStatsSnapshot {
   readonly bytesReceived: number
   readonly messagesSent: number
   readonly messagesReceived: number
+  readonly repliesChallenged: number
+  readonly challengesReceived: number
+  readonly addressesProven: number
   readonly drops: Readonly<Record<DropReason, number>>
 }
