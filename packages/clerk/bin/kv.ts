@@ -112,14 +112,32 @@ const join = Command.make(
 
 const leave = Command.make(
   "leave",
-  { ...common, gid },
+  {
+    ...common,
+    gid,
+    force: Flag.Boolean("force").pipe(
+      Flag.withDescription("let the last group leave (nothing is served until a group joins)"),
+      Flag.withDefault(false),
+    ),
+  },
   action(async (session, flags) => {
     const admin = await session.controllerClient()
+    const latest = await withWaitIndicator("the controller", () => session.run(admin.query(-1)))
+    const others = Object.keys(latest.groups).filter((g) => g !== String(flags.gid))
+    if (others.length === 0 && String(flags.gid) in latest.groups && !flags.force) {
+      throw new CliFailure(
+        `group ${flags.gid} is the last group: after it leaves no group serves any shard, and every ` +
+          "key is unreachable (kept, frozen, by this group) until a group joins. Join another group " +
+          "first (`kv admin join GID`), or run again with --force",
+        ExitCode.rejected,
+      )
+    }
     await withWaitIndicator("the controller", () => session.run(admin.leave([flags.gid])))
-    print(flags, `group ${flags.gid} left`, { ok: true })
+    const note = others.length === 0 ? "; no group serves now: its shards stay parked until a group joins" : ""
+    print(flags, `group ${flags.gid} left${note}`, { ok: true })
     return ExitCode.ok
   }),
-).pipe(Command.withDescription("Remove a group; its shards move to the others"))
+).pipe(Command.withDescription("Remove a group; its shards move to the others (the last one needs --force)"))
 
 const move = Command.make(
   "move",

@@ -179,6 +179,18 @@ describe("the product, as a new user meets it", () => {
     expect((await kv("get", "hello")).stdout).toBe("world!")
     for (let i = 0; i < 20; i++) expect((await kv("get", `after-kill-${i}`)).stdout).toBe(String(i))
     expect((await kv("get", "kv-only", "--service", "kvraft")).stdout).toBe("1")
+
+    // Every group leaves (the last one only with --force), then one joins again: nothing is lost.
+    for (let i = 0; i < 30; i++) expect((await kv("put", `before-leave-${i}`, String(i))).code).toBe(0)
+    expect((await kv("admin", "leave", "100")).code).toBe(0)
+    expect((await kv("admin", "leave", "101")).code).toBe(0)
+    const last = await kv("admin", "leave", "102")
+    expect(last.code).toBe(4)
+    expect(last.stderr).toContain("--force")
+    expect((await kv("admin", "leave", "102", "--force")).code).toBe(0)
+    expect((await kv("admin", "join", "101")).code).toBe(0)
+    for (let i = 0; i < 30; i++) expect((await kv("get", `before-leave-${i}`)).stdout).toBe(String(i))
+    expect((await kv("get", "hello")).stdout).toBe("world!")
     expect(await stopCluster()).toBe(0)
   }, 240_000)
 

@@ -109,7 +109,11 @@ export class ConfigStateMachine {
       const bad = checkServers(gid, servers)
       if (bad !== undefined) return bad
       if (groups.has(gid)) {
-        return configError("GroupExists", `join: gid ${gid} is already in configuration ${latest.num}`)
+        return configError(
+          "GroupExists",
+          `join: gid ${gid} is already in configuration ${latest.num}; to change its replicas, ` +
+            "add a group under a new gid and have this one leave",
+        )
       }
       groups.set(gid, servers as string[])
     }
@@ -130,7 +134,10 @@ export class ConfigStateMachine {
     const leaving = sortGids(new Set(requested as Gid[]))
     const unknown = leaving.filter((gid) => !groups.has(gid))
     if (unknown.length > 0) {
-      return configError("UnknownGroup", `leave: gid ${unknown.join(", ")} not in configuration ${latest.num}`)
+      return configError(
+        "UnknownGroup",
+        `leave: gid ${unknown.join(", ")} not in configuration ${latest.num}; \`kv admin query\` lists the groups`,
+      )
     }
     for (const gid of leaving) groups.delete(gid)
     return this.#append(rebalance(latest.shards, groups.keys()), groups)
@@ -149,7 +156,10 @@ export class ConfigStateMachine {
     const latest = this.latest()
     const groups = configGroups(latest)
     if (!groups.has(gid)) {
-      return configError("UnknownGroup", `move: gid ${gid} not in configuration ${latest.num}`)
+      return configError(
+        "UnknownGroup",
+        `move: gid ${gid} not in configuration ${latest.num}; join it first (\`kv admin join ${gid}\`)`,
+      )
     }
     const shards = [...latest.shards]
     shards[shard] = gid
