@@ -9,7 +9,7 @@ import {
   KvStatusMethod,
   type StatusReply,
 } from "./protocol.ts"
-import { makeRsm, type RsmShape, type WrongLeader } from "./rsm/index.ts"
+import { makeRsm, type RsmShape, type SubmitError, type WrongLeader } from "./rsm/index.ts"
 import { decodeCommand, encodeCommand, type KvLimits, type KvResult, KvStateMachine } from "./stateMachine/index.ts"
 
 export interface KvServerOptions {
@@ -77,6 +77,11 @@ export const makeKvServer = (
     const addressOf = (id: number): string => options.peers[id] ?? ""
     const wrongLeader = (error: WrongLeader) =>
       ({ ok: false, error: "WrongLeader", leaderHint: addressOf(error.leaderHint) }) as const
+    // Past what one Raft entry holds (limits set above the transport's message size): never retryable.
+    const refused = (error: SubmitError): CommandReply =>
+      error._tag === "WrongLeader"
+        ? wrongLeader(error)
+        : { ok: false, error: "ValueTooLarge", message: `command of ${error.bytes} bytes exceeds ${error.maxBytes}` }
 
     /**
      * Commands proposed here and not yet answered, by client and seq. A client resends a request
@@ -102,7 +107,7 @@ export const makeKvServer = (
       inFlight.set(key, replies)
       rsm.submitWith(encodeCommand({ ...request, nowMs: Date.now() }), (outcome) => {
         inFlight.delete(key)
-        const answer = outcome.ok ? outcome.value : wrongLeader(outcome.error)
+        const answer = outcome.ok ? outcome.value : refused(outcome.error)
         for (const r of replies) r(answer)
       })
     })

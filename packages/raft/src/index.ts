@@ -1,5 +1,5 @@
 export * from "./core/index.ts"
-export { NodeStopped, NotLeader } from "./node/errors.ts"
+export { NodeStopped, NotLeader, ProposalTooLarge } from "./node/errors.ts"
 export {
   type ApplyEvent,
   makeRaftNode,

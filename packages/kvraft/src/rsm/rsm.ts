@@ -3,6 +3,7 @@ import {
   makeRaftNode,
   type NodeStopped,
   type NotLeader,
+  ProposalTooLarge,
   type RaftNodeConfig,
   type RaftNodeShape,
   type Storage,
@@ -25,18 +26,23 @@ export interface RsmOptions<R> {
 }
 
 /** How a submitted command or a read ended, for callers that take a callback. */
-export type RsmOutcome<A> =
+export type RsmOutcome<A, E = WrongLeader> =
   | { readonly ok: true; readonly value: A }
-  | { readonly ok: false; readonly error: WrongLeader }
+  | { readonly ok: false; readonly error: E }
+
+/** Why a submitted command was not applied: retry elsewhere (WrongLeader), or never as it is. */
+export type SubmitError = WrongLeader | ProposalTooLarge
 
 export interface RsmShape<R> {
   readonly raft: RaftNodeShape
+  /** Largest command `submit` accepts (the Raft node's maxEntryBytes); larger fails ProposalTooLarge. */
+  readonly maxCommandBytes: number
   /** Proposes a command and waits until it is applied at its index in the same term; then its result. */
-  submit(command: Uint8Array): Effect.Effect<R, WrongLeader>
+  submit(command: Uint8Array): Effect.Effect<R, SubmitError>
   /** Runs `read` against state that reflects every write completed before the call (ReadIndex, no log write). */
   read<A>(read: () => A): Effect.Effect<A, WrongLeader>
   /** `submit` with a callback (called once): no fiber per command, for a server's request path. */
-  submitWith(command: Uint8Array, done: (outcome: RsmOutcome<R>) => void): void
+  submitWith(command: Uint8Array, done: (outcome: RsmOutcome<R, SubmitError>) => void): void
   /** `read` with a callback (called once); `read` runs inside the apply loop and must not throw. */
   readWith<A>(read: () => A, done: (outcome: RsmOutcome<A>) => void): void
   appliedIndex(): number
@@ -45,7 +51,7 @@ export interface RsmShape<R> {
 interface ApplyWaiter<R> {
   readonly term: number
   readonly deadline: number
-  readonly done: (outcome: RsmOutcome<R>) => void
+  readonly done: (outcome: RsmOutcome<R, SubmitError>) => void
 }
 
 /** A read from its call until it has run (or failed); `done` guards against a second answer. */
@@ -61,7 +67,7 @@ interface PendingRead {
 const toWrongLeader = (error: NotLeader | NodeStopped): WrongLeader =>
   new WrongLeader({ leaderHint: error._tag === "NotLeader" ? error.leaderHint : 0 })
 
-const toEffect = <A>(outcome: RsmOutcome<A>): Effect.Effect<A, WrongLeader> =>
+const toEffect = <A, E>(outcome: RsmOutcome<A, E>): Effect.Effect<A, E> =>
   outcome.ok ? Effect.succeed(outcome.value) : Effect.fail(outcome.error)
 
 /**
@@ -157,8 +163,12 @@ export const makeRsm = <R>(
       }),
     )
 
-    const submitWith = (command: Uint8Array, done: (outcome: RsmOutcome<R>) => void): void => {
+    const submitWith = (command: Uint8Array, done: (outcome: RsmOutcome<R, SubmitError>) => void): void => {
       const proposed = node.proposeUnsafe(command)
+      if (proposed instanceof ProposalTooLarge) {
+        done({ ok: false, error: proposed })
+        return
+      }
       if (!("index" in proposed)) {
         done({ ok: false, error: new WrongLeader({ leaderHint: proposed.leaderHint }) })
         return
@@ -208,6 +218,7 @@ export const makeRsm = <R>(
 
     return {
       raft: node,
+      maxCommandBytes: node.maxEntryBytes,
       submit: (command) => Effect.callback((resume) => submitWith(command, (outcome) => resume(toEffect(outcome)))),
       // `f` runs in the caller's fiber, so a defect in it is the caller's, not the apply loop's.
       read: <A>(f: () => A) =>

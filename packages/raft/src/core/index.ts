@@ -1,4 +1,12 @@
 /** Public surface of the pure Raft core. */
+export {
+  DEFAULT_MAX_ENTRY_BYTES,
+  MAX_TERM_AHEAD,
+  MAX_TERM_OR_INDEX,
+  maxEntryBytesFor,
+  messageWithinBounds,
+  RAFT_MESSAGE_OVERHEAD_BYTES,
+} from "./bounds.ts"
 export { RaftLog } from "./log.ts"
 export { Inflights, Progress } from "./progress.ts"
 export { majority, quorumValue, type VoteResult, voteResult } from "./quorum.ts"

@@ -4,6 +4,7 @@
  * output is the Ready batch. Section numbers refer to the Raft paper (Ongaro & Ousterhout 2014)
  * and, where marked "thesis", to Ongaro's dissertation (2014).
  */
+import { DEFAULT_MAX_ENTRY_BYTES, messageWithinBounds } from "./bounds.ts"
 import { RaftLog } from "./log.ts"
 import { Progress } from "./progress.ts"
 import { majority, quorumValue, voteResult } from "./quorum.ts"
@@ -57,8 +58,17 @@ export interface RaftConfig {
   readonly maxPendingReads?: number
   /** Snapshot chunks in flight per follower. Default 4. */
   readonly snapshotChunksInflight?: number
-  /** Largest snapshot a follower accepts from a leader. Default 1 GiB. */
+  /**
+   * Largest snapshot a follower accepts from a leader. Default 1 GiB. Every replica must use the
+   * same value: a leader whose snapshot is larger does not send it and reports it in status().
+   */
   readonly maxSnapshotBytes?: number
+  /**
+   * Largest entry data: what one Raft message can carry (see bounds.ts). propose() refuses more
+   * (the shell checks first and answers ProposalTooLarge); an Append with a larger entry is
+   * dropped. Default DEFAULT_MAX_ENTRY_BYTES (the rpc layer's default message size, less overhead).
+   */
+  readonly maxEntryBytes?: number
 }
 
 export interface RestoredState {
@@ -80,9 +90,15 @@ export interface RaftCore {
   readonly commitIndex: LogIndex
   readonly appliedIndex: LogIndex
   tick(): void
-  /** Messages for another node, from a non-member, or from self are ignored. */
+  /**
+   * Messages for another node, from a non-member, from self, or outside the bounds of bounds.ts
+   * (terms and indexes no honest peer sends) are ignored.
+   */
   step(message: Message): void
-  /** Appends `data` (non-empty) to the leader's log; it is committed once a later Ready hands it out. */
+  /**
+   * Appends `data` (non-empty, at most maxEntryBytes: larger is a caller's defect and throws) to the
+   * leader's log; it is committed once a later Ready hands it out.
+   */
   propose(data: Uint8Array): ProposeResult
   /**
    * §6.4 ReadIndex. True: a ReadState with this id will follow while this node stays leader (reads
@@ -119,6 +135,7 @@ interface Limits {
   readonly maxPendingReads: number
   readonly snapshotChunksInflight: number
   readonly maxSnapshotBytes: number
+  readonly maxEntryBytes: number
 }
 
 type CampaignKind = "pre-vote" | "election" | "transfer"
@@ -155,6 +172,8 @@ class Raft implements RaftCore {
   private prevHardState: HardState
   private prevSoftState: SoftState
   private outstanding: Ready | undefined = undefined
+  /** Leader: the last snapshot a lagging follower needed that was past maxSnapshotBytes. */
+  private oversizedSnapshot: { readonly index: LogIndex; readonly bytes: number } | undefined = undefined
 
   constructor(config: RaftConfig, restored: RestoredState) {
     validateConfig(config)
@@ -165,6 +184,7 @@ class Raft implements RaftCore {
       maxPendingReads: config.maxPendingReads ?? 4096,
       snapshotChunksInflight: config.snapshotChunksInflight ?? 4,
       maxSnapshotBytes: config.maxSnapshotBytes ?? 1 << 30,
+      maxEntryBytes: config.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
     }
     this.snapshotReceiver = new SnapshotReceiver(this.limits.maxSnapshotBytes)
     this.voters = [...config.peers]
@@ -242,6 +262,7 @@ class Raft implements RaftCore {
 
   step(m: Message): void {
     if (m.to !== this.id || m.from === this.id || !this.progress.has(m.from)) return
+    if (!messageWithinBounds(m, this.currentTerm, this.limits.maxEntryBytes)) return
     if (m.term > this.currentTerm) {
       if (m.type === "PreVote" || (m.type === "Vote" && this.cfg.checkQuorum && !m.transfer)) {
         // Leader lease: while we hear from a leader, a campaign is not needed and must not
@@ -299,6 +320,9 @@ class Raft implements RaftCore {
     if (this.currentRole !== "leader") return { notLeader: true, leaderHint: this.lead }
     if (this.leadTransferee !== 0) return { notLeader: true, leaderHint: this.leadTransferee }
     if (data.length === 0) throw new Error("raft: propose() needs data; empty entries are the leader's no-ops")
+    if (data.length > this.limits.maxEntryBytes) {
+      throw new Error(`raft: propose() of ${data.length} bytes, more than maxEntryBytes ${this.limits.maxEntryBytes}`)
+    }
     const index = this.log.lastIndex() + 1
     this.log.append({ term: this.currentTerm, index, data })
     return { index, term: this.currentTerm }
@@ -425,7 +449,15 @@ class Raft implements RaftCore {
       snapshotIndex: this.log.snapshotIndex(),
       progress,
       leadTransferee: this.leadTransferee,
+      oversizedSnapshotBytes: this.currentOversizedSnapshotBytes(),
     }
+  }
+
+  /** Only while this node leads and that snapshot is still its newest: the problem may have passed. */
+  private currentOversizedSnapshotBytes(): number {
+    const o = this.oversizedSnapshot
+    if (o === undefined || this.currentRole !== "leader" || this.log.snapshotIndex() !== o.index) return 0
+    return o.bytes
   }
 
   termAt(index: LogIndex): Term | undefined {
@@ -640,6 +672,11 @@ class Raft implements RaftCore {
   // ---------------------------------------------------------------- follower
 
   private stepFollower(m: Message): void {
+    // §5.2: a term has at most one leader. Once ours is known, a leader's message from another
+    // member of the same term cannot be genuine (a forgery, or a faulty peer): ignore it.
+    if ((m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap") && this.lead !== 0 && m.from !== this.lead) {
+      return
+    }
     switch (m.type) {
       case "Append":
         this.electionElapsed = 0
@@ -916,6 +953,15 @@ class Raft implements RaftCore {
       // The entries it needs are compacted away: send the snapshot (§7).
       const snap = this.log.snapshot
       if (snap === undefined) throw new Error(`raft: no snapshot to send to ${to} (next ${pr.next})`)
+      if (snap.data.length > this.limits.maxSnapshotBytes) {
+        // Every follower refuses a snapshot past the limit they share, so sending it would only
+        // waste bandwidth. The follower stays behind (retried each heartbeat, in case the service
+        // compacts to a smaller one) and status() shows why; the shell reports it loudly.
+        this.oversizedSnapshot = { index: snap.index, bytes: snap.data.length }
+        pr.becomeProbe()
+        pr.probeSent = true
+        return
+      }
       pr.becomeSnapshot(snap)
       this.sendSnapshotChunks(to, pr)
       return

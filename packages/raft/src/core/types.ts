@@ -216,4 +216,9 @@ export interface Status {
   readonly progress: readonly PeerProgress[] | undefined
   /** The follower leadership is being handed to, 0 if none. */
   readonly leadTransferee: NodeId | 0
+  /**
+   * Leader only: bytes of its snapshot when a lagging follower needs it and it is larger than
+   * maxSnapshotBytes (followers refuse it, so it is not sent: that follower cannot catch up); else 0.
+   */
+  readonly oversizedSnapshotBytes: number
 }

@@ -5,6 +5,8 @@ import {
   type Entry,
   type LogIndex,
   type Message,
+  maxEntryBytesFor,
+  messageWithinBounds,
   type NodeId,
   type RaftConfig,
   type Ready,
@@ -14,7 +16,9 @@ import {
 } from "../core/index.ts"
 import type { StorageCorrupt } from "../storage/errors.ts"
 import { Storage } from "../storage/index.ts"
-import { NodeStopped, NotLeader } from "./errors.ts"
+import { FRAME_HEADER_BYTES, MAX_RECORD_BODY_BYTES } from "../storage/walRecord.ts"
+import { NodeStopped, NotLeader, ProposalTooLarge } from "./errors.ts"
+import { isFromPeer, normalizeAddress, resolvePeerSources } from "./peerSources.ts"
 import { RaftStatusMethod } from "./statusMethod.ts"
 import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse } from "./wire.ts"
 
@@ -40,6 +44,8 @@ export interface RaftNodeConfig {
   readonly maxInflightMessages?: number
   readonly maxAppendBytes?: number
   readonly snapshotChunkBytes?: number
+  /** Largest snapshot a follower accepts and a leader sends. Default 1 GiB; the same on every replica. */
+  readonly maxSnapshotBytes?: number
   /**
    * Called when the node cannot go on (its storage failed, or `apply` threw); the loop stops.
    * Default: print the error and exit the process with code 70, so a supervisor restarts it.
@@ -65,6 +71,11 @@ export interface RaftStatus {
   readonly snapshotIndex: LogIndex
   readonly raftStateBytes: number
   readonly snapshotBytes: number
+  /**
+   * Leader only: bytes of its snapshot when a lagging follower needs it and it is past
+   * maxSnapshotBytes, which every follower refuses (that follower cannot catch up); else 0.
+   */
+  readonly oversizedSnapshotBytes: number
 }
 
 export interface ProposeResult {
@@ -74,10 +85,19 @@ export interface ProposeResult {
 
 export interface RaftNodeShape {
   readonly id: NodeId
-  /** Appends a command to the log if this node leads; resolves once it is in the leader's log (not committed). */
-  propose(data: Uint8Array): Effect.Effect<ProposeResult, NotLeader | NodeStopped>
+  /**
+   * Largest command `propose` accepts: what one Raft message carries (the transport's largest
+   * message less the Raft envelope), and within one WAL record. Servers can refuse larger
+   * requests early with their own error.
+   */
+  readonly maxEntryBytes: number
+  /**
+   * Appends a command to the log if this node leads; resolves once it is in the leader's log (not
+   * committed). ProposalTooLarge past maxEntryBytes.
+   */
+  propose(data: Uint8Array): Effect.Effect<ProposeResult, NotLeader | NodeStopped | ProposalTooLarge>
   /** The same, synchronously, for callers that batch on their own hot path. */
-  proposeUnsafe(data: Uint8Array): ProposeResult | NotLeader
+  proposeUnsafe(data: Uint8Array): ProposeResult | NotLeader | ProposalTooLarge
   /**
    * ReadIndex (§6.4): resolves with a log index such that a read served once the state machine has
    * applied it is linearizable. Concurrent calls share one round of heartbeats.
@@ -114,6 +134,8 @@ export const raftDefaults = {
   maxInflightMessages: 256,
   maxAppendBytes: 48 * 1024,
   snapshotChunkBytes: 32 * 1024,
+  /** Largest snapshot a follower accepts; the same on every replica (see RaftConfig). */
+  maxSnapshotBytes: 1024 * 1024 * 1024,
 } as const
 
 /** A leader's replication traffic: it promises nothing about the sender's disk. */
@@ -145,6 +167,13 @@ export const makeRaftNode = (
     const storage = yield* storageService.open(config.storageName ?? `node-${config.id}`)
     yield* Effect.addFinalizer(() => Effect.sync(() => storage.close()))
     const restored = storage.load()
+    const peerSources = yield* Effect.promise(() => resolvePeerSources(config.peers))
+    // One Raft message must carry any entry, and one WAL record must hold it.
+    const maxEntryBytes = Math.min(
+      maxEntryBytesFor(rpc.transport.maxMessageBytes),
+      MAX_RECORD_BODY_BYTES - FRAME_HEADER_BYTES - 64,
+    )
+    const maxSnapshotBytes = config.maxSnapshotBytes ?? raftDefaults.maxSnapshotBytes
     const peerIds = Object.keys(config.peers)
       .map(Number)
       .sort((a, b) => a - b) as NodeId[]
@@ -159,6 +188,8 @@ export const makeRaftNode = (
       snapshotChunkBytes: config.snapshotChunkBytes ?? raftDefaults.snapshotChunkBytes,
       preVote: true,
       checkQuorum: true,
+      maxEntryBytes,
+      maxSnapshotBytes,
     }
     const core = createRaft(raftConfig, restored)
     const wake = Latch.makeUnsafe(false)
@@ -298,14 +329,29 @@ export const makeRaftNode = (
       }
     }
 
-    rpc.onOneWay(RAFT_CHANNEL, (payload) => {
+    // The last source seen and its normalized form: datagrams come in runs from the same peer.
+    let lastFrom = ""
+    let lastSource = ""
+    rpc.onOneWay(RAFT_CHANNEL, (payload, from) => {
       if (stopped) return
       const messages = decodeMessages(payload)
       if (messages === undefined) {
         rpc.transport.stats.drop("malformed")
         return
       }
-      for (const m of messages) if (m.to === config.id && config.peers[m.from] !== undefined) core.step(m)
+      if (from !== lastFrom) {
+        lastFrom = from
+        lastSource = normalizeAddress(from)
+      }
+      const stats = rpc.transport.stats
+      for (const m of messages) {
+        if (m.to !== config.id) continue
+        // A member speaks only from its own address: anyone else claiming its id is dropped.
+        if (!isFromPeer(peerSources, m.from, lastSource)) stats.drop("wrongSender")
+        // The core ignores these too; checking here counts them.
+        else if (!messageWithinBounds(m, core.term, maxEntryBytes)) stats.drop("outOfBounds")
+        else core.step(m)
+      }
       wake.openUnsafe()
     })
 
@@ -340,12 +386,26 @@ export const makeRaftNode = (
         }
       }
     })
+    // A follower that needs a snapshot past maxSnapshotBytes cannot catch up: said once per size.
+    let reportedOversizedBytes = 0
+    const reportOversizedSnapshot = Effect.suspend(() => {
+      const bytes = core.status().oversizedSnapshotBytes
+      if (bytes === reportedOversizedBytes) return Effect.void
+      reportedOversizedBytes = bytes
+      if (bytes === 0) return Effect.logInfo("raft: no follower waits for an oversized snapshot any more")
+      return Effect.logError(
+        `raft: a lagging follower needs this leader's snapshot of ${bytes} bytes, past maxSnapshotBytes ` +
+          `${maxSnapshotBytes}; followers refuse it, so it is not sent and that follower stays behind`,
+      ).pipe(Effect.annotateLogs({ node: config.id }))
+    })
     const ticker = Effect.gen(function* () {
       const tickMs = config.tickMs ?? raftDefaults.tickMs
+      let ticks = 0
       while (!stopped) {
         yield* Effect.sleep(tickMs)
         core.tick()
         wake.openUnsafe()
+        if (++ticks % raftConfig.heartbeatTicks === 0) yield* reportOversizedSnapshot
       }
     })
     yield* Effect.forkScoped(loop)
@@ -359,8 +419,11 @@ export const makeRaftNode = (
     )
     wake.openUnsafe()
 
-    const proposeUnsafe = (data: Uint8Array): ProposeResult | NotLeader => {
+    const proposeUnsafe = (data: Uint8Array): ProposeResult | NotLeader | ProposalTooLarge => {
       if (stopped) return new NotLeader({ leaderHint: 0 })
+      // An entry no message can carry would be dropped by the transport on every resend, and the
+      // group could commit nothing after it: refuse it before it enters the log.
+      if (data.length > maxEntryBytes) return new ProposalTooLarge({ bytes: data.length, maxBytes: maxEntryBytes })
       // Backpressure: a leader that cannot commit (a minority partition, slow followers) must not
       // grow its log without bound. Callers treat this like a lost leadership and retry later.
       if (core.lastIndex() - core.commitIndex > maxUncommittedEntries) return new NotLeader({ leaderHint: 0 })
@@ -393,6 +456,7 @@ export const makeRaftNode = (
         snapshotIndex: s.snapshotIndex,
         raftStateBytes: storage.raftStateBytes(),
         snapshotBytes: storage.snapshotBytes(),
+        oversizedSnapshotBytes: s.oversizedSnapshotBytes,
       }
     }
 
@@ -400,12 +464,15 @@ export const makeRaftNode = (
 
     return {
       id: config.id,
+      maxEntryBytes,
       proposeUnsafe,
       propose: (data) =>
-        Effect.suspend((): Effect.Effect<ProposeResult, NotLeader | NodeStopped> => {
+        Effect.suspend((): Effect.Effect<ProposeResult, NotLeader | NodeStopped | ProposalTooLarge> => {
           if (stopped) return Effect.fail(new NodeStopped())
           const result = proposeUnsafe(data)
-          return result instanceof NotLeader ? Effect.fail(result) : Effect.succeed(result)
+          return result instanceof NotLeader || result instanceof ProposalTooLarge
+            ? Effect.fail(result)
+            : Effect.succeed(result)
         }),
       readIndex: () =>
         Effect.callback<LogIndex, NotLeader | NodeStopped>((resume) => {

@@ -15,6 +15,8 @@ export const raftStatusFields = {
   snapshotIndex: Count,
   raftStateBytes: Count,
   snapshotBytes: Count,
+  /** Leader: its snapshot's size when a lagging follower needs it and it is past maxSnapshotBytes; else 0. */
+  oversizedSnapshotBytes: Count,
 }
 
 /** Every Raft replica answers this, for `kv status` and health checks. */

@@ -1,12 +1,13 @@
 import { Schema } from "effect"
-import type { Message } from "../core/index.ts"
+import { MAX_TERM_OR_INDEX, type Message } from "../core/index.ts"
 
 /**
  * Raft peer messages on the wire: a batch (array) of messages per datagram, each validated by
  * Schema before it reaches the core, so a malformed or hostile datagram is dropped and counted
- * rather than corrupting Raft state.
+ * rather than corrupting Raft state. Every number is an integer in [0, 2^48] (core/bounds.ts says
+ * why); the bounds relative to the receiver's term are the core's.
  */
-const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(MAX_TERM_OR_INDEX))
 const header = { from: Count, to: Count, term: Count }
 const Entry = Schema.Struct({ term: Count, index: Count, data: Schema.Uint8Array })
 const SnapshotMeta = Schema.Struct({ index: Count, term: Count })

@@ -55,7 +55,11 @@ export const makeControllerServer = (
     rpc.handle(ControllerAdminMethod, (request) =>
       rsm
         .submit(encodeControllerCommand({ ...request, nowMs: Date.now() }))
-        .pipe(Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e)))),
+        // A controller command is far below one Raft entry's limit: ProposalTooLarge is a defect.
+        .pipe(
+          Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
+          Effect.orDie,
+        ),
     )
     rpc.handle(ControllerQueryMethod, (request) =>
       rsm

@@ -1,0 +1,62 @@
+import { lookup } from "node:dns/promises"
+import { isIP } from "node:net"
+import { parseAddress } from "@kv/rpc"
+import type { NodeId } from "../core/index.ts"
+
+/**
+ * Which source addresses a Raft peer's datagrams may come from. A peer sends from the socket it
+ * listens on, its configured address, but the receiver sees that address as the kernel writes it:
+ * `localhost` arrives as 127.0.0.1, an IPv4 sender on an IPv6 socket as ::ffff:a.b.c.d, and a host
+ * name as one of its IP addresses. Both sides are brought to one form before they are compared.
+ *
+ * Without a cluster key this stops a non-member from speaking for a member, not a sender able to
+ * forge its source address: only the cluster key (HMAC) does that.
+ */
+
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1", "::ffff:127.0.0.1"])
+
+const normalizeHost = (host: string): string => {
+  const h = host.toLowerCase()
+  if (LOOPBACK.has(h)) return "127.0.0.1"
+  if (h.startsWith("::ffff:") && isIP(h.slice(7)) === 4) return h.slice(7)
+  return h
+}
+
+/** The comparable form of `host:port`; an address that is not one (simulated networks) is kept as is. */
+export const normalizeAddress = (address: string): string => {
+  const hp = parseAddress(address)
+  return hp === undefined ? address : `${normalizeHost(hp.host)}:${hp.port}`
+}
+
+/** Every form a peer's datagrams may show as their source, by peer id. */
+export type PeerSources = ReadonlyMap<NodeId, ReadonlySet<string>>
+
+/**
+ * Resolves each peer's configured address once, at start: IP literals and loopback names as they
+ * are, host names through DNS to every address they have (the configured text is kept too, so a
+ * failed lookup still accepts what it can).
+ */
+export const resolvePeerSources = async (peers: Readonly<Record<number, string>>): Promise<PeerSources> => {
+  const out = new Map<NodeId, ReadonlySet<string>>()
+  await Promise.all(
+    Object.entries(peers).map(async ([id, address]) => {
+      const forms = new Set([normalizeAddress(address)])
+      const hp = parseAddress(address)
+      if (hp !== undefined && isIP(hp.host) === 0 && !LOOPBACK.has(hp.host.toLowerCase())) {
+        try {
+          for (const found of await lookup(hp.host, { all: true })) {
+            forms.add(`${normalizeHost(found.address)}:${hp.port}`)
+          }
+        } catch {
+          // Unresolvable now: only datagrams showing the configured text itself are accepted.
+        }
+      }
+      out.set(Number(id), forms)
+    }),
+  )
+  return out
+}
+
+/** Whether a datagram from `source` (already normalized) may speak for peer `id`. */
+export const isFromPeer = (sources: PeerSources, id: NodeId, source: string): boolean =>
+  sources.get(id)?.has(source) ?? false
