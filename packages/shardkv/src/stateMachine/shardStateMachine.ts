@@ -296,7 +296,7 @@ export class ShardStateMachine {
         source === undefined ? null : [source.gid, source.servers, source.handOffConfigNum],
         incoming === undefined
           ? null
-          : [incoming.total, incoming.checksum ?? null, incoming.crc, incoming.received, concat(incoming.parts)],
+          : [incoming.total, incoming.checksum ?? null, incoming.crc, incoming.received, joinParts(incoming)],
         holder === undefined ? null : [holder.gid, holder.servers, holder.configNum],
       ])
     })
@@ -614,6 +614,13 @@ const emptySlot = (): Slot => ({
 
 const isCount = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+/** The installed bytes as one buffer, kept joined so that later snapshots do not copy them again. */
+const joinParts = (incoming: Incoming): Uint8Array => {
+  const joined = concat(incoming.parts)
+  incoming.parts = [joined]
+  return joined
+}
 
 const concat = (parts: readonly Uint8Array[]): Uint8Array => {
   if (parts.length === 1) return parts[0]!
