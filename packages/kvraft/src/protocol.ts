@@ -23,7 +23,14 @@ export const WrongLeaderReply = Schema.Struct({
 
 export const KvErrorReply = Schema.Struct({
   ok: Schema.Literal(false),
-  error: Schema.Literals(["ValueTooLarge", "KeyTooLarge", "SessionExpired", "TooManyOutstanding", "Stale"]),
+  error: Schema.Literals([
+    "ValueTooLarge",
+    "KeyTooLarge",
+    "SessionExpired",
+    "OutcomeUnknown",
+    "TooManyOutstanding",
+    "Stale",
+  ]),
   message: Schema.String,
 })
 

@@ -83,7 +83,8 @@ describe("session expiry by log time", () => {
   const ttl = 60_000
 
   test("a session idle longer than the TTL of log time expires; its client gets SessionExpired", () => {
-    const machine = new KvStateMachine({ sessionTtlMs: ttl })
+    // One leader whose stamps are never more than a step apart: log time is its clock.
+    const machine = new KvStateMachine({ sessionTtlMs: ttl, maxLogTimeStepMs: ttl })
     machine.apply(command(1, 1, 1, append("k", "a"), 0))
     machine.apply(command(2, 1, 1, append("k", "b"), 10_000))
     // Exactly the TTL idle is still alive.
@@ -96,25 +97,27 @@ describe("session expiry by log time", () => {
     expect(machine.get("k")).toBe("abcd")
   })
 
-  test("a new client (ackedBelow 1) is accepted, also under an expired client's id", () => {
-    const machine = new KvStateMachine({ sessionTtlMs: ttl })
+  test("a new client (ackedBelow 1) is accepted; an expired client's id is refused, not restarted", () => {
+    const machine = new KvStateMachine({ sessionTtlMs: ttl, maxLogTimeStepMs: ttl })
     machine.apply(command(1, 1, 1, append("k", "a"), 0))
-    machine.apply(command(3, 1, 1, append("k", "b"), 2 * ttl))
-    expect(machine.apply(command(1, 1, 1, append("k", "c"), 2 * ttl))).toEqual({ ok: true })
-    expect(machine.get("k")).toBe("abc")
+    machine.apply(command(3, 1, 1, append("k", "b"), ttl))
+    machine.apply(command(3, 2, 2, append("k", "c"), 2 * ttl))
+    expect(machine.apply(command(4, 1, 1, append("k", "d"), 2 * ttl))).toEqual({ ok: true })
+    // Client 1's retry of seq 1 is answered from its expired session; a new seq under its id is refused.
+    expect(machine.apply(command(1, 1, 1, append("k", "a"), 2 * ttl))).toEqual({ ok: true })
+    expect(machine.apply(command(1, 2, 1, append("k", "e"), 2 * ttl))).toMatchObject({ error: "SessionExpired" })
+    expect(machine.get("k")).toBe("abcd")
   })
 
-  test("a leader whose clock is behind does not turn log time back", () => {
+  test("a leader whose clock is behind does not turn log time back, and adds nothing", () => {
     const sessions = new ClientSessions({ sessionTtlMs: ttl })
     sessions.check(1, 1, 1, 100_000)
     sessions.record(1, 1, okResult, 100_000)
     sessions.check(2, 1, 1, 5_000) // new leader, clock behind
     expect(sessions.logTimeMs).toBe(100_000)
-    // Client 2 was last seen at log time 100 000, not 5 000.
-    sessions.expire(100_000 + ttl)
-    expect(sessions.count()).toBe(2)
-    sessions.expire(100_000 + ttl + 1)
-    expect(sessions.count()).toBe(0)
+    // From there log time follows the new leader's clock.
+    sessions.expire(5_000 + ttl)
+    expect(sessions.logTimeMs).toBe(100_000 + sessions.limits.maxLogTimeStepMs)
   })
 
   test("any command, even a rejected duplicate, keeps a session alive", () => {
@@ -201,9 +204,10 @@ describe("merging sessions (shard migration)", () => {
     a.merge(b.export())
     const [session] = a.export().sessions
     expect(session?.floor).toBe(5)
-    expect(session?.lastSeenMs).toBe(20)
+    // b's session was idle 0 ms of b's log time: so it is here (log time is per table).
+    expect(session?.lastSeenMs).toBe(10)
     expect(session?.results.map(([seq]) => seq).sort()).toEqual([5, 6])
-    expect(a.logTimeMs).toBe(20)
+    expect(a.logTimeMs).toBe(10)
   })
 
   test("merging the same sessions twice changes nothing the second time", () => {
@@ -213,12 +217,14 @@ describe("merging sessions (shard migration)", () => {
     const b = new ClientSessions()
     b.check(2, 1, 1, 5)
     b.record(2, 1, okResult, 5)
+    b.expire(8) // client 2 has been idle 3 ms of b's log time
     a.merge(b.export())
     const once = a.toSnapshot()
     a.merge(b.export())
     expect(a.toSnapshot()).toEqual(once)
     // Sessions stay in order of activity, so the older one expires first.
     expect(once[1].map(([clientId]) => clientId)).toEqual([2, 1])
+    expect(once[1].map(([, , lastSeenMs]) => lastSeenMs)).toEqual([7, 10])
   })
 
   test("export can select clients and merge refuses malformed data", () => {

@@ -145,6 +145,8 @@ describe("limits give typed errors and change nothing", () => {
       maxValueBytes: 1024 * 1024,
       sessionTtlMs: 3_600_000,
       maxOutstandingPerClient: 1024,
+      maxLogTimeStepMs: 30_000,
+      maxExpiredSessions: 10_000,
     })
     const run = sequentialClerk(machine)
     expect(run({ op: "put", key: "k".repeat(1024), value: "v".repeat(1024 * 1024) })).toEqual({ ok: true })

@@ -18,14 +18,23 @@ export class KeyTooLarge extends Schema.TaggedError<KeyTooLarge>()("KeyTooLarge"
 export class ValueTooLarge extends Schema.TaggedError<ValueTooLarge>()("ValueTooLarge", { message: Schema.String }) {}
 
 /**
- * The server no longer knows this client (idle past the session lifetime), so it cannot guarantee
- * exactly-once for it; the write was not applied. A new client must be created.
+ * The client's session had expired (idle past the session lifetime): the write was not applied
+ * and never will be. Clients resend such a write under a fresh session by themselves, so this
+ * reaches an application only if that keeps failing.
  */
 export class SessionExpired extends Schema.TaggedError<SessionExpired>()("SessionExpired", {
   message: Schema.String,
 }) {}
 
-export type KvClientError = Timeout | KeyTooLarge | ValueTooLarge | SessionExpired
+/**
+ * The server had forgotten this client's session, so it cannot tell whether the write was applied
+ * (it may have been, once). Later operations of the same client work (under a fresh session).
+ */
+export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("OutcomeUnknown", {
+  message: Schema.String,
+}) {}
+
+export type KvClientError = Timeout | KeyTooLarge | ValueTooLarge | SessionExpired | OutcomeUnknown
 
 /**
  * A server's refusal of a KV operation as the client's typed error. `Stale` and
@@ -42,6 +51,8 @@ export const fromKvErrorReply = (reply: {
       return Effect.fail(new KeyTooLarge({ message: reply.message }))
     case "SessionExpired":
       return Effect.fail(new SessionExpired({ message: reply.message }))
+    case "OutcomeUnknown":
+      return Effect.fail(new OutcomeUnknown({ message: reply.message }))
     default:
       return Effect.die(new Error(`unexpected reply ${reply.error}: ${reply.message}`))
   }

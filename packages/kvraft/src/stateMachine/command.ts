@@ -19,7 +19,10 @@ export interface KvCommand {
   readonly seq: number
   /** The client has received the results of every seq < ackedBelow (starts at 1). */
   readonly ackedBelow: number
-  /** The proposing leader's clock at propose time: the "log time" that expires sessions. */
+  /**
+   * The proposing leader's monotonic clock at propose time. Only differences between consecutive
+   * stamps count, clamped, to advance the log time that expires sessions (see sessions.ts).
+   */
   readonly nowMs: number
   readonly op: KvOp
 }

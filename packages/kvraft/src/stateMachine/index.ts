@@ -4,6 +4,8 @@ export { defaultKvLimits, type KvLimits, resolveKvLimits, type SessionLimits } f
 export { type KvError, type KvErrorKind, type KvResult, kvError, okResult, type SessionResult } from "./result.ts"
 export {
   ClientSessions,
+  type ExpiredSessionData,
+  type ExpiredSessionTuple,
   type SessionData,
   type SessionsData,
   type SessionsSnapshot,

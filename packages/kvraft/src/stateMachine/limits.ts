@@ -11,16 +11,31 @@ export interface KvLimits {
   readonly sessionTtlMs: number
   /** How far past its acknowledged floor a client may run: seq must be < floor + this. */
   readonly maxOutstandingPerClient: number
+  /**
+   * The most one log entry can move log time forward (see sessions.ts): what a new leader whose
+   * clock is ahead can add at once. Keep it well below sessionTtlMs.
+   */
+  readonly maxLogTimeStepMs: number
+  /**
+   * Expired sessions remembered (what each had applied) so that late retries of their clients
+   * are still answered exactly; the oldest is forgotten beyond this many.
+   */
+  readonly maxExpiredSessions: number
 }
 
 /** The part of `KvLimits` that client sessions use; shard servers reuse sessions alone. */
-export type SessionLimits = Pick<KvLimits, "sessionTtlMs" | "maxOutstandingPerClient">
+export type SessionLimits = Pick<
+  KvLimits,
+  "sessionTtlMs" | "maxOutstandingPerClient" | "maxLogTimeStepMs" | "maxExpiredSessions"
+>
 
 export const defaultKvLimits: KvLimits = Object.freeze({
   maxKeyBytes: 1024,
   maxValueBytes: 1024 * 1024,
   sessionTtlMs: 60 * 60 * 1000,
   maxOutstandingPerClient: 1024,
+  maxLogTimeStepMs: 30_000,
+  maxExpiredSessions: 10_000,
 })
 
 const checkPositiveInteger = (name: string, value: number): void => {
@@ -36,6 +51,8 @@ export const resolveKvLimits = (limits?: Partial<KvLimits>): KvLimits => {
   checkPositiveInteger("maxValueBytes", resolved.maxValueBytes)
   checkPositiveInteger("sessionTtlMs", resolved.sessionTtlMs)
   checkPositiveInteger("maxOutstandingPerClient", resolved.maxOutstandingPerClient)
+  checkPositiveInteger("maxLogTimeStepMs", resolved.maxLogTimeStepMs)
+  checkPositiveInteger("maxExpiredSessions", resolved.maxExpiredSessions)
   return Object.freeze(resolved)
 }
 

@@ -1,7 +1,17 @@
 /** What applying one KV command produced, as the client sees it. */
 export type KvResult = { readonly ok: true } | KvError
 
-export type KvErrorKind = "ValueTooLarge" | "KeyTooLarge" | "SessionExpired" | "TooManyOutstanding" | "Stale"
+/**
+ * `SessionExpired`: the write was not applied and never will be (resend it under a new session).
+ * `OutcomeUnknown`: the server cannot tell whether the write was applied.
+ */
+export type KvErrorKind =
+  | "ValueTooLarge"
+  | "KeyTooLarge"
+  | "SessionExpired"
+  | "OutcomeUnknown"
+  | "TooManyOutstanding"
+  | "Stale"
 
 export interface KvError {
   readonly ok: false
