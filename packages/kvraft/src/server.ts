@@ -1,6 +1,7 @@
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
 import { Effect, type Scope } from "effect"
+import { commandStampMs } from "./commandClock.ts"
 import {
   type CommandReply,
   type GetReply,
@@ -105,7 +106,7 @@ export const makeKvServer = (
       }
       const replies = [reply]
       inFlight.set(key, replies)
-      rsm.submitWith(encodeCommand({ ...request, nowMs: Date.now() }), (outcome) => {
+      rsm.submitWith(encodeCommand({ ...request, nowMs: commandStampMs() }), (outcome) => {
         inFlight.delete(key)
         const answer = outcome.ok ? outcome.value : refused(outcome.error)
         for (const r of replies) r(answer)

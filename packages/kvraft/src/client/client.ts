@@ -11,6 +11,7 @@ export interface KvClientOptions extends LeaderCallerOptions {
 }
 
 export interface KvClientShape {
+  /** The id of the client's first session (a session that expires is replaced under a new id). */
   readonly clientId: number
   get(key: string): Effect.Effect<string, KvClientError>
   put(key: string, value: string): Effect.Effect<void, KvClientError>
@@ -21,21 +22,53 @@ export interface KvClientShape {
 /** Beyond this many operations in flight, new ones wait: the servers keep at most 1024 unacknowledged results per client. */
 const MAX_OUTSTANDING = 1000
 
+/** How many fresh sessions one write may go through before its `SessionExpired` reaches the caller. */
+const MAX_RENEWALS = 3
+
+/** One server-side session: an id and the sequence numbers sent under it. */
+interface Session {
+  readonly clientId: number
+  nextSeq: number
+  readonly outstanding: Set<number>
+  /** The lowest sequence number not yet answered (nextSeq when none is outstanding). */
+  lowestOutstanding: number
+  /**
+   * Whether any reply came back under this session. Until one does, the client claims no results
+   * (ackedBelow 1): the servers may never have seen this id (every write so far timed out), and
+   * to an unknown id claiming results they must answer OutcomeUnknown.
+   */
+  confirmed: boolean
+}
+
+// 53-bit ids make a collision between clients vanishingly unlikely without coordination.
+const randomClientId = (): number => 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
+
+const newSession = (clientId = randomClientId()): Session => ({
+  clientId,
+  nextSeq: 1,
+  outstanding: new Set(),
+  lowestOutstanding: 1,
+  confirmed: false,
+})
+
+const ackedBelow = (session: Session): number => (session.confirmed ? session.lowestOutstanding : 1)
+
 /**
  * The low-level kvraft client: a session (client id, sequence numbers, what has been received),
  * the cached leader, and retries across servers. Safe for concurrent use: several operations may
  * be outstanding at once, and each is applied exactly once.
+ *
+ * When the servers answer that the session expired, the write was certainly not applied: the
+ * client moves to a fresh session (a new id, never the old one again, so no late copy of an old
+ * write can be taken for a new one) and resends it. Only `OutcomeUnknown` reaches the caller.
  */
 export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effect.Effect<KvClientShape> =>
   Effect.gen(function* (): Effect.fn.Return<KvClientShape> {
     if (options.servers.length === 0) return yield* Effect.die(new Error("a kv client needs at least one server"))
     const caller = makeLeaderCaller(rpc, options.servers, options)
-    // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
-    const clientId = 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
-    let nextSeq = 1
-    const outstanding = new Set<number>()
-    /** The lowest sequence number not yet answered (nextSeq when none is outstanding). */
-    let lowestOutstanding = 1
+    const clientId = randomClientId()
+    /** New writes take their seq here; a session that expired is replaced, and never used again. */
+    let current = newSession(clientId)
     let inFlight = 0
     /** Operations waiting for a slot (see canStart). */
     const queued: (() => void)[] = []
@@ -44,47 +77,73 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
     // Both bounds: operations in flight, and the distance from the oldest unanswered seq to the next
     // one (the server refuses seq >= its floor + 1024; one slow operation must not let 1,000 later
     // ones push the next seq past that).
-    const canStart = () => inFlight < MAX_OUTSTANDING && nextSeq - lowestOutstanding < MAX_OUTSTANDING
+    // An unconfirmed session claims nothing (its floor at the servers is 1); when it runs out of
+    // seqs, the next write starts a fresh one.
+    const canStart = () =>
+      inFlight < MAX_OUTSTANDING &&
+      (!current.confirmed || current.nextSeq - current.lowestOutstanding < MAX_OUTSTANDING)
     /** Takes a slot and the next sequence number together, so a woken waiter cannot overshoot the window. */
-    const take = (): number => {
+    const take = (): readonly [Session, number] => {
       inFlight++
-      const seq = nextSeq++
-      outstanding.add(seq)
-      if (outstanding.size === 1) lowestOutstanding = seq
-      return seq
+      if (!current.confirmed && current.nextSeq >= MAX_OUTSTANDING) current = newSession()
+      const session = current
+      const seq = session.nextSeq++
+      session.outstanding.add(seq)
+      if (session.outstanding.size === 1) session.lowestOutstanding = seq
+      return [session, seq]
     }
-    const acquire: Effect.Effect<number> = Effect.suspend(() => {
+    const wake = () => {
+      while (queued.length > 0 && canStart()) queued.shift()!()
+    }
+    const acquire: Effect.Effect<readonly [Session, number]> = Effect.suspend(() => {
       if (queued.length === 0 && canStart()) return Effect.succeed(take())
-      return Effect.callback<number>((resume) => {
-        const wake = () => resume(Effect.succeed(take()))
-        queued.push(wake)
+      return Effect.callback<readonly [Session, number]>((resume) => {
+        const waiter = () => resume(Effect.succeed(take()))
+        queued.push(waiter)
         return Effect.sync(() => {
-          const at = queued.indexOf(wake)
+          const at = queued.indexOf(waiter)
           if (at >= 0) queued.splice(at, 1)
         })
       })
     })
-    const release = (seq: number) => {
-      outstanding.delete(seq)
-      if (seq === lowestOutstanding) {
-        while (lowestOutstanding < nextSeq && !outstanding.has(lowestOutstanding)) lowestOutstanding++
+    const release = (session: Session, seq: number) => {
+      session.outstanding.delete(seq)
+      if (seq === session.lowestOutstanding) {
+        while (session.lowestOutstanding < session.nextSeq && !session.outstanding.has(session.lowestOutstanding)) {
+          session.lowestOutstanding++
+        }
       }
       inFlight--
-      while (queued.length > 0 && canStart()) queued.shift()!()
+      wake()
+    }
+    /** The servers no longer hold `session`: later writes go to a fresh one. */
+    const retire = (session: Session) => {
+      if (current !== session) return
+      current = newSession()
+      wake()
     }
 
-    const write = (op: KvOp): Effect.Effect<void, KvClientError> =>
-      Effect.flatMap(acquire, (seq) => {
-        return caller
-          .call(KvCommandMethod, () => ({ clientId, seq, ackedBelow: lowestOutstanding, op }), {
+    const send = (op: KvOp, renewals: number): Effect.Effect<void, KvClientError> =>
+      Effect.flatMap(acquire, ([session, seq]) =>
+        caller
+          .call(KvCommandMethod, () => ({ clientId: session.clientId, seq, ackedBelow: ackedBelow(session), op }), {
             operation: op.op,
             key: op.key,
           })
           .pipe(
-            Effect.flatMap((reply) => (reply.ok ? Effect.void : fromKvErrorReply(reply))),
-            Effect.onExit(() => Effect.sync(() => release(seq))),
-          )
-      })
+            Effect.onExit(() => Effect.sync(() => release(session, seq))),
+            Effect.flatMap((reply): Effect.Effect<void, KvClientError> => {
+              session.confirmed = true
+              if (reply.ok) return Effect.void
+              if (reply.error === "SessionExpired" || reply.error === "OutcomeUnknown") retire(session)
+              // Not applied and never will be: the same write under a fresh session is a new write.
+              if (reply.error === "SessionExpired" && renewals < MAX_RENEWALS) return send(op, renewals + 1)
+              return fromKvErrorReply(reply)
+            }),
+          ),
+      )
+
+    const write = (op: KvOp): Effect.Effect<void, KvClientError> => send(op, 0)
 
     const get = (key: string): Effect.Effect<string, KvClientError> =>
       caller
