@@ -34,10 +34,24 @@ export interface ShardKvClientOptions {
 /** Beyond this many operations in flight, new ones wait (the servers keep 1024 results per client and shard). */
 const MAX_OUTSTANDING = 1000
 
+/** How many fresh sessions one write may go through before its `SessionExpired` reaches the caller. */
+const MAX_RENEWALS = 3
+
+/** The client's session at one shard (sessions live in the shard, and travel with it). */
 interface ShardSession {
+  readonly clientId: number
   nextSeq: number
   readonly outstanding: Set<number>
+  /**
+   * Whether any reply came back under this session. Until one does, it claims no results
+   * (ackedBelow 1): the shard may never have seen this id, and to an unknown id claiming results
+   * it must answer OutcomeUnknown.
+   */
+  confirmed: boolean
 }
+
+// 53-bit ids make a collision between clients vanishingly unlikely without coordination.
+const randomClientId = (): number => 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
 
 interface WrongGroupReply {
   readonly ok: false
@@ -50,7 +64,9 @@ const isWrongGroup = (reply: ShardCommandReply | ShardGetReply): boolean => !rep
  * The sharded-KV client: caches the latest configuration, routes each key to the group serving
  * its shard, follows each group's leader, and refreshes the configuration when a group says
  * WrongGroup or stops answering. Writes are numbered per shard (seq, ackedBelow), because a
- * shard's client sessions travel with the shard. Safe for concurrent use.
+ * shard's client sessions travel with the shard. Safe for concurrent use. A write refused because
+ * the shard's session expired (certainly not applied) is resent under a fresh session for that
+ * shard; only `OutcomeUnknown` reaches the caller.
  */
 export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptions): Effect.Effect<KvClientShape> =>
   Effect.gen(function* (): Effect.fn.Return<KvClientShape> {
@@ -69,8 +85,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       perServerMs: 500,
       attemptTimeoutMs: callerOptions.attemptTimeoutMs,
     })
-    // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
-    const clientId = 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
+    const clientId = randomClientId()
     let config: Config | undefined
     // Bumped after every refresh, so that operations that failed on the same view share one query.
     let generation = 0
@@ -154,20 +169,37 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
         }),
       )
 
+    /**
+     * The shard's current session. One that expired is replaced under a new id and never used
+     * again, so no late copy of an old write can be taken for a new one; one that never got a
+     * reply is replaced when it runs out of seqs (it claims no results, so its window is fixed).
+     */
     const sessionOf = (shard: number): ShardSession => {
       let session = sessions.get(shard)
-      if (session === undefined) {
-        session = { nextSeq: 1, outstanding: new Set() }
+      if (session === undefined || (!session.confirmed && session.nextSeq >= SEQ_WINDOW)) {
+        session = {
+          clientId: session === undefined ? clientId : randomClientId(),
+          nextSeq: 1,
+          outstanding: new Set(),
+          confirmed: false,
+        }
         sessions.set(shard, session)
       }
       return session
     }
 
-    const ackedBelow = (session: ShardSession): number => {
+    const retire = (shard: number, session: ShardSession) => {
+      if (sessions.get(shard) !== session) return
+      sessions.set(shard, { clientId: randomClientId(), nextSeq: 1, outstanding: new Set(), confirmed: false })
+    }
+
+    const lowestOutstanding = (session: ShardSession): number => {
       let min = session.nextSeq
       for (const seq of session.outstanding) if (seq < min) min = seq
       return min
     }
+
+    const ackedBelow = (session: ShardSession): number => (session.confirmed ? lowestOutstanding(session) : 1)
 
     const write = (op: KvOp): Effect.Effect<void, KvClientError> =>
       Semaphore.withPermits(
@@ -179,20 +211,31 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
           op.key,
           Effect.gen(function* () {
             const current = yield* currentConfig
-            const session = sessionOf(shardOf(op.key, current.shards.length))
-            // The servers refuse seq >= floor + 1024: one slow operation must not let later ones in
-            // the same shard push the next seq that far past it. Rare, so a short poll is enough.
-            while (session.nextSeq - ackedBelow(session) >= SEQ_WINDOW) yield* Effect.sleep(Duration.millis(2))
-            const seq = session.nextSeq++
-            session.outstanding.add(seq)
-            const reply = yield* route(op.key, (caller) =>
-              caller.call(ShardKvCommandMethod, () => ({ clientId, seq, ackedBelow: ackedBelow(session), op }), {
-                operation: op.op,
-                key: op.key,
-              }),
-            ).pipe(Effect.ensuring(Effect.sync(() => session.outstanding.delete(seq))))
-            if (reply.ok) return
-            return yield* fromKvErrorReply(reply)
+            const shard = shardOf(op.key, current.shards.length)
+            for (let renewals = 0; ; renewals++) {
+              let session = sessionOf(shard)
+              // The servers refuse seq >= floor + 1024: one slow operation must not let later ones in
+              // the same shard push the next seq that far past it. Rare, so a short poll is enough.
+              while (session.confirmed && session.nextSeq - lowestOutstanding(session) >= SEQ_WINDOW) {
+                yield* Effect.sleep(Duration.millis(2))
+                session = sessionOf(shard)
+              }
+              const seq = session.nextSeq++
+              session.outstanding.add(seq)
+              const { clientId: id } = session
+              const reply = yield* route(op.key, (caller) =>
+                caller.call(ShardKvCommandMethod, () => ({ clientId: id, seq, ackedBelow: ackedBelow(session), op }), {
+                  operation: op.op,
+                  key: op.key,
+                }),
+              ).pipe(Effect.ensuring(Effect.sync(() => session.outstanding.delete(seq))))
+              session.confirmed = true
+              if (reply.ok) return
+              if (reply.error === "SessionExpired" || reply.error === "OutcomeUnknown") retire(shard, session)
+              // Not applied and never will be: the same write under a fresh session is a new write.
+              if (reply.error === "SessionExpired" && renewals < MAX_RENEWALS) continue
+              return yield* fromKvErrorReply(reply)
+            }
           }),
         ),
       )

@@ -126,7 +126,10 @@ export const makeShardKvServer = (
       if (status.role !== "leader") return reply(wrongLeader(status.leader))
       const rejected = machine.precheck(request.op)
       if (rejected !== undefined && !rejected.ok) return reply(commandReply(rejected))
-      const command = encodeShardCommand({ type: "client", command: { ...request, nowMs: Date.now() } })
+      const command = encodeShardCommand({
+        type: "client",
+        command: { ...request, nowMs: Math.floor(performance.timeOrigin + performance.now()) },
+      })
       rsm.submitWith(command, (outcome) =>
         reply(
           outcome.ok
