@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test"
 import {
   type Append,
   createRaft,
+  type Heartbeat,
   MAX_TERM_AHEAD,
   MAX_TERM_OR_INDEX,
   type Message,
@@ -35,7 +36,7 @@ const follower = (overrides = {}): { core: RaftCore; disk: Disk } => {
   return { core, disk }
 }
 
-const heartbeat = (term: number, commit = 0, from = 1): Message => ({
+const heartbeat = (term: number, commit = 0, from = 1): Heartbeat => ({
   type: "Heartbeat",
   from,
   to: 2,

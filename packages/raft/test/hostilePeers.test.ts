@@ -10,8 +10,8 @@ import { join } from "node:path"
 import { ENVELOPE_VERSION, encodeEnvelope, RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import {
-  type Message,
   MAX_TERM_OR_INDEX,
+  type Message,
   makeRaftNode,
   maxEntryBytesFor,
   openFileStorage,
@@ -108,9 +108,10 @@ describe("peer messages are believed only from the peer's own address", () => {
     try {
       await commit(nodes, new TextEncoder().encode("before"))
       const intruder = await Effect.runPromise(
-        Layer.buildWithScope(RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0" }))), scope).pipe(
-          Effect.map((c) => Context.get(c, RpcNode)),
-        ),
+        Layer.buildWithScope(
+          RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0" }))),
+          scope,
+        ).pipe(Effect.map((c) => Context.get(c, RpcNode))),
       )
       const terms = nodes.map((n) => n.raft.status().term)
       const term = Math.max(...terms)

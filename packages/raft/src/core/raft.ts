@@ -674,7 +674,11 @@ class Raft implements RaftCore {
   private stepFollower(m: Message): void {
     // §5.2: a term has at most one leader. Once ours is known, a leader's message from another
     // member of the same term cannot be genuine (a forgery, or a faulty peer): ignore it.
-    if ((m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap") && this.lead !== 0 && m.from !== this.lead) {
+    if (
+      (m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap") &&
+      this.lead !== 0 &&
+      m.from !== this.lead
+    ) {
       return
     }
     switch (m.type) {
