@@ -2,10 +2,18 @@
  * `bun run cluster`: every replica of the configured cluster as its own process, on loopback.
  * Waits until each group has a leader, joins the shard groups to the controller (idempotent, so a
  * restart resumes), prints what runs where, and stops everything cleanly on Ctrl-C or SIGTERM.
+ * A cluster configured without a key gets one on its first start, `<dataDir>/cluster.key`, which
+ * its servers, `bun run kv` and `connect({ config })` then find on their own.
  */
 import { mkdirSync, openSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { type ClusterConfig, ConfigError, loadClusterConfig } from "@kv/kvraft"
+import {
+  type ClusterConfig,
+  ConfigError,
+  ensureGeneratedClusterKey,
+  GENERATED_KEY_FILE,
+  loadClusterConfig,
+} from "@kv/kvraft"
 import { RaftStatusMethod } from "@kv/raft"
 import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
@@ -35,8 +43,18 @@ const arg = (name: string): string | undefined => {
 
 const configPath = resolve(arg("--config") ?? "cluster.toml")
 let config: ClusterConfig
+let keyNote: string
 try {
   config = loadClusterConfig(configPath)
+  let created = false
+  if (config.clusterKey === undefined) {
+    created = ensureGeneratedClusterKey(config.dataDir).created
+    config = loadClusterConfig(configPath)
+  }
+  keyNote =
+    config.clusterKeySource === "dataDir"
+      ? `${created ? "created the cluster key" : "cluster key"} ${join(config.dataDir, GENERATED_KEY_FILE)}`
+      : `cluster key from ${config.clusterKeySource}`
 } catch (error) {
   console.error(error instanceof ConfigError ? error.message : String(error))
   process.exit(2)
@@ -95,7 +113,7 @@ const runtime = ManagedRuntime.make(
 )
 const rpc: RpcNodeShape = await runtime.runPromise(RpcNode.useSync((r) => r))
 
-console.log(`starting ${replicas.length} replicas from ${configPath} (logs in ${logDir})`)
+console.log(`starting ${replicas.length} replicas from ${configPath} (logs in ${logDir}; ${keyNote})`)
 for (const r of replicas) start(r)
 
 /** Leader known to each service, polled until every service has one. */

@@ -22,7 +22,11 @@ export interface ConnectOptions extends LeaderCallerOptions {
   readonly config?: string
   /** With `config`: which service of the file to use. Default "sharded" when the file has a controller. */
   readonly service?: "sharded" | "kvraft"
-  /** Shared secret for HMAC-authenticated datagrams (defaults to the config's, or KV_CLUSTER_KEY). */
+  /**
+   * Shared secret for HMAC-authenticated datagrams. Default with `config`: KV_CLUSTER_KEY, the
+   * file's clusterKeyFile, or the key `bun run cluster` generated in its data directory; with
+   * `servers` or `controllers`: KV_CLUSTER_KEY.
+   */
   readonly clusterKey?: string
   /** Local UDP address to bind; default an ephemeral port on 127.0.0.1. */
   readonly bind?: string

@@ -112,7 +112,8 @@ describe("the product, as a new user meets it", () => {
     for (const [i, [, code]] of examples.entries()) {
       const file = join(root, ".tmp", `client-doc-example-${i}.ts`)
       writeFileSync(file, code!)
-      const proc = Bun.spawn(["bun", file], { cwd: root, stdout: "pipe", stderr: "pipe" })
+      // Run beside the copied cluster.toml, whose data directory holds the key the cluster generated.
+      const proc = Bun.spawn(["bun", file], { cwd: dir.path, stdout: "pipe", stderr: "pipe" })
       const [out, err, exitCode] = await Promise.all([
         new Response(proc.stdout).text(),
         new Response(proc.stderr).text(),

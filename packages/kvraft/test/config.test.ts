@@ -37,7 +37,8 @@ describe("the root cluster.toml", () => {
     expect(config.nShards).toBe(10)
     expect(config.maxRaftStateBytes).toBe(67_108_864)
     expect(config.dataDir).toBe(resolve(ROOT_CLUSTER_TOML, "../data"))
-    expect(config.clusterKey).toBeUndefined()
+    // No key is configured; only the one `bun run cluster` generates in ./data can be in force.
+    expect(config.clusterKeySource === undefined || config.clusterKeySource === "dataDir").toBe(true)
     expect(config.controller.replicas).toEqual(["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"])
     expect([...config.groups.keys()]).toEqual([100, 101, 102])
     for (const group of config.groups.values()) expect(group.replicas).toHaveLength(3)

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { Result } from "effect"
-import { readFailure, resolveClusterKey } from "./clusterKey.ts"
+import { type ClusterKeySource, readFailure, resolveClusterKey } from "./clusterKey.ts"
 import { crossCheckProblems } from "./crossChecks.ts"
 import { ConfigError } from "./errors.ts"
 import {
@@ -28,8 +28,12 @@ export interface ClusterConfig {
   readonly nShards: number
   /** A replica snapshots once its Raft state passes this many bytes; 0 = never. */
   readonly maxRaftStateBytes: number
-  /** From KV_CLUSTER_KEY (wins) or the trimmed contents of clusterKeyFile; undefined = no HMAC. */
+  /**
+   * From KV_CLUSTER_KEY (wins), the trimmed contents of clusterKeyFile, or the key `bun run cluster`
+   * generated in `<dataDir>/cluster.key`, in that order; undefined = no HMAC.
+   */
   readonly clusterKey: string | undefined
+  readonly clusterKeySource: ClusterKeySource | undefined
   readonly controller: ReplicaGroupConfig
   /** Shard groups by gid, in ascending gid order. */
   readonly groups: ReadonlyMap<number, ReplicaGroupConfig>
@@ -66,12 +70,14 @@ export const parseClusterConfig = (text: string, options: ParseClusterConfigOpti
   const decoded = decodeClusterFile(parsed.value)
   const problems = Result.isFailure(decoded) ? issueProblems(decoded.failure.issue, TOP_LEVEL_KEYS) : []
   problems.push(...crossCheckProblems(parsed.value))
-  const key = resolveClusterKey(parsed.value.clusterKeyFile, baseDir, options.env ?? process.env)
+  // The generated key's directory; a dataDir that is not a string is reported by the schema.
+  const dataDir = resolve(baseDir, typeof parsed.value.dataDir === "string" ? parsed.value.dataDir : DEFAULT_DATA_DIR)
+  const key = resolveClusterKey(parsed.value.clusterKeyFile, baseDir, options.env ?? process.env, dataDir)
   if (!key.ok) problems.push(key.problem)
   if (problems.length > 0 || Result.isFailure(decoded) || !key.ok) {
     throw new ConfigError({ source, problems })
   }
-  return build(decoded.success, { source, baseDir, clusterKey: key.clusterKey })
+  return build(decoded.success, { source, baseDir, clusterKey: key.clusterKey, clusterKeySource: key.source })
 }
 
 /** Reads, parses and validates a cluster.toml; relative paths in it resolve against its directory. */
@@ -112,7 +118,12 @@ const replicaGroupOf = (config: ClusterConfig, service: ServiceName): ReplicaGro
 
 const build = (
   file: ClusterFile,
-  context: { source: string; baseDir: string; clusterKey: string | undefined },
+  context: {
+    source: string
+    baseDir: string
+    clusterKey: string | undefined
+    clusterKeySource: ClusterKeySource | undefined
+  },
 ): ClusterConfig => {
   const groups = Object.entries(file.groups ?? {})
     .map(([gid, group]) => [Number(gid), { replicas: [...group.replicas] }] as const)
@@ -123,6 +134,7 @@ const build = (
     nShards: file.nShards ?? DEFAULT_N_SHARDS,
     maxRaftStateBytes: file.maxRaftStateBytes ?? DEFAULT_MAX_RAFT_STATE_BYTES,
     clusterKey: context.clusterKey,
+    clusterKeySource: context.clusterKeySource,
     // A kvraft-only cluster has no controller; an empty list keeps the field total for callers.
     controller: { replicas: [...(file.controller?.replicas ?? [])] },
     groups: new Map(groups),

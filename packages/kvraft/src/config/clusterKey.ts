@@ -1,15 +1,28 @@
-import { readFileSync } from "node:fs"
-import { resolve } from "node:path"
+import { randomBytes } from "node:crypto"
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs"
+import { join, resolve } from "node:path"
 
 export const CLUSTER_KEY_ENV = "KV_CLUSTER_KEY"
 
+/**
+ * The key file `bun run cluster` creates in the data directory when no key is configured, so
+ * that the default cluster is authenticated. Servers and clients on the machine find it there.
+ */
+export const GENERATED_KEY_FILE = "cluster.key"
+
+/** Where the key in force came from, in order of precedence. */
+export type ClusterKeySource = "KV_CLUSTER_KEY" | "clusterKeyFile" | "dataDir"
+
 export type ClusterKeyResult =
-  | { readonly ok: true; readonly clusterKey: string | undefined }
+  | { readonly ok: true; readonly clusterKey: string | undefined; readonly source: ClusterKeySource | undefined }
   | { readonly ok: false; readonly problem: string }
+
+const none: ClusterKeyResult = { ok: true, clusterKey: undefined, source: undefined }
 
 /**
  * The shared HMAC key, if any. The environment wins so a deployment can inject the secret without
- * a file on disk (and the file is then not read at all). An empty key is refused rather than
+ * a file on disk (and the file is then not read at all); then an explicit clusterKeyFile; then the
+ * key generated in the data directory (`dataDir`, absolute). An empty key is refused rather than
  * treated as "no key": HMAC with an empty key looks like authentication but stops nobody, and an
  * empty value usually means a broken secret mount or a `$(cat missing)`.
  */
@@ -17,33 +30,77 @@ export const resolveClusterKey = (
   clusterKeyFile: unknown,
   baseDir: string,
   env: Record<string, string | undefined>,
+  dataDir?: string,
 ): ClusterKeyResult => {
   const fromEnv = env[CLUSTER_KEY_ENV]
   if (fromEnv !== undefined) {
     return fromEnv.trim().length > 0
-      ? { ok: true, clusterKey: fromEnv }
+      ? { ok: true, clusterKey: fromEnv, source: "KV_CLUSTER_KEY" }
       : { ok: false, problem: `${CLUSTER_KEY_ENV}: is set but empty (unset it, or set it to the cluster key)` }
   }
-  // A missing or non-string clusterKeyFile is either "no auth" or already reported by the schema.
-  if (typeof clusterKeyFile !== "string" || clusterKeyFile.trim().length === 0)
-    return { ok: true, clusterKey: undefined }
-  const path = resolve(baseDir, clusterKeyFile)
+  // A non-string clusterKeyFile is already reported by the schema; an absent one leaves the data directory.
+  if (clusterKeyFile !== undefined) {
+    if (typeof clusterKeyFile !== "string" || clusterKeyFile.trim().length === 0) return none
+    const path = resolve(baseDir, clusterKeyFile)
+    const read = readKeyFile(path, "clusterKeyFile")
+    return read ?? { ok: false, problem: `clusterKeyFile: ${JSON.stringify(path)} does not exist` }
+  }
+  // No generated key yet: the cluster was not started by `bun run cluster`, so it has no key.
+  return dataDir === undefined ? none : (readKeyFile(join(dataDir, GENERATED_KEY_FILE), "dataDir") ?? none)
+}
+
+/** The key in a file, a problem naming it, or undefined when the file does not exist. */
+const readKeyFile = (path: string, source: ClusterKeySource): ClusterKeyResult | undefined => {
+  const label =
+    source === "dataDir"
+      ? `the cluster key generated in the data directory, ${JSON.stringify(path)},`
+      : `clusterKeyFile: ${JSON.stringify(path)}`
   let contents: string
   try {
     contents = readFileSync(path, "utf8")
   } catch (error) {
-    return { ok: false, problem: `clusterKeyFile: ${JSON.stringify(path)} ${readFailure(error)}` }
+    if (errorCode(error) === "ENOENT") return undefined
+    return { ok: false, problem: `${label} ${readFailure(error)}` }
   }
   const clusterKey = contents.trim()
-  return clusterKey.length > 0
-    ? { ok: true, clusterKey }
-    : { ok: false, problem: `clusterKeyFile: ${JSON.stringify(path)} is empty (it must hold the cluster key)` }
+  if (clusterKey.length > 0) return { ok: true, clusterKey, source }
+  const hint =
+    source === "dataDir"
+      ? "delete it and `bun run cluster` makes a new one, which every server and client must then share"
+      : "it must hold the cluster key"
+  return { ok: false, problem: `${label} is empty (${hint})` }
 }
+
+/**
+ * Makes sure `<dataDir>/cluster.key` exists: a random 256-bit key (hex), readable by its owner only
+ * (mode 0600), written durably. Returns its path and whether this call created it. An existing
+ * file is left as it is, whoever created it, so every start after the first keeps the same key.
+ */
+export const ensureGeneratedClusterKey = (dataDir: string): { readonly path: string; readonly created: boolean } => {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const path = join(dataDir, GENERATED_KEY_FILE)
+  let fd: number
+  try {
+    fd = openSync(path, "wx", 0o600)
+  } catch (error) {
+    if (errorCode(error) === "EEXIST") return { path, created: false }
+    throw error
+  }
+  try {
+    writeSync(fd, `${randomBytes(32).toString("hex")}\n`)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  return { path, created: true }
+}
+
+const errorCode = (error: unknown): unknown =>
+  typeof error === "object" && error !== null && "code" in error ? error.code : undefined
 
 /** The reason a file could not be read, in words; shared with the loader of cluster.toml itself. */
 export const readFailure = (error: unknown): string => {
-  const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined
-  switch (code) {
+  switch (errorCode(error)) {
     case "ENOENT":
       return "does not exist"
     case "EISDIR":

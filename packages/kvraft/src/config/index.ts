@@ -8,7 +8,12 @@ export {
   type ReplicaGroupConfig,
   type ServiceName,
 } from "./clusterConfig.ts"
-export { CLUSTER_KEY_ENV } from "./clusterKey.ts"
+export {
+  CLUSTER_KEY_ENV,
+  type ClusterKeySource,
+  ensureGeneratedClusterKey,
+  GENERATED_KEY_FILE,
+} from "./clusterKey.ts"
 export { ConfigError } from "./errors.ts"
 export {
   DEFAULT_DATA_DIR,

@@ -2,6 +2,7 @@ import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
 import { RpcNode, Transport, type TransportError } from "@kv/rpc"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
 import { type MetricsSource, observeReplica, serveMetrics } from "./metrics.ts"
+import { unauthenticatedWarning } from "./unauthenticatedWarning.ts"
 
 export type LogFormat = "text" | "json"
 
@@ -69,6 +70,13 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         )
       }
     }
+    // Before binding, so the warning is printed even when the bind then fails.
+    const warning = unauthenticatedWarning(
+      options.service,
+      which.map((k) => options.replicas[k] as string),
+      options.clusterKey,
+    )
+    if (warning !== undefined) process.stderr.write(warning)
     const stop = yield* Deferred.make<string>()
     const onSignal = (signal: string) => () => Deferred.doneUnsafe(stop, Exit.succeed(signal))
     const sigint = onSignal("SIGINT")
@@ -105,6 +113,8 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         const context = yield* Layer.build(layer)
         const rpc = Context.get(context, RpcNode)
         rpc.observeRequests(observe.onRequest)
+        // The group's own replicas get replies of any size without proving their address first.
+        rpc.trust(options.replicas)
         const replica = yield* options
           .build(k, { id: k + 1, peers, storageName: `${options.service}/replica-${k}`, onFsync: observe.onFsync })
           .pipe(Effect.provideContext(context))
