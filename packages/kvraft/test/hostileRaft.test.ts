@@ -12,7 +12,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import dgram from "node:dgram"
 import { join } from "node:path"
-import { MAX_TERM_AHEAD, MAX_TERM_OR_INDEX, type Message } from "@kv/raft"
+import { MAX_TERM_AHEAD, MAX_TERM_OR_INDEX, type Message, ProposalTooLarge, Storage } from "@kv/raft"
 import {
   ENVELOPE_VERSION,
   encodeEnvelope,
@@ -20,12 +20,13 @@ import {
   RpcNode,
   type RpcNodeShape,
   SeededRandom,
+  SimNetwork,
   seedFromEnv,
   Transport,
 } from "@kv/rpc"
 import { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "@kv/testkit"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { type KvClientShape, KvStatusMethod, makeKvClient, type StatusReply } from "../src/index.ts"
+import { type KvClientShape, KvStatusMethod, makeKvClient, makeRsm, type StatusReply } from "../src/index.ts"
 
 const BIN = join(import.meta.dir, "../bin/kvraft.ts")
 const SEED = seedFromEnv()
@@ -370,4 +371,62 @@ describe("forged Raft datagrams against a live kvraft group", () => {
       }
     }, 90_000)
   }
+})
+
+describe("a command larger than one Raft message", () => {
+  test("is refused at once with ProposalTooLarge through the RSM, and the group keeps committing", async () => {
+    const maxMessageBytes = 64 * 1024
+    const network = new SimNetwork({ seed: SEED })
+    const local = await Effect.runPromise(Scope.make())
+    try {
+      const peers = { 1: "rsm-1", 2: "rsm-2", 3: "rsm-3" }
+      const applied = new Map<number, number[]>()
+      const rsms = await run(
+        Effect.forEach([1, 2, 3], (id) =>
+          Effect.gen(function* () {
+            const context = yield* Layer.buildWithScope(
+              RpcNode.layer.pipe(
+                Layer.provide(Transport.layerSim(network, `rsm-${id}`, { maxMessageBytes })),
+                Layer.merge(Storage.layerMemory()),
+              ),
+              local,
+            )
+            applied.set(id, [])
+            return yield* makeRsm({
+              raft: { id, peers, seed: SEED + id },
+              stateMachine: {
+                apply: (command) => {
+                  applied.get(id)!.push(command.length)
+                  return command.length
+                },
+                snapshot: () => new Uint8Array(0),
+                restore: () => {},
+              },
+            }).pipe(Effect.provideContext(context), Scope.provide(local))
+          }),
+        ),
+      )
+      const deadline = Date.now() + 10_000
+      const leader = () => rsms.find((r) => r.raft.status().role === "leader")
+      while (leader() === undefined) {
+        if (Date.now() > deadline) throw new Error("no leader")
+        await Bun.sleep(10)
+      }
+      const rsm = leader()!
+      const started = Date.now()
+      const refused = await run(Effect.flip(rsm.submit(new Uint8Array(maxMessageBytes).fill(1))))
+      expect(refused).toBeInstanceOf(ProposalTooLarge)
+      // Refused before entering the log, not after waiting for an entry no follower can receive.
+      expect(Date.now() - started).toBeLessThan(1_000)
+      const max = rsm.maxCommandBytes
+      expect(max).toBeLessThan(maxMessageBytes)
+      expect(await run(rsm.submit(new Uint8Array(max).fill(1)))).toBe(max)
+      while (![...applied.values()].every((lengths) => lengths.includes(max))) {
+        if (Date.now() > deadline) throw new Error(`not applied everywhere: ${JSON.stringify([...applied])}`)
+        await Bun.sleep(10)
+      }
+    } finally {
+      await Effect.runPromise(Scope.close(local, Exit.void))
+    }
+  }, 30_000)
 })
