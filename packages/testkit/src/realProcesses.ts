@@ -84,6 +84,11 @@ export class ProcessGroup {
     return code
   }
 
+  /** Sends `signal` to a running process: SIGSTOP freezes it (it stays a member, silent), SIGCONT resumes it. */
+  signal(name: string, signal: "SIGSTOP" | "SIGCONT"): void {
+    this.running.get(name)?.kill(signal)
+  }
+
   isRunning(name: string): boolean {
     return this.running.has(name)
   }
