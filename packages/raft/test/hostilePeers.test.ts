@@ -1,6 +1,7 @@
 /**
  * Proves that a Raft node over real UDP believes a peer message only from that peer's configured
- * address (written as `localhost` or as an IP), and that no entry larger than one Raft message can
+ * address (written as `localhost` or as an IP), that a leader reports a snapshot its followers would
+ * refuse instead of sending it, and that no entry larger than one Raft message can
  * enter the log: such a proposal is refused with ProposalTooLarge and the group keeps committing.
  */
 import { afterAll, describe, expect, test } from "bun:test"
@@ -31,9 +32,17 @@ interface Node {
   readonly applied: Map<number, number>
 }
 
-const start = async (id: number, peers: Record<number, string>, maxMessageBytes?: number): Promise<Node> => {
+interface StartOptions {
+  readonly maxMessageBytes?: number
+  /** Snapshot (this many bytes of state) after every applied entry, with this follower limit. */
+  readonly snapshot?: { readonly stateBytes: number; readonly maxSnapshotBytes: number }
+}
+
+const start = async (id: number, peers: Record<number, string>, options: StartOptions = {}): Promise<Node> => {
+  const { maxMessageBytes, snapshot } = options
   const scope = await Effect.runPromise(Scope.make())
   const applied = new Map<number, number>()
+  let raftNode: RaftNodeShape | undefined
   const layer = RpcNode.layer.pipe(
     Layer.provide(
       Transport.layerUdp({ bind: peers[id]!, ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }) }),
@@ -47,10 +56,17 @@ const start = async (id: number, peers: Record<number, string>, maxMessageBytes?
         id,
         peers,
         storageName: `${Object.values(peers).join("-")}/node-${id}`,
+        ...(snapshot === undefined ? {} : { maxSnapshotBytes: snapshot.maxSnapshotBytes }),
         apply: (event) => {
-          if (event.type === "entries") for (const e of event.entries) applied.set(e.index, e.data.length)
+          if (event.type !== "entries") return
+          for (const e of event.entries) applied.set(e.index, e.data.length)
+          const last = event.entries.at(-1)
+          if (snapshot !== undefined && last !== undefined && raftNode !== undefined) {
+            Effect.runSync(raftNode.snapshot(last.index, new Uint8Array(snapshot.stateBytes)))
+          }
         },
       }).pipe(Effect.provideContext(context), Scope.provide(scope))
+      raftNode = raft
       return [raft, Context.get(context, RpcNode)] as const
     }),
   )
@@ -145,7 +161,7 @@ describe("peer messages are believed only from the peer's own address", () => {
   }, 30_000)
 })
 
-describe("no entry larger than one Raft message", () => {
+describe("no entry or snapshot larger than the peers accept", () => {
   test("one message carries the largest entry even with every number at its bound", () => {
     const maxMessageBytes = 8 * 1024 * 1024
     const big = MAX_TERM_OR_INDEX
@@ -168,9 +184,9 @@ describe("no entry larger than one Raft message", () => {
     const [p1, p2, p3] = await freePorts(3)
     const peers = { 1: `127.0.0.1:${p1}`, 2: `127.0.0.1:${p2}`, 3: `127.0.0.1:${p3}` }
     const nodes = [
-      await start(1, peers, maxMessageBytes),
-      await start(2, peers, maxMessageBytes),
-      await start(3, peers, maxMessageBytes),
+      await start(1, peers, { maxMessageBytes }),
+      await start(2, peers, { maxMessageBytes }),
+      await start(3, peers, { maxMessageBytes }),
     ]
     try {
       const max = nodes[0]!.raft.maxEntryBytes
@@ -186,6 +202,28 @@ describe("no entry larger than one Raft message", () => {
       expect(nodes.map((n) => n.applied.get(largest))).toEqual([max, max, max])
       // The group is not wedged behind it.
       await commit(nodes, new Uint8Array([1]))
+    } finally {
+      await stopAll(nodes)
+    }
+  }, 30_000)
+
+  test("a leader does not send a snapshot past maxSnapshotBytes and reports it in status", async () => {
+    const [p1, p2, p3] = await freePorts(3)
+    const peers = { 1: `127.0.0.1:${p1}`, 2: `127.0.0.1:${p2}`, 3: `127.0.0.1:${p3}` }
+    const snapshot = { stateBytes: 4096, maxSnapshotBytes: 1024 }
+    const nodes = [await start(1, peers, { snapshot }), await start(2, peers, { snapshot })]
+    try {
+      // Node 3 is away while the others commit and compact their logs into 4 KiB snapshots.
+      for (let k = 0; k < 5; k++) await commit(nodes, new Uint8Array([k + 1]))
+      await waitFor("logs compacted", () => nodes.every((n) => n.raft.status().snapshotIndex >= 5))
+      nodes.push(await start(3, peers, { snapshot }))
+      const leader = leaderOf(nodes)!
+      await waitFor(
+        "the leader to report the oversized snapshot",
+        () => leader.raft.status().oversizedSnapshotBytes > 0,
+      )
+      expect(leader.raft.status().oversizedSnapshotBytes).toBe(snapshot.stateBytes)
+      expect(nodes[2]!.raft.status().snapshotIndex).toBe(0)
     } finally {
       await stopAll(nodes)
     }
