@@ -107,7 +107,12 @@ describe("kvraft processes with skewed clocks", () => {
       run(
         probe.call(
           KvCommandMethod,
-          () => ({ clientId: probeId, seq, ackedBelow: seq, op: { op: "append", key: "probe", value: `<${seq}>` } }),
+          () => ({
+            clientId: probeId,
+            seq,
+            ackedBelow: seq,
+            op: { op: "append" as const, key: "probe", value: `<${seq}>` },
+          }),
           { operation: "append", key: "probe" },
         ),
       )
@@ -181,11 +186,11 @@ describe("kvraft processes with skewed clocks", () => {
       const reader = await run(makeKvClient(rpc, { servers: replicas, deadlineMs: 20_000 }))
       for (let c = 0; c < clerks.length; c++) {
         const value = await run(reader.get(`key-${c}`))
-        const tokens = value.match(/<[^>]*>/g) ?? []
+        const tokens: string[] = value.match(/<[^>]*>/g) ?? []
         // Every acknowledged write is there once, and nothing else.
         expect(tokens).toEqual(acknowledged[c]!)
       }
-      const probed = (await run(reader.get("probe"))).match(/<[^>]*>/g) ?? []
+      const probed: string[] = (await run(reader.get("probe"))).match(/<[^>]*>/g) ?? []
       expect(probed).toEqual(Array.from({ length: probeSeq }, (_, i) => `<${i + 1}>`))
       const total = acknowledged.reduce((sum, tokens) => sum + tokens.length, 0)
       console.log(`clock skew: ${total} appends acknowledged by 8 clerks across leaders at +2 h and -2 h`)

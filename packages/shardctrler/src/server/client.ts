@@ -28,29 +28,52 @@ export const makeControllerClient = (
 ): Effect.Effect<ControllerClientShape> =>
   Effect.sync(() => {
     const caller = makeLeaderCaller(rpc, options.controllers, options)
-    const clientId = 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
+    // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
+    const newClientId = () => 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
+    let clientId = newClientId()
     let nextSeq = 1
+    // Until a reply arrives the controller may never have seen this id: claim no results then.
+    let confirmed = false
     const one = Semaphore.makeUnsafe(1)
 
-    const admin = (op: typeof AdminOpSchema.Type, key: string) =>
-      Semaphore.withPermits(
-        one,
-        1,
-      )(
-        Effect.suspend(() => {
-          const seq = nextSeq++
-          // Sequential: every earlier seq has been answered, so the server may forget them.
-          return caller.call(ControllerAdminMethod, () => ({ clientId, seq, ackedBelow: seq, op }), {
-            operation: op.op,
-            key,
-          })
+    /**
+     * One admin operation. A session the controller expired is replaced under a new id: the
+     * operation was not applied (`SessionExpired`), so it is sent again there; after
+     * `OutcomeUnknown` it is not, and the caller gets the error.
+     */
+    const send = (
+      op: typeof AdminOpSchema.Type,
+      key: string,
+      renewals: number,
+    ): Effect.Effect<void, ControllerError | Timeout> =>
+      Effect.suspend(() => {
+        const id = clientId
+        const seq = nextSeq++
+        // Sequential: every earlier seq has been answered, so the server may forget them.
+        const ackedBelow = confirmed ? seq : 1
+        return caller.call(ControllerAdminMethod, () => ({ clientId: id, seq, ackedBelow, op }), {
+          operation: op.op,
+          key,
+        })
+      }).pipe(
+        Effect.flatMap((reply): Effect.Effect<void, ControllerError | Timeout> => {
+          if (reply.ok) {
+            confirmed = true
+            return Effect.void
+          }
+          if (reply.error === "SessionExpired" || reply.error === "OutcomeUnknown") {
+            clientId = newClientId()
+            nextSeq = 1
+            confirmed = false
+            if (reply.error === "SessionExpired" && renewals < 3) return send(op, key, renewals + 1)
+          } else {
+            confirmed = true
+          }
+          return Effect.fail(new ControllerError({ code: reply.error, message: reply.message }))
         }),
-      ).pipe(
-        Effect.flatMap(
-          (reply): Effect.Effect<void, ControllerError> =>
-            reply.ok ? Effect.void : Effect.fail(new ControllerError({ code: reply.error, message: reply.message })),
-        ),
       )
+
+    const admin = (op: typeof AdminOpSchema.Type, key: string) => Semaphore.withPermits(one, 1)(send(op, key, 0))
 
     return {
       join: (groups) =>

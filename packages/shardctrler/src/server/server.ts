@@ -1,4 +1,4 @@
-import { makeRsm, type RsmShape, type WrongLeader } from "@kv/kvraft"
+import { commandStampMs, makeRsm, type RsmShape, type WrongLeader } from "@kv/kvraft"
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
 import { Effect, type Scope } from "effect"
@@ -54,7 +54,7 @@ export const makeControllerServer = (
 
     rpc.handle(ControllerAdminMethod, (request) =>
       rsm
-        .submit(encodeControllerCommand({ ...request, nowMs: Date.now() }))
+        .submit(encodeControllerCommand({ ...request, nowMs: commandStampMs() }))
         // A controller command is far below one Raft entry's limit: ProposalTooLarge is a defect.
         .pipe(
           Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
