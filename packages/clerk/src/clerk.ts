@@ -103,7 +103,8 @@ export class Kv extends Context.Service<Kv, KvClientShape>()("@kv/clerk/Kv") {
 
 /**
  * Connects to a kv cluster. Operations retry across replicas until their deadline (30 s by
- * default) and then reject with `Timeout` (a write may or may not have happened).
+ * default) and then reject with `Timeout` (a write may or may not have happened). A client whose
+ * session expired renews it by itself; `OutcomeUnknown` says a write's outcome could not be known.
  */
 export const connect = async (options: ConnectOptions): Promise<Clerk> => {
   const runtime = ManagedRuntime.make(Kv.layer(options))

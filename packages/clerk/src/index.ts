@@ -2,6 +2,7 @@ export {
   KeyTooLarge,
   type KvClientError,
   type KvClientShape,
+  OutcomeUnknown,
   SessionExpired,
   Timeout,
   ValueTooLarge,
