@@ -145,3 +145,43 @@ test("the shard count must be a positive integer", () => {
   expect(() => new ConfigStateMachine(2.5)).toThrow(RangeError)
   expect(new ConfigStateMachine().nShards).toBe(10)
 })
+
+describe("group incarnations", () => {
+  const machine = () => {
+    const m = new ConfigStateMachine(10)
+    expect(m.apply({ op: "register", gid: 1, incarnation: "a", configNum: 0 })).toEqual({ ok: true })
+    expect(m.apply({ op: "register", gid: 1, incarnation: "a", configNum: 1 })).toEqual({ ok: true })
+    m.apply({ op: "join", groups: { 1: ["a:1"] } })
+    return m
+  }
+
+  test("another incarnation of a registered gid is told it is a successor", () => {
+    const m = machine()
+    expect(m.apply({ op: "register", gid: 1, incarnation: "b", configNum: 0 })).toMatchObject({ error: "Successor" })
+    expect(m.apply({ op: "register", gid: 2, incarnation: "b", configNum: 0 })).toEqual({ ok: true })
+  })
+
+  test("a successor takes over a gid whose group had left, and the gid stays usable", () => {
+    const m = machine()
+    m.apply({ op: "join", groups: { 2: ["b:1"] } })
+    m.apply({ op: "leave", gids: [1] })
+    expect(m.apply({ op: "register", gid: 1, incarnation: "a", configNum: m.latest().num })).toEqual({ ok: true })
+    expect(m.apply({ op: "succeed", gid: 1, incarnation: "c" })).toEqual({ ok: true })
+    expect(m.apply({ op: "register", gid: 1, incarnation: "c", configNum: 0 })).toEqual({ ok: true })
+    expect(m.apply({ op: "register", gid: 1, incarnation: "a", configNum: 9 })).toMatchObject({ error: "Successor" })
+    expect(m.apply({ op: "join", groups: { 1: ["c:1"] } })).toMatchObject({ ok: true })
+  })
+
+  test("a gid whose group vanished while it held shards is retired: no successor, no join", () => {
+    const m = machine()
+    const retired = m.apply({ op: "succeed", gid: 1, incarnation: "c" })
+    expect(retired).toMatchObject({ error: "GidRetired" })
+    expect((retired as { message: string }).message).toContain("unused gid")
+    m.apply({ op: "leave", gids: [1] })
+    expect(m.apply({ op: "join", groups: { 1: ["c:1"] } })).toMatchObject({ error: "GidRetired" })
+    expect(m.apply({ op: "register", gid: 1, incarnation: "a", configNum: 5 })).toMatchObject({ error: "GidRetired" })
+    const restored = ConfigStateMachine.fromSnapshot(m.snapshot())
+    expect(restored.isRetired(1)).toBe(true)
+    expect(restored.apply({ op: "register", gid: 2, incarnation: "x", configNum: 0 })).toEqual({ ok: true })
+  })
+})

@@ -92,6 +92,8 @@ export const ShardKvStatusReply = Schema.Struct({
   shards: Schema.Array(Schema.String),
   /** Keys held per shard. */
   keys: Schema.Array(Count),
+  /** Why this group refuses to take part (its gid is retired), or "". */
+  retired: Schema.String,
 })
 export type ShardKvStatusReply = typeof ShardKvStatusReply.Type
 

@@ -10,8 +10,22 @@ export type ConfigOp =
   | { readonly op: "move"; readonly shard: number; readonly gid: number }
   /** Reads configuration `num`; -1 or a number past the latest reads the latest. */
   | { readonly op: "query"; readonly num: number }
+  /**
+   * A replica group's incarnation (the id its Raft log was started with) says it is about to act
+   * in configuration `configNum`; `Successor` when another incarnation holds the gid.
+   */
+  | { readonly op: "register"; readonly gid: number; readonly incarnation: string; readonly configNum: number }
+  /** A new, empty incarnation takes over the gid from the one before (see `ConfigStateMachine`). */
+  | { readonly op: "succeed"; readonly gid: number; readonly incarnation: string }
 
-export type ConfigErrorKind = "GroupExists" | "UnknownGroup" | "BadShard" | "BadGid" | "BadRequest"
+export type ConfigErrorKind =
+  | "GroupExists"
+  | "UnknownGroup"
+  | "BadShard"
+  | "BadGid"
+  | "BadRequest"
+  | "Successor"
+  | "GidRetired"
 
 export interface ConfigError {
   readonly ok: false

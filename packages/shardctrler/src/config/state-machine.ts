@@ -23,12 +23,30 @@ import { rebalance } from "./rebalance.ts"
 export interface ConfigSnapshot {
   readonly nShards: number
   readonly configs: readonly Config[]
+  /** `[gid, incarnation, lastConfig]` per registered group (absent in older snapshots). */
+  readonly incarnations?: readonly (readonly [number, string, number])[]
+  /** Gids that can never be used again (absent in older snapshots). */
+  readonly retired?: readonly number[]
+}
+
+/** The incarnation of a group that last registered, and the latest configuration it said it acts in. */
+interface Incarnation {
+  readonly incarnation: string
+  readonly lastConfig: number
 }
 
 export class ConfigStateMachine {
   readonly nShards: number
   /** history[n].num === n; history[0] is `initialConfig(nShards)`. Never empty. */
   #history: Config[]
+  /**
+   * Which incarnation of each gid is alive. A group whose data directories were all lost comes
+   * back as a new incarnation under the old gid: it may take over only if the old one had left
+   * (was last seen acting in a configuration without the gid), since then nothing it held is
+   * needed; otherwise the old one's shards are lost with it and the gid is retired for good.
+   */
+  #incarnations = new Map<Gid, Incarnation>()
+  #retired = new Set<Gid>()
 
   constructor(nShards: number = defaultShardCount) {
     this.#history = [initialConfig(nShards)]
@@ -45,6 +63,10 @@ export class ConfigStateMachine {
         return this.#move(op.shard, op.gid)
       case "query":
         return this.#query(op.num)
+      case "register":
+        return this.#register(op.gid, op.incarnation, op.configNum)
+      case "succeed":
+        return this.#succeed(op.gid, op.incarnation)
       default:
         return configError("BadRequest", `unknown operation ${JSON.stringify((op as { op?: unknown }).op)}`)
     }
@@ -68,7 +90,17 @@ export class ConfigStateMachine {
   }
 
   snapshot(): ConfigSnapshot {
-    return { nShards: this.nShards, configs: [...this.#history] }
+    return {
+      nShards: this.nShards,
+      configs: [...this.#history],
+      incarnations: [...this.#incarnations].map(([gid, i]) => [gid, i.incarnation, i.lastConfig] as const),
+      retired: [...this.#retired],
+    }
+  }
+
+  /** Whether `gid` was retired: its data was lost while it was needed, and it may not be used again. */
+  isRetired(gid: number): boolean {
+    return this.#retired.has(gid as Gid)
   }
 
   /**
@@ -78,6 +110,20 @@ export class ConfigStateMachine {
    */
   restore(snapshot: unknown): void {
     this.#history = decodeHistory(snapshot, this.nShards)
+    const { incarnations, retired } = snapshot as { incarnations?: unknown; retired?: unknown }
+    this.#incarnations = new Map()
+    this.#retired = new Set()
+    for (const entry of Array.isArray(incarnations) ? (incarnations as unknown[]) : []) {
+      const [gid, incarnation, lastConfig] = Array.isArray(entry) ? (entry as unknown[]) : []
+      if (!isGid(gid) || typeof incarnation !== "string" || !Number.isSafeInteger(lastConfig)) {
+        throw corrupt(`incarnation entry ${JSON.stringify(entry)}`)
+      }
+      this.#incarnations.set(gid, { incarnation, lastConfig: lastConfig as number })
+    }
+    for (const gid of Array.isArray(retired) ? (retired as unknown[]) : []) {
+      if (!isGid(gid)) throw corrupt(`retired gid ${JSON.stringify(gid)}`)
+      this.#retired.add(gid)
+    }
   }
 
   static fromSnapshot(snapshot: unknown): ConfigStateMachine {
@@ -108,6 +154,13 @@ export class ConfigStateMachine {
       const servers: unknown = (requested as Record<string, unknown>)[key]
       const bad = checkServers(gid, servers)
       if (bad !== undefined) return bad
+      if (this.#retired.has(gid)) {
+        return configError(
+          "GidRetired",
+          `join: gid ${gid} is retired (its group lost its data while it still held shards); ` +
+            "start the new group under an unused gid",
+        )
+      }
       if (groups.has(gid)) {
         return configError(
           "GroupExists",
@@ -166,6 +219,40 @@ export class ConfigStateMachine {
     return this.#append(shards, groups)
   }
 
+  #register(gid: unknown, incarnation: unknown, configNum: unknown): ConfigResult {
+    if (!isGid(gid) || typeof incarnation !== "string" || incarnation.length === 0) {
+      return configError("BadRequest", "register: needs a gid and an incarnation")
+    }
+    if (typeof configNum !== "number" || !Number.isSafeInteger(configNum) || configNum < 0) {
+      return configError("BadRequest", `register: bad configuration number ${JSON.stringify(configNum)}`)
+    }
+    if (this.#retired.has(gid)) return retiredError(gid)
+    const known = this.#incarnations.get(gid)
+    if (known !== undefined && known.incarnation !== incarnation) {
+      return configError("Successor", `gid ${gid} belongs to another incarnation of its group`)
+    }
+    this.#incarnations.set(gid, { incarnation, lastConfig: Math.max(known?.lastConfig ?? 0, configNum) })
+    return { ok: true }
+  }
+
+  #succeed(gid: unknown, incarnation: unknown): ConfigResult {
+    if (!isGid(gid) || typeof incarnation !== "string" || incarnation.length === 0) {
+      return configError("BadRequest", "succeed: needs a gid and an incarnation")
+    }
+    if (this.#retired.has(gid)) return retiredError(gid)
+    const known = this.#incarnations.get(gid)
+    if (known?.incarnation === incarnation) return { ok: true }
+    if (known !== undefined) {
+      const lastSeen = this.query(known.lastConfig)
+      if (configGroups(lastSeen).has(gid)) {
+        this.#retired.add(gid)
+        return retiredError(gid)
+      }
+    }
+    this.#incarnations.set(gid, { incarnation, lastConfig: 0 })
+    return { ok: true }
+  }
+
   #query(num: unknown): ConfigResult {
     if (typeof num !== "number" || !Number.isSafeInteger(num) || num < -1) {
       return configError("BadRequest", `query: num must be -1 or a configuration number, got ${JSON.stringify(num)}`)
@@ -196,6 +283,13 @@ const checkServers = (gid: Gid, servers: unknown): ConfigError | undefined => {
   }
   return undefined
 }
+
+const retiredError = (gid: Gid): ConfigError =>
+  configError(
+    "GidRetired",
+    `gid ${gid} is retired: its group lost its data while it still held shards, which are lost with it; ` +
+      "start the new group under an unused gid",
+  )
 
 const corrupt = (why: string): Error => new Error(`corrupt shard-controller snapshot: ${why}`)
 

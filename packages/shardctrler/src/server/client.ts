@@ -16,6 +16,13 @@ export interface ControllerClientShape {
   move(shard: number, gid: number): Effect.Effect<void, ControllerError | Timeout>
   /** Configuration `num`; -1 (or past the latest) for the latest. */
   query(num?: number): Effect.Effect<Config, ControllerError | Timeout>
+  /**
+   * A replica group's incarnation says it is about to act in configuration `configNum` (fails
+   * with code `Successor` when another incarnation holds the gid, `GidRetired` when retired).
+   */
+  register(gid: number, incarnation: string, configNum: number): Effect.Effect<void, ControllerError | Timeout>
+  /** A new, empty incarnation takes over its gid (fails with code `GidRetired` if it may not). */
+  succeed(gid: number, incarnation: string): Effect.Effect<void, ControllerError | Timeout>
 }
 
 /**
@@ -80,6 +87,9 @@ export const makeControllerClient = (
         admin({ op: "join", groups: groups as Record<string, string[]> }, Object.keys(groups).join(",")),
       leave: (gids) => admin({ op: "leave", gids: [...gids] }, gids.join(",")),
       move: (shard, gid) => admin({ op: "move", shard, gid }, `${shard}->${gid}`),
+      register: (gid, incarnation, configNum) =>
+        admin({ op: "register", gid, incarnation, configNum }, `${gid}@${configNum}`),
+      succeed: (gid, incarnation) => admin({ op: "succeed", gid, incarnation }, String(gid)),
       query: (num = -1) =>
         caller
           .call(ControllerQueryMethod, () => ({ num }), { operation: "query", key: String(num) })

@@ -21,6 +21,13 @@ export const AdminOpSchema = Schema.Union([
   Schema.Struct({ op: Schema.Literal("join"), groups: Schema.Record(Schema.String, Schema.Array(Schema.String)) }),
   Schema.Struct({ op: Schema.Literal("leave"), gids: Schema.Array(Schema.Int) }),
   Schema.Struct({ op: Schema.Literal("move"), shard: Schema.Int, gid: Schema.Int }),
+  Schema.Struct({
+    op: Schema.Literal("register"),
+    gid: Schema.Int,
+    incarnation: Schema.String,
+    configNum: Schema.Int,
+  }),
+  Schema.Struct({ op: Schema.Literal("succeed"), gid: Schema.Int, incarnation: Schema.String }),
 ])
 
 export const AdminRequest = Schema.Struct({

@@ -33,6 +33,7 @@ import {
   type ShardResult,
   ShardStateMachine,
 } from "../stateMachine/index.ts"
+import { Incarnation, isMember } from "./incarnation.ts"
 import { isOwnerReplica, ownerServers } from "./members.ts"
 import { pullShard } from "./pull.ts"
 import { ShardPullBuffer } from "./pullBuffer.ts"
@@ -241,6 +242,8 @@ export const makeShardKvServer = (
       installed: machine.hasInstalled(request.configNum, request.shard),
     }))
 
+    // Set once the leader loops are built below; a status request may come in before that.
+    let registration: Incarnation | undefined
     const status = (): ShardKvStatusReply => {
       const s = rsm.raft.status()
       return {
@@ -249,6 +252,7 @@ export const makeShardKvServer = (
         leaderAddress: addressOf(s.leader),
         configNum: machine.config.num,
         shards: machine.shardStates(),
+        retired: registration?.state.kind === "retired" ? registration.state.message : "",
         keys: machine.shardKeyCounts(),
       }
     }
@@ -257,11 +261,30 @@ export const makeShardKvServer = (
     // The leader's loops.
 
     /** Proposes the next configuration once no shard is in motion; true if it was applied. */
+    const incarnation = new Incarnation({
+      gid: options.gid,
+      controller,
+      machine: () => machine,
+      submit,
+      // Not from the seed: a group restarted empty under the same seed must still be a new incarnation.
+      newIncarnation: () => crypto.randomUUID(),
+      configAt,
+      log: (message) => console.error(`shardkv: ${message}`),
+    })
+    registration = incarnation
+
+    /**
+     * Proposes the next configuration once no shard is in motion; true if it was applied. The
+     * controller first learns of this incarnation, and of every change to its membership.
+     */
     const followConfig = Effect.gen(function* () {
       if (!isLeader() || !machine.canReconfigure()) return false
+      if (!(yield* incarnation.ensure(0))) return false
       const num = machine.config.num + 1
       const next = yield* controller.query(num)
       if (next.num !== num || machine.config.num + 1 !== num) return false
+      const joinsOrLeaves = isMember(next, options.gid) !== isMember(machine.config, options.gid)
+      if (joinsOrLeaves && !(yield* incarnation.ensure(num))) return false
       const result = yield* submit({ type: "reconfigure", config: next })
       return result.ok
     })

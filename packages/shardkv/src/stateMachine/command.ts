@@ -10,6 +10,10 @@
  *   [5, configNum, shard, offset, total, checksum, bytes]
  *                                       InstallPiece: bytes [offset, offset + length) of a pulled
  *                                       shard of `total` bytes whose CRC-32 is `checksum`
+ *   [6, incarnation]                    Incarnate: the id of this group's log, made once by its first leader
+ *   [7, config, prevConfig, holders]    FastForward: a new incarnation of a gid used before starts at
+ *                                       `config` (see ShardStateMachine); holders lists
+ *                                       [shard, gid, servers, configNum] of every parked shard
  */
 import { decodeCommand, encodeCommand, type KvCommand } from "@kv/kvraft"
 import { type Config, type Gid, isGid, makeConfig } from "@kv/shardctrler"
@@ -30,6 +34,21 @@ export type ShardCommand =
     }
   | { readonly type: "deleteShard"; readonly configNum: number; readonly shard: number }
   | { readonly type: "gcDone"; readonly configNum: number; readonly shard: number }
+  | { readonly type: "incarnate"; readonly incarnation: string }
+  | {
+      readonly type: "fastForward"
+      readonly config: Config
+      readonly prevConfig: Config
+      readonly holders: readonly ShardHolder[]
+    }
+
+/** Who keeps `shard` parked, since configuration `configNum` gave it to no group. */
+export interface ShardHolder {
+  readonly shard: number
+  readonly gid: Gid
+  readonly servers: readonly string[]
+  readonly configNum: number
+}
 
 const tagClient = 0
 const tagReconfigure = 1
@@ -37,6 +56,10 @@ const tagInsertShard = 2
 const tagDeleteShard = 3
 const tagGcDone = 4
 const tagInstallPiece = 5
+const tagIncarnate = 6
+const tagFastForward = 7
+
+const configFields = (c: Config) => [c.num, c.shards, c.groups]
 
 const encoder = new Encoder()
 const decoder = new Decoder()
@@ -55,6 +78,15 @@ export const encodeShardCommand = (c: ShardCommand): Uint8Array => {
       return encoder.encode([tagDeleteShard, c.configNum, c.shard])
     case "gcDone":
       return encoder.encode([tagGcDone, c.configNum, c.shard])
+    case "incarnate":
+      return encoder.encode([tagIncarnate, c.incarnation])
+    case "fastForward":
+      return encoder.encode([
+        tagFastForward,
+        configFields(c.config),
+        configFields(c.prevConfig),
+        c.holders.map((h) => [h.shard, h.gid, h.servers, h.configNum]),
+      ])
   }
 }
 
@@ -109,7 +141,25 @@ export const decodeShardCommand = (bytes: Uint8Array): ShardCommand | undefined 
     case tagGcDone:
       if (fields.length !== 3 || !isCount(a) || !isCount(b)) return undefined
       return { type: tag === tagDeleteShard ? "deleteShard" : "gcDone", configNum: a, shard: b }
+    case tagIncarnate:
+      if (fields.length !== 2 || typeof a !== "string" || a.length === 0) return undefined
+      return { type: "incarnate", incarnation: a }
+    case tagFastForward: {
+      if (fields.length !== 4 || !Array.isArray(a) || !Array.isArray(b) || !Array.isArray(c)) return undefined
+      const config = parseConfig(a[0], a[1], a[2])
+      const prevConfig = parseConfig(b[0], b[1], b[2])
+      const holders = (c as unknown[]).map(parseHolder)
+      if (config === undefined || prevConfig === undefined || holders.some((h) => h === undefined)) return undefined
+      return { type: "fastForward", config, prevConfig, holders: holders as ShardHolder[] }
+    }
     default:
       return undefined
   }
+}
+
+const parseHolder = (raw: unknown): ShardHolder | undefined => {
+  const [shard, gid, servers, configNum] = Array.isArray(raw) ? (raw as unknown[]) : []
+  if (!isCount(shard) || !isGid(gid) || !isCount(configNum)) return undefined
+  if (!Array.isArray(servers) || !servers.every((s) => typeof s === "string")) return undefined
+  return { shard, gid, servers: servers as string[], configNum }
 }

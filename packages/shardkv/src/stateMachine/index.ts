@@ -1,4 +1,10 @@
-export { decodeShardCommand, encodeShardCommand, parseConfig, type ShardCommand } from "./command.ts"
+export {
+  decodeShardCommand,
+  encodeShardCommand,
+  parseConfig,
+  type ShardCommand,
+  type ShardHolder,
+} from "./command.ts"
 export {
   type GetResult,
   type IgnoredResult,

@@ -9,7 +9,7 @@
 import { type KvCommand, type KvLimits, type KvOp, KvStateMachine, resolveKvLimits, utf8ByteLength } from "@kv/kvraft"
 import { type Config, type Gid, initialConfig, noGroup, shardOf } from "@kv/shardctrler"
 import { Decoder, Encoder } from "@msgpack/msgpack"
-import { parseConfig, type ShardCommand } from "./command.ts"
+import { parseConfig, type ShardCommand, type ShardHolder } from "./command.ts"
 import { crc32 } from "./crc32.ts"
 import { type GetResult, ignored, notReady, type ShardResult, wrongGroup } from "./result.ts"
 import { holdsData, type ShardState, servesClients, shardStateCode, shardStateCodes } from "./shardState.ts"
@@ -117,6 +117,8 @@ export class ShardStateMachine {
   /** Per shard given to no group: who keeps it parked (every group tracks this from the configurations). */
   #lastHolder: (LastHolder | undefined)[]
   #parked: (ParkedCopy | undefined)[]
+  /** The id this group's log was started with; a group whose data was lost comes back with a new one. */
+  #incarnation: string | undefined
 
   constructor(options: ShardStateMachineOptions) {
     if (!Number.isSafeInteger(options.gid) || options.gid <= 0) {
@@ -135,6 +137,11 @@ export class ShardStateMachine {
   /** The configuration the group has reached. */
   get config(): Config {
     return this.#config
+  }
+
+  /** The id of this group's log (undefined until its first leader has made one). */
+  get incarnation(): string | undefined {
+    return this.#incarnation
   }
 
   /** The configuration before it (configuration 0 before configuration 1 is reached). */
@@ -216,6 +223,12 @@ export class ShardStateMachine {
         return this.#deleteShard(command.configNum, command.shard)
       case "gcDone":
         return this.#gcDone(command.configNum, command.shard)
+      case "incarnate":
+        if (this.#incarnation !== undefined) return ignored(`incarnation is already ${this.#incarnation}`)
+        this.#incarnation = command.incarnation
+        return { ok: true }
+      case "fastForward":
+        return this.#fastForward(command.config, command.prevConfig, command.holders)
     }
   }
 
@@ -269,11 +282,11 @@ export class ShardStateMachine {
   }
 
   /**
-   * msgpack `[version, gid, config, prevConfig, shards, details]`, where `shards` lists per shard
+   * msgpack `[version, gid, config, prevConfig, shards, details, incarnation]`, where `shards` lists per shard
    * its state code followed, for states that hold data, by the shard's KvStateMachine snapshot,
    * and `details` lists `[shard, parked, source, incoming, lastHolder]` for every shard that has
    * any of them (each null when absent; `parked` is `[parkedAt, kvSnapshot]`). Version 1 had no
-   * `details`.
+   * `details` nor `incarnation`.
    */
   snapshot(): Uint8Array {
     const shards: (number | Uint8Array)[] = []
@@ -307,6 +320,7 @@ export class ShardStateMachine {
       encodeConfig(this.#prevConfig),
       shards,
       details,
+      this.#incarnation ?? null,
     ])
   }
 
@@ -321,10 +335,10 @@ export class ShardStateMachine {
       throw corrupt(`not msgpack (${String(cause)})`, cause)
     }
     if (!Array.isArray(decoded) || decoded.length < 5) throw corrupt("expected [version, gid, config, prev, shards]")
-    const [version, gid, config, prevConfig, shards, details] = decoded as unknown[]
+    const [version, gid, config, prevConfig, shards, details, incarnation] = decoded as unknown[]
     if (version !== 1 && version !== snapshotVersion)
       throw new Error(`ShardStateMachine.restore: unsupported version ${String(version)}`)
-    if (decoded.length !== (version === 1 ? 5 : 6)) throw corrupt(`version ${version} with ${decoded.length} fields`)
+    if (decoded.length !== (version === 1 ? 5 : 7)) throw corrupt(`version ${version} with ${decoded.length} fields`)
     if (gid !== options.gid) throw corrupt(`snapshot of group ${String(gid)} restored into group ${options.gid}`)
     const machine = new ShardStateMachine(options)
     machine.#config = machine.#parseSnapshotConfig(config, "config", corrupt)
@@ -348,6 +362,10 @@ export class ShardStateMachine {
     if (at !== shards.length) throw corrupt("trailing shard entries")
     if (version === 1) machine.#sourcesFromPrevConfig()
     else machine.#restoreDetails(details, corrupt)
+    if (incarnation !== undefined && incarnation !== null) {
+      if (typeof incarnation !== "string") throw corrupt("incarnation is not a string")
+      machine.#incarnation = incarnation
+    }
     return machine
   }
 
@@ -484,6 +502,30 @@ export class ShardStateMachine {
     }
     this.#prevConfig = current
     this.#config = next
+    return { ok: true }
+  }
+
+  /**
+   * A new incarnation of a gid that was used before (its data directories were lost after it had
+   * left) skips the configurations its predecessor lived through: it starts at `config`, where the
+   * gid is not a member, knowing who keeps each shard that no group owns there. Only a group that
+   * has done nothing yet may do this.
+   */
+  #fastForward(config: Config, prevConfig: Config, holders: readonly ShardHolder[]): ShardResult {
+    const fresh = this.#config.num === 0 && this.#slots.every((slot) => slot.state === "Absent")
+    if (!fresh || this.#parked.some((p) => p !== undefined)) return ignored("only a new group may fast-forward")
+    if (config.shards.length !== this.nShards || prevConfig.shards.length !== this.nShards) {
+      return ignored(`configuration ${config.num} does not have ${this.nShards} shards`)
+    }
+    if (config.shards.includes(this.gid) || String(this.gid) in config.groups) {
+      return ignored(`group ${this.gid} is a member of configuration ${config.num}`)
+    }
+    this.#config = config
+    this.#prevConfig = prevConfig
+    this.#lastHolder = new Array(this.nShards).fill(undefined)
+    for (const h of holders) {
+      if (this.#isShard(h.shard)) this.#lastHolder[h.shard] = { gid: h.gid, servers: h.servers, configNum: h.configNum }
+    }
     return { ok: true }
   }
 

@@ -1,0 +1,128 @@
+/**
+ * A shard group's incarnation: the id its log was started with, registered with the controller
+ * before the group acts in a configuration that changes its membership. A group whose data
+ * directories were all lost comes back as a new incarnation; if its predecessor had left, it
+ * skips the configurations the predecessor lived through (it could not replay them: the shards
+ * it would pull from those days are long gone), and if the predecessor vanished while it held
+ * shards the controller retires the gid and this group refuses to take part.
+ */
+
+import type { Timeout } from "@kv/kvraft"
+import type { ControllerClientShape, ControllerError, Gid } from "@kv/shardctrler"
+import { type Config, noGroup } from "@kv/shardctrler"
+import { Effect } from "effect"
+import type { ShardCommand, ShardHolder, ShardResult, ShardStateMachine } from "../stateMachine/index.ts"
+
+export type RegistrationState =
+  | { readonly kind: "pending" }
+  | { readonly kind: "registered"; readonly incarnation: string; readonly configNum: number }
+  | { readonly kind: "retired"; readonly message: string }
+
+export interface IncarnationDeps {
+  readonly gid: Gid
+  readonly controller: ControllerClientShape
+  readonly machine: () => ShardStateMachine
+  readonly submit: (command: ShardCommand) => Effect.Effect<ShardResult, unknown>
+  /** A new, unique incarnation id. */
+  readonly newIncarnation: () => string
+  readonly configAt: (num: number) => Effect.Effect<Config | undefined>
+  readonly log: (message: string) => void
+}
+
+export const isMember = (config: Config, gid: Gid): boolean => String(gid) in config.groups
+
+/** Registration as seen by this replica's leader loop; `retired` is final. */
+export class Incarnation {
+  state: RegistrationState = { kind: "pending" }
+
+  constructor(private readonly deps: IncarnationDeps) {}
+
+  get retired(): boolean {
+    return this.state.kind === "retired"
+  }
+
+  /**
+   * True once the controller knows this incarnation acts in `configNum`; false while that is not
+   * settled yet (the caller tries again on its next round).
+   */
+  ensure(configNum: number): Effect.Effect<boolean> {
+    const { deps } = this
+    const self = this
+    return Effect.gen(function* () {
+      if (self.retired) return false
+      const machine = deps.machine()
+      const incarnation = machine.incarnation
+      if (incarnation === undefined) {
+        yield* deps.submit({ type: "incarnate", incarnation: deps.newIncarnation() })
+        return false
+      }
+      const state = self.state
+      if (state.kind === "registered" && state.incarnation === incarnation && state.configNum >= configNum) return true
+      const registered = yield* deps.controller.register(deps.gid, incarnation, configNum).pipe(Effect.result)
+      if (registered._tag === "Success") {
+        self.state = { kind: "registered", incarnation, configNum }
+        return true
+      }
+      const failure = registered.failure
+      if (failure._tag !== "ControllerError") return false
+      if (failure.code === "GidRetired") return self.#retire(failure)
+      if (failure.code !== "Successor") return false
+      const fresh = machine.config.num === 0 && machine.shardStates().every((s) => s === "Absent")
+      if (!fresh) {
+        deps.log(`group ${deps.gid}: another incarnation of this gid is registered; is it running elsewhere?`)
+        return false
+      }
+      const succeeded = yield* deps.controller.succeed(deps.gid, incarnation).pipe(Effect.result)
+      if (succeeded._tag === "Failure") {
+        const error = succeeded.failure
+        return error._tag === "ControllerError" && error.code === "GidRetired" ? self.#retire(error) : false
+      }
+      deps.log(`group ${deps.gid}: a new incarnation of a gid used before; skipping the configurations before it`)
+      yield* self.#fastForward()
+      return false
+    }).pipe(Effect.catchCause(() => Effect.succeed(false)))
+  }
+
+  #retire(error: ControllerError): boolean {
+    this.state = { kind: "retired", message: error.message }
+    this.deps.log(`group ${this.deps.gid} refuses to take part: ${error.message}`)
+    return false
+  }
+
+  /** Starts the group at the last configuration without its gid before its current membership. */
+  #fastForward(): Effect.Effect<void, ControllerError | Timeout | unknown> {
+    const { deps } = this
+    return Effect.gen(function* () {
+      const latest = yield* deps.controller.query(-1)
+      let start = latest
+      if (isMember(latest, deps.gid)) {
+        start = yield* deps.controller.query(0)
+        for (let num = latest.num - 1; num > 0; num--) {
+          const config = yield* deps.configAt(num)
+          if (config === undefined) return
+          if (!isMember(config, deps.gid)) {
+            start = config
+            break
+          }
+        }
+      }
+      if (start.num === 0) return
+      const prevConfig = yield* deps.configAt(start.num - 1)
+      if (prevConfig === undefined) return
+      const holders: ShardHolder[] = []
+      for (let shard = 0; shard < start.shards.length; shard++) {
+        if (start.shards[shard] !== noGroup) continue
+        // The last configuration that gave the shard to a group says who keeps it parked.
+        for (let num = start.num - 1; num > 0; num--) {
+          const config = yield* deps.configAt(num)
+          if (config === undefined) return
+          const owner = config.shards[shard] ?? noGroup
+          if (owner === noGroup) continue
+          holders.push({ shard, gid: owner, servers: config.groups[String(owner)] ?? [], configNum: num + 1 })
+          break
+        }
+      }
+      yield* deps.submit({ type: "fastForward", config: start, prevConfig, holders })
+    })
+  }
+}
