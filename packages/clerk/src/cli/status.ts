@@ -25,6 +25,10 @@ export interface GroupShards {
   readonly serving: readonly number[]
   readonly pulling: readonly number[]
   readonly handingOff: readonly number[]
+  /** Shards kept frozen after every group left them, until a group is given them. */
+  readonly parked: readonly number[]
+  /** Why the group refuses to take part (its gid is retired), or "". */
+  readonly retired: string
 }
 
 export interface ClusterStatus {
@@ -94,6 +98,8 @@ export const collectStatus = async (session: CliSession): Promise<ClusterStatus>
           serving: where("Serving", "AwaitingGc"),
           pulling: where("Pulling"),
           handingOff: where("HandingOff"),
+          parked: where("Parked"),
+          retired: reply.value.retired,
         }
       }),
   )
@@ -135,6 +141,11 @@ export const renderStatus = (status: ClusterStatus): string => {
         : `  serving ${list(g.serving)}  pulling ${list(g.pulling)}  handing off ${list(g.handingOff)}  (at #${g.configNum})`
     return `  group ${gid === "0" ? "(none)" : gid}: assigned ${list(shards)}${live}`
   })
+  for (const [gid, g] of Object.entries(status.groups)) {
+    if (g.parked.length > 0)
+      shardLines.push(`  group ${gid}: parked ${list(g.parked)} (kept until a group is given them)`)
+    if (g.retired !== "") shardLines.push(`  group ${gid}: RETIRED: ${g.retired}`)
+  }
   const config =
     status.configNum === undefined
       ? "shard configuration: unavailable (controller down?)"
