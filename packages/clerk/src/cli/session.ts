@@ -82,6 +82,11 @@ export const classify = (error: unknown): CliFailure => {
   switch (tag) {
     case "Timeout":
       return new CliFailure(`${message}: is the cluster running? (try \`bun run kv status\`)`, ExitCode.unreachable)
+    case "OutcomeUnknown":
+      return new CliFailure(
+        `${message} (the write may or may not have happened: read the key to find out)`,
+        ExitCode.unreachable,
+      )
     case "ValueTooLarge":
     case "KeyTooLarge":
     case "SessionExpired":
