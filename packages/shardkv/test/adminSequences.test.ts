@@ -4,18 +4,10 @@
  */
 import { describe, expect } from "bun:test"
 import { SeededRandom } from "@kv/rpc"
-import { labTest } from "./support/labTest.ts"
+import { labTest, waitUntil } from "./support/labTest.ts"
 import { labKeys, randstring, ShardLab } from "./support/shardLab.ts"
 
 const FILE = "packages/shardkv/test/adminSequences.test.ts"
-
-const waitUntil = async (what: string, deadlineMs: number, condition: () => boolean) => {
-  const end = performance.now() + deadlineMs
-  while (!condition()) {
-    if (performance.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
-    await Bun.sleep(50)
-  }
-}
 
 describe("admin sequences", () => {
   labTest("every group leaves, then another group joins: it gets every key", FILE, async (seed) => {

@@ -7,18 +7,10 @@ import { describe, expect } from "bun:test"
 import { RpcNode, SeededRandom } from "@kv/rpc"
 import { Effect } from "effect"
 import { ShardDeleteMethod, ShardPullMethod } from "../src/protocol.ts"
-import { labTest } from "./support/labTest.ts"
+import { labTest, waitUntil } from "./support/labTest.ts"
 import { keysCoveringShards, randstring, ShardLab } from "./support/shardLab.ts"
 
 const FILE = "packages/shardkv/test/forgedMigration.test.ts"
-
-const waitUntil = async (what: string, deadlineMs: number, condition: () => boolean) => {
-  const end = performance.now() + deadlineMs
-  while (!condition()) {
-    if (performance.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
-    await Bun.sleep(50)
-  }
-}
 
 describe("forged migration requests", () => {
   labTest("pulls and deletes from outside the new owner, or before it installed, are refused", FILE, async (seed) => {

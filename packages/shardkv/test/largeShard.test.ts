@@ -6,7 +6,7 @@
 import { describe, expect } from "bun:test"
 import { shardOf } from "@kv/shardctrler"
 import { Effect } from "effect"
-import { labTest } from "./support/labTest.ts"
+import { labTest, waitUntil } from "./support/labTest.ts"
 import { N_SHARDS, ShardLab } from "./support/shardLab.ts"
 
 const FILE = "packages/shardkv/test/largeShard.test.ts"
@@ -22,14 +22,6 @@ const keysOfShard = (shard: number, count: number): string[] => {
 
 /** A 1 MB value that differs per key (its first characters name it). */
 const bigValue = (key: string): string => `${key}:`.padEnd(VALUE_CHARS, key.at(-1))
-
-const waitUntil = async (what: string, deadlineMs: number, condition: () => boolean | Promise<boolean>) => {
-  const end = performance.now() + deadlineMs
-  while (!(await condition())) {
-    if (performance.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
-    await Bun.sleep(100)
-  }
-}
 
 describe("shards of any size", () => {
   labTest(

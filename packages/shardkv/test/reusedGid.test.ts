@@ -5,18 +5,10 @@
  */
 import { describe, expect } from "bun:test"
 import { SeededRandom } from "@kv/rpc"
-import { labTest } from "./support/labTest.ts"
+import { labTest, waitUntil } from "./support/labTest.ts"
 import { labKeys, randstring, ShardLab } from "./support/shardLab.ts"
 
 const FILE = "packages/shardkv/test/reusedGid.test.ts"
-
-const waitUntil = async (what: string, deadlineMs: number, condition: () => boolean) => {
-  const end = performance.now() + deadlineMs
-  while (!condition()) {
-    if (performance.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
-    await Bun.sleep(50)
-  }
-}
 
 /** Stops every replica of group gi and throws its data directories away. */
 const wipeGroup = async (lab: ShardLab, gi: number) => {

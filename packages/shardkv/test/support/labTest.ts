@@ -47,3 +47,16 @@ export const countCompletedWithin = async (promises: readonly Promise<unknown>[]
   if (failure !== undefined) throw failure
   return done
 }
+
+/** Polls `condition` until it holds; fails naming `what` after `deadlineMs`. */
+export const waitUntil = async (
+  what: string,
+  deadlineMs: number,
+  condition: () => boolean | Promise<boolean>,
+): Promise<void> => {
+  const end = performance.now() + deadlineMs
+  while (!(await condition())) {
+    if (performance.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
+    await sleep(50)
+  }
+}
