@@ -28,7 +28,7 @@ describe("forged migration requests", () => {
       await lab.shutdownServer(1, 2)
       await lab.join(1)
       const config = await lab.query()
-      const moved = config.shards.findIndex((gid) => gid === lab.gid(1))
+      const moved = config.shards.indexOf(lab.gid(1))
       await waitUntil("group 100 hands the shard off", 20_000, () =>
         lab.groups[0]!.servers.every((s) => s?.machine().shardState(moved) === "HandingOff"),
       )
