@@ -1,5 +1,5 @@
 export * from "./client/index.ts"
-export { commandStampMs } from "./commandClock.ts"
+export { commandStampMs, monotonicMs, randomClientId } from "./commandClock.ts"
 export * from "./config/index.ts"
 export * from "./process/index.ts"
 export * from "./protocol.ts"

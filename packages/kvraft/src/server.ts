@@ -1,6 +1,6 @@
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
-import { Effect, type Scope } from "effect"
+import { Clock, Effect, type Scope } from "effect"
 import { commandStampMs } from "./commandClock.ts"
 import {
   type CommandReply,
@@ -62,6 +62,7 @@ export const makeKvServer = (
 ): Effect.Effect<KvServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
   Effect.gen(function* () {
     const rpc = yield* RpcNode
+    const clock = yield* Clock.Clock
     const replica = kvReplica(options.limits)
     const rsm = yield* makeRsm({
       raft: {
@@ -106,7 +107,7 @@ export const makeKvServer = (
       }
       const replies = [reply]
       inFlight.set(key, replies)
-      rsm.submitWith(encodeCommand({ ...request, nowMs: commandStampMs() }), (outcome) => {
+      rsm.submitWith(encodeCommand({ ...request, nowMs: commandStampMs(clock) }), (outcome) => {
         inFlight.delete(key)
         const answer = outcome.ok ? outcome.value : refused(outcome.error)
         for (const r of replies) r(answer)

@@ -1,5 +1,6 @@
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Random } from "effect"
+import { randomClientId } from "../commandClock.ts"
 import { KvCommandMethod, KvGetMethod } from "../protocol.ts"
 import type { KvOp } from "../stateMachine/index.ts"
 import { fromKvErrorReply, type KvClientError } from "./errors.ts"
@@ -40,10 +41,7 @@ interface Session {
   confirmed: boolean
 }
 
-// 53-bit ids make a collision between clients vanishingly unlikely without coordination.
-const randomClientId = (): number => 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
-
-const newSession = (clientId = randomClientId()): Session => ({
+const newSession = (clientId: number): Session => ({
   clientId,
   nextSeq: 1,
   outstanding: new Set(),
@@ -66,7 +64,9 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
   Effect.gen(function* (): Effect.fn.Return<KvClientShape> {
     if (options.servers.length === 0) return yield* Effect.die(new Error("a kv client needs at least one server"))
     const caller = makeLeaderCaller(rpc, options.servers, options)
-    const clientId = randomClientId()
+    // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
+    const random = yield* Random.Random
+    const clientId = randomClientId(random)
     /** New writes take their seq here; a session that expired is replaced, and never used again. */
     let current = newSession(clientId)
     let inFlight = 0
@@ -85,7 +85,7 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
     /** Takes a slot and the next sequence number together, so a woken waiter cannot overshoot the window. */
     const take = (): readonly [Session, number] => {
       inFlight++
-      if (!current.confirmed && current.nextSeq >= MAX_OUTSTANDING) current = newSession()
+      if (!current.confirmed && current.nextSeq >= MAX_OUTSTANDING) current = newSession(randomClientId(random))
       const session = current
       const seq = session.nextSeq++
       session.outstanding.add(seq)
@@ -119,7 +119,7 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
     /** The servers no longer hold `session`: later writes go to a fresh one. */
     const retire = (session: Session) => {
       if (current !== session) return
-      current = newSession()
+      current = newSession(randomClientId(random))
       wake()
     }
 

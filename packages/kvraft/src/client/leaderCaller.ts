@@ -1,5 +1,6 @@
 import type { Method, RpcNodeShape } from "@kv/rpc"
-import { Duration, Effect } from "effect"
+import { Clock, Duration, Effect, Random } from "effect"
+import { monotonicMs } from "../commandClock.ts"
 import { Timeout } from "./errors.ts"
 
 export interface LeaderCallerOptions {
@@ -56,11 +57,14 @@ export const makeLeaderCaller = (
     request: () => Req,
     what: { readonly operation: string; readonly key: string },
   ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> =>
-    Effect.suspend(() => {
-      const start = Date.now()
+    Effect.withFiber((fiber) => {
+      // Time and randomness from the fiber's services: virtual in a simulation.
+      const clock = fiber.getRef(Clock.Clock)
+      const random = fiber.getRef(Random.Random)
+      const start = monotonicMs(clock)
       let tried = 0
       const attempt = (): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> => {
-        const elapsed = Date.now() - start
+        const elapsed = monotonicMs(clock) - start
         if (elapsed >= deadlineMs || servers.length === 0) {
           return Effect.fail(new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs }))
         }
@@ -87,7 +91,7 @@ export const makeLeaderCaller = (
         }
         // After a full round without a leader, back off briefly: an election is likely under way.
         if (++tried % servers.length === 0) {
-          return Effect.flatMap(Effect.sleep(Duration.millis(20 + Math.random() * 80)), attempt)
+          return Effect.flatMap(Effect.sleep(Duration.millis(20 + random.nextDoubleUnsafe() * 80)), attempt)
         }
         return attempt()
       }

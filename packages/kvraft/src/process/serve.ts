@@ -172,8 +172,9 @@ const handOffLeadership = (raft: RaftNodeShape): Effect.Effect<void> =>
       Effect.orElseSucceed(() => false),
     )
     if (!transferred) return
-    const deadline = Date.now() + 2_000
-    while (raft.status().role === "leader" && Date.now() < deadline) yield* Effect.sleep(Duration.millis(20))
+    // At most about 2 s: the new leader usually takes over within a few heartbeats.
+    for (let polls = 0; polls < 100 && raft.status().role === "leader"; polls++)
+      yield* Effect.sleep(Duration.millis(20))
     yield* Effect.logInfo("leadership handed off").pipe(Effect.annotateLogs({ leader: raft.status().leader }))
   })
 

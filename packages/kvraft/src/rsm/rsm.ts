@@ -10,7 +10,8 @@ import {
   type StorageCorrupt,
 } from "@kv/raft"
 import type { RpcNode } from "@kv/rpc"
-import { Duration, Effect, type Scope } from "effect"
+import { Clock, Duration, Effect, type Scope } from "effect"
+import { monotonicMs } from "../commandClock.ts"
 import { WrongLeader } from "./errors.ts"
 import type { ReplicatedStateMachine } from "./stateMachine.ts"
 
@@ -79,6 +80,7 @@ export const makeRsm = <R>(
   options: RsmOptions<R>,
 ): Effect.Effect<RsmShape<R>, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
   Effect.gen(function* () {
+    const clock = yield* Clock.Clock
     const sm = options.stateMachine
     const applyTimeoutMs = options.applyTimeoutMs ?? 2_000
     const readTimeoutMs = options.readTimeoutMs ?? 2_000
@@ -150,7 +152,7 @@ export const makeRsm = <R>(
       Effect.gen(function* () {
         while (true) {
           yield* Effect.sleep(Duration.millis(Math.min(100, applyTimeoutMs, readTimeoutMs)))
-          const now = Date.now()
+          const now = monotonicMs(clock)
           for (const [index, waiter] of waiters) if (waiter.deadline <= now) failWaiter(index, waiter)
           for (const read of pendingReads) if (read.deadline <= now) read.fail(wrongLeader())
         }
@@ -175,12 +177,12 @@ export const makeRsm = <R>(
       }
       const existing = waiters.get(proposed.index)
       if (existing !== undefined) failWaiter(proposed.index, existing)
-      waiters.set(proposed.index, { term: proposed.term, deadline: Date.now() + applyTimeoutMs, done })
+      waiters.set(proposed.index, { term: proposed.term, deadline: monotonicMs(clock) + applyTimeoutMs, done })
     }
 
     const readWith = <A>(f: () => A, done: (outcome: RsmOutcome<A>) => void): void => {
       const read: PendingRead = {
-        deadline: Date.now() + readTimeoutMs,
+        deadline: monotonicMs(clock) + readTimeoutMs,
         index: 0,
         finished: false,
         run: () => {

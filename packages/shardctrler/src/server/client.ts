@@ -1,6 +1,6 @@
-import { type LeaderCallerOptions, makeLeaderCaller, type Timeout } from "@kv/kvraft"
+import { type LeaderCallerOptions, makeLeaderCaller, randomClientId, type Timeout } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
-import { Context, Effect, Layer, Semaphore } from "effect"
+import { Context, Effect, Layer, Random, Semaphore } from "effect"
 import type { Config } from "../config/index.ts"
 import { ControllerError } from "./errors.ts"
 import { type AdminOpSchema, ControllerAdminMethod, ControllerQueryMethod } from "./protocol.ts"
@@ -33,10 +33,11 @@ export const makeControllerClient = (
   rpc: RpcNodeShape,
   options: ControllerClientOptions,
 ): Effect.Effect<ControllerClientShape> =>
-  Effect.sync(() => {
+  Effect.gen(function* () {
     const caller = makeLeaderCaller(rpc, options.controllers, options)
     // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
-    const newClientId = () => 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
+    const random = yield* Random.Random
+    const newClientId = () => randomClientId(random)
     let clientId = newClientId()
     let nextSeq = 1
     // Until a reply arrives the controller may never have seen this id: claim no results then.

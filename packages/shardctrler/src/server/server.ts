@@ -1,7 +1,7 @@
 import { commandStampMs, makeRsm, type RsmShape, type WrongLeader } from "@kv/kvraft"
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
-import { Effect, type Scope } from "effect"
+import { Clock, Effect, type Scope } from "effect"
 import { defaultShardCount } from "../config/index.ts"
 import { encodeControllerCommand } from "./command.ts"
 import { type AdminResult, ControllerStateMachine } from "./controllerStateMachine.ts"
@@ -28,6 +28,7 @@ export const makeControllerServer = (
 ): Effect.Effect<ControllerServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
   Effect.gen(function* () {
     const rpc = yield* RpcNode
+    const clock = yield* Clock.Clock
     const nShards = options.nShards ?? defaultShardCount
     let machine = new ControllerStateMachine(nShards)
     const rsm = yield* makeRsm<AdminResult>({
@@ -54,7 +55,7 @@ export const makeControllerServer = (
 
     rpc.handle(ControllerAdminMethod, (request) =>
       rsm
-        .submit(encodeControllerCommand({ ...request, nowMs: commandStampMs() }))
+        .submit(encodeControllerCommand({ ...request, nowMs: commandStampMs(clock) }))
         // A controller command is far below one Raft entry's limit: ProposalTooLarge is a defect.
         .pipe(
           Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),

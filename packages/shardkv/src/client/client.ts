@@ -5,11 +5,12 @@ import {
   type KvOp,
   type LeaderCaller,
   makeLeaderCaller,
+  randomClientId,
   Timeout,
 } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { type Config, type Gid, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
-import { Context, Duration, Effect, Layer, Semaphore } from "effect"
+import { Context, Duration, Effect, Layer, Random, Semaphore } from "effect"
 import { type ShardCommandReply, type ShardGetReply, ShardKvCommandMethod, ShardKvGetMethod } from "../protocol.ts"
 
 /** Sequence numbers a shard session may run ahead of its oldest unanswered one (the servers allow 1024). */
@@ -51,7 +52,6 @@ interface ShardSession {
 }
 
 // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
-const randomClientId = (): number => 1 + Math.floor(Math.random() * (Number.MAX_SAFE_INTEGER - 1))
 
 interface WrongGroupReply {
   readonly ok: false
@@ -85,7 +85,8 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       perServerMs: 500,
       attemptTimeoutMs: callerOptions.attemptTimeoutMs,
     })
-    const clientId = randomClientId()
+    const random = yield* Random.Random
+    const clientId = randomClientId(random)
     let config: Config | undefined
     // Bumped after every refresh, so that operations that failed on the same view share one query.
     let generation = 0
@@ -113,7 +114,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
         }),
       )
 
-    const backoff = Effect.suspend(() => Effect.sleep(Duration.millis(50 + Math.random() * 50)))
+    const backoff = Effect.suspend(() => Effect.sleep(Duration.millis(50 + random.nextDoubleUnsafe() * 50)))
 
     /** The configuration, fetched if none is cached yet. */
     const currentConfig: Effect.Effect<Config> = Effect.gen(function* () {
@@ -178,7 +179,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       let session = sessions.get(shard)
       if (session === undefined || (!session.confirmed && session.nextSeq >= SEQ_WINDOW)) {
         session = {
-          clientId: session === undefined ? clientId : randomClientId(),
+          clientId: session === undefined ? clientId : randomClientId(random),
           nextSeq: 1,
           outstanding: new Set(),
           confirmed: false,
@@ -190,7 +191,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
 
     const retire = (shard: number, session: ShardSession) => {
       if (sessions.get(shard) !== session) return
-      sessions.set(shard, { clientId: randomClientId(), nextSeq: 1, outstanding: new Set(), confirmed: false })
+      sessions.set(shard, { clientId: randomClientId(random), nextSeq: 1, outstanding: new Set(), confirmed: false })
     }
 
     const lowestOutstanding = (session: ShardSession): number => {

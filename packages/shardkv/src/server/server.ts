@@ -1,4 +1,5 @@
 import {
+  commandStampMs,
   type KvLimits,
   type LeaderCaller,
   makeLeaderCaller,
@@ -9,7 +10,7 @@ import {
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
 import { type Config, defaultShardCount, type Gid, makeControllerClient } from "@kv/shardctrler"
-import { Duration, Effect, type Scope } from "effect"
+import { Clock, Duration, Effect, type Scope } from "effect"
 import {
   type DeleteReply,
   INSTALL_PIECE_BYTES,
@@ -82,6 +83,7 @@ export const makeShardKvServer = (
 ): Effect.Effect<ShardKvServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
   Effect.gen(function* () {
     const rpc = yield* RpcNode
+    const clock = yield* Clock.Clock
     const machineOptions = {
       gid: options.gid,
       nShards: options.nShards ?? defaultShardCount,
@@ -129,7 +131,7 @@ export const makeShardKvServer = (
       if (rejected !== undefined && !rejected.ok) return reply(commandReply(rejected))
       const command = encodeShardCommand({
         type: "client",
-        command: { ...request, nowMs: Math.floor(performance.timeOrigin + performance.now()) },
+        command: { ...request, nowMs: commandStampMs(clock) },
       })
       rsm.submitWith(command, (outcome) =>
         reply(
