@@ -1,7 +1,7 @@
 /** Proves §5.2 leader election and §5.4.1 vote restriction, asserting the exact Ready at each step. */
 import { describe, expect, test } from "bun:test"
 import type { Entry, Message, RaftCore } from "../src/core/index.ts"
-import { Cluster, emptyState, newCore, takeReady, tickUntil } from "./support/simCluster.ts"
+import { Cluster, emptyState, newCore, sent, takeReady, tickUntil } from "./support/simCluster.ts"
 
 const entry = (index: number, term: number): Entry => ({ index, term, data: new Uint8Array([index]) })
 const vote = (from: number, to: number, term: number, lastLogIndex: number, lastLogTerm: number): Message => ({
@@ -23,7 +23,7 @@ describe("§5.2 leader election", () => {
     const rd = core.ready()
     expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 0 })
     expect(rd.softState).toEqual({ role: "candidate", leader: 0 })
-    expect(rd.messages).toEqual([vote(1, 2, 1, 0, 0), vote(1, 3, 1, 0, 0)])
+    expect(sent(rd)).toEqual([vote(1, 2, 1, 0, 0), vote(1, 3, 1, 0, 0)])
     expect(rd.entries).toEqual([])
   })
 
@@ -54,7 +54,7 @@ describe("§5.2 leader election", () => {
     expect(rd.hardState).toBeUndefined()
     const noop = { term: 1, index: 1, data: new Uint8Array(0) }
     expect(rd.entries).toEqual([noop])
-    expect(rd.messages).toEqual([
+    expect(sent(rd)).toEqual([
       { type: "Append", from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, entries: [noop], commit: 0 },
       { type: "Append", from: 1, to: 3, term: 1, prevIndex: 0, prevTerm: 0, entries: [noop], commit: 0 },
     ])
@@ -80,7 +80,7 @@ describe("§5.2 leader election", () => {
     core.step(vote(1, 2, 1, 0, 0))
     const rd = core.ready()
     expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 0 })
-    expect(rd.messages).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 1, reject: false }])
+    expect(sent(rd)).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 1, reject: false }])
   })
 
   test("one vote per term: a second candidate of the same term is refused, the first one's retry is granted", () => {
@@ -88,7 +88,7 @@ describe("§5.2 leader election", () => {
     core.step(vote(1, 3, 1, 0, 0))
     core.step(vote(2, 3, 1, 0, 0))
     core.step(vote(1, 3, 1, 0, 0))
-    expect(core.ready().messages).toEqual([
+    expect(sent(core.ready())).toEqual([
       { type: "VoteResp", from: 3, to: 1, term: 1, reject: false },
       { type: "VoteResp", from: 3, to: 2, term: 1, reject: true },
       { type: "VoteResp", from: 3, to: 1, term: 1, reject: false },
@@ -159,7 +159,7 @@ describe("§5.2 leader election", () => {
     tickUntil(core, () => core.role === "leader")
     expect(core.term).toBe(1)
     const rd = core.ready()
-    expect(rd.messages).toEqual([])
+    expect(sent(rd)).toEqual([])
     expect(rd.entries.map((e) => e.index)).toEqual([1])
   })
 
@@ -191,7 +191,7 @@ describe("§5.4.1 election restriction", () => {
     const core = withLog(2)
     core.step(vote(1, 2, 3, 9, 1))
     const rd = core.ready()
-    expect(rd.messages).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 3, reject: true }])
+    expect(sent(rd)).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 3, reject: true }])
     // The term still advanced, with no vote cast.
     expect(rd.hardState).toEqual({ term: 3, vote: 0, commit: 1 })
   })
@@ -199,22 +199,22 @@ describe("§5.4.1 election restriction", () => {
   test("a voter refuses a candidate with the same last term but a shorter log", () => {
     const core = withLog(2)
     core.step(vote(1, 2, 3, 1, 2))
-    expect(core.ready().messages).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 3, reject: true }])
+    expect(sent(core.ready())).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 3, reject: true }])
   })
 
   test("a voter grants a candidate whose log is at least as up to date", () => {
     const a = withLog(2)
     a.step(vote(1, 2, 3, 2, 2))
-    expect(a.ready().messages).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 3, reject: false }])
+    expect(sent(a.ready())).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 3, reject: false }])
     const b = withLog(2)
     b.step(vote(1, 2, 3, 1, 3))
-    expect(b.ready().messages).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 3, reject: false }])
+    expect(sent(b.ready())).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 3, reject: false }])
   })
 
   test("a candidate announces its last log index and term", () => {
     const core = withLog(1)
     tickUntil(core, () => core.role === "candidate")
-    expect(core.ready().messages).toEqual([vote(1, 2, 3, 2, 2), vote(1, 3, 3, 2, 2)])
+    expect(sent(core.ready())).toEqual([vote(1, 2, 3, 2, 2), vote(1, 3, 3, 2, 2)])
   })
 })
 

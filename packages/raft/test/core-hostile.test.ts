@@ -14,7 +14,7 @@ import {
   type RaftCore,
   SnapshotReceiver,
 } from "../src/core/index.ts"
-import { baseConfig, Disk, emptyState, makeLeader, newCore, takeReady, tickUntil } from "./support/simCluster.ts"
+import { baseConfig, Disk, emptyState, makeLeader, newCore, sent, takeReady, tickUntil } from "./support/simCluster.ts"
 
 const data = (n: number) => new Uint8Array([n])
 
@@ -61,7 +61,7 @@ describe("terms beyond bounds", () => {
     // The next election is for term 2, as if the forgery never came.
     tickUntil(core, () => core.role !== "follower")
     const rd = takeReady(core, disk)
-    expect(rd.messages.map((m) => m.term)).toEqual([2, 2])
+    expect(sent(rd).map((m) => m.term)).toEqual([2, 2])
   })
 
   test("a term exactly MAX_TERM_AHEAD above ours is a real peer's and is taken", () => {
@@ -203,7 +203,7 @@ describe("entry and snapshot sizes", () => {
       done: false,
     })
     const rd = core.ready()
-    expect(rd.messages).toEqual([
+    expect(sent(rd)).toEqual([
       { type: "SnapResp", from: 2, to: 1, term: 1, snapshot: { index: 1000, term: 1 }, offset: 1024 },
     ])
   })
@@ -260,7 +260,7 @@ describe("entry and snapshot sizes", () => {
     // Follower 3 never answered the first Append; now it does, and it needs what was compacted.
     leader.step({ type: "HeartbeatResp", from: 3, to: 1, term: 1, context: 0 })
     rd = takeReady(leader, disk)
-    expect(rd.messages.filter((m) => m.type === "Snap")).toEqual([])
+    expect(sent(rd).filter((m) => m.type === "Snap")).toEqual([])
     expect(leader.status().oversizedSnapshotBytes).toBe(101)
     expect(leader.status().progress?.find((p) => p.id === 3)?.state).toBe("probe")
   })

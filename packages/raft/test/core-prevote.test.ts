@@ -1,7 +1,7 @@
 /** Proves pre-vote (thesis §9.6) and check-quorum (§6.2): a cut-off node cannot disrupt a healthy leader. */
 import { describe, expect, test } from "bun:test"
 import type { Message } from "../src/core/index.ts"
-import { Cluster, newCore, takeReady, tickUntil } from "./support/simCluster.ts"
+import { Cluster, newCore, sent, takeReady, tickUntil } from "./support/simCluster.ts"
 
 const opts = { preVote: true, checkQuorum: true }
 const heartbeat = (from: number, to: number, term: number): Message => ({
@@ -21,7 +21,7 @@ describe("thesis §9.6 pre-vote", () => {
     const rd = core.ready()
     expect(rd.hardState).toBeUndefined()
     expect(rd.softState).toEqual({ role: "pre-candidate", leader: 0 })
-    expect(rd.messages).toEqual([
+    expect(sent(rd)).toEqual([
       { type: "PreVote", from: 1, to: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0 },
       { type: "PreVote", from: 1, to: 3, term: 1, lastLogIndex: 0, lastLogTerm: 0 },
     ])
@@ -37,7 +37,7 @@ describe("thesis §9.6 pre-vote", () => {
     expect(core.term).toBe(1)
     const rd = core.ready()
     expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 0 })
-    expect(rd.messages.map((m) => [m.type, m.to, m.term])).toEqual([
+    expect(sent(rd).map((m) => [m.type, m.to, m.term])).toEqual([
       ["Vote", 2, 1],
       ["Vote", 3, 1],
     ])
@@ -57,7 +57,7 @@ describe("thesis §9.6 pre-vote", () => {
     const core = newCore(2, [1, 2, 3], opts)
     core.step({ type: "PreVote", from: 1, to: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0 })
     const rd = core.ready()
-    expect(rd.messages).toEqual([{ type: "PreVoteResp", from: 2, to: 1, term: 1, reject: false }])
+    expect(sent(rd)).toEqual([{ type: "PreVoteResp", from: 2, to: 1, term: 1, reject: false }])
     expect(rd.hardState).toBeUndefined()
     expect(core.term).toBe(0)
   })
@@ -67,7 +67,7 @@ describe("thesis §9.6 pre-vote", () => {
     core.step(heartbeat(1, 2, 3))
     takeReady(core)
     core.step({ type: "PreVote", from: 3, to: 2, term: 4, lastLogIndex: 9, lastLogTerm: 3 })
-    expect(core.ready().messages).toEqual([{ type: "PreVoteResp", from: 2, to: 3, term: 3, reject: true }])
+    expect(sent(core.ready())).toEqual([{ type: "PreVoteResp", from: 2, to: 3, term: 3, reject: true }])
     expect(core.term).toBe(3)
     expect(core.leader).toBe(1)
   })
@@ -156,7 +156,7 @@ describe("§6.2 check-quorum and the leader lease", () => {
     for (let i = 0; i < 10; i++) core.tick()
     core.step({ type: "Vote", from: 3, to: 2, term: 3, lastLogIndex: 5, lastLogTerm: 2, transfer: false })
     expect(core.term).toBe(3)
-    expect(core.ready().messages).toEqual([{ type: "VoteResp", from: 2, to: 3, term: 3, reject: false }])
+    expect(sent(core.ready())).toEqual([{ type: "VoteResp", from: 2, to: 3, term: 3, reject: false }])
   })
 
   test("a node of a higher term answers a stale leader's heartbeat so that it steps down", () => {
@@ -166,7 +166,7 @@ describe("§6.2 check-quorum and the leader lease", () => {
       entries: [],
     })
     core.step(heartbeat(1, 2, 3))
-    expect(core.ready().messages).toEqual([
+    expect(sent(core.ready())).toEqual([
       { type: "AppendResp", from: 2, to: 1, term: 5, index: 0, reject: true, conflictTerm: 0, conflictIndex: 0 },
     ])
   })

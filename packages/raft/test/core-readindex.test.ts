@@ -1,11 +1,11 @@
 /** Proves §6.4 ReadIndex: reads are confirmed by a heartbeat round of a majority and never served by a deposed leader. */
 import { describe, expect, test } from "bun:test"
 import type { Message, RaftConfig, RaftCore } from "../src/core/index.ts"
-import { ackAppends, Cluster, enc, makeLeader, messagesOfType, newCore, takeReady } from "./support/simCluster.ts"
+import { ackAppends, Cluster, enc, makeLeader, messagesOfType, newCore, sent, takeReady } from "./support/simCluster.ts"
 
 const leaderWithCommittedNoop = (overrides: Partial<RaftConfig> = {}): RaftCore => {
   const core = newCore(1, [1, 2, 3], overrides)
-  ackAppends(core, makeLeader(core).messages)
+  ackAppends(core, sent(makeLeader(core)))
   takeReady(core)
   return core
 }
@@ -26,7 +26,7 @@ describe("§6.4 ReadIndex", () => {
     const core = leaderWithCommittedNoop()
     expect(core.readIndex(7)).toBe(true)
     const rd = takeReady(core)
-    expect(rd.messages).toEqual([
+    expect(sent(rd)).toEqual([
       { type: "Heartbeat", from: 1, to: 2, term: 1, commit: 1, context: 1 },
       { type: "Heartbeat", from: 1, to: 3, term: 1, commit: 1, context: 1 },
     ])
@@ -39,7 +39,7 @@ describe("§6.4 ReadIndex", () => {
   test("reads asked for between two Readies share one round", () => {
     const core = leaderWithCommittedNoop()
     for (const id of [1, 2, 3]) core.readIndex(id)
-    const beats = messagesOfType(takeReady(core).messages, "Heartbeat")
+    const beats = messagesOfType(sent(takeReady(core)), "Heartbeat")
     expect(beats.map((m) => [m.to, m.context])).toEqual([
       [2, 1],
       [3, 1],
@@ -74,10 +74,10 @@ describe("§6.4 ReadIndex", () => {
     const elected = makeLeader(core)
     expect(core.readIndex(5)).toBe(true)
     // No heartbeat round yet: the commit index might be stale.
-    expect(messagesOfType(takeReady(core).messages, "Heartbeat")).toEqual([])
-    ackAppends(core, elected.messages)
+    expect(messagesOfType(sent(takeReady(core)), "Heartbeat")).toEqual([])
+    ackAppends(core, sent(elected))
     const rd = takeReady(core)
-    expect(messagesOfType(rd.messages, "Heartbeat").map((m) => m.context)).toEqual([1, 1])
+    expect(messagesOfType(sent(rd), "Heartbeat").map((m) => m.context)).toEqual([1, 1])
     core.step(ack(2, 1))
     expect(core.ready().readStates).toEqual([{ requestId: 5, index: 1 }])
   })
@@ -99,7 +99,7 @@ describe("§6.4 ReadIndex", () => {
     core.readIndex(4)
     takeReady(core)
     core.tick()
-    const beats = messagesOfType(takeReady(core).messages, "Heartbeat")
+    const beats = messagesOfType(sent(takeReady(core)), "Heartbeat")
     expect(beats.map((m) => m.context)).toEqual([1, 1])
   })
 

@@ -1,7 +1,17 @@
 /** Proves the Ready contract: what to persist, send and apply, in which order, one batch at a time. */
 import { describe, expect, test } from "bun:test"
-import type { Entry } from "../src/core/index.ts"
-import { Cluster, Disk, enc, newCore, takeReady } from "./support/simCluster.ts"
+import type { Entry, Message, RaftConfig, RaftCore } from "../src/core/index.ts"
+import {
+  ackAppends,
+  Cluster,
+  Disk,
+  enc,
+  makeLeader,
+  newCore,
+  sent,
+  takeReady,
+  tickUntil,
+} from "./support/simCluster.ts"
 
 const e = (index: number, term: number, data = `e${index}`): Entry => ({ index, term, data: enc(data) })
 
@@ -16,7 +26,7 @@ describe("Ready", () => {
     const second = takeReady(core)
     expect(second.hardState).toBeUndefined()
     expect(second.softState).toBeUndefined()
-    expect(second.messages).toEqual([{ type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 }])
+    expect(sent(second)).toEqual([{ type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 }])
   })
 
   test("one Ready is outstanding at a time; what happens meanwhile goes in the next one", () => {
@@ -33,7 +43,7 @@ describe("Ready", () => {
     expect(next.hardState).toEqual({ term: 1, vote: 0, commit: 1 })
     // Entry 1 became durable with the previous Ready, so it can be applied now; entry 2 cannot yet.
     expect(next.committedEntries).toEqual([e(1, 1)])
-    expect(next.messages.map((m) => (m.type === "AppendResp" ? m.index : -1))).toEqual([2])
+    expect(sent(next).map((m) => (m.type === "AppendResp" ? m.index : -1))).toEqual([2])
   })
 
   test("entries replaced by a new leader while their Ready was being persisted are written again", () => {
@@ -107,7 +117,7 @@ describe("restart from RestoredState", () => {
     takeReady(before, disk)
     const after = newCore(3, [1, 2, 3], {}, disk.restored())
     after.step({ type: "Vote", from: 2, to: 3, term: 1, lastLogIndex: 0, lastLogTerm: 0, transfer: false })
-    expect(after.ready().messages).toEqual([{ type: "VoteResp", from: 3, to: 2, term: 1, reject: true }])
+    expect(sent(after.ready())).toEqual([{ type: "VoteResp", from: 3, to: 2, term: 1, reject: true }])
   })
 
   test("a vote lost with an unpersisted Ready was never sent, so the node may vote again", () => {
@@ -115,11 +125,11 @@ describe("restart from RestoredState", () => {
     const before = newCore(3, [1, 2, 3])
     before.step({ type: "Vote", from: 1, to: 3, term: 1, lastLogIndex: 0, lastLogTerm: 0, transfer: false })
     const lost = before.ready()
-    expect(lost.messages.length).toBe(1)
+    expect(sent(lost).length).toBe(1)
     // Crash before the Ready is persisted: neither the vote nor the answer happened.
     const after = newCore(3, [1, 2, 3], {}, disk.restored())
     after.step({ type: "Vote", from: 2, to: 3, term: 1, lastLogIndex: 0, lastLogTerm: 0, transfer: false })
-    expect(after.ready().messages).toEqual([{ type: "VoteResp", from: 3, to: 2, term: 1, reject: false }])
+    expect(sent(after.ready())).toEqual([{ type: "VoteResp", from: 3, to: 2, term: 1, reject: false }])
   })
 
   test("entries of a newer term than the stored hard state (a torn write) raise the term, with no vote", () => {
@@ -160,5 +170,172 @@ describe("restart from RestoredState", () => {
       expect(c.core(id).commitIndex).toBe(6)
       expect(c.core(id).termAt(4)).toBe(1)
     }
+  })
+})
+
+describe("which messages may leave before the Ready is durable", () => {
+  const appendResp = (from: number, index: number): Message => ({
+    type: "AppendResp",
+    from,
+    to: 1,
+    term: 1,
+    index,
+    reject: false,
+    conflictTerm: 0,
+    conflictIndex: 0,
+  })
+
+  /** Node 1 leads term 1 of {1,2,3}; both followers hold the no-op, which is committed. */
+  const replicatingLeader = (overrides: Partial<RaftConfig> = {}): RaftCore => {
+    const core = newCore(1, [1, 2, 3], overrides)
+    ackAppends(core, sent(makeLeader(core)))
+    takeReady(core)
+    expect(core.commitIndex).toBe(1)
+    return core
+  }
+
+  test("a leader's Appends leave at once, before the entries they carry are durable on the leader", () => {
+    const core = replicatingLeader()
+    core.propose(enc("a"))
+    const rd = core.ready()
+    expect(rd.entries).toEqual([e(2, 1, "a")])
+    expect(rd.messages).toEqual([
+      { type: "Append", from: 1, to: 2, term: 1, prevIndex: 1, prevTerm: 1, entries: [e(2, 1, "a")], commit: 1 },
+      { type: "Append", from: 1, to: 3, term: 1, prevIndex: 1, prevTerm: 1, entries: [e(2, 1, "a")], commit: 1 },
+    ])
+    expect(rd.messagesAfterPersist).toEqual([])
+  })
+
+  test("a leader whose Ready also writes a new commit index still sends its Appends at once", () => {
+    const core = replicatingLeader()
+    core.propose(enc("a"))
+    const first = takeReady(core)
+    ackAppends(core, first.messages)
+    core.propose(enc("b"))
+    const rd = core.ready()
+    expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 2 })
+    expect(rd.messages.map((m) => [m.type, m.to])).toEqual([
+      ["Append", 2],
+      ["Append", 3],
+    ])
+    expect(rd.messagesAfterPersist).toEqual([])
+  })
+
+  test("heartbeats and snapshot chunks of a leader leave at once", () => {
+    const core = newCore(
+      1,
+      [1, 2, 3],
+      { snapshotChunkBytes: 4 },
+      {
+        hardState: { term: 1, vote: 0, commit: 5 },
+        snapshot: { index: 5, term: 1, data: enc("snapshot") },
+        entries: [],
+      },
+    )
+    makeLeader(core)
+    // Follower 2 lost everything: it needs the snapshot.
+    core.step({
+      type: "AppendResp",
+      from: 2,
+      to: 1,
+      term: 2,
+      index: 5,
+      reject: true,
+      conflictTerm: 0,
+      conflictIndex: 1,
+    })
+    core.tick()
+    const rd = core.ready()
+    expect(rd.messages.map((m) => [m.type, m.to])).toEqual([
+      ["Heartbeat", 2],
+      ["Heartbeat", 3],
+      ["Snap", 2],
+      ["Snap", 2],
+    ])
+    expect(rd.messagesAfterPersist).toEqual([])
+  })
+
+  test("a candidate's vote requests wait until its new term and its vote for itself are durable", () => {
+    const core = newCore(1, [1, 2, 3])
+    tickUntil(core, () => core.role === "candidate")
+    const rd = core.ready()
+    expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 0 })
+    expect(rd.messages).toEqual([])
+    expect(rd.messagesAfterPersist.map((m) => [m.type, m.to, m.term])).toEqual([
+      ["Vote", 2, 1],
+      ["Vote", 3, 1],
+    ])
+  })
+
+  test("a vote reply waits until the vote is durable", () => {
+    const core = newCore(2, [1, 2, 3])
+    core.step({ type: "Vote", from: 1, to: 2, term: 1, lastLogIndex: 0, lastLogTerm: 0, transfer: false })
+    const rd = core.ready()
+    expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 0 })
+    expect(rd.messages).toEqual([])
+    expect(rd.messagesAfterPersist).toEqual([{ type: "VoteResp", from: 2, to: 1, term: 1, reject: false }])
+  })
+
+  test("a follower's append and heartbeat responses wait until what they vouch for is durable", () => {
+    const core = newCore(2, [1, 2, 3])
+    core.step({ type: "Append", from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, entries: [e(1, 1)], commit: 0 })
+    core.step({ type: "Heartbeat", from: 1, to: 2, term: 1, commit: 1, context: 0 })
+    const rd = core.ready()
+    expect(rd.entries).toEqual([e(1, 1)])
+    expect(rd.messages).toEqual([])
+    expect(rd.messagesAfterPersist).toEqual([
+      { ...appendResp(2, 1), from: 2, to: 1 },
+      { type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 },
+    ])
+  })
+
+  test("a follower acknowledges an installed snapshot only once the snapshot is durable", () => {
+    const core = newCore(2, [1, 2, 3])
+    const data = enc("state")
+    core.step({
+      type: "Snap",
+      from: 1,
+      to: 2,
+      term: 1,
+      snapshot: { index: 5, term: 1 },
+      offset: 0,
+      total: data.length,
+      chunk: data,
+      done: true,
+    })
+    const rd = core.ready()
+    expect(rd.snapshot).toEqual({ index: 5, term: 1, data })
+    expect(rd.messages).toEqual([])
+    expect(rd.messagesAfterPersist).toEqual([{ ...appendResp(2, 5), from: 2, to: 1 }])
+  })
+
+  test("a leader elected before its campaign's Ready was taken sends nothing before the fsync", () => {
+    const core = newCore(1, [1, 2, 3])
+    tickUntil(core, () => core.role === "candidate")
+    core.step({ type: "VoteResp", from: 2, to: 1, term: 1, reject: false })
+    expect(core.role).toBe("leader")
+    const rd = core.ready()
+    expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 0 })
+    expect(rd.messages).toEqual([])
+    expect(rd.messagesAfterPersist.map((m) => [m.type, m.to])).toEqual([
+      ["Vote", 2],
+      ["Vote", 3],
+      ["Append", 2],
+      ["Append", 3],
+    ])
+  })
+
+  test("a leader's answer to a stale leader waits, while its Appends in the same Ready leave at once", () => {
+    const core = replicatingLeader({ checkQuorum: true })
+    core.propose(enc("a"))
+    core.step({ type: "Heartbeat", from: 3, to: 1, term: 0, commit: 0, context: 0 })
+    const rd = core.ready()
+    expect(rd.messages.map((m) => [m.type, m.to])).toEqual([
+      ["Append", 2],
+      ["Append", 3],
+    ])
+    expect(rd.messagesAfterPersist).toEqual([
+      { type: "AppendResp", from: 1, to: 3, term: 1, index: 0, reject: true, conflictTerm: 0, conflictIndex: 0 },
+    ])
   })
 })

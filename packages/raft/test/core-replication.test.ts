@@ -1,7 +1,7 @@
 /** Proves §5.3 log replication and §5.4.2 commitment (Figure 8), asserting the exact Appends and Readies. */
 import { describe, expect, test } from "bun:test"
 import type { Append, Entry, Message, RaftConfig, RaftCore } from "../src/core/index.ts"
-import { ackAppends, Cluster, enc, makeLeader, messagesOfType, newCore, takeReady } from "./support/simCluster.ts"
+import { ackAppends, Cluster, enc, makeLeader, messagesOfType, newCore, sent, takeReady } from "./support/simCluster.ts"
 
 const e = (index: number, term: number, data = `e${index}`): Entry => ({ index, term, data: enc(data) })
 const noop = (index: number, term: number): Entry => ({ index, term, data: new Uint8Array(0) })
@@ -9,7 +9,7 @@ const noop = (index: number, term: number): Entry => ({ index, term, data: new U
 /** Node 1 leads term 1 of {1,2,3}; both followers acknowledged the no-op and are in replicate state. */
 const replicatingLeader = (overrides: Partial<RaftConfig> = {}): RaftCore => {
   const core = newCore(1, [1, 2, 3], overrides)
-  ackAppends(core, makeLeader(core).messages)
+  ackAppends(core, sent(makeLeader(core)))
   takeReady(core)
   expect(core.commitIndex).toBe(1)
   return core
@@ -33,7 +33,7 @@ describe("§5.3 the leader replicates", () => {
     const rd = core.ready()
     const entries = [e(2, 1, "a"), e(3, 1, "b"), e(4, 1, "c")]
     expect(rd.entries).toEqual(entries)
-    expect(rd.messages).toEqual([
+    expect(sent(rd)).toEqual([
       { type: "Append", from: 1, to: 2, term: 1, prevIndex: 1, prevTerm: 1, entries, commit: 1 },
       { type: "Append", from: 1, to: 3, term: 1, prevIndex: 1, prevTerm: 1, entries, commit: 1 },
     ])
@@ -53,7 +53,7 @@ describe("§5.3 the leader replicates", () => {
     expect(next.hardState).toBeUndefined()
     expect(next.committedEntries).toEqual([e(2, 1, "x")])
     // The commit reaches followers with the next message; no extra message just for it.
-    expect(next.messages).toEqual([])
+    expect(sent(next)).toEqual([])
   })
 
   test("a non-leader refuses proposals and names the leader it knows", () => {
@@ -70,7 +70,7 @@ describe("§5.3 the leader replicates", () => {
     core.step(appendResp(2, 1, 2))
     takeReady(core)
     core.tick()
-    const beats = messagesOfType(core.ready().messages, "Heartbeat")
+    const beats = messagesOfType(sent(core.ready()), "Heartbeat")
     expect(beats).toEqual([
       { type: "Heartbeat", from: 1, to: 2, term: 1, commit: 2, context: 0 },
       { type: "Heartbeat", from: 1, to: 3, term: 1, commit: 1, context: 0 },
@@ -80,7 +80,7 @@ describe("§5.3 the leader replicates", () => {
   test("batches are bounded by maxAppendBytes (at least one entry each)", () => {
     const core = replicatingLeader({ maxAppendBytes: 5 })
     for (const s of ["aa", "bb", "cc", "dddddddd", "e"]) core.propose(enc(s))
-    const toTwo = messagesOfType(core.ready().messages, "Append").filter((m) => m.to === 2)
+    const toTwo = messagesOfType(sent(core.ready()), "Append").filter((m) => m.to === 2)
     expect(toTwo.map((m) => m.entries.map((x) => x.index))).toEqual([[2, 3], [4], [5], [6]])
     expect(toTwo.map((m) => m.prevIndex)).toEqual([1, 3, 4, 5])
   })
@@ -88,10 +88,10 @@ describe("§5.3 the leader replicates", () => {
   test("replicate state pipelines Appends up to the inflight window, then waits for acknowledgements", () => {
     const core = replicatingLeader({ maxInflightMessages: 2, maxAppendBytes: 1 })
     for (let i = 0; i < 5; i++) core.propose(enc(`p${i}`))
-    const first = messagesOfType(takeReady(core).messages, "Append").filter((m) => m.to === 2)
+    const first = messagesOfType(sent(takeReady(core)), "Append").filter((m) => m.to === 2)
     expect(first.map((m) => m.entries.map((x) => x.index))).toEqual([[2], [3]])
     core.step(appendResp(2, 1, 2))
-    const second = messagesOfType(core.ready().messages, "Append").filter((m) => m.to === 2)
+    const second = messagesOfType(sent(core.ready()), "Append").filter((m) => m.to === 2)
     expect(second.map((m) => m.entries.map((x) => x.index))).toEqual([[4]])
   })
 
@@ -101,9 +101,9 @@ describe("§5.3 the leader replicates", () => {
     core.propose(enc("a"))
     core.propose(enc("b"))
     // Followers are still being probed (the no-op Append is unanswered): nothing more goes out.
-    expect(messagesOfType(takeReady(core).messages, "Append")).toEqual([])
+    expect(messagesOfType(sent(takeReady(core)), "Append")).toEqual([])
     core.step({ type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 })
-    const again = messagesOfType(core.ready().messages, "Append")
+    const again = messagesOfType(sent(core.ready()), "Append")
     expect(again.map((m) => [m.to, m.prevIndex, m.entries.length])).toEqual([[2, 0, 3]])
   })
 
@@ -113,9 +113,9 @@ describe("§5.3 the leader replicates", () => {
     takeReady(core)
     const resp = { type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 } as const
     core.step(resp)
-    expect(messagesOfType(takeReady(core).messages, "Append").filter((m) => m.to === 2)).toEqual([])
+    expect(messagesOfType(sent(takeReady(core)), "Append").filter((m) => m.to === 2)).toEqual([])
     core.step(resp)
-    const resent = messagesOfType(core.ready().messages, "Append").filter((m) => m.to === 2)
+    const resent = messagesOfType(sent(core.ready()), "Append").filter((m) => m.to === 2)
     expect(resent.map((m) => [m.prevIndex, m.entries.map((x) => x.index)])).toEqual([[1, [2]]])
   })
 })
@@ -139,7 +139,7 @@ describe("§5.3 the follower appends", () => {
     const rd = core.ready()
     expect(rd.entries).toEqual([e(2, 1), e(3, 1)])
     expect(rd.hardState).toEqual({ term: 1, vote: 0, commit: 3 })
-    expect(rd.messages).toEqual([appendResp(2, 1, 3)].map((m) => ({ ...m, to: 1 })))
+    expect(sent(rd)).toEqual([appendResp(2, 1, 3)].map((m) => ({ ...m, to: 1 })))
     // Entries 2..3 are committed but are only handed out once durable (next Ready).
     expect(rd.committedEntries).toEqual([e(1, 1)])
     core.advance(rd)
@@ -162,13 +162,13 @@ describe("§5.3 the follower appends", () => {
   test("an Append reaching below the commit index is answered with the commit index (that part matches)", () => {
     const core = follower([e(1, 1), e(2, 1), e(3, 1)], 3)
     core.step({ type: "Append", from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, entries: [e(1, 1)], commit: 1 })
-    expect(core.ready().messages).toEqual([{ ...appendResp(2, 1, 3), to: 1 }])
+    expect(sent(core.ready())).toEqual([{ ...appendResp(2, 1, 3), to: 1 }])
   })
 
   test("a mismatch is rejected with the conflicting term and its first index", () => {
     const core = follower([e(1, 1), e(2, 2), e(3, 2), e(4, 2)], 1, 2)
     core.step({ type: "Append", from: 1, to: 2, term: 3, prevIndex: 4, prevTerm: 3, entries: [], commit: 1 })
-    expect(core.ready().messages).toEqual([
+    expect(sent(core.ready())).toEqual([
       { type: "AppendResp", from: 2, to: 1, term: 3, index: 4, reject: true, conflictTerm: 2, conflictIndex: 2 },
     ])
   })
@@ -191,11 +191,11 @@ describe("fast back-off (conflict term / first index of that term)", () => {
       {},
       { hardState: { term: 4, vote: 0, commit: 3 }, snapshot: undefined, entries: followerLog },
     )
-    const probe1 = messagesOfType(makeLeader(leader).messages, "Append").find((m) => m.to === 2) as Append
+    const probe1 = messagesOfType(sent(makeLeader(leader)), "Append").find((m) => m.to === 2) as Append
     expect([probe1.prevIndex, probe1.prevTerm, probe1.entries]).toEqual([5, 4, [noop(6, 5)]])
     follower.step(probe1)
     const rejectReady = follower.ready()
-    const reject = rejectReady.messages[0] as Message
+    const reject = sent(rejectReady)[0] as Message
     expect(reject).toEqual({
       type: "AppendResp",
       from: 2,
@@ -207,12 +207,12 @@ describe("fast back-off (conflict term / first index of that term)", () => {
       conflictIndex: 4,
     })
     leader.step(reject)
-    const probe2 = messagesOfType(leader.ready().messages, "Append").find((m) => m.to === 2) as Append
+    const probe2 = messagesOfType(sent(leader.ready()), "Append").find((m) => m.to === 2) as Append
     expect([probe2.prevIndex, probe2.prevTerm, probe2.entries.map((x) => x.index)]).toEqual([3, 1, [4, 5, 6]])
     follower.advance(rejectReady)
     follower.step(probe2)
     const rd = follower.ready()
-    expect(rd.messages).toEqual([{ ...appendResp(2, 5, 6), to: 1 }])
+    expect(sent(rd)).toEqual([{ ...appendResp(2, 5, 6), to: 1 }])
     expect(rd.entries.map((x) => [x.index, x.term])).toEqual([
       [4, 4],
       [5, 4],
@@ -239,7 +239,7 @@ describe("fast back-off (conflict term / first index of that term)", () => {
       conflictTerm: 2,
       conflictIndex: 2,
     })
-    const probe = messagesOfType(leader.ready().messages, "Append").find((m) => m.to === 2) as Append
+    const probe = messagesOfType(sent(leader.ready()), "Append").find((m) => m.to === 2) as Append
     expect(probe.prevIndex).toBe(3)
   })
 
@@ -383,7 +383,7 @@ describe("malformed input from a peer", () => {
       commit: 0,
     })
     expect(core.lastIndex()).toBe(0)
-    expect(core.ready().messages).toEqual([])
+    expect(sent(core.ready())).toEqual([])
   })
 
   test("an acknowledgement beyond the leader's log is ignored", () => {

@@ -1,7 +1,7 @@
 /** Proves log compaction and chunked, resumable InstallSnapshot (§7), asserting the exact chunks and Readies. */
 import { describe, expect, test } from "bun:test"
 import type { Entry, Message, RaftConfig, RaftCore, Snap, Snapshot } from "../src/core/index.ts"
-import { Cluster, enc, makeLeader, messagesOfType, newCore, takeReady } from "./support/simCluster.ts"
+import { Cluster, enc, makeLeader, messagesOfType, newCore, sent, takeReady } from "./support/simCluster.ts"
 
 const e = (index: number, term: number): Entry => ({ index, term, data: enc(`e${index}`) })
 const DATA = Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
@@ -67,7 +67,7 @@ describe("log compaction", () => {
 describe("§7 InstallSnapshot, leader side", () => {
   test("a follower whose next entry is compacted away gets the snapshot in chunks, a bounded window at a time", () => {
     const core = leaderNeedingSnapshot()
-    expect(snapsTo2(core.ready().messages)).toEqual([snap(2, 0, [0, 1, 2, 3]), snap(2, 4, [4, 5, 6, 7])])
+    expect(snapsTo2(sent(core.ready()))).toEqual([snap(2, 0, [0, 1, 2, 3]), snap(2, 4, [4, 5, 6, 7])])
     expect(core.status().progress?.find((p) => p.id === 2)?.state).toBe("snapshot")
   })
 
@@ -75,28 +75,28 @@ describe("§7 InstallSnapshot, leader side", () => {
     const core = leaderNeedingSnapshot()
     takeReady(core)
     core.step(snapResp(4))
-    expect(snapsTo2(core.ready().messages)).toEqual([snap(2, 8, [8, 9])])
+    expect(snapsTo2(sent(core.ready()))).toEqual([snap(2, 8, [8, 9])])
   })
 
   test("a repeated offset (a chunk overtaken or lost) resends from that offset at once, once per stall", () => {
     const core = leaderNeedingSnapshot()
     takeReady(core)
     core.step(snapResp(4))
-    expect(snapsTo2(takeReady(core).messages)).toEqual([snap(2, 8, [8, 9])])
+    expect(snapsTo2(sent(takeReady(core)))).toEqual([snap(2, 8, [8, 9])])
     // Chunk 4..8 never arrived: the follower answers chunk 8 with offset 4 again.
     core.step(snapResp(4))
-    expect(snapsTo2(takeReady(core).messages)).toEqual([snap(2, 4, [4, 5, 6, 7]), snap(2, 8, [8, 9])])
+    expect(snapsTo2(sent(takeReady(core)))).toEqual([snap(2, 4, [4, 5, 6, 7]), snap(2, 8, [8, 9])])
     core.step(snapResp(4))
-    expect(snapsTo2(core.ready().messages)).toEqual([])
+    expect(snapsTo2(sent(core.ready()))).toEqual([])
   })
 
   test("when no answer comes at all, a heartbeat interval without progress resends from the acked offset", () => {
     const core = leaderNeedingSnapshot()
     takeReady(core)
     core.step(heartbeatResp)
-    expect(snapsTo2(takeReady(core).messages)).toEqual([])
+    expect(snapsTo2(sent(takeReady(core)))).toEqual([])
     core.step(heartbeatResp)
-    expect(snapsTo2(core.ready().messages)).toEqual([snap(2, 0, [0, 1, 2, 3]), snap(2, 4, [4, 5, 6, 7])])
+    expect(snapsTo2(sent(core.ready()))).toEqual([snap(2, 0, [0, 1, 2, 3]), snap(2, 4, [4, 5, 6, 7])])
   })
 
   test("a follower that lost its partial copy (restart) says offset 0 and the transfer starts over", () => {
@@ -105,7 +105,7 @@ describe("§7 InstallSnapshot, leader side", () => {
     core.step(snapResp(8))
     takeReady(core)
     core.step(snapResp(0))
-    expect(snapsTo2(core.ready().messages)).toEqual([snap(2, 0, [0, 1, 2, 3]), snap(2, 4, [4, 5, 6, 7])])
+    expect(snapsTo2(sent(core.ready()))).toEqual([snap(2, 0, [0, 1, 2, 3]), snap(2, 4, [4, 5, 6, 7])])
   })
 
   test("once the follower holds the snapshot it is replicated to from snapshot.index + 1", () => {
@@ -123,7 +123,7 @@ describe("§7 InstallSnapshot, leader side", () => {
     })
     const p = core.status().progress?.find((x) => x.id === 2)
     expect([p?.state, p?.match, p?.next]).toEqual(["replicate", 5, 6])
-    const appends = messagesOfType(core.ready().messages, "Append").filter((m) => m.to === 2)
+    const appends = messagesOfType(sent(core.ready()), "Append").filter((m) => m.to === 2)
     expect(appends.map((m) => [m.prevIndex, m.prevTerm, m.entries.map((x) => x.index)])).toEqual([[5, 1, [6, 7]]])
   })
 
@@ -161,7 +161,7 @@ describe("§7 InstallSnapshot, follower side", () => {
     const core = follower()
     core.step(snap(2, 0, [0, 1, 2, 3]))
     core.step(snap(2, 4, [4, 5, 6, 7]))
-    expect(takeReady(core).messages).toEqual([
+    expect(sent(takeReady(core))).toEqual([
       { type: "SnapResp", from: 2, to: 1, term: 2, snapshot: { index: 5, term: 1 }, offset: 4 },
       { type: "SnapResp", from: 2, to: 1, term: 2, snapshot: { index: 5, term: 1 }, offset: 8 },
     ])
@@ -171,7 +171,7 @@ describe("§7 InstallSnapshot, follower side", () => {
     expect(rd.hardState).toEqual({ term: 2, vote: 0, commit: 5 })
     expect(rd.committedEntries).toEqual([])
     // The ack goes out with the Ready, i.e. only after the snapshot is durable.
-    expect(rd.messages).toEqual([
+    expect(sent(rd)).toEqual([
       { type: "AppendResp", from: 2, to: 1, term: 2, index: 5, reject: false, conflictTerm: 0, conflictIndex: 0 },
     ])
     core.advance(rd)
@@ -185,13 +185,13 @@ describe("§7 InstallSnapshot, follower side", () => {
     core.step(snap(2, 0, [0, 1, 2, 3]))
     core.step(snap(2, 8, [8, 9]))
     core.step(snap(2, 0, [0, 1, 2, 3]))
-    expect(core.ready().messages.map((m) => (m.type === "SnapResp" ? m.offset : -1))).toEqual([4, 4, 4])
+    expect(sent(core.ready()).map((m) => (m.type === "SnapResp" ? m.offset : -1))).toEqual([4, 4, 4])
   })
 
   test("a chunk from the middle of a transfer it knows nothing of (it restarted) asks for offset 0", () => {
     const core = follower()
     core.step(snap(2, 4, [4, 5, 6, 7]))
-    expect(core.ready().messages).toEqual([
+    expect(sent(core.ready())).toEqual([
       { type: "SnapResp", from: 2, to: 1, term: 2, snapshot: { index: 5, term: 1 }, offset: 0 },
     ])
   })
@@ -210,7 +210,7 @@ describe("§7 InstallSnapshot, follower side", () => {
     core.step(snap(2, 0, [0, 1, 2, 3]))
     const rd = core.ready()
     expect(rd.snapshot).toBeUndefined()
-    expect(rd.messages).toEqual([
+    expect(sent(rd)).toEqual([
       { type: "AppendResp", from: 2, to: 1, term: 2, index: 7, reject: false, conflictTerm: 0, conflictIndex: 0 },
     ])
   })
@@ -229,7 +229,7 @@ describe("§7 InstallSnapshot, follower side", () => {
     core.step(snap(2, 0, [0, 1, 2, 3]))
     expect(core.commitIndex).toBe(5)
     expect(core.lastIndex()).toBe(6)
-    expect(core.ready().messages).toEqual([
+    expect(sent(core.ready())).toEqual([
       { type: "AppendResp", from: 2, to: 1, term: 2, index: 5, reject: false, conflictTerm: 0, conflictIndex: 0 },
     ])
   })
@@ -239,7 +239,7 @@ describe("§7 InstallSnapshot, follower side", () => {
     core.step({ ...snap(2, 0, [0, 1, 2, 3]), snapshot: { index: 9, term: 2 } })
     core.step(snap(2, 0, [0, 1, 2, 3]))
     core.step({ ...snap(2, 4, [4, 5, 6, 7]), snapshot: { index: 9, term: 2 } })
-    const offsets = core.ready().messages.map((m) => (m.type === "SnapResp" ? [m.snapshot.index, m.offset] : []))
+    const offsets = sent(core.ready()).map((m) => (m.type === "SnapResp" ? [m.snapshot.index, m.offset] : []))
     expect(offsets).toEqual([
       [9, 4],
       [9, 8],

@@ -1,13 +1,13 @@
 /** Proves leadership transfer (thesis §3.10): catch the target up, TimeoutNow, an election it wins, or abort. */
 import { describe, expect, test } from "bun:test"
 import type { RaftCore } from "../src/core/index.ts"
-import { ackAppends, Cluster, enc, makeLeader, messagesOfType, newCore, takeReady } from "./support/simCluster.ts"
+import { ackAppends, Cluster, enc, makeLeader, messagesOfType, newCore, sent, takeReady } from "./support/simCluster.ts"
 
 const opts = { preVote: true, checkQuorum: true }
 
 const leaderWithCaughtUpFollowers = (): RaftCore => {
   const core = newCore(1, [1, 2, 3], opts)
-  ackAppends(core, makeLeader(core).messages)
+  ackAppends(core, sent(makeLeader(core)))
   takeReady(core)
   return core
 }
@@ -16,7 +16,7 @@ describe("thesis §3.10 leadership transfer", () => {
   test("to an up-to-date follower: TimeoutNow at once, and proposals are refused meanwhile", () => {
     const core = leaderWithCaughtUpFollowers()
     expect(core.transferLeadership(2)).toBe(true)
-    expect(core.ready().messages).toEqual([{ type: "TimeoutNow", from: 1, to: 2, term: 1 }])
+    expect(sent(core.ready())).toEqual([{ type: "TimeoutNow", from: 1, to: 2, term: 1 }])
     expect(core.propose(enc("x"))).toEqual({ notLeader: true, leaderHint: 2 })
     expect(core.status().leadTransferee).toBe(2)
   })
@@ -26,7 +26,7 @@ describe("thesis §3.10 leadership transfer", () => {
     core.propose(enc("a"))
     takeReady(core)
     expect(core.transferLeadership(3)).toBe(true)
-    expect(messagesOfType(takeReady(core).messages, "TimeoutNow")).toEqual([])
+    expect(messagesOfType(sent(takeReady(core)), "TimeoutNow")).toEqual([])
     core.step({
       type: "AppendResp",
       from: 3,
@@ -37,9 +37,7 @@ describe("thesis §3.10 leadership transfer", () => {
       conflictTerm: 0,
       conflictIndex: 0,
     })
-    expect(messagesOfType(core.ready().messages, "TimeoutNow")).toEqual([
-      { type: "TimeoutNow", from: 1, to: 3, term: 1 },
-    ])
+    expect(messagesOfType(sent(core.ready()), "TimeoutNow")).toEqual([{ type: "TimeoutNow", from: 1, to: 3, term: 1 }])
   })
 
   test("the target campaigns at once, skipping pre-vote, flagged so that leased voters still answer", () => {
@@ -48,7 +46,7 @@ describe("thesis §3.10 leadership transfer", () => {
     takeReady(core)
     core.step({ type: "TimeoutNow", from: 1, to: 2, term: 1 })
     expect(core.role).toBe("candidate")
-    expect(core.ready().messages).toEqual([
+    expect(sent(core.ready())).toEqual([
       { type: "Vote", from: 2, to: 1, term: 2, lastLogIndex: 0, lastLogTerm: 0, transfer: true },
       { type: "Vote", from: 2, to: 3, term: 2, lastLogIndex: 0, lastLogTerm: 0, transfer: true },
     ])
@@ -59,7 +57,7 @@ describe("thesis §3.10 leadership transfer", () => {
     core.step({ type: "Heartbeat", from: 1, to: 3, term: 1, commit: 0, context: 0 })
     takeReady(core)
     core.step({ type: "Vote", from: 2, to: 3, term: 2, lastLogIndex: 0, lastLogTerm: 0, transfer: true })
-    expect(core.ready().messages).toEqual([{ type: "VoteResp", from: 3, to: 2, term: 2, reject: false }])
+    expect(sent(core.ready())).toEqual([{ type: "VoteResp", from: 3, to: 2, term: 2, reject: false }])
   })
 
   test("a transfer that does not finish within an election timeout is abandoned", () => {

@@ -73,6 +73,7 @@ if (replaySeed !== undefined) {
     expect(total.rejectedAppends).toBeGreaterThan(SEEDS)
     expect(total.messagesDropped).toBeGreaterThan(SEEDS * 10)
     expect(total.messagesDuplicated).toBeGreaterThan(SEEDS)
+    expect(total.messagesSentEarly).toBeGreaterThan(SEEDS * 100)
   }, 120_000)
 
   test("a seed replays to the same trace digest", () => {

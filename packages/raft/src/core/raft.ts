@@ -384,11 +384,19 @@ class Raft implements RaftCore {
     this.flush()
     const hs = this.hardStateChanged() ? this.hardState() : this.prevHardState
     const softChanged = this.currentRole !== this.prevSoftState.role || this.lead !== this.prevSoftState.leader
+    const snapshot = this.log.pendingSnapshot
+    const early =
+      this.currentRole === "leader" &&
+      snapshot === undefined &&
+      hs.term === this.prevHardState.term &&
+      hs.vote === this.prevHardState.vote
+    const [messages, messagesAfterPersist] = early ? splitReplication(this.msgs) : [NO_MESSAGES, this.msgs]
     const rd: Ready = {
       hardState: hs === this.prevHardState ? undefined : hs,
       entries: this.log.unstableEntries(),
-      snapshot: this.log.pendingSnapshot,
-      messages: this.msgs,
+      snapshot,
+      messages,
+      messagesAfterPersist,
       committedEntries: this.log.committedAfter(this.log.applied, this.limits.maxCommittedBytesPerReady),
       readStates: this.readStates,
       softState: softChanged ? { role: this.currentRole, leader: this.lead } : undefined,
@@ -1039,6 +1047,29 @@ class Raft implements RaftCore {
   private sendTimeoutNow(to: NodeId): void {
     this.msgs.push({ type: "TimeoutNow", from: this.id, to, term: this.currentTerm })
   }
+}
+
+const NO_MESSAGES: readonly Message[] = Object.freeze([])
+
+/** A leader's replication traffic: it promises nothing about the sender's own disk. */
+const isReplication = (m: Message): boolean => m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap"
+
+/**
+ * Splits a leader's messages into replication (may leave before its fsync) and the rest. The usual
+ * batch is all replication: then the array is handed out as it is, with no copy.
+ */
+const splitReplication = (msgs: Message[]): readonly [readonly Message[], readonly Message[]] => {
+  let k = 0
+  while (k < msgs.length && isReplication(msgs[k] as Message)) k++
+  if (k === msgs.length) return [msgs, NO_MESSAGES]
+  const now: Message[] = msgs.slice(0, k)
+  const later: Message[] = []
+  for (; k < msgs.length; k++) {
+    const m = msgs[k] as Message
+    if (isReplication(m)) now.push(m)
+    else later.push(m)
+  }
+  return [now, later]
 }
 
 /** Entries follow prevIndex without gaps, with terms that never decrease nor exceed the sender's. */

@@ -166,9 +166,10 @@ export interface SoftState {
 }
 
 /**
- * Work for the shell, in this order: persist `snapshot`, then `hardState` and `entries` (one
- * fsync); then send `messages`; then install `snapshot` and apply `committedEntries`; then call
- * `advance(ready)`. Only one Ready is outstanding at a time.
+ * Work for the shell, in this order: send `messages` (at once, or later: they wait for nothing);
+ * persist `snapshot`, then `hardState` and `entries` (one fsync); then send `messagesAfterPersist`;
+ * then install `snapshot` and apply `committedEntries`; then call `advance(ready)`. Only one Ready
+ * is outstanding at a time.
  */
 export interface Ready {
   /**
@@ -181,8 +182,21 @@ export interface Ready {
   readonly entries: readonly Entry[]
   /** Received from a leader: persist (dropping the log it covers) and install in the service. */
   readonly snapshot: Snapshot | undefined
-  /** Send only after everything above is durable. */
+  /**
+   * May be sent before this Ready is persisted, so the followers' disk writes overlap the
+   * leader's own (thesis §10.2.1). Only a leader's Append, Heartbeat and Snap, and only when this
+   * Ready changes neither term nor vote and installs no snapshot: they promise nothing about the
+   * sender's disk (the leader counts its own entries toward a commit only once `advance` says they
+   * are durable), and the term they carry was made durable by an earlier Ready. Empty otherwise.
+   */
   readonly messages: readonly Message[]
+  /**
+   * Send only after `hardState`, `entries` and `snapshot` are durable: everything else — votes and
+   * vote replies, append, heartbeat and snapshot acknowledgements, anything from a follower or
+   * candidate, and a leader's own messages in a Ready that changes its term or vote. Each may
+   * promise what this Ready persists (a vote, the entries it acknowledges, the term it carries).
+   */
+  readonly messagesAfterPersist: readonly Message[]
   /** Apply in order; every one was durable before this Ready was made. */
   readonly committedEntries: readonly Entry[]
   readonly readStates: readonly ReadState[]

@@ -138,9 +138,6 @@ export const raftDefaults = {
   maxSnapshotBytes: 1024 * 1024 * 1024,
 } as const
 
-/** A leader's replication traffic: it promises nothing about the sender's disk. */
-const isLeaderReplication = (m: Message): boolean => m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap"
-
 const exitOnFatal = (error: unknown): void => {
   console.error("raft: fatal error, stopping:", error)
   process.exit(70)
@@ -244,37 +241,19 @@ export const makeRaftNode = (
       for (const waiters of rounds) for (const done of waiters) done(error)
     }
 
-    // Term and vote as last written: a leader's replication may only overtake its own fsync when
-    // the Ready changes neither.
-    let durableTerm = restored.hardState.term
-    let durableVote = restored.hardState.vote
-
     /**
-     * Thesis §10.2.1 (etcd does the same): a leader may send its appends before its own fsync,
-     * because the core counts the leader toward a commit only once its entries are stable. The
-     * disk write and the followers' round trip then overlap instead of adding up. Everything else
-     * (votes, acks) waits: it must never leave before what it promises is durable. Returns the
-     * messages still to send, and whether any left now.
+     * Thesis §10.2.1 (etcd does the same): the core lets a leader's appends leave before its own
+     * fsync (`ready.messages`), so the disk write and the followers' round trip overlap instead of
+     * adding up. Returns whether any left now.
      */
-    const sendReplicationEarly = (ready: Ready): { late: readonly Message[]; sent: boolean } => {
-      const hs = ready.hardState
-      const messages = ready.messages
-      if (
-        messages.length === 0 ||
-        core.role !== "leader" ||
-        ready.snapshot !== undefined ||
-        (hs !== undefined && (hs.term !== durableTerm || hs.vote !== durableVote))
-      ) {
-        return { late: messages, sent: false }
-      }
-      const early = messages.filter(isLeaderReplication)
-      if (early.length === 0) return { late: messages, sent: false }
-      send(early)
+    const sendEarly = (ready: Ready): boolean => {
+      if (ready.messages.length === 0) return false
+      send(ready.messages)
       rpc.transport.flush()
-      return { late: messages.filter((m) => !isLeaderReplication(m)), sent: true }
+      return true
     }
 
-    const finishReady = (ready: Ready, late: readonly Message[]) => {
+    const finishReady = (ready: Ready) => {
       const hs = ready.hardState
       if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
       if (hs !== undefined || ready.entries.length > 0) {
@@ -282,12 +261,8 @@ export const makeRaftNode = (
         storage.save(hs, ready.entries)
         counters.fsyncs++
         config.onFsync?.((performance.now() - start) / 1000)
-        if (hs !== undefined) {
-          durableTerm = hs.term
-          durableVote = hs.vote
-        }
       }
-      send(late)
+      send(ready.messagesAfterPersist)
       if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })
       if (ready.committedEntries.length > 0) config.apply({ type: "entries", entries: ready.committedEntries })
       for (const rs of ready.readStates) {
@@ -367,13 +342,13 @@ export const makeRaftNode = (
           startReadRound()
           while (!stopped && core.hasReady()) {
             const ready = core.ready()
-            const { late, sent } = sendReplicationEarly(ready)
+            const sent = sendEarly(ready)
             // Bun hands datagrams to the kernel when the event loop turns, not in send(): without
             // this turn, the appends would leave only after the fsync they are meant to overlap.
             // Inputs arriving meanwhile step the core; it allows that while a Ready is out.
             if (sent) yield* Effect.yieldNow
             if (stopped) return
-            finishReady(ready, late)
+            finishReady(ready)
             // The same for this Ready's replies and acks: out before the next Ready's fsync.
             if (core.hasReady()) yield* Effect.yieldNow
           }

@@ -156,8 +156,9 @@ export class Cluster {
     while (n.core.hasReady()) {
       const rd = n.core.ready()
       out.push(rd)
-      n.disk.persist(rd)
       for (const m of rd.messages) this.send(m)
+      n.disk.persist(rd)
+      for (const m of rd.messagesAfterPersist) this.send(m)
       if (rd.snapshot !== undefined) n.installedSnapshots.push(rd.snapshot)
       for (const e of rd.committedEntries) if (e.data.length > 0) n.applied.set(e.index, dec(e.data))
       n.readStates.push(...rd.readStates)
@@ -219,6 +220,9 @@ export class Cluster {
   }
 }
 
+/** Every message of a Ready: those it lets leave at once, then those that wait for its fsync. */
+export const sent = (rd: Ready): readonly Message[] => [...rd.messages, ...rd.messagesAfterPersist]
+
 /** Runs one Ready by hand: persist it to `disk` and advance. Returns it for assertions. */
 export const takeReady = (core: RaftCore, disk?: Disk): Ready => {
   const rd = core.ready()
@@ -256,7 +260,7 @@ export const tickUntil = (core: RaftCore, done: () => boolean, max = 1000): numb
 export const makeLeader = (core: RaftCore, disk?: Disk): Ready => {
   tickUntil(core, () => core.role === "candidate" || core.role === "pre-candidate")
   const campaign = takeReady(core, disk)
-  for (const m of campaign.messages) {
+  for (const m of sent(campaign)) {
     const type = m.type === "PreVote" ? "PreVoteResp" : "VoteResp"
     core.step({ type, from: m.to, to: m.from, term: m.term, reject: false })
     if (core.role === "leader") break
@@ -264,7 +268,7 @@ export const makeLeader = (core: RaftCore, disk?: Disk): Ready => {
   if (core.role !== "leader") {
     // Pre-vote won: the real campaign is in the next Ready.
     const votes = takeReady(core, disk)
-    for (const m of votes.messages) {
+    for (const m of sent(votes)) {
       if (m.type === "Vote") core.step({ type: "VoteResp", from: m.to, to: m.from, term: m.term, reject: false })
     }
   }

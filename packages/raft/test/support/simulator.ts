@@ -48,6 +48,8 @@ export interface Coverage {
   readsRequested: number
   readsServed: number
   messagesSent: number
+  /** Sent before the sender had persisted the Ready that made them. */
+  messagesSentEarly: number
   messagesDropped: number
   messagesDuplicated: number
   rejectedAppends: number
@@ -74,6 +76,7 @@ export const emptyCoverage = (): Coverage => ({
   readsRequested: 0,
   readsServed: 0,
   messagesSent: 0,
+  messagesSentEarly: 0,
   messagesDropped: 0,
   messagesDuplicated: 0,
   rejectedAppends: 0,
@@ -138,6 +141,8 @@ interface SimNode {
   readonly disk: Disk
   /** A Ready taken from the core and not yet persisted. */
   pending: Ready | undefined
+  /** Its `messages` already left (before the Ready was persisted). */
+  sentEarly: boolean
   service: ServiceState
   incarnation: number
   lastCommit: number
@@ -305,6 +310,7 @@ export class Simulation {
         core: undefined,
         disk: new Disk(),
         pending: undefined,
+        sentEarly: false,
         service: { applied: 0, hash: 0 },
         incarnation: 0,
         lastCommit: 0,
@@ -571,6 +577,7 @@ export class Simulation {
     const core = createRaft(cfg, n.disk.restored())
     n.core = core
     n.pending = undefined
+    n.sentEarly = false
     const snap = n.disk.snapshot
     if (snap === undefined) n.service = { applied: 0, hash: 0 }
     else {
@@ -614,6 +621,15 @@ export class Simulation {
       else if (seen !== value) this.fail(`log matching: entry (${e.index}, term ${e.term}) differs on node ${n.id}`)
       prevTerm = e.term
     }
+    // What the Ready lets leave before its fsync may leave at once: a crash before the Ready is
+    // persisted then finds it already on the wire.
+    n.sentEarly = rd.messages.length > 0 && this.rng.chance(0.5)
+    if (n.sentEarly) this.sendEarly(rd)
+  }
+
+  private sendEarly(rd: Ready): void {
+    this.coverage.messagesSentEarly += rd.messages.length
+    for (const m of rd.messages) this.send(m)
   }
 
   private completeReady(n: SimNode): void {
@@ -625,8 +641,10 @@ export class Simulation {
       this.digest = mix(mix(mix(this.digest, rd.hardState.term), rd.hardState.vote), rd.hardState.commit)
     }
     this.digest = mix(mix(this.digest, rd.entries.length), rd.committedEntries.length)
+    if (!n.sentEarly) this.sendEarly(rd)
+    n.sentEarly = false
     n.disk.persist(rd)
-    for (const m of rd.messages) this.send(m)
+    for (const m of rd.messagesAfterPersist) this.send(m)
     if (rd.snapshot !== undefined) this.installSnapshot(n, rd.snapshot)
     for (const e of rd.committedEntries) this.apply(n, e)
     for (const rs of rd.readStates) {
@@ -686,6 +704,7 @@ export class Simulation {
   // ------------------------------------------------------------------ network
 
   private send(m: Message): void {
+    this.checkDurable(m)
     const c = this.coverage
     c.messagesSent++
     this.digest = mix(mix(mix(mix(this.digest, TYPE_CODE[m.type]), m.from), m.to), m.term)
@@ -750,6 +769,50 @@ export class Simulation {
   }
 
   // ------------------------------------------------------------------ invariants
+
+  /**
+   * Persist before you send (thesis §3.8): whatever a message promises about its sender is on the
+   * sender's disk when it leaves. Campaigns and a leader's traffic: the term, with the sender's own
+   * vote; vote grants: the vote (a later durable term also does: no second vote can follow in the
+   * term it left within the same batch); acknowledgements: the entries they vouch for; anything
+   * else: the term it carries (only a pre-vote, or a grant of one, speaks of a future term).
+   */
+  private checkDurable(m: Message): void {
+    const disk = (this.nodes[m.from - 1] as SimNode).disk
+    const hs = disk.hardState
+    const fail = (what: string) =>
+      this.fail(`persist before send: ${describeMessage(m)} ${what} (durable term ${hs.term} vote ${hs.vote})`)
+    switch (m.type) {
+      case "PreVote":
+        return
+      case "PreVoteResp":
+        if (m.reject && m.term > hs.term) fail("carries a term not yet durable")
+        return
+      case "VoteResp":
+        if (m.term > hs.term) fail("carries a term not yet durable")
+        if (!m.reject && hs.term === m.term && hs.vote !== m.to) fail("grants a vote not yet durable")
+        return
+      case "Vote":
+      case "Append":
+      case "Heartbeat":
+      case "Snap":
+      case "TimeoutNow":
+        // A later term on disk is fine: this one was left behind in the same batch.
+        if (hs.term < m.term || (hs.term === m.term && hs.vote !== m.from)) {
+          fail("speaks for a term or vote not yet durable")
+        }
+        return
+      case "AppendResp": {
+        if (m.term > hs.term) fail("carries a term not yet durable")
+        const durableLast = Math.max(disk.snapshot?.index ?? 0, disk.entries.at(-1)?.index ?? 0)
+        if (!m.reject && m.index > durableLast) fail(`acknowledges entries past the durable log (${durableLast})`)
+        return
+      }
+      default:
+        if (m.term > hs.term) fail("carries a term not yet durable")
+        return
+    }
+  }
 
   /** Checks run after every step: election safety, commit monotonicity, leader completeness. */
   private afterStep(what: string): void {
