@@ -11,6 +11,7 @@ export {
   raftDefaults,
 } from "./node/raftNode.ts"
 export { RaftStatusMethod, raftStatusFields } from "./node/statusMethod.ts"
+export { isRaftReply, RAFT_CHANNEL } from "./node/wire.ts"
 export {
   type FileStorageOptions,
   initialHardState,

@@ -16,11 +16,11 @@ export const MAX_DATAGRAM_BYTES = 60 * 1024
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 export const MAC_BYTES = 32
 
-const KIND_WHOLE = 0
-const KIND_FRAGMENT = 1
-const KIND_BATCH = 2
-const WHOLE_HEADER_BYTES = 2
-const FRAGMENT_HEADER_BYTES = 10
+export const KIND_WHOLE = 0
+export const KIND_FRAGMENT = 1
+export const KIND_BATCH = 2
+export const WHOLE_HEADER_BYTES = 2
+export const FRAGMENT_HEADER_BYTES = 10
 /** Each message in a batch is preceded by its length. */
 export const BATCH_ITEM_HEADER_BYTES = 4
 

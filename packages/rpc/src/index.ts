@@ -25,6 +25,7 @@ export {
   type RpcNodeShape,
 } from "./rpcNode.ts"
 export { SimNetwork, type SimNetworkOptions, type SimNodeCounts } from "./simNetwork.ts"
+export type { OneWayReplyClassifier } from "./simReplies.ts"
 export { type DropReason, dropReasons, TransportStats, type TransportStatsSnapshot } from "./stats.ts"
 export {
   type MessageHandler,

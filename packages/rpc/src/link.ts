@@ -4,12 +4,8 @@
  */
 export interface Link {
   readonly address: string
-  /**
-   * False when the datagram could not be handed to the network (bad address, closed link).
-   * `reply` marks an answer to a request: the simulated network's lab model delays replies
-   * differently from requests; real links ignore it.
-   */
-  send(to: string, datagram: Uint8Array, reply?: boolean): boolean
+  /** False when the datagram could not be handed to the network (bad address, closed link). */
+  send(to: string, datagram: Uint8Array): boolean
   close(): void
 }
 

@@ -60,11 +60,8 @@ export interface RpcNodeShape {
   ): Effect.Effect<Res, CallError>
   /** Registers the consumer of a one-way channel (Raft's peer messages). It validates its own payloads. */
   onOneWay(channel: string, handler: OneWayHandler): void
-  /**
-   * Fire-and-forget datagram on a channel; loss is the consumer protocol's business. `reply`
-   * marks answers (Raft's responses) for the simulated network's lab model.
-   */
-  sendOneWay(to: string, channel: string, payload: unknown, reply?: boolean): boolean
+  /** Fire-and-forget datagram on a channel; loss is the consumer protocol's business. */
+  sendOneWay(to: string, channel: string, payload: unknown): boolean
   /** Observes how long each served request took, from arrival to reply (for latency metrics). */
   observeRequests(observer: RequestObserver | undefined): void
   /**
@@ -93,12 +90,12 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
 
   /** Every answer leaves here: a large one to an unproven address becomes a challenge. */
   const sendAnswer = (to: string, id: number, requestBytes: number, answer: Uint8Array): boolean => {
-    if (proof.mayReply(to, requestBytes, answer.length)) return transport.send(to, answer, true)
+    if (proof.mayReply(to, requestBytes, answer.length)) return transport.send(to, answer)
     transport.stats.repliesChallenged++
     const challenge = encodeEnvelope([ENVELOPE_VERSION, 4, id, proof.tokenFor(to)])
     // No real request is this small (it names a method); a forged one gets nothing at all.
     if (challenge.length > proof.maxReplyFactor * requestBytes) return false
-    return transport.send(to, challenge, true)
+    return transport.send(to, challenge)
   }
   const reply = (to: string, id: number, requestBytes: number, payload: unknown) =>
     sendAnswer(to, id, requestBytes, encodeEnvelope([ENVELOPE_VERSION, 1, id, payload]))
@@ -304,8 +301,8 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     onOneWay(channel, handler) {
       oneWay.set(channel, handler)
     },
-    sendOneWay(to, channel, payload, reply = false) {
-      return transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 3, channel, payload]), reply)
+    sendOneWay(to, channel, payload) {
+      return transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 3, channel, payload]))
     },
     observeRequests(next) {
       observer = next

@@ -1,5 +1,6 @@
 import type { DatagramHandler, Link } from "./link.ts"
 import { SeededRandom } from "./random.ts"
+import { type OneWayReplyClassifier, ReplyClassifier } from "./simReplies.ts"
 
 export interface SimNodeCounts {
   datagramsSent: number
@@ -34,11 +35,13 @@ class SimLink implements Link {
   constructor(
     readonly address: string,
     private readonly network: SimNetwork,
+    /** Reads this link's datagrams in sending order (fragments take their first one's verdict). */
+    readonly replies: ReplyClassifier,
   ) {}
 
-  send(to: string, datagram: Uint8Array, reply = false): boolean {
+  send(to: string, datagram: Uint8Array): boolean {
     if (this.closed) return false
-    this.network.transmit(this, to, datagram, reply)
+    this.network.transmit(this, to, datagram)
     return true
   }
 
@@ -62,6 +65,7 @@ export class SimNetwork {
   private readonly disconnected = new Set<string>()
   private readonly group = new Map<string, number>()
   private readonly counts = new Map<string, SimNodeCounts>()
+  private readonly oneWayReplies = new Map<string, OneWayReplyClassifier>()
   private linkFilter: ((from: string, to: string) => boolean) | undefined
   private nextEphemeral = 1
   private unreliable = false
@@ -83,7 +87,7 @@ export class SimNetwork {
     const at = address ?? `sim-ephemeral:${this.nextEphemeral++}`
     const existing = this.endpoints.get(at)
     if (existing !== undefined && !existing.link.closed) throw new Error(`sim address ${at} is in use`)
-    const link = new SimLink(at, this)
+    const link = new SimLink(at, this, new ReplyClassifier(this.oneWayReplies))
     this.endpoints.set(at, { link, onDatagram })
     return link
   }
@@ -93,9 +97,21 @@ export class SimNetwork {
     this.unreliable = on
   }
 
-  /** Lab "long reordering": most replies delayed 200–2200 ms (requests are not, as in labrpc). */
+  /**
+   * Lab "long reordering": most replies delayed 200–2200 ms (requests are not, as in labrpc).
+   * Answers to request/response calls are replies; on a one-way channel, what `classifyReplies`
+   * says (nothing, by default).
+   */
   setLongReordering(on: boolean): void {
     this.longReordering = on
+  }
+
+  /**
+   * Tells which payloads on a one-way `channel` answer something (Raft's responses), for the lab's
+   * long-reordering model. Test-only knowledge stays here, off the production interfaces.
+   */
+  classifyReplies(channel: string, isReply: OneWayReplyClassifier): void {
+    this.oneWayReplies.set(channel, isReply)
   }
 
   setDuplicateRate(p: number): void {
@@ -176,12 +192,14 @@ export class SimNetwork {
   }
 
   /** @internal */
-  transmit(from: SimLink, to: string, datagram: Uint8Array, reply: boolean): void {
+  transmit(from: SimLink, to: string, datagram: Uint8Array): void {
     const sent = this.countsOf(from.address)
     sent.datagramsSent++
     sent.bytesSent += datagram.length
     this.totalDatagrams++
     this.totalBytes += datagram.length
+    // Read before any loss, so a fragmented message's first fragment always sets the verdict.
+    const reply = this.longReordering && from.replies.isReply(datagram)
     if (!this.canTalk(from.address, to)) return
     if (this.unreliable && this.random.chance(UNRELIABLE_DROP_RATE)) return
     if (this.dropRate > 0 && this.random.chance(this.dropRate)) return

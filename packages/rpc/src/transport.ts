@@ -16,9 +16,9 @@ export interface TransportShape {
   readonly maxMessageBytes: number
   /**
    * Sends one message, fragmenting it when it exceeds a datagram. Never throws; false (and a
-   * counted drop) when the message cannot leave at all. `reply` marks an answer (see Link.send).
+   * counted drop) when the message cannot leave at all.
    */
-  send(to: string, message: Uint8Array, reply?: boolean): boolean
+  send(to: string, message: Uint8Array): boolean
   /**
    * Sends at once what coalescing holds for the end of the tick. A caller about to block the event
    * loop (an fsync) calls this first, or its messages would wait out the blocking call.
@@ -46,7 +46,6 @@ const noHandler: MessageHandler = () => {}
 
 interface PendingBatch {
   readonly to: string
-  readonly reply: boolean
   readonly messages: Uint8Array[]
   bytes: number
 }
@@ -84,7 +83,7 @@ class TransportState implements TransportShape {
   private handler: MessageHandler = noHandler
   private nextMsgId = (Math.random() * 2 ** 32) >>> 0
   private readonly coalesce: boolean
-  /** Messages waiting for the end-of-tick flush, per peer and per reply flag. */
+  /** Messages waiting for the end-of-tick flush, per peer. */
   private readonly pending = new Map<string, PendingBatch>()
   private flushQueued = false
 
@@ -103,25 +102,24 @@ class TransportState implements TransportShape {
     return this.codec.maxMessageBytes
   }
 
-  send(to: string, message: Uint8Array, reply = false): boolean {
+  send(to: string, message: Uint8Array): boolean {
     const link = this.link
     if (link === undefined) return false
     const itemBytes = BATCH_ITEM_HEADER_BYTES + message.length
     const room = this.codec.maxWholeBodyBytes
-    const key = reply ? `r${to}` : `q${to}`
-    let batch = this.pending.get(key)
+    let batch = this.pending.get(to)
     if (!this.coalesce || itemBytes > room) {
       // Too big to share a datagram: whatever is waiting for this peer goes first.
-      if (batch !== undefined) this.flushBatch(key, batch)
-      return this.sendNow(link, to, message, reply)
+      if (batch !== undefined) this.flushBatch(batch)
+      return this.sendNow(link, to, message)
     }
     if (batch !== undefined && batch.bytes + itemBytes > room) {
-      this.flushBatch(key, batch)
+      this.flushBatch(batch)
       batch = undefined
     }
     if (batch === undefined) {
-      batch = { to, reply, messages: [], bytes: 0 }
-      this.pending.set(key, batch)
+      batch = { to, messages: [], bytes: 0 }
+      this.pending.set(to, batch)
     }
     batch.messages.push(message)
     batch.bytes += itemBytes
@@ -135,11 +133,11 @@ class TransportState implements TransportShape {
 
   readonly flush = (): void => {
     this.flushQueued = false
-    for (const [key, batch] of this.pending) this.flushBatch(key, batch)
+    for (const batch of this.pending.values()) this.flushBatch(batch)
   }
 
-  private flushBatch(key: string, batch: PendingBatch): void {
-    this.pending.delete(key)
+  private flushBatch(batch: PendingBatch): void {
+    this.pending.delete(batch.to)
     const link = this.link
     if (link === undefined) return
     const [first] = batch.messages
@@ -148,7 +146,7 @@ class TransportState implements TransportShape {
         ? this.codec.encode(first, 0)?.[0]
         : this.codec.encodeBatch(batch.messages)
     if (datagram === undefined) return
-    if (!link.send(batch.to, datagram, batch.reply)) {
+    if (!link.send(batch.to, datagram)) {
       this.stats.drop("unreachable", batch.messages.length)
       return
     }
@@ -156,7 +154,7 @@ class TransportState implements TransportShape {
     this.stats.bytesSent += datagram.length
   }
 
-  private sendNow(link: Link, to: string, message: Uint8Array, reply: boolean): boolean {
+  private sendNow(link: Link, to: string, message: Uint8Array): boolean {
     this.nextMsgId = (this.nextMsgId + 1) >>> 0
     const datagrams = this.codec.encode(message, this.nextMsgId)
     if (datagrams === undefined) {
@@ -164,7 +162,7 @@ class TransportState implements TransportShape {
       return false
     }
     for (const datagram of datagrams) {
-      if (!link.send(to, datagram, reply)) {
+      if (!link.send(to, datagram)) {
         this.stats.drop("unreachable")
         return false
       }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Fiber, Layer } from "effect"
 import { RpcNode, type RpcNodeShape, SimNetwork, seedFromEnv, Transport } from "../src/index.ts"
 import { Echo, runScoped } from "./support.ts"
 
@@ -120,14 +120,58 @@ describe("request/response over SimNetwork", () => {
         for (let i = 0; i < 300; i++) a.sendOneWay("b", "m", i)
         yield* Effect.sleep("60 millis")
         expect(arrivals.length).toBe(300)
-        // ...replies are: about a third arrive at once, the rest wait at least 200 ms.
+        // ...replies are: about a third arrive at once, the rest wait at least 200 ms. On a one-way
+        // channel, replies are what the channel's classifier says.
+        network.classifyReplies("m", (payload) => typeof payload === "number" && payload >= 1000)
         arrivals.length = 0
-        for (let i = 0; i < 300; i++) a.sendOneWay("b", "m", i, true)
+        for (let i = 0; i < 300; i++) a.sendOneWay("b", "m", i)
+        yield* Effect.sleep("60 millis")
+        expect(arrivals.length).toBe(300)
+        arrivals.length = 0
+        for (let i = 0; i < 300; i++) a.sendOneWay("b", "m", 1000 + i)
         yield* Effect.sleep("100 millis")
         expect(arrivals.length).toBeGreaterThan(50)
         expect(arrivals.length).toBeLessThan(160)
       }),
     ))
+
+  test(
+    "long reordering holds back answers to calls, whole or fragmented, and never the requests",
+    () =>
+      runScoped(
+        Effect.gen(function* () {
+          const network = new SimNetwork({ seed })
+          const server = yield* nodeOn(network, "s")
+          const client = yield* nodeOn(network, "c")
+          const calls: { n: number }[] = []
+          echoServer(server, calls)
+          network.setLongReordering(true)
+          // 100 kB each way: the answer leaves as two fragments, each delayed on its own.
+          const sizes = [...Array.from({ length: 40 }, () => 3), ...Array.from({ length: 20 }, () => 100_000)]
+          const done = { small: 0, large: 0 }
+          const all = yield* Effect.forkChild(
+            Effect.forEach(
+              sizes,
+              (size, n) =>
+                client
+                  .call("s", Echo, { n, text: "x".repeat(size) }, { attemptTimeoutMs: 5_000, deadlineMs: 8_000 })
+                  .pipe(Effect.tap(() => Effect.sync(() => done[size > 3 ? "large" : "small"]++))),
+              { concurrency: "unbounded" },
+            ),
+          )
+          yield* Effect.sleep("150 millis")
+          expect(calls.length).toBe(sizes.length)
+          // About a third of the small answers arrive at once, and a ninth of the large ones.
+          expect(done.small).toBeGreaterThan(3)
+          expect(done.small).toBeLessThan(30)
+          expect(done.large).toBeLessThan(12)
+          const replies = yield* Fiber.join(all)
+          expect(replies.map((r) => r.n)).toEqual(sizes.map((_, n) => n))
+          expect(calls.length).toBe(sizes.length)
+        }),
+      ),
+    15_000,
+  )
 
   test("counts messages and bytes per node", () =>
     runScoped(

@@ -20,7 +20,7 @@ import { FRAME_HEADER_BYTES, MAX_RECORD_BODY_BYTES } from "../storage/walRecord.
 import { NodeStopped, NotLeader, ProposalTooLarge } from "./errors.ts"
 import { isFromPeer, normalizeAddress, resolvePeerSources } from "./peerSources.ts"
 import { RaftStatusMethod } from "./statusMethod.ts"
-import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse } from "./wire.ts"
+import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse, RAFT_CHANNEL } from "./wire.ts"
 
 /** What the service applies, in log order: committed entries, or a snapshot that replaces its state. */
 export type ApplyEvent =
@@ -148,7 +148,6 @@ const maxUncommittedEntries = 16_384
 
 /** Target size of one datagram batch of Raft messages to a peer (below the 60 KiB datagram). */
 const BATCH_BYTES = 56 * 1024
-const RAFT_CHANNEL = "raft"
 
 /**
  * The Effect shell around the pure core: one loop per node runs inputs → core → persist (one fsync
@@ -200,22 +199,17 @@ export const makeRaftNode = (
 
     if (restored.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: restored.snapshot })
 
-    /**
-     * Packs a Ready's messages into datagram-sized batches per peer. Responses travel apart from
-     * requests, marked as replies (the simulated lab network delays replies on their own).
-     */
+    /** Packs messages into datagram-sized batches per peer. */
     const send = (messages: readonly Message[]) => {
       if (messages.length === 0) return
-      const outbox = new Map<number, { to: NodeId; reply: boolean; batches: Message[][]; bytes: number }>()
+      const outbox = new Map<NodeId, { batches: Message[][]; bytes: number }>()
       for (const m of messages) {
-        const reply = isResponse(m)
         counters.messagesSent++
-        if (!reply) counters.requestsSent++
-        const key = m.to * 2 + (reply ? 1 : 0)
-        let box = outbox.get(key)
+        if (!isResponse(m)) counters.requestsSent++
+        let box = outbox.get(m.to)
         if (box === undefined) {
-          box = { to: m.to, reply, batches: [[]], bytes: 0 }
-          outbox.set(key, box)
+          box = { batches: [[]], bytes: 0 }
+          outbox.set(m.to, box)
         }
         const size = estimateMessageBytes(m)
         if (box.bytes > 0 && box.bytes + size > BATCH_BYTES) {
@@ -225,10 +219,10 @@ export const makeRaftNode = (
         box.batches[box.batches.length - 1]!.push(m)
         box.bytes += size
       }
-      for (const box of outbox.values()) {
-        const address = config.peers[box.to]
+      for (const [to, box] of outbox) {
+        const address = config.peers[to]
         if (address === undefined) continue
-        for (const batch of box.batches) rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(batch), box.reply)
+        for (const batch of box.batches) rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(batch))
       }
     }
 

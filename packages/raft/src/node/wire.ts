@@ -82,6 +82,25 @@ const RESPONSES: ReadonlySet<Message["type"]> = new Set([
 /** Responses ride on requests in the lab's RPC accounting; counters keep them apart. */
 export const isResponse = (m: Message): boolean => RESPONSES.has(m.type)
 
+/** The one-way RPC channel Raft peers talk on. */
+export const RAFT_CHANNEL = "raft"
+
+/**
+ * For a simulated network's lab model (`SimNetwork.classifyReplies(RAFT_CHANNEL, isRaftReply)`),
+ * which delays replies only: a batch is a reply when every message in it answers one. A leader's
+ * batch to a follower holds requests, a follower's to its leader responses; the rare batch holding
+ * both travels as a request.
+ */
+export const isRaftReply = (payload: unknown): boolean => {
+  if (!Array.isArray(payload) || payload.length === 0) return false
+  for (const m of payload) {
+    if (typeof m !== "object" || m === null || !RESPONSES.has((m as { type?: unknown }).type as Message["type"])) {
+      return false
+    }
+  }
+  return true
+}
+
 /** An upper estimate of a message's encoded size, for packing batches under one datagram. */
 export const estimateMessageBytes = (m: Message): number => {
   let bytes = 96

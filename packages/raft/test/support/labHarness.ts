@@ -7,6 +7,7 @@ import { RpcNode, SimNetwork, Transport } from "@kv/rpc"
 import { Effect, Exit, Layer, Scope } from "effect"
 import type { LogIndex, NodeId } from "../../src/core/index.ts"
 import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../../src/node/raftNode.ts"
+import { isRaftReply, RAFT_CHANNEL } from "../../src/node/wire.ts"
 import { type MemoryDisk, Storage } from "../../src/storage/index.ts"
 
 export const RAFT_ELECTION_TIMEOUT_MS = 1_000
@@ -51,6 +52,8 @@ export class RaftLab {
     readonly options: LabOptions,
   ) {
     this.network = new SimNetwork({ seed: options.seed })
+    // Long reordering delays replies only; Raft's travel one-way, so say which those are.
+    this.network.classifyReplies(RAFT_CHANNEL, isRaftReply)
     this.network.setUnreliable(options.unreliable ?? false)
     this.running = new Array(n).fill(undefined)
     this.logs = Array.from({ length: n }, () => new Map())
