@@ -27,6 +27,7 @@ export {
 export { SimNetwork, type SimNetworkOptions, type SimNodeCounts } from "./simNetwork.ts"
 export type { OneWayReplyClassifier } from "./simReplies.ts"
 export { type DropReason, dropReasons, TransportStats, type TransportStatsSnapshot } from "./stats.ts"
+export { type TimerHandle, Timers } from "./timers.ts"
 export {
   type MessageHandler,
   makeTransport,

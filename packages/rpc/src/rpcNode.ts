@@ -3,6 +3,7 @@ import { AddressProof, type AddressProofOptions } from "./addressProof.ts"
 import { decodeEnvelope, ENVELOPE_VERSION, encodeEnvelope } from "./envelope.ts"
 import { type CallError, RemoteError, Timeout, Unreachable } from "./errors.ts"
 import type { Method } from "./method.ts"
+import { type TimerHandle, Timers } from "./timers.ts"
 import { Transport, type TransportShape } from "./transport.ts"
 
 export interface CallOptions {
@@ -74,19 +75,23 @@ export interface RpcNodeShape {
 
 export type RequestObserver = (method: string, seconds: number) => void
 
-export type RpcNodeOptions = AddressProofOptions
+export interface RpcNodeOptions extends AddressProofOptions {
+  /** Time, timers and randomness for calls; the host's unless a simulation provides its own. */
+  readonly timers?: Timers
+}
 
 /**
  * Request/response and one-way messaging over one transport: every server and client has one.
  */
 export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions = {}): RpcNodeShape => {
   const handlers = new Map<string, Dispatch>()
-  const proof = new AddressProof(options)
+  const timers = options.timers ?? Timers.defaultValue()
+  const proof = new AddressProof(options.now === undefined ? { ...options, now: () => timers.now() } : options)
   const oneWay = new Map<string, OneWayHandler>()
   const waiters = new Map<number, Waiter>()
   let observer: RequestObserver | undefined
   // A random start keeps a restarted client from matching replies meant for its previous life.
-  let nextId = Math.floor(Math.random() * 2 ** 40)
+  let nextId = Math.floor(timers.random() * 2 ** 40)
 
   /** Every answer leaves here: a large one to an unproven address becomes a challenge. */
   const sendAnswer = (to: string, id: number, requestBytes: number, answer: Uint8Array): boolean => {
@@ -150,8 +155,8 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
         replyError(from, id, requestBytes, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
-      const start = observer === undefined ? 0 : performance.now()
-      const served = () => observer?.(method.name, (performance.now() - start) / 1000)
+      const start = observer === undefined ? 0 : timers.now()
+      const served = () => observer?.(method.name, (timers.now() - start) / 1000)
       let result: Effect.Effect<Res> | Res
       try {
         result = handler(request, from)
@@ -185,11 +190,11 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
         replyError(from, id, requestBytes, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
-      const start = observer === undefined ? 0 : performance.now()
+      const start = observer === undefined ? 0 : timers.now()
       try {
         handler(request, from, (response) => {
           reply(from, id, requestBytes, response)
-          observer?.(method.name, (performance.now() - start) / 1000)
+          observer?.(method.name, (timers.now() - start) / 1000)
         })
       } catch (error) {
         replyError(from, id, requestBytes, "HandlerFailed", error instanceof Error ? error.message : String(error))
@@ -216,28 +221,27 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       const id = nextId++
       let bytes = encodeEnvelope([ENVELOPE_VERSION, 0, id, method.name, request])
       let challengeResends = 0
-      const deadline = performance.now() + deadlineMs
+      const deadline = timers.now() + deadlineMs
       let retries = 0
-      let timer: ReturnType<typeof setTimeout> | undefined
+      let timer: TimerHandle | undefined
       let done = false
 
       const finish = (outcome: Effect.Effect<Res, CallError>) => {
         if (done) return
         done = true
-        if (timer !== undefined) clearTimeout(timer)
+        if (timer !== undefined) timers.clearTimer(timer)
         waiters.delete(id)
         resume(outcome)
       }
       // Arms the single timer for `ms`, cut short by the deadline (which then fails the call).
       const arm = (ms: number, next: () => void) => {
-        const remaining = deadline - performance.now()
+        const remaining = deadline - timers.now()
         timer =
           remaining <= ms
-            ? setTimeout(
-                () => finish(Effect.fail(new Timeout({ to, method: method.name, afterMs: deadlineMs }))),
-                Math.max(0, remaining),
+            ? timers.setTimer(Math.max(0, remaining), () =>
+                finish(Effect.fail(new Timeout({ to, method: method.name, afterMs: deadlineMs }))),
               )
-            : setTimeout(next, ms)
+            : timers.setTimer(ms, next)
       }
       const send = () => {
         if (done) return
@@ -249,7 +253,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       }
       // Exponential backoff with ±20% jitter between an unanswered attempt and the next.
       const backOff = () => {
-        const delay = Math.min(backoffMs * 2 ** retries, maxBackoffMs) * (0.8 + 0.4 * Math.random())
+        const delay = Math.min(backoffMs * 2 ** retries, maxBackoffMs) * (0.8 + 0.4 * timers.random())
         retries++
         arm(delay, send)
       }
@@ -277,7 +281,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           bytes = encodeEnvelope([ENVELOPE_VERSION, 5, id, method.name, request, token])
           if (challengeResends >= IMMEDIATE_CHALLENGE_RESENDS) return
           challengeResends++
-          if (timer !== undefined) clearTimeout(timer)
+          if (timer !== undefined) timers.clearTimer(timer)
           send()
         },
       })
@@ -285,7 +289,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       return Effect.sync(() => {
         if (done) return
         done = true
-        if (timer !== undefined) clearTimeout(timer)
+        if (timer !== undefined) timers.clearTimer(timer)
         waiters.delete(id)
       })
     })
@@ -314,16 +318,20 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
 }
 
 export class RpcNode extends Context.Service<RpcNode, RpcNodeShape>()("@kv/rpc/RpcNode") {
-  static readonly layer: Layer.Layer<RpcNode, never, Transport> = Layer.effect(
-    RpcNode,
-    Transport.useSync((transport) => makeRpcNode(transport)),
-  )
+  static readonly layer: Layer.Layer<RpcNode, never, Transport> = RpcNode.layerWith({})
 
-  /** With options for the reply-size bound (trusted peers, factor, proof lifetime). */
+  /**
+   * With options for the reply-size bound (trusted peers, factor, proof lifetime). Timers come from
+   * the `Timers` reference unless given.
+   */
   static layerWith(options: RpcNodeOptions): Layer.Layer<RpcNode, never, Transport> {
     return Layer.effect(
       RpcNode,
-      Transport.useSync((transport) => makeRpcNode(transport, options)),
+      Effect.gen(function* () {
+        const transport = yield* Transport
+        const timers = options.timers ?? (yield* Timers)
+        return makeRpcNode(transport, { ...options, timers })
+      }),
     )
   }
 }
