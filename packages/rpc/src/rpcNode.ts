@@ -78,6 +78,11 @@ export type RequestObserver = (method: string, seconds: number) => void
 export interface RpcNodeOptions extends AddressProofOptions {
   /** Time, timers and randomness for calls; the host's unless a simulation provides its own. */
   readonly timers?: Timers
+  /**
+   * The services handlers' effects run with (a simulation's clock and scheduler); the layer passes
+   * those it was built with.
+   */
+  readonly services?: Context.Context<never>
 }
 
 /**
@@ -86,6 +91,7 @@ export interface RpcNodeOptions extends AddressProofOptions {
 export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions = {}): RpcNodeShape => {
   const handlers = new Map<string, Dispatch>()
   const timers = options.timers ?? Timers.defaultValue()
+  const runCallback = options.services === undefined ? Effect.runCallback : Effect.runCallbackWith(options.services)
   const proof = new AddressProof(options.now === undefined ? { ...options, now: () => timers.now() } : options)
   const oneWay = new Map<string, OneWayHandler>()
   const waiters = new Map<number, Waiter>()
@@ -169,7 +175,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
         served()
         return
       }
-      Effect.runCallback(result, {
+      runCallback(result, {
         onExit: (exit) => {
           if (exit._tag === "Success") reply(from, id, requestBytes, exit.value)
           else replyError(from, id, requestBytes, "HandlerFailed", "handler failed")
@@ -330,7 +336,8 @@ export class RpcNode extends Context.Service<RpcNode, RpcNodeShape>()("@kv/rpc/R
       Effect.gen(function* () {
         const transport = yield* Transport
         const timers = options.timers ?? (yield* Timers)
-        return makeRpcNode(transport, { ...options, timers })
+        const services = options.services ?? (yield* Effect.context<never>())
+        return makeRpcNode(transport, { ...options, timers, services })
       }),
     )
   }

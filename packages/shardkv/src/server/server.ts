@@ -84,6 +84,8 @@ export const makeShardKvServer = (
   Effect.gen(function* () {
     const rpc = yield* RpcNode
     const clock = yield* Clock.Clock
+    // Effects started from callbacks run with this server's services (virtual time in a simulation).
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
     const machineOptions = {
       gid: options.gid,
       nShards: options.nShards ?? defaultShardCount,
@@ -196,7 +198,7 @@ export const makeShardKvServer = (
         return reply(isOwnerReplica(machine.config, request.shard, from) ? answer() : { ok: false, error: "Refused" })
       }
       if (request.toConfigNum < request.configNum) return reply({ ok: false, error: "Refused" })
-      Effect.runFork(
+      runFork(
         fromOwner(request.toConfigNum, request.shard, from).pipe(
           Effect.map((config) => reply(config === undefined ? { ok: false, error: "Refused" } : answer())),
         ),
