@@ -58,21 +58,37 @@ export const makeTransport = (
   options: TransportOptions = {},
 ): Effect.Effect<TransportShape, TransportError, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const state = new TransportState(options)
-        const link = await openLink(state.receive)
-        state.link = link
-        return state
-      },
-      catch: (error) =>
-        new TransportError({
-          address: error instanceof BindError ? error.address : "?",
-          message: error instanceof Error ? error.message : String(error),
-        }),
+    // A link opened synchronously (a simulated one) opens without leaving the fiber, so a world
+    // with its own scheduler never waits on the host's event loop.
+    Effect.suspend((): Effect.Effect<TransportState, TransportError> => {
+      const state = new TransportState(options)
+      let opened: Link | Promise<Link>
+      try {
+        opened = openLink(state.receive)
+      } catch (error) {
+        return Effect.fail(transportError(error))
+      }
+      if (!(opened instanceof Promise)) {
+        state.link = opened
+        return Effect.succeed(state)
+      }
+      return Effect.tryPromise({
+        try: () =>
+          opened.then((link) => {
+            state.link = link
+            return state
+          }),
+        catch: transportError,
+      })
     }),
     (state) => Effect.sync(() => state.close()),
   )
+
+const transportError = (error: unknown): TransportError =>
+  new TransportError({
+    address: error instanceof BindError ? error.address : "?",
+    message: error instanceof Error ? error.message : String(error),
+  })
 
 class TransportState implements TransportShape {
   readonly stats = new TransportStats()

@@ -31,18 +31,33 @@ export const normalizeAddress = (address: string): string => {
 /** Every form a peer's datagrams may show as their source, by peer id. */
 export type PeerSources = ReadonlyMap<NodeId, ReadonlySet<string>>
 
+/** A host name that only DNS can turn into the addresses datagrams show. */
+const needsLookup = (address: string): boolean => {
+  const hp = parseAddress(address)
+  return hp !== undefined && isIP(hp.host) === 0 && !LOOPBACK.has(hp.host.toLowerCase())
+}
+
 /**
  * Resolves each peer's configured address once, at start: IP literals and loopback names as they
  * are, host names through DNS to every address they have (the configured text is kept too, so a
- * failed lookup still accepts what it can).
+ * failed lookup still accepts what it can). Synchronous when no peer needs DNS, so a simulated
+ * node never waits on the host.
  */
-export const resolvePeerSources = async (peers: Readonly<Record<number, string>>): Promise<PeerSources> => {
+export const resolvePeerSources = (peers: Readonly<Record<number, string>>): PeerSources | Promise<PeerSources> => {
+  const entries = Object.entries(peers)
+  if (!entries.some(([, address]) => needsLookup(address))) {
+    return new Map(entries.map(([id, address]) => [Number(id), new Set([normalizeAddress(address)])]))
+  }
+  return lookupPeerSources(entries)
+}
+
+const lookupPeerSources = async (entries: readonly [string, string][]): Promise<PeerSources> => {
   const out = new Map<NodeId, ReadonlySet<string>>()
   await Promise.all(
-    Object.entries(peers).map(async ([id, address]) => {
+    entries.map(async ([id, address]) => {
       const forms = new Set([normalizeAddress(address)])
       const hp = parseAddress(address)
-      if (hp !== undefined && isIP(hp.host) === 0 && !LOOPBACK.has(hp.host.toLowerCase())) {
+      if (hp !== undefined && needsLookup(address)) {
         try {
           for (const found of await lookup(hp.host, { all: true })) {
             forms.add(`${normalizeHost(found.address)}:${hp.port}`)

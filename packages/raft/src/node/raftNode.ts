@@ -163,7 +163,8 @@ export const makeRaftNode = (
     const storage = yield* storageService.open(config.storageName ?? `node-${config.id}`)
     yield* Effect.addFinalizer(() => Effect.sync(() => storage.close()))
     const restored = storage.load()
-    const peerSources = yield* Effect.promise(() => resolvePeerSources(config.peers))
+    const resolved = resolvePeerSources(config.peers)
+    const peerSources = resolved instanceof Promise ? yield* Effect.promise(() => resolved) : resolved
     // One Raft message must carry any entry, and one WAL record must hold it.
     const maxEntryBytes = Math.min(
       maxEntryBytesFor(rpc.transport.maxMessageBytes),
