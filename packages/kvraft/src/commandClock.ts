@@ -13,7 +13,8 @@ export const commandStampMs = (clock: Clock.Clock): number => {
     origin = clock.currentTimeMillisUnsafe() - monotonicMs(clock)
     origins.set(clock, origin)
   }
-  return Math.floor(origin + monotonicMs(clock))
+  // A clock set before 1970 must not make a stamp that no replica can decode.
+  return Math.max(0, Math.floor(origin + monotonicMs(clock)))
 }
 
 const origins = new WeakMap<Clock.Clock, number>()

@@ -1,15 +1,34 @@
 import { describe, expect, test } from "bun:test"
-import { Context, Effect, Fiber, Layer } from "effect"
-import { RpcNode, type RpcNodeShape, SimNetwork, seedFromEnv, Transport } from "../src/index.ts"
+import { runInWorld, Seed, VirtualClock } from "@kv/sim"
+import { Cause, Context, Effect, Exit, Fiber, Layer, type Scope } from "effect"
+import { RpcNode, type RpcNodeShape, SimNetwork, seedFromEnv, type Timers, Transport } from "../src/index.ts"
 import { Echo, runScoped } from "./support.ts"
 
 const seed = seedFromEnv()
 console.log(`rpc sim seed: ${seed} (replay: KV_SEED=${seed} bun test packages/rpc/test/sim.test.ts)`)
 
-const nodeOn = (network: SimNetwork, address: string) =>
-  Layer.build(RpcNode.layer.pipe(Layer.provide(Transport.layerSim(network, address)))).pipe(
-    Effect.map((context): RpcNodeShape => Context.get(context, RpcNode)),
-  )
+const nodeOn = (network: SimNetwork, address: string, timers?: Timers) =>
+  Layer.build(
+    RpcNode.layerWith(timers === undefined ? {} : { timers }).pipe(Layer.provide(Transport.layerSim(network, address))),
+  ).pipe(Effect.map((context): RpcNodeShape => Context.get(context, RpcNode)))
+
+/** Runs `body` in a world of virtual time: its network, timers and sleeps all on one clock. */
+const inVirtualTime = (body: (network: SimNetwork, timers: Timers) => Effect.Effect<void, unknown, Scope.Scope>) => {
+  const clock = new VirtualClock()
+  const root = new Seed(seed)
+  const rng = root.stream("rpc")
+  const timers: Timers = {
+    now: () => clock.now(),
+    setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
+    clearTimer: (handle) => {
+      clock.cancelTimer(handle as number)
+    },
+    random: () => rng.nextDouble(),
+  }
+  const network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
+  const exit = runInWorld(clock, root.stream("effect"), Effect.scoped(body(network, timers)))
+  if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+}
 
 const echoServer = (node: RpcNodeShape, calls: { n: number }[]) =>
   node.handle(Echo, (request) => {
@@ -138,11 +157,10 @@ describe("request/response over SimNetwork", () => {
   test(
     "long reordering holds back answers to calls, whole or fragmented, and never the requests",
     () =>
-      runScoped(
+      inVirtualTime((network, timers) =>
         Effect.gen(function* () {
-          const network = new SimNetwork({ seed })
-          const server = yield* nodeOn(network, "s")
-          const client = yield* nodeOn(network, "c")
+          const server = yield* nodeOn(network, "s", timers)
+          const client = yield* nodeOn(network, "c", timers)
           const calls: { n: number }[] = []
           echoServer(server, calls)
           network.setLongReordering(true)

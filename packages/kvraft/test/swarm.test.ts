@@ -1,0 +1,236 @@
+/**
+ * The kvraft swarm: each seed builds a world (virtual clock, seeded network and randomness) with a
+ * real group of three servers and three concurrent clerks, then chooses its own faults for a
+ * while: partitions, loss, duplication, delay, crashes and restarts on the replicas' disks, a
+ * replica restarted with its wall clock hours ahead or behind. After
+ * the faults heal, every clerk must finish an operation within a bound (liveness), and the whole
+ * history must be linearizable, with every acknowledged append present exactly once and none
+ * present twice. A failing seed prints the command that replays it.
+ *
+ * KV_SEED=<n> runs that one seed; KV_SWARM_SEEDS=<count> sets how many seeds a run covers.
+ */
+import { describe, expect, test } from "bun:test"
+import { type MemoryDisk, type NodeId, Storage } from "@kv/raft"
+import { RpcNode, SimNetwork, type Timers, Transport } from "@kv/rpc"
+import { effectClock, type Rng, runInWorld, Seed, simLayer, VirtualClock } from "@kv/sim"
+import { checkLinearizable, HistoryRecorder } from "@kv/testkit"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { makeKvClient, makeKvServer } from "../src/index.ts"
+
+const FILE = "packages/kvraft/test/swarm.test.ts"
+const FAULT_PHASE_MS = 15_000
+const LIVENESS_BOUND_MS = 30_000
+const KEYS = ["a", "b", "c"]
+
+interface SeedResult {
+  readonly ok: boolean
+  readonly problem?: string
+  readonly operations: number
+  readonly virtualMs: number
+}
+
+const runSeed = (seed: number): SeedResult => {
+  const clock = new VirtualClock()
+  const root = new Seed(seed)
+  const faults = root.stream("faults")
+  const clientRandom = root.stream("clients")
+  const rpcRandom = root.stream("rpc")
+  const timers: Timers = {
+    now: () => clock.now(),
+    setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
+    clearTimer: (handle) => {
+      clock.cancelTimer(handle as number)
+    },
+    random: () => rpcRandom.nextDouble(),
+  }
+  const network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
+  const peers: Record<number, string> = { 1: "kv-1", 2: "kv-2", 3: "kv-3" }
+  const addresses = Object.values(peers)
+  const disks = new Map<string, MemoryDisk>()
+  const scopes = new Map<string, Scope.Closeable>()
+  const history = new HistoryRecorder()
+  const acknowledged = new Map<string, Set<string>>(KEYS.map((k) => [k, new Set()]))
+  let problem: string | undefined
+
+  const node = (address: string) =>
+    RpcNode.layerWith({ timers }).pipe(Layer.provide(Transport.layerSim(network, address)))
+
+  /** Per replica, how far its wall clock is off (a replica restarted with its clock hours away). */
+  const skewMs = new Map<string, number>()
+  const skewed = (offsetMs: number): Clock.Clock => {
+    const base = effectClock(clock)
+    return {
+      ...base,
+      currentTimeMillisUnsafe: () => clock.now() + offsetMs,
+      currentTimeMillis: Effect.sync(() => clock.now() + offsetMs),
+    }
+  }
+
+  const startServer = (id: number) =>
+    Effect.gen(function* () {
+      const address = peers[id]!
+      const scope = yield* Scope.make()
+      scopes.set(address, scope)
+      const context = yield* Layer.buildWithScope(Layer.merge(node(address), Storage.layerMemory(disks)), scope)
+      yield* makeKvServer({ id: id as NodeId, peers, seed: seed * 7 + id, tickMs: 10 }).pipe(
+        Effect.provideContext(context),
+        Effect.provideService(Clock.Clock, skewed(skewMs.get(address) ?? 0)),
+        Scope.provide(scope),
+      )
+    })
+  const crashServer = (address: string) =>
+    Effect.gen(function* () {
+      const scope = scopes.get(address)
+      if (scope === undefined) return
+      scopes.delete(address)
+      yield* Scope.close(scope, Exit.void)
+    })
+
+  const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
+
+  const clerk = (n: number, until: () => boolean) =>
+    Effect.gen(function* () {
+      const rpc = Context.get(yield* Layer.build(node(`clerk-${n}`)), RpcNode)
+      const kv = yield* makeKvClient(rpc, { servers: addresses, deadlineMs: 3_000 })
+      let count = 0
+      while (until()) {
+        // Think time: with no delay anywhere, a clerk would run forever in one virtual instant.
+        yield* Effect.sleep(1 + clientRandom.nextInt(20))
+        const key = pick(clientRandom, KEYS)
+        if (clientRandom.chance(0.6)) {
+          const token = `${n}.${count++};`
+          const call = history.begin(n, { op: "append", key, value: token })
+          const exit = yield* Effect.exit(kv.append(key, token))
+          if (Exit.isSuccess(exit)) {
+            history.end(call)
+            acknowledged.get(key)!.add(token)
+          } else history.unknown(call)
+        } else {
+          const call = history.begin(n, { op: "get", key })
+          const exit = yield* Effect.exit(kv.get(key))
+          if (Exit.isSuccess(exit)) history.end(call, exit.value)
+          else history.unknown(call)
+        }
+      }
+      return kv
+    })
+
+  const faultInjector = Effect.gen(function* () {
+    while (clock.now() < FAULT_PHASE_MS) {
+      yield* Effect.sleep(200 + faults.nextInt(1_500))
+      const dice = faults.nextInt(100)
+      if (dice < 20) {
+        const shuffled = [...addresses].sort(() => faults.nextDouble() - 0.5)
+        const cut = 1 + faults.nextInt(addresses.length - 1)
+        network.partition([shuffled.slice(0, cut), shuffled.slice(cut)])
+      } else if (dice < 40) {
+        network.heal()
+      } else if (dice < 55) {
+        const running = addresses.filter((a) => scopes.has(a))
+        if (running.length > 0) yield* crashServer(pick(faults, running))
+      } else if (dice < 75) {
+        const down = Object.entries(peers).filter(([, a]) => !scopes.has(a))
+        if (down.length > 0) {
+          const [id, address] = pick(faults, down)
+          // Sometimes it comes back with its wall clock hours ahead or behind.
+          if (faults.chance(0.3))
+            skewMs.set(address, (faults.chance(0.5) ? 1 : -1) * (1 + faults.nextInt(3)) * 3_600_000)
+          yield* startServer(Number(id))
+        }
+      } else if (dice < 90) {
+        network.setDropRate(faults.nextInt(3) * 0.05)
+        network.setDuplicateRate(faults.nextInt(2) * 0.05)
+      } else {
+        network.setMaxDelay(1 + faults.nextInt(30))
+      }
+    }
+    // Heal: every replica up, every link whole and clean.
+    network.heal()
+    network.setDropRate(0)
+    network.setDuplicateRate(0)
+    network.setMaxDelay(5)
+    for (const [id, address] of Object.entries(peers)) if (!scopes.has(address)) yield* startServer(Number(id))
+  })
+
+  const program = Effect.gen(function* () {
+    for (const id of Object.keys(peers)) yield* startServer(Number(id))
+    network.setMaxDelay(5)
+    const inFaults = () => clock.now() < FAULT_PHASE_MS
+    const clerks = yield* Effect.forEach([1, 2, 3], (n) => Effect.forkChild(clerk(n, inFaults)))
+    yield* faultInjector
+    const kvs = yield* Effect.forEach(clerks, Fiber.join)
+    // Liveness: healed, every clerk completes a write and the final reads within the bound.
+    const healedAt = clock.now()
+    const finals = yield* Effect.forEach(kvs, (kv, i) =>
+      Effect.gen(function* () {
+        const call = history.begin(100 + i, { op: "append", key: "a", value: `final${i};` })
+        yield* kv.append("a", `final${i};`)
+        history.end(call)
+        acknowledged.get("a")!.add(`final${i};`)
+      }).pipe(Effect.exit),
+    )
+    if (finals.some(Exit.isFailure) || clock.now() - healedAt > LIVENESS_BOUND_MS) {
+      problem = `no progress within ${LIVENESS_BOUND_MS} ms after healing`
+      return
+    }
+    const values = new Map<string, string>()
+    for (const key of KEYS) values.set(key, yield* kvs[0]!.get(key))
+    for (const key of KEYS) {
+      const tokens = values
+        .get(key)!
+        .split(";")
+        .filter((t) => t !== "")
+      const seen = new Set<string>()
+      for (const token of tokens) {
+        if (seen.has(`${token};`)) problem ??= `key ${key}: append ${token} applied twice`
+        seen.add(`${token};`)
+      }
+      for (const token of acknowledged.get(key)!)
+        if (!seen.has(token)) problem ??= `key ${key}: acknowledged ${token} lost`
+    }
+    for (const scope of scopes.values()) yield* Scope.close(scope, Exit.void)
+  }).pipe(Effect.scoped, Effect.provide(simLayer(clock, root.stream("effect"))))
+
+  const exit = runInWorld(clock, root.stream("effect"), program, { untilMs: FAULT_PHASE_MS + 5 * LIVENESS_BOUND_MS })
+  if (Exit.isFailure(exit)) problem ??= `run failed: ${String(exit.cause).slice(0, 500)}`
+  const operations = history.history()
+  if (problem === undefined) {
+    const verdict = checkLinearizable(operations)
+    if (!verdict.ok) problem = `not linearizable (key ${verdict.key}):\n${verdict.explanation}`
+  }
+  return {
+    ok: problem === undefined,
+    ...(problem === undefined ? {} : { problem }),
+    operations: operations.length,
+    virtualMs: clock.now(),
+  }
+}
+
+describe("kvraft swarm in the seeded world", () => {
+  test("every seed: linearizable, nothing lost or doubled, live after healing", () => {
+    const fromEnv = process.env.KV_SEED
+    const count = Number(process.env.KV_SWARM_SEEDS ?? 200)
+    const first = fromEnv === undefined ? 1 + Math.floor(Math.random() * 1_000_000) : Number(fromEnv)
+    const seeds = fromEnv === undefined ? Array.from({ length: count }, (_, i) => first + i) : [first]
+    console.log(`kvraft swarm: seeds ${first}..${first + seeds.length - 1}`)
+    const started = performance.now()
+    let operations = 0
+    for (const seed of seeds) {
+      const result = runSeed(seed)
+      operations += result.operations
+      if (!result.ok) {
+        console.error(`seed ${seed} failed; replay: KV_SEED=${seed} bun test ${FILE}\n${result.problem}`)
+        expect(result.problem).toBeUndefined()
+      }
+    }
+    console.log(
+      `kvraft swarm: ${seeds.length} seeds, ${operations} operations, ${(performance.now() - started).toFixed(0)} ms`,
+    )
+  }, 600_000)
+
+  test("one seed twice gives the same run", () => {
+    const a = runSeed(4242)
+    const b = runSeed(4242)
+    expect(b).toEqual(a)
+  })
+})
