@@ -130,6 +130,7 @@ export const makeKvServer = (
     const gauges = () => ({
       kv_keys: replica.current().size(),
       kv_client_sessions: replica.current().sessions.count(),
+      kv_client_sessions_expired: replica.current().sessions.expiredCount(),
     })
     return { rsm, status, gauges }
   })

@@ -15,7 +15,7 @@ import { RpcNode, SimNetwork, type Timers, Transport } from "@kv/rpc"
 import { effectClock, type Rng, runInWorld, Seed, simLayer, VirtualClock } from "@kv/sim"
 import { checkLinearizable, HistoryRecorder } from "@kv/testkit"
 import { Clock, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
-import { makeKvClient, makeKvServer } from "../src/index.ts"
+import { type KvServerShape, makeKvClient, makeKvServer } from "../src/index.ts"
 
 const FILE = "packages/kvraft/test/swarm.test.ts"
 const FAULT_PHASE_MS = 15_000
@@ -48,6 +48,7 @@ const runSeed = (seed: number): SeedResult => {
   const addresses = Object.values(peers)
   const disks = new Map<string, MemoryDisk>()
   const scopes = new Map<string, Scope.Closeable>()
+  const servers = new Map<string, KvServerShape>()
   const history = new HistoryRecorder()
   const acknowledged = new Map<string, Set<string>>(KEYS.map((k) => [k, new Set()]))
   let problem: string | undefined
@@ -72,11 +73,12 @@ const runSeed = (seed: number): SeedResult => {
       const scope = yield* Scope.make()
       scopes.set(address, scope)
       const context = yield* Layer.buildWithScope(Layer.merge(node(address), Storage.layerMemory(disks)), scope)
-      yield* makeKvServer({ id: id as NodeId, peers, seed: seed * 7 + id, tickMs: 10 }).pipe(
+      const server = yield* makeKvServer({ id: id as NodeId, peers, seed: seed * 7 + id, tickMs: 10 }).pipe(
         Effect.provideContext(context),
         Effect.provideService(Clock.Clock, skewed(skewMs.get(address) ?? 0)),
         Scope.provide(scope),
       )
+      servers.set(address, server)
     })
   const crashServer = (address: string) =>
     Effect.gen(function* () {
@@ -187,6 +189,12 @@ const runSeed = (seed: number): SeedResult => {
       }
       for (const token of acknowledged.get(key)!)
         if (!seen.has(token)) problem ??= `key ${key}: acknowledged ${token} lost`
+    }
+    // Every clerk was active throughout, far within the session lifetime: no session may expire,
+    // whatever any replica's clock said.
+    for (const [address, server] of servers) {
+      const expired = server.gauges().kv_client_sessions_expired ?? 0
+      if (scopes.has(address) && expired > 0) problem ??= `${address} expired ${expired} active client sessions`
     }
     for (const scope of scopes.values()) yield* Scope.close(scope, Exit.void)
   }).pipe(Effect.scoped, Effect.provide(simLayer(clock, root.stream("effect"))))
