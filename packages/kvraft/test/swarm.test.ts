@@ -10,11 +10,10 @@
  * KV_SEED=<n> runs that one seed; KV_SWARM_SEEDS=<count> sets how many seeds a run covers.
  */
 import { describe, expect, test } from "bun:test"
-import { type MemoryDisk, type NodeId, Storage } from "@kv/raft"
-import { RpcNode, SimNetwork, type Timers, Transport } from "@kv/rpc"
-import { effectClock, type Rng, runInWorld, Seed, simLayer, VirtualClock } from "@kv/sim"
-import { checkLinearizable, HistoryRecorder } from "@kv/testkit"
-import { Clock, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import type { NodeId } from "@kv/raft"
+import type { Rng } from "@kv/sim"
+import { checkLinearizable, HistoryRecorder, SimWorld } from "@kv/testkit"
+import { Effect, Exit, Fiber } from "effect"
 import { type KvServerShape, makeKvClient, makeKvServer } from "../src/index.ts"
 
 const FILE = "packages/kvraft/test/swarm.test.ts"
@@ -30,69 +29,28 @@ interface SeedResult {
 }
 
 const runSeed = (seed: number): SeedResult => {
-  const clock = new VirtualClock()
-  const root = new Seed(seed)
-  const faults = root.stream("faults")
-  const clientRandom = root.stream("clients")
-  const rpcRandom = root.stream("rpc")
-  const timers: Timers = {
-    now: () => clock.now(),
-    setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
-    clearTimer: (handle) => {
-      clock.cancelTimer(handle as number)
-    },
-    random: () => rpcRandom.nextDouble(),
-  }
-  const network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
+  const world = new SimWorld(seed)
+  const { network } = world
+  const faults = world.stream("faults")
+  const clientRandom = world.stream("clients")
   const peers: Record<number, string> = { 1: "kv-1", 2: "kv-2", 3: "kv-3" }
   const addresses = Object.values(peers)
-  const disks = new Map<string, MemoryDisk>()
-  const scopes = new Map<string, Scope.Closeable>()
   const servers = new Map<string, KvServerShape>()
   const history = new HistoryRecorder()
   const acknowledged = new Map<string, Set<string>>(KEYS.map((k) => [k, new Set()]))
   let problem: string | undefined
 
-  const node = (address: string) =>
-    RpcNode.layerWith({ timers }).pipe(Layer.provide(Transport.layerSim(network, address)))
-
-  /** Per replica, how far its wall clock is off (a replica restarted with its clock hours away). */
-  const skewMs = new Map<string, number>()
-  const skewed = (offsetMs: number): Clock.Clock => {
-    const base = effectClock(clock)
-    return {
-      ...base,
-      currentTimeMillisUnsafe: () => clock.now() + offsetMs,
-      currentTimeMillis: Effect.sync(() => clock.now() + offsetMs),
-    }
-  }
-
   const startServer = (id: number) =>
-    Effect.gen(function* () {
-      const address = peers[id]!
-      const scope = yield* Scope.make()
-      scopes.set(address, scope)
-      const context = yield* Layer.buildWithScope(Layer.merge(node(address), Storage.layerMemory(disks)), scope)
-      const server = yield* makeKvServer({ id: id as NodeId, peers, seed: seed * 7 + id, tickMs: 10 }).pipe(
-        Effect.provideContext(context),
-        Effect.provideService(Clock.Clock, skewed(skewMs.get(address) ?? 0)),
-        Scope.provide(scope),
-      )
-      servers.set(address, server)
-    })
-  const crashServer = (address: string) =>
-    Effect.gen(function* () {
-      const scope = scopes.get(address)
-      if (scope === undefined) return
-      scopes.delete(address)
-      yield* Scope.close(scope, Exit.void)
-    })
+    world
+      .start(peers[id]!, makeKvServer({ id: id as NodeId, peers, seed: seed * 7 + id, tickMs: 10 }))
+      .pipe(Effect.map((server) => servers.set(peers[id]!, server)))
+  const crashServer = (address: string) => world.crash(address)
 
   const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
 
   const clerk = (n: number, until: () => boolean) =>
     Effect.gen(function* () {
-      const rpc = Context.get(yield* Layer.build(node(`clerk-${n}`)), RpcNode)
+      const rpc = yield* world.client(`clerk-${n}`)
       const kv = yield* makeKvClient(rpc, { servers: addresses, deadlineMs: 3_000 })
       let count = 0
       while (until()) {
@@ -118,7 +76,7 @@ const runSeed = (seed: number): SeedResult => {
     })
 
   const faultInjector = Effect.gen(function* () {
-    while (clock.now() < FAULT_PHASE_MS) {
+    while (world.now() < FAULT_PHASE_MS) {
       yield* Effect.sleep(200 + faults.nextInt(1_500))
       const dice = faults.nextInt(100)
       if (dice < 20) {
@@ -128,15 +86,15 @@ const runSeed = (seed: number): SeedResult => {
       } else if (dice < 40) {
         network.heal()
       } else if (dice < 55) {
-        const running = addresses.filter((a) => scopes.has(a))
+        const running = addresses.filter((a) => world.isRunning(a))
         if (running.length > 0) yield* crashServer(pick(faults, running))
       } else if (dice < 75) {
-        const down = Object.entries(peers).filter(([, a]) => !scopes.has(a))
+        const down = Object.entries(peers).filter(([, a]) => !world.isRunning(a))
         if (down.length > 0) {
           const [id, address] = pick(faults, down)
           // Sometimes it comes back with its wall clock hours ahead or behind.
           if (faults.chance(0.3))
-            skewMs.set(address, (faults.chance(0.5) ? 1 : -1) * (1 + faults.nextInt(3)) * 3_600_000)
+            world.skewMs.set(address, (faults.chance(0.5) ? 1 : -1) * (1 + faults.nextInt(3)) * 3_600_000)
           yield* startServer(Number(id))
         }
       } else if (dice < 90) {
@@ -151,18 +109,18 @@ const runSeed = (seed: number): SeedResult => {
     network.setDropRate(0)
     network.setDuplicateRate(0)
     network.setMaxDelay(5)
-    for (const [id, address] of Object.entries(peers)) if (!scopes.has(address)) yield* startServer(Number(id))
+    for (const [id, address] of Object.entries(peers)) if (!world.isRunning(address)) yield* startServer(Number(id))
   })
 
   const program = Effect.gen(function* () {
     for (const id of Object.keys(peers)) yield* startServer(Number(id))
     network.setMaxDelay(5)
-    const inFaults = () => clock.now() < FAULT_PHASE_MS
+    const inFaults = () => world.now() < FAULT_PHASE_MS
     const clerks = yield* Effect.forEach([1, 2, 3], (n) => Effect.forkChild(clerk(n, inFaults)))
     yield* faultInjector
     const kvs = yield* Effect.forEach(clerks, Fiber.join)
     // Liveness: healed, every clerk completes a write and the final reads within the bound.
-    const healedAt = clock.now()
+    const healedAt = world.now()
     const finals = yield* Effect.forEach(kvs, (kv, i) =>
       Effect.gen(function* () {
         const call = history.begin(100 + i, { op: "append", key: "a", value: `final${i};` })
@@ -171,7 +129,7 @@ const runSeed = (seed: number): SeedResult => {
         acknowledged.get("a")!.add(`final${i};`)
       }).pipe(Effect.exit),
     )
-    if (finals.some(Exit.isFailure) || clock.now() - healedAt > LIVENESS_BOUND_MS) {
+    if (finals.some(Exit.isFailure) || world.now() - healedAt > LIVENESS_BOUND_MS) {
       problem = `no progress within ${LIVENESS_BOUND_MS} ms after healing`
       return
     }
@@ -194,12 +152,11 @@ const runSeed = (seed: number): SeedResult => {
     // whatever any replica's clock said.
     for (const [address, server] of servers) {
       const expired = server.gauges().kv_client_sessions_expired ?? 0
-      if (scopes.has(address) && expired > 0) problem ??= `${address} expired ${expired} active client sessions`
+      if (world.isRunning(address) && expired > 0) problem ??= `${address} expired ${expired} active client sessions`
     }
-    for (const scope of scopes.values()) yield* Scope.close(scope, Exit.void)
-  }).pipe(Effect.scoped, Effect.provide(simLayer(clock, root.stream("effect"))))
+  })
 
-  const exit = runInWorld(clock, root.stream("effect"), program, { untilMs: FAULT_PHASE_MS + 5 * LIVENESS_BOUND_MS })
+  const exit = world.run(program, FAULT_PHASE_MS + 5 * LIVENESS_BOUND_MS)
   if (Exit.isFailure(exit)) problem ??= `run failed: ${String(exit.cause).slice(0, 500)}`
   const operations = history.history()
   if (problem === undefined) {
@@ -210,7 +167,7 @@ const runSeed = (seed: number): SeedResult => {
     ok: problem === undefined,
     ...(problem === undefined ? {} : { problem }),
     operations: operations.length,
-    virtualMs: clock.now(),
+    virtualMs: world.now(),
   }
 }
 

@@ -1,0 +1,111 @@
+import { type MemoryDisk, Storage } from "@kv/raft"
+import { RpcNode, type RpcNodeShape, SimNetwork, type Timers, Transport } from "@kv/rpc"
+import { effectClock, type Rng, runInWorld, Seed, simLayer, VirtualClock } from "@kv/sim"
+import { Clock, Context, Effect, Exit, Layer, Scope } from "effect"
+
+/**
+ * The servers and clients of one seeded run in virtual time: one clock drives the network's
+ * delays, every node's timers and every fiber; each purpose draws from its own seeded stream; a
+ * server is a process that can crash (its memory is gone, its disk keeps what it saved) and
+ * restart, optionally with its wall clock off by hours. Build everything inside `run`.
+ */
+export class SimWorld {
+  readonly clock = new VirtualClock()
+  readonly root: Seed
+  readonly network: SimNetwork
+  readonly timers: Timers
+  readonly disks = new Map<string, MemoryDisk>()
+  /** Per address, how far that process's wall clock is off. */
+  readonly skewMs = new Map<string, number>()
+  private readonly scopes = new Map<string, Scope.Closeable>()
+
+  constructor(readonly seed: number) {
+    this.root = new Seed(seed)
+    const rpcRandom = this.root.stream("rpc")
+    const clock = this.clock
+    this.timers = {
+      now: () => clock.now(),
+      setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
+      clearTimer: (handle) => {
+        clock.cancelTimer(handle as number)
+      },
+      random: () => rpcRandom.nextDouble(),
+    }
+    this.network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
+  }
+
+  stream(purpose: string): Rng {
+    return this.root.stream(purpose)
+  }
+
+  now(): number {
+    return this.clock.now()
+  }
+
+  isRunning(address: string): boolean {
+    return this.scopes.has(address)
+  }
+
+  private nodeLayer(address: string) {
+    return RpcNode.layerWith({ timers: this.timers }).pipe(Layer.provide(Transport.layerSim(this.network, address)))
+  }
+
+  /** A client's RpcNode, living as long as the run. */
+  client(address: string): Effect.Effect<RpcNodeShape, unknown, Scope.Scope> {
+    return Layer.build(this.nodeLayer(address)).pipe(Effect.map((context) => Context.get(context, RpcNode)))
+  }
+
+  /** Starts (or restarts) the server at `address` on its disk, with its clock skew if any. */
+  start<A, E>(
+    address: string,
+    build: Effect.Effect<A, E, Scope.Scope | RpcNode | Storage>,
+  ): Effect.Effect<A, E | unknown> {
+    const world = this
+    return Effect.gen(function* () {
+      yield* world.crash(address)
+      const scope = yield* Scope.make()
+      world.scopes.set(address, scope)
+      const context = yield* Layer.buildWithScope(
+        Layer.merge(world.nodeLayer(address), Storage.layerMemory(world.disks)),
+        scope,
+      )
+      return yield* build.pipe(
+        Effect.provideContext(context),
+        Effect.provideService(Clock.Clock, world.skewedClock(world.skewMs.get(address) ?? 0)),
+        Scope.provide(scope),
+      )
+    })
+  }
+
+  /** Kills the server at `address`: timers, memory and sockets gone; its disk stays. */
+  crash(address: string): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const scope = this.scopes.get(address)
+      if (scope === undefined) return Effect.void
+      this.scopes.delete(address)
+      return Scope.close(scope, Exit.void)
+    })
+  }
+
+  /** Runs `program` in virtual time to its end (or `untilMs`); no wall time is waited for. */
+  run<A, E>(program: Effect.Effect<A, E, Scope.Scope>, untilMs: number): Exit.Exit<A, E> {
+    const world = this
+    const whole = Effect.gen(function* () {
+      const result = yield* program
+      for (const address of [...world.scopes.keys()]) yield* world.crash(address)
+      return result
+    }).pipe(Effect.scoped, Effect.provide(simLayer(this.clock, this.stream("effect"))))
+    return runInWorld(this.clock, this.stream("effect"), whole, { untilMs })
+  }
+
+  private skewedClock(offsetMs: number): Clock.Clock {
+    const base = effectClock(this.clock)
+    if (offsetMs === 0) return base
+    const clock = this.clock
+    return {
+      ...base,
+      currentTimeMillisUnsafe: () => clock.now() + offsetMs,
+      currentTimeMillis: Effect.sync(() => clock.now() + offsetMs),
+    }
+  }
+}
