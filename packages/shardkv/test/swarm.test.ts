@@ -106,7 +106,11 @@ const runSeed = (seed: number): SeedResult => {
       )
     const leave = (gids: number[]) =>
       admin.leave(gids).pipe(
-        Effect.tap(() => Effect.sync(() => gids.forEach((g) => joined.delete(g)))),
+        Effect.tap(() =>
+          Effect.sync(() => {
+            for (const g of gids) joined.delete(g)
+          }),
+        ),
         Effect.ignore,
       )
     yield* join(pick(faults, GIDS))
