@@ -2,17 +2,17 @@
  * The kvraft swarm: each seed builds a world (virtual clock, seeded network and randomness) with a
  * real group of three servers and three concurrent clerks, then chooses its own faults for a
  * while: partitions, loss, duplication, delay, crashes and restarts on the replicas' disks, a
- * replica restarted with its wall clock hours ahead or behind. After
- * the faults heal, every clerk must finish an operation within a bound (liveness), and the whole
- * history must be linearizable, with every acknowledged append present exactly once and none
- * present twice. A failing seed prints the command that replays it.
+ * replica restarted with its wall clock hours ahead or behind. After the faults heal, every clerk
+ * must finish an operation within a bound (liveness); the history must be linearizable, every
+ * acknowledged append present exactly once and none twice, and no active session expired. A
+ * failing seed prints the command that replays it.
  *
  * KV_SEED=<n> runs that one seed; KV_SWARM_SEEDS=<count> sets how many seeds a run covers.
  */
 import { describe, expect, test } from "bun:test"
 import type { NodeId } from "@kv/raft"
 import type { Rng } from "@kv/sim"
-import { checkLinearizable, HistoryRecorder, SimWorld } from "@kv/testkit"
+import { runSwarmSeeds, SimWorld, SwarmLedger, type SwarmSeedResult } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { type KvServerShape, makeKvClient, makeKvServer } from "../src/index.ts"
 
@@ -21,14 +21,9 @@ const FAULT_PHASE_MS = 15_000
 const LIVENESS_BOUND_MS = 30_000
 const KEYS = ["a", "b", "c"]
 
-interface SeedResult {
-  readonly ok: boolean
-  readonly problem?: string
-  readonly operations: number
-  readonly virtualMs: number
-}
+const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
 
-const runSeed = (seed: number): SeedResult => {
+const runSeed = (seed: number): SwarmSeedResult => {
   const world = new SimWorld(seed)
   const { network } = world
   const faults = world.stream("faults")
@@ -36,44 +31,13 @@ const runSeed = (seed: number): SeedResult => {
   const peers: Record<number, string> = { 1: "kv-1", 2: "kv-2", 3: "kv-3" }
   const addresses = Object.values(peers)
   const servers = new Map<string, KvServerShape>()
-  const history = new HistoryRecorder()
-  const acknowledged = new Map<string, Set<string>>(KEYS.map((k) => [k, new Set()]))
+  const ledger = new SwarmLedger(KEYS)
   let problem: string | undefined
 
   const startServer = (id: number) =>
     world
       .start(peers[id]!, makeKvServer({ id: id as NodeId, peers, seed: seed * 7 + id, tickMs: 10 }))
       .pipe(Effect.map((server) => servers.set(peers[id]!, server)))
-  const crashServer = (address: string) => world.crash(address)
-
-  const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
-
-  const clerk = (n: number, until: () => boolean) =>
-    Effect.gen(function* () {
-      const rpc = yield* world.client(`clerk-${n}`)
-      const kv = yield* makeKvClient(rpc, { servers: addresses, deadlineMs: 3_000 })
-      let count = 0
-      while (until()) {
-        // Think time: with no delay anywhere, a clerk would run forever in one virtual instant.
-        yield* Effect.sleep(1 + clientRandom.nextInt(20))
-        const key = pick(clientRandom, KEYS)
-        if (clientRandom.chance(0.6)) {
-          const token = `${n}.${count++};`
-          const call = history.begin(n, { op: "append", key, value: token })
-          const exit = yield* Effect.exit(kv.append(key, token))
-          if (Exit.isSuccess(exit)) {
-            history.end(call)
-            acknowledged.get(key)!.add(token)
-          } else history.unknown(call)
-        } else {
-          const call = history.begin(n, { op: "get", key })
-          const exit = yield* Effect.exit(kv.get(key))
-          if (Exit.isSuccess(exit)) history.end(call, exit.value)
-          else history.unknown(call)
-        }
-      }
-      return kv
-    })
 
   const faultInjector = Effect.gen(function* () {
     while (world.now() < FAULT_PHASE_MS) {
@@ -87,14 +51,15 @@ const runSeed = (seed: number): SeedResult => {
         network.heal()
       } else if (dice < 55) {
         const running = addresses.filter((a) => world.isRunning(a))
-        if (running.length > 0) yield* crashServer(pick(faults, running))
+        if (running.length > 0) yield* world.crash(pick(faults, running))
       } else if (dice < 75) {
         const down = Object.entries(peers).filter(([, a]) => !world.isRunning(a))
         if (down.length > 0) {
           const [id, address] = pick(faults, down)
           // Sometimes it comes back with its wall clock hours ahead or behind.
-          if (faults.chance(0.3))
+          if (faults.chance(0.3)) {
             world.skewMs.set(address, (faults.chance(0.5) ? 1 : -1) * (1 + faults.nextInt(3)) * 3_600_000)
+          }
           yield* startServer(Number(id))
         }
       } else if (dice < 90) {
@@ -116,38 +81,26 @@ const runSeed = (seed: number): SeedResult => {
     for (const id of Object.keys(peers)) yield* startServer(Number(id))
     network.setMaxDelay(5)
     const inFaults = () => world.now() < FAULT_PHASE_MS
-    const clerks = yield* Effect.forEach([1, 2, 3], (n) => Effect.forkChild(clerk(n, inFaults)))
-    yield* faultInjector
-    const kvs = yield* Effect.forEach(clerks, Fiber.join)
-    // Liveness: healed, every clerk completes a write and the final reads within the bound.
-    const healedAt = world.now()
-    const finals = yield* Effect.forEach(kvs, (kv, i) =>
+    const clients = yield* Effect.forEach([1, 2, 3], (n) =>
       Effect.gen(function* () {
-        const call = history.begin(100 + i, { op: "append", key: "a", value: `final${i};` })
-        yield* kv.append("a", `final${i};`)
-        history.end(call)
-        acknowledged.get("a")!.add(`final${i};`)
-      }).pipe(Effect.exit),
+        return yield* makeKvClient(yield* world.client(`clerk-${n}`), { servers: addresses, deadlineMs: 3_000 })
+      }),
     )
+    const clerks = yield* Effect.forEach(clients, (kv, i) =>
+      Effect.forkChild(ledger.clerk(i + 1, kv, clientRandom, inFaults)),
+    )
+    yield* faultInjector
+    yield* Effect.forEach(clerks, Fiber.join)
+    // Liveness: healed, every clerk completes a write within the bound.
+    const healedAt = world.now()
+    const finals = yield* Effect.forEach(clients, (kv, i) => Effect.exit(ledger.append(100 + i, kv, "a", `final${i};`)))
     if (finals.some(Exit.isFailure) || world.now() - healedAt > LIVENESS_BOUND_MS) {
       problem = `no progress within ${LIVENESS_BOUND_MS} ms after healing`
       return
     }
     const values = new Map<string, string>()
-    for (const key of KEYS) values.set(key, yield* kvs[0]!.get(key))
-    for (const key of KEYS) {
-      const tokens = values
-        .get(key)!
-        .split(";")
-        .filter((t) => t !== "")
-      const seen = new Set<string>()
-      for (const token of tokens) {
-        if (seen.has(`${token};`)) problem ??= `key ${key}: append ${token} applied twice`
-        seen.add(`${token};`)
-      }
-      for (const token of acknowledged.get(key)!)
-        if (!seen.has(token)) problem ??= `key ${key}: acknowledged ${token} lost`
-    }
+    for (const key of KEYS) values.set(key, yield* clients[0]!.get(key))
+    problem ??= ledger.checkFinal(values)
     // Every clerk was active throughout, far within the session lifetime: no session may expire,
     // whatever any replica's clock said.
     for (const [address, server] of servers) {
@@ -158,44 +111,21 @@ const runSeed = (seed: number): SeedResult => {
 
   const exit = world.run(program, FAULT_PHASE_MS + 5 * LIVENESS_BOUND_MS)
   if (Exit.isFailure(exit)) problem ??= `run failed: ${String(exit.cause).slice(0, 500)}`
-  const operations = history.history()
-  if (problem === undefined) {
-    const verdict = checkLinearizable(operations)
-    if (!verdict.ok) problem = `not linearizable (key ${verdict.key}):\n${verdict.explanation}`
-  }
+  problem ??= ledger.checkHistory()
   return {
     ok: problem === undefined,
     ...(problem === undefined ? {} : { problem }),
-    operations: operations.length,
+    operations: ledger.operations,
     virtualMs: world.now(),
   }
 }
 
 describe("kvraft swarm in the seeded world", () => {
-  test("every seed: linearizable, nothing lost or doubled, live after healing", () => {
-    const fromEnv = process.env.KV_SEED
-    const count = Number(process.env.KV_SWARM_SEEDS ?? 200)
-    const first = fromEnv === undefined ? 1 + Math.floor(Math.random() * 1_000_000) : Number(fromEnv)
-    const seeds = fromEnv === undefined ? Array.from({ length: count }, (_, i) => first + i) : [first]
-    console.log(`kvraft swarm: seeds ${first}..${first + seeds.length - 1}`)
-    const started = performance.now()
-    let operations = 0
-    for (const seed of seeds) {
-      const result = runSeed(seed)
-      operations += result.operations
-      if (!result.ok) {
-        console.error(`seed ${seed} failed; replay: KV_SEED=${seed} bun test ${FILE}\n${result.problem}`)
-        expect(result.problem).toBeUndefined()
-      }
-    }
-    console.log(
-      `kvraft swarm: ${seeds.length} seeds, ${operations} operations, ${(performance.now() - started).toFixed(0)} ms`,
-    )
+  test("every seed: linearizable, nothing lost or doubled, no active session expired, live after healing", () => {
+    runSwarmSeeds("kvraft swarm", FILE, 200, runSeed)
   }, 600_000)
 
   test("one seed twice gives the same run", () => {
-    const a = runSeed(4242)
-    const b = runSeed(4242)
-    expect(b).toEqual(a)
+    expect(runSeed(4242)).toEqual(runSeed(4242))
   })
 })

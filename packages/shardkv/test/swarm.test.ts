@@ -9,11 +9,11 @@
  *
  * KV_SEED=<n> runs that one seed; KV_SWARM_SEEDS=<count> sets how many seeds a run covers.
  */
-import { describe, expect, test } from "bun:test"
+import { describe, test } from "bun:test"
 import type { NodeId } from "@kv/raft"
 import { makeControllerClient, makeControllerServer } from "@kv/shardctrler"
 import type { Rng } from "@kv/sim"
-import { checkLinearizable, HistoryRecorder, SimWorld } from "@kv/testkit"
+import { runSwarmSeeds, SimWorld, SwarmLedger, type SwarmSeedResult } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { makeShardKvClient, makeShardKvServer, type ShardKvServerShape } from "../src/index.ts"
 
@@ -24,14 +24,7 @@ const LIVENESS_BOUND_MS = 60_000
 const KEYS = ["a", "b", "c", "d", "e", "f"]
 const GIDS = [100, 101, 102]
 
-interface SeedResult {
-  readonly ok: boolean
-  readonly problem?: string
-  readonly operations: number
-  readonly virtualMs: number
-}
-
-const runSeed = (seed: number): SeedResult => {
+const runSeed = (seed: number): SwarmSeedResult => {
   const world = new SimWorld(seed)
   const { network } = world
   const faults = world.stream("faults")
@@ -40,8 +33,7 @@ const runSeed = (seed: number): SeedResult => {
   const controllers = Object.values(ctrlPeers)
   const groupPeers = new Map(GIDS.map((gid) => [gid, { 1: `g${gid}-1`, 2: `g${gid}-2`, 3: `g${gid}-3` }]))
   const groupServers = new Map<string, ShardKvServerShape>()
-  const history = new HistoryRecorder()
-  const acknowledged = new Map<string, Set<string>>(KEYS.map((k) => [k, new Set()]))
+  const ledger = new SwarmLedger(KEYS)
   /** `${configNum}:${shard}` → the group seen serving it. */
   const servedBy = new Map<string, number>()
   let problem: string | undefined
@@ -115,33 +107,15 @@ const runSeed = (seed: number): SeedResult => {
       )
     yield* join(pick(faults, GIDS))
 
-    const clerk = (n: number, until: () => boolean) =>
-      Effect.gen(function* () {
-        const kv = yield* makeShardKvClient(yield* world.client(`clerk-${n}`), { controllers, deadlineMs: 4_000 })
-        let count = 0
-        while (until()) {
-          yield* Effect.sleep(1 + clientRandom.nextInt(30))
-          const key = pick(clientRandom, KEYS)
-          if (clientRandom.chance(0.6)) {
-            const token = `${n}.${count++};`
-            const call = history.begin(n, { op: "append", key, value: token })
-            const exit = yield* Effect.exit(kv.append(key, token))
-            if (Exit.isSuccess(exit)) {
-              history.end(call)
-              acknowledged.get(key)!.add(token)
-            } else history.unknown(call)
-          } else {
-            const call = history.begin(n, { op: "get", key })
-            const exit = yield* Effect.exit(kv.get(key))
-            if (Exit.isSuccess(exit)) history.end(call, exit.value)
-            else history.unknown(call)
-          }
-        }
-        return kv
-      })
-
     const inFaults = () => world.now() < FAULT_PHASE_MS
-    const clerks = yield* Effect.forEach([1, 2, 3], (n) => Effect.forkChild(clerk(n, inFaults)))
+    const clients = yield* Effect.forEach([1, 2, 3], (n) =>
+      Effect.gen(function* () {
+        return yield* makeShardKvClient(yield* world.client(`clerk-${n}`), { controllers, deadlineMs: 4_000 })
+      }),
+    )
+    const clerks = yield* Effect.forEach(clients, (kv, i) =>
+      Effect.forkChild(ledger.clerk(i + 1, kv, clientRandom, inFaults)),
+    )
     while (inFaults()) {
       yield* Effect.sleep(200 + faults.nextInt(1_500))
       checkServing()
@@ -187,17 +161,11 @@ const runSeed = (seed: number): SeedResult => {
     network.setMaxDelay(5)
     for (const r of replicas) if (!world.isRunning(r.address)) yield* startReplica(r.gid, r.id)
     if (joined.size === 0) yield* join(GIDS[0]!)
-    const kvs = yield* Effect.forEach(clerks, Fiber.join)
+    yield* Effect.forEach(clerks, Fiber.join)
 
     const healedAt = world.now()
-    const finals = yield* Effect.forEach(kvs, (kv, i) =>
-      Effect.gen(function* () {
-        const key = KEYS[i]!
-        const call = history.begin(100 + i, { op: "append", key, value: `final${i};` })
-        yield* kv.append(key, `final${i};`)
-        history.end(call)
-        acknowledged.get(key)!.add(`final${i};`)
-      }).pipe(Effect.exit),
+    const finals = yield* Effect.forEach(clients, (kv, i) =>
+      Effect.exit(ledger.append(100 + i, kv, KEYS[i]!, `final${i};`)),
     )
     if (finals.some(Exit.isFailure)) {
       problem ??= `a clerk made no progress after healing: ${String(finals.find(Exit.isFailure))}`
@@ -216,52 +184,24 @@ const runSeed = (seed: number): SeedResult => {
       return
     }
     checkServing()
-    for (const key of KEYS) {
-      const value = yield* kvs[0]!.get(key)
-      const seen = new Set<string>()
-      for (const token of value.split(";").filter((t) => t !== "")) {
-        if (seen.has(`${token};`)) problem ??= `key ${key}: append ${token} applied twice`
-        seen.add(`${token};`)
-      }
-      for (const token of acknowledged.get(key)!)
-        if (!seen.has(token)) problem ??= `key ${key}: acknowledged ${token} lost`
-    }
+    const values = new Map<string, string>()
+    for (const key of KEYS) values.set(key, yield* clients[0]!.get(key))
+    problem ??= ledger.checkFinal(values)
   })
 
   const exit = world.run(program, FAULT_PHASE_MS + 5 * LIVENESS_BOUND_MS)
   if (Exit.isFailure(exit)) problem ??= `run failed: ${String(exit.cause).slice(0, 800)}`
-  const operations = history.history()
-  if (problem === undefined) {
-    const verdict = checkLinearizable(operations)
-    if (!verdict.ok) problem = `not linearizable (key ${verdict.key}):\n${verdict.explanation}`
-  }
+  problem ??= ledger.checkHistory()
   return {
     ok: problem === undefined,
     ...(problem === undefined ? {} : { problem }),
-    operations: operations.length,
+    operations: ledger.operations,
     virtualMs: world.now(),
   }
 }
 
 describe("sharded swarm in the seeded world", () => {
   test("every seed: one group per shard, linearizable, nothing lost or doubled, live after healing", () => {
-    const fromEnv = process.env.KV_SEED
-    const count = Number(process.env.KV_SWARM_SEEDS ?? 10)
-    const first = fromEnv === undefined ? 1 + Math.floor(Math.random() * 1_000_000) : Number(fromEnv)
-    const seeds = fromEnv === undefined ? Array.from({ length: count }, (_, i) => first + i) : [first]
-    console.log(`sharded swarm: seeds ${first}..${first + seeds.length - 1}`)
-    const started = performance.now()
-    let operations = 0
-    for (const seed of seeds) {
-      const result = runSeed(seed)
-      operations += result.operations
-      if (!result.ok) {
-        console.error(`seed ${seed} failed; replay: KV_SEED=${seed} bun test ${FILE}\n${result.problem}`)
-        expect(result.problem).toBeUndefined()
-      }
-    }
-    console.log(
-      `sharded swarm: ${seeds.length} seeds, ${operations} operations, ${(performance.now() - started).toFixed(0)} ms`,
-    )
+    runSwarmSeeds("sharded swarm", FILE, 10, runSeed)
   }, 600_000)
 })

@@ -1,0 +1,125 @@
+import type { Rng } from "@kv/sim"
+import { Effect, Exit } from "effect"
+import { checkLinearizable } from "./linearizability/checkLinearizable.ts"
+import { HistoryRecorder } from "./linearizability/historyRecorder.ts"
+
+/** What a swarm's clerk needs of a client: the kvraft and the sharded clerk both fit. */
+export interface SwarmClient {
+  append(key: string, value: string): Effect.Effect<void, unknown>
+  get(key: string): Effect.Effect<string, unknown>
+}
+
+/** What one seed of a swarm found. */
+export interface SwarmSeedResult {
+  readonly ok: boolean
+  readonly problem?: string
+  readonly operations: number
+  readonly virtualMs: number
+}
+
+/**
+ * The clerks' side of a swarm run: appends of unique tokens and reads, recorded for the checks at
+ * the end (linearizability; every acknowledged append present once, none twice).
+ */
+export class SwarmLedger {
+  readonly history = new HistoryRecorder()
+  private readonly acknowledged = new Map<string, Set<string>>()
+
+  constructor(readonly keys: readonly string[]) {
+    for (const key of keys) this.acknowledged.set(key, new Set())
+  }
+
+  /** Appends `token` to `key` as client `clientId`, recording it; fails as the append does. */
+  append(clientId: number, kv: SwarmClient, key: string, token: string): Effect.Effect<void, unknown> {
+    return Effect.suspend(() => {
+      const call = this.history.begin(clientId, { op: "append", key, value: token })
+      return kv.append(key, token).pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            if (Exit.isFailure(exit)) return this.history.unknown(call)
+            this.history.end(call)
+            this.acknowledged.get(key)?.add(token)
+          }),
+        ),
+      )
+    })
+  }
+
+  /**
+   * Clerk `n` while `until()`: a think time (so a world with no delays still moves its clock), then
+   * an append of a fresh token (60 %) or a read of a random key. Failures are recorded as unknown.
+   */
+  clerk(n: number, kv: SwarmClient, random: Rng, until: () => boolean): Effect.Effect<void> {
+    const ledger = this
+    return Effect.gen(function* () {
+      let count = 0
+      while (until()) {
+        yield* Effect.sleep(1 + random.nextInt(30))
+        const key = ledger.keys[random.nextInt(ledger.keys.length)]!
+        if (random.chance(0.6)) {
+          yield* Effect.ignore(ledger.append(n, kv, key, `${n}.${count++};`))
+        } else {
+          const call = ledger.history.begin(n, { op: "get", key })
+          const exit = yield* Effect.exit(kv.get(key))
+          if (Exit.isSuccess(exit)) ledger.history.end(call, exit.value)
+          else ledger.history.unknown(call)
+        }
+      }
+    })
+  }
+
+  /** A problem in the final values (read after healing): an acknowledged append lost, or one applied twice. */
+  checkFinal(values: ReadonlyMap<string, string>): string | undefined {
+    for (const key of this.keys) {
+      const seen = new Set<string>()
+      for (const token of (values.get(key) ?? "").split(";")) {
+        if (token === "") continue
+        if (seen.has(`${token};`)) return `key ${key}: append ${token} applied twice`
+        seen.add(`${token};`)
+      }
+      for (const token of this.acknowledged.get(key)!) {
+        if (!seen.has(token)) return `key ${key}: acknowledged ${token} lost`
+      }
+    }
+    return undefined
+  }
+
+  /** A problem in the recorded history: it is not linearizable. */
+  checkHistory(): string | undefined {
+    const verdict = checkLinearizable(this.history.history())
+    return verdict.ok ? undefined : `not linearizable (key ${verdict.key}):\n${verdict.explanation}`
+  }
+
+  get operations(): number {
+    return this.history.history().length
+  }
+}
+
+/**
+ * Runs a swarm over `KV_SWARM_SEEDS` consecutive seeds from a random start (or the one `KV_SEED`),
+ * printing the range, and the replay command of any seed that fails; throws on the first failure.
+ */
+export const runSwarmSeeds = (
+  name: string,
+  file: string,
+  defaultCount: number,
+  runSeed: (seed: number) => SwarmSeedResult,
+): void => {
+  const fromEnv = process.env.KV_SEED
+  const count = Number(process.env.KV_SWARM_SEEDS ?? defaultCount)
+  const first = fromEnv === undefined ? 1 + Math.floor(Math.random() * 1_000_000) : Number(fromEnv)
+  const seeds = fromEnv === undefined ? Array.from({ length: count }, (_, i) => first + i) : [first]
+  console.log(`${name}: seeds ${first}..${first + seeds.length - 1}`)
+  const started = performance.now()
+  let operations = 0
+  for (const seed of seeds) {
+    const result = runSeed(seed)
+    operations += result.operations
+    if (!result.ok) {
+      throw new Error(`${name}: seed ${seed} failed; replay: KV_SEED=${seed} bun test ${file}\n${result.problem}`)
+    }
+  }
+  console.log(
+    `${name}: ${seeds.length} seeds, ${operations} operations, ${(performance.now() - started).toFixed(0)} ms`,
+  )
+}
