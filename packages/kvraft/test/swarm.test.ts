@@ -44,9 +44,7 @@ const runSeed = (seed: number): SwarmSeedResult => {
       yield* Effect.sleep(200 + faults.nextInt(1_500))
       const dice = faults.nextInt(100)
       if (dice < 20) {
-        const shuffled = [...addresses].sort(() => faults.nextDouble() - 0.5)
-        const cut = 1 + faults.nextInt(addresses.length - 1)
-        network.partition([shuffled.slice(0, cut), shuffled.slice(cut)])
+        world.partitionRandomly(addresses, faults)
       } else if (dice < 40) {
         network.heal()
       } else if (dice < 55) {
@@ -70,10 +68,7 @@ const runSeed = (seed: number): SwarmSeedResult => {
       }
     }
     // Heal: every replica up, every link whole and clean.
-    network.heal()
-    network.setDropRate(0)
-    network.setDuplicateRate(0)
-    network.setMaxDelay(5)
+    world.healNetwork()
     for (const [id, address] of Object.entries(peers)) if (!world.isRunning(address)) yield* startServer(Number(id))
   })
 

@@ -1,3 +1,5 @@
+import { isIP } from "node:net"
+
 /** A UDP endpoint written as `host:port`, the form used in configs and on the wire. */
 export interface HostPort {
   readonly host: string
@@ -30,3 +32,25 @@ const parseUncached = (address: string): HostPort | undefined => {
 
 export const formatAddress = (host: string, port: number): string =>
   host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1", "::ffff:127.0.0.1"])
+
+const normalizeHost = (host: string): string => {
+  const h = host.toLowerCase()
+  if (LOOPBACK.has(h)) return "127.0.0.1"
+  if (h.startsWith("::ffff:") && isIP(h.slice(7)) === 4) return h.slice(7)
+  return h
+}
+
+/**
+ * The comparable form of `host:port`, as a receiver sees a sender's source address: `localhost`
+ * arrives as 127.0.0.1, an IPv4 sender on an IPv6 socket as ::ffff:a.b.c.d. An address that is
+ * not `host:port` (simulated networks) is kept as is.
+ */
+export const normalizeAddress = (address: string): string => {
+  const hp = parseAddress(address)
+  return hp === undefined ? address : `${normalizeHost(hp.host)}:${hp.port}`
+}
+
+/** Whether a host name needs DNS to become the addresses datagrams show (not an IP literal or loopback). */
+export const isHostName = (host: string): boolean => isIP(host) === 0 && !LOOPBACK.has(host.toLowerCase())

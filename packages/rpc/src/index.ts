@@ -1,4 +1,4 @@
-export { formatAddress, type HostPort, parseAddress } from "./address.ts"
+export { formatAddress, type HostPort, isHostName, normalizeAddress, parseAddress } from "./address.ts"
 export { AddressProof, type AddressProofOptions, DEFAULT_MAX_REPLY_FACTOR } from "./addressProof.ts"
 export { decodeEnvelope, ENVELOPE_VERSION, type Envelope, encodeEnvelope } from "./envelope.ts"
 export { type CallError, RemoteError, Timeout, TransportError, Unreachable } from "./errors.ts"

@@ -122,9 +122,7 @@ const runSeed = (seed: number): SwarmSeedResult => {
       const dice = faults.nextInt(100)
       const everyone = [...controllers, ...replicas.map((r) => r.address)]
       if (dice < 12) {
-        const shuffled = [...everyone].sort(() => faults.nextDouble() - 0.5)
-        const cut = 1 + faults.nextInt(everyone.length - 1)
-        network.partition([shuffled.slice(0, cut), shuffled.slice(cut)])
+        world.partitionRandomly(everyone, faults)
       } else if (dice < 24) {
         network.heal()
       } else if (dice < 36) {
@@ -155,10 +153,7 @@ const runSeed = (seed: number): SwarmSeedResult => {
       }
     }
     // Heal: every replica up, every link whole and clean, at least one group serving.
-    network.heal()
-    network.setDropRate(0)
-    network.setDuplicateRate(0)
-    network.setMaxDelay(5)
+    world.healNetwork()
     for (const r of replicas) if (!world.isRunning(r.address)) yield* startReplica(r.gid, r.id)
     if (joined.size === 0) yield* join(GIDS[0]!)
     yield* Effect.forEach(clerks, Fiber.join)

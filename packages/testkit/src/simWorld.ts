@@ -77,6 +77,21 @@ export class SimWorld {
     })
   }
 
+  /** Cuts `addresses` into two random non-empty sides. */
+  partitionRandomly(addresses: readonly string[], rng: Rng): void {
+    const shuffled = [...addresses].sort(() => rng.nextDouble() - 0.5)
+    const cut = 1 + rng.nextInt(addresses.length - 1)
+    this.network.partition([shuffled.slice(0, cut), shuffled.slice(cut)])
+  }
+
+  /** Every link whole and clean again: no partition, loss or duplication, small delays. */
+  healNetwork(): void {
+    this.network.heal()
+    this.network.setDropRate(0)
+    this.network.setDuplicateRate(0)
+    this.network.setMaxDelay(5)
+  }
+
   /** Kills the server at `address`: timers, memory and sockets gone; its disk stays. */
   crash(address: string): Effect.Effect<void> {
     return Effect.suspend(() => {

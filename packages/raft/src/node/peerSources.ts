@@ -1,6 +1,5 @@
 import { lookup } from "node:dns/promises"
-import { isIP } from "node:net"
-import { parseAddress } from "@kv/rpc"
+import { formatAddress, isHostName, normalizeAddress, parseAddress } from "@kv/rpc"
 import type { NodeId } from "../core/index.ts"
 
 /**
@@ -13,28 +12,13 @@ import type { NodeId } from "../core/index.ts"
  * forge its source address: only the cluster key (HMAC) does that.
  */
 
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1", "::ffff:127.0.0.1"])
-
-const normalizeHost = (host: string): string => {
-  const h = host.toLowerCase()
-  if (LOOPBACK.has(h)) return "127.0.0.1"
-  if (h.startsWith("::ffff:") && isIP(h.slice(7)) === 4) return h.slice(7)
-  return h
-}
-
-/** The comparable form of `host:port`; an address that is not one (simulated networks) is kept as is. */
-export const normalizeAddress = (address: string): string => {
-  const hp = parseAddress(address)
-  return hp === undefined ? address : `${normalizeHost(hp.host)}:${hp.port}`
-}
-
 /** Every form a peer's datagrams may show as their source, by peer id. */
 export type PeerSources = ReadonlyMap<NodeId, ReadonlySet<string>>
 
 /** A host name that only DNS can turn into the addresses datagrams show. */
 const needsLookup = (address: string): boolean => {
   const hp = parseAddress(address)
-  return hp !== undefined && isIP(hp.host) === 0 && !LOOPBACK.has(hp.host.toLowerCase())
+  return hp !== undefined && isHostName(hp.host)
 }
 
 /**
@@ -60,7 +44,7 @@ const lookupPeerSources = async (entries: readonly [string, string][]): Promise<
       if (hp !== undefined && needsLookup(address)) {
         try {
           for (const found of await lookup(hp.host, { all: true })) {
-            forms.add(`${normalizeHost(found.address)}:${hp.port}`)
+            forms.add(normalizeAddress(formatAddress(found.address, hp.port)))
           }
         } catch {
           // Unresolvable now: only datagrams showing the configured text itself are accepted.

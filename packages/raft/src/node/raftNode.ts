@@ -1,4 +1,4 @@
-import { RpcNode } from "@kv/rpc"
+import { normalizeAddress, RpcNode } from "@kv/rpc"
 import { Context, Effect, Latch, Layer, type Scope } from "effect"
 import {
   createRaft,
@@ -18,7 +18,7 @@ import type { StorageCorrupt } from "../storage/errors.ts"
 import { Storage } from "../storage/index.ts"
 import { FRAME_HEADER_BYTES, MAX_RECORD_BODY_BYTES } from "../storage/walRecord.ts"
 import { NodeStopped, NotLeader, ProposalTooLarge } from "./errors.ts"
-import { isFromPeer, normalizeAddress, resolvePeerSources } from "./peerSources.ts"
+import { isFromPeer, resolvePeerSources } from "./peerSources.ts"
 import { RaftStatusMethod } from "./statusMethod.ts"
 import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse, RAFT_CHANNEL } from "./wire.ts"
 

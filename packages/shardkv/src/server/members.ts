@@ -1,17 +1,8 @@
-import { parseAddress } from "@kv/rpc"
+import { normalizeAddress } from "@kv/rpc"
 import type { Config } from "@kv/shardctrler"
 
-const canonicalHost = (host: string): string => (host === "localhost" ? "127.0.0.1" : host.toLowerCase())
-
 /** Whether two `host:port` addresses name one endpoint (`localhost` is 127.0.0.1). */
-export const sameEndpoint = (a: string, b: string): boolean => {
-  if (a === b) return true
-  const pa = parseAddress(a)
-  const pb = parseAddress(b)
-  return (
-    pa !== undefined && pb !== undefined && pa.port === pb.port && canonicalHost(pa.host) === canonicalHost(pb.host)
-  )
-}
+export const sameEndpoint = (a: string, b: string): boolean => a === b || normalizeAddress(a) === normalizeAddress(b)
 
 /** The replicas of the group that `config` gives `shard` to (none when no group has it). */
 export const ownerServers = (config: Config, shard: number): readonly string[] =>
