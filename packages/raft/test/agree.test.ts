@@ -42,14 +42,14 @@ describe("3B: log agreement", () => {
     const leader1 = await lab.checkOneLeader()
     lab.disconnect((leader1 + 1) % 3)
     await lab.one(102, 2, false)
-    await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
     await lab.one(103, 2, false)
     const leader2 = await lab.checkOneLeader()
     lab.disconnect((leader2 + 1) % 3)
     lab.disconnect((leader2 + 2) % 3)
     const r = lab.startCommand(leader2, 104)
     expect(r.isLeader).toBe(true)
-    await Bun.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
     expect(lab.nCommitted(r.index).count).toBe(0)
   })
 
@@ -58,7 +58,7 @@ describe("3B: log agreement", () => {
     const leader1 = await lab.checkOneLeader()
     lab.disconnect(leader1)
     await lab.one(102, 2, false)
-    await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
     await lab.one(103, 2, false)
     const leader2 = await lab.checkOneLeader()
     lab.disconnect(leader2)
@@ -67,7 +67,7 @@ describe("3B: log agreement", () => {
       const r = lab.startCommand(i, 104)
       if (r.isLeader) indexes.push(r.index)
     }
-    await Bun.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
     for (let index = 1; index <= lab.maxIndex + 5; index++) {
       const { count, cmd } = lab.nCommitted(index)
       if (count > 0) expect(cmd).not.toBe(104)
@@ -81,13 +81,13 @@ describe("3B: log agreement", () => {
     lab.disconnect((leader + 1) % 3)
     await lab.one(102, 2, false)
     await lab.one(103, 2, false)
-    await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
     await lab.one(104, 2, false)
     await lab.one(105, 2, false)
     lab.connect((leader + 1) % 3)
     // The rejoined follower catches up and takes part in new agreements.
     await lab.one(106, 3, true)
-    await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
     await lab.one(107, 3, true)
   })
 
@@ -100,7 +100,7 @@ describe("3B: log agreement", () => {
     const r = lab.startCommand(leader, 20)
     expect(r.isLeader).toBe(true)
     expect(r.index).toBe(index1 + 1)
-    await Bun.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
     expect(lab.nCommitted(r.index).count).toBe(0)
     lab.connect((leader + 1) % 5)
     lab.connect((leader + 2) % 5)
@@ -118,7 +118,7 @@ describe("3B: log agreement", () => {
   labTest("concurrent Start()s (TestConcurrentStarts3B)", FILE, 3, {}, async ({ lab }) => {
     let success = false
     for (let attempt = 0; attempt < 5 && !success; attempt++) {
-      if (attempt > 0) await Bun.sleep(3_000)
+      if (attempt > 0) await lab.sleep(3_000)
       const leader = await lab.checkOneLeader()
       const first = lab.startCommand(leader, 1)
       if (!first.isLeader) continue
@@ -179,7 +179,7 @@ describe("3B: log agreement", () => {
       lab.disconnect((leader1 + 3) % 5)
       lab.disconnect((leader1 + 4) % 5)
       for (let i = 0; i < 50; i++) lab.startCommand(leader1, rand())
-      await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS / 2)
+      await lab.sleep(RAFT_ELECTION_TIMEOUT_MS / 2)
       lab.disconnect((leader1 + 0) % 5)
       lab.disconnect((leader1 + 1) % 5)
       lab.connect((leader1 + 2) % 5)
@@ -191,7 +191,7 @@ describe("3B: log agreement", () => {
       if (leader2 === other) other = (leader2 + 1) % 5
       lab.disconnect(other)
       for (let i = 0; i < 50; i++) lab.startCommand(leader2, rand())
-      await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS / 2)
+      await lab.sleep(RAFT_ELECTION_TIMEOUT_MS / 2)
       for (let i = 0; i < 5; i++) lab.disconnect(i)
       lab.connect((leader1 + 0) % 5)
       lab.connect((leader1 + 1) % 5)
@@ -211,7 +211,7 @@ describe("3B: log agreement", () => {
     let success = false
     let total2 = 0
     for (let attempt = 0; attempt < 5 && !success; attempt++) {
-      if (attempt > 0) await Bun.sleep(3_000)
+      if (attempt > 0) await lab.sleep(3_000)
       const leader = await lab.checkOneLeader()
       const total1 = lab.rpcTotal()
       const iters = 10
@@ -241,7 +241,7 @@ describe("3B: log agreement", () => {
       success = true
     }
     expect(success).toBe(true)
-    await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
     const idle = lab.rpcTotal() - total2
     console.log(`RPCs in 1 s idle: ${idle} (bound 60)`)
     expect(idle).toBeLessThanOrEqual(3 * 20)

@@ -8,11 +8,11 @@ const FILE = "packages/raft/test/election.test.ts"
 describe("3A: leader election", () => {
   labTest("initial election (TestInitialElection3A)", FILE, 3, {}, async ({ lab }) => {
     await lab.checkOneLeader()
-    await Bun.sleep(50)
+    await lab.sleep(50)
     const term1 = lab.checkTerms()
     expect(term1).toBeGreaterThanOrEqual(1)
     // With no failures the term should not move; the lab only warns, and so do we.
-    await Bun.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
     const term2 = lab.checkTerms()
     if (term1 !== term2) console.warn(`warning: term changed from ${term1} to ${term2} with no failures`)
     await lab.checkOneLeader()
@@ -28,7 +28,7 @@ describe("3A: leader election", () => {
     // No quorum: no leader may be elected.
     lab.disconnect(leader2)
     lab.disconnect((leader2 + 1) % 3)
-    await Bun.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
+    await lab.sleep(2 * RAFT_ELECTION_TIMEOUT_MS)
     lab.checkNoLeader()
     lab.connect((leader2 + 1) % 3)
     await lab.checkOneLeader()

@@ -48,7 +48,7 @@ describe("3C: persistence", () => {
       lab.disconnect((leader1 + 4) % 5)
       await restart(lab, (leader1 + 1) % 5)
       await restart(lab, (leader1 + 2) % 5)
-      await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS)
+      await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
       await restart(lab, (leader1 + 3) % 5)
       await lab.one(10 + index++, 3, true)
       lab.connect((leader1 + 4) % 5)
@@ -85,7 +85,7 @@ describe("3C: persistence", () => {
       for (let i = 0; i < 5; i++) {
         if (lab.node(i) !== undefined && lab.startCommand(i, random.int(2 ** 31)).isLeader) leader = i
       }
-      await Bun.sleep(random.int(1000) < 100 ? random.int(RAFT_ELECTION_TIMEOUT_MS / 2) : random.int(13))
+      await lab.sleep(random.int(1000) < 100 ? random.int(RAFT_ELECTION_TIMEOUT_MS / 2) : random.int(13))
       if (leader !== -1) {
         await lab.crash(leader)
         nup--
@@ -122,7 +122,7 @@ describe("3C: persistence", () => {
       for (let i = 0; i < 5; i++) {
         if (lab.startCommand(i, random.int(10_000)).isLeader && lab.isConnected(i)) leader = i
       }
-      await Bun.sleep(random.int(1000) < 100 ? random.int(RAFT_ELECTION_TIMEOUT_MS / 2) : random.int(13))
+      await lab.sleep(random.int(1000) < 100 ? random.int(RAFT_ELECTION_TIMEOUT_MS / 2) : random.int(13))
       if (leader !== -1 && random.int(1000) < RAFT_ELECTION_TIMEOUT_MS / 2) {
         lab.disconnect(leader)
         nup--
@@ -160,10 +160,10 @@ describe("3C: persistence", () => {
                 if (cmd === x) values.push(x)
                 break
               }
-              await Bun.sleep(to)
+              await lab.sleep(to)
             }
           } else {
-            await Bun.sleep(79 + me * 17)
+            await lab.sleep(79 + me * 17)
           }
         }
         return values
@@ -180,9 +180,9 @@ describe("3C: persistence", () => {
           const i = random.int(5)
           if (lab.node(i) !== undefined) await lab.crash(i)
         }
-        await Bun.sleep((RAFT_ELECTION_TIMEOUT_MS * 7) / 10)
+        await lab.sleep((RAFT_ELECTION_TIMEOUT_MS * 7) / 10)
       }
-      await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS)
+      await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
       lab.network.setUnreliable(false)
       for (let i = 0; i < 5; i++) {
         if (lab.node(i) === undefined) await lab.start(i)
@@ -190,7 +190,7 @@ describe("3C: persistence", () => {
       }
       stop = true
       const seen = (await Promise.all(clients)).flat()
-      await Bun.sleep(RAFT_ELECTION_TIMEOUT_MS)
+      await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
       const lastIndex = await lab.one(random.int(2 ** 31), 5, true)
       const really = new Set<unknown>()
       for (let index = 1; index <= lastIndex; index++) {

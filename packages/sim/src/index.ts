@@ -1,6 +1,7 @@
 export { type TimerId, VirtualClock } from "./clock.ts"
 export { TraceDigest, type TraceField } from "./digest.ts"
 export { type DiskError, DiskFull, type DiskOptions, FileNotFound, FsyncFailed, SimDisk } from "./disk.ts"
+export { type DriveOptions, VirtualDriver } from "./drive.ts"
 export { effectClock, effectRandom, effectScheduler, runInWorld, simLayer, VirtualDeadlock } from "./effect.ts"
 export {
   type Address,

@@ -3,7 +3,8 @@
  * restart, disconnect and connect servers; check leaders; `one()` to agree on a command; an
  * applier per server that checks in-order apply and agreement across servers.
  */
-import { RpcNode, SimNetwork, Transport } from "@kv/rpc"
+import { RpcNode, SimNetwork, type Timers, Transport } from "@kv/rpc"
+import { type Rng, Seed, VirtualClock, VirtualDriver } from "@kv/sim"
 import { Effect, Exit, Layer, Scope } from "effect"
 import type { LogIndex, NodeId } from "../../src/core/index.ts"
 import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../../src/node/raftNode.ts"
@@ -31,9 +32,11 @@ interface Running {
 
 export const SNAPSHOT_INTERVAL = 10
 
-const sleep = (ms: number) => Bun.sleep(ms)
-
 export class RaftLab {
+  readonly clock = new VirtualClock()
+  readonly driver: VirtualDriver
+  private readonly timers: Timers
+  private readonly random: Rng
   readonly network: SimNetwork
   readonly disks = new Map<string, MemoryDisk>()
   private readonly running: (Running | undefined)[]
@@ -43,7 +46,7 @@ export class RaftLab {
   private readonly connected: boolean[]
   private applyError: string | undefined
   private readonly peers: Record<number, string>
-  private readonly startedAt = Date.now()
+  private readonly startedAt = 0
   maxIndex = 0
   private retiredRequests = 0
 
@@ -51,7 +54,20 @@ export class RaftLab {
     readonly n: number,
     readonly options: LabOptions,
   ) {
-    this.network = new SimNetwork({ seed: options.seed })
+    const seed = new Seed(options.seed)
+    const clock = this.clock
+    this.driver = new VirtualDriver(clock, seed.stream("effect"))
+    this.random = seed.stream("harness")
+    const rpcRandom = seed.stream("rpc")
+    this.timers = {
+      now: () => clock.now(),
+      setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
+      clearTimer: (handle) => {
+        clock.cancelTimer(handle as number)
+      },
+      random: () => rpcRandom.nextDouble(),
+    }
+    this.network = new SimNetwork({ seed: options.seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
     // Long reordering delays replies only; Raft's travel one-way, so say which those are.
     this.network.classifyReplies(RAFT_CHANNEL, isRaftReply)
     this.network.setUnreliable(options.unreliable ?? false)
@@ -63,11 +79,10 @@ export class RaftLab {
     for (let i = 0; i < n; i++) this.peers[i + 1] = address(i)
   }
 
-  static async make(n: number, options: LabOptions): Promise<RaftLab> {
-    const lab = new RaftLab(n, options)
-    for (let i = 0; i < n; i++) await lab.start(i)
-    for (let i = 0; i < n; i++) lab.connect(i)
-    return lab
+  /** Starts and connects every server; call inside `driver.drive`. */
+  async init(): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.start(i)
+    for (let i = 0; i < this.n; i++) this.connect(i)
   }
 
   /** Starts (or restarts) server i from whatever its storage holds; it starts disconnected, as in the lab. */
@@ -75,8 +90,8 @@ export class RaftLab {
     await this.crash(i)
     this.logs[i] = new Map()
     this.lastApplied[i] = 0
-    const scope = await Effect.runPromise(Scope.make())
-    const layer = RpcNode.layer.pipe(
+    const scope = await this.driver.promise(Scope.make())
+    const layer = RpcNode.layerWith({ timers: this.timers }).pipe(
       Layer.provide(Transport.layerSim(this.network, address(i))),
       Layer.merge(Storage.layerMemory(this.disks)),
     )
@@ -90,9 +105,9 @@ export class RaftLab {
       const context = yield* Layer.buildWithScope(layer, scope)
       return yield* makeRaftNode(config).pipe(Effect.provideContext(context), Scope.provide(scope))
     })
-    const exit = await Effect.runPromiseExit(program)
+    const exit = await this.driver.exit(program)
     if (Exit.isFailure(exit)) {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await this.driver.promise(Scope.close(scope, Exit.void))
       throw new Error(`server ${i} failed to start: ${String(exit.cause)}`)
     }
     this.running[i] = { scope, node: exit.value }
@@ -103,7 +118,7 @@ export class RaftLab {
     const r = this.running[i]
     this.running[i] = undefined
     if (r !== undefined) this.retiredRequests += r.node.counters().requestsSent
-    if (r !== undefined) await Effect.runPromise(Scope.close(r.scope, Exit.void))
+    if (r !== undefined) await this.driver.promise(Scope.close(r.scope, Exit.void))
   }
 
   connect(i: number): void {
@@ -200,7 +215,7 @@ export class RaftLab {
   /** checkOneLeader: up to 10 rounds of 450–550 ms; exactly one leader in the newest term. */
   async checkOneLeader(): Promise<number> {
     for (let iter = 0; iter < 10; iter++) {
-      await sleep(450 + Math.floor(Math.random() * 100))
+      await this.sleep(450 + this.random.nextInt(100))
       const leaders = new Map<number, number[]>()
       for (let i = 0; i < this.n; i++) {
         if (!this.connected[i] || this.running[i] === undefined) continue
@@ -259,7 +274,7 @@ export class RaftLab {
     let to = 10
     for (let iters = 0; iters < 30; iters++) {
       if (this.nCommitted(index).count >= n) break
-      await sleep(to)
+      await this.sleep(to)
       if (to < 1_000) to *= 2
       if (startTerm > -1) {
         for (let i = 0; i < this.n; i++) {
@@ -277,10 +292,10 @@ export class RaftLab {
    * `expectedServers` to commit it. Returns the index.
    */
   async one(cmd: unknown, expectedServers: number, retry: boolean): Promise<number> {
-    const t0 = Date.now()
+    const t0 = this.clock.now()
     let starts = 0
     const want = JSON.stringify(cmd)
-    while (Date.now() - t0 < 10_000) {
+    while (this.clock.now() - t0 < 10_000) {
       let index = -1
       for (let si = 0; si < this.n; si++) {
         starts = (starts + 1) % this.n
@@ -292,15 +307,15 @@ export class RaftLab {
         }
       }
       if (index !== -1) {
-        const t1 = Date.now()
-        while (Date.now() - t1 < 2_000) {
+        const t1 = this.clock.now()
+        while (this.clock.now() - t1 < 2_000) {
           const { count, cmd: got } = this.nCommitted(index)
           if (count > 0 && count >= expectedServers && JSON.stringify(got) === want) return index
-          await sleep(20)
+          await this.sleep(20)
         }
         if (!retry) throw new Error(`one(${want}) failed to reach agreement`)
       } else {
-        await sleep(50)
+        await this.sleep(50)
       }
     }
     throw new Error(`one(${want}) failed to reach agreement in 10 s\n${this.describe()}`)
@@ -337,11 +352,14 @@ export class RaftLab {
     return this.running[i]?.node.raftStateBytes() ?? 0
   }
 
+  /** Waits `ms` of virtual time. */
+  sleep(ms: number): Promise<void> {
+    return this.driver.sleep(ms)
+  }
+
   elapsedMs(): number {
-    return Date.now() - this.startedAt
+    return this.clock.now() - this.startedAt
   }
 }
 
 export const address = (i: number): string => `raft-${i}`
-
-export const randomValue = (): number => Math.floor(Math.random() * 2 ** 31)

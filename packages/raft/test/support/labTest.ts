@@ -2,7 +2,7 @@ import { test } from "bun:test"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { type LabOptions, RaftLab } from "./labHarness.ts"
 
-/** The lab's per-test wall-clock bound (checkTimeout). */
+/** Wall-clock guard against a pathologically slow run; the lab's bounds are checked in virtual time. */
 export const LAB_TEST_TIMEOUT_MS = 120_000
 
 export interface LabContext {
@@ -12,8 +12,9 @@ export interface LabContext {
 }
 
 /**
- * One lab scenario: a fresh cluster of `servers`, a seed printed for replay (it fixes the network's
- * and the test's random choices; real-time scheduling still varies), cleanup whatever happens.
+ * One lab scenario in virtual time: a fresh cluster of `servers`, driven by one seed (network,
+ * timers, elections and the test's own choices), so `KV_SEED` replays it exactly; cleanup
+ * whatever happens.
  */
 export const labTest = (
   name: string,
@@ -27,15 +28,21 @@ export const labTest = (
     name,
     async () => {
       const seed = seedFromEnv()
-      const lab = await RaftLab.make(servers, { ...options, seed })
+      const lab = new RaftLab(servers, { ...options, seed })
       try {
-        await body({ lab, random: new SeededRandom(seed), seed })
-        lab.checkApplyErrors()
+        await lab.driver.drive(async () => {
+          await lab.init()
+          try {
+            await body({ lab, random: new SeededRandom(seed), seed })
+            lab.checkApplyErrors()
+            console.log(`"${name}" passed: ${(lab.elapsedMs() / 1000).toFixed(1)} s of virtual time (seed ${seed})`)
+          } finally {
+            await lab.cleanup()
+          }
+        })
       } catch (error) {
         console.error(`"${name}" failed; replay: KV_SEED=${seed} bun test ${file} -t "${name}"`)
         throw error
-      } finally {
-        await lab.cleanup()
       }
     },
     timeoutMs,
