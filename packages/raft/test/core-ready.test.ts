@@ -289,6 +289,28 @@ describe("which messages may leave before the Ready is durable", () => {
     ])
   })
 
+  test("an ack for entries a newer leader replaced before they were written is never sent", () => {
+    const core = newCore(2, [1, 2, 3])
+    core.step({ type: "Append", from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, entries: [e(1, 1)], commit: 1 })
+    core.advance(core.ready())
+    // Leader 1 sends entries 2-3; before they reach the disk, leader 3 of term 2 replaces them.
+    core.step({
+      type: "Append",
+      from: 1,
+      to: 2,
+      term: 1,
+      prevIndex: 1,
+      prevTerm: 1,
+      entries: [e(2, 1), e(3, 1)],
+      commit: 1,
+    })
+    core.step({ type: "Append", from: 3, to: 2, term: 2, prevIndex: 1, prevTerm: 1, entries: [e(2, 2)], commit: 1 })
+    const rd = core.ready()
+    expect(rd.entries).toEqual([e(2, 2)])
+    const acks = sent(rd).filter((m) => m.type === "AppendResp")
+    expect(acks).toEqual([{ ...appendResp(2, 2), from: 2, to: 3, term: 2 }])
+  })
+
   test("a follower acknowledges an installed snapshot only once the snapshot is durable", () => {
     const core = newCore(2, [1, 2, 3])
     const data = enc("state")

@@ -122,7 +122,18 @@ export class RaftLog {
     return prevIndex + entries.length
   }
 
+  /** The lowest index dropped by a conflict since the last call, if any (see `takeTruncation`). */
+  private truncatedFrom: LogIndex | undefined
+
+  /** Where the log was last cut by a conflicting Append (the lowest index since the last call). */
+  takeTruncation(): LogIndex | undefined {
+    const index = this.truncatedFrom
+    this.truncatedFrom = undefined
+    return index
+  }
+
   private truncateFrom(index: LogIndex): void {
+    if (this.truncatedFrom === undefined || index < this.truncatedFrom) this.truncatedFrom = index
     this.entries.length = index - this.snapIndex - 1
     if (this.stableIndex >= index) this.stableIndex = index - 1
   }

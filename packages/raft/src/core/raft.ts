@@ -734,6 +734,8 @@ class Raft implements RaftCore {
       prevTerm = this.log.term(committed) ?? 0
     }
     const lastNew = this.log.maybeAppend(prevIndex, prevTerm, entries)
+    const cut = this.log.takeTruncation()
+    if (cut !== undefined) this.dropAcksFrom(cut)
     if (lastNew === undefined) {
       const hint = this.log.conflictHint(prevIndex)
       this.sendAppendResp(m.from, m.prevIndex, true, hint.conflictTerm, hint.conflictIndex)
@@ -780,7 +782,18 @@ class Raft implements RaftCore {
       return
     }
     this.log.restore(got)
+    this.dropAcksFrom(got.index + 1)
     this.sendAppendResp(m.from, got.index, false, 0, 0)
+  }
+
+  /**
+   * Acks still waiting in `msgs` for the entries they vouch for to become durable: when those
+   * entries are replaced before they are written (a newer leader's Append, a snapshot), the ack
+   * would tell the old leader about entries this node never stored, so it is withdrawn (the
+   * leader retries, as after any lost message).
+   */
+  private dropAcksFrom(firstGone: LogIndex): void {
+    this.msgs = this.msgs.filter((m) => m.type !== "AppendResp" || m.reject || m.index < firstGone)
   }
 
   private sendSnapResp(m: Snap, offset: number): void {
