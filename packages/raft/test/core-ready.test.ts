@@ -308,7 +308,9 @@ describe("which messages may leave before the Ready is durable", () => {
     const rd = core.ready()
     expect(rd.entries).toEqual([e(2, 2)])
     const acks = sent(rd).filter((m) => m.type === "AppendResp")
-    expect(acks).toEqual([{ ...appendResp(2, 2), from: 2, to: 3, term: 2 }])
+    expect(acks).toEqual([
+      { type: "AppendResp", from: 2, to: 3, term: 2, index: 2, reject: false, conflictTerm: 0, conflictIndex: 0 },
+    ])
   })
 
   test("a follower acknowledges an installed snapshot only once the snapshot is durable", () => {
