@@ -1,13 +1,23 @@
 import { type MemoryDisk, Storage } from "@kv/raft"
 import { RpcNode, type RpcNodeShape, SimNetwork, type Timers, Transport } from "@kv/rpc"
-import { effectClock, type Rng, runInWorld, Seed, simLayer, VirtualClock } from "@kv/sim"
+import {
+  type DriveOptions,
+  effectClock,
+  type Rng,
+  runInWorld,
+  Seed,
+  simLayer,
+  VirtualClock,
+  VirtualDriver,
+} from "@kv/sim"
 import { Clock, Context, Effect, Exit, Layer, Scope } from "effect"
 
 /**
  * The servers and clients of one seeded run in virtual time: one clock drives the network's
  * delays, every node's timers and every fiber; each purpose draws from its own seeded stream; a
  * server is a process that can crash (its memory is gone, its disk keeps what it saved) and
- * restart, optionally with its wall clock off by hours. Build everything inside `run`.
+ * restart, optionally with its wall clock off by hours. Build everything inside `run` (an Effect
+ * program) or `drive` (a Promise-style test body, as the lab mirrors are written).
  */
 export class SimWorld {
   readonly clock = new VirtualClock()
@@ -18,6 +28,7 @@ export class SimWorld {
   /** Per address, how far that process's wall clock is off. */
   readonly skewMs = new Map<string, number>()
   private readonly scopes = new Map<string, Scope.Closeable>()
+  readonly driver: VirtualDriver
 
   constructor(readonly seed: number) {
     this.root = new Seed(seed)
@@ -32,6 +43,22 @@ export class SimWorld {
       random: () => rpcRandom.nextDouble(),
     }
     this.network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
+    this.driver = new VirtualDriver(clock, this.root.stream("driver"))
+  }
+
+  /** Runs a Promise-style body in virtual time; it awaits the world through `promise` and `sleep`. */
+  drive<A>(body: () => Promise<A>, options?: DriveOptions): Promise<A> {
+    return this.driver.drive(body, options)
+  }
+
+  /** `effect` run in the world, as a promise a `drive` body can await. */
+  promise<A, E>(effect: Effect.Effect<A, E>): Promise<A> {
+    return this.driver.promise(effect)
+  }
+
+  /** Resolves after `ms` of virtual time (inside `drive`). */
+  sleep(ms: number): Promise<void> {
+    return this.driver.sleep(ms)
   }
 
   stream(purpose: string): Rng {
