@@ -8,12 +8,16 @@ const seed = seedFromEnv()
 console.log(`shardctrler lab seed ${seed} (replay: KV_SEED=${seed} bun test ${FILE})`)
 
 const withLab = (body: (lab: CtrlLab, ck: CtrlClerk) => Promise<void>) => async () => {
-  const lab = await CtrlLab.make(3, seed)
-  try {
-    await body(lab, await lab.makeClerk())
-  } finally {
-    await lab.cleanup()
-  }
+  const lab = new CtrlLab(3, seed)
+  await lab.world.drive(async () => {
+    try {
+      await lab.init()
+      await body(lab, await lab.makeClerk())
+    } finally {
+      await lab.cleanup()
+    }
+  })
+  console.log(`${(lab.world.now() / 1000).toFixed(1)} s of virtual time`)
 }
 
 const numeric = (c: { groups: Record<string, readonly string[]> }, gid: number) => c.groups[String(gid)]
@@ -139,7 +143,7 @@ describe("shard controller (TestMulti)", () => {
       let attempts = 0
       while (lab.leader() === undefined) {
         if (++attempts >= 3) throw new Error("leader not found")
-        await Bun.sleep(1_000)
+        await lab.sleep(1_000)
       }
       expect(await ck.query(-1)).toEqual(c)
     }),

@@ -1,67 +1,61 @@
-import { type MemoryDisk, Storage } from "@kv/raft"
-import { RpcNode, type RpcNodeShape, type SimNetwork, Transport } from "@kv/rpc"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import type { MemoryDisk, Storage } from "@kv/raft"
+import type { RpcNode, RpcNodeShape, SimNetwork } from "@kv/rpc"
+import { type Effect, Exit, Scope } from "effect"
+import type { SimWorld } from "./simWorld.ts"
 
 /**
- * Servers and clients as "processes" on a SimNetwork for scenario tests: each server gets an
- * RpcNode at its address and memory storage that survives its crashes (only synced data does).
- * Stopping a server drops everything it held in memory.
+ * Servers and clients as "processes" of one seeded world, with Promise methods for the lab
+ * harnesses, whose tests are written as async bodies run by `world.drive`: each server gets an
+ * RpcNode at its address and memory storage that survives its crashes (only synced data does);
+ * stopping a server drops everything it held in memory. Every call settles in virtual time.
  */
 export class SimProcesses {
-  readonly disks = new Map<string, MemoryDisk>()
-  private readonly servers = new Map<string, Scope.Closeable>()
-  private readonly clients: Scope.Closeable[] = []
+  private clientScope: Scope.Closeable | undefined
 
-  constructor(readonly network: SimNetwork) {}
+  constructor(readonly world: SimWorld) {}
+
+  get network(): SimNetwork {
+    return this.world.network
+  }
+
+  get disks(): Map<string, MemoryDisk> {
+    return this.world.disks
+  }
 
   /** Starts (or restarts) the server at `address`, built by `build` with its RpcNode and Storage. */
   async start<A, E>(address: string, build: Effect.Effect<A, E, Scope.Scope | RpcNode | Storage>): Promise<A> {
-    await this.stop(address)
-    const scope = await Effect.runPromise(Scope.make())
-    const layer = RpcNode.layer.pipe(
-      Layer.provide(Transport.layerSim(this.network, address)),
-      Layer.merge(Storage.layerMemory(this.disks)),
-    )
-    const exit = await Effect.runPromiseExit(
-      Effect.gen(function* () {
-        const context = yield* Layer.buildWithScope(layer, scope)
-        return yield* build.pipe(Effect.provideContext(context), Scope.provide(scope))
-      }),
-    )
+    const exit = await this.world.driver.exit(this.world.start(address, build))
     if (Exit.isFailure(exit)) {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await this.stop(address)
       throw new Error(`server ${address} failed to start: ${String(exit.cause)}`)
     }
-    this.servers.set(address, scope)
     return exit.value
   }
 
   /** Kills the server at `address` (no-op when it is not running). */
-  async stop(address: string): Promise<void> {
-    const scope = this.servers.get(address)
-    if (scope === undefined) return
-    this.servers.delete(address)
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+  stop(address: string): Promise<void> {
+    return this.world.promise(this.world.crash(address))
   }
 
   isRunning(address: string): boolean {
-    return this.servers.has(address)
+    return this.world.isRunning(address)
   }
 
   /** An RpcNode for a client at `address`; closed by cleanup(). */
   async client(address: string): Promise<RpcNodeShape> {
-    const scope = await Effect.runPromise(Scope.make())
-    this.clients.push(scope)
-    return Effect.runPromise(
-      Layer.buildWithScope(RpcNode.layer.pipe(Layer.provide(Transport.layerSim(this.network, address))), scope).pipe(
-        Effect.map((context): RpcNodeShape => Context.get(context, RpcNode)),
-      ),
-    )
+    this.clientScope ??= await this.world.promise(Scope.make())
+    return this.world.promise(this.world.client(address).pipe(Scope.provide(this.clientScope)))
+  }
+
+  /** `effect` run in the world (a clerk's operation, an admin call), settling in virtual time. */
+  run<A, E>(effect: Effect.Effect<A, E>): Promise<A> {
+    return this.world.promise(effect)
   }
 
   async cleanup(): Promise<void> {
-    for (const address of [...this.servers.keys()]) await this.stop(address)
-    for (const scope of this.clients) await Effect.runPromise(Scope.close(scope, Exit.void))
-    this.clients.length = 0
+    for (const address of this.world.runningAddresses()) await this.stop(address)
+    const scope = this.clientScope
+    this.clientScope = undefined
+    if (scope !== undefined) await this.world.promise(Scope.close(scope, Exit.void))
   }
 }

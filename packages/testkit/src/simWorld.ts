@@ -73,6 +73,11 @@ export class SimWorld {
     return this.scopes.has(address)
   }
 
+  /** Addresses of the servers running now. */
+  runningAddresses(): string[] {
+    return [...this.scopes.keys()]
+  }
+
   private nodeLayer(address: string) {
     return RpcNode.layerWith({ timers: this.timers }).pipe(Layer.provide(Transport.layerSim(this.network, address)))
   }

@@ -1,8 +1,8 @@
 /** The shard-controller lab harness (shardctrler/config.go) over SimNetwork. */
 import { expect } from "bun:test"
 import type { NodeId } from "@kv/raft"
-import { SimNetwork } from "@kv/rpc"
-import { SimProcesses } from "@kv/testkit"
+import type { SimNetwork } from "@kv/rpc"
+import { SimProcesses, SimWorld } from "@kv/testkit"
 import { Effect } from "effect"
 import {
   type Config,
@@ -24,14 +24,16 @@ export interface CtrlClerk {
   query(num: number): Promise<Config>
 }
 
-const promised = (client: ControllerClientShape): CtrlClerk => ({
-  join: (groups) => Effect.runPromise(client.join(Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, v])))),
-  leave: (gids) => Effect.runPromise(client.leave(gids)),
-  move: (shard, gid) => Effect.runPromise(client.move(shard, gid)),
-  query: (num) => Effect.runPromise(client.query(num)),
+const promised = (processes: SimProcesses, client: ControllerClientShape): CtrlClerk => ({
+  join: (groups) => processes.run(client.join(Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, v])))),
+  leave: (gids) => processes.run(client.leave(gids)),
+  move: (shard, gid) => processes.run(client.move(shard, gid)),
+  query: (num) => processes.run(client.query(num)),
 })
 
+/** The controller lab in virtual time: run its tests inside `lab.world.drive`. */
 export class CtrlLab {
+  readonly world: SimWorld
   readonly network: SimNetwork
   readonly processes: SimProcesses
   private readonly servers: (ControllerServerShape | undefined)[]
@@ -42,16 +44,20 @@ export class CtrlLab {
     readonly n: number,
     readonly seed: number,
   ) {
-    this.network = new SimNetwork({ seed })
-    this.processes = new SimProcesses(this.network)
+    this.world = new SimWorld(seed)
+    this.network = this.world.network
+    this.processes = new SimProcesses(this.world)
     this.servers = new Array(n).fill(undefined)
     for (let i = 0; i < n; i++) this.peers[i + 1] = address(i)
   }
 
-  static async make(n: number, seed: number): Promise<CtrlLab> {
-    const lab = new CtrlLab(n, seed)
-    for (let i = 0; i < n; i++) await lab.startServer(i)
-    return lab
+  /** Starts every server; call inside `world.drive`. */
+  async init(): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.startServer(i)
+  }
+
+  sleep(ms: number): Promise<void> {
+    return this.world.sleep(ms)
   }
 
   async startServer(i: number): Promise<void> {
@@ -68,7 +74,10 @@ export class CtrlLab {
 
   async makeClerk(): Promise<CtrlClerk> {
     const rpc = await this.processes.client(`ctrl-clerk-${this.clerks++}`)
-    return promised(await Effect.runPromise(makeControllerClient(rpc, { controllers: Object.values(this.peers) })))
+    return promised(
+      this.processes,
+      await this.processes.run(makeControllerClient(rpc, { controllers: Object.values(this.peers) })),
+    )
   }
 
   /** The replica that claims leadership in the highest term, if any. */
