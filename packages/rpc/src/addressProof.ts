@@ -8,6 +8,7 @@
  * per-process secret), so challenging costs no memory; only proven addresses are remembered, in
  * a bounded table.
  */
+import { hostTimers } from "./timers.ts"
 
 export interface AddressProofOptions {
   /** A reply at most this many times the size of its request goes anywhere. Default 3. */
@@ -44,7 +45,7 @@ export class AddressProof {
     if (!(this.maxReplyFactor >= 1)) throw new RangeError(`maxReplyFactor must be >= 1, got ${this.maxReplyFactor}`)
     this.provenForMs = options.provenForMs ?? DEFAULT_PROVEN_FOR_MS
     this.maxProvenAddresses = options.maxProvenAddresses ?? DEFAULT_MAX_PROVEN_ADDRESSES
-    this.now = options.now ?? Date.now
+    this.now = options.now ?? hostTimers.now
     if (options.trusted !== undefined) this.trust(options.trusted)
   }
 

@@ -1,6 +1,7 @@
 import type { DatagramHandler, Link } from "./link.ts"
 import { SeededRandom } from "./random.ts"
 import { type OneWayReplyClassifier, ReplyClassifier } from "./simReplies.ts"
+import { hostTimers } from "./timers.ts"
 
 export interface SimNodeCounts {
   datagramsSent: number
@@ -21,8 +22,7 @@ const UNRELIABLE_DROP_RATE = 0.1
 const LONG_REORDER_PROBABILITY = 600 / 900
 
 const defaultSchedule = (delayMs: number, fn: () => void): void => {
-  if (delayMs <= 0) setImmediate(fn)
-  else setTimeout(fn, delayMs)
+  hostTimers.setTimer(Math.max(0, delayMs), fn)
 }
 
 interface Endpoint {

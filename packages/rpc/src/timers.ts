@@ -17,7 +17,8 @@ export interface Timers {
 /** Opaque to callers: whatever the implementation needs to cancel a timer. */
 export type TimerHandle = unknown
 
-const hostTimers: Timers = {
+/** The host's clock, timers and randomness: the one place outside a simulation that reads them. */
+export const hostTimers: Timers = {
   now: () => performance.now(),
   setTimer: (delayMs, fn) => setTimeout(fn, delayMs),
   clearTimer: (handle) => clearTimeout(handle as unknown as ReturnType<typeof setTimeout>),

@@ -5,6 +5,7 @@ import type { DatagramHandler, Link } from "./link.ts"
 import { Reassembler, type ReassemblyOptions } from "./reassembly.ts"
 import type { SimNetwork } from "./simNetwork.ts"
 import { TransportStats } from "./stats.ts"
+import { Timers } from "./timers.ts"
 import { BindError, openUdpLink, type UdpLinkOptions } from "./udpLink.ts"
 
 export type MessageHandler = (from: string, message: Uint8Array) => void
@@ -30,8 +31,10 @@ export interface TransportShape {
 
 export type TransportOptions = FrameCodecOptions &
   ReassemblyOptions & {
-    /** Milliseconds for fragment expiry; injectable so tests can move time. */
+    /** Milliseconds for fragment expiry; injectable so tests can move time (default: `timers.now`). */
     readonly now?: () => number
+    /** Clock and randomness (message ids); default: the `Timers` in the context (the host's). */
+    readonly timers?: Timers
     /**
      * Small messages sent to one peer in the same tick leave as one datagram (flushed in a
      * microtask). On by default over UDP, where a send costs far more than the bytes; off by
@@ -60,8 +63,8 @@ export const makeTransport = (
   Effect.acquireRelease(
     // A link opened synchronously (a simulated one) opens without leaving the fiber, so a world
     // with its own scheduler never waits on the host's event loop.
-    Effect.suspend((): Effect.Effect<TransportState, TransportError> => {
-      const state = new TransportState(options)
+    Effect.flatMap(Effect.service(Timers), (contextTimers): Effect.Effect<TransportState, TransportError> => {
+      const state = new TransportState(options, options.timers ?? contextTimers)
       let opened: Link | Promise<Link>
       try {
         opened = openLink(state.receive)
@@ -97,16 +100,18 @@ class TransportState implements TransportShape {
   private readonly reassembler: Reassembler
   private readonly now: () => number
   private handler: MessageHandler = noHandler
-  private nextMsgId = (Math.random() * 2 ** 32) >>> 0
+  private nextMsgId: number
   private readonly coalesce: boolean
   /** Messages waiting for the end-of-tick flush, per peer. */
   private readonly pending = new Map<string, PendingBatch>()
   private flushQueued = false
 
-  constructor(options: TransportOptions) {
+  constructor(options: TransportOptions, timers: Timers) {
     this.codec = new FrameCodec(options)
     this.reassembler = new Reassembler(options)
-    this.now = options.now ?? Date.now
+    this.now = options.now ?? timers.now
+    // A random start keeps a restarted node's message ids apart from its previous life's.
+    this.nextMsgId = (timers.random() * 2 ** 32) >>> 0
     this.coalesce = options.coalesce ?? false
   }
 

@@ -1,5 +1,5 @@
 import { normalizeAddress, RpcNode } from "@kv/rpc"
-import { Context, Effect, Latch, Layer, type Scope } from "effect"
+import { Clock, Context, Effect, Latch, Layer, Random, type Scope } from "effect"
 import {
   createRaft,
   type Entry,
@@ -174,12 +174,14 @@ export const makeRaftNode = (
     const peerIds = Object.keys(config.peers)
       .map(Number)
       .sort((a, b) => a - b) as NodeId[]
+    const seed = config.seed ?? (yield* Random.nextIntBetween(0, 2 ** 32 - 1))
+    const clock = yield* Clock.Clock
     const raftConfig: RaftConfig = {
       id: config.id,
       peers: peerIds,
       electionTicks: config.electionTicks ?? raftDefaults.electionTicks,
       heartbeatTicks: config.heartbeatTicks ?? raftDefaults.heartbeatTicks,
-      seed: config.seed ?? (Math.random() * 2 ** 32) >>> 0,
+      seed,
       maxInflightMessages: config.maxInflightMessages ?? raftDefaults.maxInflightMessages,
       maxAppendBytes: config.maxAppendBytes ?? raftDefaults.maxAppendBytes,
       snapshotChunkBytes: config.snapshotChunkBytes ?? raftDefaults.snapshotChunkBytes,
@@ -252,10 +254,10 @@ export const makeRaftNode = (
       const hs = ready.hardState
       if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
       if (hs !== undefined || ready.entries.length > 0) {
-        const start = performance.now()
+        const start = clock.monotonicTimeNanosUnsafe()
         storage.save(hs, ready.entries)
         counters.fsyncs++
-        config.onFsync?.((performance.now() - start) / 1000)
+        config.onFsync?.(Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9)
       }
       send(ready.messagesAfterPersist)
       if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })

@@ -92,7 +92,7 @@ export class RaftLab {
     this.lastApplied[i] = 0
     const scope = await this.driver.promise(Scope.make())
     const layer = RpcNode.layerWith({ timers: this.timers }).pipe(
-      Layer.provide(Transport.layerSim(this.network, address(i))),
+      Layer.provide(Transport.layerSim(this.network, address(i), { timers: this.timers })),
       Layer.merge(Storage.layerMemory(this.disks)),
     )
     const config = {

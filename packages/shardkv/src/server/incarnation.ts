@@ -10,7 +10,7 @@
 import type { Timeout } from "@kv/kvraft"
 import type { ControllerClientShape, ControllerError, Gid } from "@kv/shardctrler"
 import { type Config, noGroup } from "@kv/shardctrler"
-import { Effect } from "effect"
+import { Effect, Random } from "effect"
 import type { ShardCommand, ShardHolder, ShardResult, ShardStateMachine } from "../stateMachine/index.ts"
 
 export type RegistrationState =
@@ -24,12 +24,19 @@ export interface IncarnationDeps {
   readonly machine: () => ShardStateMachine
   readonly submit: (command: ShardCommand) => Effect.Effect<ShardResult, unknown>
   /** A new, unique incarnation id. */
-  readonly newIncarnation: () => string
+  readonly newIncarnation: Effect.Effect<string>
   readonly configAt: (num: number) => Effect.Effect<Config | undefined>
   readonly log: (message: string) => void
 }
 
 export const isMember = (config: Config, gid: Gid): boolean => String(gid) in config.groups
+
+/** 128 random bits as 32 hex digits: unique per incarnation of a gid. */
+export const randomIncarnationId: Effect.Effect<string> = Effect.gen(function* () {
+  let id = ""
+  for (let i = 0; i < 4; i++) id += (yield* Random.nextIntBetween(0, 2 ** 32 - 1)).toString(16).padStart(8, "0")
+  return id
+})
 
 /** Registration as seen by this replica's leader loop; `retired` is final. */
 export class Incarnation {
@@ -53,7 +60,7 @@ export class Incarnation {
       const machine = deps.machine()
       const incarnation = machine.incarnation
       if (incarnation === undefined) {
-        yield* deps.submit({ type: "incarnate", incarnation: deps.newIncarnation() })
+        yield* deps.submit({ type: "incarnate", incarnation: yield* deps.newIncarnation })
         return false
       }
       const state = self.state

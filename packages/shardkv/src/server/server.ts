@@ -34,7 +34,7 @@ import {
   type ShardResult,
   ShardStateMachine,
 } from "../stateMachine/index.ts"
-import { Incarnation, isMember } from "./incarnation.ts"
+import { Incarnation, isMember, randomIncarnationId } from "./incarnation.ts"
 import { isOwnerReplica, ownerServers } from "./members.ts"
 import { pullShard } from "./pull.ts"
 import { ShardPullBuffer } from "./pullBuffer.ts"
@@ -270,8 +270,9 @@ export const makeShardKvServer = (
       controller,
       machine: () => machine,
       submit,
-      // Not from the seed: a group restarted empty under the same seed must still be a new incarnation.
-      newIncarnation: () => crypto.randomUUID(),
+      // From the Random service, not the Raft seed: a group restarted empty with the same
+      // configuration must still be a new incarnation (in a simulation, the world's stream).
+      newIncarnation: randomIncarnationId,
       configAt,
       log: (message) => console.error(`shardkv: ${message}`),
     })
