@@ -79,7 +79,9 @@ export class SimWorld {
   }
 
   private nodeLayer(address: string) {
-    return RpcNode.layerWith({ timers: this.timers }).pipe(Layer.provide(Transport.layerSim(this.network, address)))
+    return RpcNode.layerWith({ timers: this.timers }).pipe(
+      Layer.provide(Transport.layerSim(this.network, address, { timers: this.timers })),
+    )
   }
 
   /** A client's RpcNode, living as long as the run. */
