@@ -4,19 +4,20 @@
  * has installed it, whoever claims otherwise.
  */
 import { describe, expect } from "bun:test"
-import { RpcNode, SeededRandom } from "@kv/rpc"
+import { RpcNode } from "@kv/rpc"
 import { Effect } from "effect"
 import { ShardDeleteMethod, ShardPullMethod } from "../src/protocol.ts"
 import { labTest, waitUntil } from "./support/labTest.ts"
-import { keysCoveringShards, randstring, ShardLab } from "./support/shardLab.ts"
+import { keysCoveringShards, randstring } from "./support/shardLab.ts"
 
 const FILE = "packages/shardkv/test/forgedMigration.test.ts"
 
 describe("forged migration requests", () => {
-  labTest("pulls and deletes from outside the new owner, or before it installed, are refused", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: -1 })
-    try {
+  labTest(
+    "pulls and deletes from outside the new owner, or before it installed, are refused",
+    FILE,
+    { maxRaftStateBytes: -1 },
+    async ({ lab, random, seed }) => {
       const ck = await lab.makeClient()
       await lab.join(0)
       const keys = keysCoveringShards()
@@ -24,18 +25,18 @@ describe("forged migration requests", () => {
       for (let i = 0; i < keys.length; i++) await lab.put(ck, keys[i]!, values[i]!)
 
       // Group 101 is given shards, but only one of its replicas runs: it can never install them.
-      await lab.shutdownServer(1, 1)
-      await lab.shutdownServer(1, 2)
+      await lab.crash(1, 1)
+      await lab.crash(1, 2)
       await lab.join(1)
       const config = await lab.query()
       const moved = config.shards.indexOf(lab.gid(1))
-      await waitUntil("group 100 hands the shard off", 20_000, () =>
+      await waitUntil(lab, "group 100 hands the shard off", 20_000, () =>
         lab.groups[0]!.servers.every((s) => s?.machine().shardState(moved) === "HandingOff"),
       )
 
       // A stranger, and a replica of group 101 whose group has not installed the shard.
       const stranger = await lab.processes.client("stranger")
-      await lab.shutdownServer(1, 0)
+      await lab.crash(1, 0)
       const impostor = await lab.processes.start(
         lab.servers(1)[0]!,
         Effect.gen(function* () {
@@ -46,7 +47,7 @@ describe("forged migration requests", () => {
       const request = { configNum: config.num, toConfigNum: config.num, shard: moved }
       const sent = { pulls: 0, deletes: 0 }
       for (let round = 0; round < 20; round++) {
-        const pull = await Effect.runPromise(
+        const pull = await lab.run(
           stranger.call(
             source,
             ShardPullMethod,
@@ -58,7 +59,7 @@ describe("forged migration requests", () => {
         expect(pull).toEqual({ ok: false, error: "Refused" })
         for (const from of [stranger, impostor]) {
           const target = lab.servers(0)[round % 3]!
-          const reply = await Effect.runPromise(
+          const reply = await lab.run(
             from.call(target, ShardDeleteMethod, request, { attemptTimeoutMs: 200, deadlineMs: 3_000 }),
           )
           sent.deletes++
@@ -70,13 +71,11 @@ describe("forged migration requests", () => {
 
       // The real group comes up, installs the shard, and has the source delete it: nothing lost.
       await lab.processes.stop(lab.servers(1)[0]!)
-      await lab.startGroup(1)
+      await lab.restartGroup(1)
       for (let i = 0; i < keys.length; i++) await lab.check(ck, keys[i]!, values[i]!)
-      await waitUntil("group 100 deleted its copy", 20_000, () =>
+      await waitUntil(lab, "group 100 deleted its copy", 20_000, () =>
         lab.groups[0]!.servers.every((s) => s?.machine().shardState(moved) === "Absent"),
       )
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 })

@@ -5,9 +5,8 @@
  */
 import { describe, expect } from "bun:test"
 import { shardOf } from "@kv/shardctrler"
-import { Effect } from "effect"
 import { labTest, waitUntil } from "./support/labTest.ts"
-import { N_SHARDS, ShardLab } from "./support/shardLab.ts"
+import { N_SHARDS } from "./support/shardLab.ts"
 
 const FILE = "packages/shardkv/test/largeShard.test.ts"
 const VALUE_CHARS = 1_000_000
@@ -27,55 +26,48 @@ describe("shards of any size", () => {
   labTest(
     "a 100 MB shard moves whole, across a leader change at the new owner",
     FILE,
-    async (seed) => {
-      const lab = await ShardLab.make({ seed, maxRaftStateBytes: 32 * 1024 * 1024 })
-      try {
-        const ck = await lab.makeClient()
-        await lab.join(0)
-        const shard = 3
-        const keys = keysOfShard(shard, KEYS)
-        for (const key of keys) await Effect.runPromise(ck.client.put(key, bigValue(key)))
+    { maxRaftStateBytes: 32 * 1024 * 1024 },
+    async ({ lab }) => {
+      const ck = await lab.makeClient()
+      await lab.join(0)
+      const shard = 3
+      const keys = keysOfShard(shard, KEYS)
+      for (const key of keys) await lab.run(ck.client.put(key, bigValue(key)))
 
-        await lab.join(1)
-        await lab.move(shard, 1)
-        const target = (await lab.query()).num
+      await lab.join(1)
+      await lab.move(shard, 1)
+      const target = (await lab.query()).num
 
-        // Once the new owner has installed some of the shard but not all, its leader crashes.
-        await waitUntil("the new owner is pulling the shard", 60_000, () =>
-          lab.groups[1]!.servers.some((s) => s?.machine().shardState(shard) === "Pulling"),
-        )
-        await waitUntil("a part of the shard is installed", 60_000, () =>
-          lab.groups[1]!.servers.some((s) => (s?.machine().installedBytes(shard) ?? 0) > 0),
-        )
-        const leaderOf1 = () => lab.groups[1]!.servers.findIndex((s) => s?.rsm.raft.status().role === "leader")
-        await waitUntil("the new owner has a leader", 10_000, () => leaderOf1() >= 0)
-        const leader = leaderOf1()
-        for (const s of lab.groups[1]!.servers) {
-          // Not served before all of it is there.
-          if (s?.machine().shardState(shard) === "Pulling") expect(s.machine().get(keys[0]!).ok).toBe(false)
-        }
-        if (leader >= 0) {
-          await lab.shutdownServer(1, leader)
-          await lab.startServer(1, leader)
-        }
-
-        await waitUntil("the new owner serves the shard", 110_000, () =>
-          lab.groups[1]!.servers.some(
-            (s) => s?.machine().config.num === target && s.machine().shardState(shard) !== "Pulling",
-          ),
-        )
-        for (const key of keys) {
-          const value = await Effect.runPromise(ck.client.get(key))
-          expect(value.length).toBe(VALUE_CHARS)
-          expect(value === bigValue(key)).toBe(true)
-        }
-        // The old owner deletes its copy once the new one has it all.
-        await waitUntil("the old owner dropped its copy", 60_000, () =>
-          lab.groups[0]!.servers.every((s) => s === undefined || s.machine().shardState(shard) === "Absent"),
-        )
-      } finally {
-        await lab.cleanup()
+      // Once the new owner has installed some of the shard but not all, its leader crashes.
+      await waitUntil(lab, "the new owner is pulling the shard", 60_000, () =>
+        lab.groups[1]!.servers.some((s) => s?.machine().shardState(shard) === "Pulling"),
+      )
+      await waitUntil(lab, "a part of the shard is installed", 60_000, () =>
+        lab.groups[1]!.servers.some((s) => (s?.machine().installedBytes(shard) ?? 0) > 0),
+      )
+      await waitUntil(lab, "the new owner has a leader", 10_000, () => lab.leader(1) !== undefined)
+      const leader = lab.leader(1)!
+      for (const s of lab.groups[1]!.servers) {
+        // Not served before all of it is there.
+        if (s?.machine().shardState(shard) === "Pulling") expect(s.machine().get(keys[0]!).ok).toBe(false)
       }
+      await lab.crash(1, leader)
+      await lab.restart(1, leader)
+
+      await waitUntil(lab, "the new owner serves the shard", 110_000, () =>
+        lab.groups[1]!.servers.some(
+          (s) => s?.machine().config.num === target && s.machine().shardState(shard) !== "Pulling",
+        ),
+      )
+      for (const key of keys) {
+        const value = await lab.run(ck.client.get(key))
+        expect(value.length).toBe(VALUE_CHARS)
+        expect(value === bigValue(key)).toBe(true)
+      }
+      // The old owner deletes its copy once the new one has it all.
+      await waitUntil(lab, "the old owner dropped its copy", 60_000, () =>
+        lab.groups[0]!.servers.every((s) => s === undefined || s.machine().shardState(shard) === "Absent"),
+      )
     },
     300_000,
   )

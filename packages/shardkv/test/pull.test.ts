@@ -1,7 +1,7 @@
 /** Pulling a shard in chunks: resumes at its offset after loss, across replicas of the old owner. */
 import { describe, expect, test } from "bun:test"
-import { type RpcNodeShape, SeededRandom, SimNetwork, seedFromEnv } from "@kv/rpc"
-import { SimProcesses } from "@kv/testkit"
+import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
+import { SimProcesses, SimWorld } from "@kv/testkit"
 import { Effect } from "effect"
 import { PULL_CHUNK_BYTES, type PullReply, type PullRequest, ShardPullMethod } from "../src/protocol.ts"
 import { pullShard, ShardPullBuffer } from "../src/server/index.ts"
@@ -77,51 +77,54 @@ describe("pullShard over a lossy network", () => {
     const seed = seedFromEnv()
     console.log(`pull seed ${seed} (replay: KV_SEED=${seed} bun test ${FILE})`)
     const random = new SeededRandom(seed)
-    const network = new SimNetwork({ seed })
+    const world = new SimWorld(seed)
     // Each 256 KiB chunk is 5 datagrams each way, so even this loss makes many attempts fail.
-    network.setDropRate(0.05)
-    network.setMaxDelay(5)
-    const processes = new SimProcesses(network)
-    try {
-      const data = new Uint8Array(3 * PULL_CHUNK_BYTES + 12_345)
-      for (let i = 0; i < data.length; i++) data[i] = random.int(256)
-      const seen: PullRequest[][] = [[], [], []]
-      // Replica 0 has not reached the configuration; replica 1 serves the first two chunks, then
-      // goes silent (crashed); replica 2 serves everything.
-      const stallAt = 2 * PULL_CHUNK_BYTES
-      serve(await processes.client("old-0"), () => "NotReady", data, seen[0]!)
-      serve(await processes.client("old-1"), (r) => (r.offset < stallAt ? "data" : "silent"), data, seen[1]!)
-      const replica2 = await processes.client("old-2")
-      const puller = await processes.client("puller")
-      const task: MigrationTask = {
-        shard: 4,
-        configNum: 7,
-        fromGid: 100,
-        servers: ["old-0", "old-1", "old-2"],
-        handOffConfigNum: 7,
-      }
-      const buffer = new ShardPullBuffer(task.configNum, task.shard)
+    world.network.setDropRate(0.05)
+    world.network.setMaxDelay(5)
+    const processes = new SimProcesses(world)
+    await world.drive(async () => {
+      try {
+        const data = new Uint8Array(3 * PULL_CHUNK_BYTES + 12_345)
+        for (let i = 0; i < data.length; i++) data[i] = random.int(256)
+        const seen: PullRequest[][] = [[], [], []]
+        // Replica 0 has not reached the configuration; replica 1 serves the first two chunks, then
+        // goes silent (crashed); replica 2 serves everything.
+        const stallAt = 2 * PULL_CHUNK_BYTES
+        serve(await processes.client("old-0"), () => "NotReady", data, seen[0]!)
+        serve(await processes.client("old-1"), (r) => (r.offset < stallAt ? "data" : "silent"), data, seen[1]!)
+        const replica2 = await processes.client("old-2")
+        const puller = await processes.client("puller")
+        const task: MigrationTask = {
+          shard: 4,
+          configNum: 7,
+          fromGid: 100,
+          servers: ["old-0", "old-1", "old-2"],
+          handOffConfigNum: 7,
+        }
+        const buffer = new ShardPullBuffer(task.configNum, task.shard)
 
-      // Replica 2 is not up yet: the first passes get what replica 1 gives before it goes silent.
-      let passes = 0
-      while (buffer.offset < stallAt && passes++ < 40) {
-        await Effect.runPromise(pullShard(puller, task, buffer, { callDeadlineMs: 300, attemptTimeoutMs: 50 }))
-      }
-      expect(buffer.offset).toBe(stallAt)
-      expect(buffer.complete()).toBe(false)
+        // Replica 2 is not up yet: the first passes get what replica 1 gives before it goes silent.
+        let passes = 0
+        while (buffer.offset < stallAt && passes++ < 40) {
+          await world.promise(pullShard(puller, task, buffer, { callDeadlineMs: 300, attemptTimeoutMs: 50 }))
+        }
+        expect(buffer.offset).toBe(stallAt)
+        expect(buffer.complete()).toBe(false)
 
-      serve(replica2, () => "data", data, seen[2]!)
-      for (passes = 0; !buffer.complete() && passes < 40; passes++) {
-        await Effect.runPromise(pullShard(puller, task, buffer, { callDeadlineMs: 300, attemptTimeoutMs: 50 }))
+        serve(replica2, () => "data", data, seen[2]!)
+        for (passes = 0; !buffer.complete() && passes < 40; passes++) {
+          await world.promise(pullShard(puller, task, buffer, { callDeadlineMs: 300, attemptTimeoutMs: 50 }))
+        }
+        expect(buffer.complete()).toBe(true)
+        expect(buffer.bytes()).toEqual(data)
+        // Replica 2 was first asked for where replica 1 left off, not for the start.
+        expect(seen[2]![0]!.offset).toBe(stallAt)
+        expect(seen[0]!.length).toBeGreaterThan(0)
+        for (const requests of seen) for (const r of requests) expect([r.configNum, r.shard]).toEqual([7, 4])
+      } finally {
+        await processes.cleanup()
       }
-      expect(buffer.complete()).toBe(true)
-      expect(buffer.bytes()).toEqual(data)
-      // Replica 2 was first asked for where replica 1 left off, not for the start.
-      expect(seen[2]![0]!.offset).toBe(stallAt)
-      expect(seen[0]!.length).toBeGreaterThan(0)
-      for (const requests of seen) for (const r of requests) expect([r.configNum, r.shard]).toEqual([7, 4])
-    } finally {
-      await processes.cleanup()
-    }
+    })
+    console.log(`${(world.now() / 1000).toFixed(1)} s of virtual time`)
   }, 60_000)
 })

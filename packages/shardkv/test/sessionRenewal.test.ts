@@ -6,10 +6,10 @@
 import { describe, expect, test } from "bun:test"
 import type { KvClientShape, KvLimits } from "@kv/kvraft"
 import type { NodeId } from "@kv/raft"
-import { SimNetwork, seedFromEnv } from "@kv/rpc"
+import { seedFromEnv } from "@kv/rpc"
 import { makeControllerClient, makeControllerServer, shardOf } from "@kv/shardctrler"
-import { SimProcesses } from "@kv/testkit"
-import { Effect } from "effect"
+import { SimProcesses, SimWorld } from "@kv/testkit"
+import type { Effect } from "effect"
 import { makeShardKvClient, makeShardKvServer } from "../src/index.ts"
 
 const FILE = "packages/shardkv/test/sessionRenewal.test.ts"
@@ -17,12 +17,11 @@ const TTL_MS = 400
 const N_SHARDS = 10
 const GID = 100
 
-const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
-
-/** A controller and one group of three replicas on a SimNetwork, the group serving every shard. */
-const startCluster = async (seed: number, limits: Partial<KvLimits>) => {
-  const network = new SimNetwork({ seed })
-  const processes = new SimProcesses(network)
+/** A controller and one group of three replicas in `world`, the group serving every shard. */
+const startCluster = async (world: SimWorld, limits: Partial<KvLimits>) => {
+  const seed = world.seed
+  const processes = new SimProcesses(world)
+  const run = <A, E>(effect: Effect.Effect<A, E>) => processes.run(effect)
   const ctrlPeers: Record<number, string> = { 1: "ctrl-0", 2: "ctrl-1", 3: "ctrl-2" }
   const groupPeers: Record<number, string> = { 1: "g100-0", 2: "g100-1", 3: "g100-2" }
   const controllers = Object.values(ctrlPeers)
@@ -48,7 +47,7 @@ const startCluster = async (seed: number, limits: Partial<KvLimits>) => {
   const admin = await run(makeControllerClient(rpc, { controllers, deadlineMs: 20_000 }))
   await run(admin.join({ [String(GID)]: Object.values(groupPeers) }))
   const clerk = (): Promise<KvClientShape> => run(makeShardKvClient(rpc, { controllers, deadlineMs: 20_000 }))
-  return { processes, clerk }
+  return { processes, clerk, run, exit: <A, E>(effect: Effect.Effect<A, E>) => world.driver.exit(effect) }
 }
 
 const keys = Array.from({ length: 5 }, (_, i) => `key-${i}`)
@@ -61,62 +60,68 @@ const neighbour = (key: string): string => {
   }
 }
 
-/** Writes to every key's shard until `ms` of wall time have passed: a shard's log time moves on only with its commands. */
-const keepBusy = async (other: KvClientShape, ms: number) => {
-  const until = Date.now() + ms
-  for (let i = 0; Date.now() < until; i++) {
+type Cluster = Awaited<ReturnType<typeof startCluster>>
+
+/** Writes to every key's shard until `ms` of virtual time have passed: a shard's log time moves on only with its commands. */
+const keepBusy = async (world: SimWorld, { run }: Cluster, other: KvClientShape, ms: number) => {
+  const until = world.now() + ms
+  for (let i = 0; world.now() < until; i++) {
     await Promise.all(keys.map((key) => run(other.put(neighbour(key), String(i)))))
-    await Bun.sleep(20)
+    await world.sleep(20)
   }
 }
 
-const seeded = (name: string, body: (seed: number) => Promise<void>) =>
+/** A seeded scenario in virtual time: prints its seed, replay command and virtual time. */
+const seeded = (name: string, body: (world: SimWorld) => Promise<void>) =>
   test(name, async () => {
     const seed = seedFromEnv()
+    const replay = `KV_SEED=${seed} bun test ${FILE} -t "${name}"`
+    const world = new SimWorld(seed)
     try {
-      await body(seed)
+      await world.drive(() => body(world))
+      console.log(`"${name}" passed: ${(world.now() / 1000).toFixed(1)} s of virtual time (replay: ${replay})`)
     } catch (error) {
-      console.error(`"${name}" failed; replay: KV_SEED=${seed} bun test ${FILE} -t "${name}"`)
+      console.error(`"${name}" failed; replay: ${replay}`)
       throw error
     }
   }, 60_000)
 
 describe("the sharded clerk renews expired sessions per shard", () => {
-  seeded("a client idle longer than the session lifetime just works: each write applies once", async (seed) => {
-    const cluster = await startCluster(seed, { sessionTtlMs: TTL_MS, maxLogTimeStepMs: TTL_MS })
+  seeded("a client idle longer than the session lifetime just works: each write applies once", async (world) => {
+    const cluster = await startCluster(world, { sessionTtlMs: TTL_MS, maxLogTimeStepMs: TTL_MS })
     try {
       const a = await cluster.clerk()
       const b = await cluster.clerk()
-      await Promise.all(keys.map((key) => run(a.put(key, "x"))))
-      await keepBusy(b, 3 * TTL_MS)
-      const exits = await Promise.all(keys.map((key) => Effect.runPromiseExit(a.append(key, "y"))))
+      await Promise.all(keys.map((key) => cluster.run(a.put(key, "x"))))
+      await keepBusy(world, cluster, b, 3 * TTL_MS)
+      const exits = await Promise.all(keys.map((key) => cluster.exit(a.append(key, "y"))))
       for (const exit of exits) expect(exit._tag).toBe("Success")
-      for (const key of keys) expect(await run(a.get(key))).toBe("xy")
-      await run(a.append(keys[0]!, "z"))
-      expect(await run(a.get(keys[0]!))).toBe("xyz")
+      for (const key of keys) expect(await cluster.run(a.get(key))).toBe("xy")
+      await cluster.run(a.append(keys[0]!, "z"))
+      expect(await cluster.run(a.get(keys[0]!))).toBe("xyz")
     } finally {
       await cluster.processes.cleanup()
     }
   })
 
-  seeded("a client a shard has forgotten gets OutcomeUnknown once, then works", async (seed) => {
-    const cluster = await startCluster(seed, { sessionTtlMs: TTL_MS, maxLogTimeStepMs: TTL_MS, maxExpiredSessions: 1 })
+  seeded("a client a shard has forgotten gets OutcomeUnknown once, then works", async (world) => {
+    const cluster = await startCluster(world, { sessionTtlMs: TTL_MS, maxLogTimeStepMs: TTL_MS, maxExpiredSessions: 1 })
     try {
       const a = await cluster.clerk()
       const key = keys[0]!
-      await run(a.put(key, "1"))
+      await cluster.run(a.put(key, "1"))
       // One-shot clients writing to the same shard push a's expired session out.
-      const until = Date.now() + 3 * TTL_MS
-      for (let i = 0; Date.now() < until; i++) {
+      const until = world.now() + 3 * TTL_MS
+      for (let i = 0; world.now() < until; i++) {
         const once = await cluster.clerk()
-        await run(once.put(neighbour(key), String(i)))
-        await Bun.sleep(20)
+        await cluster.run(once.put(neighbour(key), String(i)))
+        await world.sleep(20)
       }
-      const exit = await Effect.runPromiseExit(a.put(key, "2"))
+      const exit = await cluster.exit(a.put(key, "2"))
       expect(exit._tag).toBe("Failure")
       expect(JSON.stringify(exit)).toContain("OutcomeUnknown")
-      await run(a.put(key, "3"))
-      expect(await run(a.get(key))).toBe("3")
+      await cluster.run(a.put(key, "3"))
+      expect(await cluster.run(a.get(key))).toBe("3")
     } finally {
       await cluster.processes.cleanup()
     }

@@ -2,16 +2,17 @@
 import { describe } from "bun:test"
 import { SeededRandom } from "@kv/rpc"
 import { startAppenders } from "./support/appenders.ts"
-import { labTest, sleep } from "./support/labTest.ts"
-import { labKeys, randstring, ShardLab } from "./support/shardLab.ts"
+import { labTest } from "./support/labTest.ts"
+import { labKeys, randstring } from "./support/shardLab.ts"
 
 const FILE = "packages/shardkv/test/shardkv5b-unreliable.test.ts"
 
 describe("5B: shard movement on an unreliable network", () => {
-  labTest("unreliable 1 (TestUnreliable1_5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: 100, unreliable: true })
-    try {
+  labTest(
+    "unreliable 1 (TestUnreliable1_5B)",
+    FILE,
+    { maxRaftStateBytes: 100, unreliable: true },
+    async ({ lab, random }) => {
       const ck = await lab.makeClient()
       await lab.join(0)
       const n = 10
@@ -34,15 +35,14 @@ describe("5B: shard movement on an unreliable network", () => {
         const i = ii % n
         await lab.check(ck, ka[i]!, va[i]!)
       }
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 
-  labTest("unreliable 2 (TestUnreliable2_5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: 100, unreliable: true })
-    try {
+  labTest(
+    "unreliable 2 (TestUnreliable2_5B)",
+    FILE,
+    { maxRaftStateBytes: 100, unreliable: true },
+    async ({ lab, random, seed }) => {
       const ck = await lab.makeClient()
       await lab.join(0)
       const n = 10
@@ -50,30 +50,29 @@ describe("5B: shard movement on an unreliable network", () => {
       const va = ka.map(() => randstring(5, () => random.next()))
       for (let i = 0; i < n; i++) await lab.put(ck, ka[i]!, va[i]!)
       const appenders = await startAppenders(lab, ka, va, 10, seed)
-      await sleep(150)
+      await lab.sleep(150)
       await lab.join(1)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.join(2)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.leave(0)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.leave(1)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.join(1)
       await lab.join(0)
-      await sleep(2_000)
+      await lab.sleep(2_000)
       lab.network.setUnreliable(false)
       await appenders.stop()
       for (let i = 0; i < n; i++) await lab.check(ck, ka[i]!, va[i]!)
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 
-  labTest("unreliable 3, linearizable (TestUnreliable3_5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: 100, unreliable: true })
-    try {
+  labTest(
+    "unreliable 3, linearizable (TestUnreliable3_5B)",
+    FILE,
+    { maxRaftStateBytes: 100, unreliable: true },
+    async ({ lab, random, seed }) => {
       const ck = await lab.makeClient()
       await lab.join(0)
       const n = 10
@@ -97,24 +96,22 @@ describe("5B: shard movement on an unreliable network", () => {
           else await lab.get(ck1, key)
         }
       })
-      await sleep(150)
+      await lab.sleep(150)
       await lab.join(1)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.join(2)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.leave(0)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.leave(1)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.join(1)
       await lab.join(0)
-      await sleep(2_000)
+      await lab.sleep(2_000)
       done = true
       lab.network.setUnreliable(false)
       await Promise.all(running)
       lab.checkLinearizable()
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 })

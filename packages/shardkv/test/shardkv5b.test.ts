@@ -1,9 +1,9 @@
 /** Lab 5B (sharded KV): shards move between groups while clients keep working, through crashes. */
 import { describe } from "bun:test"
-import { SeededRandom } from "@kv/rpc"
+import type { SeededRandom } from "@kv/rpc"
 import { startAppenders } from "./support/appenders.ts"
-import { labTest, sleep } from "./support/labTest.ts"
-import { type Clerk, labKeys, randstring, ShardLab } from "./support/shardLab.ts"
+import { labTest } from "./support/labTest.ts"
+import { type Clerk, labKeys, randstring, type ShardLab } from "./support/shardLab.ts"
 
 const FILE = "packages/shardkv/test/shardkv5b.test.ts"
 
@@ -31,31 +31,26 @@ const checkAll = async (lab: ShardLab, ck: Clerk, ka: string[], va: string[]) =>
 }
 
 describe("5B: shard movement", () => {
-  labTest("join then leave (TestJoinLeave5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: -1 })
-    try {
-      const ck = await lab.makeClient()
-      await lab.join(0)
-      const { ka, va } = await fill(lab, ck, 10, random, 5)
-      await lab.join(1)
-      await checkAndAppend(lab, ck, ka, va, random)
-      await lab.leave(0)
-      await checkAndAppend(lab, ck, ka, va, random)
-      // Allow time for shards to transfer, then the departed group must not be needed.
-      await sleep(1_000)
-      lab.checklogs()
-      await lab.shutdownGroup(0)
-      await checkAll(lab, ck, ka, va)
-    } finally {
-      await lab.cleanup()
-    }
+  labTest("join then leave (TestJoinLeave5B)", FILE, { maxRaftStateBytes: -1 }, async ({ lab, random }) => {
+    const ck = await lab.makeClient()
+    await lab.join(0)
+    const { ka, va } = await fill(lab, ck, 10, random, 5)
+    await lab.join(1)
+    await checkAndAppend(lab, ck, ka, va, random)
+    await lab.leave(0)
+    await checkAndAppend(lab, ck, ka, va, random)
+    // Allow time for shards to transfer, then the departed group must not be needed.
+    await lab.sleep(1_000)
+    lab.checklogs()
+    await lab.crashGroup(0)
+    await checkAll(lab, ck, ka, va)
   })
 
-  labTest("snapshots, join, and leave (TestSnapshot5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: 1_000 })
-    try {
+  labTest(
+    "snapshots, join, and leave (TestSnapshot5B)",
+    FILE,
+    { maxRaftStateBytes: 1_000 },
+    async ({ lab, random }) => {
       const ck = await lab.makeClient()
       await lab.join(0)
       const { ka, va } = await fill(lab, ck, 30, random)
@@ -66,28 +61,27 @@ describe("5B: shard movement", () => {
       await lab.leave(1)
       await lab.join(0)
       await checkAndAppend(lab, ck, ka, va, random)
-      await sleep(1_000)
+      await lab.sleep(1_000)
       await checkAll(lab, ck, ka, va)
-      await sleep(1_000)
+      await lab.sleep(1_000)
       lab.checklogs()
       // Every group restarts from its snapshot and log.
-      for (const gi of [0, 1, 2]) await lab.shutdownGroup(gi)
-      for (const gi of [0, 1, 2]) await lab.startGroup(gi)
+      for (const gi of [0, 1, 2]) await lab.crashGroup(gi)
+      for (const gi of [0, 1, 2]) await lab.restartGroup(gi)
       await checkAll(lab, ck, ka, va)
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 
-  labTest("servers miss configuration changes (TestMissChange5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: 1_000 })
-    try {
+  labTest(
+    "servers miss configuration changes (TestMissChange5B)",
+    FILE,
+    { maxRaftStateBytes: 1_000 },
+    async ({ lab, random }) => {
       const ck = await lab.makeClient()
       await lab.join(0)
       const { ka, va } = await fill(lab, ck, 10, random)
       await lab.join(1)
-      for (const gi of [0, 1, 2]) await lab.shutdownServer(gi, 0)
+      for (const gi of [0, 1, 2]) await lab.crash(gi, 0)
       await lab.join(2)
       await lab.leave(1)
       await lab.leave(0)
@@ -95,60 +89,58 @@ describe("5B: shard movement", () => {
       await lab.join(1)
       await checkAndAppend(lab, ck, ka, va, random)
       // Replica 0 of each group comes back having missed several configurations.
-      for (const gi of [0, 1, 2]) await lab.startServer(gi, 0)
+      for (const gi of [0, 1, 2]) await lab.restart(gi, 0)
       await checkAndAppend(lab, ck, ka, va, random)
-      await sleep(2_000)
-      for (const gi of [0, 1, 2]) await lab.shutdownServer(gi, 1)
+      await lab.sleep(2_000)
+      for (const gi of [0, 1, 2]) await lab.crash(gi, 1)
       await lab.join(0)
       await lab.leave(2)
       await checkAndAppend(lab, ck, ka, va, random)
-      for (const gi of [0, 1, 2]) await lab.startServer(gi, 1)
+      for (const gi of [0, 1, 2]) await lab.restart(gi, 1)
       await checkAll(lab, ck, ka, va)
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 
-  labTest("concurrent puts and configuration changes (TestConcurrent1_5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: 100 })
-    try {
+  labTest(
+    "concurrent puts and configuration changes (TestConcurrent1_5B)",
+    FILE,
+    { maxRaftStateBytes: 100 },
+    async ({ lab, random, seed }) => {
       const ck = await lab.makeClient()
       await lab.join(0)
       const { ka, va } = await fill(lab, ck, 10, random, 5)
       const appenders = await startAppenders(lab, ka, va, 10, seed)
-      await sleep(150)
+      await lab.sleep(150)
       await lab.join(1)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.join(2)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.leave(0)
-      await lab.shutdownGroup(0)
-      await sleep(100)
-      await lab.shutdownGroup(1)
-      await sleep(100)
-      await lab.shutdownGroup(2)
+      await lab.crashGroup(0)
+      await lab.sleep(100)
+      await lab.crashGroup(1)
+      await lab.sleep(100)
+      await lab.crashGroup(2)
       await lab.leave(2)
-      await sleep(100)
-      for (const gi of [0, 1, 2]) await lab.startGroup(gi)
-      await sleep(100)
+      await lab.sleep(100)
+      for (const gi of [0, 1, 2]) await lab.restartGroup(gi)
+      await lab.sleep(100)
       await lab.join(0)
       await lab.leave(1)
-      await sleep(500)
+      await lab.sleep(500)
       await lab.join(1)
-      await sleep(1_000)
+      await lab.sleep(1_000)
       await appenders.stop()
       await checkAll(lab, ck, ka, va)
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 
   // Shards moving and groups restarting, without snapshots.
-  labTest("more concurrent puts and configuration changes (TestConcurrent2_5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: -1 })
-    try {
+  labTest(
+    "more concurrent puts and configuration changes (TestConcurrent2_5B)",
+    FILE,
+    { maxRaftStateBytes: -1 },
+    async ({ lab, random, seed }) => {
       const ck = await lab.makeClient()
       await lab.join(1)
       await lab.join(0)
@@ -157,53 +149,50 @@ describe("5B: shard movement", () => {
       const appenders = await startAppenders(lab, ka, va, 50, seed)
       await lab.leave(0)
       await lab.leave(2)
-      await sleep(3_000)
+      await lab.sleep(3_000)
       await lab.join(0)
       await lab.join(2)
       await lab.leave(1)
-      await sleep(3_000)
+      await lab.sleep(3_000)
       await lab.join(1)
       await lab.leave(0)
       await lab.leave(2)
-      await sleep(3_000)
-      await lab.shutdownGroup(1)
-      await lab.shutdownGroup(2)
-      await sleep(1_000)
-      await lab.startGroup(1)
-      await lab.startGroup(2)
-      await sleep(2_000)
+      await lab.sleep(3_000)
+      await lab.crashGroup(1)
+      await lab.crashGroup(2)
+      await lab.sleep(1_000)
+      await lab.restartGroup(1)
+      await lab.restartGroup(2)
+      await lab.sleep(2_000)
       await appenders.stop()
       await checkAll(lab, ck, ka, va)
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 
-  labTest("concurrent configuration change and restart (TestConcurrent3_5B)", FILE, async (seed) => {
-    const random = new SeededRandom(seed)
-    const lab = await ShardLab.make({ seed, maxRaftStateBytes: 300 })
-    try {
+  labTest(
+    "concurrent configuration change and restart (TestConcurrent3_5B)",
+    FILE,
+    { maxRaftStateBytes: 300 },
+    async ({ lab, random, seed }) => {
       const ck = await lab.makeClient()
       await lab.join(0)
       const { ka, va } = await fill(lab, ck, 10, random, 1)
       const appenders = await startAppenders(lab, ka, va, 10, seed)
-      const t0 = Date.now()
-      while (Date.now() - t0 < 12_000) {
+      const t0 = lab.now()
+      while (lab.now() - t0 < 12_000) {
         await lab.join(2)
         await lab.join(1)
-        await sleep(random.int(900))
-        for (const gi of [0, 1, 2]) await lab.shutdownGroup(gi)
-        for (const gi of [0, 1, 2]) await lab.startGroup(gi)
-        await sleep(random.int(900))
+        await lab.sleep(random.int(900))
+        for (const gi of [0, 1, 2]) await lab.crashGroup(gi)
+        for (const gi of [0, 1, 2]) await lab.restartGroup(gi)
+        await lab.sleep(random.int(900))
         await lab.leave(1)
         await lab.leave(2)
-        await sleep(random.int(900))
+        await lab.sleep(random.int(900))
       }
-      await sleep(2_000)
+      await lab.sleep(2_000)
       await appenders.stop()
       await checkAll(lab, ck, ka, va)
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    },
+  )
 })

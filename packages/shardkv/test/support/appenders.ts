@@ -1,10 +1,9 @@
 import { SeededRandom } from "@kv/rpc"
-import { sleep } from "./labTest.ts"
 import { randstring, type ShardLab } from "./shardLab.ts"
 
 /**
  * The lab's concurrent appenders (`ff`): one clerk per key appends a random 5-character string,
- * then pauses, until stopped; `values[i]` tracks what key i must hold.
+ * then pauses (in virtual time), until stopped; `values[i]` tracks what key i must hold.
  */
 export const startAppenders = async (
   lab: ShardLab,
@@ -22,7 +21,7 @@ export const startAppenders = async (
       const x = randstring(5, () => random.next())
       await lab.append(clerk, key, x)
       values[i] += x
-      await sleep(pauseMs)
+      await lab.sleep(pauseMs)
     }
   })
   // Surface the first failure at once instead of when stopped.

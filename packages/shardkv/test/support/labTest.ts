@@ -1,36 +1,59 @@
 import { test } from "bun:test"
-import { seedFromEnv } from "@kv/rpc"
+import { SeededRandom, seedFromEnv } from "@kv/rpc"
+import { ShardLab, type ShardLabOptions } from "./shardLab.ts"
 
-/** The lab harness's per-test wall-clock bound (checkTimeout). */
+/** Wall-clock guard against a pathologically slow run; the lab's bounds are checked in virtual time. */
 export const LAB_TEST_TIMEOUT_MS = 120_000
 
-/** A seeded sharded-KV scenario: prints its seed, and the replay command when it fails. */
+export interface LabContext {
+  readonly lab: ShardLab
+  /** The test's own choices (values, pauses), from the run's seed. */
+  readonly random: SeededRandom
+  readonly seed: number
+}
+
+/**
+ * One sharded-KV lab scenario in virtual time: a fresh controller and groups 100–102, driven by
+ * one seed (network, timers, elections, the test's own choices), so `KV_SEED` replays it
+ * exactly; cleanup whatever happens. Prints the seed, the replay command and the virtual time.
+ */
 export const labTest = (
   name: string,
   file: string,
-  body: (seed: number) => Promise<void>,
+  options: Omit<ShardLabOptions, "seed">,
+  body: (ctx: LabContext) => Promise<void>,
   timeoutMs = LAB_TEST_TIMEOUT_MS,
 ) =>
   test(
     name,
     async () => {
       const seed = seedFromEnv()
-      const start = performance.now()
+      const replay = `KV_SEED=${seed} bun test ${file} -t "${name}"`
+      const lab = new ShardLab({ ...options, seed })
       try {
-        await body(seed)
-        console.log(`"${name}" passed in ${((performance.now() - start) / 1000).toFixed(1)} s (seed ${seed})`)
+        await lab.world.drive(async () => {
+          await lab.init()
+          try {
+            await body({ lab, random: new SeededRandom(seed), seed })
+          } finally {
+            await lab.cleanup()
+          }
+        })
+        console.log(`"${name}" passed: ${(lab.now() / 1000).toFixed(1)} s of virtual time (replay: ${replay})`)
       } catch (error) {
-        console.error(`"${name}" failed; replay: KV_SEED=${seed} bun test ${file} -t "${name}"`)
+        console.error(`"${name}" failed at ${(lab.now() / 1000).toFixed(1)} s of virtual time; replay: ${replay}`)
         throw error
       }
     },
     timeoutMs,
   )
 
-export const sleep = (ms: number) => Bun.sleep(ms)
-
-/** Settles with how many of `promises` fulfilled within `ms`; a rejection fails the call. */
-export const countCompletedWithin = async (promises: readonly Promise<unknown>[], ms: number): Promise<number> => {
+/** Settles with how many of `promises` fulfilled within `ms` of virtual time; a rejection fails the call. */
+export const countCompletedWithin = async (
+  lab: ShardLab,
+  promises: readonly Promise<unknown>[],
+  ms: number,
+): Promise<number> => {
   let done = 0
   let failure: unknown
   for (const p of promises) {
@@ -43,20 +66,21 @@ export const countCompletedWithin = async (promises: readonly Promise<unknown>[]
       },
     )
   }
-  await sleep(ms)
+  await lab.sleep(ms)
   if (failure !== undefined) throw failure
   return done
 }
 
-/** Polls `condition` until it holds; fails naming `what` after `deadlineMs`. */
+/** Polls `condition` every 50 ms of virtual time until it holds; fails naming `what` after `deadlineMs`. */
 export const waitUntil = async (
+  lab: ShardLab,
   what: string,
   deadlineMs: number,
   condition: () => boolean | Promise<boolean>,
 ): Promise<void> => {
-  const end = performance.now() + deadlineMs
+  const end = lab.now() + deadlineMs
   while (!(await condition())) {
-    if (performance.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
-    await sleep(50)
+    if (lab.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
+    await lab.sleep(50)
   }
 }

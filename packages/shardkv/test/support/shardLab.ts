@@ -1,13 +1,14 @@
 /**
- * The lab's sharded-KV harness (shardkv/config.go) over SimNetwork: a controller of 3 replicas,
+ * The lab's sharded-KV harness (shardkv/config.go) in virtual time: a controller of 3 replicas,
  * groups 100/101/102 of 3 replicas each with memory storage that survives crashes, join/leave
- * through an admin clerk, group and server shutdown/restart, log-size checks, and clerks whose
- * operations can be recorded for the linearizability check.
+ * through an admin clerk, replica and group crash/restart, log-size checks, and clerks whose
+ * operations can be recorded for the linearizability check. One SimWorld holds it all, so one
+ * seed decides the run; tests are async bodies run by `lab.world.drive` (see labTest.ts).
  */
 import { expect } from "bun:test"
 import type { KvClientShape } from "@kv/kvraft"
 import { type NodeId, openMemoryStorage } from "@kv/raft"
-import { SimNetwork } from "@kv/rpc"
+import type { SimNetwork } from "@kv/rpc"
 import {
   type Config,
   type ControllerClientShape,
@@ -15,8 +16,8 @@ import {
   makeControllerServer,
   shardOf,
 } from "@kv/shardctrler"
-import { checkLinearizable, HistoryRecorder, type KvInput, SimProcesses } from "@kv/testkit"
-import { Effect, Exit } from "effect"
+import { checkLinearizable, HistoryRecorder, type KvInput, SimProcesses, SimWorld } from "@kv/testkit"
+import { type Effect, Exit } from "effect"
 import { makeShardKvClient, makeShardKvServer, type ShardKvServerShape } from "../../src/index.ts"
 
 export const N_SHARDS = 10
@@ -43,7 +44,7 @@ interface Group {
 }
 
 const serverAddress = (gid: number, i: number) => `g${gid}-${i}`
-const storageName = (gid: number, i: number) => `shardkv-${gid}-${i}`
+export const storageName = (gid: number, i: number) => `shardkv-${gid}-${i}`
 
 /** One key per shard: shardOf is a hash, so the lab's "key i is in shard i" is found by search. */
 export const keysCoveringShards = (nShards = N_SHARDS): string[] => {
@@ -76,6 +77,7 @@ export const randstring = (n: number, random: () => number): string => {
 }
 
 export class ShardLab {
+  readonly world: SimWorld
   readonly network: SimNetwork
   readonly processes: SimProcesses
   readonly history = new HistoryRecorder()
@@ -84,14 +86,13 @@ export class ShardLab {
   readonly ctrlPeers: Record<number, string> = {}
   private admin: ControllerClientShape | undefined
   private nextClerk = 0
-  /** Aborted by cleanup: interrupts operations still retrying (e.g. at a group that is down). */
-  private readonly stop = new AbortController()
   private nextController = 0
 
-  private constructor(readonly options: ShardLabOptions) {
-    this.network = new SimNetwork({ seed: options.seed })
+  constructor(readonly options: ShardLabOptions) {
+    this.world = new SimWorld(options.seed)
+    this.network = this.world.network
     this.network.setUnreliable(options.unreliable ?? false)
-    this.processes = new SimProcesses(this.network)
+    this.processes = new SimProcesses(this.world)
     this.n = options.n ?? 3
     for (let i = 0; i < 3; i++) this.ctrlPeers[i + 1] = `ctrl-${i}`
     this.groups = GIDS.map((gid) => {
@@ -101,12 +102,26 @@ export class ShardLab {
     })
   }
 
-  static async make(options: ShardLabOptions): Promise<ShardLab> {
-    const lab = new ShardLab(options)
-    await lab.startControllers("ctrl", lab.ctrlPeers)
-    lab.admin = await lab.controllerClient(Object.values(lab.ctrlPeers))
-    for (let gi = 0; gi < lab.groups.length; gi++) await lab.startGroup(gi)
-    return lab
+  /** Starts the controller and every group (none joined yet); call inside `world.drive`. */
+  async init(): Promise<void> {
+    await this.startControllers("ctrl", this.ctrlPeers)
+    this.admin = await this.controllerClient(Object.values(this.ctrlPeers))
+    for (let gi = 0; gi < this.groups.length; gi++) await this.restartGroup(gi)
+  }
+
+  /** Virtual milliseconds since the world began. */
+  now(): number {
+    return this.world.now()
+  }
+
+  /** Resolves after `ms` of virtual time. */
+  sleep(ms: number): Promise<void> {
+    return this.world.sleep(ms)
+  }
+
+  /** `effect` run in the world (an admin call, a raw RPC), settling in virtual time. */
+  run<A, E>(effect: Effect.Effect<A, E>): Promise<A> {
+    return this.processes.run(effect)
   }
 
   /** A controller of 3 replicas at `${prefix}-i` (the lab has one; TestRejection5A adds a second). */
@@ -136,7 +151,7 @@ export class ShardLab {
 
   private async controllerClient(controllers: string[]): Promise<ControllerClientShape> {
     const rpc = await this.processes.client(`admin-${this.nextController++}`)
-    return Effect.runPromise(makeControllerClient(rpc, { controllers, deadlineMs: 60_000 }))
+    return this.run(makeControllerClient(rpc, { controllers, deadlineMs: 60_000 }))
   }
 
   gid(gi: number): number {
@@ -147,7 +162,8 @@ export class ShardLab {
     return Object.values(this.groups[gi]!.peers)
   }
 
-  async startServer(gi: number, i: number): Promise<void> {
+  /** Starts replica i of group gi, or restarts it from what its disk kept. */
+  async restart(gi: number, i: number): Promise<void> {
     const group = this.groups[gi]!
     group.servers[i] = undefined
     group.servers[i] = await this.processes.start(
@@ -165,57 +181,65 @@ export class ShardLab {
     )
   }
 
-  /** Stops replica i of group gi abruptly; only what it synced survives. */
-  async shutdownServer(gi: number, i: number): Promise<void> {
+  /** Kills replica i of group gi: its memory is gone; only what it synced survives. */
+  async crash(gi: number, i: number): Promise<void> {
     const group = this.groups[gi]!
     group.servers[i] = undefined
     await this.processes.stop(serverAddress(group.gid, i))
   }
 
-  async startGroup(gi: number): Promise<void> {
-    for (let i = 0; i < this.n; i++) await this.startServer(gi, i)
+  async restartGroup(gi: number): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.restart(gi, i)
   }
 
-  async shutdownGroup(gi: number): Promise<void> {
-    for (let i = 0; i < this.n; i++) await this.shutdownServer(gi, i)
+  async crashGroup(gi: number): Promise<void> {
+    for (let i = 0; i < this.n; i++) await this.crash(gi, i)
   }
 
   server(gi: number, i: number): ShardKvServerShape | undefined {
     return this.groups[gi]!.servers[i]
   }
 
-  async join(gi: number): Promise<void> {
-    await this.joinm([gi])
+  /** The replica of group gi that claims leadership in the highest term, if any. */
+  leader(gi: number): number | undefined {
+    let best: number | undefined
+    let term = -1
+    this.groups[gi]!.servers.forEach((s, i) => {
+      const status = s?.rsm.raft.status()
+      if (status?.role === "leader" && status.term > term) {
+        best = i
+        term = status.term
+      }
+    })
+    return best
   }
 
-  async joinm(gis: readonly number[]): Promise<void> {
+  /** The controller's Join of groups `gis` (the lab's join and joinm). */
+  async join(...gis: number[]): Promise<void> {
     const groups: Record<string, string[]> = {}
     for (const gi of gis) groups[String(this.gid(gi))] = this.servers(gi)
-    await Effect.runPromise(this.admin!.join(groups))
+    await this.run(this.admin!.join(groups))
   }
 
-  async leave(gi: number): Promise<void> {
-    await this.leavem([gi])
-  }
-
-  async leavem(gis: readonly number[]): Promise<void> {
-    await Effect.runPromise(this.admin!.leave(gis.map((gi) => this.gid(gi))))
+  /** The controller's Leave of groups `gis` (the lab's leave and leavem). */
+  async leave(...gis: number[]): Promise<void> {
+    await this.run(this.admin!.leave(gis.map((gi) => this.gid(gi))))
   }
 
   /** Gives `shard` to group gi (the controller's Move). */
   async move(shard: number, gi: number): Promise<void> {
-    await Effect.runPromise(this.admin!.move(shard, this.gid(gi)))
+    await this.run(this.admin!.move(shard, this.gid(gi)))
   }
 
   async query(num = -1): Promise<Config> {
-    return Effect.runPromise(this.admin!.query(num))
+    return this.run(this.admin!.query(num))
   }
 
   /** A clerk of the sharded service; `controllers` defaults to the lab's controller. */
   async makeClient(controllers: readonly string[] = Object.values(this.ctrlPeers)): Promise<Clerk> {
     const id = this.nextClerk++
     const rpc = await this.processes.client(`clerk-${id}`)
-    const client = await Effect.runPromise(makeShardKvClient(rpc, { controllers, deadlineMs: 60_000 }))
+    const client = await this.run(makeShardKvClient(rpc, { controllers, deadlineMs: 60_000 }))
     return { id, client }
   }
 
@@ -270,15 +294,15 @@ export class ShardLab {
   // Operations, optionally recorded for the linearizability check.
 
   async get(clerk: Clerk, key: string): Promise<string> {
-    return this.run(clerk, { op: "get", key }, () => clerk.client.get(key))
+    return this.record(clerk, { op: "get", key }, () => clerk.client.get(key))
   }
 
   async put(clerk: Clerk, key: string, value: string): Promise<void> {
-    await this.run(clerk, { op: "put", key, value }, () => clerk.client.put(key, value))
+    await this.record(clerk, { op: "put", key, value }, () => clerk.client.put(key, value))
   }
 
   async append(clerk: Clerk, key: string, value: string): Promise<void> {
-    await this.run(clerk, { op: "append", key, value }, () => clerk.client.append(key, value))
+    await this.record(clerk, { op: "append", key, value }, () => clerk.client.append(key, value))
   }
 
   /** The lab's check(): Get returns the expected value. */
@@ -287,9 +311,9 @@ export class ShardLab {
     if (v !== value) throw new Error(`Get(${key}): expected:\n${value}\nreceived:\n${v}`)
   }
 
-  private async run<A>(clerk: Clerk, input: KvInput, body: () => Effect.Effect<A, unknown>): Promise<A> {
+  private async record<A>(clerk: Clerk, input: KvInput, body: () => Effect.Effect<A, unknown>): Promise<A> {
     const token = this.history.begin(clerk.id, input)
-    const exit = await Effect.runPromiseExit(body(), { signal: this.stop.signal })
+    const exit = await this.world.driver.exit(body())
     if (Exit.isSuccess(exit)) {
       this.history.end(token, typeof exit.value === "string" ? exit.value : undefined)
       return exit.value
@@ -308,8 +332,11 @@ export class ShardLab {
     )
   }
 
+  /**
+   * Stops every server and client. Operations still retrying (at a group that is down) are left
+   * behind: nothing steps the world's clock once the test body has ended.
+   */
   async cleanup(): Promise<void> {
-    this.stop.abort()
     for (const group of this.groups) group.servers.fill(undefined)
     await this.processes.cleanup()
   }
