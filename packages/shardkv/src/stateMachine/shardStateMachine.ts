@@ -489,8 +489,8 @@ export class ShardStateMachine {
           slot.kv = parked.kv
           this.#parked[shard] = undefined
         } else if (holder !== undefined) {
-          // A copy still parked here from before is obsolete: the holder installed it since.
-          this.#parked[shard] = undefined
+          // A copy still parked here from before stays until its puller deletes it: the holder may
+          // lag behind the configurations and still need it to reach the one that parked it.
           this.#startPulling(slot, { gid: holder.gid, servers: holder.servers, handOffConfigNum: holder.configNum })
         } else {
           // No group ever held the shard: it starts empty.
