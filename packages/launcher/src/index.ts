@@ -1,0 +1,7 @@
+export { type ExitSignal, killEverything, killEverythingOnSignals } from "./cleanup.ts"
+export { type CommandResult, runCommand } from "./command.ts"
+export { type ControlSignal, Launched, type LaunchOptions } from "./launched.ts"
+export { pollUntil } from "./poll.ts"
+export { freeTcpPorts, freeUdpPorts, type Protocol, portIsBound } from "./ports.ts"
+export { ProcessGroup, type ProcessGroupOptions } from "./processGroup.ts"
+export { type TempDir, tempDir } from "./tempDir.ts"
