@@ -11,7 +11,7 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import type { RpcNodeShape } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
+import { freeUdpPorts, ProcessGroup, pollUntil, tempDir, udpClientNode, writeFile } from "@kv/testkit"
 import { Effect, Exit, Scope } from "effect"
 import {
   type KvClientShape,
@@ -34,7 +34,7 @@ const dir = tempDir("kvraft-clock-skew")
 const scope = Effect.runSync(Scope.make())
 
 afterAll(async () => {
-  await processes.stopAll()
+  await processes.killAll()
   await Effect.runPromise(Scope.close(scope, Exit.void))
   dir.remove()
 })
@@ -42,15 +42,8 @@ afterAll(async () => {
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 
 /** Polls `check` every 50 ms until it returns a value, failing with `what` after `ms`. */
-const waitFor = async <A>(what: string, ms: number, check: () => Promise<A | undefined>): Promise<A> => {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await Bun.sleep(50)
-  }
-}
+const waitFor = <A>(what: string, ms: number, check: () => Promise<A | undefined>): Promise<A> =>
+  pollUntil(what, check, { timeoutMs: ms, stopOn: () => true })
 
 describe("kvraft processes with skewed clocks", () => {
   test("a replica whose clock is 2 h ahead, then one 2 h behind, leads under concurrent clients: no session expires, nothing applies twice", async () => {
@@ -66,7 +59,7 @@ describe("kvraft processes with skewed clocks", () => {
     writeFile(config, `dataDir = "./data"\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`)
     const name = (k: number) => `replica-${k}`
     const start = (k: number, clockOffset?: string) =>
-      processes.start(name(k), [BIN, "--replica", String(k), "--config", config], {
+      processes.start(name(k), ["bun", BIN, "--replica", String(k), "--config", config], {
         cwd: dir.path,
         ...(clockOffset === undefined ? {} : { env: { LD_PRELOAD: libfaketime, FAKETIME: clockOffset } }),
       })
@@ -140,7 +133,7 @@ describe("kvraft processes with skewed clocks", () => {
       await waitFor("writes committed without the frozen follower", 10_000, async () =>
         ((await status(current))?.commitIndex ?? 0) > before + 20 ? true : undefined,
       )
-      const stopping = processes.terminate(name(current))
+      const stopping = processes.stop(name(current))
       try {
         await waitFor(`replica ${target} to lead`, 10_000, async () =>
           (await status(target))?.role === "leader" ? true : undefined,

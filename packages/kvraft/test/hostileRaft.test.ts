@@ -11,6 +11,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import dgram from "node:dgram"
+import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { MAX_TERM_AHEAD, MAX_TERM_OR_INDEX, type Message, ProposalTooLarge, Storage } from "@kv/raft"
 import {
@@ -36,7 +37,7 @@ const processes = new ProcessGroup()
 const dir = tempDir("kvraft-hostile")
 const scope = Effect.runSync(Scope.make())
 afterAll(async () => {
-  await processes.stopAll()
+  await processes.killAll()
   await Effect.runPromise(Scope.close(scope, Exit.void))
   dir.remove()
 })
@@ -209,7 +210,7 @@ describe("forged Raft datagrams against a live kvraft group", () => {
       const replicas = ports.map((p) => `127.0.0.1:${p}`)
       const work = join(dir.path, `scenario-${n}`)
       const config = join(work, "cluster.toml")
-      Bun.spawnSync(["mkdir", "-p", work])
+      mkdirSync(work, { recursive: true })
       writeFile(
         config,
         `dataDir = "./data"\nmaxRaftStateBytes = 65536\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`,
@@ -217,7 +218,7 @@ describe("forged Raft datagrams against a live kvraft group", () => {
       const env: Record<string, string> = scenario.key === undefined ? {} : { KV_CLUSTER_KEY: scenario.key }
       const name = (k: number) => `${n}-replica-${k}`
       const start = (k: number) =>
-        processes.start(name(k), [BIN, "--replica", String(k), "--config", config], { cwd: work, env })
+        processes.start(name(k), ["bun", BIN, "--replica", String(k), "--config", config], { cwd: work, env })
       const local = await Effect.runPromise(Scope.make())
       const sockets: dgram.Socket[] = []
       const sent = new Map<string, number>()

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import type { RpcNodeShape } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
+import { freeUdpPorts, ProcessGroup, pollUntil, tempDir, udpClientNode, writeFile } from "@kv/testkit"
 import { Effect, Exit, Scope } from "effect"
 import { type KvClientShape, KvStatusMethod, makeKvClient, type StatusReply } from "../src/index.ts"
 
@@ -15,7 +15,7 @@ const dir = tempDir("kvraft-processes")
 const scope = Effect.runSync(Scope.make())
 
 afterAll(async () => {
-  await processes.stopAll()
+  await processes.killAll()
   await Effect.runPromise(Scope.close(scope, Exit.void))
   dir.remove()
 })
@@ -34,7 +34,7 @@ describe("kvraft processes over real UDP", () => {
       `dataDir = "./data"\nmaxRaftStateBytes = 65536\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`,
     )
     const start = (k: number) =>
-      processes.start(`replica-${k}`, [BIN, "--replica", String(k), "--config", config], { cwd: dir.path })
+      processes.start(`replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config], { cwd: dir.path })
     for (let k = 0; k < 3; k++) start(k)
     const rpc = await rpcNode()
     const kv: KvClientShape = await run(makeKvClient(rpc, { servers: replicas, deadlineMs: 30_000 }))
@@ -67,14 +67,19 @@ describe("kvraft processes over real UDP", () => {
       await writeBatch("e", 50)
       await checkAll()
       // The restarted replicas catch up with the leader's log (from their disk, then from peers).
-      const deadline = Date.now() + 20_000
-      for (;;) {
-        const statuses = await Promise.all([0, 1, 2].map(status))
-        const commit = Math.max(...statuses.map((s) => s.commitIndex))
-        if (statuses.every((s) => s.appliedIndex >= commit && s.keys === written.size)) break
-        if (Date.now() > deadline) throw new Error(`replicas did not catch up: ${JSON.stringify(statuses)}`)
-        await Bun.sleep(100)
-      }
+      let statuses: StatusReply[] = []
+      await pollUntil(
+        "the replicas to catch up",
+        async () => {
+          statuses = await Promise.all([0, 1, 2].map(status))
+          const commit = Math.max(...statuses.map((s) => s.commitIndex))
+          return statuses.every((s) => s.appliedIndex >= commit && s.keys === written.size)
+        },
+        // A replica that does not answer its status at all fails the test at once.
+        { timeoutMs: 20_000, intervalMs: 100, stopOn: () => true },
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}: ${JSON.stringify(statuses)}`)
+      })
       // Everything down hard, then back from the data directories alone.
       await Promise.all([0, 1, 2].map((k) => processes.kill(`replica-${k}`)))
       for (let k = 0; k < 3; k++) start(k)

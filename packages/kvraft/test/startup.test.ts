@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { RaftStatusMethod } from "@kv/raft"
 import type { RpcNodeShape } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
+import { freeUdpPorts, ProcessGroup, runCommand, tempDir, udpClientNode, writeFile } from "@kv/testkit"
 import { Effect, Exit, Scope } from "effect"
 import { makeKvClient } from "../src/index.ts"
 
@@ -18,16 +18,12 @@ const dir = tempDir("kvraft-startup")
 const scope = Effect.runSync(Scope.make())
 
 afterAll(async () => {
-  await processes.stopAll()
+  await processes.killAll()
   await Effect.runPromise(Scope.close(scope, Exit.void))
   dir.remove()
 })
 
-const run = async (args: string[]) => {
-  const proc = Bun.spawn(["bun", BIN, ...args], { cwd: dir.path, stdout: "pipe", stderr: "pipe" })
-  const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited])
-  return { stderr, code }
-}
+const run = (args: string[]) => runCommand(["bun", BIN, ...args], { cwd: dir.path, timeoutMs: 20_000 })
 
 const configWith = async (name: string) => {
   const ports = await freeUdpPorts(3)
@@ -69,8 +65,8 @@ describe("kvraft startup and shutdown", () => {
 
   test("a damaged data directory stops the replica from starting, naming the file", async () => {
     const { path, replicas } = await configWith("damaged")
-    processes.start("d0", [BIN, "--replica", "0", "--config", path], { cwd: dir.path })
-    processes.start("d1", [BIN, "--replica", "1", "--config", path], { cwd: dir.path })
+    processes.start("d0", ["bun", BIN, "--replica", "0", "--config", path], { cwd: dir.path })
+    processes.start("d1", ["bun", BIN, "--replica", "1", "--config", path], { cwd: dir.path })
     const kv = await Effect.runPromise(makeKvClient(await rpcNode(), { servers: replicas.slice(0, 2) }))
     for (let i = 0; i < 50; i++) await Effect.runPromise(kv.put(`k${i}`, "v".repeat(100)))
     await processes.kill("d0")
@@ -89,7 +85,7 @@ describe("kvraft startup and shutdown", () => {
   test("SIGTERM on the leader hands leadership to a follower, then exits 0", async () => {
     const { path, replicas } = await configWith("handoff")
     for (let k = 0; k < 3; k++)
-      processes.start(`h${k}`, [BIN, "--replica", String(k), "--config", path], { cwd: dir.path })
+      processes.start(`h${k}`, ["bun", BIN, "--replica", String(k), "--config", path], { cwd: dir.path })
     const rpc = await rpcNode()
     const kv = await Effect.runPromise(makeKvClient(rpc, { servers: replicas }))
     await Effect.runPromise(kv.put("a", "1"))
@@ -102,7 +98,7 @@ describe("kvraft startup and shutdown", () => {
     }
     expect(leader).toBeGreaterThanOrEqual(0)
     const before = await status(leader)
-    expect(await processes.terminate(`h${leader}`)).toBe(0)
+    expect(await processes.stop(`h${leader}`)).toBe(0)
     // Another replica leads, in a later term, and the data is there.
     const others = [0, 1, 2].filter((k) => k !== leader)
     const after = await Promise.all(others.map(status))

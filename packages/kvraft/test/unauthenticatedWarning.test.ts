@@ -4,17 +4,15 @@
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import { freeUdpPorts, tempDir, writeFile } from "@kv/testkit"
-import type { Subprocess } from "bun"
+import { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "@kv/testkit"
 import { isLoopbackHost, unauthenticatedWarning } from "../src/process/unauthenticatedWarning.ts"
 
 const BIN = join(import.meta.dir, "../bin/kvraft.ts")
 const dir = tempDir("kvraft-warning")
-const running = new Set<Subprocess>()
+const processes = new ProcessGroup()
 
 afterAll(async () => {
-  for (const proc of running) proc.kill("SIGKILL")
-  await Promise.all([...running].map((proc) => proc.exited))
+  await processes.killAll()
   dir.remove()
 })
 
@@ -22,76 +20,43 @@ afterAll(async () => {
 // prints its warning and then fails to bind; no datagram leaves loopback.
 const UNREACHABLE = "192.0.2.1"
 
-const waitUntil = async (condition: () => boolean, timeoutMs: number): Promise<boolean> => {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) return false
-    await Bun.sleep(20)
-  }
-  return true
-}
-
 /**
  * Starts one kvraft replica on `address` and returns what it wrote to stderr and to either stream,
- * once `until` holds for the latter or the process has exited; then stops it.
+ * once the latter contains `until` (the process may have exited by then); then stops it.
  */
 const startReplica = async (
   name: string,
   address: string,
   env: Record<string, string>,
-  until: (output: string) => boolean,
+  until: string,
 ): Promise<{ readonly stderr: string; readonly output: string }> => {
   const config = join(dir.path, `${name}.toml`)
   writeFile(config, `dataDir = "./${name}"\n[kvraft]\nreplicas = [${JSON.stringify(address)}]\n`)
-  const proc = Bun.spawn(["bun", BIN, "--replica", "0", "--config", config], {
-    cwd: dir.path,
-    env: { ...process.env, ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-  })
-  running.add(proc)
-  let stderr = ""
-  let output = ""
-  let exited = false
-  void proc.exited.then(() => {
-    exited = true
-  })
-  const drain = async (stream: ReadableStream<Uint8Array>, isStderr: boolean) => {
-    const decoder = new TextDecoder()
-    for await (const chunk of stream) {
-      const text = decoder.decode(chunk)
-      output += text
-      if (isStderr) stderr += text
-    }
+  const replica = processes.start(name, ["bun", BIN, "--replica", "0", "--config", config], { cwd: dir.path, env })
+  try {
+    await replica.waitForOutput(until, 30_000)
+  } finally {
+    await replica.kill()
   }
-  const drained = Promise.all([drain(proc.stdout, false), drain(proc.stderr, true)])
-  const seen = await waitUntil(() => until(output) || exited, 30_000)
-  proc.kill("SIGKILL")
-  await proc.exited
-  await drained
-  running.delete(proc)
-  if (!seen) throw new Error(`${name}: no expected output in 30 s:\n${output}`)
-  return { stderr, output }
+  return { stderr: replica.output("stderr"), output: replica.output() }
 }
 
 describe("a server without a cluster key", () => {
   test("on a non-loopback address prints a loud warning on stderr at start", async () => {
-    const { stderr } = await startReplica("exposed", `${UNREACHABLE}:7200`, {}, (out) => out.includes("cannot bind"))
+    const { stderr } = await startReplica("exposed", `${UNREACHABLE}:7200`, {}, "cannot bind")
     expect(stderr).toContain(`WARNING: kvraft listens on ${UNREACHABLE}:7200`)
     expect(stderr).toContain("NO CLUSTER KEY")
   }, 40_000)
 
   test("on loopback starts without a warning", async () => {
     const [port] = await freeUdpPorts(1)
-    const { output } = await startReplica("loopback", `127.0.0.1:${port}`, {}, (out) => out.includes("replica started"))
+    const { output } = await startReplica("loopback", `127.0.0.1:${port}`, {}, "replica started")
     expect(output).toContain("replica started")
     expect(output).not.toContain("WARNING")
   }, 40_000)
 
   test("with a key, a non-loopback address gets no warning", async () => {
-    const { output } = await startReplica("keyed", `${UNREACHABLE}:7200`, { KV_CLUSTER_KEY: "k3y" }, (out) =>
-      out.includes("cannot bind"),
-    )
+    const { output } = await startReplica("keyed", `${UNREACHABLE}:7200`, { KV_CLUSTER_KEY: "k3y" }, "cannot bind")
     expect(output).toContain("cannot bind")
     expect(output).not.toContain("WARNING")
   }, 40_000)

@@ -1,5 +1,16 @@
 export * from "./linearizability/index.ts"
-export { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "./realProcesses.ts"
+export {
+  type CommandResult,
+  freeUdpPorts,
+  type Launched,
+  ProcessGroup,
+  pollUntil,
+  runCommand,
+  type TempDir,
+  tempDir,
+  udpClientNode,
+  writeFile,
+} from "./realProcesses.ts"
 export { SimProcesses } from "./simProcesses.ts"
 export { SimWorld } from "./simWorld.ts"
 export { runSwarmSeeds, type SwarmClient, SwarmLedger, type SwarmSeedResult } from "./swarm.ts"
