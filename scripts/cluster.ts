@@ -5,7 +5,7 @@
  * A cluster configured without a key gets one on its first start, `<dataDir>/cluster.key`, which
  * its servers, `bun run kv` and `connect({ config })` then find on their own.
  */
-import { mkdirSync, openSync } from "node:fs"
+import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import {
   type ClusterConfig,
@@ -14,10 +14,10 @@ import {
   GENERATED_KEY_FILE,
   loadClusterConfig,
 } from "@kv/kvraft"
+import { ProcessGroup } from "@kv/launcher"
 import { RaftStatusMethod } from "@kv/raft"
 import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
-import type { Subprocess } from "bun"
 import { Effect, Layer, ManagedRuntime } from "effect"
 
 const root = resolve(import.meta.dir, "..")
@@ -32,7 +32,6 @@ interface Replica {
   readonly replica: number
   readonly address: string
   readonly args: string[]
-  proc?: Subprocess
   readonly log: string
 }
 
@@ -77,16 +76,14 @@ if (config.controller.replicas.length > 0) add("controller", bins.controller, co
 for (const [gid, group] of config.groups) add(`group ${gid}`, bins.group, group.replicas, ["--gid", String(gid)])
 if (config.kvraft !== undefined) add("kvraft", bins.kvraft, config.kvraft.replicas, [])
 
+// Ctrl-C stops the replicas gracefully (a leader hands off first), so signals are handled here. The
+// replicas also stop by themselves once this script is gone, however it ended (KV_PARENT_PID).
+const processes = new ProcessGroup({ killOnSignals: false })
+const nameOf = (r: Replica) => `${r.service} replica ${r.replica}`
 let stopping = false
 const start = (r: Replica) => {
-  const fd = openSync(r.log, "a")
-  r.proc = Bun.spawn(["bun", ...r.args], {
-    stdout: fd,
-    stderr: fd,
-    stdin: "ignore",
-    env: { ...process.env, KV_PARENT_PID: String(process.pid) },
-  })
-  void r.proc.exited.then((code) => {
+  const replica = processes.start(nameOf(r), ["bun", ...r.args], { logFile: r.log })
+  void replica.exited.then((code) => {
     if (!stopping) console.error(`! ${r.service} replica ${r.replica} exited with code ${code}; see ${r.log}`)
   })
 }
@@ -95,12 +92,7 @@ const stopAll = async (signal: string) => {
   if (stopping) return
   stopping = true
   console.log(`\n${signal}: stopping ${replicas.length} replicas...`)
-  for (const r of replicas) r.proc?.kill("SIGTERM")
-  const forced = setTimeout(() => {
-    for (const r of replicas) r.proc?.kill("SIGKILL")
-  }, 10_000)
-  await Promise.all(replicas.map((r) => r.proc?.exited))
-  clearTimeout(forced)
+  await processes.stopAll({ graceMs: 10_000 })
   await runtime.dispose()
   console.log("stopped; data is kept in", config.dataDir)
   process.exit(0)
@@ -121,13 +113,19 @@ const leaders = new Map<string, string>()
 const services = [...new Set(replicas.map((r) => r.service))]
 const deadline = Date.now() + 60_000
 while (leaders.size < services.length && !stopping) {
-  for (const r of replicas) {
-    if (leaders.has(r.service)) continue
-    const reply = await runtime.runPromise(
-      rpc.call(r.address, RaftStatusMethod, {}, { attemptTimeoutMs: 100, deadlineMs: 300 }).pipe(Effect.option),
-    )
-    if (reply._tag === "Some" && reply.value.role === "leader") leaders.set(r.service, r.address)
-  }
+  // Every replica at once: one still starting costs the round its 300 ms deadline, not the others.
+  await Promise.all(
+    replicas
+      .filter((r) => !leaders.has(r.service))
+      .map(async (r) => {
+        const reply = await runtime.runPromise(
+          rpc.call(r.address, RaftStatusMethod, {}, { attemptTimeoutMs: 100, deadlineMs: 300 }).pipe(Effect.option),
+        )
+        if (reply._tag === "Some" && reply.value.role === "leader" && !leaders.has(r.service)) {
+          leaders.set(r.service, r.address)
+        }
+      }),
+  )
   process.stdout.write(
     `\r  leaders elected: ${leaders.size}/${services.length} (${services.filter((s) => !leaders.has(s)).join(", ") || "all"})   `,
   )
@@ -157,7 +155,9 @@ const width = Math.max(...replicas.map((r) => r.service.length))
 console.log("\nrunning:")
 for (const r of replicas) {
   const leader = leaders.get(r.service) === r.address ? " (leader)" : ""
-  console.log(`  ${r.service.padEnd(width)}  replica ${r.replica}  udp://${r.address}  pid ${r.proc?.pid}${leader}`)
+  console.log(
+    `  ${r.service.padEnd(width)}  replica ${r.replica}  udp://${r.address}  pid ${processes.get(nameOf(r))?.pid}${leader}`,
+  )
 }
 console.log(`
 try, in another terminal:
