@@ -1,7 +1,18 @@
 export * from "./core/index.ts"
-export { NodeStopped, NotLeader, ProposalTooLarge } from "./node/errors.ts"
+export {
+  AlreadyMember,
+  ChangeInProgress,
+  LastVoter,
+  type MembershipChangeError,
+  NodeStopped,
+  NotLeader,
+  ProposalTooLarge,
+  UnknownMember,
+} from "./node/errors.ts"
 export {
   type ApplyEvent,
+  type MemberStatus,
+  type MembershipChangeResult,
   makeRaftNode,
   type ProposeResult,
   RaftNode,

@@ -1,6 +1,14 @@
 /** Proves log compaction and chunked, resumable InstallSnapshot (§7), asserting the exact chunks and Readies. */
 import { describe, expect, test } from "bun:test"
-import type { Entry, Message, RaftConfig, RaftCore, Snap, Snapshot } from "../src/core/index.ts"
+import {
+  type Entry,
+  type Message,
+  type RaftConfig,
+  type RaftCore,
+  type Snap,
+  type Snapshot,
+  votersMembership,
+} from "../src/core/index.ts"
 import { Cluster, enc, makeLeader, messagesOfType, newCore, sent, takeReady } from "./support/simCluster.ts"
 
 const e = (index: number, term: number): Entry => ({ index, term, data: enc(`e${index}`) })
@@ -58,7 +66,8 @@ describe("log compaction", () => {
     expect(core.firstIndex()).toBe(4)
     expect(core.termAt(3)).toBe(1)
     expect(core.entryAt(3)).toBeUndefined()
-    expect(core.snapshot()).toEqual({ index: 3, term: 1, data: enc("state@3") })
+    // The snapshot carries the membership at its index (here the bootstrap voter).
+    expect(core.snapshot()).toEqual({ index: 3, term: 1, data: enc("state@3"), membership: votersMembership([1]) })
     expect(core.status().snapshotIndex).toBe(3)
     expect(() => core.compact(9, enc("x"))).toThrow("beyond applied")
   })
@@ -263,7 +272,9 @@ test("a follower cut off while the leader compacted catches up through InstallSn
     c.stabilize()
   }
   const n3 = c.node(3)
-  expect(n3.installedSnapshots).toEqual([{ index: 5, term: 1, data: enc("the state at index 5") }])
+  expect(n3.installedSnapshots).toEqual([
+    { index: 5, term: 1, data: enc("the state at index 5"), membership: votersMembership([1, 2, 3]) },
+  ])
   expect(n3.disk.snapshot?.index).toBe(5)
   // Entries after the snapshot arrive as ordinary Appends and are applied after it.
   expect([...n3.applied.keys()]).toEqual([6, 7])

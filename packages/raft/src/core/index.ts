@@ -8,10 +8,23 @@ export {
   RAFT_MESSAGE_OVERHEAD_BYTES,
 } from "./bounds.ts"
 export { RaftLog } from "./log.ts"
+export {
+  applyChange,
+  type ChangeRefusal,
+  describeMembership,
+  EMPTY_MEMBERSHIP,
+  learnersOf,
+  type MembershipChange,
+  roleOf,
+  sameMembership,
+  votersMembership,
+  votersOf,
+} from "./membership.ts"
 export { Inflights, Progress } from "./progress.ts"
 export { majority, quorumValue, type VoteResult, voteResult } from "./quorum.ts"
 export {
   createRaft,
+  type MembershipProposal,
   type ProposeResult,
   type RaftConfig,
   type RaftCore,
@@ -28,6 +41,9 @@ export type {
   Heartbeat,
   HeartbeatResp,
   LogIndex,
+  Member,
+  MemberRole,
+  Membership,
   Message,
   MessageType,
   NodeId,

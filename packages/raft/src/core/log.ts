@@ -7,7 +7,8 @@
  *   snapshotIndex <= stableIndex <= lastIndex
  *   entries[k].index === snapshotIndex + 1 + k, and terms never decrease along the log
  */
-import type { Entry, LogIndex, Snapshot, Term } from "./types.ts"
+import { EMPTY_MEMBERSHIP } from "./membership.ts"
+import type { Entry, LogIndex, Membership, Snapshot, Term } from "./types.ts"
 
 const EMPTY: readonly Entry[] = []
 
@@ -31,11 +32,24 @@ export class RaftLog {
   committed: LogIndex
   /** Highest index the service has applied (advanced past). */
   applied: LogIndex
+  /** The membership in force at the snapshot index: the snapshot's, else the bootstrap one. */
+  private baseConfig: Membership
+  /** The configuration entries after the snapshot, ascending (thesis §4.1: the latest one rules). */
+  private configs: Entry[]
+  /** Bumped whenever the latest configuration may have changed (append, truncation, restore). */
+  configVersion = 0
 
-  constructor(snapshot: Snapshot | undefined, entries: readonly Entry[], commit: LogIndex) {
+  constructor(
+    snapshot: Snapshot | undefined,
+    entries: readonly Entry[],
+    commit: LogIndex,
+    private readonly bootstrapConfig: Membership = EMPTY_MEMBERSHIP,
+  ) {
     this.snapIndex = snapshot?.index ?? 0
     this.snapTerm = snapshot?.term ?? 0
     this.snapshot = snapshot
+    this.baseConfig = snapshot?.membership ?? bootstrapConfig
+    this.configs = entries.filter((e) => e.config !== undefined)
     let expected = this.snapIndex + 1
     let lastTerm = this.snapTerm
     for (const e of entries) {
@@ -98,6 +112,36 @@ export class RaftLog {
     if (entry.index !== this.lastIndex() + 1)
       throw new Error(`append at ${entry.index}, log ends at ${this.lastIndex()}`)
     this.entries.push(entry)
+    if (entry.config !== undefined) this.addConfig(entry)
+  }
+
+  /** The latest configuration in the log, committed or not; index 0 when it is the snapshot's or the bootstrap one. */
+  latestConfig(): { readonly membership: Membership; readonly index: LogIndex } {
+    const last = this.configs[this.configs.length - 1]
+    return last?.config === undefined
+      ? { membership: this.baseConfig, index: 0 }
+      : { membership: last.config, index: last.index }
+  }
+
+  /** The configuration in force at `index` (>= the snapshot index). */
+  configAt(index: LogIndex): Membership {
+    for (let k = this.configs.length - 1; k >= 0; k--) {
+      const e = this.configs[k] as Entry
+      if (e.index <= index && e.config !== undefined) return e.config
+    }
+    return this.baseConfig
+  }
+
+  /** The configuration before the latest configuration entry, if that entry is in the log. */
+  previousConfig(): Membership | undefined {
+    const n = this.configs.length
+    if (n === 0) return undefined
+    return this.configs[n - 2]?.config ?? this.baseConfig
+  }
+
+  private addConfig(entry: Entry): void {
+    this.configs.push(entry)
+    this.configVersion++
   }
 
   /**
@@ -116,7 +160,11 @@ export class RaftLog {
         throw new Error(`log: entry ${e.index} conflicts with committed entry (commit ${this.committed})`)
       }
       this.truncateFrom(e.index)
-      for (let j = k; j < entries.length; j++) this.entries.push(entries[j]!)
+      for (let j = k; j < entries.length; j++) {
+        const added = entries[j]!
+        this.entries.push(added)
+        if (added.config !== undefined) this.addConfig(added)
+      }
       break
     }
     return prevIndex + entries.length
@@ -136,6 +184,11 @@ export class RaftLog {
     if (this.truncatedFrom === undefined || index < this.truncatedFrom) this.truncatedFrom = index
     this.entries.length = index - this.snapIndex - 1
     if (this.stableIndex >= index) this.stableIndex = index - 1
+    // A configuration that came with the dropped entries goes with them (thesis §4.1).
+    while ((this.configs[this.configs.length - 1]?.index ?? 0) >= index) {
+      this.configs.pop()
+      this.configVersion++
+    }
   }
 
   commitTo(index: LogIndex): boolean {
@@ -228,6 +281,9 @@ export class RaftLog {
     this.snapIndex = snapshot.index
     this.snapTerm = snapshot.term
     this.entries = []
+    this.configs = []
+    this.baseConfig = snapshot.membership ?? this.bootstrapConfig
+    this.configVersion++
     this.snapshot = snapshot
     this.pendingSnapshot = snapshot
     this.stableIndex = snapshot.index
@@ -241,10 +297,14 @@ export class RaftLog {
     if (term === undefined || index > this.stableIndex) {
       throw new Error(`log: cannot compact at ${index} (log ${this.firstIndex()}..${this.lastIndex()})`)
     }
+    const membership = this.configAt(index)
     this.entries = this.entries.slice(index - this.snapIndex)
     this.snapIndex = index
     this.snapTerm = term
-    this.snapshot = { index, term, data }
+    this.baseConfig = membership
+    this.configs = this.configs.filter((e) => e.index > index)
+    // An unknown membership (a joining node's log before its first configuration entry) is left out.
+    this.snapshot = membership.members.length === 0 ? { index, term, data } : { index, term, data, membership }
   }
 
   /** Committed, durable entries after `after`, bounded by `maxBytes` (at least one). */

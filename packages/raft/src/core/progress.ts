@@ -1,5 +1,5 @@
 /** What a leader knows about one follower's log, and how it is sending to it. */
-import type { LogIndex, NodeId, PeerProgress, ProgressState, Snapshot } from "./types.ts"
+import type { LogIndex, MemberRole, NodeId, PeerProgress, ProgressState, Snapshot } from "./types.ts"
 
 /**
  * Bounded window of Appends sent in replicate state and not yet acknowledged, each recorded by the
@@ -140,9 +140,10 @@ export class Progress {
     }
   }
 
-  describe(): PeerProgress {
+  describe(role: MemberRole | "removed"): PeerProgress {
     return {
       id: this.id,
+      role,
       match: this.match,
       next: this.next,
       state: this.state,

@@ -6,6 +6,15 @@
  */
 import { DEFAULT_MAX_ENTRY_BYTES, messageWithinBounds } from "./bounds.ts"
 import { RaftLog } from "./log.ts"
+import {
+  applyChange,
+  type ChangeRefusal,
+  isRefusal,
+  type MembershipChange,
+  roleOf,
+  votersMembership,
+  votersOf,
+} from "./membership.ts"
 import { Progress } from "./progress.ts"
 import { majority, quorumValue, voteResult } from "./quorum.ts"
 import { ReadOnly } from "./readOnly.ts"
@@ -19,6 +28,8 @@ import type {
   Heartbeat,
   HeartbeatResp,
   LogIndex,
+  MemberRole,
+  Membership,
   Message,
   NodeId,
   PreVote,
@@ -38,8 +49,13 @@ import type {
 
 export interface RaftConfig {
   readonly id: NodeId
-  /** Every voter, this node included. */
+  /**
+   * The bootstrap voters, this node included: the membership until the log or a snapshot says
+   * otherwise. Empty for a node joining an existing group: it waits for the leader's log.
+   */
   readonly peers: readonly NodeId[]
+  /** Addresses of the bootstrap peers, written into the first configuration entry (opaque here). */
+  readonly peerAddresses?: ReadonlyMap<NodeId, string>
   /** Minimum election timeout; each timeout is drawn from [electionTicks, 2 * electionTicks). */
   readonly electionTicks: number
   readonly heartbeatTicks: number
@@ -82,6 +98,10 @@ export type ProposeResult =
   | { readonly index: LogIndex; readonly term: Term }
   | { readonly notLeader: true; readonly leaderHint: NodeId | 0 }
 
+export type MembershipProposal =
+  | { readonly index: LogIndex; readonly term: Term; readonly membership: Membership }
+  | { readonly refused: ChangeRefusal }
+
 export interface RaftCore {
   readonly id: NodeId
   readonly term: Term
@@ -89,6 +109,8 @@ export interface RaftCore {
   readonly leader: NodeId | 0
   readonly commitIndex: LogIndex
   readonly appliedIndex: LogIndex
+  /** The latest configuration in the log, committed or not (the same object until it changes). */
+  readonly membership: Membership
   tick(): void
   /**
    * Messages for another node, from a non-member, from self, or outside the bounds of bounds.ts
@@ -100,6 +122,14 @@ export interface RaftCore {
    * leader's log; it is committed once a later Ready hands it out.
    */
   propose(data: Uint8Array): ProposeResult
+  /**
+   * Appends a configuration entry for `change` (thesis §4.1: it takes effect at once, committed or
+   * not). Refused, with nothing appended, unless this node leads, has committed an entry of its
+   * term, and no other change is uncommitted; or when the change makes no sense for the membership.
+   */
+  proposeMembership(change: MembershipChange): MembershipProposal
+  /** The configuration in force at `index` (at or after the snapshot index): what a snapshot there carries. */
+  membershipAt(index: LogIndex): Membership
   /**
    * §6.4 ReadIndex. True: a ReadState with this id will follow while this node stays leader (reads
    * are dropped when it steps down: the shell fails them when softState shows the change).
@@ -142,15 +172,37 @@ type CampaignKind = "pre-vote" | "election" | "transfer"
 
 class Raft implements RaftCore {
   readonly id: NodeId
-  private readonly voters: readonly NodeId[]
   private readonly cfg: RaftConfig
   private readonly limits: Limits
   private readonly rng: Rng
   private readonly log: RaftLog
-  /** One per other voter; the leader's view of their logs (reset on every election win). */
+  /** The latest configuration in the log (see RaftLog.latestConfig) and the index of its entry (0: none in the log). */
+  private currentMembership: Membership
+  private membershipIndex: LogIndex = 0
+  /** The log's configVersion that `membership` and the fields derived from it reflect. */
+  private configVersion = -1
+  /** Voters of `membership`: every quorum (votes, commit, ReadIndex, check-quorum) is a majority of them. */
+  private voters: NodeId[] = []
+  private selfRole: MemberRole | undefined
+  /** This node was a member of some configuration it knew: outside the membership it is removed, not joining. */
+  private seenSelf: boolean
+  /**
+   * One per other member and per member the latest configuration removed; the leader's view of
+   * their logs (reset on every election win).
+   */
   private readonly progress = new Map<NodeId, Progress>()
   /** The same Progress objects, for iteration on hot paths. */
-  private readonly followers: Progress[] = []
+  private followers: Progress[] = []
+  /** The other voters' Progress: what commitment and check-quorum count. */
+  private voterProgress: Progress[] = []
+  /**
+   * Members the latest configuration removed, by the index of that entry, with the ticks since they
+   * last answered: the leader keeps sending them the log until they hold the entry that removed them
+   * (so they learn it and stop campaigning), or they stay silent for two election timeouts.
+   */
+  private readonly retiring = new Map<NodeId, { readonly index: LogIndex; idleTicks: number }>()
+  /** Leader: index of its first entry (the no-op); a membership change waits until it is committed. */
+  private termStartIndex: LogIndex = 0
   private readonly votes = new Map<NodeId, boolean>()
   private readonly readOnly = new ReadOnly()
   private readonly snapshotReceiver: SnapshotReceiver
@@ -187,16 +239,16 @@ class Raft implements RaftCore {
       maxEntryBytes: config.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
     }
     this.snapshotReceiver = new SnapshotReceiver(this.limits.maxSnapshotBytes)
-    this.voters = [...config.peers]
-    for (const id of this.voters) {
-      if (id === this.id) continue
-      const pr = new Progress(id, config.maxInflightMessages)
-      this.progress.set(id, pr)
-      this.followers.push(pr)
-    }
     this.rng = new Rng(mixSeed(config.seed, config.id))
     const hs = restored.hardState
-    this.log = new RaftLog(restored.snapshot, restored.entries, hs.commit)
+    const bootstrap = votersMembership(config.peers, (id) => config.peerAddresses?.get(id) ?? "")
+    this.log = new RaftLog(restored.snapshot, restored.entries, hs.commit, bootstrap)
+    this.currentMembership = bootstrap
+    this.refreshMembership()
+    this.seenSelf =
+      config.peers.includes(this.id) ||
+      this.selfRole !== undefined ||
+      roleOf(this.log.previousConfig() ?? bootstrap, this.id) !== undefined
     // A torn write can keep entries of a term whose hard-state record was lost; that vote never left.
     this.currentTerm = Math.max(hs.term, this.log.lastTerm())
     this.vote = hs.term === this.currentTerm ? hs.vote : 0
@@ -217,6 +269,10 @@ class Raft implements RaftCore {
     return this.lead
   }
 
+  get membership(): Membership {
+    return this.currentMembership
+  }
+
   get commitIndex(): LogIndex {
     return this.log.committed
   }
@@ -234,7 +290,8 @@ class Raft implements RaftCore {
 
   private tickElection(): void {
     this.electionElapsed++
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // Learners, removed members and nodes still joining never campaign (thesis §4.2.2, §4.2.1).
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.selfRole === "voter") {
       this.electionElapsed = 0
       this.campaign(this.cfg.preVote ? "pre-vote" : "election")
     }
@@ -251,9 +308,16 @@ class Raft implements RaftCore {
         this.becomeFollower(this.currentTerm, 0)
         return
       }
+      if (this.removalCommitted()) {
+        // Our own removal is committed and the handover did not finish in time: step down anyway;
+        // the remaining voters elect a leader among themselves.
+        this.becomeFollower(this.currentTerm, 0)
+        return
+      }
       // Thesis §3.10: a transfer that did not finish within an election timeout is abandoned.
       this.leadTransferee = 0
     }
+    this.tickRetiring()
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0
       this.broadcastHeartbeat(this.readOnly.latestSentRound())
@@ -261,7 +325,17 @@ class Raft implements RaftCore {
   }
 
   step(m: Message): void {
-    if (m.to !== this.id || m.from === this.id || !this.progress.has(m.from)) return
+    this.stepMessage(m)
+    this.refreshMembership()
+  }
+
+  /**
+   * Thesis §4.1: a server processes requests without consulting its configuration, so a lagging
+   * member hears a leader (or votes for a candidate) its log does not yet name. Who may speak for
+   * an id is the shell's concern (addresses); the leader takes answers only from its members.
+   */
+  private stepMessage(m: Message): void {
+    if (m.to !== this.id || m.from === this.id || m.from === 0) return
     if (!messageWithinBounds(m, this.currentTerm, this.limits.maxEntryBytes)) return
     if (m.term > this.currentTerm) {
       if (m.type === "PreVote" || (m.type === "Vote" && this.cfg.checkQuorum && !m.transfer)) {
@@ -328,6 +402,29 @@ class Raft implements RaftCore {
     return { index, term: this.currentTerm }
   }
 
+  proposeMembership(change: MembershipChange): MembershipProposal {
+    if (this.currentRole !== "leader") return { refused: { reason: "not-leader", leaderHint: this.lead } }
+    if (this.leadTransferee !== 0) return { refused: { reason: "not-leader", leaderHint: this.leadTransferee } }
+    // At most one change in flight, and none before this leader has committed an entry of its term
+    // (until then its log may still end in a deposed leader's uncommitted change: thesis §4.1 errata).
+    if (this.membershipIndex > this.log.committed) {
+      return { refused: { reason: "change-in-progress", index: this.membershipIndex } }
+    }
+    if (!this.committedInCurrentTerm()) {
+      return { refused: { reason: "change-in-progress", index: this.termStartIndex } }
+    }
+    const next = applyChange(this.currentMembership, change)
+    if (isRefusal(next)) return { refused: next }
+    const index = this.log.lastIndex() + 1
+    this.log.append({ term: this.currentTerm, index, data: EMPTY_DATA, config: next })
+    this.refreshMembership()
+    return { index, term: this.currentTerm, membership: next }
+  }
+
+  membershipAt(index: LogIndex): Membership {
+    return this.log.configAt(index)
+  }
+
   readIndex(requestId: number): boolean {
     if (this.currentRole !== "leader") return false
     if (this.readOnly.pending() >= this.limits.maxPendingReads) return false
@@ -338,14 +435,15 @@ class Raft implements RaftCore {
   }
 
   private serveRead(requestId: number): void {
-    if (this.voters.length === 1) this.readStates.push({ requestId, index: this.log.committed })
+    if (this.voters.length === 1 && this.selfRole === "voter")
+      this.readStates.push({ requestId, index: this.log.committed })
     else this.readOnly.join(requestId)
   }
 
   transferLeadership(to: NodeId): boolean {
     if (this.currentRole !== "leader") return false
     const pr = this.progress.get(to)
-    if (pr === undefined) return false
+    if (pr === undefined || !this.voters.includes(to)) return false
     if (this.leadTransferee === to) return true
     this.leadTransferee = to
     // The transfer is bounded by one election timeout from now.
@@ -360,6 +458,7 @@ class Raft implements RaftCore {
       throw new Error(`raft: compact(${index}) beyond applied index ${this.log.applied}`)
     }
     this.log.compact(index, data)
+    this.refreshMembership()
   }
 
   // ---------------------------------------------------------------- Ready
@@ -443,7 +542,7 @@ class Raft implements RaftCore {
   status(): Status {
     let progress: Status["progress"]
     if (this.currentRole === "leader") {
-      progress = this.followers.map((pr) => pr.describe())
+      progress = this.followers.map((pr) => pr.describe(roleOf(this.currentMembership, pr.id) ?? "removed"))
     }
     return {
       id: this.id,
@@ -455,6 +554,9 @@ class Raft implements RaftCore {
       applied: this.log.applied,
       lastIndex: this.log.lastIndex(),
       snapshotIndex: this.log.snapshotIndex(),
+      membership: this.currentMembership,
+      membershipIndex: this.membershipIndex,
+      self: this.selfRole ?? (this.seenSelf ? "removed" : "joining"),
       progress,
       leadTransferee: this.leadTransferee,
       oversizedSnapshotBytes: this.currentOversizedSnapshotBytes(),
@@ -492,7 +594,7 @@ class Raft implements RaftCore {
     if (this.currentRole !== "leader") return undefined
     let best: NodeId | undefined
     let bestMatch = -1
-    for (const pr of this.followers) {
+    for (const pr of this.voterProgress) {
       if (pr.match > bestMatch) {
         best = pr.id
         bestMatch = pr.match
@@ -549,6 +651,8 @@ class Raft implements RaftCore {
     this.lead = this.id
     this.currentRole = "leader"
     const last = this.log.lastIndex()
+    this.termStartIndex = last + 1
+    this.trackRetiring()
     for (const pr of this.followers) pr.resetForLeader(last)
     // A no-op of the new term lets earlier entries commit (§5.4.2) and ReadIndex start (§6.4).
     this.log.append({ term: this.currentTerm, index: last + 1, data: EMPTY_DATA })
@@ -556,7 +660,7 @@ class Raft implements RaftCore {
 
   /** §5.2 election, preceded by a pre-vote round when configured (thesis §9.6). */
   private campaign(kind: CampaignKind): void {
-    if (this.currentRole === "leader") return
+    if (this.currentRole === "leader" || this.selfRole !== "voter") return
     if (kind === "pre-vote") this.becomePreCandidate()
     else this.becomeCandidate()
     this.votes.set(this.id, true)
@@ -567,7 +671,8 @@ class Raft implements RaftCore {
     }
     const lastLogIndex = this.log.lastIndex()
     const lastLogTerm = this.log.lastTerm()
-    for (const { id: to } of this.followers) {
+    for (const to of this.voters) {
+      if (to === this.id) continue
       if (kind === "pre-vote") {
         const m: PreVote = {
           type: "PreVote",
@@ -598,11 +703,9 @@ class Raft implements RaftCore {
   }
 
   private quorumActive(): boolean {
-    let active = 1
-    for (const pr of this.followers) {
-      if (pr.recentActive) active++
-      pr.recentActive = false
-    }
+    let active = this.selfRole === "voter" ? 1 : 0
+    for (const pr of this.voterProgress) if (pr.recentActive) active++
+    for (const pr of this.followers) pr.recentActive = false
     return active >= majority(this.voters.length)
   }
 
@@ -706,7 +809,8 @@ class Raft implements RaftCore {
         this.handleSnap(m)
         return
       case "TimeoutNow":
-        // Thesis §3.10: campaign at once, skipping pre-vote; voters waive their lease for it.
+        // Thesis §3.10: campaign at once, skipping pre-vote; voters waive their lease for it. A
+        // learner or removed member ignores it (campaign checks).
         this.campaign("transfer")
         return
       default:
@@ -802,7 +906,7 @@ class Raft implements RaftCore {
       from: this.id,
       to: m.from,
       term: this.currentTerm,
-      snapshot: m.snapshot,
+      snapshot: { index: m.snapshot.index, term: m.snapshot.term },
       offset,
     }
     this.msgs.push(r)
@@ -833,6 +937,8 @@ class Raft implements RaftCore {
   private stepLeader(m: Message): void {
     const pr = this.progress.get(m.from)
     if (pr === undefined) return
+    const retiring = this.retiring.get(m.from)
+    if (retiring !== undefined) retiring.idleTicks = 0
     switch (m.type) {
       case "AppendResp":
         pr.recentActive = true
@@ -857,6 +963,12 @@ class Raft implements RaftCore {
       // Only the answer to what we last sent counts; older rejections are stale.
       if (pr.state === "snapshot") return
       if (pr.state === "replicate" ? m.index <= pr.match : m.index !== pr.next - 1) return
+      if (pr.state === "probe" && m.conflictIndex <= pr.match) {
+        // The answer to our current probe says the follower's log ends (or diverges) below what it
+        // acknowledged: it lost its data, or a new member took this id. What we recorded is void;
+        // probe from what it holds now, or it would be probed at match + 1 forever.
+        pr.match = Math.max(0, m.conflictIndex - 1)
+      }
       // Fast back-off: skip the follower's whole conflicting term in one round trip.
       let next = m.conflictIndex
       if (m.conflictTerm !== 0) {
@@ -887,7 +999,13 @@ class Raft implements RaftCore {
         break
     }
     if (this.maybeCommit()) this.onCommitAdvanced()
-    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from)
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+      this.sendTimeoutNow(m.from)
+      if (this.removalCommitted()) this.becomeFollower(this.currentTerm, 0)
+    } else if ((this.retiring.get(m.from)?.index ?? Number.POSITIVE_INFINITY) <= pr.match) {
+      // A removed member now holds the entry that removed it: it knows, and needs nothing more.
+      this.dropRetiring(m.from)
+    }
   }
 
   private handleHeartbeatResp(m: HeartbeatResp, pr: Progress): void {
@@ -933,8 +1051,10 @@ class Raft implements RaftCore {
   private maybeCommit(): boolean {
     const values = this.matchScratch
     values.length = 0
-    values.push(this.log.stableIndex)
-    for (const pr of this.followers) values.push(pr.match)
+    // A leader outside its latest configuration (removing itself) does not count itself (thesis §4.2.2).
+    if (this.selfRole === "voter") values.push(this.log.stableIndex)
+    for (const pr of this.voterProgress) values.push(pr.match)
+    if (values.length === 0) return false
     const index = quorumValue(values)
     if (index <= this.log.committed || this.log.term(index) !== this.currentTerm) return false
     return this.log.commitTo(index)
@@ -943,6 +1063,94 @@ class Raft implements RaftCore {
   private onCommitAdvanced(): void {
     if (this.readOnly.hasDeferred() && this.committedInCurrentTerm()) {
       for (const requestId of this.readOnly.takeDeferred()) this.serveRead(requestId)
+    }
+    if (this.removalCommitted() && this.leadTransferee === 0) this.handOver()
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  /** Leader: the configuration that removed this node is committed; it must hand over and step down. */
+  private removalCommitted(): boolean {
+    return this.currentRole === "leader" && this.selfRole !== "voter" && this.log.committed >= this.membershipIndex
+  }
+
+  /**
+   * Thesis §4.2.2: once its removal commits, a leader hands leadership to the most up-to-date voter
+   * (TimeoutNow as soon as that voter holds the whole log) and steps down; proposals are refused
+   * meanwhile, as during any transfer.
+   */
+  private handOver(): void {
+    const target = this.mostUpToDateFollower()
+    if (target === undefined) {
+      this.becomeFollower(this.currentTerm, 0)
+      return
+    }
+    this.leadTransferee = target
+    this.electionElapsed = 0
+    if (this.progress.get(target)?.match === this.log.lastIndex()) {
+      this.sendTimeoutNow(target)
+      this.becomeFollower(this.currentTerm, 0)
+    }
+  }
+
+  /**
+   * Brings the fields derived from the latest configuration up to date after the log changed: the
+   * voter set, this node's role, one Progress per other member (kept for members that stay, so a
+   * leader's view of them survives a change).
+   */
+  private refreshMembership(): void {
+    if (this.log.configVersion === this.configVersion) return
+    this.configVersion = this.log.configVersion
+    const { membership, index } = this.log.latestConfig()
+    this.currentMembership = membership
+    this.membershipIndex = index
+    this.voters = votersOf(membership)
+    this.selfRole = roleOf(membership, this.id)
+    if (this.selfRole !== undefined) this.seenSelf = true
+    const keep = new Set<NodeId>()
+    for (const m of membership.members) if (m.id !== this.id) keep.add(m.id)
+    this.trackRetiring()
+    for (const id of this.retiring.keys()) keep.add(id)
+    for (const id of [...this.progress.keys()]) if (!keep.has(id)) this.progress.delete(id)
+    for (const id of keep) {
+      if (this.progress.has(id)) continue
+      const pr = new Progress(id, this.cfg.maxInflightMessages)
+      // A new member (or an id added again) starts from nothing known about its log.
+      pr.resetForLeader(this.log.lastIndex())
+      this.progress.set(id, pr)
+    }
+    this.rebuildFollowers()
+    if (this.leadTransferee !== 0 && !this.voters.includes(this.leadTransferee)) this.leadTransferee = 0
+  }
+
+  private rebuildFollowers(): void {
+    this.followers = [...this.progress.values()].sort((a, b) => a.id - b.id)
+    this.voterProgress = this.followers.filter((pr) => roleOf(this.currentMembership, pr.id) === "voter")
+  }
+
+  /** Members the latest configuration entry dropped, which may not know it yet. */
+  private trackRetiring(): void {
+    this.retiring.clear()
+    const previous = this.log.previousConfig()
+    if (previous === undefined) return
+    for (const m of previous.members) {
+      if (m.id !== this.id && roleOf(this.currentMembership, m.id) === undefined) {
+        this.retiring.set(m.id, { index: this.membershipIndex, idleTicks: 0 })
+      }
+    }
+  }
+
+  private dropRetiring(id: NodeId): void {
+    this.retiring.delete(id)
+    this.progress.delete(id)
+    this.rebuildFollowers()
+  }
+
+  /** A removed member that stays silent for two election timeouts is not waited for any longer. */
+  private tickRetiring(): void {
+    if (this.retiring.size === 0) return
+    for (const [id, r] of this.retiring) {
+      if (++r.idleTicks > 2 * this.cfg.electionTicks) this.dropRetiring(id)
     }
   }
 
@@ -1020,7 +1228,10 @@ class Raft implements RaftCore {
     const total = snap.data.length
     const chunkBytes = this.cfg.snapshotChunkBytes
     const window = chunkBytes * this.limits.snapshotChunksInflight
-    const meta = { index: snap.index, term: snap.term }
+    const meta =
+      snap.membership === undefined
+        ? { index: snap.index, term: snap.term }
+        : { index: snap.index, term: snap.term, membership: snap.membership }
     while (!pr.snapshotLastSent && pr.snapshotSent - pr.snapshotAcked < window) {
       const offset = pr.snapshotSent
       const end = Math.min(offset + chunkBytes, total)
@@ -1109,5 +1320,8 @@ const validateConfig = (c: RaftConfig): void => {
   positive("snapshotChunkBytes", c.snapshotChunkBytes)
   if (new Set(c.peers).size !== c.peers.length) throw new Error("raft config: duplicate peer ids")
   for (const p of c.peers) positive("peer id", p)
-  if (!c.peers.includes(c.id)) throw new Error(`raft config: peers must include this node (${c.id})`)
+  // Empty: a node joining an existing group, which learns its membership from the leader.
+  if (c.peers.length > 0 && !c.peers.includes(c.id)) {
+    throw new Error(`raft config: peers must include this node (${c.id})`)
+  }
 }

@@ -1,11 +1,12 @@
 /** Follower side of chunked InstallSnapshot: reassembles the chunks of one snapshot in order. */
-import type { LogIndex, NodeId, Snap, Snapshot, Term } from "./types.ts"
+import type { LogIndex, Membership, NodeId, Snap, Snapshot, Term } from "./types.ts"
 
 interface Incoming {
   readonly from: NodeId
   readonly term: Term
   readonly index: LogIndex
   readonly snapshotTerm: Term
+  readonly membership: Membership | undefined
   /** The size the leader announced; trusted only as far as bytes actually arrive. */
   readonly total: number
   /** The bytes received so far, at the front; grown as chunks arrive, never past `total`. */
@@ -54,6 +55,7 @@ export class SnapshotReceiver {
         term: m.term,
         index: meta.index,
         snapshotTerm: meta.term,
+        membership: meta.membership,
         total: m.total,
         data: new Uint8Array(Math.min(m.total, Math.max(INITIAL_BUFFER_BYTES, m.chunk.length))),
         received: 0,
@@ -73,7 +75,8 @@ export class SnapshotReceiver {
     }
     if (inc.received < inc.total) return inc.received
     this.incoming = undefined
-    return { index: inc.index, term: inc.snapshotTerm, data: inc.data }
+    const snapshot: Snapshot = { index: inc.index, term: inc.snapshotTerm, data: inc.data }
+    return inc.membership === undefined ? snapshot : { ...snapshot, membership: inc.membership }
   }
 
   /** Bytes held for the transfer in progress (its buffer), 0 without one. */

@@ -15,8 +15,37 @@ export type Role = "follower" | "pre-candidate" | "candidate" | "leader"
 export interface Entry {
   readonly term: Term
   readonly index: LogIndex
-  /** Empty only for the no-op a new leader appends; `propose()` never accepts empty data. */
+  /**
+   * Empty only for the no-op a new leader appends and for configuration entries; `propose()` never
+   * accepts empty data, so a service skips every empty entry.
+   */
   readonly data: Uint8Array
+  /**
+   * A configuration entry: the group's whole membership from this index on. Every node uses the
+   * latest one in its log, committed or not (thesis §4.1). Absent on commands and no-ops (and on
+   * every entry written before membership changes existed).
+   */
+  readonly config?: Membership
+}
+
+export type MemberRole = "voter" | "learner"
+
+export interface Member {
+  readonly id: NodeId
+  readonly role: MemberRole
+  /**
+   * Where the shell reaches this member ("host:port"), carried so every replica learns where a new
+   * member lives. Opaque to the core; "" when the shell knows it from elsewhere (bootstrap peers).
+   */
+  readonly address: string
+}
+
+/**
+ * A group's configuration: voters elect and make up every quorum (commit, ReadIndex, check-quorum);
+ * learners receive the log and snapshots and count for nothing. Sorted by id, ids unique.
+ */
+export interface Membership {
+  readonly members: readonly Member[]
 }
 
 /** What must be durable before any message that depends on it leaves the node. */
@@ -32,6 +61,12 @@ export interface SnapshotMeta {
   readonly index: LogIndex
   /** Term of the entry at `index`. */
   readonly term: Term
+  /**
+   * The membership in force at `index`, which the snapshot replaces the log of. Absent in snapshots
+   * written before membership changes existed (and in a SnapResp): the node then uses its bootstrap
+   * peers until its log says otherwise.
+   */
+  readonly membership?: Membership
 }
 
 export interface Snapshot extends SnapshotMeta {
@@ -208,6 +243,8 @@ export type ProgressState = "probe" | "replicate" | "snapshot"
 
 export interface PeerProgress {
   readonly id: NodeId
+  /** "removed": dropped by the latest configuration, still sent the log until it holds that entry. */
+  readonly role: MemberRole | "removed"
   readonly match: LogIndex
   readonly next: LogIndex
   readonly state: ProgressState
@@ -226,7 +263,17 @@ export interface Status {
   readonly applied: LogIndex
   readonly lastIndex: LogIndex
   readonly snapshotIndex: LogIndex
-  /** Followers' replication state; only on the leader. */
+  /** The latest configuration in this node's log (committed or not), else its snapshot's, else the bootstrap peers. */
+  readonly membership: Membership
+  /** Index of the configuration entry that set `membership`; 0 when it came from a snapshot or the bootstrap peers. */
+  readonly membershipIndex: LogIndex
+  /**
+   * This node in its own membership. "removed": not in it although it once was (it no longer
+   * campaigns); "joining": never yet a member (started to join an existing group, waiting for the
+   * leader's log).
+   */
+  readonly self: MemberRole | "removed" | "joining"
+  /** Followers' and learners' replication state; only on the leader. */
   readonly progress: readonly PeerProgress[] | undefined
   /** The follower leadership is being handed to, 0 if none. */
   readonly leadTransferee: NodeId | 0

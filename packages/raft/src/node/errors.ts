@@ -18,3 +18,36 @@ export class ProposalTooLarge extends Schema.TaggedError<ProposalTooLarge>()("Pr
   bytes: Schema.Number,
   maxBytes: Schema.Number,
 }) {}
+
+/**
+ * A membership change is already in flight (at most one at a time), or this leader has not yet
+ * committed an entry of its term: retry once entry `index` has committed.
+ */
+export class ChangeInProgress extends Schema.TaggedError<ChangeInProgress>()("ChangeInProgress", {
+  index: Schema.Number,
+}) {}
+
+/** The change names a node that is not a member (promote, remove). */
+export class UnknownMember extends Schema.TaggedError<UnknownMember>()("UnknownMember", {
+  id: Schema.Number,
+}) {}
+
+/** The change would add a member that already is one, or promote a voter. */
+export class AlreadyMember extends Schema.TaggedError<AlreadyMember>()("AlreadyMember", {
+  id: Schema.Number,
+  role: Schema.Literals(["voter", "learner"]),
+}) {}
+
+/** Removing the only voter would leave a group that can never elect a leader again. */
+export class LastVoter extends Schema.TaggedError<LastVoter>()("LastVoter", {
+  id: Schema.Number,
+}) {}
+
+/** Every way a membership change can be refused or interrupted. */
+export type MembershipChangeError =
+  | NotLeader
+  | NodeStopped
+  | ChangeInProgress
+  | UnknownMember
+  | AlreadyMember
+  | LastVoter

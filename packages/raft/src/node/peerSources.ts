@@ -59,3 +59,42 @@ const lookupPeerSources = async (entries: readonly [string, string][]): Promise<
 /** Whether a datagram from `source` (already normalized) may speak for peer `id`. */
 export const isFromPeer = (sources: PeerSources, id: NodeId, source: string): boolean =>
   sources.get(id)?.has(source) ?? false
+
+/**
+ * Where each member lives and which sources may speak for it: the bootstrap peers first, then every
+ * address a configuration entry carries (a member added later, or one added again elsewhere). Ids
+ * no configuration has named are not heard: nothing says which address may speak for them.
+ */
+export class PeerDirectory {
+  private readonly addresses = new Map<NodeId, string>()
+  private readonly forms: Map<NodeId, ReadonlySet<string>>
+
+  constructor(peers: Readonly<Record<number, string>>, sources: PeerSources) {
+    for (const [id, address] of Object.entries(peers)) this.addresses.set(Number(id), address)
+    this.forms = new Map(sources)
+  }
+
+  get sources(): PeerSources {
+    return this.forms
+  }
+
+  addressOf(id: NodeId): string | undefined {
+    return this.addresses.get(id)
+  }
+
+  /** Takes the addresses a membership carries ("" = known from elsewhere, kept as it is). */
+  learn(membership: { readonly members: readonly { readonly id: NodeId; readonly address: string }[] }): void {
+    for (const { id, address } of membership.members) {
+      if (address === "" || this.addresses.get(id) === address) continue
+      this.addresses.set(id, address)
+      this.forms.set(id, new Set([normalizeAddress(address)]))
+      if (needsLookup(address)) {
+        // Until DNS answers, only datagrams showing the configured text itself are believed.
+        void lookupPeerSources([[String(id), address]]).then((found) => {
+          const resolved = found.get(id)
+          if (resolved !== undefined && this.addresses.get(id) === address) this.forms.set(id, resolved)
+        })
+      }
+    }
+  }
+}

@@ -1,9 +1,12 @@
 import { normalizeAddress, RpcNode } from "@kv/rpc"
 import { Clock, Context, Effect, Latch, Layer, Random, type Scope } from "effect"
 import {
+  type ChangeRefusal,
   createRaft,
   type Entry,
   type LogIndex,
+  type Membership,
+  type MembershipChange,
   type Message,
   maxEntryBytesFor,
   messageWithinBounds,
@@ -17,8 +20,17 @@ import {
 import type { StorageCorrupt } from "../storage/errors.ts"
 import { Storage } from "../storage/index.ts"
 import { FRAME_HEADER_BYTES, MAX_RECORD_BODY_BYTES } from "../storage/walRecord.ts"
-import { NodeStopped, NotLeader, ProposalTooLarge } from "./errors.ts"
-import { isFromPeer, resolvePeerSources } from "./peerSources.ts"
+import {
+  AlreadyMember,
+  ChangeInProgress,
+  LastVoter,
+  type MembershipChangeError,
+  NodeStopped,
+  NotLeader,
+  ProposalTooLarge,
+  UnknownMember,
+} from "./errors.ts"
+import { isFromPeer, PeerDirectory, resolvePeerSources } from "./peerSources.ts"
 import { RaftStatusMethod } from "./statusMethod.ts"
 import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse, RAFT_CHANNEL } from "./wire.ts"
 
@@ -32,8 +44,19 @@ export type ReadIndexCallback = (outcome: LogIndex | NotLeader | NodeStopped) =>
 
 export interface RaftNodeConfig {
   readonly id: NodeId
-  /** Every voter's address by id, this node's included. */
+  /**
+   * The bootstrap members' addresses by id (cluster.toml), this node's included: every one a voter
+   * until the log or a snapshot says otherwise. After that the membership is the log's, and the
+   * addresses of members added later come with the configuration entries that add them.
+   */
   readonly peers: Readonly<Record<number, string>>
+  /**
+   * This node joins an existing group (etcd's `--initial-cluster-state existing`): with empty
+   * storage it does not bootstrap from `peers` but waits for the leader, which replicates the log
+   * (or a snapshot) to it once it has been added as a member. `peers` then only says where the
+   * group's members are, so their messages are believed. Default false.
+   */
+  readonly join?: boolean
   /** Name of this node's storage in the Storage service (a directory for file storage). */
   readonly storageName?: string
   readonly tickMs?: number
@@ -76,6 +99,30 @@ export interface RaftStatus {
    * maxSnapshotBytes, which every follower refuses (that follower cannot catch up); else 0.
    */
   readonly oversizedSnapshotBytes: number
+  /** This node in its own membership: "removed" nodes no longer campaign; "joining" ones wait for the leader. */
+  readonly member: "voter" | "learner" | "removed" | "joining"
+  /** Index of the configuration entry in force (0: the snapshot's or the bootstrap peers). */
+  readonly membershipIndex: LogIndex
+  /** The latest configuration in this node's log, committed or not, by id. */
+  readonly members: readonly MemberStatus[]
+}
+
+export interface MemberStatus {
+  readonly id: NodeId
+  /** "" when this node does not know it. */
+  readonly address: string
+  readonly role: "leader" | "voter" | "learner"
+  /** Leader only: the highest index known replicated on the member (its own last index for itself); -1 elsewhere. */
+  readonly match: LogIndex
+  /** Leader only: entries the member is behind the leader's log; -1 elsewhere. */
+  readonly lag: number
+}
+
+/** A membership change that has committed. */
+export interface MembershipChangeResult {
+  readonly index: LogIndex
+  readonly term: Term
+  readonly membership: Membership
 }
 
 export interface ProposeResult {
@@ -110,6 +157,19 @@ export interface RaftNodeShape {
    * it is dropped. May be called from the apply callback; it takes effect after the current batch.
    */
   snapshot(index: LogIndex, data: Uint8Array): Effect.Effect<void>
+  /**
+   * Membership changes, one at a time (thesis §4.3): each appends a configuration entry if this node
+   * leads and resolves once that entry has committed (the new membership is then the group's). Fails
+   * with NotLeader if this node does not lead, or loses leadership before the entry commits (the
+   * change may still take effect: read the membership again); ChangeInProgress while another change
+   * (or this leader's first entry) is uncommitted. A leader that removes itself hands leadership to
+   * the most up-to-date voter once the change commits, and steps down.
+   */
+  addLearner(id: NodeId, address: string): Effect.Effect<MembershipChangeResult, MembershipChangeError>
+  /** Makes a learner a voter (check its lag in status() first: a voter that is far behind slows commits). */
+  promote(id: NodeId): Effect.Effect<MembershipChangeResult, MembershipChangeError>
+  addVoter(id: NodeId, address: string): Effect.Effect<MembershipChangeResult, MembershipChangeError>
+  removeMember(id: NodeId): Effect.Effect<MembershipChangeResult, MembershipChangeError>
   /** Hands leadership to `to` (or the most up-to-date follower). Resolves once requested. */
   transferLeadership(to?: NodeId): Effect.Effect<void, NotLeader>
   status(): RaftStatus
@@ -164,7 +224,10 @@ export const makeRaftNode = (
     yield* Effect.addFinalizer(() => Effect.sync(() => storage.close()))
     const restored = storage.load()
     const resolved = resolvePeerSources(config.peers)
-    const peerSources = resolved instanceof Promise ? yield* Effect.promise(() => resolved) : resolved
+    const peerSources = new PeerDirectory(
+      config.peers,
+      resolved instanceof Promise ? yield* Effect.promise(() => resolved) : resolved,
+    )
     // One Raft message must carry any entry, and one WAL record must hold it.
     const maxEntryBytes = Math.min(
       maxEntryBytesFor(rpc.transport.maxMessageBytes),
@@ -178,7 +241,9 @@ export const makeRaftNode = (
     const clock = yield* Clock.Clock
     const raftConfig: RaftConfig = {
       id: config.id,
-      peers: peerIds,
+      // A joining node waits for the leader's log; its storage, once it has any, says the rest.
+      peers: config.join === true ? [] : peerIds,
+      peerAddresses: new Map(peerIds.map((id) => [id, config.peers[id] ?? ""])),
       electionTicks: config.electionTicks ?? raftDefaults.electionTicks,
       heartbeatTicks: config.heartbeatTicks ?? raftDefaults.heartbeatTicks,
       seed,
@@ -199,6 +264,49 @@ export const makeRaftNode = (
     const pendingSnapshots: { index: LogIndex; data: Uint8Array }[] = []
     const counters = { messagesSent: 0, requestsSent: 0, proposals: 0, fsyncs: 0 }
     const readRounds = new Map<number, ReadIndexCallback[]>()
+    /** Membership changes waiting for their entry to commit, by index. */
+    const changeWaiters = new Map<
+      LogIndex,
+      { readonly term: Term; readonly done: (outcome: MembershipChangeResult | NotLeader | NodeStopped) => void }
+    >()
+    const failChanges = (error: NotLeader | NodeStopped) => {
+      const waiting = [...changeWaiters.values()]
+      changeWaiters.clear()
+      for (const w of waiting) w.done(error)
+    }
+    const settleChanges = (entries: readonly Entry[]) => {
+      if (changeWaiters.size === 0) return
+      for (const e of entries) {
+        const w = changeWaiters.get(e.index)
+        if (w === undefined) continue
+        changeWaiters.delete(e.index)
+        // Another term at our index: a newer leader's entry replaced ours, which never took effect.
+        if (e.term === w.term && e.config !== undefined) w.done({ index: e.index, term: e.term, membership: e.config })
+        else w.done(new NotLeader({ leaderHint: core.leader }))
+      }
+    }
+    let knownMembership: Membership | undefined
+    let reportedMember = ""
+    /** Learns where new members live and says when this node's own place in the group changes. */
+    const followMembership = Effect.suspend(() => {
+      const membership = core.membership
+      if (membership === knownMembership) return Effect.void
+      knownMembership = membership
+      peerSources.learn(membership)
+      const member = core.status().self
+      if (member === reportedMember) return Effect.void
+      const first = reportedMember === ""
+      reportedMember = member
+      if (member === "removed") {
+        return Effect.logWarning(
+          "raft: this node is not a member of its group's latest configuration; it no longer campaigns",
+        ).pipe(Effect.annotateLogs({ node: config.id }))
+      }
+      if (first && member !== "joining") return Effect.void
+      return Effect.logInfo(`raft: this node is now ${member === "joining" ? "waiting to join" : `a ${member}`}`).pipe(
+        Effect.annotateLogs({ node: config.id }),
+      )
+    })
 
     if (restored.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: restored.snapshot })
 
@@ -223,7 +331,7 @@ export const makeRaftNode = (
         box.bytes += size
       }
       for (const [to, box] of outbox) {
-        const address = config.peers[to]
+        const address = peerSources.addressOf(to)
         if (address === undefined) continue
         for (const batch of box.batches) rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(batch))
       }
@@ -261,7 +369,10 @@ export const makeRaftNode = (
       }
       send(ready.messagesAfterPersist)
       if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })
-      if (ready.committedEntries.length > 0) config.apply({ type: "entries", entries: ready.committedEntries })
+      if (ready.committedEntries.length > 0) {
+        config.apply({ type: "entries", entries: ready.committedEntries })
+        settleChanges(ready.committedEntries)
+      }
       for (const rs of ready.readStates) {
         const waiters = readRounds.get(rs.requestId)
         if (waiters === undefined) continue
@@ -273,6 +384,7 @@ export const makeRaftNode = (
       const term = core.status().term
       if ((ready.softState !== undefined && ready.softState.role !== "leader") || term !== readTerm) {
         failReads(new NotLeader({ leaderHint: core.status().leader }))
+        failChanges(new NotLeader({ leaderHint: core.status().leader }))
       }
       readTerm = term
       core.advance(ready)
@@ -296,7 +408,11 @@ export const makeRaftNode = (
         const { index, data } = pendingSnapshots.shift()!
         const term = core.termAt(index)
         if (term === undefined || index <= core.status().snapshotIndex || index > core.status().applied) continue
-        storage.saveSnapshot({ index, term, data })
+        // The snapshot carries the membership at its index: the log that said it is dropped.
+        const membership = core.membershipAt(index)
+        storage.saveSnapshot(
+          membership.members.length === 0 ? { index, term, data } : { index, term, data, membership },
+        )
         core.compact(index, data)
       }
     }
@@ -319,7 +435,7 @@ export const makeRaftNode = (
       for (const m of messages) {
         if (m.to !== config.id) continue
         // A member speaks only from its own address: anyone else claiming its id is dropped.
-        if (!isFromPeer(peerSources, m.from, lastSource)) stats.drop("wrongSender")
+        if (!isFromPeer(peerSources.sources, m.from, lastSource)) stats.drop("wrongSender")
         // The core ignores these too; checking here counts them.
         else if (!messageWithinBounds(m, core.term, maxEntryBytes)) stats.drop("outOfBounds")
         else core.step(m)
@@ -350,6 +466,7 @@ export const makeRaftNode = (
             if (core.hasReady()) yield* Effect.yieldNow
           }
           compactPending()
+          yield* followMembership
         } catch (error) {
           // Storage failing (a full disk) or the service's apply throwing leaves this replica unable
           // to make progress; a replica that answers status but never acts would hide that.
@@ -387,6 +504,7 @@ export const makeRaftNode = (
         stopped = true
         rpc.onOneWay(RAFT_CHANNEL, () => {})
         failReads(new NodeStopped())
+        failChanges(new NodeStopped())
       }),
     )
     wake.openUnsafe()
@@ -415,6 +533,44 @@ export const makeRaftNode = (
       wake.openUnsafe()
     }
 
+    const changeMembership = (change: MembershipChange): Effect.Effect<MembershipChangeResult, MembershipChangeError> =>
+      Effect.callback<MembershipChangeResult, MembershipChangeError>((resume) => {
+        if (stopped) {
+          resume(Effect.fail(new NodeStopped()))
+          return
+        }
+        const result = core.proposeMembership(change)
+        if ("refused" in result) {
+          resume(Effect.fail(refusalError(result.refused)))
+          return
+        }
+        changeWaiters.set(result.index, {
+          term: result.term,
+          done: (outcome) =>
+            resume(
+              outcome instanceof NotLeader || outcome instanceof NodeStopped
+                ? Effect.fail(outcome)
+                : Effect.succeed(outcome),
+            ),
+        })
+        wake.openUnsafe()
+      })
+
+    const members = (s: ReturnType<typeof core.status>): MemberStatus[] => {
+      const progress = new Map((s.progress ?? []).map((p) => [p.id, p]))
+      return s.membership.members.map((m) => {
+        const isLeader = s.role === "leader"
+        const match = !isLeader ? -1 : m.id === config.id ? s.lastIndex : (progress.get(m.id)?.match ?? 0)
+        return {
+          id: m.id,
+          address: peerSources.addressOf(m.id) ?? m.address,
+          role: m.id === s.leader ? "leader" : m.role,
+          match,
+          lag: isLeader ? s.lastIndex - match : -1,
+        }
+      })
+    }
+
     const status = (): RaftStatus => {
       const s = core.status()
       return {
@@ -429,6 +585,9 @@ export const makeRaftNode = (
         raftStateBytes: storage.raftStateBytes(),
         snapshotBytes: storage.snapshotBytes(),
         oversizedSnapshotBytes: s.oversizedSnapshotBytes,
+        member: s.self,
+        membershipIndex: s.membershipIndex,
+        members: members(s),
       }
     }
 
@@ -469,11 +628,30 @@ export const makeRaftNode = (
           wake.openUnsafe()
           return Effect.void
         }),
+      addLearner: (id, address) => changeMembership({ type: "add-learner", id, address }),
+      promote: (id) => changeMembership({ type: "promote", id }),
+      addVoter: (id, address) => changeMembership({ type: "add-voter", id, address }),
+      removeMember: (id) => changeMembership({ type: "remove", id }),
       status,
       counters: () => ({ ...counters }),
       raftStateBytes: () => storage.raftStateBytes(),
     } satisfies RaftNodeShape
   })
+
+const refusalError = (r: ChangeRefusal): MembershipChangeError => {
+  switch (r.reason) {
+    case "not-leader":
+      return new NotLeader({ leaderHint: r.leaderHint })
+    case "change-in-progress":
+      return new ChangeInProgress({ index: r.index })
+    case "unknown-member":
+      return new UnknownMember({ id: r.id })
+    case "already-member":
+      return new AlreadyMember({ id: r.id, role: r.role })
+    case "last-voter":
+      return new LastVoter({ id: r.id })
+  }
+}
 
 /** A service handle for code that runs one Raft node per Effect context. */
 export class RaftNode extends Context.Service<RaftNode, RaftNodeShape>()("@kv/raft/RaftNode") {

@@ -1,5 +1,10 @@
 import { Schema } from "effect"
-import { MAX_TERM_OR_INDEX, type Message } from "../core/index.ts"
+import {
+  type Entry as CoreEntry,
+  type SnapshotMeta as CoreSnapshotMeta,
+  MAX_TERM_OR_INDEX,
+  type Message,
+} from "../core/index.ts"
 
 /**
  * Raft peer messages on the wire: a batch (array) of messages per datagram, each validated by
@@ -9,8 +14,25 @@ import { MAX_TERM_OR_INDEX, type Message } from "../core/index.ts"
  */
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(MAX_TERM_OR_INDEX))
 const header = { from: Count, to: Count, term: Count }
-const Entry = Schema.Struct({ term: Count, index: Count, data: Schema.Uint8Array })
-const SnapshotMeta = Schema.Struct({ index: Count, term: Count })
+/** Bounds a hostile peer cannot stretch: an address fits in a host:port, a group in a few hundred members. */
+const MAX_ADDRESS_CHARS = 300
+const MAX_MEMBERS = 1024
+export const MembershipSchema = Schema.Struct({
+  members: Schema.Array(
+    Schema.Struct({
+      id: Count,
+      role: Schema.Literals(["voter", "learner"]),
+      address: Schema.String.check(Schema.isMaxLength(MAX_ADDRESS_CHARS)),
+    }),
+  ).check(Schema.isMaxLength(MAX_MEMBERS)),
+})
+const Entry = Schema.Struct({
+  term: Count,
+  index: Count,
+  data: Schema.Uint8Array,
+  config: Schema.optionalKey(MembershipSchema),
+})
+const SnapshotMeta = Schema.Struct({ index: Count, term: Count, membership: Schema.optionalKey(MembershipSchema) })
 
 const MessageSchema = Schema.Union([
   Schema.Struct({ type: Schema.Literal("PreVote"), ...header, lastLogIndex: Count, lastLogTerm: Count }),
@@ -57,10 +79,15 @@ const MessageSchema = Schema.Union([
 const Batch = Schema.Array(MessageSchema)
 const decodeBatch = Schema.decodeUnknownExit(Batch)
 
-// Compile-time check that the wire schema and the core's Message type describe the same thing.
+// Compile-time check that the wire schema and the core's Message type describe the same thing
+// (optional fields included: a field the wire dropped would make these differ).
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
 const wireMatchesCore: Same<(typeof MessageSchema)["Type"], Message> = true
 void wireMatchesCore
+const entryKeys: Same<keyof (typeof Entry)["Type"], keyof CoreEntry> = true
+const snapshotKeys: Same<keyof (typeof SnapshotMeta)["Type"], keyof CoreSnapshotMeta> = true
+void entryKeys
+void snapshotKeys
 
 /** The payload for RpcNode.sendOneWay: msgpack encodes it once for the datagram. */
 export const encodeMessages = (messages: readonly Message[]): readonly Message[] => messages
@@ -104,7 +131,15 @@ export const isRaftReply = (payload: unknown): boolean => {
 /** An upper estimate of a message's encoded size, for packing batches under one datagram. */
 export const estimateMessageBytes = (m: Message): number => {
   let bytes = 96
-  if (m.type === "Append") for (const e of m.entries) bytes += e.data.length + 24
-  else if (m.type === "Snap") bytes += m.chunk.length
+  if (m.type === "Append") {
+    for (const e of m.entries) bytes += e.data.length + 24 + (e.config === undefined ? 0 : membershipBytes(e.config))
+  } else if (m.type === "Snap" && m.snapshot.membership !== undefined) bytes += membershipBytes(m.snapshot.membership)
+  if (m.type === "Snap") bytes += m.chunk.length
+  return bytes
+}
+
+const membershipBytes = (m: { readonly members: readonly { readonly address: string }[] }): number => {
+  let bytes = 16
+  for (const x of m.members) bytes += 40 + x.address.length * 3
   return bytes
 }

@@ -27,7 +27,15 @@ export class MemoryDisk {
   generation = 0
 }
 
-const copyEntry = (entry: Entry): Entry => ({ term: entry.term, index: entry.index, data: entry.data.slice() })
+const copyEntry = (entry: Entry): Entry =>
+  entry.config === undefined
+    ? { term: entry.term, index: entry.index, data: entry.data.slice() }
+    : { term: entry.term, index: entry.index, data: entry.data.slice(), config: entry.config }
+
+const copySnapshot = (snapshot: Snapshot): Snapshot =>
+  snapshot.membership === undefined
+    ? { index: snapshot.index, term: snapshot.term, data: snapshot.data.slice() }
+    : { index: snapshot.index, term: snapshot.term, data: snapshot.data.slice(), membership: snapshot.membership }
 
 export const openMemoryStorage = (disk: MemoryDisk): RaftStorage => {
   disk.generation += 1
@@ -65,10 +73,7 @@ export const openMemoryStorage = (disk: MemoryDisk): RaftStorage => {
       const snapshot = disk.snapshot
       return {
         hardState: disk.hardState,
-        snapshot:
-          snapshot === undefined
-            ? undefined
-            : { index: snapshot.index, term: snapshot.term, data: snapshot.data.slice() },
+        snapshot: snapshot === undefined ? undefined : copySnapshot(snapshot),
         entries: disk.entries.map(copyEntry),
       }
     },
@@ -99,7 +104,7 @@ export const openMemoryStorage = (disk: MemoryDisk): RaftStorage => {
       } else {
         truncateFrom(log.base + 1)
       }
-      disk.snapshot = { index: snapshot.index, term: snapshot.term, data: snapshot.data.slice() }
+      disk.snapshot = copySnapshot(snapshot)
     },
 
     raftStateBytes() {

@@ -1,32 +1,47 @@
 /**
- * Snapshot file: a 40-byte little-endian header, then the data.
+ * Snapshot file: a little-endian header, then the data.
+ * Format 1 (40-byte header; written when the snapshot carries no membership, and by older versions):
  *   0  magic "KVSN"       4  format version (1)
  *   8  index (u64)        16 term (u64)          24 data length (u64)
  *   32 crc32 of the data  36 crc32 of bytes 0..36
+ * Format 2 (48-byte header, then the membership bytes of membershipRecord.ts, then the data):
+ *   0..32 as format 1 (version 2)                32 crc32 of the data
+ *   36 membership length (u32)                   40 crc32 of the membership bytes
+ *   44 crc32 of bytes 0..44
  * Snapshots are only ever renamed into place complete, so any damage here is corruption.
  */
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { snapshotFileName, writeFileAtomically } from "./dataDir.ts"
 import { StorageCorrupt } from "./errors.ts"
+import { decodeMembership, encodeMembership } from "./membershipRecord.ts"
 import type { Snapshot } from "./types.ts"
 
 const MAGIC = 0x4e53564b // "KVSN" read as little-endian u32
-const VERSION = 1
-const HEADER_BYTES = 40
+const V1_HEADER_BYTES = 40
+const V2_HEADER_BYTES = 48
 
 /** Writes the snapshot durably under its final name (see writeFileAtomically). */
 export const writeSnapshotFile = (dir: string, snapshot: Snapshot): void => {
-  const header = new Uint8Array(HEADER_BYTES)
+  const membership = snapshot.membership === undefined ? undefined : encodeMembership(snapshot.membership)
+  const headerBytes = membership === undefined ? V1_HEADER_BYTES : V2_HEADER_BYTES
+  const header = new Uint8Array(headerBytes)
   const view = new DataView(header.buffer)
   view.setUint32(0, MAGIC, true)
-  view.setUint32(4, VERSION, true)
+  view.setUint32(4, membership === undefined ? 1 : 2, true)
   view.setBigUint64(8, BigInt(snapshot.index), true)
   view.setBigUint64(16, BigInt(snapshot.term), true)
   view.setBigUint64(24, BigInt(snapshot.data.length), true)
   view.setUint32(32, Bun.hash.crc32(snapshot.data), true)
-  view.setUint32(36, Bun.hash.crc32(header.subarray(0, 36)), true)
-  writeFileAtomically(dir, snapshotFileName(snapshot.index), [header, snapshot.data])
+  if (membership === undefined) {
+    view.setUint32(36, Bun.hash.crc32(header.subarray(0, 36)), true)
+    writeFileAtomically(dir, snapshotFileName(snapshot.index), [header, snapshot.data])
+    return
+  }
+  view.setUint32(36, membership.length, true)
+  view.setUint32(40, Bun.hash.crc32(membership), true)
+  view.setUint32(44, Bun.hash.crc32(header.subarray(0, 44)), true)
+  writeFileAtomically(dir, snapshotFileName(snapshot.index), [header, membership, snapshot.data])
 }
 
 /** Reads and verifies the snapshot stored under index `index`. */
@@ -34,21 +49,36 @@ export const readSnapshotFile = (dir: string, index: number): Snapshot => {
   const path = join(dir, snapshotFileName(index))
   const bytes = readFileSync(path)
   const corrupt = (offset: number, reason: string) => new StorageCorrupt({ path, offset, reason })
-  if (bytes.length < HEADER_BYTES) throw corrupt(0, `snapshot file of ${bytes.length} bytes has no complete header`)
-  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES)
+  if (bytes.length < V1_HEADER_BYTES) throw corrupt(0, `snapshot file of ${bytes.length} bytes has no complete header`)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, V2_HEADER_BYTES))
   if (view.getUint32(0, true) !== MAGIC) throw corrupt(0, "not a snapshot file (bad magic)")
-  const headerCrc = Bun.hash.crc32(bytes.subarray(0, 36))
-  if (view.getUint32(36, true) !== headerCrc) throw corrupt(36, "snapshot header checksum mismatch")
   const version = view.getUint32(4, true)
-  if (version !== VERSION) throw corrupt(4, `unknown snapshot format version ${version}`)
+  const headerBytes = version === 2 ? V2_HEADER_BYTES : V1_HEADER_BYTES
+  if (bytes.length < headerBytes) throw corrupt(0, `snapshot file of ${bytes.length} bytes has no complete header`)
+  const crcAt = headerBytes - 4
+  if (view.getUint32(crcAt, true) !== Bun.hash.crc32(bytes.subarray(0, crcAt))) {
+    throw corrupt(crcAt, "snapshot header checksum mismatch")
+  }
+  if (version !== 1 && version !== 2) throw corrupt(4, `unknown snapshot format version ${version}`)
   const storedIndex = Number(view.getBigUint64(8, true))
   const term = Number(view.getBigUint64(16, true))
   const length = Number(view.getBigUint64(24, true))
   if (storedIndex !== index) throw corrupt(8, `header says index ${storedIndex}, file name says ${index}`)
-  if (length !== bytes.length - HEADER_BYTES) {
-    throw corrupt(24, `header says ${length} data bytes, file holds ${bytes.length - HEADER_BYTES}`)
+  const membershipLength = version === 2 ? view.getUint32(36, true) : 0
+  const dataStart = headerBytes + membershipLength
+  if (length !== bytes.length - dataStart) {
+    throw corrupt(24, `header says ${length} data bytes, file holds ${bytes.length - dataStart}`)
   }
-  const data = bytes.subarray(HEADER_BYTES)
-  if (view.getUint32(32, true) !== Bun.hash.crc32(data)) throw corrupt(HEADER_BYTES, "snapshot data checksum mismatch")
-  return { index, term, data: new Uint8Array(data.buffer, data.byteOffset, data.length) }
+  let membership: Snapshot["membership"]
+  if (version === 2) {
+    const raw = bytes.subarray(headerBytes, dataStart)
+    if (view.getUint32(40, true) !== Bun.hash.crc32(raw))
+      throw corrupt(headerBytes, "snapshot membership checksum mismatch")
+    membership = decodeMembership(new Uint8Array(raw.buffer, raw.byteOffset, raw.length))
+    if (membership === undefined) throw corrupt(headerBytes, "snapshot membership is not a membership record")
+  }
+  const data = bytes.subarray(dataStart)
+  if (view.getUint32(32, true) !== Bun.hash.crc32(data)) throw corrupt(dataStart, "snapshot data checksum mismatch")
+  const snapshot: Snapshot = { index, term, data: new Uint8Array(data.buffer, data.byteOffset, data.length) }
+  return membership === undefined ? snapshot : { ...snapshot, membership }
 }

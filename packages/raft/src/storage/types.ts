@@ -2,12 +2,15 @@
  * Records that Raft persists. The pure core declares structurally identical types, so values pass
  * between the two without conversion.
  */
+import type { Membership } from "../core/types.ts"
 
 export interface Entry {
   readonly term: number
   readonly index: number
-  /** Empty for a leader's no-op entry. */
+  /** Empty for a leader's no-op entry and for configuration entries. */
   readonly data: Uint8Array
+  /** A configuration entry's membership (a WAL record of its own kind; older WALs have none). */
+  readonly config?: Membership
 }
 
 export interface HardState {
@@ -23,6 +26,8 @@ export interface Snapshot {
   /** Term of the entry at `index`. */
   readonly term: number
   readonly data: Uint8Array
+  /** The membership at `index` (snapshot file format 2; absent in format 1 files). */
+  readonly membership?: Membership
 }
 
 export interface PersistedState {

@@ -5,14 +5,19 @@
  *   hard state [t, term, vote, commit]
  *   compacted  [t, index, term]   first record of a segment written by compaction: the log restarts
  *                                 after (index, term), everything replayed before it is dropped
+ *   config     [t, term, index, membership]   a configuration entry (its data is always empty);
+ *                                 `membership` is the bytes of membershipRecord.ts. WALs written
+ *                                 before membership changes hold no such record and replay as before
  * `t` is the kind, plus BATCH_END on the last record of each save(): records after the last
  * BATCH_END of the last segment belong to a save that never completed and are discarded, which makes
  * every save() atomic across crashes.
  */
 import { type Decoder, Encoder } from "@msgpack/msgpack"
+import type { Membership } from "../core/types.ts"
+import { decodeMembership, encodeMembership } from "./membershipRecord.ts"
 import type { Entry, HardState } from "./types.ts"
 
-export const RecordKind = { Entry: 1, HardState: 2, Compacted: 3 } as const
+export const RecordKind = { Entry: 1, HardState: 2, Compacted: 3, Config: 4 } as const
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind]
 
 export const BATCH_END = 0x10
@@ -30,6 +35,8 @@ export type WalRecord =
       readonly term: number
       readonly index: number
       readonly data: Uint8Array
+      /** Decoded from a config record (which replays as an entry with empty data). */
+      readonly config?: Membership
     }
   | { readonly kind: typeof RecordKind.HardState; readonly batchEnd: boolean; readonly hardState: HardState }
   | {
@@ -83,6 +90,8 @@ export const readFrame = (bytes: Uint8Array, offset: number, decoder: Decoder): 
   return { ok: true, record, end }
 }
 
+const EMPTY_DATA = new Uint8Array(0)
+
 const isCount = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 0
 
@@ -104,6 +113,15 @@ const decodeBody = (body: Uint8Array, decoder: Decoder): WalRecord | undefined =
         return undefined
       }
       return { kind, batchEnd, term, index, data }
+    }
+    case RecordKind.Config: {
+      const [, term, index, bytes] = value
+      if (value.length !== 4 || !isCount(term) || !isCount(index) || index === 0 || !(bytes instanceof Uint8Array)) {
+        return undefined
+      }
+      const config = decodeMembership(bytes)
+      if (config === undefined) return undefined
+      return { kind: RecordKind.Entry, batchEnd, term, index, data: EMPTY_DATA, config }
     }
     case RecordKind.HardState: {
       const [, term, vote, commit] = value
@@ -134,15 +152,15 @@ export const declaredBodyBytes = (prefix: Uint8Array): number | undefined => {
   // Integers after the kind: entry term and index (then its data), hard state term, vote and
   // commit, compaction index and term.
   const integers = kind === RecordKind.HardState ? 3 : 2
-  const validKind = kind === RecordKind.Entry || kind === RecordKind.HardState || kind === RecordKind.Compacted
-  if (t >= 0x80 || !validKind || arrayHeader !== (kind === RecordKind.Compacted ? 0x93 : 0x94)) return undefined
+  if (t >= 0x80 || !isRecordKind(kind) || arrayHeader !== (kind === RecordKind.Compacted ? 0x93 : 0x94))
+    return undefined
   let at = 2
   for (let k = 0; k < integers; k++) {
     const size = uintSizeAt(prefix, at)
     if (size === undefined) return undefined
     at += size
   }
-  if (kind !== RecordKind.Entry) return at
+  if (kind !== RecordKind.Entry && kind !== RecordKind.Config) return at
   const binHeader = prefix[at]
   const lengthBytes = binHeader === 0xc4 ? 1 : binHeader === 0xc5 ? 2 : binHeader === 0xc6 ? 4 : undefined
   if (lengthBytes === undefined || at + 1 + lengthBytes > prefix.length) return undefined
@@ -150,6 +168,12 @@ export const declaredBodyBytes = (prefix: Uint8Array): number | undefined => {
   for (let k = 0; k < lengthBytes; k++) dataLength = dataLength * 256 + (prefix[at + 1 + k] as number)
   return at + 1 + lengthBytes + dataLength
 }
+
+export const isRecordKind = (kind: number): boolean =>
+  kind === RecordKind.Entry ||
+  kind === RecordKind.HardState ||
+  kind === RecordKind.Compacted ||
+  kind === RecordKind.Config
 
 /** Encoded size of the msgpack unsigned integer at `at`, if it is one and fits in `bytes`. */
 const uintSizeAt = (bytes: Uint8Array, at: number): number | undefined => {
@@ -176,6 +200,16 @@ export class FrameBatch {
 
   /** Returns the frame's size; it starts at the `length` read before the call. */
   addEntry(entry: Entry, batchEnd: boolean): number {
+    if (entry.config !== undefined) {
+      return this.addBody(
+        this.encoder.encodeSharedRef([
+          RecordKind.Config | flag(batchEnd),
+          entry.term,
+          entry.index,
+          encodeMembership(entry.config),
+        ]),
+      )
+    }
     return this.addBody(
       this.encoder.encodeSharedRef([RecordKind.Entry | flag(batchEnd), entry.term, entry.index, entry.data]),
     )
@@ -239,7 +273,11 @@ const uintBytes = (n: number): number => (n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x1
 const binBytes = (length: number): number => (length < 0x100 ? 2 : length < 0x10000 ? 3 : 5) + length
 
 export const entryFrameBytes = (entry: Entry): number =>
-  FRAME_HEADER_BYTES + 2 + uintBytes(entry.term) + uintBytes(entry.index) + binBytes(entry.data.length)
+  FRAME_HEADER_BYTES +
+  2 +
+  uintBytes(entry.term) +
+  uintBytes(entry.index) +
+  binBytes(entry.config === undefined ? entry.data.length : encodeMembership(entry.config).length)
 
 export const hardStateFrameBytes = (hardState: HardState): number =>
   FRAME_HEADER_BYTES + 2 + uintBytes(hardState.term) + uintBytes(hardState.vote) + uintBytes(hardState.commit)

@@ -35,6 +35,7 @@ import {
   declaredBodyBytes,
   FRAME_HEADER_BYTES,
   type FrameRead,
+  isRecordKind,
   RecordKind,
   readFrame,
   type WalRecord,
@@ -119,7 +120,11 @@ export const replayWal = (dir: string, segments: readonly number[]): ReplayedWal
           }
           index.append(record.index, record.term, { segment, offset, size })
           entries.length = record.index - index.base - 1
-          entries.push({ term: record.term, index: record.index, data: record.data })
+          entries.push(
+            record.config === undefined
+              ? { term: record.term, index: record.index, data: record.data }
+              : { term: record.term, index: record.index, data: record.data, config: record.config },
+          )
           return
         }
       }
@@ -152,7 +157,11 @@ export const replayWal = (dir: string, segments: readonly number[]): ReplayedWal
   }
 
   // Copies detach the entries from the segment buffers they were decoded from.
-  const copied = entries.map((entry) => ({ term: entry.term, index: entry.index, data: entry.data.slice() }))
+  const copied = entries.map((entry) =>
+    entry.config === undefined
+      ? { term: entry.term, index: entry.index, data: entry.data.slice() }
+      : { term: entry.term, index: entry.index, data: entry.data.slice(), config: entry.config },
+  )
   return {
     hardState,
     hardStateBytes,
@@ -239,7 +248,7 @@ const frameStartsAfter = (bytes: Uint8Array, offset: number, decoder: Decoder): 
     const arrayHeader = bytes[at + FRAME_HEADER_BYTES]
     if (arrayHeader !== 0x93 && arrayHeader !== 0x94) continue
     const kind = (bytes[at + FRAME_HEADER_BYTES + 1] as number) & ~BATCH_END
-    if (kind !== RecordKind.Entry && kind !== RecordKind.HardState && kind !== RecordKind.Compacted) continue
+    if (!isRecordKind(kind)) continue
     if (readFrame(bytes, at, decoder).ok) return true
   }
   return false
