@@ -10,22 +10,29 @@ describe("exactly-once with concurrent operations on one clerk", () => {
   kvTest(
     "200 concurrent appends from one clerk under loss and duplication each appear exactly once",
     "packages/kvraft/test/exactlyOnce.test.ts",
-    async (seed) => {
-      const lab = await KvLab.make(3, { seed, unreliable: true, maxRaftStateBytes: 2000 })
-      try {
+    (seed) =>
+      new KvLab(3, { seed, unreliable: true, maxRaftStateBytes: 2000 }).run(async (lab) => {
         lab.network.setDuplicateRate(0.3)
         const clerk = await lab.makeClerk()
         const n = 200
         const keys = ["a", "b", "c", "d"]
-        const appends = Array.from({ length: n }, (_, i) => lab.append(clerk, keys[i % keys.length]!, `<${i}>`))
-        // Depose the leader while the appends are in flight.
-        await Bun.sleep(100)
-        const leader = lab.leader()
-        if (leader !== undefined) {
-          await lab.shutdownServer(leader)
-          await Bun.sleep(500)
-          await lab.startServer(leader)
+        let acknowledged = 0
+        const appends = Array.from({ length: n }, (_, i) =>
+          lab.append(clerk, keys[i % keys.length]!, `<${i}>`).then(() => {
+            acknowledged++
+          }),
+        )
+        // Depose the leader while the appends are in flight: some acknowledged, not all.
+        for (let waited = 0; acknowledged === 0; waited += 5) {
+          if (waited >= 10_000) throw new Error("no append was acknowledged within 10 s")
+          await lab.sleep(5)
         }
+        expect(acknowledged).toBeLessThan(n)
+        const leader = lab.leader()
+        if (leader === undefined) throw new Error("no leader while appends are acknowledged")
+        await lab.crash(leader)
+        await lab.sleep(500)
+        await lab.restart(leader)
         await Promise.all(appends)
         for (const [k, key] of keys.entries()) {
           const value = await lab.get(clerk, key)
@@ -42,9 +49,6 @@ describe("exactly-once with concurrent operations on one clerk", () => {
           )
         }
         lab.checkLinearizable()
-      } finally {
-        await lab.cleanup()
-      }
-    },
+      }),
   )
 })

@@ -3,15 +3,21 @@ import { describe, expect } from "bun:test"
 import { genericTest } from "./support/genericTest.ts"
 import { KvLab } from "./support/kvLab.ts"
 import { kvTest } from "./support/kvTest.ts"
+import { speedTest } from "./support/speedTest.ts"
 
 const FILE = "packages/kvraft/test/kv4b.test.ts"
-const base = { unreliable: false, crash: false, partitions: false, maxRaftStateBytes: 1000, randomKeys: false }
+const MAX_RAFT_STATE = 1000
+const base = {
+  unreliable: false,
+  crash: false,
+  partitions: false,
+  maxRaftStateBytes: MAX_RAFT_STATE,
+  randomKeys: false,
+}
 
 describe("4B: key/value service with snapshots", () => {
-  kvTest("InstallSnapshot RPC (TestSnapshotRPC4B)", FILE, async (seed) => {
-    const maxRaftState = 1000
-    const lab = await KvLab.make(3, { seed, maxRaftStateBytes: maxRaftState })
-    try {
+  kvTest("InstallSnapshot RPC (TestSnapshotRPC4B)", FILE, (seed) =>
+    new KvLab(3, { seed, maxRaftStateBytes: MAX_RAFT_STATE }).run(async (lab) => {
       const ck = await lab.makeClerk()
       await lab.put(ck, "a", "A")
       expect(await lab.get(ck, "a")).toBe("A")
@@ -19,9 +25,9 @@ describe("4B: key/value service with snapshots", () => {
       lab.partition([0, 1], [2])
       const ck1 = await lab.makeClerk([0, 1])
       for (let i = 0; i < 50; i++) await lab.put(ck1, String(i), String(i))
-      await Bun.sleep(1_000)
+      await lab.sleep(1_000)
       await lab.put(ck1, "b", "B")
-      expect(lab.logSize()).toBeLessThanOrEqual(8 * maxRaftState)
+      expect(lab.logSize()).toBeLessThanOrEqual(8 * MAX_RAFT_STATE)
       // Server 0 in a minority with 2, which must catch up through InstallSnapshot to serve.
       lab.partition([0, 2], [1])
       const ck2 = await lab.makeClerk([0, 2])
@@ -36,18 +42,14 @@ describe("4B: key/value service with snapshots", () => {
       expect(await lab.get(ck, "c")).toBe("C")
       expect(await lab.get(ck, "e")).toBe("E")
       expect(await lab.get(ck, "1")).toBe("1")
-      expect(lab.logSize()).toBeLessThanOrEqual(8 * maxRaftState)
+      expect(lab.logSize()).toBeLessThanOrEqual(8 * MAX_RAFT_STATE)
       lab.checkLinearizable()
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    }),
+  )
 
-  kvTest("snapshot size is reasonable (TestSnapshotSize4B)", FILE, async (seed) => {
-    const maxRaftState = 1000
-    const maxSnapshotState = 500
-    const lab = await KvLab.make(3, { seed, maxRaftStateBytes: maxRaftState })
-    try {
+  kvTest("snapshot size is reasonable (TestSnapshotSize4B)", FILE, (seed) =>
+    new KvLab(3, { seed, maxRaftStateBytes: MAX_RAFT_STATE }).run(async (lab) => {
+      const maxSnapshotState = 500
       const ck = await lab.makeClerk()
       for (let i = 0; i < 200; i++) {
         await lab.put(ck, "x", "0")
@@ -56,30 +58,14 @@ describe("4B: key/value service with snapshots", () => {
         expect(await lab.get(ck, "x")).toBe("1")
       }
       console.log(`Raft state ${lab.logSize()} B, snapshot ${lab.snapshotSize()} B`)
-      expect(lab.logSize()).toBeLessThanOrEqual(8 * maxRaftState)
+      expect(lab.logSize()).toBeLessThanOrEqual(8 * MAX_RAFT_STATE)
       expect(lab.snapshotSize()).toBeLessThanOrEqual(maxSnapshotState)
-    } finally {
-      await lab.cleanup()
-    }
-  })
+    }),
+  )
 
-  kvTest("ops complete fast enough with snapshots (TestSpeed4B)", FILE, async (seed) => {
-    const lab = await KvLab.make(3, { seed, maxRaftStateBytes: 1000 })
-    try {
-      const ck = await lab.makeClerk()
-      await lab.put(ck, "x", "")
-      const numOps = 1_000
-      const start = performance.now()
-      for (let i = 0; i < numOps; i++) await lab.append(ck, "x", `x 0 ${i} y`)
-      const perOp = (performance.now() - start) / numOps
-      console.log(`${numOps} sequential appends with snapshots: ${perOp.toFixed(2)} ms/op`)
-      expect(perOp).toBeLessThan(100 / 3)
-      const v = await lab.get(ck, "x")
-      for (let i = 0; i < numOps; i++) expect(v.includes(`x 0 ${i} y`)).toBe(true)
-    } finally {
-      await lab.cleanup()
-    }
-  })
+  kvTest("ops complete fast enough with snapshots (TestSpeed4B)", FILE, (seed) =>
+    new KvLab(3, { seed, maxRaftStateBytes: MAX_RAFT_STATE }).run((lab) => speedTest(lab, " with snapshots")),
+  )
 
   kvTest("restarts, snapshots, one client (TestSnapshotRecover4B)", FILE, (seed) =>
     genericTest({ ...base, seed, nclients: 1, nservers: 5, crash: true }),

@@ -4,8 +4,8 @@
  * bounds and a linearizability verdict over the whole history.
  */
 import { expect } from "bun:test"
-import { SeededRandom } from "@kv/rpc"
-import { type Clerk, ELECTION_TIMEOUT_MS, KvLab } from "./kvLab.ts"
+import type { Rng } from "@kv/sim"
+import { type Clerk, ELECTION_TIMEOUT_MS, KvLab, type KvRunSummary } from "./kvLab.ts"
 
 export interface GenericOptions {
   readonly seed: number
@@ -34,91 +34,95 @@ export const checkClientAppends = (clerk: number, value: string, count: number):
   }
 }
 
-const sleep = (ms: number) => Bun.sleep(ms)
-
-export const genericTest = async (o: GenericOptions): Promise<void> => {
-  const random = new SeededRandom(o.seed)
-  const lab = await KvLab.make(o.nservers, {
-    seed: o.seed,
-    unreliable: o.unreliable,
-    maxRaftStateBytes: o.maxRaftStateBytes,
-  })
-  try {
-    const all = Array.from({ length: o.nservers }, (_, i) => i)
-    const ck = await lab.makeClerk()
-    const clerks: Clerk[] = []
-    for (let c = 0; c < o.nclients; c++) clerks.push(await lab.makeClerk())
-    const rounds = o.rounds ?? 3
-    for (let round = 0; round < rounds; round++) {
-      let done = false
-      const clients = clerks.map(async (clerk, cli) => {
-        let j = 0
-        let last = ""
-        if (!o.randomKeys) await lab.put(clerk, String(cli), last)
-        while (!done) {
-          const key = o.randomKeys ? String(random.int(o.nclients)) : String(cli)
-          const nv = `x ${cli} ${j} y`
-          const dice = random.int(1000)
-          if (dice < 500) {
-            await lab.append(clerk, key, nv)
-            if (!o.randomKeys) last += nv
-            j++
-          } else if (o.randomKeys && dice < 600) {
-            await lab.put(clerk, key, nv)
-            j++
-          } else {
-            const v = await lab.get(clerk, key)
-            if (!o.randomKeys && v !== last) throw new Error(`get wrong value, key ${key}, wanted:\n${last}\ngot\n${v}`)
-          }
-        }
-        return j
-      })
-      let partitioning = false
-      let partitioner: Promise<void> = Promise.resolve()
-      if (o.partitions) {
-        await sleep(1_000)
-        partitioning = true
-        partitioner = (async () => {
-          while (partitioning) {
-            const shuffled = [...all].sort(() => random.next() - 0.5)
-            const cut = random.int(o.nservers + 1)
-            lab.partition(shuffled.slice(0, cut), shuffled.slice(cut))
-            await sleep(ELECTION_TIMEOUT_MS + random.int(200))
-          }
-        })()
-      }
-      await sleep(o.loadMs ?? 5_000)
-      done = true
-      partitioning = false
-      if (o.partitions) {
-        await partitioner
-        lab.connectAll()
-        await sleep(ELECTION_TIMEOUT_MS)
-      }
-      const counts = await Promise.all(clients)
-      if (o.crash) {
-        for (const i of all) await lab.shutdownServer(i)
-        await sleep(ELECTION_TIMEOUT_MS)
-        for (const i of all) await lab.startServer(i)
-        lab.connectAll()
-      }
-      if (!o.randomKeys) {
-        for (let cli = 0; cli < o.nclients; cli++) {
-          const v = await lab.get(ck, String(cli))
-          checkClientAppends(cli, v, counts[cli] ?? 0)
-        }
-      }
-      if (o.maxRaftStateBytes > 0) {
-        // Snapshots are taken after the fact; the lab allows 8x before calling it a failure.
-        const size = lab.logSize()
-        if (size > 8 * o.maxRaftStateBytes)
-          throw new Error(`logs were not trimmed (${size} > 8*${o.maxRaftStateBytes})`)
-      }
-      if (o.maxRaftStateBytes < 0) expect(lab.snapshotSize()).toBe(0)
-    }
-    console.log(`${lab.ops} client operations in ${(lab.elapsedMs() / 1000).toFixed(1)} s`)
-    lab.checkLinearizable()
-  } finally {
-    await lab.cleanup()
+/** A uniformly shuffled copy of `items` (Fisher–Yates), from the seeded stream `rng`. */
+const shuffle = <A>(items: readonly A[], rng: Rng): A[] => {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = rng.nextInt(i + 1)
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
   }
+  return out
+}
+
+/** The lab's GenericTest on a fresh group, in virtual time. */
+export const genericTest = (o: GenericOptions): Promise<KvRunSummary> =>
+  new KvLab(o.nservers, { seed: o.seed, unreliable: o.unreliable, maxRaftStateBytes: o.maxRaftStateBytes }).run((lab) =>
+    genericRounds(lab, o),
+  )
+
+const genericRounds = async (lab: KvLab, o: GenericOptions): Promise<void> => {
+  const clerkChoices = lab.world.stream("clerks")
+  const partitionChoices = lab.world.stream("partitions")
+  const all = Array.from({ length: o.nservers }, (_, i) => i)
+  const ck = await lab.makeClerk()
+  const clerks: Clerk[] = []
+  for (let c = 0; c < o.nclients; c++) clerks.push(await lab.makeClerk())
+  const rounds = o.rounds ?? 3
+  for (let round = 0; round < rounds; round++) {
+    let done = false
+    const clients = clerks.map(async (clerk, cli) => {
+      let j = 0
+      let last = ""
+      if (!o.randomKeys) await lab.put(clerk, String(cli), last)
+      while (!done) {
+        const key = o.randomKeys ? String(clerkChoices.nextInt(o.nclients)) : String(cli)
+        const nv = `x ${cli} ${j} y`
+        const dice = clerkChoices.nextInt(1000)
+        if (dice < 500) {
+          await lab.append(clerk, key, nv)
+          if (!o.randomKeys) last += nv
+          j++
+        } else if (o.randomKeys && dice < 600) {
+          await lab.put(clerk, key, nv)
+          j++
+        } else {
+          const v = await lab.get(clerk, key)
+          if (!o.randomKeys && v !== last) throw new Error(`get wrong value, key ${key}, wanted:\n${last}\ngot\n${v}`)
+        }
+      }
+      return j
+    })
+    let partitioning = false
+    let partitioner: Promise<void> = Promise.resolve()
+    if (o.partitions) {
+      await lab.sleep(1_000)
+      partitioning = true
+      partitioner = (async () => {
+        while (partitioning) {
+          const shuffled = shuffle(all, partitionChoices)
+          const cut = partitionChoices.nextInt(o.nservers + 1)
+          lab.partition(shuffled.slice(0, cut), shuffled.slice(cut))
+          await lab.sleep(ELECTION_TIMEOUT_MS + partitionChoices.nextInt(200))
+        }
+      })()
+    }
+    await lab.sleep(o.loadMs ?? 5_000)
+    done = true
+    partitioning = false
+    if (o.partitions) {
+      await partitioner
+      lab.connectAll()
+      await lab.sleep(ELECTION_TIMEOUT_MS)
+    }
+    const counts = await Promise.all(clients)
+    if (o.crash) {
+      for (const i of all) await lab.crash(i)
+      await lab.sleep(ELECTION_TIMEOUT_MS)
+      for (const i of all) await lab.restart(i)
+      lab.connectAll()
+    }
+    if (!o.randomKeys) {
+      for (let cli = 0; cli < o.nclients; cli++) {
+        const v = await lab.get(ck, String(cli))
+        checkClientAppends(cli, v, counts[cli] ?? 0)
+      }
+    }
+    if (o.maxRaftStateBytes > 0) {
+      // Snapshots are taken after the fact; the lab allows 8x before calling it a failure.
+      const size = lab.logSize()
+      if (size > 8 * o.maxRaftStateBytes) throw new Error(`logs were not trimmed (${size} > 8*${o.maxRaftStateBytes})`)
+    }
+    if (o.maxRaftStateBytes < 0) expect(lab.snapshotSize()).toBe(0)
+  }
+  lab.checkLinearizable()
 }
