@@ -1115,8 +1115,9 @@ class Raft implements RaftCore {
     for (const id of keep) {
       if (this.progress.has(id)) continue
       const pr = new Progress(id, this.cfg.maxInflightMessages)
-      // A new member (or an id added again) starts from nothing known about its log.
-      pr.resetForLeader(this.log.lastIndex())
+      // A new member (or an id added again) starts from nothing known about its log; the first
+      // Append carries the entry that added it, and its answer says where its log really ends.
+      pr.resetForLeader(Math.max(this.log.lastIndex() - 1, this.log.snapshotIndex()))
       this.progress.set(id, pr)
     }
     this.rebuildFollowers()
