@@ -12,5 +12,11 @@ export {
   writeFile,
 } from "./realProcesses.ts"
 export { SimProcesses } from "./simProcesses.ts"
-export { SimWorld } from "./simWorld.ts"
-export { runSwarmSeeds, type SwarmClient, SwarmLedger, type SwarmSeedResult } from "./swarm.ts"
+export { SimWorld, type SimWorldOptions } from "./simWorld.ts"
+export {
+  runSwarmSeeds,
+  type SwarmClient,
+  SwarmLedger,
+  type SwarmPutClient,
+  type SwarmSeedResult,
+} from "./swarm.ts"

@@ -1,8 +1,9 @@
-import { type MemoryDisk, Storage } from "@kv/raft"
+import type { MemoryDisk, Storage } from "@kv/raft"
 import { RpcNode, type RpcNodeShape, SimNetwork, type Timers, Transport } from "@kv/rpc"
 import {
   type DriveOptions,
   effectClock,
+  effectScheduler,
   type Rng,
   runInWorld,
   Seed,
@@ -11,6 +12,16 @@ import {
   VirtualDriver,
 } from "@kv/sim"
 import { Clock, Context, Effect, Exit, Layer, Scope } from "effect"
+import { crashingStorageLayer, type SaveCrash } from "./crashingStorage.ts"
+
+export interface SimWorldOptions {
+  /**
+   * Largest message every node's transport carries (default the transport's, 8 MiB). A world with
+   * small messages makes "larger than one Raft message" cheap to reach: Raft's largest entry, and
+   * every size derived from it, shrinks with it.
+   */
+  readonly maxMessageBytes?: number
+}
 
 /**
  * The servers and clients of one seeded run in virtual time: one clock drives the network's
@@ -28,9 +39,15 @@ export class SimWorld {
   /** Per address, how far that process's wall clock is off. */
   readonly skewMs = new Map<string, number>()
   private readonly scopes = new Map<string, Scope.Closeable>()
+  /** Addresses whose next durable write is interrupted by a crash (see `crashDuringNextSave`). */
+  private readonly saveCrashes = new Map<string, SaveCrash>()
+  private diskFaultStream: Rng | undefined
   readonly driver: VirtualDriver
 
-  constructor(readonly seed: number) {
+  constructor(
+    readonly seed: number,
+    private readonly options: SimWorldOptions = {},
+  ) {
     this.root = new Seed(seed)
     const rpcRandom = this.root.stream("rpc")
     const clock = this.clock
@@ -80,7 +97,12 @@ export class SimWorld {
 
   private nodeLayer(address: string) {
     return RpcNode.layerWith({ timers: this.timers }).pipe(
-      Layer.provide(Transport.layerSim(this.network, address, { timers: this.timers })),
+      Layer.provide(
+        Transport.layerSim(this.network, address, {
+          timers: this.timers,
+          ...(this.options.maxMessageBytes === undefined ? {} : { maxMessageBytes: this.options.maxMessageBytes }),
+        }),
+      ),
     )
   }
 
@@ -97,15 +119,14 @@ export class SimWorld {
     const world = this
     return Effect.gen(function* () {
       yield* world.crash(address)
+      world.saveCrashes.delete(address)
       const scope = yield* Scope.make()
       world.scopes.set(address, scope)
-      const context = yield* Layer.buildWithScope(
-        Layer.merge(world.nodeLayer(address), Storage.layerMemory(world.disks)),
-        scope,
-      )
+      const storage = crashingStorageLayer(world.disks, () => world.saveCrashes.get(address))
+      const context = yield* Layer.buildWithScope(Layer.merge(world.nodeLayer(address), storage), scope)
       return yield* build.pipe(
         Effect.provideContext(context),
-        Effect.provideService(Clock.Clock, world.skewedClock(world.skewMs.get(address) ?? 0)),
+        Effect.provideService(Clock.Clock, world.skewedClock(address)),
         Scope.provide(scope),
       )
     })
@@ -136,6 +157,42 @@ export class SimWorld {
     })
   }
 
+  /**
+   * The server at `address` crashes during its next durable write (a Raft save or snapshot), as a
+   * process killed inside write+fsync, or whose fsync failed (the server stops on that): the
+   * write is kept whole or lost whole (a torn WAL batch is discarded on recovery), chosen by the
+   * seed, and the server acts on nothing after it: it is cut off at once and crashed before any
+   * timer fires.
+   */
+  crashDuringNextSave(address: string): void {
+    const crash: SaveCrash = {
+      keep: () => this.diskFaults.chance(0.5),
+      died: () => {
+        this.network.disconnect(address)
+        // Before any timer fires (no datagram, no heal), the process is gone.
+        Effect.runFork(this.crash(address).pipe(Effect.ensuring(Effect.sync(() => this.network.connect(address)))), {
+          scheduler: effectScheduler(this.clock),
+        })
+      },
+    }
+    this.saveCrashes.set(address, crash)
+  }
+
+  private get diskFaults(): Rng {
+    this.diskFaultStream ??= this.stream("disk-faults")
+    return this.diskFaultStream
+  }
+
+  /** No armed crash is left waiting for a write (faults are over). */
+  disarmSaveCrashes(): void {
+    this.saveCrashes.clear()
+  }
+
+  /** Moves the wall clock of `address` by `deltaMs` now (a running server sees the jump at once). */
+  jumpClock(address: string, deltaMs: number): void {
+    this.skewMs.set(address, (this.skewMs.get(address) ?? 0) + deltaMs)
+  }
+
   /** Runs `program` in virtual time to its end (or `untilMs`); no wall time is waited for. */
   run<A, E>(program: Effect.Effect<A, E, Scope.Scope>, untilMs: number): Exit.Exit<A, E> {
     const world = this
@@ -147,14 +204,12 @@ export class SimWorld {
     return runInWorld(this.clock, this.stream("effect"), whole, { untilMs })
   }
 
-  private skewedClock(offsetMs: number): Clock.Clock {
+  // The wall clock reads the address's skew at every call, so a jump reaches a running server;
+  // monotonic time never jumps.
+  private skewedClock(address: string): Clock.Clock {
     const base = effectClock(this.clock)
-    if (offsetMs === 0) return base
     const clock = this.clock
-    return {
-      ...base,
-      currentTimeMillisUnsafe: () => clock.now() + offsetMs,
-      currentTimeMillis: Effect.sync(() => clock.now() + offsetMs),
-    }
+    const wall = () => clock.now() + (this.skewMs.get(address) ?? 0)
+    return { ...base, currentTimeMillisUnsafe: wall, currentTimeMillis: Effect.sync(wall) }
   }
 }

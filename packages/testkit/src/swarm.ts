@@ -1,4 +1,4 @@
-import type { Rng } from "@kv/sim"
+import { type Rng, TraceDigest } from "@kv/sim"
 import { Effect, Exit } from "effect"
 import { checkLinearizable } from "./linearizability/checkLinearizable.ts"
 import { HistoryRecorder } from "./linearizability/historyRecorder.ts"
@@ -7,6 +7,11 @@ import { HistoryRecorder } from "./linearizability/historyRecorder.ts"
 export interface SwarmClient {
   append(key: string, value: string): Effect.Effect<void, unknown>
   get(key: string): Effect.Effect<string, unknown>
+}
+
+/** A swarm client that also replaces values (the large-value writer). */
+export interface SwarmPutClient extends SwarmClient {
+  put(key: string, value: string): Effect.Effect<void, unknown>
 }
 
 /** What one seed of a swarm found. */
@@ -45,24 +50,57 @@ export class SwarmLedger {
     })
   }
 
+  /** Puts `value` at `key` as client `clientId`, recording it (checked by linearizability only). */
+  put(clientId: number, kv: SwarmPutClient, key: string, value: string): Effect.Effect<void, unknown> {
+    return Effect.suspend(() => {
+      const call = this.history.begin(clientId, { op: "put", key, value })
+      return kv
+        .put(key, value)
+        .pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => (Exit.isFailure(exit) ? this.history.unknown(call) : this.history.end(call))),
+          ),
+        )
+    })
+  }
+
+  /** Reads `key` as client `clientId`, recording the read; fails as the read does. */
+  read(clientId: number, kv: SwarmClient, key: string): Effect.Effect<string, unknown> {
+    return Effect.suspend(() => {
+      const call = this.history.begin(clientId, { op: "get", key })
+      return kv
+        .get(key)
+        .pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => (Exit.isSuccess(exit) ? this.history.end(call, exit.value) : this.history.unknown(call))),
+          ),
+        )
+    })
+  }
+
   /**
    * Clerk `n` while `until()`: a think time (so a world with no delays still moves its clock), then
-   * an append of a fresh token (60 %) or a read of a random key. Failures are recorded as unknown.
+   * an append of a fresh token (60 %) or a read of a random key of `keys` (default: all). Failures are recorded as unknown.
    */
-  clerk(n: number, kv: SwarmClient, random: Rng, until: () => boolean): Effect.Effect<void> {
+  clerk(
+    n: number,
+    kv: SwarmClient,
+    random: Rng,
+    until: () => boolean,
+    options: { readonly keys?: readonly string[]; readonly maxThinkMs?: number } = {},
+  ): Effect.Effect<void> {
+    const keys = options.keys ?? this.keys
+    const maxThinkMs = options.maxThinkMs ?? 30
     const ledger = this
     return Effect.gen(function* () {
       let count = 0
       while (until()) {
-        yield* Effect.sleep(1 + random.nextInt(30))
-        const key = ledger.keys[random.nextInt(ledger.keys.length)]!
+        yield* Effect.sleep(1 + random.nextInt(maxThinkMs))
+        const key = keys[random.nextInt(keys.length)]!
         if (random.chance(0.6)) {
           yield* Effect.ignore(ledger.append(n, kv, key, `${n}.${count++};`))
         } else {
-          const call = ledger.history.begin(n, { op: "get", key })
-          const exit = yield* Effect.exit(kv.get(key))
-          if (Exit.isSuccess(exit)) ledger.history.end(call, exit.value)
-          else ledger.history.unknown(call)
+          yield* Effect.ignore(ledger.read(n, kv, key))
         }
       }
     })
@@ -92,6 +130,16 @@ export class SwarmLedger {
 
   get operations(): number {
     return this.history.history().length
+  }
+
+  /** A digest of the recorded history (every call, its order, its outcome): equal for equal runs. */
+  digest(): string {
+    const trace = new TraceDigest()
+    for (const op of this.history.history()) {
+      const value = "value" in op.input ? op.input.value : ""
+      trace.record(`c${op.clientId}`, op.input.op, op.input.key, value, op.call, op.return, op.output ?? "?")
+    }
+    return trace.value
   }
 }
 

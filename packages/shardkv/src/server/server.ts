@@ -121,6 +121,10 @@ export const makeShardKvServer = (
     const fromWrongLeader = (e: WrongLeader) => wrongLeader(e.leaderHint)
     const isLeader = () => rsm.raft.status().role === "leader"
     const submit = (command: ShardCommand) => rsm.submit(encodeShardCommand(command))
+    // A piece is one log entry and a chunk one message: both stay within what this node's transport
+    // and Raft carry, however small the transport's messages are configured.
+    const installPieceBytes = Math.min(INSTALL_PIECE_BYTES, Math.floor(rsm.raft.maxEntryBytes / 2))
+    const pullChunkBytes = Math.min(PULL_CHUNK_BYTES, Math.floor(rpc.transport.maxMessageBytes / 2))
 
     // Client protocol.
 
@@ -192,7 +196,7 @@ export const makeShardKvServer = (
         if (handOff.kind === "gone") return { ok: false, error: "Gone" }
         const { bytes, checksum } = handOff
         const start = Math.min(request.offset, bytes.length)
-        return { ok: true, total: bytes.length, checksum, chunk: bytes.subarray(start, start + PULL_CHUNK_BYTES) }
+        return { ok: true, total: bytes.length, checksum, chunk: bytes.subarray(start, start + pullChunkBytes) }
       }
       if (request.toConfigNum === machine.config.num) {
         return reply(isOwnerReplica(machine.config, request.shard, from) ? answer() : { ok: false, error: "Refused" })
@@ -305,7 +309,7 @@ export const makeShardKvServer = (
           const current = machine.pulls().find((t) => t.shard === task.shard && t.configNum === task.configNum)
           if (current === undefined) return
           const start = fromStart ? 0 : machine.installedBytes(task.shard)
-          const buffer = new ShardPullBuffer(current.handOffConfigNum, task.shard, start, INSTALL_PIECE_BYTES)
+          const buffer = new ShardPullBuffer(current.handOffConfigNum, task.shard, start, installPieceBytes)
           if (!(yield* pullShard(rpc, current, buffer, { callDeadlineMs: LOOP_CALL_DEADLINE_MS }))) return
           const total = buffer.total!
           const checksum = buffer.checksum!
