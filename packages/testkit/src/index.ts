@@ -19,4 +19,5 @@ export {
   SwarmLedger,
   type SwarmPutClient,
   type SwarmSeedResult,
+  watchExpiredSessions,
 } from "./swarm.ts"

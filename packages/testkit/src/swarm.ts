@@ -1,3 +1,4 @@
+import type { RpcNodeShape } from "@kv/rpc"
 import { type Rng, TraceDigest } from "@kv/sim"
 import { Effect, Exit } from "effect"
 import { checkLinearizable } from "./linearizability/checkLinearizable.ts"
@@ -14,12 +15,33 @@ export interface SwarmPutClient extends SwarmClient {
   put(key: string, value: string): Effect.Effect<void, unknown>
 }
 
+/**
+ * `rpc` for a swarm's clerk, calling `onExpired` on every reply that says the client's session
+ * expired. A swarm's clerks are never idle for a session's lifetime, so such a reply means some
+ * replica's clock expired an active session.
+ */
+export const watchExpiredSessions = (rpc: RpcNodeShape, onExpired: (method: string) => void): RpcNodeShape => ({
+  ...rpc,
+  call: (to, method, request, options) =>
+    rpc.call(to, method, request, options).pipe(
+      Effect.tap((reply) =>
+        Effect.sync(() => {
+          if (typeof reply === "object" && reply !== null && "error" in reply && reply.error === "SessionExpired") {
+            onExpired(method.name)
+          }
+        }),
+      ),
+    ),
+})
+
 /** What one seed of a swarm found. */
 export interface SwarmSeedResult {
   readonly ok: boolean
   readonly problem?: string
   readonly operations: number
   readonly virtualMs: number
+  /** A digest of the run (e.g. the ledger's history and the virtual end time): equal for equal runs. */
+  readonly digest?: string
 }
 
 /**

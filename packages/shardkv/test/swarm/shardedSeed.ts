@@ -13,13 +13,14 @@
  * Then everything heals, and within a bound every clerk finishes an operation and every replica
  * reaches the latest configuration.
  *
- * Checked: at most one group serves a shard in any configuration (sampled throughout), the history
- * (final reads included) is linearizable, every acknowledged append is present exactly once.
+ * Checked: at most one group serves a shard in any configuration (sampled throughout), no active
+ * client session expires whatever a replica's clock says, the history (final reads included) is
+ * linearizable, every acknowledged append is present exactly once.
  */
 import type { NodeId } from "@kv/raft"
 import { makeControllerClient, makeControllerServer, shardOf } from "@kv/shardctrler"
 import { type Rng, TraceDigest } from "@kv/sim"
-import { SimWorld, SwarmLedger, type SwarmSeedResult } from "@kv/testkit"
+import { SimWorld, SwarmLedger, type SwarmSeedResult, watchExpiredSessions } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import {
   makeShardKvClient,
@@ -208,7 +209,10 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
     const inFaults = () => world.now() < FAULT_PHASE_MS
     const newClient = (name: string) =>
       Effect.gen(function* () {
-        return yield* makeShardKvClient(yield* world.client(name), { controllers, deadlineMs: 4_000 })
+        const rpc = watchExpiredSessions(yield* world.client(name), (method) => {
+          problem ??= `${name}: an active client session expired (${method} answered SessionExpired)`
+        })
+        return yield* makeShardKvClient(rpc, { controllers, deadlineMs: 4_000 })
       })
     const clients = yield* Effect.forEach([1, 2, 3], (n) => newClient(`clerk-${n}`))
     const writer = yield* newClient("writer")
