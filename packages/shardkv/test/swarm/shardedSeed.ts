@@ -10,6 +10,7 @@
  * the clock hours off); live clock jumps of hours; admin sequences (join, leave, move, every group
  * leaving and one coming back); a group that holds nothing any more wiped and started empty under
  * its gid (a new incarnation); forged shard pulls and deletes from an address outside every group.
+ * Some seeds end, after the checks, by wiping a group that holds shards: it must be refused.
  * Then everything heals, and within a bound every clerk finishes an operation and every replica
  * reaches the latest configuration.
  *
@@ -46,6 +47,8 @@ const HOUR_MS = 3_600_000
  * a wiped gid only once its new incarnation has registered; KV_SWARM_REJOIN_AT_ONCE=1 lifts that.
  */
 const REJOIN_AT_ONCE = process.env.KV_SWARM_REJOIN_AT_ONCE === "1"
+/** Share of seeds that end by wiping a group that holds shards (then refused, its gid retired). */
+const RETIRE_CHANCE = 0.15
 /** KV_SWARM_TRACE=1 prints each fault as it happens and, at the end, every configuration. */
 const TRACE = process.env.KV_SWARM_TRACE === "1"
 
@@ -266,6 +269,35 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
       }),
     )
 
+    /**
+     * After the checks: a group that holds shards loses every replica's data and starts empty. Its
+     * shards are lost with it, so nothing is checked of them; what is checked is the refusal: its
+     * new incarnation takes no part (the gid is retired) and joining the gid again fails.
+     */
+    const wipeHolder = Effect.gen(function* () {
+      const latest = yield* admin.query(-1)
+      const holders = GIDS.filter((gid) => latest.shards.includes(gid))
+      if (holders.length === 0) return
+      const gid = pick(faults, holders)
+      count("wipe a group holding shards")
+      for (const id of [1, 2, 3]) yield* world.crash(groupPeers.get(gid)![id as 1 | 2 | 3])
+      for (const id of [1, 2, 3]) world.disks.delete(storageName(gid, id))
+      for (const id of [1, 2, 3]) yield* startReplica(gid, id)
+      const wipedAt = world.now()
+      const groupReplicas = replicas.filter((r) => r.gid === gid)
+      // The leader's loop learns of the refusal; its status says so (what `kv status` shows).
+      const refused = () => groupReplicas.some((r) => groupServers.get(r.address)!.status().retired !== "")
+      while (!refused() && world.now() - wipedAt < LIVENESS_BOUND_MS) yield* Effect.sleep(100)
+      if (!refused()) {
+        problem ??= `group ${gid} lost its data while holding shards, yet is not refused within ${LIVENESS_BOUND_MS} ms:\n${describeGroups()}`
+        return
+      }
+      const rejoin = yield* admin.join({ [String(gid)]: Object.values(groupPeers.get(gid)!) }).pipe(Effect.result)
+      const retired =
+        rejoin._tag === "Failure" && rejoin.failure._tag === "ControllerError" && rejoin.failure.code === "GidRetired"
+      if (!retired) problem ??= `join of retired gid ${gid} was not refused with GidRetired: ${String(rejoin)}`
+    })
+
     while (inFaults()) {
       yield* Effect.sleep(100 + faults.nextInt(600))
       checkServing()
@@ -399,6 +431,7 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
     for (const key of KEYS) values.set(key, yield* ledger.read(200, clients[0]!, key))
     for (const key of BIG_KEYS) yield* ledger.read(200, clients[0]!, key)
     problem ??= ledger.checkFinal(values)
+    if (problem === undefined && faults.chance(RETIRE_CHANCE)) yield* wipeHolder
   })
 
   const exit = world.run(program, FAULT_PHASE_MS + 5 * LIVENESS_BOUND_MS)
