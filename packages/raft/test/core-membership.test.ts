@@ -305,15 +305,46 @@ describe("removal (thesis §4.2.2)", () => {
     expect(core.status().progress?.map((p) => p.id)).toEqual([2])
   })
 
-  test("the removed follower learns it from its log and stops campaigning", () => {
+  test("the removed follower learns it from its log and, once the removal commits, stops campaigning", () => {
     const core = newCore(3, [1, 2, 3], opts)
     const removal: Entry = { term: 1, index: 1, data: EMPTY, config: votersMembership([1, 2]) }
-    core.step({ type: "Append", from: 1, to: 3, term: 1, prevIndex: 0, prevTerm: 0, entries: [removal], commit: 0 })
+    core.step({ type: "Append", from: 1, to: 3, term: 1, prevIndex: 0, prevTerm: 0, entries: [removal], commit: 1 })
+    takeReady(core)
     takeReady(core)
     expect(core.status().self).toBe("removed")
     for (let t = 0; t < 500; t++) core.tick()
     expect(core.role).toBe("follower")
     expect(core.hasReady()).toBe(false)
+  })
+
+  test("while its removal is uncommitted a removed node may still be needed: it campaigns, by pre-vote, among the new voters", () => {
+    // Node 1 led and appended its own removal, then lost leadership: its log alone holds entry 2,
+    // so voters 2 and 3, whose logs are behind, could never win without it.
+    const restored: RestoredState = {
+      hardState: { term: 1, vote: 1, commit: 1 },
+      snapshot: undefined,
+      entries: [
+        { term: 1, index: 1, data: EMPTY },
+        { term: 1, index: 2, data: EMPTY, config: votersMembership([2, 3]) },
+      ],
+    }
+    const core = newCore(1, [1, 2, 3], opts, restored)
+    expect(core.status().self).toBe("removed")
+    for (let t = 0; t < 100 && core.role === "follower"; t++) core.tick()
+    expect(core.role).toBe("pre-candidate")
+    expect(sent(takeReady(core))).toEqual([
+      { type: "PreVote", from: 1, to: 2, term: 2, lastLogIndex: 2, lastLogTerm: 1 },
+      { type: "PreVote", from: 1, to: 3, term: 2, lastLogIndex: 2, lastLogTerm: 1 },
+    ])
+    for (const from of [2, 3]) core.step({ type: "PreVoteResp", from, to: 1, term: 2, reject: false })
+    expect(core.role).toBe("candidate")
+    takeReady(core)
+    for (const from of [2, 3]) core.step({ type: "VoteResp", from, to: 1, term: 2, reject: false })
+    expect(core.role).toBe("leader")
+    // Elected, it commits the change with the new voters' acks and hands over at once.
+    ackAppends(core, sent(takeReady(core)))
+    expect(core.role).toBe("follower")
+    expect(messagesOfType(sent(core.ready()), "TimeoutNow")).toEqual([{ type: "TimeoutNow", from: 1, to: 2, term: 2 }])
   })
 })
 

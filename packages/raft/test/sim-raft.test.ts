@@ -1,7 +1,10 @@
 /**
  * Proves that the Raft core stays safe under message loss, duplication, delay and reordering,
- * partitions, crashes that lose unpersisted writes, restarts, snapshots, reads and leadership
- * transfers — and that once faults heal a single leader emerges and commits on every node.
+ * partitions, crashes that lose unpersisted writes, restarts, snapshots, reads, leadership
+ * transfers and membership churn (learners added, promoted and losing their disk, voters added and
+ * removed, the leader included) — and that once faults heal a single leader emerges and commits on
+ * every member of its configuration. Every member's view of the configuration is checked against
+ * its log after every round.
  *
  * Every run draws 5,000 fresh seeds (the base seed is printed). `KV_SEED=<n>` replays one seed
  * with a trace; a failure prints the replay command and the broken invariant.
@@ -74,6 +77,16 @@ if (replaySeed !== undefined) {
     expect(total.messagesDropped).toBeGreaterThan(SEEDS * 10)
     expect(total.messagesDuplicated).toBeGreaterThan(SEEDS)
     expect(total.messagesSentEarly).toBeGreaterThan(SEEDS * 100)
+    // Membership churn (a third of the seeds run without it).
+    expect(total.learnersAdded).toBeGreaterThan(SEEDS / 4)
+    expect(total.votersAdded).toBeGreaterThan(SEEDS / 20)
+    expect(total.promotions).toBeGreaterThan(SEEDS / 20)
+    expect(total.removals).toBeGreaterThan(SEEDS / 4)
+    expect(total.leaderRemovals).toBeGreaterThan(SEEDS / 20)
+    expect(total.removedLeadersSteppedDown).toBeGreaterThan(SEEDS / 20)
+    expect(total.changesRefused).toBeGreaterThan(SEEDS / 10)
+    expect(total.learnersWiped).toBeGreaterThan(SEEDS / 100)
+    expect(total.configsCommitted).toBeGreaterThan(SEEDS / 2)
   }, 120_000)
 
   test("a seed replays to the same trace digest", () => {

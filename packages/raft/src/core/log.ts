@@ -302,7 +302,10 @@ export class RaftLog {
     this.snapIndex = index
     this.snapTerm = term
     this.baseConfig = membership
-    this.configs = this.configs.filter((e) => e.index > index)
+    const kept = this.configs.filter((e) => e.index > index)
+    // The latest configuration now comes from the snapshot: same members, no entry index.
+    if (kept.length !== this.configs.length) this.configVersion++
+    this.configs = kept
     // An unknown membership (a joining node's log before its first configuration entry) is left out.
     this.snapshot = membership.members.length === 0 ? { index, term, data } : { index, term, data, membership }
   }

@@ -291,9 +291,11 @@ class Raft implements RaftCore {
   private tickElection(): void {
     this.electionElapsed++
     // Learners, removed members and nodes still joining never campaign (thesis §4.2.2, §4.2.1).
-    if (this.electionElapsed >= this.randomizedElectionTimeout && this.selfRole === "voter") {
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.promotable()) {
       this.electionElapsed = 0
-      this.campaign(this.cfg.preVote ? "pre-vote" : "election")
+      // A member whose removal is pending campaigns only if a pre-vote says its log is needed, so
+      // a removed node that missed the commit cannot raise the group's term (thesis §4.2.3).
+      this.campaign(this.cfg.preVote || this.selfRole !== "voter" ? "pre-vote" : "election")
     }
   }
 
@@ -363,8 +365,11 @@ class Raft implements RaftCore {
     } else if (m.term < this.currentTerm) {
       if (m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap") {
         // A stale leader. With pre-vote or check-quorum our higher term may never reach it through
-        // a vote request, so answer to make it step down.
-        if (this.cfg.checkQuorum || this.cfg.preVote) this.sendAppendResp(m.from, 0, true, 0, 0)
+        // a vote request, so answer to make it step down; nor will it from a leader whose
+        // configuration no longer names it (a removed leader that missed its removal's commit).
+        if (this.cfg.checkQuorum || this.cfg.preVote || roleOf(this.currentMembership, m.from) === undefined) {
+          this.sendAppendResp(m.from, 0, true, 0, 0)
+        }
       } else if (m.type === "PreVote") {
         // Tell a pre-candidate from an older term about ours, or it could keep trying forever.
         this.respondVote(m, false)
@@ -660,7 +665,7 @@ class Raft implements RaftCore {
 
   /** §5.2 election, preceded by a pre-vote round when configured (thesis §9.6). */
   private campaign(kind: CampaignKind): void {
-    if (this.currentRole === "leader" || this.selfRole !== "voter") return
+    if (this.currentRole === "leader" || !this.promotable()) return
     if (kind === "pre-vote") this.becomePreCandidate()
     else this.becomeCandidate()
     this.votes.set(this.id, true)
@@ -1069,6 +1074,21 @@ class Raft implements RaftCore {
 
   // ---------------------------------------------------------------- membership
 
+  /**
+   * May this node campaign? A voter of its latest configuration may. So may a voter of the previous
+   * one while the latest, which removed it, is uncommitted: its log may be the only one holding that
+   * entry (it led when it proposed it), and the remaining voters, whose logs are behind, cannot win
+   * without its vote, which it gives to none of them. Elected, it counts only the latest
+   * configuration's voters, commits the change, then hands over like any removed leader. Any two
+   * majorities of consecutive configurations overlap, so either view elects safely.
+   */
+  private promotable(): boolean {
+    if (this.selfRole === "voter") return true
+    if (this.membershipIndex <= this.log.committed) return false
+    const previous = this.log.previousConfig()
+    return previous !== undefined && roleOf(previous, this.id) === "voter"
+  }
+
   /** Leader: the configuration that removed this node is committed; it must hand over and step down. */
   private removalCommitted(): boolean {
     return this.currentRole === "leader" && this.selfRole !== "voter" && this.log.committed >= this.membershipIndex
@@ -1102,18 +1122,26 @@ class Raft implements RaftCore {
     if (this.log.configVersion === this.configVersion) return
     this.configVersion = this.log.configVersion
     const { membership, index } = this.log.latestConfig()
+    const before = this.currentMembership
     this.currentMembership = membership
     this.membershipIndex = index
     this.voters = votersOf(membership)
     this.selfRole = roleOf(membership, this.id)
-    if (this.selfRole !== undefined) this.seenSelf = true
+    // Added and removed again within one Append: the previous configuration shows it was a member.
+    const previous = this.log.previousConfig()
+    if (this.selfRole !== undefined || (previous !== undefined && roleOf(previous, this.id) !== undefined)) {
+      this.seenSelf = true
+    }
     const keep = new Set<NodeId>()
     for (const m of membership.members) if (m.id !== this.id) keep.add(m.id)
     this.trackRetiring()
     for (const id of this.retiring.keys()) keep.add(id)
     for (const id of [...this.progress.keys()]) if (!keep.has(id)) this.progress.delete(id)
     for (const id of keep) {
-      if (this.progress.has(id)) continue
+      // An id added again (a removed member's id reused) is a new member: what was recorded for the
+      // old one says nothing about its log.
+      const readded = roleOf(before, id) === undefined && roleOf(membership, id) !== undefined
+      if (this.progress.has(id) && !readded) continue
       const pr = new Progress(id, this.cfg.maxInflightMessages)
       // A new member (or an id added again) starts from nothing known about its log; the first
       // Append carries the entry that added it, and its answer says where its log really ends.

@@ -7,6 +7,7 @@ import {
   createRaft,
   type Entry,
   type HardState,
+  type Membership,
   type Message,
   type NodeId,
   type RaftConfig,
@@ -45,6 +46,8 @@ export class Disk {
   hardState: HardState = { term: 0, vote: 0, commit: 0 }
   snapshot: Snapshot | undefined = undefined
   entries: Entry[] = []
+  /** The configuration entries among `entries`, ascending (kept by persist and saveSnapshot). */
+  configs: Entry[] = []
 
   persist(rd: Ready): void {
     if (rd.snapshot !== undefined) this.saveSnapshot(rd.snapshot)
@@ -54,6 +57,8 @@ export class Disk {
       const keep = this.entries.findIndex((e) => e.index >= first.index)
       if (keep >= 0) this.entries.length = keep
       this.entries.push(...rd.entries)
+      this.configs = this.configs.filter((e) => e.index < first.index)
+      for (const e of rd.entries) if (e.config !== undefined) this.configs.push(e)
     }
   }
 
@@ -61,7 +66,17 @@ export class Disk {
     if (this.snapshot !== undefined && this.snapshot.index >= s.index) return
     const at = this.entries.find((e) => e.index === s.index)
     this.entries = at !== undefined && at.term === s.term ? this.entries.filter((e) => e.index > s.index) : []
+    const first = this.entries[0]?.index ?? Number.POSITIVE_INFINITY
+    this.configs = this.configs.filter((e) => e.index >= first)
     this.snapshot = s
+  }
+
+  /** The latest configuration on this disk: its last configuration entry's, else its snapshot's. */
+  latestConfig(): { readonly membership: Membership | undefined; readonly index: number } {
+    const last = this.configs[this.configs.length - 1]
+    return last === undefined
+      ? { membership: this.snapshot?.membership, index: 0 }
+      : { membership: last.config, index: last.index }
   }
 
   restored(): RestoredState {
@@ -100,6 +115,7 @@ export class Cluster {
         disk.hardState = state.hardState
         disk.snapshot = state.snapshot
         disk.entries = [...state.entries]
+        disk.configs = disk.entries.filter((e) => e.config !== undefined)
       }
       this.nodes.set(id, {
         id,

@@ -1,12 +1,17 @@
 /**
  * Deterministic simulation of a Raft group (VOPR-style): one seed drives every choice — ticks,
  * message loss, duplication, delay and reordering, partitions, crashes that lose whatever was not
- * yet persisted, restarts from durable state, service snapshots, proposals, reads, transfers.
+ * yet persisted, restarts from durable state, service snapshots, proposals, reads, transfers, and
+ * membership churn (learners added and promoted, voters added and removed, the leader included;
+ * learners that lose their disk and must be brought back).
  * Safety invariants are checked after every step; then faults heal and the group must converge.
  */
 import {
   createRaft,
+  describeMembership,
   type Entry,
+  type Membership,
+  type MembershipChange,
   type Message,
   mixSeed,
   type NodeId,
@@ -15,7 +20,10 @@ import {
   type Ready,
   Rng,
   type Role,
+  roleOf,
   type Snapshot,
+  sameMembership,
+  votersMembership,
 } from "../../src/core/index.ts"
 import { Disk } from "./simCluster.ts"
 
@@ -54,6 +62,19 @@ export interface Coverage {
   messagesDuplicated: number
   rejectedAppends: number
   livenessRounds: number
+  /** Membership changes the leader accepted, by kind, and those it refused. */
+  learnersAdded: number
+  votersAdded: number
+  promotions: number
+  removals: number
+  leaderRemovals: number
+  changesRefused: number
+  /** Leaders that stepped down after their own removal committed. */
+  removedLeadersSteppedDown: number
+  /** Learners whose disk was lost in place: the leader must bring them back from what they hold. */
+  learnersWiped: number
+  /** Configuration entries that became committed. */
+  configsCommitted: number
 }
 
 export const emptyCoverage = (): Coverage => ({
@@ -81,6 +102,15 @@ export const emptyCoverage = (): Coverage => ({
   messagesDuplicated: 0,
   rejectedAppends: 0,
   livenessRounds: 0,
+  learnersAdded: 0,
+  votersAdded: 0,
+  promotions: 0,
+  removals: 0,
+  leaderRemovals: 0,
+  changesRefused: 0,
+  removedLeadersSteppedDown: 0,
+  learnersWiped: 0,
+  configsCommitted: 0,
 })
 
 export const addCoverage = (into: Coverage, from: Coverage): void => {
@@ -128,6 +158,10 @@ interface Params {
   /** Chance a node's Ready is left unpersisted until the next round (a crash then loses it). */
   pendingRate: number
   readonly skipTickRate: number
+  /** Chance per round of a membership change at the leader. */
+  readonly churnRate: number
+  /** Ids beyond the bootstrap voters that churn may add. */
+  readonly spares: number
 }
 
 interface ServiceState {
@@ -138,7 +172,15 @@ interface ServiceState {
 interface SimNode {
   readonly id: NodeId
   core: RaftCore | undefined
-  readonly disk: Disk
+  disk: Disk
+  /** Started to join an existing group (no bootstrap peers): a spare, or a replaced machine. */
+  joined: boolean
+  /** Not (yet) a machine of the world: a spare never added. Faults and healing leave it alone. */
+  absent: boolean
+  /** Its disk was lost in place while a learner: it is never promoted. */
+  tainted: boolean
+  /** Some configuration made it a voter: its disk must never be lost (its votes and acks counted). */
+  everVoter: boolean
   /** A Ready taken from the core and not yet persisted. */
   pending: Ready | undefined
   /** Its `messages` already left (before the Ready was persisted). */
@@ -171,6 +213,20 @@ const dataIdOf = (data: Uint8Array): number =>
   data.length === 0
     ? 0
     : ((data[0] ?? 0) | ((data[1] ?? 0) << 8) | ((data[2] ?? 0) << 16) | ((data[3] ?? 0) << 24)) >>> 0
+
+/** A voter, or a member whose removal is not yet committed (it may hold the only copy of that entry). */
+const mayCampaign = (core: RaftCore): boolean => {
+  const s = core.status()
+  return s.self === "voter" || (s.self === "removed" && s.membershipIndex > s.commit)
+}
+
+/** What an entry says: its command's id, or for a configuration entry a digest of the membership. */
+const entryIdOf = (e: Entry): number => {
+  if (e.config === undefined) return dataIdOf(e.data)
+  let h = 0x9e3779b9
+  for (const m of e.config.members) h = mix(mix(h, m.id), m.role === "voter" ? 1 : 2)
+  return (h | 0x80000000) >>> 0
+}
 
 const mix = (h: number, v: number): number => {
   let x = (h ^ v) >>> 0
@@ -270,6 +326,7 @@ export class Simulation {
   private liveness = false
   /** Furthest chunk offset sent per (leader, follower, snapshot). */
   private readonly snapshotOffsets = new Map<string, number>()
+  private readonly bootstrap: Membership
 
   constructor(
     readonly seed: number,
@@ -302,13 +359,22 @@ export class Simulation {
       compactRate: pick([0, 0.05, 0.2]),
       pendingRate: pick([0, 0.03, 0.1]),
       skipTickRate: pick([0, 0.05, 0.2]),
+      churnRate: pick([0, 0.03, 0.08]),
+      spares: pick([2, 4]),
     }
     this.ids = Array.from({ length: this.p.n }, (_, k) => k + 1)
-    for (const id of this.ids) {
+    this.bootstrap = votersMembership(this.ids)
+    const spares = this.p.churnRate === 0 ? 0 : this.p.spares
+    for (let id = 1; id <= this.p.n + spares; id++) {
+      const spare = id > this.p.n
       const node: SimNode = {
         id,
         core: undefined,
         disk: new Disk(),
+        joined: spare,
+        absent: spare,
+        tainted: false,
+        everVoter: !spare,
         pending: undefined,
         sentEarly: false,
         service: { applied: 0, hash: 0 },
@@ -320,7 +386,7 @@ export class Simulation {
         parked: false,
       }
       this.nodes.push(node)
-      this.start(node)
+      if (!spare) this.start(node)
     }
   }
 
@@ -331,7 +397,7 @@ export class Simulation {
       `heartbeat=${p.heartbeatTicks} inflight=${p.maxInflight} appendBytes=${p.maxAppendBytes} ` +
       `chunk=${p.chunkBytes}x${p.chunksInflight} loss=${p.lossRate} dup=${p.dupRate} delay=${p.maxDelay} ` +
       `crash=${p.crashRate} leaderFault=${p.leaderFaultRate} partition=${p.partitionRate} propose=${p.proposeRate} read=${p.readRate} ` +
-      `transfer=${p.transferRate} compact=${p.compactRate}`
+      `transfer=${p.transferRate} compact=${p.compactRate} churn=${p.churnRate} spares=${p.churnRate === 0 ? 0 : p.spares}`
     )
   }
 
@@ -358,7 +424,12 @@ export class Simulation {
       const rec = this.committed.get(probe.index)
       if (rec === undefined || rec.dataId !== probe.dataId) continue
       const probeIndex = probe.index
-      if (this.nodes.every((n) => n.core !== undefined && n.service.applied >= probeIndex)) {
+      // Every member of the leader's configuration (learners too) must hold it; non-members need not.
+      const members = leader.core.membership
+      const settled = this.nodes.every(
+        (n) => roleOf(members, n.id) === undefined || (n.core !== undefined && n.service.applied >= probeIndex),
+      )
+      if (settled) {
         return { seed: this.seed, digest: this.digest, coverage: this.coverage, description: this.describe() }
       }
     }
@@ -367,7 +438,7 @@ export class Simulation {
         const s = n.core?.status()
         return s === undefined
           ? `${n.id}:down`
-          : `${n.id}:${s.role}@${s.term} commit=${s.commit} applied=${n.service.applied} last=${s.lastIndex}`
+          : `${n.id}:${s.role}@${s.term} ${s.self} commit=${s.commit} applied=${n.service.applied} last=${s.lastIndex} config=[${describeMembership(s.membership)}]@${s.membershipIndex}`
       })
       .join(", ")
     return this.fail(`liveness: no single leader committing on every node after healing (${states})`)
@@ -391,6 +462,7 @@ export class Simulation {
     }
     for (const n of this.nodes) n.parked = false
     this.drain()
+    this.checkMembershipViews()
   }
 
   private drain(): void {
@@ -448,7 +520,7 @@ export class Simulation {
     for (const n of this.nodes) {
       if (n.core !== undefined) {
         if (r.chance(p.crashRate)) this.crash(n)
-      } else if (r.chance(p.restartRate)) {
+      } else if (!n.absent && r.chance(p.restartRate)) {
         this.start(n)
       }
     }
@@ -467,7 +539,7 @@ export class Simulation {
     if (r.chance(p.partitionRate)) {
       this.coverage.partitions++
       if (r.chance(0.5)) {
-        const isolated = r.nextInt(this.p.n) + 1
+        const isolated = r.nextInt(this.nodes.length) + 1
         for (const n of this.nodes) n.partition = n.id === isolated ? 1 : 0
         this.trace(`partition: isolate ${isolated}`)
       } else {
@@ -522,6 +594,7 @@ export class Simulation {
         this.afterStep(`transfer at ${leader.id}`)
       }
     }
+    if (!this.liveness && r.chance(this.p.churnRate)) this.churn()
     if (r.chance(this.p.compactRate)) {
       const n = this.nodes[r.nextInt(this.nodes.length)] as SimNode
       const core = n.core
@@ -530,12 +603,136 @@ export class Simulation {
         const term = core.termAt(index)
         if (term === undefined) this.fail(`compact: node ${n.id} has no term for applied index ${index}`)
         const data = encodeServiceSnapshot(n.service, r.nextInt(80))
-        // As the shell does: the service's snapshot is durable before the log is dropped.
-        n.disk.saveSnapshot({ index, term, data })
+        // As the shell does: the service's snapshot, with the membership at its index, is durable
+        // before the log is dropped.
+        n.disk.saveSnapshot({ index, term, data, membership: core.membershipAt(index) })
         core.compact(index, data)
         this.coverage.compactions++
         this.trace(`compact ${n.id} at ${index}`)
         this.afterStep(`compact at ${n.id}`)
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ membership churn
+
+  /**
+   * One membership change at the leader: add a learner or a voter (a spare machine, started empty
+   * to join), promote a learner, remove any member (the leader too), or lose the disk of a learner
+   * that was never a voter (the leader must bring it back from what it holds).
+   *
+   * Ids are never reused: a removed member's id added again with an empty disk could vote, as the
+   * voter that old configurations still name, for a stale candidate that only a lagging member's
+   * ancient configuration lets win (found here: seed 5277 before ids became single-use). Only a
+   * never-voting learner may lose its disk, because no configuration counts its vote or its acks.
+   */
+  private churn(): void {
+    const leader = this.nodes.find((n) => n.core?.role === "leader")
+    const core = leader?.core
+    if (leader === undefined || core === undefined) return
+    const r = this.rng
+    const pick = <T>(xs: readonly T[]): T | undefined => xs[r.nextInt(xs.length)]
+    const m = core.membership
+    const outside = this.nodes.filter((n) => n.absent)
+    const learners = this.nodes.filter((n) => roleOf(m, n.id) === "learner")
+    const choice = r.nextInt(10)
+    let change: MembershipChange | undefined
+    let fresh: SimNode | undefined
+    if (choice < 4) {
+      fresh = pick(outside)
+      if (fresh !== undefined) {
+        const type = choice < 3 ? "add-learner" : "add-voter"
+        change = { type, id: fresh.id, address: `sim:${fresh.id}` }
+      }
+    } else if (choice < 6) {
+      const x = pick(learners.filter((n) => !n.tainted))
+      if (x !== undefined) change = { type: "promote", id: x.id }
+    } else if (choice < 9) {
+      const x = pick(m.members)
+      if (x !== undefined) change = { type: "remove", id: x.id }
+    } else {
+      const x = pick(learners.filter((n) => !n.everVoter))
+      if (x !== undefined) this.wipeLearner(x)
+      return
+    }
+    if (change === undefined) return
+    const res = core.proposeMembership(change)
+    if ("refused" in res) {
+      this.coverage.changesRefused++
+      this.trace(`membership ${change.type} ${change.id} at ${leader.id} refused: ${res.refused.reason}`)
+      this.afterStep(`refused change at ${leader.id}`)
+      return
+    }
+    const c = this.coverage
+    if (change.type === "add-voter" || change.type === "promote")
+      (this.nodes[change.id - 1] as SimNode).everVoter = true
+    if (change.type === "add-learner") c.learnersAdded++
+    else if (change.type === "add-voter") c.votersAdded++
+    else if (change.type === "promote") c.promotions++
+    else {
+      c.removals++
+      if (change.id === leader.id) c.leaderRemovals++
+    }
+    this.trace(
+      `membership ${change.type} ${change.id} at ${leader.id} -> index ${res.index}: ${describeMembership(res.membership)}`,
+    )
+    // The new member's machine starts empty before anything reaches it.
+    if (fresh !== undefined) this.startSpare(fresh)
+    this.afterStep(`membership change at ${leader.id}`)
+  }
+
+  /** A spare machine starts, empty, to join the group. */
+  private startSpare(n: SimNode): void {
+    n.absent = false
+    this.freshDisk(n)
+  }
+
+  private wipeLearner(n: SimNode): void {
+    this.coverage.learnersWiped++
+    n.tainted = true
+    this.trace(`wipe learner ${n.id}`)
+    this.freshDisk(n)
+  }
+
+  private freshDisk(n: SimNode): void {
+    n.core = undefined
+    n.pending = undefined
+    n.parked = false
+    n.disk = new Disk()
+    n.joined = true
+    // Messages of the old machine (or to it) die with it: a stale acknowledgement from a lost disk
+    // would vouch for entries the new one does not hold.
+    const keep = (m: Message) => m.to !== n.id && m.from !== n.id
+    this.due = this.due.filter(keep)
+    for (const [at, list] of this.future) this.future.set(at, list.filter(keep))
+    this.start(n)
+  }
+
+  /**
+   * Every member's view of the configuration is the one its log says (thesis §4.1): the latest
+   * configuration entry on its disk, else its snapshot's membership, else its bootstrap peers.
+   * Checked at the end of each round on nodes whose log is all durable. A leader holds at most one
+   * uncommitted configuration entry.
+   */
+  private checkMembershipViews(): void {
+    for (const n of this.nodes) {
+      const core = n.core
+      if (core === undefined || n.pending !== undefined || n.parked) continue
+      const disk = n.disk
+      const diskLast = disk.entries.at(-1)?.index ?? disk.snapshot?.index ?? 0
+      if (core.lastIndex() !== diskLast || core.firstIndex() - 1 !== (disk.snapshot?.index ?? 0)) continue
+      const expected = disk.latestConfig()
+      const membership = expected.membership ?? (n.joined ? { members: [] } : this.bootstrap)
+      const status = core.status()
+      if (!sameMembership(core.membership, membership) || status.membershipIndex !== expected.index) {
+        this.fail(
+          `membership view: node ${n.id} uses [${describeMembership(core.membership)}]@${status.membershipIndex}, ` +
+            `its log says [${describeMembership(membership)}]@${expected.index}`,
+        )
+      }
+      if (core.role === "leader") {
+        const uncommitted = disk.configs.filter((e) => e.index > core.commitIndex).length
+        if (uncommitted > 1) this.fail(`membership: leader ${n.id} holds ${uncommitted} uncommitted configurations`)
       }
     }
   }
@@ -545,7 +742,7 @@ export class Simulation {
     this.trace("---- heal")
     for (const n of this.nodes) {
       n.partition = 0
-      if (n.core === undefined) this.start(n)
+      if (n.core === undefined && !n.absent) this.start(n)
     }
     this.p.lossRate = 0
     this.p.dupRate = 0
@@ -562,7 +759,7 @@ export class Simulation {
     if (n.incarnation > 1) this.coverage.restarts++
     const cfg: RaftConfig = {
       id: n.id,
-      peers: this.ids,
+      peers: n.joined ? [] : this.ids,
       electionTicks: this.p.electionTicks,
       heartbeatTicks: this.p.heartbeatTicks,
       seed: mixSeed(this.seed, n.incarnation),
@@ -615,7 +812,7 @@ export class Simulation {
     if (prevTerm === undefined) this.fail(`ready ${n.id}: no term before first unstable entry`)
     for (const e of rd.entries) {
       const key = e.index * 65536 + e.term
-      const value = mix(dataIdOf(e.data), prevTerm)
+      const value = mix(entryIdOf(e), prevTerm)
       const seen = this.entryRecords.get(key)
       if (seen === undefined) this.entryRecords.set(key, value)
       else if (seen !== value) this.fail(`log matching: entry (${e.index}, term ${e.term}) differs on node ${n.id}`)
@@ -686,7 +883,7 @@ export class Simulation {
       this.fail(`apply on ${n.id}: index ${e.index} after ${n.service.applied} (gap or repeat)`)
     }
     const rec = this.committed.get(e.index)
-    const dataId = dataIdOf(e.data)
+    const dataId = entryIdOf(e)
     if (rec === undefined || rec.term !== e.term || rec.dataId !== dataId) {
       this.fail(`apply on ${n.id}: entry ${e.index} was not seen committed with this term/data`)
     }
@@ -834,6 +1031,10 @@ export class Simulation {
         }
       }
       if (role !== n.lastRole) {
+        if ((role === "pre-candidate" || role === "candidate") && !mayCampaign(core)) {
+          this.fail(`membership: node ${n.id} campaigns as ${core.status().self}`)
+        }
+        if (n.lastRole === "leader" && core.status().self === "removed") this.coverage.removedLeadersSteppedDown++
         if (role === "pre-candidate") this.coverage.preVoteCampaigns++
         else if (role === "candidate") this.coverage.elections++
         else if (role === "follower" && n.lastRole === "pre-candidate") this.coverage.preVotesFailed++
@@ -847,10 +1048,11 @@ export class Simulation {
           const e = core.entryAt(i)
           if (e === undefined) continue
           const rec = this.committed.get(i)
-          const dataId = dataIdOf(e.data)
+          const dataId = entryIdOf(e)
           if (rec === undefined) {
             this.committed.set(i, { term: e.term, dataId, commitTerm: term })
             this.coverage.entriesCommitted++
+            if (e.config !== undefined) this.coverage.configsCommitted++
           } else if (rec.term !== e.term || rec.dataId !== dataId) {
             this.fail(
               `commit safety: node ${n.id} commits (${i}, term ${e.term}) but (${i}, term ${rec.term}) was committed`,
@@ -873,6 +1075,7 @@ export class Simulation {
   private onNewLeader(n: SimNode, core: RaftCore): void {
     this.coverage.leadersElected++
     const term = core.term
+    if (!mayCampaign(core)) this.fail(`membership: node ${n.id} leads term ${term} as ${core.status().self}`)
     if (this.transferTargets.get(n.id) === term - 1) this.coverage.transfersCompleted++
     this.transferTargets.delete(n.id)
     for (let i = core.firstIndex(); i <= this.maxCommitted; i++) {
