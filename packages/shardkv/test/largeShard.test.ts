@@ -28,6 +28,9 @@ describe("shards of any size", () => {
     FILE,
     { maxRaftStateBytes: 32 * 1024 * 1024 },
     async ({ lab }) => {
+      // Messages take 0–5 ms: with no latency at all, the whole shard would move within one instant
+      // of virtual time, leaving no "half way" to crash the new owner's leader at.
+      lab.network.setMaxDelay(5)
       const ck = await lab.makeClient()
       await lab.join(0)
       const shard = 3
@@ -38,19 +41,21 @@ describe("shards of any size", () => {
       await lab.move(shard, 1)
       const target = (await lab.query()).num
 
-      // Once the new owner has installed some of the shard but not all, its leader crashes.
-      await waitUntil(lab, "the new owner is pulling the shard", 60_000, () =>
-        lab.groups[1]!.servers.some((s) => s?.machine().shardState(shard) === "Pulling"),
-      )
-      await waitUntil(lab, "a part of the shard is installed", 60_000, () =>
-        lab.groups[1]!.servers.some((s) => (s?.machine().installedBytes(shard) ?? 0) > 0),
-      )
-      await waitUntil(lab, "the new owner has a leader", 10_000, () => lab.leader(1) !== undefined)
+      // Once the new owner's leader has installed some of the shard but not all, it crashes.
+      const pullingAtLeader = () => {
+        const leader = lab.leader(1)
+        const machine = leader === undefined ? undefined : lab.server(1, leader)?.machine()
+        return machine?.shardState(shard) === "Pulling" && machine.installedBytes(shard) > 0
+      }
+      await waitUntil(lab, "the new owner's leader has installed a part of the shard", 60_000, pullingAtLeader, 1)
       const leader = lab.leader(1)!
       for (const s of lab.groups[1]!.servers) {
         // Not served before all of it is there.
         if (s?.machine().shardState(shard) === "Pulling") expect(s.machine().get(keys[0]!).ok).toBe(false)
       }
+      console.log(
+        `the new owner's leader crashes with ${lab.server(1, leader)?.machine().installedBytes(shard)} B installed`,
+      )
       await lab.crash(1, leader)
       await lab.restart(1, leader)
 

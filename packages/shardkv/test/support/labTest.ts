@@ -71,16 +71,17 @@ export const countCompletedWithin = async (
   return done
 }
 
-/** Polls `condition` every 50 ms of virtual time until it holds; fails naming `what` after `deadlineMs`. */
+/** Polls `condition` every `pollMs` of virtual time until it holds; fails naming `what` after `deadlineMs`. */
 export const waitUntil = async (
   lab: ShardLab,
   what: string,
   deadlineMs: number,
   condition: () => boolean | Promise<boolean>,
+  pollMs = 50,
 ): Promise<void> => {
   const end = lab.now() + deadlineMs
   while (!(await condition())) {
     if (lab.now() > end) throw new Error(`timed out after ${deadlineMs} ms waiting until ${what}`)
-    await lab.sleep(50)
+    await lab.sleep(pollMs)
   }
 }
