@@ -299,7 +299,7 @@ export const makeRaftNode = (
       reportedMember = member
       if (member === "removed") {
         return Effect.logWarning(
-          "raft: this node is not a member of its group's latest configuration; it no longer campaigns",
+          "raft: this node is not a member of its group's latest configuration (removed); it takes no part once that commits",
         ).pipe(Effect.annotateLogs({ node: config.id }))
       }
       if (first && member !== "joining") return Effect.void
