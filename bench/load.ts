@@ -5,6 +5,7 @@
  */
 
 import { makeKvClient } from "@kv/kvraft"
+import { makeShardKvClient } from "@kv/shardkv"
 import { Effect } from "effect"
 import type { Driver } from "./drivers/driver.ts"
 import { etcdDriver } from "./drivers/etcdDriver.ts"
@@ -30,15 +31,8 @@ const driverFor = async (spec: ClientSpec): Promise<Driver> => {
       return kvClientDriver((rpc) => makeKvClient(rpc, { servers: spec.servers }))
     case "etcd":
       return etcdDriver(spec.endpoints)
-    case "shardkv": {
-      // Loaded only when the sharded cluster is benchmarked (its package may still be in progress).
-      const shardkv = (await import("../packages/shardkv/src/index.ts")) as Record<string, unknown>
-      const make = shardkv.makeShardKvClient as
-        | ((rpc: unknown, options: { readonly controllers: readonly string[] }) => ReturnType<KvClientFactory>)
-        | undefined
-      if (make === undefined) throw new Error("@kv/shardkv does not export makeShardKvClient yet")
-      return kvClientDriver((rpc) => make(rpc, { controllers: spec.controllers }))
-    }
+    case "shardkv":
+      return kvClientDriver((rpc) => makeShardKvClient(rpc, { controllers: spec.controllers }))
   }
 }
 

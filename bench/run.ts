@@ -147,7 +147,7 @@ const drive = async (
   const windowCpu = new Map<number, Record<string, number>>()
   const fsyncAt = new Map<number, Promise<Record<string, FsyncCounters>>>()
   const windowFsync = new Map<number, Promise<Record<string, FsyncFigures>>>()
-  const pids = () => target.processes.map((p) => p.proc.pid)
+  const pids = () => target.processes.map((p) => p.pid)
   // Results are reported in order once their (asynchronous) fsync samples are in.
   let reported: Promise<void> = Promise.resolve()
   let settle: { resolve: () => void; reject: (error: Error) => void } | undefined
@@ -166,7 +166,7 @@ const drive = async (
         const seconds = cells[message.index]!.seconds
         const cpu: Record<string, number> = {}
         target.processes.forEach((p, k) => {
-          cpu[p.name] = (cpuSecondsOf(p.proc.pid) - (before[k] ?? Number.NaN)) / seconds
+          cpu[p.name] = (cpuSecondsOf(p.pid) - (before[k] ?? Number.NaN)) / seconds
         })
         windowCpu.set(message.index, cpu)
         const fsyncBefore = fsyncAt.get(message.index) ?? Promise.resolve({})
@@ -200,10 +200,10 @@ const drive = async (
   const load: Started = start("load", ["bun", join(import.meta.dir, "load.ts")], {
     ipc: (message) => onMessage(message as FromLoad | LoadWindowMessage),
   })
-  void load.proc.exited.then((code) => {
+  void load.exited.then((code) => {
     if (code !== 0) settle?.reject(new Error(`load process exited with ${code}:\n${load.output()}`))
   })
-  load.proc.send({
+  load.send({
     type: "run",
     client: target.client,
     cells,
@@ -213,7 +213,7 @@ const drive = async (
   try {
     await finished
     // It exits on its own after "done" (writing its CPU profile if asked); a stuck one is stopped.
-    await Promise.race([load.proc.exited, Bun.sleep(5_000)])
+    await Promise.race([load.exited, Bun.sleep(5_000)])
   } finally {
     await stop([load])
   }
@@ -304,8 +304,8 @@ const main = async () => {
         })
       } catch (error) {
         for (const p of running.processes) {
-          if (p.proc.exitCode !== null || p.proc.signalCode !== null) {
-            console.error(`--- ${p.name} exited (${p.proc.exitCode ?? p.proc.signalCode}):\n${p.output()}`)
+          if (!p.running) {
+            console.error(`--- ${p.name} exited (${await p.exited}):\n${p.output()}`)
           }
         }
         throw error

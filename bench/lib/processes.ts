@@ -1,31 +1,27 @@
 /**
- * Every process and temporary directory the benchmark starts, so that all of it is stopped and
- * removed at the end, on an error, and on Ctrl-C.
+ * The benchmark's processes and temporary directories, through the launcher shared with the
+ * tests and `bun run cluster`: all of it is stopped and removed at the end, on an error, and on
+ * Ctrl-C. What is the bench's own: CPU profiles on request, and reading a process's CPU time.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import type { Subprocess } from "bun"
+import { readFileSync } from "node:fs"
+import { killEverythingOnSignals, Launched, type TempDir, tempDir } from "@kv/launcher"
 
-export interface Started {
-  readonly name: string
-  readonly proc: Subprocess
-  /** The last lines it printed, for failure reports. */
-  output(): string
-}
+export { freeTcpPorts, freeUdpPorts } from "@kv/launcher"
 
-const running = new Set<Subprocess>()
-const dirs = new Set<string>()
+/** A started process: `name`, `pid`, `output()` (the last 64 KiB it printed), `exited`, `send`. */
+export type Started = Launched
+
+const dirs = new Map<string, TempDir>()
 
 export const makeTempDir = (prefix: string): string => {
-  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`))
-  dirs.add(dir)
-  return dir
+  const dir = tempDir(prefix)
+  dirs.set(dir.path, dir)
+  return dir.path
 }
 
-export const removeTempDir = (dir: string): void => {
-  rmSync(dir, { recursive: true, force: true })
-  dirs.delete(dir)
+export const removeTempDir = (path: string): void => {
+  dirs.get(path)?.remove()
+  dirs.delete(path)
 }
 
 /** Starts a command; its output is kept (the last 64 KiB) instead of mixing into the progress. */
@@ -34,58 +30,22 @@ export const start = (
   cmd: readonly string[],
   options: { readonly cwd?: string; readonly ipc?: (message: unknown) => void } = {},
 ): Started => {
-  let log = ""
   // KV_BENCH_PROFILE=<dir>: every bun process (servers and load) writes a CPU profile (markdown) there on exit.
   const profileDir = process.env.KV_BENCH_PROFILE
   const argv =
     profileDir !== undefined && cmd[0] === "bun"
       ? ["bun", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.md`, ...cmd.slice(1)]
       : cmd
-  const proc = Bun.spawn([...argv], {
-    cwd: options.cwd,
-    stdout: "pipe",
-    stderr: "pipe",
-    ...(options.ipc === undefined ? {} : { ipc: options.ipc }),
-  })
-  running.add(proc)
-  void proc.exited.then(() => running.delete(proc))
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder()
-    for await (const chunk of stream) log = (log + decoder.decode(chunk)).slice(-65_536)
-  }
-  void drain(proc.stdout)
-  void drain(proc.stderr)
-  return { name, proc, output: () => log }
+  return new Launched(name, argv, options)
 }
 
 /** SIGTERM, then SIGKILL for whatever has not exited within `graceMs`. */
 export const stop = async (procs: readonly Started[], graceMs = 3_000): Promise<void> => {
-  for (const p of procs) p.proc.kill("SIGTERM")
-  const timer = setTimeout(() => {
-    for (const p of procs) p.proc.kill("SIGKILL")
-  }, graceMs)
-  await Promise.all(procs.map((p) => p.proc.exited))
-  clearTimeout(timer)
+  await Promise.all(procs.map((p) => p.stop({ graceMs })))
 }
 
-/** Kills everything still running and removes every temporary directory (synchronously: also on exit). */
-export const cleanUpEverything = (): void => {
-  for (const proc of running) proc.kill("SIGKILL")
-  running.clear()
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-  dirs.clear()
-}
-
-export const cleanUpOnExit = (): void => {
-  process.on("exit", cleanUpEverything)
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.on(signal, () => {
-      console.error(`\n${signal}: stopping every process the benchmark started`)
-      cleanUpEverything()
-      process.exit(130)
-    })
-  }
-}
+export const cleanUpOnExit = (): void =>
+  killEverythingOnSignals((signal) => console.error(`\n${signal}: stopping every process the benchmark started`))
 
 /** User + system CPU seconds a process has used (Linux /proc; 100 ticks per second). NaN once gone. */
 export const cpuSecondsOf = (pid: number): number => {
@@ -97,24 +57,4 @@ export const cpuSecondsOf = (pid: number): number => {
   } catch {
     return Number.NaN
   }
-}
-
-/** Free UDP ports on 127.0.0.1 (bound to port 0, then released). */
-export const freeUdpPorts = async (count: number): Promise<number[]> => {
-  const sockets = await Promise.all(
-    Array.from({ length: count }, () => Bun.udpSocket({ hostname: "127.0.0.1", port: 0 })),
-  )
-  const ports = sockets.map((s) => s.port)
-  for (const s of sockets) s.close()
-  return ports
-}
-
-/** Free TCP ports on 127.0.0.1 (for etcd). */
-export const freeTcpPorts = async (count: number): Promise<number[]> => {
-  const servers = Array.from({ length: count }, () =>
-    Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }),
-  )
-  const ports = servers.map((s) => s.port)
-  for (const s of servers) s.stop(true)
-  return ports
 }

@@ -2,11 +2,9 @@
  * The sharded cluster: a 3-replica shard controller and `groups` replica groups of 3 (every
  * replica its own process, UDP on 127.0.0.1, file storage), all groups joined before the run.
  */
-import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import type { KvClientShape } from "@kv/kvraft"
-import type { RpcNodeShape } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
+import { makeShardKvClient } from "@kv/shardkv"
 import { Effect } from "effect"
 import { freeTcpPorts, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "../lib/processes.ts"
 import { openRpcNode } from "../lib/rpc.ts"
@@ -22,23 +20,13 @@ import {
 
 const CONTROLLER_BIN = join(repoRoot, "packages/shardctrler/bin/shardctrler.ts")
 const SHARDKV_BIN = join(repoRoot, "packages/shardkv/bin/shardkv.ts")
-const SHARDKV_CLIENT = join(repoRoot, "packages/shardkv/src/client/client.ts")
 const FIRST_GID = 100
 
 export const shardkvTarget = (options: { readonly groups: number; readonly maxRaftStateBytes: number }): Target => {
   const name = `shardkv-${options.groups}`
   return {
     name,
-    unavailable: () => {
-      if (!existsSync(SHARDKV_BIN)) return "packages/shardkv/bin/shardkv.ts does not exist yet"
-      if (
-        !existsSync(SHARDKV_CLIENT) ||
-        !readFileSync(SHARDKV_CLIENT, "utf8").includes("export const makeShardKvClient")
-      ) {
-        return "@kv/shardkv does not export makeShardKvClient yet"
-      }
-      return undefined
-    },
+    unavailable: () => undefined,
     async start(): Promise<RunningTarget> {
       const dir = makeTempDir(`kv-bench-${name}`)
       const ports = await freeUdpPorts(3 + 3 * options.groups)
@@ -94,7 +82,7 @@ export const shardkvTarget = (options: { readonly groups: number; readonly maxRa
         const admin = await Effect.runPromise(makeControllerClient(rpc, { controllers, deadlineMs: 20_000 }))
         await Effect.runPromise(admin.join(Object.fromEntries(groups.map((g) => [String(g.gid), g.replicas]))))
         // Ready once writes go through to every shard's group (keys spread over all shards).
-        const client = await shardClient(rpc, controllers)
+        const client = await Effect.runPromise(makeShardKvClient(rpc, { controllers }))
         await waitFor(`${name} serving every shard`, async () => {
           await Effect.runPromise(
             Effect.forEach(
@@ -124,14 +112,4 @@ export const shardkvTarget = (options: { readonly groups: number; readonly maxRa
       return { name, client: { kind: "shardkv", controllers }, processes, stop: stopAll, fsyncCounters }
     },
   }
-}
-
-const shardClient = async (rpc: RpcNodeShape, controllers: readonly string[]): Promise<KvClientShape> => {
-  const module = (await import(SHARDKV_CLIENT)) as {
-    makeShardKvClient: (
-      rpc: RpcNodeShape,
-      options: { readonly controllers: readonly string[] },
-    ) => Effect.Effect<KvClientShape>
-  }
-  return Effect.runPromise(module.makeShardKvClient(rpc, { controllers }))
 }
