@@ -4,6 +4,8 @@ import { ShardLab, type ShardLabOptions } from "./shardLab.ts"
 
 /** Wall-clock guard against a pathologically slow run; the lab's bounds are checked in virtual time. */
 export const LAB_TEST_TIMEOUT_MS = 120_000
+/** The lab's per-test bound (checkTimeout), in virtual time: past it the run fails as a VirtualDeadlock. */
+export const LAB_TEST_VIRTUAL_LIMIT_MS = 120_000
 
 export interface LabContext {
   readonly lab: ShardLab
@@ -31,14 +33,17 @@ export const labTest = (
       const replay = `KV_SEED=${seed} bun test ${file} -t "${name}"`
       const lab = new ShardLab({ ...options, seed })
       try {
-        await lab.world.drive(async () => {
-          await lab.init()
-          try {
-            await body({ lab, random: new SeededRandom(seed), seed })
-          } finally {
-            await lab.cleanup()
-          }
-        })
+        await lab.world.drive(
+          async () => {
+            await lab.init()
+            try {
+              await body({ lab, random: new SeededRandom(seed), seed })
+            } finally {
+              await lab.cleanup()
+            }
+          },
+          { limitMs: LAB_TEST_VIRTUAL_LIMIT_MS },
+        )
         console.log(`"${name}" passed: ${(lab.now() / 1000).toFixed(1)} s of virtual time (replay: ${replay})`)
       } catch (error) {
         console.error(`"${name}" failed at ${(lab.now() / 1000).toFixed(1)} s of virtual time; replay: ${replay}`)
