@@ -25,7 +25,7 @@ const dir = tempDir("kv-hostile-shard")
 const scope = Effect.runSync(Scope.make())
 
 afterAll(async () => {
-  await processes.stopAll()
+  await processes.killAll()
   await Effect.runPromise(Scope.close(scope, Exit.void))
   dir.remove()
 })
@@ -52,13 +52,17 @@ describe("forged shard messages at a live sharded cluster", () => {
         ].join("\n"),
       )
       const names: string[] = ["ctrl"]
-      processes.start("ctrl", [bins.controller, "--replica", "0", "--config", config], { cwd })
+      processes.start("ctrl", ["bun", bins.controller, "--replica", "0", "--config", config], { cwd })
       for (const gid of Object.keys(groups)) {
         for (let k = 0; k < 3; k++) {
           names.push(`g${gid}-${k}`)
-          processes.start(names.at(-1)!, [bins.group, "--gid", gid, "--replica", String(k), "--config", config], {
-            cwd,
-          })
+          processes.start(
+            names.at(-1)!,
+            ["bun", bins.group, "--gid", gid, "--replica", String(k), "--config", config],
+            {
+              cwd,
+            },
+          )
         }
       }
       try {

@@ -14,6 +14,7 @@ import {
   HistoryRecorder,
   type KvInput,
   ProcessGroup,
+  pollUntil,
   tempDir,
   udpClientNode,
   writeFile,
@@ -32,7 +33,7 @@ const dir = tempDir("kv-sharded")
 const scope = Effect.runSync(Scope.make())
 
 afterAll(async () => {
-  await processes.stopAll()
+  await processes.killAll()
   await Effect.runPromise(Scope.close(scope, Exit.void))
   dir.remove()
 })
@@ -65,11 +66,15 @@ describe("the sharded cluster as processes", () => {
       ].join("\n"),
     )
     const startController = (k: number) =>
-      processes.start(`ctrl-${k}`, [bins.controller, "--replica", String(k), "--config", config], { cwd: dir.path })
-    const startReplica = (gid: number, k: number) =>
-      processes.start(`g${gid}-${k}`, [bins.group, "--gid", String(gid), "--replica", String(k), "--config", config], {
+      processes.start(`ctrl-${k}`, ["bun", bins.controller, "--replica", String(k), "--config", config], {
         cwd: dir.path,
       })
+    const startReplica = (gid: number, k: number) =>
+      processes.start(
+        `g${gid}-${k}`,
+        ["bun", bins.group, "--gid", String(gid), "--replica", String(k), "--config", config],
+        { cwd: dir.path },
+      )
     for (let k = 0; k < 3; k++) startController(k)
     for (const gid of groups.keys()) for (let k = 0; k < 3; k++) startReplica(gid, k)
 
@@ -84,11 +89,14 @@ describe("the sharded cluster as processes", () => {
     for (let c = 0; c < nclients; c++) {
       clients.push(await Effect.runPromise(makeShardKvClient(await rpcNode(), { controllers, deadlineMs: 60_000 })))
     }
+    let completed = 0
     const record = async (c: number, input: KvInput, run: () => Effect.Effect<string | undefined, unknown>) => {
       const token = history.begin(c, input)
       const exit = await Effect.runPromiseExit(run())
-      if (Exit.isSuccess(exit)) history.end(token, typeof exit.value === "string" ? exit.value : undefined)
-      else {
+      if (Exit.isSuccess(exit)) {
+        history.end(token, typeof exit.value === "string" ? exit.value : undefined)
+        completed++
+      } else {
         history.unknown(token)
         throw new Error(`${input.op} ${input.key} failed: ${String(exit.cause)}`)
       }
@@ -112,6 +120,18 @@ describe("the sharded cluster as processes", () => {
       }
     })
 
+    /**
+     * A fault lasts while the clients complete `n` more operations: it meets the load, however slow
+     * the machine. A client's failure ends the wait at once.
+     */
+    const whileClientsComplete = async (n: number) => {
+      const target = completed + n
+      await Promise.race([
+        pollUntil(`the clients to complete ${n} more operations`, () => completed >= target, { timeoutMs: 30_000 }),
+        Promise.all(load),
+      ])
+    }
+
     // Reconfigure and kill while the clients run.
     const chaos = async () => {
       const steps: (() => Promise<void>)[] = [
@@ -129,15 +149,15 @@ describe("the sharded cluster as processes", () => {
         const gid = [100, 101, 102][random.int(3)]!
         const k = random.int(3)
         await processes.kill(`g${gid}-${k}`)
-        await Bun.sleep(800 + random.int(1200))
+        await whileClientsComplete(20 + random.int(40))
         startReplica(gid, k)
         if (random.chance(0.3)) {
           const c = random.int(3)
           await processes.kill(`ctrl-${c}`)
-          await Bun.sleep(500)
+          await whileClientsComplete(10 + random.int(20))
           startController(c)
         }
-        await Bun.sleep(500)
+        await whileClientsComplete(10)
       }
     }
     try {
