@@ -22,6 +22,8 @@ import { makeShardKvClient, makeShardKvServer, type ShardKvServerShape } from ".
 
 export const N_SHARDS = 10
 export const GIDS = [100, 101, 102] as const
+/** Latency of every link, on top of the unreliable model's 0–27 ms. */
+export const LINK_MAX_DELAY_MS = 5
 
 export interface ShardLabOptions {
   readonly seed: number
@@ -91,6 +93,9 @@ export class ShardLab {
   constructor(readonly options: ShardLabOptions) {
     this.world = new SimWorld(options.seed)
     this.network = this.world.network
+    // Every datagram takes 0–5 ms: without latency a whole exchange (a clerk's retries, a shard's
+    // migration) would happen at one instant of virtual time, and "within 1 s" would mean nothing.
+    this.network.setMaxDelay(LINK_MAX_DELAY_MS)
     this.network.setUnreliable(options.unreliable ?? false)
     this.processes = new SimProcesses(this.world)
     this.n = options.n ?? 3
