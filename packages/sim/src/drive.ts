@@ -17,6 +17,17 @@ import type { Rng } from "./rng.ts"
 export interface DriveOptions {
   /** Virtual time (from now) after which the body is abandoned with a `VirtualDeadlock`. */
   readonly limitMs?: number
+  /**
+   * Wall time after which the run is abandoned (default 10 minutes): a test runner's own timeout
+   * cannot stop this loop, which would otherwise go on starving the tests after it.
+   */
+  readonly wallLimitMs?: number
+  /**
+   * Events (timers, fiber tasks, wake-ups of the body) allowed at one virtual instant before the
+   * run counts as a livelock (default 5,000,000): code that retries without any delay never lets
+   * time move.
+   */
+  readonly maxEventsPerInstant?: number
 }
 
 // Host macrotask: every microtask queued before it (the body's continuations) runs first.
@@ -48,9 +59,13 @@ export class VirtualDriver {
         ),
         { scheduler: this.scheduler },
       )
+      // Settled through the clock's queue, never synchronously: a body looping on calls that
+      // complete at once still hands control to the driver on each turn, which can then see it.
       fiber.addObserver((exit) => {
-        this.woke = true
-        resolve(exit)
+        this.clock.enqueue(() => {
+          this.woke = true
+          resolve(exit)
+        })
       })
     })
   }
@@ -75,6 +90,28 @@ export class VirtualDriver {
   /** Runs `body` to its end in virtual time (see the module comment). */
   async drive<A>(body: () => Promise<A>, options?: DriveOptions): Promise<A> {
     const limit = this.clock.now() + (options?.limitMs ?? Number.POSITIVE_INFINITY)
+    const wallDeadline = performance.now() + (options?.wallLimitMs ?? 600_000)
+    const maxPerInstant = options?.maxEventsPerInstant ?? 5_000_000
+    let instant = this.clock.now()
+    let eventsAtInstant = 0
+    let events = 0
+    const count = (): void => {
+      if (this.clock.now() !== instant) {
+        instant = this.clock.now()
+        eventsAtInstant = 0
+      }
+      eventsAtInstant++
+      if (eventsAtInstant > maxPerInstant) {
+        throw new VirtualDeadlock(
+          `livelock: ${maxPerInstant} events at ${instant} ms of virtual time, which never moves on`,
+        )
+      }
+      if ((++events & 0xfff) === 0 && performance.now() > wallDeadline) {
+        throw new VirtualDeadlock(
+          `abandoned after ${options?.wallLimitMs ?? 600_000} ms of wall time at ${instant} ms of virtual time`,
+        )
+      }
+    }
     let outcome: { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: unknown } | undefined
     body().then(
       (value) => {
@@ -89,6 +126,7 @@ export class VirtualDriver {
       if (outcome !== undefined) break
       this.woke = false
       while (!this.woke) {
+        count()
         const due = this.clock.nextDue()
         if (this.clock.drainReady() > 0) continue
         if (due === undefined) {
