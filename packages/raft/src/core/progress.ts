@@ -59,6 +59,8 @@ export class Progress {
    * if a whole heartbeat interval passes without it moving, what was in flight is taken as lost.
    */
   stallMark = -1
+  /** The leader's tick count before which `match` is not lowered again (see handleAppendResp). */
+  matchResetAllowedAt = 0
 
   /** Snapshot state: the snapshot being sent (kept even if the leader compacts again meanwhile). */
   snapshot: Snapshot | undefined = undefined

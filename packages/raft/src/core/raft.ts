@@ -215,6 +215,8 @@ class Raft implements RaftCore {
   /** Ticks since the last valid leader contact (follower) or the last quorum check (leader). */
   private electionElapsed = 0
   private heartbeatElapsed = 0
+  /** Ticks since this node started: a clock for rules that must not fire too often. */
+  private ticks = 0
   private randomizedElectionTimeout = 0
   /** Leadership is being handed to this follower; proposals are refused meanwhile. */
   private leadTransferee: NodeId | 0 = 0
@@ -284,6 +286,7 @@ class Raft implements RaftCore {
   // ---------------------------------------------------------------- inputs
 
   tick(): void {
+    this.ticks++
     if (this.currentRole === "leader") this.tickLeader()
     else this.tickElection()
   }
@@ -968,11 +971,20 @@ class Raft implements RaftCore {
       // Only the answer to what we last sent counts; older rejections are stale.
       if (pr.state === "snapshot") return
       if (pr.state === "replicate" ? m.index <= pr.match : m.index !== pr.next - 1) return
+      if (pr.state === "probe" && m.conflictIndex <= pr.match && this.ticks < pr.matchResetAllowedAt) {
+        // Too soon to lower match again: ask again after the next heartbeat answer, not at once.
+        pr.probeSent = true
+        return
+      }
       if (pr.state === "probe" && m.conflictIndex <= pr.match) {
         // The answer to our current probe says the follower's log ends (or diverges) below what it
         // acknowledged: it lost its data, or a new member took this id. What we recorded is void;
-        // probe from what it holds now, or it would be probed at match + 1 forever.
+        // probe from what it holds now, or it would be probed at match + 1 forever. A rejection
+        // sent before the acknowledgement and overtaken by it looks the same, and nothing tells
+        // the two apart; lowering match is always safe, but resending costs, so this happens at most
+        // once per election timeout per follower (a real loss is repaired by the first one).
         pr.match = Math.max(0, m.conflictIndex - 1)
+        pr.matchResetAllowedAt = this.ticks + this.cfg.electionTicks
       }
       // Fast back-off: skip the follower's whole conflicting term in one round trip.
       let next = m.conflictIndex
