@@ -172,6 +172,30 @@ describe("group incarnations", () => {
     expect(m.apply({ op: "join", groups: { 1: ["c:1"] } })).toMatchObject({ ok: true })
   })
 
+  test("a successor carries on from its predecessor's last configuration, even if the gid joined again before it came up", () => {
+    const m = machine()
+    m.apply({ op: "join", groups: { 2: ["b:1"] } })
+    m.apply({ op: "leave", gids: [1] })
+    const left = m.latest().num
+    expect(m.apply({ op: "register", gid: 1, incarnation: "a", configNum: left })).toEqual({ ok: true })
+    // The group is wiped; an admin joins its gid again before the new incarnation is up.
+    m.apply({ op: "join", groups: { 1: ["c:1"] } })
+    m.apply({ op: "leave", gids: [1] })
+    expect(m.apply({ op: "succeed", gid: 1, incarnation: "c" })).toEqual({ ok: true })
+    expect(m.incarnationOf(1)).toEqual({ incarnation: "c", startAfter: left })
+    // A retried succeed and a later registration keep the starting point; so does a snapshot.
+    expect(m.apply({ op: "succeed", gid: 1, incarnation: "c" })).toEqual({ ok: true })
+    expect(m.apply({ op: "register", gid: 1, incarnation: "c", configNum: m.latest().num })).toEqual({ ok: true })
+    expect(ConfigStateMachine.fromSnapshot(m.snapshot()).incarnationOf(1)).toEqual({
+      incarnation: "c",
+      startAfter: left,
+    })
+    // A snapshot from before successors carried a starting point restores with none.
+    const old = m.snapshot()
+    const threeFields = { ...old, incarnations: old.incarnations?.map(([gid, inc, last]) => [gid, inc, last] as const) }
+    expect(ConfigStateMachine.fromSnapshot(threeFields).incarnationOf(1)).toEqual({ incarnation: "c", startAfter: 0 })
+  })
+
   test("a gid whose group vanished while it held shards is retired: no successor, no join", () => {
     const m = machine()
     const retired = m.apply({ op: "succeed", gid: 1, incarnation: "c" })

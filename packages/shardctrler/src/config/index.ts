@@ -20,4 +20,4 @@ export {
 } from "./ops.ts"
 export { rebalance } from "./rebalance.ts"
 export { shardOf } from "./shardOf.ts"
-export { type ConfigSnapshot, ConfigStateMachine } from "./state-machine.ts"
+export { type ConfigSnapshot, ConfigStateMachine, type IncarnationInfo } from "./state-machine.ts"

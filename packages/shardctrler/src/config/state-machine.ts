@@ -23,8 +23,11 @@ import { rebalance } from "./rebalance.ts"
 export interface ConfigSnapshot {
   readonly nShards: number
   readonly configs: readonly Config[]
-  /** `[gid, incarnation, lastConfig]` per registered group (absent in older snapshots). */
-  readonly incarnations?: readonly (readonly [number, string, number])[]
+  /**
+   * `[gid, incarnation, lastConfig, startAfter]` per registered group (absent in older snapshots;
+   * `startAfter` absent before successors carried on from their predecessor's configuration).
+   */
+  readonly incarnations?: readonly (readonly [number, string, number, number?])[]
   /** Gids that can never be used again (absent in older snapshots). */
   readonly retired?: readonly number[]
 }
@@ -33,6 +36,18 @@ export interface ConfigSnapshot {
 interface Incarnation {
   readonly incarnation: string
   readonly lastConfig: number
+  /**
+   * For an incarnation that took over its gid: the last configuration its predecessor acted in.
+   * It carries on from there, so configurations that joined and left the gid meanwhile, while no
+   * incarnation was acting, are still carried out (their shards pulled and handed on).
+   */
+  readonly startAfter: number
+}
+
+/** What the controller knows of a gid's current incarnation. */
+export interface IncarnationInfo {
+  readonly incarnation: string
+  readonly startAfter: number
 }
 
 export class ConfigStateMachine {
@@ -93,9 +108,17 @@ export class ConfigStateMachine {
     return {
       nShards: this.nShards,
       configs: [...this.#history],
-      incarnations: [...this.#incarnations].map(([gid, i]) => [gid, i.incarnation, i.lastConfig] as const),
+      incarnations: [...this.#incarnations].map(
+        ([gid, i]) => [gid, i.incarnation, i.lastConfig, i.startAfter] as const,
+      ),
       retired: [...this.#retired],
     }
+  }
+
+  /** The gid's current incarnation, if one registered or took over. */
+  incarnationOf(gid: number): IncarnationInfo | undefined {
+    const known = this.#incarnations.get(gid as Gid)
+    return known === undefined ? undefined : { incarnation: known.incarnation, startAfter: known.startAfter }
   }
 
   /** Whether `gid` was retired: its data was lost while it was needed, and it may not be used again. */
@@ -114,11 +137,21 @@ export class ConfigStateMachine {
     this.#incarnations = new Map()
     this.#retired = new Set()
     for (const entry of Array.isArray(incarnations) ? (incarnations as unknown[]) : []) {
-      const [gid, incarnation, lastConfig] = Array.isArray(entry) ? (entry as unknown[]) : []
-      if (!isGid(gid) || typeof incarnation !== "string" || !Number.isSafeInteger(lastConfig)) {
+      // Snapshots from before `startAfter` existed have three fields: 0 means "from the start".
+      const [gid, incarnation, lastConfig, startAfter = 0] = Array.isArray(entry) ? (entry as unknown[]) : []
+      if (
+        !isGid(gid) ||
+        typeof incarnation !== "string" ||
+        !Number.isSafeInteger(lastConfig) ||
+        !Number.isSafeInteger(startAfter)
+      ) {
         throw corrupt(`incarnation entry ${JSON.stringify(entry)}`)
       }
-      this.#incarnations.set(gid, { incarnation, lastConfig: lastConfig as number })
+      this.#incarnations.set(gid, {
+        incarnation,
+        lastConfig: lastConfig as number,
+        startAfter: startAfter as number,
+      })
     }
     for (const gid of Array.isArray(retired) ? (retired as unknown[]) : []) {
       if (!isGid(gid)) throw corrupt(`retired gid ${JSON.stringify(gid)}`)
@@ -231,7 +264,11 @@ export class ConfigStateMachine {
     if (known !== undefined && known.incarnation !== incarnation) {
       return configError("Successor", `gid ${gid} belongs to another incarnation of its group`)
     }
-    this.#incarnations.set(gid, { incarnation, lastConfig: Math.max(known?.lastConfig ?? 0, configNum) })
+    this.#incarnations.set(gid, {
+      incarnation,
+      lastConfig: Math.max(known?.lastConfig ?? 0, configNum),
+      startAfter: known?.startAfter ?? 0,
+    })
     return { ok: true }
   }
 
@@ -249,7 +286,8 @@ export class ConfigStateMachine {
         return retiredError(gid)
       }
     }
-    this.#incarnations.set(gid, { incarnation, lastConfig: 0 })
+    const startAfter = known?.lastConfig ?? 0
+    this.#incarnations.set(gid, { incarnation, lastConfig: startAfter, startAfter })
     return { ok: true }
   }
 

@@ -3,7 +3,12 @@ import { RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { Context, Effect, Layer, Random, Semaphore } from "effect"
 import type { Config } from "../config/index.ts"
 import { ControllerError } from "./errors.ts"
-import { type AdminOpSchema, ControllerAdminMethod, ControllerQueryMethod } from "./protocol.ts"
+import {
+  type AdminOpSchema,
+  ControllerAdminMethod,
+  ControllerIncarnationMethod,
+  ControllerQueryMethod,
+} from "./protocol.ts"
 
 export interface ControllerClientOptions extends LeaderCallerOptions {
   /** Addresses of the controller replicas. */
@@ -23,6 +28,13 @@ export interface ControllerClientShape {
   register(gid: number, incarnation: string, configNum: number): Effect.Effect<void, ControllerError | Timeout>
   /** A new, empty incarnation takes over its gid (fails with code `GidRetired` if it may not). */
   succeed(gid: number, incarnation: string): Effect.Effect<void, ControllerError | Timeout>
+  /**
+   * The gid's current incarnation (undefined when none) and the configuration it carries on from:
+   * after `succeed`, the last one its predecessor acted in.
+   */
+  incarnation(
+    gid: number,
+  ): Effect.Effect<{ readonly incarnation: string; readonly startAfter: number } | undefined, ControllerError | Timeout>
 }
 
 /**
@@ -91,6 +103,17 @@ export const makeControllerClient = (
       register: (gid, incarnation, configNum) =>
         admin({ op: "register", gid, incarnation, configNum }, `${gid}@${configNum}`),
       succeed: (gid, incarnation) => admin({ op: "succeed", gid, incarnation }, String(gid)),
+      incarnation: (gid) =>
+        caller
+          .call(ControllerIncarnationMethod, () => ({ gid }), { operation: "incarnation", key: String(gid) })
+          .pipe(
+            Effect.flatMap((reply) => {
+              if (!reply.ok) return Effect.fail(new ControllerError({ code: reply.error, message: reply.message }))
+              return Effect.succeed(
+                reply.incarnation === "" ? undefined : { incarnation: reply.incarnation, startAfter: reply.startAfter },
+              )
+            }),
+          ),
       query: (num = -1) =>
         caller
           .call(ControllerQueryMethod, () => ({ num }), { operation: "query", key: String(num) })

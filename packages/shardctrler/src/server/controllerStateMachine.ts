@@ -1,6 +1,6 @@
 import { ClientSessions, type SessionResult } from "@kv/kvraft"
 import { Decoder, Encoder } from "@msgpack/msgpack"
-import { type Config, ConfigStateMachine } from "../config/index.ts"
+import { type Config, ConfigStateMachine, type IncarnationInfo } from "../config/index.ts"
 import { decodeControllerCommand } from "./command.ts"
 
 /** The result of an admin command: success, or the configuration error (kept for retries). */
@@ -41,6 +41,10 @@ export class ControllerStateMachine {
 
   latest(): Config {
     return this.#configs.latest()
+  }
+
+  incarnationOf(gid: number): IncarnationInfo | undefined {
+    return this.#configs.incarnationOf(gid)
   }
 
   snapshot(): Uint8Array {

@@ -45,5 +45,14 @@ export const QueryReply = Schema.Union([
   ErrorReply,
 ])
 
+/** A gid's current incarnation ("" when none) and where it carries on from (see `succeed`). */
+export const IncarnationRequest = Schema.Struct({ gid: Schema.Int })
+export const IncarnationReply = Schema.Union([
+  Schema.Struct({ ok: Schema.Literal(true), incarnation: Schema.String, startAfter: Count }),
+  WrongLeaderReply,
+  ErrorReply,
+])
+
 export const ControllerAdminMethod = defineMethod("ctrl.admin", AdminRequest, AdminReply)
+export const ControllerIncarnationMethod = defineMethod("ctrl.incarnation", IncarnationRequest, IncarnationReply)
 export const ControllerQueryMethod = defineMethod("ctrl.query", QueryRequest, QueryReply)

@@ -5,7 +5,7 @@ import { Clock, Effect, type Scope } from "effect"
 import { defaultShardCount } from "../config/index.ts"
 import { encodeControllerCommand } from "./command.ts"
 import { type AdminResult, ControllerStateMachine } from "./controllerStateMachine.ts"
-import { ControllerAdminMethod, ControllerQueryMethod } from "./protocol.ts"
+import { ControllerAdminMethod, ControllerIncarnationMethod, ControllerQueryMethod } from "./protocol.ts"
 
 export interface ControllerServerOptions {
   readonly id: NodeId
@@ -67,6 +67,16 @@ export const makeControllerServer = (
         .read(() => machine.query(request.num))
         .pipe(
           Effect.map((config) => ({ ok: true, config }) as const),
+          Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
+        ),
+    )
+    rpc.handle(ControllerIncarnationMethod, (request) =>
+      rsm
+        .read(() => machine.incarnationOf(request.gid))
+        .pipe(
+          Effect.map(
+            (info) => ({ ok: true, incarnation: info?.incarnation ?? "", startAfter: info?.startAfter ?? 0 }) as const,
+          ),
           Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
         ),
     )

@@ -65,28 +65,38 @@ export class Incarnation {
       }
       const state = self.state
       if (state.kind === "registered" && state.incarnation === incarnation && state.configNum >= configNum) return true
-      const registered = yield* deps.controller.register(deps.gid, incarnation, configNum).pipe(Effect.result)
-      if (registered._tag === "Success") {
-        self.state = { kind: "registered", incarnation, configNum }
-        return true
-      }
-      const failure = registered.failure
-      if (failure._tag !== "ControllerError") return false
-      if (failure.code === "GidRetired") return self.#retire(failure)
-      if (failure.code !== "Successor") return false
       const fresh = machine.config.num === 0 && machine.shardStates().every((s) => s === "Absent")
-      if (!fresh) {
-        deps.log(`group ${deps.gid}: another incarnation of this gid is registered; is it running elsewhere?`)
+      const registered = yield* deps.controller.register(deps.gid, incarnation, configNum).pipe(Effect.result)
+      if (registered._tag === "Failure") {
+        const failure = registered.failure
+        if (failure._tag !== "ControllerError") return false
+        if (failure.code === "GidRetired") return self.#retire(failure)
+        if (failure.code !== "Successor") return false
+        if (!fresh) {
+          deps.log(`group ${deps.gid}: another incarnation of this gid is registered; is it running elsewhere?`)
+          return false
+        }
+        const succeeded = yield* deps.controller.succeed(deps.gid, incarnation).pipe(Effect.result)
+        if (succeeded._tag === "Failure") {
+          const error = succeeded.failure
+          return error._tag === "ControllerError" && error.code === "GidRetired" ? self.#retire(error) : false
+        }
+        deps.log(`group ${deps.gid}: a new incarnation of a gid used before; carrying on from its predecessor`)
         return false
       }
-      const succeeded = yield* deps.controller.succeed(deps.gid, incarnation).pipe(Effect.result)
-      if (succeeded._tag === "Failure") {
-        const error = succeeded.failure
-        return error._tag === "ControllerError" && error.code === "GidRetired" ? self.#retire(error) : false
+      // A fresh incarnation that took over its gid acts only once it stands where its predecessor
+      // stopped (checked on every round until applied: a fast-forward lost to a leader change is
+      // proposed again, never skipped).
+      if (fresh) {
+        const info = yield* deps.controller.incarnation(deps.gid)
+        if (info === undefined || info.incarnation !== incarnation) return false
+        if (info.startAfter > 0) {
+          yield* self.#fastForward(info.startAfter)
+          return false
+        }
       }
-      deps.log(`group ${deps.gid}: a new incarnation of a gid used before; skipping the configurations before it`)
-      yield* self.#fastForward()
-      return false
+      self.state = { kind: "registered", incarnation, configNum }
+      return true
     }).pipe(Effect.catchCause(() => Effect.succeed(false)))
   }
 
@@ -96,23 +106,17 @@ export class Incarnation {
     return false
   }
 
-  /** Starts the group at the last configuration without its gid before its current membership. */
-  #fastForward(): Effect.Effect<void, ControllerError | Timeout | unknown> {
+  /**
+   * Starts the group at configuration `startAfter`, the last one its predecessor acted in (the
+   * controller allows a successor only when that configuration no longer has the gid), so every
+   * later configuration, including ones that joined and left the gid before this incarnation
+   * came up, is carried out in turn.
+   */
+  #fastForward(startAfter: number): Effect.Effect<void, ControllerError | Timeout | unknown> {
     const { deps } = this
     return Effect.gen(function* () {
-      const latest = yield* deps.controller.query(-1)
-      let start = latest
-      if (isMember(latest, deps.gid)) {
-        start = yield* deps.controller.query(0)
-        for (let num = latest.num - 1; num > 0; num--) {
-          const config = yield* deps.configAt(num)
-          if (config === undefined) return
-          if (!isMember(config, deps.gid)) {
-            start = config
-            break
-          }
-        }
-      }
+      const start = yield* deps.configAt(startAfter)
+      if (start === undefined || isMember(start, deps.gid)) return
       if (start.num === 0) return
       const prevConfig = yield* deps.configAt(start.num - 1)
       if (prevConfig === undefined) return

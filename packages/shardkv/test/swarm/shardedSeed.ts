@@ -40,13 +40,6 @@ export const LIVENESS_BOUND_MS = 30_000
 const KEYS = ["a", "b", "c", "d", "e", "f"]
 const GIDS = [100, 101, 102]
 const HOUR_MS = 3_600_000
-/**
- * Known bug: a gid joined after its group was wiped but before the new incarnation registered
- * with the controller is skipped by that incarnation's fast-forward (it starts after the
- * configuration that gave it shards, which then nobody pulls). Until that is fixed the swarm joins
- * a wiped gid only once its new incarnation has registered; KV_SWARM_REJOIN_AT_ONCE=1 lifts that.
- */
-const REJOIN_AT_ONCE = process.env.KV_SWARM_REJOIN_AT_ONCE === "1"
 /** Share of seeds that end by wiping a group that holds shards (then refused, its gid retired). */
 const RETIRE_CHANCE = 0.15
 /** KV_SWARM_TRACE=1 prints each fault as it happens and, at the end, every configuration. */
@@ -89,15 +82,6 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
   /** `${configNum}:${shard}` → the group seen serving it. */
   const servedBy = new Map<string, number>()
   const joined = new Set<number>()
-  /** Wiped groups whose new incarnation has not registered yet. */
-  const unregistered = new Set<number>()
-  const joinable = (gids: readonly number[]) =>
-    gids.filter((gid) => {
-      if (!unregistered.has(gid)) return true
-      const machine = groupMachine(gid)
-      if (REJOIN_AT_ONCE || (machine?.incarnation !== undefined && machine.config.num > 0)) unregistered.delete(gid)
-      return !unregistered.has(gid)
-    })
   let problem: string | undefined
 
   const storageName = (gid: number, id: number) => `shardkv-${gid}-${id}`
@@ -346,7 +330,7 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
         network.setMaxDelay(1 + faults.nextInt(20))
         count("loss, duplication, delay")
       } else if (dice < 61) {
-        const out = joinable(GIDS.filter((g) => !joined.has(g)))
+        const out = GIDS.filter((g) => !joined.has(g))
         if (out.length > 0) {
           yield* join(pick(faults, out))
           count("join")
@@ -364,7 +348,7 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
         }
       } else if (dice < 81) {
         if (joined.size > 0) yield* leave([...joined])
-        const back = joinable(GIDS)
+        const back = GIDS
         if (back.length > 0) yield* join(pick(faults, back))
         count("every group leaves, one comes back")
       } else if (dice < 87) {
@@ -376,7 +360,6 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
           for (const id of [1, 2, 3]) yield* world.crash(groupPeers.get(gid)![id as 1 | 2 | 3])
           for (const id of [1, 2, 3]) world.disks.delete(storageName(gid, id))
           for (const id of [1, 2, 3]) yield* startReplica(gid, id)
-          unregistered.add(gid)
           count("wipe a group that left")
         }
       }
@@ -386,10 +369,7 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
     world.disarmSaveCrashes()
     for (const r of replicas) if (!world.isRunning(r.address)) yield* startReplica(r.gid, r.id)
     if (joined.size === 0) {
-      // Wait for a wiped group's registration rather than join it early (see REJOIN_AT_ONCE).
-      const waitFrom = world.now()
-      while (joinable(GIDS).length === 0 && world.now() - waitFrom < LIVENESS_BOUND_MS) yield* Effect.sleep(100)
-      yield* join(joinable(GIDS)[0] ?? GIDS[0]!)
+      yield* join(GIDS[0]!)
     }
     yield* Effect.forEach(clerks, Fiber.join)
     yield* Fiber.join(writerFiber)
