@@ -2,14 +2,16 @@ import { describe, expect, test } from "bun:test"
 import { runInWorld, Seed, VirtualClock } from "@kv/sim"
 import { Cause, Context, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import { RpcNode, type RpcNodeShape, SimNetwork, seedFromEnv, type Timers, Transport } from "../src/index.ts"
-import { Echo, runScoped } from "./support.ts"
+import { Echo } from "./support.ts"
 
 const seed = seedFromEnv()
 console.log(`rpc sim seed: ${seed} (replay: KV_SEED=${seed} bun test packages/rpc/test/sim.test.ts)`)
 
 const nodeOn = (network: SimNetwork, address: string, timers?: Timers) =>
   Layer.build(
-    RpcNode.layerWith(timers === undefined ? {} : { timers }).pipe(Layer.provide(Transport.layerSim(network, address))),
+    RpcNode.layerWith(timers === undefined ? {} : { timers }).pipe(
+      Layer.provide(Transport.layerSim(network, address, timers === undefined ? {} : { timers })),
+    ),
   ).pipe(Effect.map((context): RpcNodeShape => Context.get(context, RpcNode)))
 
 /** Runs `body` in a world of virtual time: its network, timers and sleeps all on one clock. */
@@ -38,11 +40,10 @@ const echoServer = (node: RpcNodeShape, calls: { n: number }[]) =>
 
 describe("request/response over SimNetwork", () => {
   test("completes under 30% datagram loss, with retries", () =>
-    runScoped(
+    inVirtualTime((network, timers) =>
       Effect.gen(function* () {
-        const network = new SimNetwork({ seed })
-        const server = yield* nodeOn(network, "s")
-        const client = yield* nodeOn(network, "c")
+        const server = yield* nodeOn(network, "s", timers)
+        const client = yield* nodeOn(network, "c", timers)
         const calls: { n: number }[] = []
         echoServer(server, calls)
         network.setDropRate(0.3)
@@ -59,11 +60,10 @@ describe("request/response over SimNetwork", () => {
     ))
 
   test("duplicated and reordered datagrams reach the handler and each call completes once", () =>
-    runScoped(
+    inVirtualTime((network, timers) =>
       Effect.gen(function* () {
-        const network = new SimNetwork({ seed })
-        const server = yield* nodeOn(network, "s")
-        const client = yield* nodeOn(network, "c")
+        const server = yield* nodeOn(network, "s", timers)
+        const client = yield* nodeOn(network, "c", timers)
         const calls: { n: number }[] = []
         echoServer(server, calls)
         network.setDuplicateRate(0.5)
@@ -79,11 +79,10 @@ describe("request/response over SimNetwork", () => {
     ))
 
   test("a partitioned server times out with a typed Timeout, and answers once healed", () =>
-    runScoped(
+    inVirtualTime((network, timers) =>
       Effect.gen(function* () {
-        const network = new SimNetwork({ seed })
-        const server = yield* nodeOn(network, "s")
-        const client = yield* nodeOn(network, "c")
+        const server = yield* nodeOn(network, "s", timers)
+        const client = yield* nodeOn(network, "c", timers)
         echoServer(server, [])
         network.partition([["s"], ["c"]])
         const failed = yield* Effect.flip(
@@ -97,11 +96,10 @@ describe("request/response over SimNetwork", () => {
     ))
 
   test("a disconnected node neither sends nor receives, and datagrams in flight to it are lost", () =>
-    runScoped(
+    inVirtualTime((network, timers) =>
       Effect.gen(function* () {
-        const network = new SimNetwork({ seed })
-        const a = yield* nodeOn(network, "a")
-        const b = yield* nodeOn(network, "b")
+        const a = yield* nodeOn(network, "a", timers)
+        const b = yield* nodeOn(network, "b", timers)
         const got: unknown[] = []
         b.onOneWay("raft", (payload) => got.push(payload))
         network.setMaxDelay(30)
@@ -118,14 +116,13 @@ describe("request/response over SimNetwork", () => {
     ))
 
   test("the lab's unreliable model loses about 10%; long reordering delays replies (only) by 200–2200 ms", () =>
-    runScoped(
+    inVirtualTime((network, timers) =>
       Effect.gen(function* () {
-        const network = new SimNetwork({ seed })
-        const a = yield* nodeOn(network, "a")
-        const b = yield* nodeOn(network, "b")
+        const a = yield* nodeOn(network, "a", timers)
+        const b = yield* nodeOn(network, "b", timers)
         const arrivals: number[] = []
-        const start = Date.now()
-        b.onOneWay("m", () => arrivals.push(Date.now() - start))
+        const start = timers.now()
+        b.onOneWay("m", () => arrivals.push(timers.now() - start))
         network.setUnreliable(true)
         for (let i = 0; i < 1000; i++) a.sendOneWay("b", "m", i)
         yield* Effect.sleep("150 millis")
@@ -192,11 +189,10 @@ describe("request/response over SimNetwork", () => {
   )
 
   test("counts messages and bytes per node", () =>
-    runScoped(
+    inVirtualTime((network, timers) =>
       Effect.gen(function* () {
-        const network = new SimNetwork({ seed })
-        const server = yield* nodeOn(network, "s")
-        const client = yield* nodeOn(network, "c")
+        const server = yield* nodeOn(network, "s", timers)
+        const client = yield* nodeOn(network, "c", timers)
         echoServer(server, [])
         for (let n = 0; n < 10; n++) yield* client.call("s", Echo, { n, text: "abc" })
         expect(network.countsOf("c").datagramsSent).toBe(10)
