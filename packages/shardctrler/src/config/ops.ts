@@ -8,6 +8,11 @@ export type ConfigOp =
   | { readonly op: "leave"; readonly gids: readonly number[] }
   /** Pins one shard on a group; no rebalancing. */
   | { readonly op: "move"; readonly shard: number; readonly gid: number }
+  /**
+   * Replaces the server addresses of a group in the configuration (its Raft membership changed);
+   * the same shards on the same groups. No new configuration when the list is already this one.
+   */
+  | { readonly op: "servers"; readonly gid: number; readonly servers: readonly string[] }
   /** Reads configuration `num`; -1 or a number past the latest reads the latest. */
   | { readonly op: "query"; readonly num: number }
   /**
@@ -34,7 +39,7 @@ export interface ConfigError {
 }
 
 /**
- * join/leave/move answer with the configuration they created, query with the one it
+ * join/leave/move/servers answer with the configuration they created, query with the one it
  * read. A rejected operation creates no configuration.
  */
 export type ConfigResult = { readonly ok: true; readonly config?: Config } | ConfigError

@@ -76,6 +76,8 @@ export class ConfigStateMachine {
         return this.#leave(op.gids)
       case "move":
         return this.#move(op.shard, op.gid)
+      case "servers":
+        return this.#servers(op.gid, op.servers)
       case "query":
         return this.#query(op.num)
       case "register":
@@ -252,6 +254,35 @@ export class ConfigStateMachine {
     return this.#append(shards, groups)
   }
 
+  /**
+   * A group's new server list (members added, promoted or removed in its Raft group): every group
+   * follows configurations one at a time, so the list reaches clients and the other groups as a
+   * configuration of its own, which moves no shard.
+   */
+  #servers(gid: unknown, servers: unknown): ConfigResult {
+    if (!isGid(gid)) {
+      return configError("BadGid", `servers: gid must be a positive integer, got ${JSON.stringify(gid)}`)
+    }
+    const bad = checkServers(gid, servers, "servers")
+    if (bad !== undefined) return bad
+    if (this.#retired.has(gid)) return retiredError(gid)
+    const latest = this.latest()
+    const groups = configGroups(latest)
+    const current = groups.get(gid)
+    if (current === undefined) {
+      return configError(
+        "UnknownGroup",
+        `servers: gid ${gid} not in configuration ${latest.num}; join it first (\`kv admin join ${gid}\`)`,
+      )
+    }
+    const next = servers as readonly string[]
+    if (current.length === next.length && current.every((server, k) => server === next[k])) {
+      return { ok: true, config: latest }
+    }
+    groups.set(gid, next)
+    return this.#append(latest.shards, groups)
+  }
+
   #register(gid: unknown, incarnation: unknown, configNum: unknown): ConfigResult {
     if (!isGid(gid) || typeof incarnation !== "string" || incarnation.length === 0) {
       return configError("BadRequest", "register: needs a gid and an incarnation")
@@ -312,12 +343,12 @@ const parseGidKey = (key: string): Gid | undefined => {
   return isGid(gid) ? gid : undefined
 }
 
-const checkServers = (gid: Gid, servers: unknown): ConfigError | undefined => {
+const checkServers = (gid: Gid, servers: unknown, op = "join"): ConfigError | undefined => {
   if (!Array.isArray(servers) || servers.length === 0) {
-    return configError("BadRequest", `join: gid ${gid} has no servers`)
+    return configError("BadRequest", `${op}: gid ${gid} has no servers`)
   }
   if (!servers.every((server) => typeof server === "string" && server.length > 0)) {
-    return configError("BadRequest", `join: gid ${gid} has a server address that is not a non-empty string`)
+    return configError("BadRequest", `${op}: gid ${gid} has a server address that is not a non-empty string`)
   }
   return undefined
 }

@@ -19,6 +19,12 @@ export interface ControllerClientShape {
   join(groups: Readonly<Record<string, readonly string[]>>): Effect.Effect<void, ControllerError | Timeout>
   leave(gids: readonly number[]): Effect.Effect<void, ControllerError | Timeout>
   move(shard: number, gid: number): Effect.Effect<void, ControllerError | Timeout>
+  /**
+   * A new configuration with the group's server list replaced and every shard where it was (its
+   * members changed); none when the list is already this one. Fails with code `UnknownGroup` when
+   * the gid is not in the latest configuration, `GidRetired` when retired.
+   */
+  setServers(gid: number, servers: readonly string[]): Effect.Effect<void, ControllerError | Timeout>
   /** Configuration `num`; -1 (or past the latest) for the latest. */
   query(num?: number): Effect.Effect<Config, ControllerError | Timeout>
   /**
@@ -100,6 +106,7 @@ export const makeControllerClient = (
         admin({ op: "join", groups: groups as Record<string, string[]> }, Object.keys(groups).join(",")),
       leave: (gids) => admin({ op: "leave", gids: [...gids] }, gids.join(",")),
       move: (shard, gid) => admin({ op: "move", shard, gid }, `${shard}->${gid}`),
+      setServers: (gid, servers) => admin({ op: "servers", gid, servers: [...servers] }, String(gid)),
       register: (gid, incarnation, configNum) =>
         admin({ op: "register", gid, incarnation, configNum }, `${gid}@${configNum}`),
       succeed: (gid, incarnation) => admin({ op: "succeed", gid, incarnation }, String(gid)),

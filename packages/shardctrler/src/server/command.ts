@@ -4,6 +4,7 @@
  *   [clientId, seq, ackedBelow, nowMs, "join", { gid: servers[] }]
  *   [clientId, seq, ackedBelow, nowMs, "leave", gids[]]
  *   [clientId, seq, ackedBelow, nowMs, "move", shard, gid]
+ *   [clientId, seq, ackedBelow, nowMs, "servers", gid, servers[]]
  *   [clientId, seq, ackedBelow, nowMs, "register", gid, incarnation, configNum]
  *   [clientId, seq, ackedBelow, nowMs, "succeed", gid, incarnation]
  */
@@ -33,6 +34,8 @@ export const encodeControllerCommand = (c: ControllerCommand): Uint8Array => {
       return encoder.encode([...head, "leave", c.op.gids])
     case "move":
       return encoder.encode([...head, "move", c.op.shard, c.op.gid])
+    case "servers":
+      return encoder.encode([...head, "servers", c.op.gid, c.op.servers])
     case "register":
       return encoder.encode([...head, "register", c.op.gid, c.op.incarnation, c.op.configNum])
     case "succeed":
@@ -47,6 +50,7 @@ const Wire = Schema.Union([
   Schema.Tuple([...Head, Schema.Literal("join"), Schema.Record(Schema.String, Schema.Array(Schema.String))]),
   Schema.Tuple([...Head, Schema.Literal("leave"), Schema.Array(Schema.Int)]),
   Schema.Tuple([...Head, Schema.Literal("move"), Schema.Int, Schema.Int]),
+  Schema.Tuple([...Head, Schema.Literal("servers"), Schema.Int, Schema.Array(Schema.String)]),
   Schema.Tuple([...Head, Schema.Literal("register"), Schema.Int, Schema.String, Schema.Int]),
   Schema.Tuple([...Head, Schema.Literal("succeed"), Schema.Int, Schema.String]),
 ])
@@ -71,6 +75,8 @@ export const decodeControllerCommand = (bytes: Uint8Array): ControllerCommand | 
       return { ...head, op: { op: "leave", gids: [...w[5]] } }
     case "move":
       return { ...head, op: { op: "move", shard: w[5], gid: w[6] } }
+    case "servers":
+      return { ...head, op: { op: "servers", gid: w[5], servers: [...w[6]] } }
     case "register":
       return { ...head, op: { op: "register", gid: w[5], incarnation: w[6], configNum: w[7] } }
     case "succeed":

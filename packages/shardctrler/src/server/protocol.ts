@@ -21,6 +21,7 @@ export const AdminOpSchema = Schema.Union([
   Schema.Struct({ op: Schema.Literal("join"), groups: Schema.Record(Schema.String, Schema.Array(Schema.String)) }),
   Schema.Struct({ op: Schema.Literal("leave"), gids: Schema.Array(Schema.Int) }),
   Schema.Struct({ op: Schema.Literal("move"), shard: Schema.Int, gid: Schema.Int }),
+  Schema.Struct({ op: Schema.Literal("servers"), gid: Schema.Int, servers: Schema.Array(Schema.String) }),
   Schema.Struct({
     op: Schema.Literal("register"),
     gid: Schema.Int,
