@@ -6,7 +6,7 @@
  */
 import { expect, test } from "bun:test"
 import { RpcNode, SeededRandom, SimNetwork, seedFromEnv, type Timers, Transport } from "@kv/rpc"
-import { Seed, VirtualClock, VirtualDriver } from "@kv/sim"
+import { Seed, VirtualClock, VirtualDriver, virtualTimers } from "@kv/sim"
 import { Effect, Exit, Layer, Scope } from "effect"
 import type { NodeId } from "../src/core/index.ts"
 import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../src/node/raftNode.ts"
@@ -29,14 +29,7 @@ class Group {
     const clock = this.clock
     this.driver = new VirtualDriver(clock, s.stream("effect"))
     const rpcRandom = s.stream("rpc")
-    this.timers = {
-      now: () => clock.now(),
-      setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
-      clearTimer: (handle) => {
-        clock.cancelTimer(handle as number)
-      },
-      random: () => rpcRandom.nextDouble(),
-    }
+    this.timers = virtualTimers(clock, rpcRandom)
     this.network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
     this.network.classifyReplies(RAFT_CHANNEL, isRaftReply)
   }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { runInWorld, Seed, VirtualClock } from "@kv/sim"
+import { runInWorld, Seed, VirtualClock, virtualTimers } from "@kv/sim"
 import { Cause, Context, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import { RpcNode, type RpcNodeShape, SimNetwork, seedFromEnv, type Timers, Transport } from "../src/index.ts"
 import { Echo } from "./support.ts"
@@ -19,14 +19,7 @@ const inVirtualTime = (body: (network: SimNetwork, timers: Timers) => Effect.Eff
   const clock = new VirtualClock()
   const root = new Seed(seed)
   const rng = root.stream("rpc")
-  const timers: Timers = {
-    now: () => clock.now(),
-    setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
-    clearTimer: (handle) => {
-      clock.cancelTimer(handle as number)
-    },
-    random: () => rng.nextDouble(),
-  }
+  const timers: Timers = virtualTimers(clock, rng)
   const network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
   const exit = runInWorld(clock, root.stream("effect"), Effect.scoped(body(network, timers)))
   if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)

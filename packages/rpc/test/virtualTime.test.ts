@@ -4,7 +4,7 @@
  * the same seed gives the same run.
  */
 import { describe, expect, test } from "bun:test"
-import { Seed, VirtualClock } from "@kv/sim"
+import { Seed, VirtualClock, virtualTimers } from "@kv/sim"
 import { Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { defineMethod, RpcNode, type RpcNodeShape, SimNetwork, type Timers, Transport } from "../src/index.ts"
 
@@ -14,14 +14,7 @@ const Echo = defineMethod("echo", Schema.Struct({ n: Schema.Number }), Schema.St
 const world = (seed: number) => {
   const clock = new VirtualClock()
   const rng = new Seed(seed).stream("rpc")
-  const timers: Timers = {
-    now: () => clock.now(),
-    setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
-    clearTimer: (handle) => {
-      clock.cancelTimer(handle as number)
-    },
-    random: () => rng.nextDouble(),
-  }
+  const timers: Timers = virtualTimers(clock, rng)
   const network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
   const scope = Effect.runSync(Scope.make())
   const node = (address: string): Promise<RpcNodeShape> =>

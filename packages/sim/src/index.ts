@@ -16,4 +16,5 @@ export {
 } from "./network.ts"
 export { ProcessClock, type ProcessContext, type ProcessMain, ProcessRegistry } from "./process.ts"
 export { Rng, Seed, seedFromEnv } from "./rng.ts"
+export { type VirtualTimers, virtualTimers } from "./timers.ts"
 export { World, type WorldOptions } from "./world.ts"

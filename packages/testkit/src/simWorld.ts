@@ -10,6 +10,7 @@ import {
   simLayer,
   VirtualClock,
   VirtualDriver,
+  virtualTimers,
 } from "@kv/sim"
 import { Clock, Context, Effect, Exit, Layer, Scope } from "effect"
 import { crashingStorageLayer, type SaveCrash } from "./crashingStorage.ts"
@@ -51,14 +52,7 @@ export class SimWorld {
     this.root = new Seed(seed)
     const rpcRandom = this.root.stream("rpc")
     const clock = this.clock
-    this.timers = {
-      now: () => clock.now(),
-      setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
-      clearTimer: (handle) => {
-        clock.cancelTimer(handle as number)
-      },
-      random: () => rpcRandom.nextDouble(),
-    }
+    this.timers = virtualTimers(clock, rpcRandom)
     this.network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
     this.driver = new VirtualDriver(clock, this.root.stream("driver"))
   }

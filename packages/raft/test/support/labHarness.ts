@@ -4,7 +4,7 @@
  * applier per server that checks in-order apply and agreement across servers.
  */
 import { RpcNode, SimNetwork, type Timers, Transport } from "@kv/rpc"
-import { type Rng, Seed, VirtualClock, VirtualDriver } from "@kv/sim"
+import { type Rng, Seed, VirtualClock, VirtualDriver, virtualTimers } from "@kv/sim"
 import { Effect, Exit, Layer, Scope } from "effect"
 import type { LogIndex, NodeId } from "../../src/core/index.ts"
 import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../../src/node/raftNode.ts"
@@ -59,14 +59,7 @@ export class RaftLab {
     this.driver = new VirtualDriver(clock, seed.stream("effect"))
     this.random = seed.stream("harness")
     const rpcRandom = seed.stream("rpc")
-    this.timers = {
-      now: () => clock.now(),
-      setTimer: (delayMs, fn) => clock.setTimer(delayMs, fn),
-      clearTimer: (handle) => {
-        clock.cancelTimer(handle as number)
-      },
-      random: () => rpcRandom.nextDouble(),
-    }
+    this.timers = virtualTimers(clock, rpcRandom)
     this.network = new SimNetwork({ seed: options.seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
     // Long reordering delays replies only; Raft's travel one-way, so say which those are.
     this.network.classifyReplies(RAFT_CHANNEL, isRaftReply)

@@ -1,9 +1,8 @@
-/** The shard-controller lab harness (shardctrler/config.go) over SimNetwork. */
+/** The shard-controller lab harness (shardctrler/config.go) in one seeded world's virtual time. */
 import { expect } from "bun:test"
 import type { NodeId } from "@kv/raft"
 import type { SimNetwork } from "@kv/rpc"
 import { SimProcesses, SimWorld } from "@kv/testkit"
-import { Effect } from "effect"
 import {
   type Config,
   type ControllerClientShape,
