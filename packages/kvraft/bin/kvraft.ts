@@ -1,12 +1,14 @@
 /**
  * The single-group KV server: `bun run kvraft [--replica N] [--config cluster.toml] [--data DIR]`.
- * Without --replica every replica of the [kvraft] group runs in this process.
+ * Without --replica every replica of the [kvraft] group runs in this process. A new member (not in
+ * the config) joins the running group: `bun run kvraft --join --id N --address HOST:PORT`.
  */
 import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import {
   cliEnvironment,
   dataDirFrom,
+  joinFrom,
   loadConfigFor,
   makeKvServer,
   runServerMain,
@@ -22,15 +24,17 @@ const serve = (flags: ServerFlags) =>
     if (config.kvraft === undefined) {
       return yield* Effect.fail(new StartupError(`${config.source} has no [kvraft] section to serve`))
     }
+    const join = yield* joinFrom(flags)
     yield* serveReplicas({
+      join,
       service: "kvraft",
       replicas: config.kvraft.replicas,
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
       metricsPort: Option.getOrUndefined(flags.metricsPort),
-      build: (_k, { id, peers, storageName, onFsync }) =>
-        makeKvServer({ id, peers, storageName, onFsync, maxRaftStateBytes: config.maxRaftStateBytes }).pipe(
+      build: (_k, { id, peers, storageName, join, onFsync }) =>
+        makeKvServer({ id, peers, storageName, join, onFsync, maxRaftStateBytes: config.maxRaftStateBytes }).pipe(
           Effect.map((server) => ({ raft: server.rsm.raft, gauges: server.gauges })),
         ),
     })

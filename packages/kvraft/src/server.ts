@@ -2,6 +2,7 @@ import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
 import { Clock, Effect, type Scope } from "effect"
 import { commandStampMs } from "./commandClock.ts"
+import { memberAddress } from "./members/admin.ts"
 import {
   type CommandReply,
   type GetReply,
@@ -18,6 +19,8 @@ export interface KvServerOptions {
   /** Raft id → address of every replica of the group (this one included). */
   readonly peers: Readonly<Record<number, string>>
   readonly storageName?: string
+  /** Joins an existing group as a new member instead of bootstrapping one from `peers` (see RaftNodeConfig.join). */
+  readonly join?: boolean
   /** Snapshot when persisted Raft state reaches this many bytes; undefined or <= 0 never snapshots. */
   readonly maxRaftStateBytes?: number | undefined
   readonly limits?: Partial<KvLimits>
@@ -69,6 +72,7 @@ export const makeKvServer = (
         id: options.id,
         peers: options.peers,
         ...(options.storageName === undefined ? {} : { storageName: options.storageName }),
+        ...(options.join === true ? { join: true } : {}),
         ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
@@ -76,7 +80,7 @@ export const makeKvServer = (
       stateMachine: replica.stateMachine,
       maxRaftStateBytes: options.maxRaftStateBytes,
     })
-    const addressOf = (id: number): string => options.peers[id] ?? ""
+    const addressOf = (id: number): string => memberAddress(rsm.raft, id) || (options.peers[id] ?? "")
     const wrongLeader = (error: WrongLeader) =>
       ({ ok: false, error: "WrongLeader", leaderHint: addressOf(error.leaderHint) }) as const
     // Past what one Raft entry holds (limits set above the transport's message size): never retryable.

@@ -5,6 +5,7 @@
 import {
   cliEnvironment,
   dataDirFrom,
+  joinFrom,
   loadConfigFor,
   runServerMain,
   type ServerFlags,
@@ -18,18 +19,21 @@ import { makeControllerServer } from "../src/index.ts"
 const serve = (flags: ServerFlags) =>
   Effect.gen(function* () {
     const config = yield* loadConfigFor(flags)
+    const join = yield* joinFrom(flags)
     yield* serveReplicas({
+      join,
       service: "controller",
       replicas: config.controller.replicas,
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
       metricsPort: Option.getOrUndefined(flags.metricsPort),
-      build: (_k, { id, peers, storageName, onFsync }) =>
+      build: (_k, { id, peers, storageName, join, onFsync }) =>
         makeControllerServer({
           id,
           peers,
           storageName,
+          join,
           onFsync,
           nShards: config.nShards,
           maxRaftStateBytes: config.maxRaftStateBytes,

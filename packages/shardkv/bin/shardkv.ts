@@ -5,6 +5,7 @@
 import {
   cliEnvironment,
   dataDirFrom,
+  joinFrom,
   loadConfigFor,
   runServerMain,
   type ServerFlags,
@@ -24,19 +25,22 @@ const serve = (flags: ServerFlags & { readonly gid: number }) =>
       const known = [...config.groups.keys()].join(", ") || "none"
       return yield* Effect.fail(new StartupError(`group ${flags.gid} is not in ${config.source} (groups: ${known})`))
     }
+    const join = yield* joinFrom(flags)
     yield* serveReplicas({
+      join,
       service: `group-${flags.gid}`,
       replicas: group.replicas,
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
       metricsPort: Option.getOrUndefined(flags.metricsPort),
-      build: (_k, { id, peers, storageName, onFsync }) =>
+      build: (_k, { id, peers, storageName, join, onFsync }) =>
         makeShardKvServer({
           gid: flags.gid,
           id,
           peers,
           storageName,
+          join,
           onFsync,
           controllers: config.controller.replicas,
           nShards: config.nShards,

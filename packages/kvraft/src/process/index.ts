@@ -1,6 +1,8 @@
 export { cliEnvironment } from "./cliEnvironment.ts"
+export { isEmptyDataDir } from "./groupProbe.ts"
 export { type MetricsSource, observeReplica, scrape, serveMetrics } from "./metrics.ts"
 export {
+  type JoinOptions,
   type LogFormat,
   loggerLayer,
   type ReplicaContext,
@@ -10,4 +12,4 @@ export {
   StartupError,
   serveReplicas,
 } from "./serve.ts"
-export { dataDirFrom, loadConfigFor, type ServerFlags, serverFlags } from "./serverFlags.ts"
+export { dataDirFrom, joinFrom, loadConfigFor, type ServerFlags, serverFlags } from "./serverFlags.ts"

@@ -1,6 +1,8 @@
+import { join as joinPath } from "node:path"
 import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
-import { RpcNode, Transport, type TransportError } from "@kv/rpc"
+import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
+import { askGroup, commandsFor, freshest, isEmptyDataDir, lostIdentityProblem } from "./groupProbe.ts"
 import { type MetricsSource, observeReplica, serveMetrics } from "./metrics.ts"
 import { unauthenticatedWarning } from "./unauthenticatedWarning.ts"
 
@@ -28,12 +30,28 @@ export interface ServeOptions {
   ) => Effect.Effect<Served, StorageCorrupt, Scope.Scope | RpcNode | Storage>
   /** Serve /metrics, /livez and /readyz for this process's replicas on 127.0.0.1 at this port. */
   readonly metricsPort?: number | undefined
+  /**
+   * Run one new member that joins the existing group (etcd's `--initial-cluster-state existing`)
+   * instead of a replica of `replicas`: its own id and address, not in cluster.toml.
+   */
+  readonly join?: JoinOptions | undefined
+}
+
+export interface JoinOptions {
+  /** The new member's id: never a bootstrap replica's, never one the group used before. */
+  readonly id: number
+  /** Its `host:port`, where it listens. */
+  readonly address: string
+  /** Members to ask where the group is; default the group's replicas in cluster.toml. */
+  readonly contacts?: readonly string[] | undefined
 }
 
 export interface ReplicaContext {
   readonly id: number
   readonly peers: Readonly<Record<number, string>>
   readonly storageName: string
+  /** Pass to the Raft node: this replica joins an existing group instead of bootstrapping one. */
+  readonly join: boolean
   /** Pass to the Raft node: feeds the fsync latency histogram. */
   readonly onFsync: (seconds: number) => void
 }
@@ -59,23 +77,43 @@ const describeFailure = (error: TransportError | StorageCorrupt): string =>
  */
 export const serveReplicas = (options: ServeOptions): Effect.Effect<void, StartupError, Scope.Scope> =>
   Effect.gen(function* () {
-    const peers = peersOf(options.replicas)
-    const which = options.replica === undefined ? options.replicas.map((_, k) => k) : [options.replica]
-    for (const k of which) {
-      if (k < 0 || k >= options.replicas.length) {
+    const bootstrap = peersOf(options.replicas)
+    const bootstrapIds = Object.keys(bootstrap).map(Number)
+    const join = options.join
+    const which =
+      join !== undefined
+        ? [options.replicas.length]
+        : options.replica === undefined
+          ? options.replicas.map((_, k) => k)
+          : [options.replica]
+    if (join !== undefined) {
+      if (options.replica !== undefined) {
+        return yield* Effect.fail(
+          new StartupError("--join starts a new member (with --id and --address); it does not take --replica"),
+        )
+      }
+      if (!Number.isInteger(join.id) || join.id < 1 || bootstrapIds.includes(join.id)) {
         return yield* Effect.fail(
           new StartupError(
-            `${options.service} has replicas 0..${options.replicas.length - 1}; there is no replica ${k}`,
+            `--id ${join.id}: a new member needs an id of its own, above the bootstrap replicas' ids 1..${options.replicas.length} (ids are single-use)`,
           ),
         )
       }
+    } else {
+      for (const k of which) {
+        if (k < 0 || k >= options.replicas.length) {
+          return yield* Effect.fail(
+            new StartupError(
+              `${options.service} has replicas 0..${options.replicas.length - 1}; there is no replica ${k}`,
+            ),
+          )
+        }
+      }
     }
+    const addressOf = (k: number): string => (join !== undefined ? join.address : (options.replicas[k] as string))
+    const nameOf = (k: number): string => (join !== undefined ? `member ${join.id}` : `replica ${k}`)
     // Before binding, so the warning is printed even when the bind then fails.
-    const warning = unauthenticatedWarning(
-      options.service,
-      which.map((k) => options.replicas[k] as string),
-      options.clusterKey,
-    )
+    const warning = unauthenticatedWarning(options.service, which.map(addressOf), options.clusterKey)
     if (warning !== undefined) process.stderr.write(warning)
     const stop = yield* Deferred.make<string>()
     const onSignal = (signal: string) => () => Deferred.doneUnsafe(stop, Exit.succeed(signal))
@@ -102,8 +140,12 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
 
     const sources: MetricsSource[] = []
     const served = new Map<number, Served>()
+    // Replicas in this process cannot answer each other before they run: ask only the others.
+    const local = new Set(which.map(addressOf))
     for (const k of which) {
-      const address = options.replicas[k]!
+      const address = addressOf(k)
+      const storageName =
+        join !== undefined ? `${options.service}/member-${join.id}` : `${options.service}/replica-${k}`
       const layer = RpcNode.layer.pipe(
         Layer.provide(Transport.layerUdp({ bind: address, key: options.clusterKey })),
         Layer.merge(Storage.layerFile(options.dataDir)),
@@ -115,13 +157,32 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         rpc.observeRequests(observe.onRequest)
         // The group's own replicas get replies of any size without proving their address first.
         rpc.trust(options.replicas)
+        const start = yield* startingPoint({
+          rpc,
+          service: options.service,
+          id: join?.id ?? k + 1,
+          address,
+          bootstrap,
+          join,
+          fresh: isEmptyDataDir(joinPath(options.dataDir, storageName)),
+          contacts: (join?.contacts ?? options.replicas).filter((a) => !local.has(a)),
+        })
+        rpc.trust(Object.values(start.peers))
         const replica = yield* options
-          .build(k, { id: k + 1, peers, storageName: `${options.service}/replica-${k}`, onFsync: observe.onFsync })
+          .build(k, {
+            id: join?.id ?? k + 1,
+            peers: start.peers,
+            storageName,
+            join: join !== undefined,
+            onFsync: observe.onFsync,
+          })
           .pipe(Effect.provideContext(context))
         return [replica, rpc] as const
       }).pipe(
-        Effect.mapError(
-          (error) => new StartupError(`${options.service} replica ${k} (${address}): ${describeFailure(error)}`),
+        Effect.mapError((error) =>
+          error instanceof StartupError
+            ? new StartupError(`${options.service} ${nameOf(k)} (${address}): ${error.message}`)
+            : new StartupError(`${options.service} ${nameOf(k)} (${address}): ${describeFailure(error)}`),
         ),
       )
       served.set(k, replica)
@@ -133,7 +194,11 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         ...(replica.gauges ? { gauges: replica.gauges } : {}),
       })
       yield* Effect.logInfo("replica started").pipe(
-        Effect.annotateLogs({ service: options.service, replica: k, address }),
+        Effect.annotateLogs(
+          join !== undefined
+            ? { service: options.service, member: join.id, address }
+            : { service: options.service, replica: k, address },
+        ),
       )
     }
     if (options.metricsPort !== undefined) {
@@ -152,6 +217,55 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       ([k, { raft }]) => handOffLeadership(raft).pipe(Effect.annotateLogs({ service: options.service, replica: k })),
       { concurrency: "unbounded", discard: true },
     )
+  })
+
+interface StartingPoint {
+  /** The addresses Raft starts with: the bootstrap replicas, or the group's members as a joiner learned them. */
+  readonly peers: Readonly<Record<number, string>>
+}
+
+/**
+ * Decides how a replica starts. With data it starts from its storage (the membership there wins).
+ * With an empty data directory it first asks the group: a bootstrap replica whose id the group has
+ * seen holding data, or has removed, refuses to start (it lost what it acknowledged); a joining
+ * member learns where the current members are, since the group may have none of its bootstrap
+ * replicas left. No answer: a bootstrap replica starts a new group as before; a joiner cannot join.
+ */
+const startingPoint = (p: {
+  readonly rpc: RpcNodeShape
+  readonly service: string
+  readonly id: number
+  readonly address: string
+  readonly bootstrap: Readonly<Record<number, string>>
+  readonly join: JoinOptions | undefined
+  readonly fresh: boolean
+  readonly contacts: readonly string[]
+}): Effect.Effect<StartingPoint, StartupError> =>
+  Effect.gen(function* () {
+    const withSelf = (peers: Readonly<Record<number, string>>) => ({ ...peers, [p.id]: p.address })
+    if (!p.fresh || p.contacts.length === 0) return { peers: withSelf(p.bootstrap) }
+    const answers = yield* askGroup(p.rpc, p.contacts)
+    const bootstrapIds = Object.keys(p.bootstrap).map(Number)
+    const problem = lostIdentityProblem(p.service, p.id, answers, bootstrapIds)
+    if (problem !== undefined) return yield* Effect.fail(new StartupError(problem))
+    if (p.join === undefined) return { peers: withSelf(p.bootstrap) }
+    const latest = freshest(answers)
+    if (latest === undefined) {
+      return yield* Effect.fail(
+        new StartupError(
+          `no member of the group answered (asked ${p.contacts.join(", ")}): a new member joins a running group; ` +
+            "start it once the group is up, or name current members with --peers",
+        ),
+      )
+    }
+    const peers: Record<number, string> = { ...p.bootstrap }
+    for (const m of latest.members) if (m.address !== "") peers[m.id] = m.address
+    if (!latest.members.some((m) => m.id === p.id)) {
+      yield* Effect.logInfo(
+        `member ${p.id} is not in the group yet: it waits until it is added (\`${commandsFor(p.service).admin} add ${p.id} ${p.address}\`, or \`replace\`)`,
+      )
+    }
+    return { peers: withSelf(peers) }
   })
 
 const isAlive = (pid: number): boolean => {

@@ -1,7 +1,7 @@
 import { Effect, Option } from "effect"
 import { Flag } from "effect/cli"
 import { type ClusterConfig, ConfigError, loadClusterConfig } from "../config/index.ts"
-import { type LogFormat, StartupError } from "./serve.ts"
+import { type JoinOptions, type LogFormat, StartupError } from "./serve.ts"
 
 /** Flags every server binary takes. */
 export const serverFlags = {
@@ -21,6 +21,23 @@ export const serverFlags = {
     Flag.withDescription("log line format"),
     Flag.withDefault("text"),
   ),
+  join: Flag.Boolean("join").pipe(
+    Flag.withDescription(
+      "start a new member that joins the running group (with --id and --address; not in the config), as etcd's --initial-cluster-state existing",
+    ),
+    Flag.withDefault(false),
+  ),
+  id: Flag.Int("id").pipe(
+    Flag.withDescription("with --join: the new member's id, never used in the group before (ids are single-use)"),
+    Flag.optional,
+  ),
+  address: Flag.String("address").pipe(Flag.withDescription("with --join: the new member's host:port"), Flag.optional),
+  peers: Flag.String("peers").pipe(
+    Flag.withDescription(
+      "with --join: comma-separated addresses of current members to ask where the group is (default: the group's replicas in the config)",
+    ),
+    Flag.optional,
+  ),
   metricsPort: Flag.Int("metrics-port").pipe(
     Flag.withDescription(
       "serve /metrics (Prometheus), /livez and /readyz on 127.0.0.1 at this port, for every replica in this process",
@@ -35,6 +52,34 @@ export interface ServerFlags {
   readonly replica: Option.Option<number>
   readonly logFormat: LogFormat
   readonly metricsPort: Option.Option<number>
+  readonly join: boolean
+  readonly id: Option.Option<number>
+  readonly address: Option.Option<string>
+  readonly peers: Option.Option<string>
+}
+
+/** The join options the flags ask for: undefined without --join; a StartupError when they are incomplete. */
+export const joinFrom = (flags: ServerFlags): Effect.Effect<JoinOptions | undefined, StartupError> => {
+  const id = Option.getOrUndefined(flags.id)
+  const address = Option.getOrUndefined(flags.address)
+  if (!flags.join) {
+    if (id !== undefined || address !== undefined || Option.isSome(flags.peers)) {
+      return Effect.fail(new StartupError("--id, --address and --peers go with --join (a new member)"))
+    }
+    return Effect.succeed(undefined)
+  }
+  if (id === undefined || address === undefined) {
+    return Effect.fail(new StartupError("--join needs the new member's --id and --address"))
+  }
+  const contacts = Option.getOrUndefined(flags.peers)
+  return Effect.succeed({
+    id,
+    address,
+    contacts: contacts
+      ?.split(",")
+      .map((a) => a.trim())
+      .filter((a) => a !== ""),
+  })
 }
 
 /** Loads the cluster config, turning its problems into a startup error that lists them. */

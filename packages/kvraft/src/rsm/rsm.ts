@@ -9,10 +9,12 @@ import {
   type Storage,
   type StorageCorrupt,
 } from "@kv/raft"
-import type { RpcNode } from "@kv/rpc"
+import { RpcNode } from "@kv/rpc"
 import { Clock, Duration, Effect, type Scope } from "effect"
 import { monotonicMs } from "../commandClock.ts"
+import { serveMemberAdmin } from "../members/admin.ts"
 import { WrongLeader } from "./errors.ts"
+import { heldDataEntry, MemberRecord, type MemberRecordView, namedEntry, RECORD_MARK } from "./memberRecord.ts"
 import type { ReplicatedStateMachine } from "./stateMachine.ts"
 
 export interface RsmOptions<R> {
@@ -47,6 +49,8 @@ export interface RsmShape<R> {
   /** `read` with a callback (called once); `read` runs inside the apply loop and must not throw. */
   readWith<A>(read: () => A, done: (outcome: RsmOutcome<A>) => void): void
   appliedIndex(): number
+  /** Ids the group has ever named in a configuration, and ids seen holding log entries (see memberRecord.ts). */
+  readonly members: MemberRecordView
 }
 
 interface ApplyWaiter<R> {
@@ -67,6 +71,12 @@ interface PendingRead {
 
 const toWrongLeader = (error: NotLeader | NodeStopped): WrongLeader =>
   new WrongLeader({ leaderHint: error._tag === "NotLeader" ? error.leaderHint : 0 })
+
+/** A leader's record that a member holds data is proposed again after this long if it has not been applied. */
+const HELD_RETRY_MS = 2_000
+
+/** What a waiter on a record entry is given: it only learns that the entry was applied. */
+const RECORDED: unknown = Symbol("recorded")
 
 const toEffect = <A, E>(outcome: RsmOutcome<A, E>): Effect.Effect<A, E> =>
   outcome.ok ? Effect.succeed(outcome.value) : Effect.fail(outcome.error)
@@ -94,6 +104,9 @@ export const makeRsm = <R>(
     let lastSnapshot = 0
     // Assigned right after the node is created; apply callbacks only start once the loop runs.
     let raft: RaftNodeShape | undefined
+    const record = new MemberRecord()
+    /** When this leader last proposed that a member holds data, by id: such a proposal is retried, not repeated. */
+    const heldProposedAt = new Map<number, number>()
 
     const wrongLeader = () => new WrongLeader({ leaderHint: raft?.status().leader ?? 0 })
 
@@ -113,7 +126,8 @@ export const makeRsm = <R>(
 
     const apply = (event: ApplyEvent) => {
       if (event.type === "snapshot") {
-        sm.restore(event.snapshot.data)
+        sm.restore(record.unwrapSnapshot(event.snapshot.data))
+        if (event.snapshot.membership !== undefined) record.noteConfiguration(event.snapshot.membership.members)
         lastApplied = event.snapshot.index
         lastSnapshot = event.snapshot.index
         // Commands waiting at covered indexes were applied by others; their results are not known here.
@@ -122,7 +136,14 @@ export const makeRsm = <R>(
         return
       }
       for (const entry of event.entries) {
-        const result = entry.data.length === 0 ? undefined : sm.apply(entry.data, entry.index)
+        if (entry.config !== undefined) record.noteConfiguration(entry.config.members)
+        let result: R | undefined
+        if (entry.data.length === 0) result = undefined
+        else if (entry.data[0] === RECORD_MARK) {
+          record.applyEntry(entry.data)
+          // Only the member admin waits on record entries, for their being applied, not a result.
+          result = RECORDED as R
+        } else result = sm.apply(entry.data, entry.index)
         lastApplied = entry.index
         const waiter = waiters.get(entry.index)
         if (waiter === undefined) continue
@@ -139,12 +160,33 @@ export const makeRsm = <R>(
         raft.raftStateBytes() >= maxRaftStateBytes
       ) {
         lastSnapshot = lastApplied
-        Effect.runSync(raft.snapshot(lastApplied, sm.snapshot()))
+        Effect.runSync(raft.snapshot(lastApplied, record.wrapSnapshot(sm.snapshot())))
       }
     }
 
     const node = yield* makeRaftNode({ ...options.raft, apply })
     raft = node
+
+    /**
+     * The leader records which members have acknowledged log entries, so a replica that comes back
+     * under such an id with an empty data directory can be told it lost them (see serve.ts).
+     */
+    const recordHeldData = (now: number) => {
+      const s = node.status()
+      if (s.role !== "leader") {
+        heldProposedAt.clear()
+        return
+      }
+      const due = s.members.filter(
+        (m) =>
+          m.match > 0 &&
+          !record.heldData.has(m.id) &&
+          now - (heldProposedAt.get(m.id) ?? Number.NEGATIVE_INFINITY) >= HELD_RETRY_MS,
+      )
+      if (due.length === 0) return
+      for (const m of due) heldProposedAt.set(m.id, now)
+      node.proposeUnsafe(heldDataEntry(due.map((m) => m.id)))
+    }
 
     // Commands whose entry never commits (lost leadership in a partition) and reads that cannot
     // confirm leadership must not wait forever.
@@ -155,6 +197,7 @@ export const makeRsm = <R>(
           const now = monotonicMs(clock)
           for (const [index, waiter] of waiters) if (waiter.deadline <= now) failWaiter(index, waiter)
           for (const read of pendingReads) if (read.deadline <= now) read.fail(wrongLeader())
+          recordHeldData(now)
         }
       }),
     )
@@ -218,8 +261,32 @@ export const makeRsm = <R>(
       })
     }
 
+    yield* serveMemberAdmin(yield* RpcNode, {
+      raft: node,
+      record,
+      recordNamed: (ids) =>
+        Effect.callback<void, WrongLeader>((resume) =>
+          submitWith(namedEntry(ids), (outcome) =>
+            resume(
+              outcome.ok
+                ? Effect.void
+                : Effect.fail(outcome.error._tag === "WrongLeader" ? outcome.error : wrongLeader()),
+            ),
+          ),
+        ),
+      bootstrapIds: options.raft.join === true ? [] : Object.keys(options.raft.peers).map(Number),
+      read: (f) =>
+        Effect.callback((resume) =>
+          readWith(
+            () => undefined,
+            (outcome) => resume(outcome.ok ? Effect.sync(f) : Effect.fail(outcome.error)),
+          ),
+        ),
+    })
+
     return {
       raft: node,
+      members: record,
       maxCommandBytes: node.maxEntryBytes,
       submit: (command) => Effect.callback((resume) => submitWith(command, (outcome) => resume(toEffect(outcome)))),
       // `f` runs in the caller's fiber, so a defect in it is the caller's, not the apply loop's.

@@ -12,6 +12,8 @@ export interface ControllerServerOptions {
   readonly peers: Readonly<Record<number, string>>
   readonly nShards?: number
   readonly storageName?: string
+  /** Joins the running group as a new member instead of bootstrapping from `peers` (RaftNodeConfig.join). */
+  readonly join?: boolean
   readonly maxRaftStateBytes?: number | undefined
   readonly seed?: number
   readonly onFsync?: (seconds: number) => void
@@ -36,6 +38,7 @@ export const makeControllerServer = (
         id: options.id,
         peers: options.peers,
         ...(options.storageName === undefined ? {} : { storageName: options.storageName }),
+        ...(options.join === true ? { join: true } : {}),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
       },

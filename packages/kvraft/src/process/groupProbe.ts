@@ -1,0 +1,88 @@
+/**
+ * What a replica with an empty data directory asks its group before it starts: whether the group
+ * already exists and what it knows of this replica's id (see docs/operations.md).
+ */
+import { existsSync, readdirSync } from "node:fs"
+import type { RpcNodeShape } from "@kv/rpc"
+import { Effect } from "effect"
+import { type MemberList, MemberListMethod } from "../members/protocol.ts"
+
+/** How long a starting replica waits for its peers' answers; silence means a new group. */
+export const PROBE_DEADLINE_MS = 800
+
+/** Whether Raft storage at `dir` holds nothing (missing or empty): a first start, or lost data. */
+export const isEmptyDataDir = (dir: string): boolean => !existsSync(dir) || readdirSync(dir).length === 0
+
+/** Every answer from `addresses` within the deadline (replicas that answer, leader or not). */
+export const askGroup = (rpc: RpcNodeShape, addresses: readonly string[]): Effect.Effect<MemberList[]> =>
+  Effect.forEach(
+    addresses,
+    (address) =>
+      rpc
+        .call(
+          address,
+          MemberListMethod,
+          { leaderOnly: false },
+          { attemptTimeoutMs: 200, deadlineMs: PROBE_DEADLINE_MS },
+        )
+        .pipe(Effect.option),
+    { concurrency: "unbounded" },
+  ).pipe(Effect.map((replies) => replies.flatMap((r) => (r._tag === "Some" && r.value.ok ? [r.value] : []))))
+
+/** The answer that knows the most recent membership (the leader's when it answered). */
+export const freshest = (answers: readonly MemberList[]): MemberList | undefined =>
+  [...answers].sort(
+    (a, b) =>
+      b.membershipIndex - a.membershipIndex ||
+      Number(b.leader === b.id) - Number(a.leader === a.id) ||
+      b.commitIndex - a.commitIndex,
+  )[0]
+
+/** How an operator runs and administers this service, for messages that say what to do. */
+export const commandsFor = (service: string): { readonly serve: string; readonly admin: string } => {
+  if (service === "controller") return { serve: "bun run shardctrler", admin: "bun run kv admin member --controller" }
+  const gid = /^group-(\d+)$/.exec(service)?.[1]
+  if (gid !== undefined) return { serve: `bun run shardkv --gid ${gid}`, admin: `bun run kv admin member --gid ${gid}` }
+  return { serve: `bun run ${service}`, admin: "bun run kv admin member" }
+}
+
+/** An id no answer has seen used: one more than the highest. */
+export const unusedId = (answers: readonly MemberList[], bootstrapIds: readonly number[]): number =>
+  Math.max(0, ...bootstrapIds, ...answers.flatMap((a) => [...a.named, ...a.heldData, ...a.members.map((m) => m.id)])) +
+  1
+
+/**
+ * Why a replica with an empty data directory must not start under `id`, or undefined. It must not
+ * if the group has seen this id acknowledge log entries (its data is lost: Raft's safety relies on
+ * what it acknowledged and voted), or if the id was a member once and no longer is (removed).
+ */
+export const lostIdentityProblem = (
+  service: string,
+  id: number,
+  answers: readonly MemberList[],
+  bootstrapIds: readonly number[],
+): string | undefined => {
+  const held = answers.find((a) => a.heldData.includes(id))
+  const latest = freshest(answers)
+  const removed =
+    latest !== undefined &&
+    !latest.members.some((m) => m.id === id) &&
+    answers.some((a) => a.named.includes(id) || a.heldData.includes(id))
+  if (held === undefined && !removed) return undefined
+  const { serve, admin } = commandsFor(service)
+  const next = unusedId(answers, bootstrapIds)
+  const why =
+    held !== undefined && !removed
+      ? `the group already exists and holds log entries that member ${id} acknowledged (it lost them with its data)`
+      : `member ${id} was removed from the group`
+  const then = removed
+    ? `\`${admin} add ${next} HOST:PORT\` and, once it has caught up, \`${admin} promote ${next}\``
+    : `\`${admin} replace ${id} ${next} HOST:PORT\``
+  return (
+    `its data directory is empty, but ${why}. Starting it again under id ${id} could lose acknowledged writes, ` +
+    "so it refuses to start. Member ids are single-use: start a new member instead, on the new machine " +
+    `\`${serve} --join --id ${next} --address HOST:PORT\`, then ${then} ` +
+    '(see docs/operations.md, "Replacing a member"). ' +
+    "If the whole group is being created anew, stop every replica and empty every data directory first."
+  )
+}
