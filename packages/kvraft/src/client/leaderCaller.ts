@@ -36,6 +36,9 @@ export interface LeaderCaller {
   setServers(servers: readonly string[]): void
 }
 
+/** Bound on the server list, which grows by the leaders servers name. */
+const MAX_SERVERS = 64
+
 /** Leader discovery and failover for a Raft-replicated service, shared by every client. */
 export const makeLeaderCaller = (
   rpc: RpcNodeShape,
@@ -86,6 +89,15 @@ export const makeLeaderCaller = (
         reply: WrongLeaderReply | undefined,
       ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> => {
         if (leader === target) {
+          // A leader the list does not name yet (a member added since the client started) is learned.
+          if (
+            reply !== undefined &&
+            reply.leaderHint !== "" &&
+            !servers.includes(reply.leaderHint) &&
+            servers.length < MAX_SERVERS
+          ) {
+            servers = [...servers, reply.leaderHint]
+          }
           const hint = reply === undefined ? -1 : servers.indexOf(reply.leaderHint)
           leader = hint >= 0 && hint !== target ? hint : (target + 1) % servers.length
         }

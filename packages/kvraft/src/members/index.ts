@@ -7,3 +7,11 @@ export {
 } from "./client.ts"
 export { BadMemberAddress, IdUsedBefore } from "./errors.ts"
 export * from "./protocol.ts"
+export {
+  CatchUpTimeout,
+  MemberAddressMismatch,
+  type ReplaceError,
+  type ReplaceOptions,
+  type ReplaceProgress,
+  replaceMember,
+} from "./replace.ts"
