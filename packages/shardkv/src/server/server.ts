@@ -35,6 +35,8 @@ import {
   ShardStateMachine,
 } from "../stateMachine/index.ts"
 import { Incarnation, isMember, randomIncarnationId } from "./incarnation.ts"
+import { LatestServers } from "./latestServers.ts"
+import { announceMembers } from "./memberAnnouncement.ts"
 import { isOwnerReplica, ownerServers } from "./members.ts"
 import { pullShard } from "./pull.ts"
 import { ShardPullBuffer } from "./pullBuffer.ts"
@@ -42,8 +44,16 @@ import { ShardPullBuffer } from "./pullBuffer.ts"
 export interface ShardKvServerOptions {
   readonly gid: Gid
   readonly id: NodeId
-  /** Raft id → address of every replica of this group (this one included). */
+  /**
+   * Raft id → address of every replica of this group (this one included): the bootstrap members,
+   * or with `join` the members a new replica first hears from.
+   */
   readonly peers: Readonly<Record<number, string>>
+  /**
+   * This replica joins the existing group as a new member (see RaftNodeConfig.join): it starts
+   * empty and waits until the group's leader has added it. Default false.
+   */
+  readonly join?: boolean
   /** Addresses of the shard-controller replicas. */
   readonly controllers: readonly string[]
   readonly nShards?: number
@@ -96,6 +106,7 @@ export const makeShardKvServer = (
       raft: {
         id: options.id,
         peers: options.peers,
+        ...(options.join === undefined ? {} : { join: options.join }),
         storageName: options.storageName ?? `shardkv-${options.gid}-${options.id}`,
         ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
@@ -115,7 +126,9 @@ export const makeShardKvServer = (
       },
       maxRaftStateBytes: options.maxRaftStateBytes,
     })
-    const addressOf = (id: number): string => options.peers[id] ?? ""
+    // Members added after the start are known by the membership in the log.
+    const addressOf = (id: number): string =>
+      options.peers[id] ?? rsm.raft.status().members.find((m) => m.id === id)?.address ?? ""
     const wrongLeader = (leaderHint: number) =>
       ({ ok: false, error: "WrongLeader", leaderHint: addressOf(leaderHint) }) as const
     const fromWrongLeader = (e: WrongLeader) => wrongLeader(e.leaderHint)
@@ -167,6 +180,7 @@ export const makeShardKvServer = (
       perServerMs: 500,
       attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS,
     })
+    const latestServers = new LatestServers(controller.query(-1), clock)
     // Configurations never change once made, so a few recent ones are kept for these checks.
     const configCache = new Map<number, Config>()
     const configAt = (num: number): Effect.Effect<Config | undefined> => {
@@ -176,6 +190,7 @@ export const makeShardKvServer = (
       if (cached !== undefined) return Effect.succeed(cached)
       return controller.query(num).pipe(
         Effect.map((config) => {
+          latestServers.observe(config)
           if (config.num !== num) return undefined
           if (configCache.size >= 64) configCache.delete(configCache.keys().next().value!)
           configCache.set(num, config)
@@ -184,9 +199,19 @@ export const makeShardKvServer = (
         Effect.orElseSucceed(() => undefined),
       )
     }
+    /**
+     * Whether `from` speaks for the group `config` gives `shard` to: one of its servers there, or in
+     * the latest configuration (a member it added since, which it has told the controller of).
+     */
+    const isOwnerAddress = (config: Config, shard: number, from: string): Effect.Effect<boolean> =>
+      isOwnerReplica(config, shard, from) ? Effect.succeed(true) : latestServers.lists(config.shards[shard] ?? 0, from)
     const fromOwner = (toConfigNum: number, shard: number, from: string): Effect.Effect<Config | undefined> =>
       configAt(toConfigNum).pipe(
-        Effect.map((config) => (config !== undefined && isOwnerReplica(config, shard, from) ? config : undefined)),
+        Effect.flatMap((config) =>
+          config === undefined
+            ? Effect.succeed(undefined)
+            : isOwnerAddress(config, shard, from).pipe(Effect.map((owner) => (owner ? config : undefined))),
+        ),
       )
 
     rpc.handleWith(ShardPullMethod, (request, from, reply: (reply: PullReply) => void) => {
@@ -198,8 +223,8 @@ export const makeShardKvServer = (
         const start = Math.min(request.offset, bytes.length)
         return { ok: true, total: bytes.length, checksum, chunk: bytes.subarray(start, start + pullChunkBytes) }
       }
-      if (request.toConfigNum === machine.config.num) {
-        return reply(isOwnerReplica(machine.config, request.shard, from) ? answer() : { ok: false, error: "Refused" })
+      if (request.toConfigNum === machine.config.num && isOwnerReplica(machine.config, request.shard, from)) {
+        return reply(answer())
       }
       if (request.toConfigNum < request.configNum) return reply({ ok: false, error: "Refused" })
       runFork(
@@ -212,7 +237,7 @@ export const makeShardKvServer = (
     /** Whether any replica of the new owner says it has installed `shard` given to it at `toConfigNum`. */
     const ownerInstalled = (config: Config, shard: number) =>
       Effect.gen(function* () {
-        for (const server of ownerServers(config, shard)) {
+        for (const server of latestServers.of(config.shards[shard] ?? 0, ownerServers(config, shard))) {
           const reply = yield* rpc
             .call(
               server,
@@ -310,7 +335,12 @@ export const makeShardKvServer = (
           if (current === undefined) return
           const start = fromStart ? 0 : machine.installedBytes(task.shard)
           const buffer = new ShardPullBuffer(current.handOffConfigNum, task.shard, start, installPieceBytes)
-          if (!(yield* pullShard(rpc, current, buffer, { callDeadlineMs: LOOP_CALL_DEADLINE_MS }))) return
+          const source = { ...current, servers: latestServers.of(current.fromGid, current.servers) }
+          if (!(yield* pullShard(rpc, source, buffer, { callDeadlineMs: LOOP_CALL_DEADLINE_MS }))) {
+            // The source may have replaced members since: the next round also tries its latest list.
+            yield* latestServers.refresh
+            return
+          }
           const total = buffer.total!
           const checksum = buffer.checksum!
           const incoming = machine.incomingShard(task.shard)
@@ -341,26 +371,29 @@ export const makeShardKvServer = (
 
     const previousOwners = new Map<Gid, LeaderCaller>()
     const ownerCaller = (task: MigrationTask): LeaderCaller => {
+      const servers = latestServers.of(task.fromGid, task.servers)
       let caller = previousOwners.get(task.fromGid)
       if (caller === undefined) {
-        caller = makeLeaderCaller(rpc, task.servers, {
+        caller = makeLeaderCaller(rpc, servers, {
           deadlineMs: LOOP_CALL_DEADLINE_MS,
           perServerMs: 400,
           attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS,
         })
         previousOwners.set(task.fromGid, caller)
-      } else if (caller.servers.join() !== task.servers.join()) {
-        caller.setServers(task.servers)
+      } else if (caller.servers.join() !== servers.join()) {
+        caller.setServers(servers)
       }
       return caller
     }
     const collectOne = (task: MigrationTask) =>
       Effect.gen(function* () {
-        const reply = yield* ownerCaller(task).call(
-          ShardDeleteMethod,
-          () => ({ configNum: task.handOffConfigNum, toConfigNum: task.configNum, shard: task.shard }),
-          { operation: "shard.delete", key: String(task.shard) },
-        )
+        const reply = yield* ownerCaller(task)
+          .call(
+            ShardDeleteMethod,
+            () => ({ configNum: task.handOffConfigNum, toConfigNum: task.configNum, shard: task.shard }),
+            { operation: "shard.delete", key: String(task.shard) },
+          )
+          .pipe(Effect.tapError(() => latestServers.refresh))
         if (!reply.ok) return
         yield* submit({ type: "gcDone", configNum: task.configNum, shard: task.shard })
       })
@@ -379,7 +412,19 @@ export const makeShardKvServer = (
         ),
       ),
     )
-    for (const loop of [pullShards, collectGarbage]) {
+    const announce = Effect.gen(function* () {
+      if (isLeader()) {
+        yield* announceMembers({
+          gid: options.gid,
+          status: () => rsm.raft.status(),
+          machine: () => machine,
+          controller,
+          incarnation,
+          latest: latestServers,
+        })
+      }
+    })
+    for (const loop of [pullShards, collectGarbage, announce]) {
       yield* Effect.forkScoped(Effect.forever(loop.pipe(Effect.ignoreCause, Effect.andThen(Effect.sleep(interval)))))
     }
 
