@@ -13,21 +13,35 @@ export const PROBE_DEADLINE_MS = 800
 /** Whether Raft storage at `dir` holds nothing (missing or empty): a first start, or lost data. */
 export const isEmptyDataDir = (dir: string): boolean => !existsSync(dir) || readdirSync(dir).length === 0
 
-/** Every answer from `addresses` within the deadline (replicas that answer, leader or not). */
-export const askGroup = (rpc: RpcNodeShape, addresses: readonly string[]): Effect.Effect<MemberList[]> =>
-  Effect.forEach(
-    addresses,
-    (address) =>
-      rpc
-        .call(
-          address,
-          MemberListMethod,
-          { leaderOnly: false },
-          { attemptTimeoutMs: 200, deadlineMs: PROBE_DEADLINE_MS },
-        )
-        .pipe(Effect.option),
-    { concurrency: "unbounded" },
-  ).pipe(Effect.map((replies) => replies.flatMap((r) => (r._tag === "Some" && r.value.ok ? [r.value] : []))))
+/**
+ * Every answer within the deadline from `addresses`, then from the members those answers name that
+ * were not asked yet (the configured replicas may be stale, removed or gone; the members they name
+ * know the group's present). `self` is never asked.
+ */
+export const askGroup = (rpc: RpcNodeShape, addresses: readonly string[], self: string): Effect.Effect<MemberList[]> =>
+  Effect.gen(function* () {
+    const asked = new Set([self])
+    const ask = (targets: readonly string[]) => {
+      const fresh = [...new Set(targets)].filter((a) => a !== "" && !asked.has(a))
+      for (const a of fresh) asked.add(a)
+      return Effect.forEach(
+        fresh,
+        (address) =>
+          rpc
+            .call(
+              address,
+              MemberListMethod,
+              { leaderOnly: false },
+              { attemptTimeoutMs: 200, deadlineMs: PROBE_DEADLINE_MS },
+            )
+            .pipe(Effect.option),
+        { concurrency: "unbounded" },
+      ).pipe(Effect.map((replies) => replies.flatMap((r) => (r._tag === "Some" && r.value.ok ? [r.value] : []))))
+    }
+    const first = yield* ask(addresses)
+    const second = yield* ask(first.flatMap((a) => a.members.map((m) => m.address)))
+    return [...first, ...second]
+  })
 
 /** The answer that knows the most recent membership (the leader's when it answered). */
 export const freshest = (answers: readonly MemberList[]): MemberList | undefined =>

@@ -244,7 +244,7 @@ const startingPoint = (p: {
   Effect.gen(function* () {
     const withSelf = (peers: Readonly<Record<number, string>>) => ({ ...peers, [p.id]: p.address })
     if (!p.fresh || p.contacts.length === 0) return { peers: withSelf(p.bootstrap) }
-    const answers = yield* askGroup(p.rpc, p.contacts)
+    const answers = yield* askGroup(p.rpc, p.contacts, p.address)
     const bootstrapIds = Object.keys(p.bootstrap).map(Number)
     const problem = lostIdentityProblem(p.service, p.id, answers, bootstrapIds)
     if (problem !== undefined) return yield* Effect.fail(new StartupError(problem))
