@@ -2,10 +2,19 @@
  * The kv command line: `bun run kv get|put|append|delete|admin|status ...`.
  * Exit codes: 0 ok, 1 key not found, 2 bad input, 3 cluster unreachable (timeout), 4 request refused.
  */
-import { cliEnvironment } from "@kv/kvraft"
-import { Effect } from "effect"
+import { cliEnvironment, replaceMember } from "@kv/kvraft"
+import { Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { ExitCode } from "../src/cli/exitCodes.ts"
+import {
+  adminCommand,
+  classifyMemberError,
+  type GroupChoice,
+  groupName,
+  progressPrinter,
+  renderMembers,
+  serveCommand,
+} from "../src/cli/members.ts"
 import { CliFailure, CliSession, classify } from "../src/cli/session.ts"
 import { collectStatus, renderStatus } from "../src/cli/status.ts"
 import { withWaitIndicator } from "../src/cli/waitIndicator.ts"
@@ -170,9 +179,152 @@ const query = Command.make(
   }),
 ).pipe(Command.withDescription("Show a shard configuration"))
 
+const groupFlags = {
+  ...common,
+  controller: Flag.Boolean("controller").pipe(
+    Flag.withDescription("act on the shard controller's group"),
+    Flag.withDefault(false),
+  ),
+  gid: Flag.Int("gid").pipe(Flag.withDescription("act on shard group GID"), Flag.optional),
+}
+type GroupFlags = Common & { readonly controller: boolean; readonly gid: Option.Option<number> }
+
+const groupOf = (flags: GroupFlags): GroupChoice => {
+  if (flags.controller && Option.isSome(flags.gid)) {
+    throw new CliFailure("--controller and --gid name different groups: give one", ExitCode.badInput)
+  }
+  if (flags.controller) return "controller"
+  if (Option.isSome(flags.gid)) return { gid: flags.gid.value }
+  return "kvraft"
+}
+
+/** A member command: its group from the flags, the member admin's errors as messages and exit codes. */
+const memberAction = <F extends GroupFlags>(
+  body: (session: CliSession, flags: F, group: GroupChoice) => Promise<number>,
+) =>
+  action<F>(async (session, flags) => {
+    const group = groupOf(flags)
+    try {
+      return await body(session, flags, group)
+    } catch (error) {
+      throw classifyMemberError(error, group) ?? error
+    }
+  })
+
+const memberId = (name: string, description: string) => Argument.Int(name).pipe(Argument.withDescription(description))
+const memberAddress = Argument.String("address").pipe(Argument.withDescription("the new member's host:port"))
+
+const memberList = Command.make(
+  "list",
+  groupFlags,
+  memberAction(async (session, flags, group) => {
+    const members = await session.memberClient(group)
+    const list = await withWaitIndicator("a leader", () => session.run(members.list()))
+    print(flags, renderMembers(group, list), list)
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("The group's members: id, address, role (leader, voter, learner), match and lag"))
+
+const memberAdd = Command.make(
+  "add",
+  {
+    ...groupFlags,
+    id: memberId("id", "the new member's id (never used in the group before)"),
+    address: memberAddress,
+    voter: Flag.Boolean("voter").pipe(
+      Flag.withDescription(
+        "add a voter at once instead of a learner (it counts toward every commit before it has the log)",
+      ),
+      Flag.withDefault(false),
+    ),
+  },
+  memberAction(async (session, flags, group) => {
+    const members = await session.memberClient(group)
+    const list = await withWaitIndicator("the change to commit", () =>
+      session.run(members.change(flags.voter ? "add-voter" : "add-learner", flags.id, flags.address)),
+    )
+    const next = flags.voter
+      ? ""
+      : `; promote it once it has caught up (\`${adminCommand(group)} promote ${flags.id}\`, lag in \`${adminCommand(group)} list\`)`
+    print(
+      flags,
+      `member ${flags.id} added to ${groupName(group)} as a ${flags.voter ? "voter" : "learner"} at ${flags.address}; ` +
+        `start it there with \`${serveCommand(group, flags.id, flags.address)}\` if it is not running${next}`,
+      { ok: true, members: list },
+    )
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("Add a new member, as a learner (default) or a voter"))
+
+const memberPromote = Command.make(
+  "promote",
+  { ...groupFlags, id: memberId("id", "the learner to make a voter") },
+  memberAction(async (session, flags, group) => {
+    const members = await session.memberClient(group)
+    const list = await withWaitIndicator("the change to commit", () => session.run(members.change("promote", flags.id)))
+    print(flags, `member ${flags.id} is a voter of ${groupName(group)}`, { ok: true, members: list })
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("Make a learner a voter (once it has caught up: see its lag in list)"))
+
+const memberRemove = Command.make(
+  "remove",
+  { ...groupFlags, id: memberId("id", "the member to remove") },
+  memberAction(async (session, flags, group) => {
+    const members = await session.memberClient(group)
+    const list = await withWaitIndicator("the change to commit", () => session.run(members.change("remove", flags.id)))
+    print(
+      flags,
+      `member ${flags.id} removed from ${groupName(group)}; its process can be stopped (its id is never used again)`,
+      { ok: true, members: list },
+    )
+    return ExitCode.ok
+  }),
+).pipe(Command.withDescription("Remove a member (the leader hands leadership over first)"))
+
+const memberReplace = Command.make(
+  "replace",
+  {
+    ...groupFlags,
+    old: memberId("old-id", "the member to replace"),
+    id: memberId("new-id", "the new member's id (never used in the group before)"),
+    address: memberAddress,
+    catchUpTimeoutMs: Flag.Int("catch-up-timeout-ms").pipe(
+      Flag.withDescription("give up when the new member has not caught up in this long (run again to continue)"),
+      Flag.withDefault(600_000),
+    ),
+  },
+  memberAction(async (session, flags, group) => {
+    const members = await session.memberClient(group)
+    const say = progressPrinter(group, (line) => (flags.json ? console.error(line) : console.log(line)))
+    const list = await session.run(
+      replaceMember(
+        members,
+        flags.old,
+        { id: flags.id, address: flags.address },
+        {
+          onProgress: say,
+          catchUpTimeoutMs: flags.catchUpTimeoutMs,
+        },
+      ),
+    )
+    if (flags.json) console.log(JSON.stringify({ ok: true, members: list }))
+    return ExitCode.ok
+  }),
+).pipe(
+  Command.withDescription(
+    "Replace a member: add the new one as a learner, wait until it has caught up, promote it, remove the old one (run again to continue an interrupted replace)",
+  ),
+)
+
+const member = Command.make("member").pipe(
+  Command.withDescription("Members of a Raft group: the kvraft group (default), --controller, or shard group --gid N"),
+  Command.withSubcommands([memberList, memberAdd, memberPromote, memberRemove, memberReplace]),
+)
+
 const admin = Command.make("admin").pipe(
-  Command.withDescription("Manage groups and shards through the shard controller"),
-  Command.withSubcommands([join, leave, move, query]),
+  Command.withDescription("Manage groups and shards through the shard controller, and the members of any group"),
+  Command.withSubcommands([join, leave, move, query, member]),
 )
 
 const status = Command.make(
@@ -181,7 +333,8 @@ const status = Command.make(
   action(async (session, flags) => {
     const s = await collectStatus(session)
     print(flags, renderStatus(s), s)
-    return s.replicas.every((r) => r.up) ? ExitCode.ok : ExitCode.unreachable
+    // A replica the leader no longer names (removed, replaced) may be down for good.
+    return s.replicas.every((r) => r.up || r.member === "removed") ? ExitCode.ok : ExitCode.unreachable
   }),
 ).pipe(Command.withDescription("Every group's replicas (up or down), leader, term, indexes, sizes and shards"))
 

@@ -1,8 +1,17 @@
-import { type ClusterConfig, ConfigError, type KvClientShape, loadClusterConfig, makeKvClient } from "@kv/kvraft"
+import {
+  type ClusterConfig,
+  ConfigError,
+  type KvClientShape,
+  loadClusterConfig,
+  type MemberClientShape,
+  makeKvClient,
+  makeMemberClient,
+} from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import { type ControllerClientShape, makeControllerClient } from "@kv/shardctrler"
 import { makeShardKvClient } from "@kv/shardkv"
-import { type Effect, Layer, ManagedRuntime } from "effect"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { groupServers, type MemberGroup } from "../members.ts"
 import { ExitCode } from "./exitCodes.ts"
 
 /** A failure the CLI reports with a message and a specific exit code. */
@@ -67,6 +76,18 @@ export class CliSession {
     const replicas = this.config.controller.replicas
     if (replicas.length === 0) throw new CliFailure(`${this.config.source} has no [controller]`, ExitCode.badInput)
     return this.run(makeControllerClient(this.rpc, { controllers: replicas, deadlineMs: this.timeoutMs }))
+  }
+
+  /** The member admin client of one group (its addresses from the config, or the controller for a shard group). */
+  memberClient(group: MemberGroup, deadlineMs = this.timeoutMs): Promise<MemberClientShape> {
+    return this.run(
+      groupServers(this.rpc, this.config, group, this.timeoutMs).pipe(
+        Effect.mapError((e) =>
+          "_tag" in e && e._tag === "Timeout" ? e : new CliFailure(e.message, ExitCode.badInput),
+        ),
+        Effect.flatMap((servers) => makeMemberClient(this.rpc, { servers, deadlineMs })),
+      ),
+    )
   }
 
   close(): Promise<void> {

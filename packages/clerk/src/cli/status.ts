@@ -1,3 +1,4 @@
+import { MemberListMethod } from "@kv/kvraft"
 import { RaftStatusMethod } from "@kv/raft"
 import type { Config } from "@kv/shardctrler"
 import { ShardKvStatusMethod } from "@kv/shardkv"
@@ -7,9 +8,16 @@ import { formatBytes, renderTable } from "./table.ts"
 
 export interface ReplicaStatus {
   readonly service: string
+  /** Its index in the config's replicas; -1 for a member added later (not in the config). */
   readonly replica: number
   readonly address: string
   readonly up: boolean
+  /** Its Raft id, when it answered or its group's leader names it. */
+  readonly id?: number
+  /** Its place in the group as the leader sees it: leader, voter or learner; "removed" when the leader does not name it. */
+  readonly member?: string
+  /** Entries it is behind the leader's log (from the leader). */
+  readonly lag?: number
   readonly role?: string
   readonly term?: number
   readonly leader?: string
@@ -48,31 +56,82 @@ const services = (session: CliSession): [string, readonly string[]][] => {
   return out
 }
 
+const probe = async (
+  session: CliSession,
+  service: string,
+  address: string,
+  replica: number,
+  names: readonly string[],
+) => {
+  const reply = await session.run(
+    session.rpc.call(address, RaftStatusMethod, {}, { attemptTimeoutMs: 150, deadlineMs: 600 }).pipe(Effect.option),
+  )
+  if (reply._tag === "None") return { service, replica, address, up: false }
+  const s = reply.value
+  const leaderAddress = s.members.find((m) => m.id === s.leader)?.address
+  return {
+    service,
+    replica,
+    address,
+    up: true,
+    id: s.id,
+    role: s.role,
+    term: s.term,
+    leader: s.leader === 0 ? "" : leaderAddress || (names[s.leader - 1] ?? `#${s.leader}`),
+    commitIndex: s.commitIndex,
+    appliedIndex: s.appliedIndex,
+    raftStateBytes: s.raftStateBytes,
+    snapshotBytes: s.snapshotBytes,
+  }
+}
+
+/**
+ * Each member's role and lag from its group's leader, and rows for members added since the config
+ * was written (their addresses come from the leader's membership).
+ */
+const withMembers = async (session: CliSession, rows: readonly ReplicaStatus[]): Promise<ReplicaStatus[]> => {
+  const out: ReplicaStatus[] = []
+  const byService = new Map<string, ReplicaStatus[]>()
+  for (const r of rows) byService.set(r.service, [...(byService.get(r.service) ?? []), r])
+  for (const [service, replicas] of byService) {
+    const leader = replicas.find((r) => r.up && r.role === "leader")
+    const list =
+      leader === undefined
+        ? undefined
+        : await session.run(
+            session.rpc
+              .call(leader.address, MemberListMethod, { leaderOnly: true }, { attemptTimeoutMs: 150, deadlineMs: 600 })
+              .pipe(Effect.option),
+          )
+    const members = list?._tag === "Some" && list.value.ok ? list.value.members : undefined
+    if (members === undefined) {
+      out.push(...replicas)
+      continue
+    }
+    const known = new Set(replicas.map((r) => r.address))
+    const extra = await Promise.all(
+      members
+        .filter((m) => m.address !== "" && !known.has(m.address))
+        .map((m) => probe(session, service, m.address, -1, [])),
+    )
+    for (const r of [...replicas, ...extra]) {
+      const m = members.find((x) => x.address === r.address || (r.id !== undefined && x.id === r.id))
+      out.push(
+        m === undefined
+          ? { ...r, member: "removed" }
+          : { ...r, id: m.id, member: m.role, ...(m.lag >= 0 ? { lag: m.lag } : {}) },
+      )
+    }
+  }
+  return out
+}
+
 /** Asks every replica of every service for its Raft status; a replica that does not answer is down. */
 export const collectStatus = async (session: CliSession): Promise<ClusterStatus> => {
   const probes = services(session).flatMap(([service, replicas]) =>
-    replicas.map(async (address, replica): Promise<ReplicaStatus> => {
-      const reply = await session.run(
-        session.rpc.call(address, RaftStatusMethod, {}, { attemptTimeoutMs: 150, deadlineMs: 600 }).pipe(Effect.option),
-      )
-      if (reply._tag === "None") return { service, replica, address, up: false }
-      const s = reply.value
-      return {
-        service,
-        replica,
-        address,
-        up: true,
-        role: s.role,
-        term: s.term,
-        leader: s.leader === 0 ? "" : (replicas[s.leader - 1] ?? `#${s.leader}`),
-        commitIndex: s.commitIndex,
-        appliedIndex: s.appliedIndex,
-        raftStateBytes: s.raftStateBytes,
-        snapshotBytes: s.snapshotBytes,
-      }
-    }),
+    replicas.map((address, replica): Promise<ReplicaStatus> => probe(session, service, address, replica, replicas)),
   )
-  const replicas = await Promise.all(probes)
+  const replicas = await withMembers(session, await Promise.all(probes))
   let config: Config | undefined
   const controllerUp = replicas.some((r) => r.service === "controller" && r.up)
   if (controllerUp) {
@@ -115,9 +174,12 @@ export const collectStatus = async (session: CliSession): Promise<ClusterStatus>
 export const renderStatus = (status: ClusterStatus): string => {
   const rows = status.replicas.map((r) => [
     r.service,
-    String(r.replica),
+    r.replica < 0 ? "+" : String(r.replica),
+    r.id === undefined ? "" : String(r.id),
     r.address,
     r.up ? "up" : "DOWN",
+    r.member ?? "",
+    r.lag === undefined ? "" : String(r.lag),
     r.role ?? "",
     r.term === undefined ? "" : String(r.term),
     r.leader ?? "",
@@ -127,7 +189,22 @@ export const renderStatus = (status: ClusterStatus): string => {
     r.snapshotBytes === undefined ? "" : formatBytes(r.snapshotBytes),
   ])
   const table = renderTable(
-    ["service", "replica", "address", "state", "role", "term", "leader", "commit", "applied", "log", "snapshot"],
+    [
+      "service",
+      "replica",
+      "id",
+      "address",
+      "state",
+      "member",
+      "lag",
+      "role",
+      "term",
+      "leader",
+      "commit",
+      "applied",
+      "log",
+      "snapshot",
+    ],
     rows,
   )
   const list = (shards: readonly number[]) => (shards.length === 0 ? "-" : shards.join(","))
