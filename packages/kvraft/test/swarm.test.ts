@@ -3,7 +3,9 @@
  * real group of three servers and three concurrent clerks, then chooses its own faults for a
  * while: partitions, loss, duplication, delay, crashes and restarts on the replicas' disks (some
  * crashes inside a durable write, which is then kept whole or lost whole), a replica restarted with
- * its wall clock hours ahead or behind, or whose clock jumps hours while it runs. After the faults heal, every clerk
+ * its wall clock hours ahead or behind, or whose clock jumps hours while it runs, and membership
+ * changes through the leader (a new member added as a learner on a new address, promoted, a voter
+ * removed; ids are never reused). After the faults heal, every clerk
  * must finish an operation within a bound (liveness); the history must be linearizable, every
  * acknowledged append present exactly once and none twice, and no active session expired. A
  * failing seed prints the command that replays it.
@@ -25,21 +27,63 @@ const KEYS = ["a", "b", "c"]
 
 const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
 
+/** Across the seeds of one test: membership changes proposed, and seeds that end with another membership. */
+const coverage = { proposed: 0, seedsWithNewMembership: 0 }
+
 const runSeed = (seed: number): SwarmSeedResult => {
   const world = new SimWorld(seed)
   const { network } = world
   const faults = world.stream("faults")
   const clientRandom = world.stream("clients")
   const peers: Record<number, string> = { 1: "kv-1", 2: "kv-2", 3: "kv-3" }
+  /** Every replica that ever ran, bootstrap members first; a removed one keeps running (it stops taking part). */
+  const replicas = new Map<number, string>(Object.entries(peers).map(([id, a]) => [Number(id), a]))
   const addresses = Object.values(peers)
+  const joined = new Set<number>()
+  let nextId = 4
+  let changes = 0
   const servers = new Map<string, KvServerShape>()
   const ledger = new SwarmLedger(KEYS)
   let problem: string | undefined
 
   const startServer = (id: number) =>
     world
-      .start(peers[id]!, makeKvServer({ id: id as NodeId, peers, seed: seed * 7 + id, tickMs: 10 }))
-      .pipe(Effect.map((server) => servers.set(peers[id]!, server)))
+      .start(
+        replicas.get(id)!,
+        makeKvServer({ id: id as NodeId, peers, seed: seed * 7 + id, tickMs: 10, join: joined.has(id) }),
+      )
+      .pipe(Effect.map((server) => servers.set(replicas.get(id)!, server)))
+
+  /** One membership step through whichever replica leads: add a learner, promote one, or remove a voter. */
+  const changeMembership = Effect.gen(function* () {
+    const leader = [...servers.entries()].find(
+      ([address, server]) => world.isRunning(address) && server.rsm.raft.status().role === "leader",
+    )?.[1]
+    if (leader === undefined) return
+    const members = leader.rsm.raft.status().members
+    const voters = members.filter((m) => m.role !== "learner").map((m) => m.id)
+    const learners = members.filter((m) => m.role === "learner").map((m) => m.id)
+    // Lean towards finishing what earlier steps began: promote a learner, then remove a voter.
+    let change: Effect.Effect<unknown, unknown>
+    if (learners.length > 0 && faults.chance(0.6)) {
+      change = leader.rsm.raft.promote(pick(faults, learners) as NodeId)
+    } else if (voters.length > 3 && faults.chance(0.6)) {
+      change = leader.rsm.raft.removeMember(pick(faults, voters) as NodeId)
+    } else if (members.length < 6) {
+      const id = nextId++
+      const address = `kv-${id}`
+      replicas.set(id, address)
+      joined.add(id)
+      addresses.push(address)
+      yield* startServer(id)
+      change = leader.rsm.raft.addLearner(id as NodeId, address)
+    } else {
+      return
+    }
+    changes++
+    // The change commits (or fails: leader lost, one already in flight) on its own time.
+    yield* Effect.forkChild(Effect.ignore(change))
+  })
 
   const faultInjector = Effect.gen(function* () {
     while (world.now() < FAULT_PHASE_MS) {
@@ -71,6 +115,8 @@ const runSeed = (seed: number): SwarmSeedResult => {
         if (running.length > 0) {
           world.jumpClock(pick(faults, running), (faults.chance(0.5) ? 1 : -1) * (1 + faults.nextInt(3)) * 3_600_000)
         }
+      } else if (dice < 88) {
+        yield* changeMembership
       } else if (dice < 90) {
         network.setDropRate(faults.nextInt(3) * 0.05)
         network.setDuplicateRate(faults.nextInt(2) * 0.05)
@@ -81,7 +127,7 @@ const runSeed = (seed: number): SwarmSeedResult => {
     // Heal: every replica up, every link whole and clean.
     world.healNetwork()
     world.disarmSaveCrashes()
-    for (const [id, address] of Object.entries(peers)) if (!world.isRunning(address)) yield* startServer(Number(id))
+    for (const [id, address] of replicas) if (!world.isRunning(address)) yield* startServer(id)
   })
 
   const program = Effect.gen(function* () {
@@ -114,6 +160,14 @@ const runSeed = (seed: number): SwarmSeedResult => {
     }
     const values = new Map<string, string>()
     for (const key of KEYS) values.set(key, yield* clients[0]!.get(key))
+    coverage.proposed += changes
+    const finalMembers = [...servers.values()]
+      .find((server) => server.rsm.raft.status().role === "leader")
+      ?.rsm.raft.status()
+      .members.map((m) => `${m.id}:${m.role === "learner" ? "learner" : "voter"}`)
+      .sort()
+      .join(",")
+    if (finalMembers !== undefined && finalMembers !== "1:voter,2:voter,3:voter") coverage.seedsWithNewMembership++
     problem ??= ledger.checkFinal(values)
     // Every clerk was active throughout, far within the session lifetime: no session may expire,
     // whatever any replica's clock said.
@@ -138,6 +192,12 @@ const runSeed = (seed: number): SwarmSeedResult => {
 describe("kvraft swarm in the seeded world", () => {
   test("every seed: linearizable, nothing lost or doubled, no active session expired, live after healing", () => {
     runSwarmSeeds("kvraft swarm", FILE, 1_000, runSeed)
+    console.log(
+      `kvraft swarm: ${coverage.proposed} membership changes proposed, ${coverage.seedsWithNewMembership} seeds ended with another membership`,
+    )
+    // The runs must change memberships, or they prove nothing about changes under faults.
+    const seeds = Number(process.env.KV_SWARM_SEEDS ?? 1_000)
+    if (process.env.KV_SEED === undefined) expect(coverage.seedsWithNewMembership).toBeGreaterThan(seeds / 10)
   }, 600_000)
 
   test("one seed twice gives the same run", () => {
