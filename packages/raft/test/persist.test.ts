@@ -6,14 +6,14 @@ import { labTest } from "./support/labTest.ts"
 const FILE = "packages/raft/test/persist.test.ts"
 
 const restart = async (lab: RaftLab, i: number) => {
-  await lab.start(i)
+  await lab.restart(i)
   lab.connect(i)
 }
 
 describe("3C: persistence", () => {
   labTest("basic persistence (TestPersist13C)", FILE, 3, {}, async ({ lab }) => {
     await lab.one(11, 3, true)
-    for (let i = 0; i < 3; i++) await lab.start(i)
+    for (let i = 0; i < 3; i++) await lab.restart(i)
     for (let i = 0; i < 3; i++) {
       lab.disconnect(i)
       lab.connect(i)
@@ -173,7 +173,7 @@ describe("3C: persistence", () => {
         if (random.int(1000) < 200) lab.disconnect(random.int(5))
         if (random.int(1000) < 500) {
           const i = random.int(5)
-          if (lab.node(i) === undefined) await lab.start(i)
+          if (lab.node(i) === undefined) await lab.restart(i)
           lab.connect(i)
         }
         if (random.int(1000) < 200) {
@@ -185,7 +185,7 @@ describe("3C: persistence", () => {
       await lab.sleep(RAFT_ELECTION_TIMEOUT_MS)
       lab.network.setUnreliable(false)
       for (let i = 0; i < 5; i++) {
-        if (lab.node(i) === undefined) await lab.start(i)
+        if (lab.node(i) === undefined) await lab.restart(i)
         lab.connect(i)
       }
       stop = true

@@ -40,7 +40,7 @@ const snapCommon = async ({ lab, random }: LabContext, disconnect: boolean, cras
       leader1 = await lab.checkOneLeader()
     }
     if (crash) {
-      await lab.start(victim)
+      await lab.restart(victim)
       lab.connect(victim)
       await lab.one(rand(), servers, true)
       leader1 = await lab.checkOneLeader()
@@ -85,7 +85,7 @@ describe("3D: snapshots", () => {
         const index1 = await lab.one(rand(), 3, true)
         for (let s = 0; s < 3; s++) await lab.crash(s)
         for (let s = 0; s < 3; s++) {
-          await lab.start(s)
+          await lab.restart(s)
           lab.connect(s)
         }
         const index2 = await lab.one(rand(), 3, true)
@@ -106,7 +106,7 @@ describe("3D: snapshots", () => {
       for (let round = 0; round < 2; round++) {
         for (let s = 0; s < 3; s++) await lab.crash(s)
         for (let s = 0; s < 3; s++) {
-          await lab.start(s)
+          await lab.restart(s)
           lab.connect(s)
         }
         // One more op after each restart: a lost in-memory snapshot would surface as a later persist dropping it.

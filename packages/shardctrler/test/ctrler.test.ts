@@ -45,9 +45,9 @@ describe("shard controller (TestBasic)", () => {
 
       // Historical queries: every replica, in turn shut down, must not change history.
       for (let s = 0; s < 3; s++) {
-        await lab.shutdownServer(s)
+        await lab.crash(s)
         for (const c of cfa) expect(await ck.query(c.num)).toEqual(c)
-        await lab.startServer(s)
+        await lab.restart(s)
       }
 
       // Move: each Move pins a shard and makes a new configuration.
@@ -139,7 +139,7 @@ describe("shard controller (TestMulti)", () => {
       const leader = lab.leader()
       expect(leader).toBeDefined()
       const c = await ck.query(-1)
-      await lab.shutdownServer(leader!)
+      await lab.crash(leader!)
       let attempts = 0
       while (lab.leader() === undefined) {
         if (++attempts >= 3) throw new Error("leader not found")

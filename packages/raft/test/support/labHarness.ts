@@ -74,12 +74,12 @@ export class RaftLab {
 
   /** Starts and connects every server; call inside `driver.drive`. */
   async init(): Promise<void> {
-    for (let i = 0; i < this.n; i++) await this.start(i)
+    for (let i = 0; i < this.n; i++) await this.restart(i)
     for (let i = 0; i < this.n; i++) this.connect(i)
   }
 
   /** Starts (or restarts) server i from whatever its storage holds; it starts disconnected, as in the lab. */
-  async start(i: number): Promise<void> {
+  async restart(i: number): Promise<void> {
     await this.crash(i)
     this.logs[i] = new Map()
     this.lastApplied[i] = 0

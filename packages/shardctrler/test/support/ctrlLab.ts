@@ -52,21 +52,23 @@ export class CtrlLab {
 
   /** Starts every server; call inside `world.drive`. */
   async init(): Promise<void> {
-    for (let i = 0; i < this.n; i++) await this.startServer(i)
+    for (let i = 0; i < this.n; i++) await this.restart(i)
   }
 
   sleep(ms: number): Promise<void> {
     return this.world.sleep(ms)
   }
 
-  async startServer(i: number): Promise<void> {
+  /** Starts (or restarts) server i from what its disk holds. */
+  async restart(i: number): Promise<void> {
     this.servers[i] = await this.processes.start(
       address(i),
       makeControllerServer({ id: (i + 1) as NodeId, peers: this.peers, nShards: N_SHARDS, seed: this.seed + i }),
     )
   }
 
-  async shutdownServer(i: number): Promise<void> {
+  /** Kills server i: only what it synced survives. */
+  async crash(i: number): Promise<void> {
     this.servers[i] = undefined
     await this.processes.stop(address(i))
   }
