@@ -7,7 +7,8 @@
  * changes through the leader (a new member added as a learner on a new address, promoted, a voter
  * removed; ids are never reused). After the faults heal, every clerk
  * must finish an operation within a bound (liveness); the history must be linearizable, every
- * acknowledged append present exactly once and none twice, and no active session expired. A
+ * acknowledged append present exactly once and none twice, no active session expired, and no term
+ * ever had two leaders (sampled every 10 ms of virtual time). A
  * failing seed prints the command that replays it.
  *
  * KV_SEED=<n> runs that one seed; KV_SWARM_SEEDS=<count> sets how many seeds a run covers.
@@ -85,6 +86,22 @@ const runSeed = (seed: number): SwarmSeedResult => {
     yield* Effect.forkChild(Effect.ignore(change))
   })
 
+  /** Election safety, sampled every 10 ms of virtual time: at most one leader per term, ever. */
+  const leaderOfTerm = new Map<number, number>()
+  const watchLeaders = Effect.gen(function* () {
+    for (;;) {
+      for (const [address, server] of servers) {
+        if (!world.isRunning(address)) continue
+        const status = server.rsm.raft.status()
+        if (status.role !== "leader") continue
+        const known = leaderOfTerm.get(status.term)
+        if (known === undefined) leaderOfTerm.set(status.term, status.id)
+        else if (known !== status.id) problem ??= `two leaders in term ${status.term}: ${known} and ${status.id}`
+      }
+      yield* Effect.sleep(10)
+    }
+  })
+
   const faultInjector = Effect.gen(function* () {
     while (world.now() < FAULT_PHASE_MS) {
       yield* Effect.sleep(100 + faults.nextInt(500))
@@ -132,6 +149,7 @@ const runSeed = (seed: number): SwarmSeedResult => {
 
   const program = Effect.gen(function* () {
     for (const id of Object.keys(peers)) yield* startServer(Number(id))
+    yield* Effect.forkChild(watchLeaders)
     network.setMaxDelay(5)
     const inFaults = () => world.now() < FAULT_PHASE_MS
     const clients = yield* Effect.forEach([1, 2, 3], (n) =>
