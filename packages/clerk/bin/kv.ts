@@ -1,5 +1,6 @@
 /**
- * The kv command line: `bun run kv get|put|append|delete|admin|status ...`.
+ * The kv command line: `bun run kv get|put|append|delete|admin|status ...`; `kv admin member ...` manages
+ * the members of the kvraft group, the controller (--controller) or a shard group (--gid N).
  * Exit codes: 0 ok, 1 key not found, 2 bad input, 3 cluster unreachable (timeout), 4 request refused.
  */
 import { cliEnvironment, replaceMember } from "@kv/kvraft"
