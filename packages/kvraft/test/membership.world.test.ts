@@ -55,7 +55,7 @@ const run = (seed: number) => {
     }
     // The leader being replaced is cut off from every other server (clients still reach it).
     const others = all.filter((a) => a !== peers[oldLeader])
-    world.network.partition([peers[oldLeader]!], others)
+    world.network.partition([[peers[oldLeader]!], others])
     yield* Effect.sleep(Duration.millis(3_000))
     world.network.heal()
     world.network.setMaxDelay(5)
