@@ -1,4 +1,4 @@
-import { commandStampMs, makeRsm, type RsmShape, type WrongLeader } from "@kv/kvraft"
+import { commandStampMs, makeRsm, memberAddress, type RsmShape, type WrongLeader } from "@kv/kvraft"
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
 import { Clock, Effect, type Scope } from "effect"
@@ -54,7 +54,12 @@ export const makeControllerServer = (
       maxRaftStateBytes: options.maxRaftStateBytes,
     })
     const wrongLeader = (e: WrongLeader) =>
-      ({ ok: false, error: "WrongLeader", leaderHint: options.peers[e.leaderHint] ?? "" }) as const
+      ({
+        ok: false,
+        error: "WrongLeader",
+        // Members added after the start are not in `peers`: their address travels in the membership.
+        leaderHint: memberAddress(rsm.raft, e.leaderHint) || (options.peers[e.leaderHint] ?? ""),
+      }) as const
 
     rpc.handle(ControllerAdminMethod, (request) =>
       rsm
