@@ -9,27 +9,25 @@
  * (some inside a durable write, which is then kept whole or lost whole) and restarts (some with
  * the clock hours off); live clock jumps of hours; admin sequences (join, leave, move, every group
  * leaving and one coming back); a group that holds nothing any more wiped and started empty under
- * its gid (a new incarnation); forged shard pulls and deletes from an address outside every group.
+ * its gid (a new incarnation); forged shard pulls and deletes from an address outside every group;
+ * membership churn in the groups (a replica on a new address added as a learner and mostly promoted,
+ * a learner or voter removed, the leader included, and killed for good), which the groups' leaders
+ * carry to the controller's configurations.
  * Some seeds end, after the checks, by wiping a group that holds shards: it must be refused.
  * Then everything heals, and within a bound every clerk finishes an operation and every replica
- * reaches the latest configuration.
+ * the group names as a member reaches the latest configuration, which lists every group's members.
  *
  * Checked: at most one group serves a shard in any configuration (sampled throughout), no active
  * client session expires whatever a replica's clock says, the history (final reads included) is
  * linearizable, every acknowledged append is present exactly once.
  */
 import type { NodeId } from "@kv/raft"
-import { makeControllerClient, makeControllerServer, shardOf } from "@kv/shardctrler"
+import { type Config, makeControllerClient, makeControllerServer, shardOf } from "@kv/shardctrler"
 import { type Rng, TraceDigest } from "@kv/sim"
 import { SimWorld, SwarmLedger, type SwarmSeedResult, watchExpiredSessions } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
-import {
-  makeShardKvClient,
-  makeShardKvServer,
-  ShardDeleteMethod,
-  type ShardKvServerShape,
-  ShardPullMethod,
-} from "../../src/index.ts"
+import { makeShardKvClient, makeShardKvServer, ShardDeleteMethod, ShardPullMethod } from "../../src/index.ts"
+import { type ChangeWindow, GroupRoster, storageName } from "./groupRoster.ts"
 
 export const N_SHARDS = 10
 /** The world's largest message; Raft's largest entry is a little less. */
@@ -42,6 +40,11 @@ const GIDS = [100, 101, 102]
 const HOUR_MS = 3_600_000
 /** Share of seeds that end by wiping a group that holds shards (then refused, its gid retired). */
 const RETIRE_CHANCE = 0.15
+/**
+ * KV_SWARM_CHURN_ANYTIME=1 lets membership changes start under any fault, not only in calm weather
+ * (see ChangeWindow): some seeds then end with a member that never catches up.
+ */
+const CALM_CHANGES = process.env.KV_SWARM_CHURN_ANYTIME !== "1"
 /** KV_SWARM_TRACE=1 prints each fault as it happens and, at the end, every configuration. */
 const TRACE = process.env.KV_SWARM_TRACE === "1"
 
@@ -73,9 +76,6 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
   }
   const ctrlPeers: Record<number, string> = { 1: "ctrl-1", 2: "ctrl-2", 3: "ctrl-3" }
   const controllers = Object.values(ctrlPeers)
-  const groupPeers = new Map(GIDS.map((gid) => [gid, { 1: `g${gid}-1`, 2: `g${gid}-2`, 3: `g${gid}-3` }]))
-  const replicas = GIDS.flatMap((gid) => [1, 2, 3].map((id) => ({ gid, id, address: `g${gid}-${id}` })))
-  const groupServers = new Map<string, ShardKvServerShape>()
   const ledger = new SwarmLedger([...KEYS, ...BIG_KEYS])
   // Some seeds snapshot (the large shard then travels in InstallSnapshot too), some never do.
   const maxRaftStateBytes = faults.chance(0.5) ? 96 * 1024 : undefined
@@ -84,32 +84,43 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
   const joined = new Set<number>()
   let problem: string | undefined
 
-  const storageName = (gid: number, id: number) => `shardkv-${gid}-${id}`
-  const startReplica = (gid: number, id: number) => {
-    const peers = groupPeers.get(gid)!
-    const address = peers[id as 1 | 2 | 3]
-    return world
-      .start(
-        address,
-        makeShardKvServer({
-          gid,
-          id: id as NodeId,
-          peers,
-          controllers,
-          nShards: N_SHARDS,
-          seed: seed * 13 + gid + id,
-          tickMs: 10,
-          limits: { maxValueBytes: MAX_VALUE_BYTES },
-          maxRaftStateBytes,
-          storageName: storageName(gid, id),
-        }),
-      )
-      .pipe(Effect.map((server) => groupServers.set(address, server)))
+  // Membership changes happen in calm weather for now (see ChangeWindow): partitions, crashes and
+  // crashes inside a write hold off while one is reaching every member.
+  let partitioned = false
+  let changesInFlight = 0
+  const window: ChangeWindow = {
+    calm: CALM_CHANGES,
+    open: () => {
+      if (!CALM_CHANGES) return true
+      if (partitioned) return false
+      changesInFlight++
+      world.disarmSaveCrashes()
+      return true
+    },
+    close: () => {
+      if (CALM_CHANGES) changesInFlight--
+    },
   }
+  const roster = new GroupRoster(world, GIDS, window, ({ gid, id, peers, join }) =>
+    makeShardKvServer({
+      gid,
+      id: id as NodeId,
+      peers,
+      join,
+      controllers,
+      nShards: N_SHARDS,
+      seed: seed * 13 + gid + id,
+      tickMs: 10,
+      limits: { maxValueBytes: MAX_VALUE_BYTES },
+      maxRaftStateBytes,
+      storageName: storageName(gid, id),
+    }),
+  )
+  const groupServers = roster.servers
 
   /** Two groups never serve one shard in one configuration. */
   const checkServing = () => {
-    for (const { gid, address } of replicas) {
+    for (const { gid, address } of roster.all()) {
       if (!world.isRunning(address)) continue
       const machine = groupServers.get(address)!.machine()
       machine.shardStates().forEach((state, shard) => {
@@ -125,8 +136,9 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
 
   /** The group's furthest applied state, from its replicas' last known machines. */
   const groupMachine = (gid: number) =>
-    replicas
-      .filter((r) => r.gid === gid && groupServers.has(r.address))
+    roster
+      .of(gid)
+      .filter((r) => groupServers.has(r.address))
       .map((r) => groupServers.get(r.address)!)
       .sort((x, y) => y.rsm.raft.status().appliedIndex - x.rsm.raft.status().appliedIndex)[0]
       ?.machine()
@@ -144,7 +156,9 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
 
   /** Each replica's configuration, role, log and shards, and what it pulls: for a failure's report. */
   const describeGroups = () =>
-    replicas
+    roster
+      .all()
+      .filter((r) => groupServers.has(r.address))
       .map((r) => {
         const server = groupServers.get(r.address)!
         const s = server.status()
@@ -154,7 +168,8 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
           .map((t) => `${t.shard}<-${t.fromGid}@${t.handOffConfigNum}`)
         return (
           `${r.address}${world.isRunning(r.address) ? "" : " (down)"}: configuration ${s.configNum}, ${s.role}, ` +
-          `term ${s.term}, applied ${s.appliedIndex}/${s.lastIndex}, shards [${s.shards.join(",")}]` +
+          `term ${s.term}, applied ${s.appliedIndex}/${s.lastIndex}, ${s.member} of ` +
+          `[${s.members.map((m) => `${m.id}:${m.role}`).join(",")}], shards [${s.shards.join(",")}]` +
           (pulls.length === 0 ? "" : `, pulling ${pulls.join(" ")}`) +
           (s.retired === "" ? "" : `, retired: ${s.retired}`)
         )
@@ -173,12 +188,13 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
         }),
       )
     }
-    for (const { gid, id } of replicas) yield* startReplica(gid, id)
+    for (const replica of roster.all()) yield* roster.start(replica)
     network.setMaxDelay(5)
     const admin = yield* makeControllerClient(yield* world.client("admin"), { controllers, deadlineMs: 5_000 })
     const forger = yield* world.client("forger")
+    // An operator joins a group with the replicas it has now (or its bootstrap ones when it cannot tell).
     const join = (gid: number) =>
-      admin.join({ [String(gid)]: Object.values(groupPeers.get(gid)!) }).pipe(
+      admin.join({ [String(gid)]: roster.currentServers(gid) }).pipe(
         Effect.tap(() => Effect.sync(() => joined.add(gid))),
         Effect.ignore,
       )
@@ -264,11 +280,9 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
       if (holders.length === 0) return
       const gid = pick(faults, holders)
       count("wipe a group holding shards")
-      for (const id of [1, 2, 3]) yield* world.crash(groupPeers.get(gid)![id as 1 | 2 | 3])
-      for (const id of [1, 2, 3]) world.disks.delete(storageName(gid, id))
-      for (const id of [1, 2, 3]) yield* startReplica(gid, id)
+      yield* roster.wipe(gid)
       const wipedAt = world.now()
-      const groupReplicas = replicas.filter((r) => r.gid === gid)
+      const groupReplicas = roster.of(gid)
       // The leader's loop learns of the refusal; its status says so (what `kv status` shows).
       const refused = () => groupReplicas.some((r) => groupServers.get(r.address)!.status().retired !== "")
       while (!refused() && world.now() - wipedAt < LIVENESS_BOUND_MS) yield* Effect.sleep(100)
@@ -276,26 +290,33 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
         problem ??= `group ${gid} lost its data while holding shards, yet is not refused within ${LIVENESS_BOUND_MS} ms:\n${describeGroups()}`
         return
       }
-      const rejoin = yield* admin.join({ [String(gid)]: Object.values(groupPeers.get(gid)!) }).pipe(Effect.result)
+      const rejoin = yield* admin.join({ [String(gid)]: roster.bootstrapServers(gid) }).pipe(Effect.result)
       const retired =
         rejoin._tag === "Failure" && rejoin.failure._tag === "ControllerError" && rejoin.failure.code === "GidRetired"
       if (!retired) problem ??= `join of retired gid ${gid} was not refused with GidRetired: ${String(rejoin)}`
     })
 
+    const churnRandom = world.stream("churn")
+    const churn: Fiber.Fiber<unknown, unknown>[] = []
     while (inFaults()) {
       yield* Effect.sleep(100 + faults.nextInt(600))
       checkServing()
-      const dice = faults.nextInt(87)
-      const everyone = [...controllers, ...replicas.map((r) => r.address)]
+      const dice = faults.nextInt(112)
+      const replicas = roster.all()
+      const everyone = [...controllers, ...roster.addresses()]
       if (dice < 9) {
-        world.partitionRandomly(everyone, faults)
-        count("partition")
+        if (changesInFlight === 0) {
+          world.partitionRandomly(everyone, faults)
+          partitioned = true
+          count("partition")
+        }
       } else if (dice < 18) {
         network.heal()
+        partitioned = false
         count("heal")
       } else if (dice < 28) {
         const running = replicas.filter((r) => world.isRunning(r.address))
-        if (running.length > 0) {
+        if (running.length > 0 && changesInFlight === 0) {
           const victim = pick(faults, running).address
           if (faults.chance(0.4)) {
             world.crashDuringNextSave(victim)
@@ -313,7 +334,7 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
             world.skewMs.set(r.address, (faults.chance(0.5) ? 1 : -1) * (1 + faults.nextInt(3)) * HOUR_MS)
             count("restart with the clock hours off")
           } else count("restart")
-          yield* startReplica(r.gid, r.id)
+          yield* roster.start(r)
         }
       } else if (dice < 44) {
         const running = replicas.filter((r) => world.isRunning(r.address))
@@ -357,17 +378,41 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
           latest._tag === "Some" ? GIDS.filter((g) => !joined.has(g) && holdsNothing(g, latest.value.num)) : []
         if (idle.length > 0) {
           const gid = pick(faults, idle)
-          for (const id of [1, 2, 3]) yield* world.crash(groupPeers.get(gid)![id as 1 | 2 | 3])
-          for (const id of [1, 2, 3]) world.disks.delete(storageName(gid, id))
-          for (const id of [1, 2, 3]) yield* startReplica(gid, id)
+          yield* roster.wipe(gid)
           count("wipe a group that left")
         }
+      } else {
+        // A membership change runs beside the other faults; the group's leader carries it through.
+        const gid = pick(faults, GIDS)
+        const counted = roster.changeMembers(gid, churnRandom).pipe(
+          Effect.tap((what) =>
+            Effect.sync(() => {
+              if (what === undefined) return
+              if (TRACE) console.log(`${world.now().toFixed(0)} ${what}`)
+              count(
+                what.includes("not confirmed")
+                  ? "membership change not confirmed"
+                  : what.startsWith("replace")
+                    ? "member replaced"
+                    : what.startsWith("remove")
+                      ? "member removed"
+                      : what.includes("promote")
+                        ? "member added and promoted"
+                        : "member added as a learner",
+              )
+            }),
+          ),
+          Effect.ignore,
+        )
+        churn.push(yield* Effect.forkChild(counted))
       }
     }
     // Heal: every replica up, every link whole and clean, at least one group serving.
     world.healNetwork()
+    partitioned = false
     world.disarmSaveCrashes()
-    for (const r of replicas) if (!world.isRunning(r.address)) yield* startReplica(r.gid, r.id)
+    yield* Effect.forEach(churn, Fiber.join)
+    for (const r of roster.all()) if (!world.isRunning(r.address)) yield* roster.start(r)
     if (joined.size === 0) {
       yield* join(GIDS[0]!)
     }
@@ -396,14 +441,29 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
       problem ??= `a clerk made no progress within ${LIVENESS_BOUND_MS} ms of healing: ${String(finals.find(Exit.isFailure))}\n${describeGroups()}`
       return
     }
-    const latest = (yield* admin.query(-1)).num
-    const converged = () => replicas.every((r) => groupServers.get(r.address)!.machine().config.num === latest)
-    while (world.now() - healedAt < LIVENESS_BOUND_MS && !converged()) {
+    /**
+     * Every member of every group (as its leader has them) at the latest configuration, which lists
+     * each member group's members: the leaders told the controller of every change.
+     */
+    const converged = (latest: Config) =>
+      GIDS.every((gid) => {
+        const members = roster.members(gid)
+        if (members === undefined) return false
+        if (!members.every((r) => groupServers.get(r.address)?.machine().config.num === latest.num)) return false
+        const listed = latest.groups[String(gid)]
+        const addresses = members.map((r) => r.address)
+        return listed === undefined || [...listed].sort().join() === addresses.sort().join()
+      })
+    let latest = yield* admin.query(-1)
+    while (world.now() - healedAt < LIVENESS_BOUND_MS && !converged(latest)) {
       yield* Effect.sleep(100)
       checkServing()
+      latest = yield* admin.query(-1).pipe(Effect.orElseSucceed(() => latest))
     }
-    if (!converged()) {
-      problem ??= `groups did not reach configuration ${latest} within ${LIVENESS_BOUND_MS} ms of healing:\n${describeGroups()}`
+    if (!converged(latest)) {
+      problem ??=
+        `groups did not reach configuration ${latest.num} (groups ${JSON.stringify(latest.groups)}) within ` +
+        `${LIVENESS_BOUND_MS} ms of healing:\n${describeGroups()}`
       return
     }
     checkServing()
