@@ -9,10 +9,59 @@ import { Schema } from "effect"
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 const Positive = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1))
 
+const CompareTarget = Schema.Literals(["version", "modRevision", "createRevision", "value"])
+const CompareOp = Schema.Literals(["==", "!=", "<", ">"])
+
+/** A test of one key: numbers for version and revisions, a string for the value. */
+export const ConditionSchema = Schema.Struct({
+  target: CompareTarget,
+  cmp: CompareOp,
+  value: Schema.Union([Schema.Int, Schema.String]),
+})
+export const CompareSchema = Schema.Struct({ key: Schema.String, ...ConditionSchema.fields })
+
+export const TxnOpSchema = Schema.Union([
+  Schema.Struct({ op: Schema.Literal("put"), key: Schema.String, value: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("delete"), key: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("get"), key: Schema.String }),
+])
+
 export const KvOpSchema = Schema.Union([
   Schema.Struct({ op: Schema.Literal("put"), key: Schema.String, value: Schema.String }),
   Schema.Struct({ op: Schema.Literal("append"), key: Schema.String, value: Schema.String }),
   Schema.Struct({ op: Schema.Literal("delete"), key: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("casPut"), key: Schema.String, value: Schema.String, when: ConditionSchema }),
+  Schema.Struct({ op: Schema.Literal("casDelete"), key: Schema.String, when: ConditionSchema }),
+  Schema.Struct({
+    op: Schema.Literal("txn"),
+    key: Schema.String,
+    compare: Schema.Array(CompareSchema),
+    success: Schema.Array(TxnOpSchema),
+    failure: Schema.Array(TxnOpSchema),
+  }),
+])
+
+export const EntrySchema = Schema.Struct({
+  value: Schema.String,
+  version: Count,
+  modRevision: Count,
+  createRevision: Count,
+})
+
+/** The answer of a conditional write or a transaction (see `KvReply` in the state machine). */
+export const KvReplySchema = Schema.Union([
+  Schema.Struct({
+    kind: Schema.Literal("cas"),
+    applied: Schema.Boolean,
+    revision: Count,
+    entry: Schema.optionalKey(EntrySchema),
+  }),
+  Schema.Struct({
+    kind: Schema.Literal("txn"),
+    succeeded: Schema.Boolean,
+    revision: Count,
+    entries: Schema.Array(Schema.NullOr(EntrySchema)),
+  }),
 ])
 
 export const WrongLeaderReply = Schema.Struct({
@@ -30,6 +79,8 @@ export const KvErrorReply = Schema.Struct({
     "OutcomeUnknown",
     "TooManyOutstanding",
     "Stale",
+    "CrossShard",
+    "InvalidRequest",
   ]),
   message: Schema.String,
 })
@@ -42,7 +93,13 @@ export const CommandRequest = Schema.Struct({
 })
 export type CommandRequest = typeof CommandRequest.Type
 
-export const CommandReply = Schema.Union([Schema.Struct({ ok: Schema.Literal(true) }), WrongLeaderReply, KvErrorReply])
+/** A success with an answer is listed first: a union member ignores fields it does not name. */
+export const CommandOk = Schema.Union([
+  Schema.Struct({ ok: Schema.Literal(true), reply: KvReplySchema }),
+  Schema.Struct({ ok: Schema.Literal(true) }),
+])
+
+export const CommandReply = Schema.Union([...CommandOk.members, WrongLeaderReply, KvErrorReply])
 export type CommandReply = typeof CommandReply.Type
 
 export const GetRequest = Schema.Struct({ key: Schema.String })
@@ -53,9 +110,50 @@ export const GetReply = Schema.Union([
 ])
 export type GetReply = typeof GetReply.Type
 
+/**
+ * Reads beyond `get`, answered after ReadIndex like it: one key with its metadata, or a page of
+ * keys under a prefix in byte order (`after` is the last key of the previous page). `shard`, on
+ * the sharded service, names the shard whose part of the listing is asked for.
+ */
+export const ReadRequest = Schema.Union([
+  Schema.Struct({ read: Schema.Literal("entry"), key: Schema.String }),
+  Schema.Struct({
+    read: Schema.Literal("list"),
+    prefix: Schema.String,
+    after: Schema.optionalKey(Schema.String),
+    limit: Schema.optionalKey(Positive),
+    keysOnly: Schema.optionalKey(Schema.Boolean),
+    shard: Schema.optionalKey(Count),
+  }),
+])
+export type ReadRequest = typeof ReadRequest.Type
+
+export const ListEntrySchema = Schema.Struct({
+  key: Schema.String,
+  value: Schema.optionalKey(Schema.String),
+  version: Count,
+  modRevision: Count,
+  createRevision: Count,
+})
+
+export const ReadOk = Schema.Union([
+  Schema.Struct({ ok: Schema.Literal(true), entry: Schema.NullOr(EntrySchema) }),
+  Schema.Struct({
+    ok: Schema.Literal(true),
+    entries: Schema.Array(ListEntrySchema),
+    more: Schema.Boolean,
+    revision: Count,
+  }),
+])
+export type ReadOk = typeof ReadOk.Type
+
+export const ReadReply = Schema.Union([...ReadOk.members, WrongLeaderReply, KvErrorReply])
+export type ReadReply = typeof ReadReply.Type
+
 export const StatusReply = Schema.Struct({ ...raftStatusFields, leaderAddress: Schema.String, keys: Count })
 export type StatusReply = typeof StatusReply.Type
 
 export const KvCommandMethod = defineMethod("kv.command", CommandRequest, CommandReply)
 export const KvGetMethod = defineMethod("kv.get", GetRequest, GetReply)
+export const KvReadMethod = defineMethod("kv.read", ReadRequest, ReadReply)
 export const KvStatusMethod = defineMethod("kv.status", Schema.Struct({}), StatusReply)

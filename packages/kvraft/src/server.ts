@@ -11,6 +11,7 @@ import {
   KvStatusMethod,
   type StatusReply,
 } from "./protocol.ts"
+import { handleKvReads } from "./reads.ts"
 import { makeRsm, type RsmShape, type SubmitError, type WrongLeader } from "./rsm/index.ts"
 import { decodeCommand, encodeCommand, type KvLimits, type KvResult, KvStateMachine } from "./stateMachine/index.ts"
 
@@ -124,6 +125,8 @@ export const makeKvServer = (
         (outcome) => reply(outcome.ok ? { ok: true, value: outcome.value } : wrongLeader(outcome.error)),
       )
     })
+
+    handleKvReads(rpc, rsm, replica.current, wrongLeader)
 
     const status = (): StatusReply => {
       const s = rsm.raft.status()

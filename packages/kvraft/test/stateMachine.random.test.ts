@@ -49,7 +49,7 @@ class ExactlyOnceModel {
   #applyOp(op: KvOp): KvResult {
     // The test only uses ASCII, so string length is the UTF-8 size.
     if (op.op === "delete") this.data.delete(op.key)
-    else {
+    else if (op.op === "put" || op.op === "append") {
       const value = op.op === "put" ? op.value : (this.data.get(op.key) ?? "") + op.value
       if (value.length > this.maxValueBytes) return { ok: false, error: "ValueTooLarge", message: "" }
       this.data.set(op.key, value)

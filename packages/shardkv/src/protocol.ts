@@ -1,4 +1,4 @@
-import { CommandRequest, GetRequest, KvErrorReply, WrongLeaderReply } from "@kv/kvraft"
+import { CommandOk, CommandRequest, GetRequest, KvErrorReply, ReadOk, ReadRequest, WrongLeaderReply } from "@kv/kvraft"
 import { raftStatusFields } from "@kv/raft"
 import { defineMethod } from "@kv/rpc"
 import { Schema } from "effect"
@@ -16,12 +16,7 @@ export const WrongGroupReply = Schema.Struct({
   message: Schema.String,
 })
 
-export const ShardCommandReply = Schema.Union([
-  Schema.Struct({ ok: Schema.Literal(true) }),
-  WrongLeaderReply,
-  WrongGroupReply,
-  KvErrorReply,
-])
+export const ShardCommandReply = Schema.Union([...CommandOk.members, WrongLeaderReply, WrongGroupReply, KvErrorReply])
 export type ShardCommandReply = typeof ShardCommandReply.Type
 
 export const ShardGetReply = Schema.Union([
@@ -31,6 +26,10 @@ export const ShardGetReply = Schema.Union([
   KvErrorReply,
 ])
 export type ShardGetReply = typeof ShardGetReply.Type
+
+/** Entries with metadata and listing pages (`shard` names the shard whose keys are listed). */
+export const ShardReadReply = Schema.Union([...ReadOk.members, WrongLeaderReply, WrongGroupReply, KvErrorReply])
+export type ShardReadReply = typeof ShardReadReply.Type
 
 /** Largest piece of a shard sent in one pull reply. */
 export const PULL_CHUNK_BYTES = 256 * 1024
@@ -99,6 +98,7 @@ export type ShardKvStatusReply = typeof ShardKvStatusReply.Type
 
 export const ShardKvCommandMethod = defineMethod("shardkv.command", CommandRequest, ShardCommandReply)
 export const ShardKvGetMethod = defineMethod("shardkv.get", GetRequest, ShardGetReply)
+export const ShardKvReadMethod = defineMethod("shardkv.read", ReadRequest, ShardReadReply)
 export const ShardPullMethod = defineMethod("shard.pull", PullRequest, PullReply)
 export const ShardDeleteMethod = defineMethod("shard.delete", DeleteRequest, DeleteReply)
 export const ShardInstalledMethod = defineMethod("shard.installed", InstalledRequest, InstalledReply)

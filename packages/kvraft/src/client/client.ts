@@ -1,8 +1,22 @@
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { Context, Effect, Layer, Random } from "effect"
 import { randomClientId } from "../commandClock.ts"
-import { KvCommandMethod, KvGetMethod } from "../protocol.ts"
-import type { KvOp } from "../stateMachine/index.ts"
+import { KvCommandMethod, KvGetMethod, KvReadMethod } from "../protocol.ts"
+import type { KvEntry, KvOp, KvReply } from "../stateMachine/index.ts"
+import {
+  type CasResult,
+  casResult,
+  fromCoordinationErrorReply,
+  type KvCoordinationError,
+  type KvWriteCondition,
+  type ListOptions,
+  type ListPage,
+  type TxnRequest,
+  type TxnResult,
+  toCondition,
+  txnOp,
+  txnResult,
+} from "./coordination.ts"
 import { fromKvErrorReply, type KvClientError } from "./errors.ts"
 import { type LeaderCallerOptions, makeLeaderCaller } from "./leaderCaller.ts"
 
@@ -18,6 +32,16 @@ export interface KvClientShape {
   put(key: string, value: string): Effect.Effect<void, KvClientError>
   append(key: string, value: string): Effect.Effect<void, KvClientError>
   delete(key: string): Effect.Effect<void, KvClientError>
+  /** The key's value and metadata, or undefined when absent (linearizable, like `get`). */
+  getEntry(key: string): Effect.Effect<KvEntry | undefined, KvClientError>
+  /** Puts `value` if `condition` holds; exactly once, a retry gets the first answer. */
+  putIf(key: string, value: string, condition: KvWriteCondition): Effect.Effect<CasResult, KvClientError>
+  /** Deletes the key if `condition` holds; exactly once, a retry gets the first answer. */
+  deleteIf(key: string, condition: KvWriteCondition): Effect.Effect<CasResult, KvClientError>
+  /** If every compare holds, runs the success ops, else the failure ops, atomically at one revision. */
+  txn(request: TxnRequest): Effect.Effect<TxnResult, KvCoordinationError>
+  /** One page of the keys under `prefix`, in byte order; linearizable per call. */
+  list(prefix: string, options?: ListOptions): Effect.Effect<ListPage, KvClientError>
 }
 
 /** Beyond this many operations in flight, new ones wait: the servers keep at most 1024 unacknowledged results per client. */
@@ -123,7 +147,7 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
       wake()
     }
 
-    const send = (op: KvOp, renewals: number): Effect.Effect<void, KvClientError> =>
+    const send = (op: KvOp, renewals: number): Effect.Effect<KvReply | undefined, KvCoordinationError> =>
       Effect.flatMap(acquire, ([session, seq]) =>
         caller
           .call(KvCommandMethod, () => ({ clientId: session.clientId, seq, ackedBelow: ackedBelow(session), op }), {
@@ -132,18 +156,27 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
           })
           .pipe(
             Effect.onExit(() => Effect.sync(() => release(session, seq))),
-            Effect.flatMap((reply): Effect.Effect<void, KvClientError> => {
+            Effect.flatMap((reply): Effect.Effect<KvReply | undefined, KvCoordinationError> => {
               session.confirmed = true
-              if (reply.ok) return Effect.void
+              if (reply.ok) return Effect.succeed("reply" in reply ? reply.reply : undefined)
               if (reply.error === "SessionExpired" || reply.error === "OutcomeUnknown") retire(session)
               // Not applied and never will be: the same write under a fresh session is a new write.
               if (reply.error === "SessionExpired" && renewals < MAX_RENEWALS) return send(op, renewals + 1)
-              return fromKvErrorReply(reply)
+              return fromCoordinationErrorReply(reply)
             }),
           ),
       )
 
-    const write = (op: KvOp): Effect.Effect<void, KvClientError> => send(op, 0)
+    // Only transactions can be refused as invalid; the other writes are checked on this side too.
+    const narrow = <A>(effect: Effect.Effect<A, KvCoordinationError>): Effect.Effect<A, KvClientError> =>
+      Effect.catchTags(effect, {
+        CrossShard: (e) => Effect.die(e),
+        InvalidRequest: (e) => Effect.die(e),
+      })
+    const write = (op: KvOp): Effect.Effect<void, KvClientError> => narrow(Effect.asVoid(send(op, 0)))
+
+    const read = (request: typeof KvReadMethod.request.Type, key: string) =>
+      caller.call(KvReadMethod, () => request, { operation: request.read, key })
 
     const get = (key: string): Effect.Effect<string, KvClientError> =>
       caller
@@ -156,8 +189,45 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
       put: (key, value) => write({ op: "put", key, value }),
       append: (key, value) => write({ op: "append", key, value }),
       delete: (key) => write({ op: "delete", key }),
+      getEntry: (key) =>
+        read({ read: "entry", key }, key).pipe(
+          Effect.flatMap((reply) =>
+            !reply.ok
+              ? fromKvErrorReply(reply)
+              : "entry" in reply
+                ? Effect.succeed(reply.entry ?? undefined)
+                : Effect.die(new Error("kv.read entry answered with a listing")),
+          ),
+        ),
+      putIf: (key, value, condition) =>
+        narrow(Effect.flatMap(send({ op: "casPut", key, value, when: toCondition(condition) }, 0), casResult)),
+      deleteIf: (key, condition) =>
+        narrow(Effect.flatMap(send({ op: "casDelete", key, when: toCondition(condition) }, 0), casResult)),
+      txn: (request) => Effect.flatMap(send(txnOp(request), 0), txnResult),
+      list: (prefix, options = {}) =>
+        read(
+          {
+            read: "list",
+            prefix,
+            ...(options.after === undefined ? {} : { after: options.after }),
+            ...(options.limit === undefined ? {} : { limit: options.limit }),
+            ...(options.keysOnly === undefined ? {} : { keysOnly: options.keysOnly }),
+          },
+          prefix,
+        ).pipe(
+          Effect.flatMap((reply) =>
+            !reply.ok
+              ? fromKvErrorReply(reply)
+              : "entries" in reply
+                ? Effect.succeed(pageOf(reply.entries, reply.more))
+                : Effect.die(new Error("kv.read list answered with an entry")),
+          ),
+        ),
     }
   })
+
+const pageOf = (entries: ListPage["entries"], more: boolean): ListPage =>
+  more && entries.length > 0 ? { entries, next: entries[entries.length - 1]!.key } : { entries }
 
 export class KvClient extends Context.Service<KvClient, KvClientShape>()("@kv/kvraft/KvClient") {
   static layer(options: KvClientOptions): Layer.Layer<KvClient, never, RpcNode> {

@@ -1,5 +1,21 @@
 export { KvClient, type KvClientOptions, type KvClientShape, makeKvClient } from "./client.ts"
 export {
+  type CasResult,
+  CrossShard,
+  casResult,
+  fromCoordinationErrorReply,
+  InvalidRequest,
+  type KvCoordinationError,
+  type KvWriteCondition,
+  type ListOptions,
+  type ListPage,
+  type TxnRequest,
+  type TxnResult,
+  toCondition,
+  txnOp,
+  txnResult,
+} from "./coordination.ts"
+export {
   fromKvErrorReply,
   KeyTooLarge,
   type KvClientError,

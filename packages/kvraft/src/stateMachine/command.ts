@@ -4,13 +4,69 @@
  *
  *   [clientId, seq, ackedBelow, nowMs, opCode, key]          delete
  *   [clientId, seq, ackedBelow, nowMs, opCode, key, value]   put, append
+ *   [clientId, seq, ackedBelow, nowMs, opCode, key, value, condition]                    casPut
+ *   [clientId, seq, ackedBelow, nowMs, opCode, key, condition]                           casDelete
+ *   [clientId, seq, ackedBelow, nowMs, opCode, key, compares, success, failure]          txn
+ *
+ * with a condition `[target, cmp, value]`, a compare `[key, target, cmp, value]` (target and cmp
+ * as their index in `compareTargets` / `compareOps`) and a txn op `[0, key, value]` (put),
+ * `[1, key]` (delete) or `[2, key]` (get).
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
+
+/** What a compare reads of a key; an absent key has version, modRevision and createRevision 0. */
+export type KvCompareTarget = "version" | "modRevision" | "createRevision" | "value"
+/** `<` and `>` on values compare in byte (code point) order. */
+export type KvCompareOp = "==" | "!=" | "<" | ">"
+
+/** A test of one key's entry: a number for the revisions and version, a string for the value. */
+export interface KvCondition {
+  readonly target: KvCompareTarget
+  readonly cmp: KvCompareOp
+  readonly value: number | string
+}
+
+export interface KvCompare extends KvCondition {
+  readonly key: string
+}
+
+export type KvTxnOp =
+  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "delete"; readonly key: string }
+  | { readonly op: "get"; readonly key: string }
 
 export type KvOp =
   | { readonly op: "put"; readonly key: string; readonly value: string }
   | { readonly op: "append"; readonly key: string; readonly value: string }
   | { readonly op: "delete"; readonly key: string }
+  | { readonly op: "casPut"; readonly key: string; readonly value: string; readonly when: KvCondition }
+  | { readonly op: "casDelete"; readonly key: string; readonly when: KvCondition }
+  /** `key` routes the transaction (its first key, "" when it names none); every key must share its shard. */
+  | {
+      readonly op: "txn"
+      readonly key: string
+      readonly compare: readonly KvCompare[]
+      readonly success: readonly KvTxnOp[]
+      readonly failure: readonly KvTxnOp[]
+    }
+
+export const compareTargets: readonly KvCompareTarget[] = ["version", "modRevision", "createRevision", "value"]
+export const compareOps: readonly KvCompareOp[] = ["==", "!=", "<", ">"]
+
+/** Every key a command reads or writes. */
+export const opKeys = (op: KvOp): string[] => {
+  if (op.op !== "txn") return [op.key]
+  const keys = op.compare.map((c) => c.key)
+  for (const o of op.success) keys.push(o.key)
+  for (const o of op.failure) keys.push(o.key)
+  return keys
+}
+
+/** Whether a condition is well-formed: numbers for the revisions and version, a string for the value. */
+export const isCondition = (c: KvCondition): boolean =>
+  compareTargets.includes(c.target) &&
+  compareOps.includes(c.cmp) &&
+  (c.target === "value" ? typeof c.value === "string" : typeof c.value === "number" && Number.isSafeInteger(c.value))
 
 export interface KvCommand {
   /** Random 53-bit positive integer chosen by the clerk. */
@@ -30,6 +86,12 @@ export interface KvCommand {
 const opCodePut = 0
 const opCodeAppend = 1
 const opCodeDelete = 2
+const opCodeCasPut = 3
+const opCodeCasDelete = 4
+const opCodeTxn = 5
+
+const encodeCondition = (c: KvCondition) => [compareTargets.indexOf(c.target), compareOps.indexOf(c.cmp), c.value]
+const encodeTxnOp = (o: KvTxnOp) => (o.op === "put" ? [0, o.key, o.value] : o.op === "delete" ? [1, o.key] : [2, o.key])
 
 // One of each for the whole process: building them allocates buffers and caches.
 // `encode` copies out of the shared buffer, so the returned bytes stay valid.
@@ -45,7 +107,62 @@ export const encodeCommand = (cmd: KvCommand): Uint8Array => {
       return encoder.encode([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeAppend, op.key, op.value])
     case "delete":
       return encoder.encode([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeDelete, op.key])
+    case "casPut":
+      return encoder.encode([
+        ...[cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeCasPut, op.key, op.value],
+        encodeCondition(op.when),
+      ])
+    case "casDelete":
+      return encoder.encode([
+        ...[cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeCasDelete, op.key],
+        encodeCondition(op.when),
+      ])
+    case "txn":
+      return encoder.encode([
+        ...[cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeTxn, op.key],
+        op.compare.map((c) => [c.key, ...encodeCondition(c)]),
+        op.success.map(encodeTxnOp),
+        op.failure.map(encodeTxnOp),
+      ])
   }
+}
+
+const decodeCondition = (raw: unknown): KvCondition | undefined => {
+  if (!Array.isArray(raw) || raw.length !== 3) return undefined
+  const [t, c, value] = raw as unknown[]
+  const target = compareTargets[t as number]
+  const cmp = compareOps[c as number]
+  if (target === undefined || cmp === undefined || (typeof value !== "number" && typeof value !== "string")) {
+    return undefined
+  }
+  const condition = { target, cmp, value }
+  return isCondition(condition) ? condition : undefined
+}
+
+const decodeCompare = (raw: unknown): KvCompare | undefined => {
+  if (!Array.isArray(raw) || raw.length !== 4 || typeof raw[0] !== "string") return undefined
+  const condition = decodeCondition(raw.slice(1))
+  return condition === undefined ? undefined : { key: raw[0], ...condition }
+}
+
+const decodeTxnOp = (raw: unknown): KvTxnOp | undefined => {
+  if (!Array.isArray(raw) || typeof raw[1] !== "string") return undefined
+  const [code, key, value] = raw as [unknown, string, unknown]
+  if (code === 0 && raw.length === 3 && typeof value === "string") return { op: "put", key, value }
+  if (code === 1 && raw.length === 2) return { op: "delete", key }
+  if (code === 2 && raw.length === 2) return { op: "get", key }
+  return undefined
+}
+
+const decodeAll = <T>(raw: unknown, decode: (item: unknown) => T | undefined): T[] | undefined => {
+  if (!Array.isArray(raw)) return undefined
+  const out: T[] = []
+  for (const item of raw as unknown[]) {
+    const decoded = decode(item)
+    if (decoded === undefined) return undefined
+    out.push(decoded)
+  }
+  return out
 }
 
 const isPositiveInteger = (value: unknown): value is number =>
@@ -61,8 +178,8 @@ export const decodeCommand = (bytes: Uint8Array): KvCommand | undefined => {
   } catch {
     return undefined
   }
-  if (!Array.isArray(fields) || fields.length < 6 || fields.length > 7) return undefined
-  const [clientId, seq, ackedBelow, nowMs, opCode, key, value] = fields as unknown[]
+  if (!Array.isArray(fields) || fields.length < 6 || fields.length > 9) return undefined
+  const [clientId, seq, ackedBelow, nowMs, opCode, key, value, more, most] = fields as unknown[]
   if (!isPositiveInteger(clientId) || !isPositiveInteger(seq) || !isPositiveInteger(ackedBelow)) return undefined
   if (!isTime(nowMs) || typeof key !== "string") return undefined
   let op: KvOp
@@ -70,8 +187,24 @@ export const decodeCommand = (bytes: Uint8Array): KvCommand | undefined => {
     if (fields.length !== 6) return undefined
     op = { op: "delete", key }
   } else if (opCode === opCodePut || opCode === opCodeAppend) {
-    if (typeof value !== "string") return undefined
+    if (fields.length !== 7 || typeof value !== "string") return undefined
     op = { op: opCode === opCodePut ? "put" : "append", key, value }
+  } else if (opCode === opCodeCasPut) {
+    const when = decodeCondition(more)
+    if (fields.length !== 8 || typeof value !== "string" || when === undefined) return undefined
+    op = { op: "casPut", key, value, when }
+  } else if (opCode === opCodeCasDelete) {
+    const when = decodeCondition(value)
+    if (fields.length !== 7 || when === undefined) return undefined
+    op = { op: "casDelete", key, when }
+  } else if (opCode === opCodeTxn) {
+    const compare = decodeAll(value, decodeCompare)
+    const success = decodeAll(more, decodeTxnOp)
+    const failure = decodeAll(most, decodeTxnOp)
+    if (fields.length !== 9 || compare === undefined || success === undefined || failure === undefined) {
+      return undefined
+    }
+    op = { op: "txn", key, compare, success, failure }
   } else {
     return undefined
   }

@@ -1,7 +1,41 @@
-export { decodeCommand, encodeCommand, type KvCommand, type KvOp } from "./command.ts"
-export { KvStateMachine } from "./kvStateMachine.ts"
+export {
+  compareOps,
+  compareTargets,
+  decodeCommand,
+  encodeCommand,
+  isCondition,
+  type KvCommand,
+  type KvCompare,
+  type KvCompareOp,
+  type KvCompareTarget,
+  type KvCondition,
+  type KvOp,
+  type KvTxnOp,
+  opKeys,
+} from "./command.ts"
+export {
+  holds,
+  type KvListEntry,
+  type KvListOptions,
+  type KvListPage,
+  KvStateMachine,
+  maxListBytes,
+  maxListLimit,
+  maxTxnOps,
+} from "./kvStateMachine.ts"
 export { defaultKvLimits, type KvLimits, resolveKvLimits, type SessionLimits } from "./limits.ts"
-export { type KvError, type KvErrorKind, type KvResult, kvError, okResult, type SessionResult } from "./result.ts"
+export { compareKeys, OrderedKeys } from "./orderedKeys.ts"
+export { answerRead, type KvReadAnswer, type KvReadRequest, listOptions } from "./reads.ts"
+export {
+  type KvEntry,
+  type KvError,
+  type KvErrorKind,
+  type KvReply,
+  type KvResult,
+  kvError,
+  okResult,
+  type SessionResult,
+} from "./result.ts"
 export {
   ClientSessions,
   type ExpiredSessionData,

@@ -1,25 +1,79 @@
 /**
- * The key/value state machine replicated by kvraft: a map of strings plus the client sessions
- * that make writes exactly-once. `apply` is a pure function of the state and the command, so
- * every replica that applies the same log holds the same state. Reads are not commands: the
- * server answers them with `get` once ReadIndex says the replica is up to date.
+ * The key/value state machine replicated by kvraft: a map of strings with per-key metadata, an
+ * ordered index of the keys, and the client sessions that make writes exactly-once. `apply` is
+ * a pure function of the state and the command, so every replica that applies the same log
+ * holds the same state. Reads are not commands: the server answers them with `get`, `getEntry`
+ * and `list` once ReadIndex says the replica is up to date.
+ *
+ * Revisions. The machine keeps a revision counter that only grows: every command that changes
+ * the data adds exactly one (a transaction's writes share one revision; a delete of an absent key,
+ * a failed condition and an error add none). A key records the revision that created it
+ * (`createRevision`, since it was last absent), the revision of its last write (`modRevision`)
+ * and its `version`, the number of writes since it was created. In kvraft the counter is the
+ * group's; in shardkv each shard has its own (one KvStateMachine per shard), and it moves with
+ * the shard's data, so a key's revisions never go backwards across migrations.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
-import type { KvCommand, KvOp } from "./command.ts"
+import { type KvCommand, type KvCondition, type KvOp, opKeys } from "./command.ts"
 import { type KvLimits, resolveKvLimits } from "./limits.ts"
-import { type KvResult, kvError, okResult } from "./result.ts"
+import { compareKeys, OrderedKeys } from "./orderedKeys.ts"
+import { type KvEntry, type KvReply, type KvResult, kvError, okResult } from "./result.ts"
 import { ClientSessions } from "./sessions.ts"
-import { utf8ConcatExceeds, utf8Exceeds } from "./utf8.ts"
+import { utf8ByteLength, utf8ConcatExceeds, utf8Exceeds } from "./utf8.ts"
 
-const snapshotVersion = 1
+/** Version 1: `[1, [key, value, ...], sessions]`; version 2 adds metadata and the revision. */
+const snapshotVersion = 2
+
+/** Most compares, and most ops in each branch, of one transaction. */
+export const maxTxnOps = 128
+
+/** Most entries one `list` reply holds. */
+export const maxListLimit = 1000
+
+/** A `list` reply stops adding entries past this many bytes of keys and values (it holds at least one). */
+export const maxListBytes = 256 * 1024
 
 // Snapshots are rare and large; separate instances keep the command codec's buffers small.
 const snapshotEncoder = new Encoder()
 const snapshotDecoder = new Decoder()
 
+interface StoredEntry {
+  value: string
+  version: number
+  modRevision: number
+  createRevision: number
+}
+
+/** One key of a `list` reply; `value` is left out when only keys were asked for. */
+export interface KvListEntry {
+  readonly key: string
+  readonly value?: string
+  readonly version: number
+  readonly modRevision: number
+  readonly createRevision: number
+}
+
+export interface KvListPage {
+  readonly entries: readonly KvListEntry[]
+  /** Whether keys under the prefix follow the last entry (ask again with `after` = its key). */
+  readonly more: boolean
+  /** The revision the page was read at. */
+  readonly revision: number
+}
+
+export interface KvListOptions {
+  /** Only keys above this one (the last key of the previous page). */
+  readonly after?: string | undefined
+  /** At most this many entries (default and ceiling `maxListLimit`). */
+  readonly limit?: number | undefined
+  readonly keysOnly?: boolean | undefined
+}
+
 export class KvStateMachine {
   readonly limits: KvLimits
-  readonly #data = new Map<string, string>()
+  readonly #data = new Map<string, StoredEntry>()
+  #index = new OrderedKeys()
+  #revision = 0
   #sessions: ClientSessions
 
   constructor(limits?: Partial<KvLimits>) {
@@ -33,6 +87,11 @@ export class KvStateMachine {
    */
   get sessions(): ClientSessions {
     return this.#sessions
+  }
+
+  /** The revision of the last change (0 before any). */
+  get revision(): number {
+    return this.#revision
   }
 
   apply(cmd: KvCommand): KvResult {
@@ -51,8 +110,22 @@ export class KvStateMachine {
    */
   precheck(op: KvOp): KvResult | undefined {
     const { maxKeyBytes, maxValueBytes } = this.limits
+    if (op.op === "txn") {
+      if (op.compare.length > maxTxnOps || op.success.length > maxTxnOps || op.failure.length > maxTxnOps) {
+        return kvError("InvalidRequest", `a transaction holds at most ${maxTxnOps} compares and ops per branch`)
+      }
+      for (const key of opKeys(op)) {
+        if (utf8Exceeds(key, maxKeyBytes)) return kvError("KeyTooLarge", `key exceeds ${maxKeyBytes} bytes`)
+      }
+      for (const o of [...op.success, ...op.failure]) {
+        if (o.op === "put" && utf8Exceeds(o.value, maxValueBytes)) {
+          return kvError("ValueTooLarge", `value exceeds ${maxValueBytes} bytes`)
+        }
+      }
+      return undefined
+    }
     if (utf8Exceeds(op.key, maxKeyBytes)) return kvError("KeyTooLarge", `key exceeds ${maxKeyBytes} bytes`)
-    if (op.op !== "delete" && utf8Exceeds(op.value, maxValueBytes)) {
+    if ((op.op === "put" || op.op === "append" || op.op === "casPut") && utf8Exceeds(op.value, maxValueBytes)) {
       return kvError("ValueTooLarge", `value exceeds ${maxValueBytes} bytes`)
     }
     return undefined
@@ -60,7 +133,41 @@ export class KvStateMachine {
 
   /** The value of `key`, or "" if absent. */
   get(key: string): string {
-    return this.#data.get(key) ?? ""
+    return this.#data.get(key)?.value ?? ""
+  }
+
+  /** The value and metadata of `key`, or undefined if absent. */
+  getEntry(key: string): KvEntry | undefined {
+    const stored = this.#data.get(key)
+    return stored === undefined ? undefined : entryOf(stored)
+  }
+
+  /**
+   * Keys starting with `prefix`, in byte order, after `options.after`: at most `limit` entries and
+   * about `maxListBytes` of keys and values. Visits only the keys it returns (and one more).
+   */
+  list(prefix: string, options: KvListOptions = {}): KvListPage {
+    const limit = Math.max(1, Math.min(options.limit ?? maxListLimit, maxListLimit))
+    const entries: KvListEntry[] = []
+    let bytes = 0
+    let more = false
+    for (const key of this.#index.from(prefix, options.after)) {
+      if (!key.startsWith(prefix)) break
+      const stored = this.#data.get(key)!
+      const size = utf8ByteLength(key) + (options.keysOnly === true ? 0 : utf8ByteLength(stored.value))
+      if (entries.length >= limit || (entries.length > 0 && bytes + size > maxListBytes)) {
+        more = true
+        break
+      }
+      bytes += size
+      const { version, modRevision, createRevision } = stored
+      entries.push(
+        options.keysOnly === true
+          ? { key, version, modRevision, createRevision }
+          : { key, value: stored.value, version, modRevision, createRevision },
+      )
+    }
+    return { entries, more, revision: this.#revision }
   }
 
   /** Number of keys. */
@@ -68,48 +175,78 @@ export class KvStateMachine {
     return this.#data.size
   }
 
-  /** msgpack `[version, [key, value, key, value, ...], sessions]`. */
+  /**
+   * msgpack `[2, [key, value, createRevision, modRevision, version, ...], sessions, revision]`,
+   * keys in byte order (so a restore needs no sort).
+   */
   snapshot(): Uint8Array {
-    const flat: string[] = new Array(this.#data.size * 2)
+    const flat: (string | number)[] = new Array(this.#data.size * 5)
     let i = 0
-    for (const [key, value] of this.#data) {
+    for (const key of this.#index.all()) {
+      const entry = this.#data.get(key)!
       flat[i++] = key
-      flat[i++] = value
+      flat[i++] = entry.value
+      flat[i++] = entry.createRevision
+      flat[i++] = entry.modRevision
+      flat[i++] = entry.version
     }
-    return snapshotEncoder.encode([snapshotVersion, flat, this.#sessions.toSnapshot()])
+    return snapshotEncoder.encode([snapshotVersion, flat, this.#sessions.toSnapshot(), this.#revision])
   }
 
-  /** Rebuilds a state machine from `snapshot()` bytes. Throws an Error saying what is wrong if corrupt. */
+  /**
+   * Rebuilds a state machine from `snapshot()` bytes. Version 1 snapshots (no metadata) load as if
+   * every key had been written once, at revision 1. Throws an Error saying what is wrong if corrupt.
+   */
   static restore(bytes: Uint8Array, limits?: Partial<KvLimits>): KvStateMachine {
+    const fail = (what: string, cause?: unknown) =>
+      new Error(`KvStateMachine.restore: ${what}`, cause === undefined ? undefined : { cause })
     let decoded: unknown
     try {
       decoded = snapshotDecoder.decode(bytes)
     } catch (cause) {
-      throw new Error(`KvStateMachine.restore: corrupt snapshot: not msgpack (${String(cause)})`, { cause })
+      throw fail(`corrupt snapshot: not msgpack (${String(cause)})`, cause)
     }
-    if (!Array.isArray(decoded) || decoded.length !== 3) {
-      throw new Error("KvStateMachine.restore: corrupt snapshot: expected [version, data, sessions]")
+    if (!Array.isArray(decoded) || decoded.length < 3) {
+      throw fail("corrupt snapshot: expected [version, data, sessions]")
     }
-    const [version, flat, sessions] = decoded as unknown[]
-    if (version !== snapshotVersion) {
-      throw new Error(`KvStateMachine.restore: unsupported snapshot version ${String(version)}`)
-    }
-    if (!Array.isArray(flat) || flat.length % 2 !== 0) {
-      throw new Error("KvStateMachine.restore: corrupt snapshot: data is not a list of key/value pairs")
+    const [version, flat, sessions, revision] = decoded as unknown[]
+    if (version !== 1 && version !== snapshotVersion) throw fail(`unsupported snapshot version ${String(version)}`)
+    if (decoded.length !== (version === 1 ? 3 : 4))
+      throw fail(`corrupt snapshot: version ${version} with ${decoded.length} fields`)
+    const stride = version === 1 ? 2 : 5
+    if (!Array.isArray(flat) || flat.length % stride !== 0) {
+      throw fail("corrupt snapshot: data is not a list of key/value pairs with their metadata")
     }
     const machine = new KvStateMachine(limits)
-    for (let i = 0; i < flat.length; i += 2) {
+    const keys: string[] = new Array(flat.length / stride)
+    let maxRevision = 0
+    for (let i = 0; i < flat.length; i += stride) {
       const key: unknown = flat[i]
       const value: unknown = flat[i + 1]
-      if (typeof key !== "string" || typeof value !== "string") {
-        throw new Error(`KvStateMachine.restore: corrupt snapshot: entry ${i / 2} is not a pair of strings`)
+      const entry: StoredEntry =
+        version === 1
+          ? { value: value as string, createRevision: 1, modRevision: 1, version: 1 }
+          : {
+              value: value as string,
+              createRevision: flat[i + 2] as number,
+              modRevision: flat[i + 3] as number,
+              version: flat[i + 4] as number,
+            }
+      if (typeof key !== "string" || typeof value !== "string" || !isValidEntry(entry) || machine.#data.has(key)) {
+        throw fail(`corrupt snapshot: entry ${i / stride} is not a pair of strings with its metadata`)
       }
-      machine.#data.set(key, value)
+      machine.#data.set(key, entry)
+      keys[i / stride] = key
+      maxRevision = Math.max(maxRevision, entry.modRevision)
     }
+    machine.#index = OrderedKeys.of(keys)
+    if (version === 1) machine.#revision = maxRevision
+    else if (isCount(revision) && revision >= maxRevision) machine.#revision = revision
+    else throw fail(`corrupt snapshot: revision ${String(revision)} is below a key's (${maxRevision})`)
     try {
       machine.#sessions = ClientSessions.fromSnapshot(sessions, machine.limits)
     } catch (cause) {
-      throw new Error(`KvStateMachine.restore: ${(cause as Error).message}`, { cause })
+      throw fail((cause as Error).message, cause)
     }
     return machine
   }
@@ -119,29 +256,128 @@ export class KvStateMachine {
     if (error !== undefined) return error
     switch (op.op) {
       case "put":
-        this.#data.set(op.key, op.value)
-        break
+        this.#write(op.key, op.value, ++this.#revision)
+        return okResult
       case "append":
-        this.#data.set(op.key, (this.#data.get(op.key) ?? "") + op.value)
-        break
+        this.#write(op.key, (this.#data.get(op.key)?.value ?? "") + op.value, ++this.#revision)
+        return okResult
       case "delete":
-        this.#data.delete(op.key)
-        break
+        if (this.#data.has(op.key)) this.#remove(op.key)
+        return okResult
+      case "casPut":
+      case "casDelete":
+        return this.#cas(op)
+      case "txn":
+        return this.#txn(op)
     }
-    return okResult
+  }
+
+  #cas(op: Extract<KvOp, { op: "casPut" | "casDelete" }>): KvResult {
+    const stored = this.#data.get(op.key)
+    if (!holds(stored, op.when)) {
+      const reply: KvReply =
+        stored === undefined
+          ? { kind: "cas", applied: false, revision: this.#revision }
+          : { kind: "cas", applied: false, revision: this.#revision, entry: entryOf(stored) }
+      return { ok: true, reply }
+    }
+    if (op.op === "casPut") this.#write(op.key, op.value, ++this.#revision)
+    else if (stored !== undefined) this.#remove(op.key)
+    return { ok: true, reply: { kind: "cas", applied: true, revision: this.#revision } }
+  }
+
+  #txn(op: Extract<KvOp, { op: "txn" }>): KvResult {
+    const succeeded = op.compare.every((c) => holds(this.#data.get(c.key), c))
+    // Every write of the transaction carries the one revision it adds.
+    const revision = this.#revision + 1
+    let changed = false
+    const entries: (KvEntry | null)[] = []
+    for (const o of succeeded ? op.success : op.failure) {
+      if (o.op === "get") {
+        const stored = this.#data.get(o.key)
+        entries.push(stored === undefined ? null : entryOf(stored))
+        continue
+      }
+      entries.push(null)
+      if (o.op === "put") {
+        this.#write(o.key, o.value, revision)
+        changed = true
+      } else if (this.#data.has(o.key)) {
+        this.#data.delete(o.key)
+        this.#index.remove(o.key)
+        changed = true
+      }
+    }
+    if (changed) this.#revision = revision
+    return { ok: true, reply: { kind: "txn", succeeded, revision: this.#revision, entries } }
+  }
+
+  #write(key: string, value: string, revision: number): void {
+    const stored = this.#data.get(key)
+    if (stored === undefined) {
+      this.#data.set(key, { value, version: 1, modRevision: revision, createRevision: revision })
+      this.#index.insert(key)
+      return
+    }
+    stored.value = value
+    stored.version++
+    stored.modRevision = revision
+  }
+
+  #remove(key: string): void {
+    this.#data.delete(key)
+    this.#index.remove(key)
+    this.#revision++
   }
 
   #sizeError(op: KvOp): KvResult | undefined {
-    const { maxKeyBytes, maxValueBytes } = this.limits
-    if (utf8Exceeds(op.key, maxKeyBytes)) {
-      return kvError("KeyTooLarge", `key exceeds ${maxKeyBytes} bytes`)
-    }
-    if (op.op === "put" && utf8Exceeds(op.value, maxValueBytes)) {
-      return kvError("ValueTooLarge", `value exceeds ${maxValueBytes} bytes`)
-    }
-    if (op.op === "append" && utf8ConcatExceeds(this.#data.get(op.key) ?? "", op.value, maxValueBytes)) {
-      return kvError("ValueTooLarge", `appending would make the value exceed ${maxValueBytes} bytes`)
+    const early = this.precheck(op)
+    if (early !== undefined) return early
+    if (
+      op.op === "append" &&
+      utf8ConcatExceeds(this.#data.get(op.key)?.value ?? "", op.value, this.limits.maxValueBytes)
+    ) {
+      return kvError("ValueTooLarge", `appending would make the value exceed ${this.limits.maxValueBytes} bytes`)
     }
     return undefined
   }
 }
+
+const entryOf = (stored: StoredEntry): KvEntry => ({
+  value: stored.value,
+  version: stored.version,
+  modRevision: stored.modRevision,
+  createRevision: stored.createRevision,
+})
+
+/** Whether `stored` (undefined when absent) passes `condition`; a value test of an absent key fails. */
+export const holds = (stored: KvEntry | undefined, condition: KvCondition): boolean => {
+  let order: number
+  if (condition.target === "value") {
+    if (stored === undefined) return false
+    order = compareKeys(stored.value, condition.value as string)
+  } else {
+    order = (stored?.[condition.target] ?? 0) - (condition.value as number)
+  }
+  switch (condition.cmp) {
+    case "==":
+      return order === 0
+    case "!=":
+      return order !== 0
+    case "<":
+      return order < 0
+    case ">":
+      return order > 0
+  }
+}
+
+const isCount = (value: unknown): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+const isValidEntry = (e: StoredEntry): boolean =>
+  isCount(e.createRevision) &&
+  isCount(e.modRevision) &&
+  isCount(e.version) &&
+  e.version >= 1 &&
+  e.createRevision >= 1 &&
+  e.modRevision >= e.createRevision

@@ -76,9 +76,12 @@ export interface SessionsData<R extends SessionResult = KvResult> {
 
 /**
  * The compact snapshot form: `[logTimeMs, sessions, lastStampMs, expired]` with each session
- * `[clientId, floor, lastSeenMs, okOffsets, errors]` and each expired session
- * `[clientId, floor, known, okOffsets, errors]`, where a seq is stored as its offset from the
- * floor (small, so one msgpack byte) and `errors` lists `[offset, errorKind, message]`.
+ * `[clientId, floor, lastSeenMs, okOffsets, errors, replies?]` and each expired session
+ * `[clientId, floor, known, okOffsets, errors, replies?]`, where a seq is stored as its offset from
+ * the floor (small, so one msgpack byte), `errors` lists `[offset, errorKind, message]` and
+ * `replies` (present only when some result carries one: CAS and transaction answers) lists
+ * `[offset, reply]`. A plain success costs one small number; an answer is kept whole, so a retried
+ * CAS gets its first answer back after a snapshot or a shard move.
  * `lastStampMs` is null before the first command. The older form `[logTimeMs, sessions]` (log
  * time was the largest stamp, nothing expired was kept) is still read.
  */
@@ -94,6 +97,7 @@ export type SessionTuple = readonly [
   lastSeenMs: number,
   okOffsets: readonly number[],
   errors: readonly ErrorTuple[],
+  replies?: readonly ReplyTuple[],
 ]
 export type ExpiredSessionTuple = readonly [
   clientId: number,
@@ -101,8 +105,10 @@ export type ExpiredSessionTuple = readonly [
   known: boolean,
   okOffsets: readonly number[],
   errors: readonly ErrorTuple[],
+  replies?: readonly ReplyTuple[],
 ]
 type ErrorTuple = readonly [offset: number, error: string, message: string]
+type ReplyTuple = readonly [offset: number, reply: unknown]
 
 interface Session<R extends SessionResult> {
   /** Every seq < floor has been received by the client. Never decreases. */
@@ -291,13 +297,21 @@ export class ClientSessions<R extends SessionResult = KvResult> {
   toSnapshot(): SessionsSnapshot {
     const sessions: SessionTuple[] = []
     for (const [clientId, session] of this.#sessions) {
-      const [okOffsets, errors] = resultTuples(session)
-      sessions.push([clientId, session.floor, session.lastSeenMs, okOffsets, errors])
+      const [okOffsets, errors, replies] = resultTuples(session)
+      sessions.push(
+        replies.length === 0
+          ? [clientId, session.floor, session.lastSeenMs, okOffsets, errors]
+          : [clientId, session.floor, session.lastSeenMs, okOffsets, errors, replies],
+      )
     }
     const expired: ExpiredSessionTuple[] = []
     for (const [clientId, session] of this.#expired) {
-      const [okOffsets, errors] = resultTuples(session)
-      expired.push([clientId, session.floor, session.known, okOffsets, errors])
+      const [okOffsets, errors, replies] = resultTuples(session)
+      expired.push(
+        replies.length === 0
+          ? [clientId, session.floor, session.known, okOffsets, errors]
+          : [clientId, session.floor, session.known, okOffsets, errors, replies],
+      )
     }
     return [this.#logTimeMs, sessions, this.#lastStampMs ?? null, expired]
   }
@@ -458,14 +472,16 @@ const resultsFrom = <R extends SessionResult>(data: {
 const resultTuples = <R extends SessionResult>(session: {
   readonly floor: number
   readonly results: Map<number, R>
-}): [number[], [number, string, string][]] => {
+}): [number[], [number, string, string][], [number, unknown][]] => {
   const okOffsets: number[] = []
   const errors: [number, string, string][] = []
+  const replies: [number, unknown][] = []
   for (const [seq, result] of session.results) {
-    if (result.ok) okOffsets.push(seq - session.floor)
-    else errors.push([seq - session.floor, result.error, result.message])
+    if (!result.ok) errors.push([seq - session.floor, result.error, result.message])
+    else if (result.reply === undefined) okOffsets.push(seq - session.floor)
+    else replies.push([seq - session.floor, result.reply])
   }
-  return [okOffsets, errors]
+  return [okOffsets, errors, replies]
 }
 
 const corrupt = (what: string): Error => new Error(`ClientSessions: corrupt sessions snapshot: ${what}`)
@@ -485,6 +501,7 @@ const parseResults = <R extends SessionResult>(
   floor: number,
   okOffsets: unknown,
   errors: unknown,
+  replies: unknown,
 ): Map<number, R> => {
   if (!Array.isArray(okOffsets) || !Array.isArray(errors)) throw corrupt(`results of client ${clientId}`)
   const results = new Map<number, R>()
@@ -500,34 +517,52 @@ const parseResults = <R extends SessionResult>(
     }
     results.set(floor + offset, sessionError<R>(kind, message))
   }
+  if (replies === undefined) return results
+  if (!Array.isArray(replies)) throw corrupt(`replies of client ${clientId}`)
+  for (const entry of replies as unknown[]) {
+    const [offset, reply] = Array.isArray(entry) && entry.length === 2 ? (entry as unknown[]) : []
+    if (!isOffset(offset) || !isReply(reply)) throw corrupt(`reply of client ${clientId}`)
+    results.set(floor + offset, sessionReply<R>(reply))
+  }
   return results
 }
 
 const parseSessionTuple = <R extends SessionResult>(tuple: unknown): [number, Session<R>] => {
-  if (!Array.isArray(tuple) || tuple.length !== 5) throw corrupt("a session is not [clientId, floor, ...]")
-  const [clientId, floor, lastSeenMs, okOffsets, errors] = tuple as unknown[]
+  if (!Array.isArray(tuple) || (tuple.length !== 5 && tuple.length !== 6)) {
+    throw corrupt("a session is not [clientId, floor, ...]")
+  }
+  const [clientId, floor, lastSeenMs, okOffsets, errors, replies] = tuple as unknown[]
   if (!isPositiveInteger(clientId)) throw corrupt(`clientId is ${String(clientId)}`)
   if (!isPositiveInteger(floor)) throw corrupt(`floor of client ${clientId} is ${String(floor)}`)
   if (!isTime(lastSeenMs)) throw corrupt(`lastSeenMs of client ${clientId} is ${String(lastSeenMs)}`)
-  return [clientId, { floor, lastSeenMs, results: parseResults<R>(clientId, floor, okOffsets, errors) }]
+  return [clientId, { floor, lastSeenMs, results: parseResults<R>(clientId, floor, okOffsets, errors, replies) }]
 }
 
 const parseExpiredTuple = <R extends SessionResult>(tuple: unknown): [number, ExpiredSession<R>] => {
-  if (!Array.isArray(tuple) || tuple.length !== 5) throw corrupt("an expired session is not [clientId, floor, ...]")
-  const [clientId, floor, known, okOffsets, errors] = tuple as unknown[]
+  if (!Array.isArray(tuple) || (tuple.length !== 5 && tuple.length !== 6)) {
+    throw corrupt("an expired session is not [clientId, floor, ...]")
+  }
+  const [clientId, floor, known, okOffsets, errors, replies] = tuple as unknown[]
   if (!isPositiveInteger(clientId)) throw corrupt(`clientId is ${String(clientId)}`)
   if (!isPositiveInteger(floor)) throw corrupt(`floor of client ${clientId} is ${String(floor)}`)
   if (typeof known !== "boolean") throw corrupt(`known of client ${clientId} is ${String(known)}`)
-  return [clientId, { floor, known, results: parseResults<R>(clientId, floor, okOffsets, errors) }]
+  return [clientId, { floor, known, results: parseResults<R>(clientId, floor, okOffsets, errors, replies) }]
 }
 
 const sessionError = <R extends SessionResult>(error: string, message: string): R =>
   Object.freeze({ ok: false, error, message }) as R
 
+/** An answer kept for retries: plain data (the state machine that stored it knows its shape). */
+const isReply = (value: unknown): value is object =>
+  typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
+
+const sessionReply = <R extends SessionResult>(reply: object): R => Object.freeze({ ok: true, reply }) as R
+
 const isSessionResult = (value: unknown): value is SessionResult => {
   if (typeof value !== "object" || value === null) return false
-  const { ok, error, message } = value as { ok?: unknown; error?: unknown; message?: unknown }
-  return ok === true || (ok === false && isErrorKind(error) && typeof message === "string")
+  const { ok, error, message, reply } = value as { ok?: unknown; error?: unknown; message?: unknown; reply?: unknown }
+  if (ok === true) return reply === undefined || isReply(reply)
+  return ok === false && isErrorKind(error) && typeof message === "string"
 }
 
 /** Checks data that may have crossed the network, and shares one object for every `ok`. */
@@ -543,7 +578,12 @@ const validateSessionsData = <R extends SessionResult>(data: SessionsData<R>): S
     for (const entry of results as unknown[]) {
       const [seq, result] = Array.isArray(entry) ? (entry as unknown[]) : []
       if (!isPositiveInteger(seq) || !isSessionResult(result)) throw bad(`result of client ${clientId}`)
-      checked.push([seq, result.ok ? (okResult as R) : sessionError<R>(result.error, result.message)])
+      const kept = !result.ok
+        ? sessionError<R>(result.error, result.message)
+        : result.reply === undefined
+          ? (okResult as R)
+          : sessionReply<R>(result.reply as object)
+      checked.push([seq, kept])
     }
     return checked
   }

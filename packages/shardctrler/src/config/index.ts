@@ -19,5 +19,5 @@ export {
   configError,
 } from "./ops.ts"
 export { rebalance } from "./rebalance.ts"
-export { shardOf } from "./shardOf.ts"
+export { hashTagOf, shardOf } from "./shardOf.ts"
 export { type ConfigSnapshot, ConfigStateMachine, type IncarnationInfo } from "./state-machine.ts"

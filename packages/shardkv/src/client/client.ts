@@ -1,17 +1,37 @@
 import {
+  CrossShard,
+  casResult,
+  compareKeys,
+  fromCoordinationErrorReply,
   fromKvErrorReply,
   type KvClientError,
   type KvClientShape,
+  type KvCoordinationError,
+  type KvListEntry,
   type KvOp,
+  type KvReply,
   type LeaderCaller,
+  type ListPage,
   makeLeaderCaller,
+  maxListLimit,
+  opKeys,
   randomClientId,
   Timeout,
+  toCondition,
+  txnOp,
+  txnResult,
 } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
-import { type Config, type Gid, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
+import { type Config, type Gid, hashTagOf, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
 import { Context, Duration, Effect, Layer, Random, Semaphore } from "effect"
-import { type ShardCommandReply, type ShardGetReply, ShardKvCommandMethod, ShardKvGetMethod } from "../protocol.ts"
+import {
+  type ShardCommandReply,
+  type ShardGetReply,
+  ShardKvCommandMethod,
+  ShardKvGetMethod,
+  ShardKvReadMethod,
+  type ShardReadReply,
+} from "../protocol.ts"
 
 /** Sequence numbers a shard session may run ahead of its oldest unanswered one (the servers allow 1024). */
 const SEQ_WINDOW = 1000
@@ -58,7 +78,9 @@ interface WrongGroupReply {
   readonly error: "WrongGroup"
 }
 
-const isWrongGroup = (reply: ShardCommandReply | ShardGetReply): boolean => !reply.ok && reply.error === "WrongGroup"
+type ShardReply = ShardCommandReply | ShardGetReply | ShardReadReply
+
+const isWrongGroup = (reply: ShardReply): boolean => !reply.ok && reply.error === "WrongGroup"
 
 /**
  * The sharded-KV client: caches the latest configuration, routes each key to the group serving
@@ -135,18 +157,20 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     }
 
     /**
-     * Sends to the group serving `key`'s shard until it answers other than WrongGroup, refreshing
-     * the configuration whenever the group refuses or does not answer. Unbounded: callers time it.
+     * Sends to the group serving `key`'s shard (or shard number `key`) until it answers other than
+     * WrongGroup, refreshing the configuration whenever the group refuses or does not answer.
+     * Unbounded: callers time it.
      */
-    const route = <Res extends ShardCommandReply | ShardGetReply>(
-      key: string,
+    const route = <Res extends ShardReply>(
+      key: string | number,
       send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout>,
     ): Effect.Effect<Exclude<Res, WrongGroupReply>> =>
       Effect.gen(function* () {
         while (true) {
           const seen = generation
           const current = yield* currentConfig
-          const gid = current.shards[shardOf(key, current.shards.length)] ?? noGroup
+          const shard = typeof key === "number" ? key : shardOf(key, current.shards.length)
+          const gid = current.shards[shard] ?? noGroup
           const servers = current.groups[String(gid)] ?? []
           if (gid === noGroup || servers.length === 0) {
             // No group serves the shard yet (nothing joined): wait for a configuration that has one.
@@ -202,7 +226,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
 
     const ackedBelow = (session: ShardSession): number => (session.confirmed ? lowestOutstanding(session) : 1)
 
-    const write = (op: KvOp): Effect.Effect<void, KvClientError> =>
+    const command = (op: KvOp): Effect.Effect<KvReply | undefined, KvCoordinationError> =>
       Semaphore.withPermits(
         permits,
         1,
@@ -213,6 +237,14 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
           Effect.gen(function* () {
             const current = yield* currentConfig
             const shard = shardOf(op.key, current.shards.length)
+            const other = opKeys(op).find((key) => shardOf(key, current.shards.length) !== shard)
+            if (other !== undefined) {
+              return yield* new CrossShard({
+                message:
+                  `the transaction names ${JSON.stringify(op.key)} and ${JSON.stringify(other)}, of different ` +
+                  `shards: give its keys one hash tag, as in "{user42}.a"`,
+              })
+            }
             for (let renewals = 0; ; renewals++) {
               let session = sessionOf(shard)
               // The servers refuse seq >= floor + 1024: one slow operation must not let later ones in
@@ -231,11 +263,11 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
                 }),
               ).pipe(Effect.ensuring(Effect.sync(() => session.outstanding.delete(seq))))
               session.confirmed = true
-              if (reply.ok) return
+              if (reply.ok) return "reply" in reply ? reply.reply : undefined
               if (reply.error === "SessionExpired" || reply.error === "OutcomeUnknown") retire(shard, session)
               // Not applied and never will be: the same write under a fresh session is a new write.
               if (reply.error === "SessionExpired" && renewals < MAX_RENEWALS) continue
-              return yield* fromKvErrorReply(reply)
+              return yield* fromCoordinationErrorReply(reply)
             }
           }),
         ),
@@ -254,12 +286,101 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
         }),
       )
 
+    // Only transactions can be refused as invalid or cross-shard; other writes are checked here too.
+    const narrow = <A>(effect: Effect.Effect<A, KvCoordinationError>): Effect.Effect<A, KvClientError> =>
+      Effect.catchTags(effect, {
+        CrossShard: (e) => Effect.die(e),
+        InvalidRequest: (e) => Effect.die(e),
+      })
+    const write = (op: KvOp): Effect.Effect<void, KvClientError> => narrow(Effect.asVoid(command(op)))
+
+    const getEntry = (key: string) =>
+      bounded(
+        "getEntry",
+        key,
+        Effect.gen(function* () {
+          const reply = yield* route(key, (caller) =>
+            caller.call(ShardKvReadMethod, () => ({ read: "entry", key }) as const, { operation: "getEntry", key }),
+          )
+          if (!reply.ok) return yield* fromKvErrorReply(reply)
+          if (!("entry" in reply)) return yield* Effect.die(new Error("shardkv.read entry answered with a listing"))
+          return reply.entry ?? undefined
+        }),
+      )
+
+    /** One shard's page of the listing. */
+    const listShard = (shard: number, prefix: string, after: string | undefined, limit: number, keysOnly: boolean) =>
+      Effect.gen(function* () {
+        const request = {
+          read: "list",
+          prefix,
+          shard,
+          limit,
+          keysOnly,
+          ...(after === undefined ? {} : { after }),
+        } as const
+        const reply = yield* route(shard, (caller) =>
+          caller.call(ShardKvReadMethod, () => request, { operation: "list", key: prefix }),
+        )
+        if (!reply.ok) return yield* fromKvErrorReply(reply)
+        if (!("entries" in reply)) return yield* Effect.die(new Error("shardkv.read list answered with an entry"))
+        return reply
+      })
+
+    /**
+     * A page of the listing: each shard's page from `after` on (one shard when the prefix holds a
+     * hash tag, since every key under it shares that shard), merged in byte order and cut at
+     * `limit`. Each shard's part is read linearizably, at its own moment; the pages are not one
+     * snapshot across shards.
+     */
+    const list = (
+      prefix: string,
+      options: { after?: string | undefined; limit?: number | undefined; keysOnly?: boolean | undefined } = {},
+    ) =>
+      bounded(
+        "list",
+        prefix,
+        Effect.gen(function* () {
+          const current = yield* currentConfig
+          const nShards = current.shards.length
+          const limit = Math.max(1, Math.min(options.limit ?? maxListLimit, maxListLimit))
+          const shards =
+            hashTagOf(prefix) !== prefix ? [shardOf(prefix, nShards)] : Array.from({ length: nShards }, (_, i) => i)
+          const pages = yield* Effect.forEach(
+            shards,
+            (shard) => listShard(shard, prefix, options.after, limit, options.keysOnly === true),
+            { concurrency: 4 },
+          )
+          const merged: KvListEntry[] = pages.flatMap((page) => page.entries).sort((a, b) => compareKeys(a.key, b.key))
+          // A shard's page may stop early (its byte bound): nothing past its last key is known yet.
+          let cut = Math.min(limit, merged.length)
+          for (const page of pages) {
+            const last = page.entries[page.entries.length - 1]
+            if (!page.more || last === undefined) continue
+            const at = merged.findIndex((e) => e.key === last.key)
+            if (at + 1 < cut) cut = at + 1
+          }
+          const entries = merged.slice(0, cut)
+          const more = cut < merged.length || pages.some((page) => page.more)
+          const next = more && entries.length > 0 ? entries[entries.length - 1]!.key : undefined
+          const page: ListPage = next === undefined ? { entries } : { entries, next }
+          return page
+        }),
+      )
+
     return {
       clientId,
       get,
       put: (key, value) => write({ op: "put", key, value }),
       append: (key, value) => write({ op: "append", key, value }),
       delete: (key) => write({ op: "delete", key }),
+      getEntry,
+      putIf: (key, value, condition) =>
+        narrow(Effect.flatMap(command({ op: "casPut", key, value, when: toCondition(condition) }), casResult)),
+      deleteIf: (key, condition) =>
+        narrow(Effect.flatMap(command({ op: "casDelete", key, when: toCondition(condition) }), casResult)),
+      txn: (request) => Effect.flatMap(command(txnOp(request)), txnResult),
+      list,
     }
   })
 

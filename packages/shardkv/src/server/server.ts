@@ -26,6 +26,7 @@ import {
   type ShardKvStatusReply,
   ShardPullMethod,
 } from "../protocol.ts"
+import { handleShardReads } from "../reads.ts"
 import {
   decodeShardCommand,
   encodeShardCommand,
@@ -170,6 +171,8 @@ export const makeShardKvServer = (
         (outcome) => reply(outcome.ok ? outcome.value : fromWrongLeader(outcome.error)),
       )
     })
+
+    handleShardReads(rpc, rsm, () => machine, fromWrongLeader)
 
     // Migration protocol: any replica hands off a frozen shard, only to the replicas of the group
     // the configuration gives it to; deletion goes through the log, once that group has it.
@@ -452,7 +455,7 @@ const forkPerShard = <E>(
   )
 
 const commandReply = (result: ShardResult): ShardCommandReply => {
-  if (result.ok) return { ok: true }
+  if (result.ok) return result
   switch (result.error) {
     case "WrongGroup":
       return { ok: false, error: "WrongGroup", message: result.message }

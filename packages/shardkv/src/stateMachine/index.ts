@@ -11,6 +11,7 @@ export {
   ignored,
   type NotReadyResult,
   notReady,
+  type ReadResult,
   type ShardResult,
   type WrongGroupResult,
   wrongGroup,

@@ -1,4 +1,4 @@
-import type { KvError, KvResult } from "@kv/kvraft"
+import type { KvError, KvReadAnswer, KvResult } from "@kv/kvraft"
 
 /** The group does not serve the key's shard in its current configuration (or not yet / no longer). */
 export interface WrongGroupResult {
@@ -31,3 +31,6 @@ export const wrongGroup = (message: string): WrongGroupResult =>
   Object.freeze({ ok: false, error: "WrongGroup", message })
 export const ignored = (message: string): IgnoredResult => Object.freeze({ ok: false, error: "Ignored", message })
 export const notReady = (message: string): NotReadyResult => Object.freeze({ ok: false, error: "NotReady", message })
+
+/** An entry or a listing page of one shard (see `ShardStateMachine.read`). */
+export type ReadResult = KvReadAnswer | WrongGroupResult

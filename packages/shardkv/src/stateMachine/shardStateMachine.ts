@@ -6,12 +6,23 @@
  * Pure and deterministic: every replica of the group that applies the same log holds the same
  * state. Ownership is checked when a client write is applied, not only when it arrives.
  */
-import { type KvCommand, type KvLimits, type KvOp, KvStateMachine, resolveKvLimits, utf8ByteLength } from "@kv/kvraft"
+import {
+  answerRead,
+  type KvCommand,
+  type KvLimits,
+  type KvOp,
+  type KvReadRequest,
+  KvStateMachine,
+  kvError,
+  opKeys,
+  resolveKvLimits,
+  utf8ByteLength,
+} from "@kv/kvraft"
 import { type Config, type Gid, initialConfig, noGroup, shardOf } from "@kv/shardctrler"
 import { Decoder, Encoder } from "@msgpack/msgpack"
 import { parseConfig, type ShardCommand, type ShardHolder } from "./command.ts"
 import { crc32 } from "./crc32.ts"
-import { type GetResult, ignored, notReady, type ShardResult, wrongGroup } from "./result.ts"
+import { type GetResult, ignored, notReady, type ReadResult, type ShardResult, wrongGroup } from "./result.ts"
 import { holdsData, type ShardState, servesClients, shardStateCode, shardStateCodes } from "./shardState.ts"
 
 export interface ShardStateMachineOptions {
@@ -244,10 +255,27 @@ export class ShardStateMachine {
   }
 
   /**
+   * An entry with its metadata, or a page of one shard's keys under a prefix (`request.shard`, or
+   * the prefix's shard), if this group serves that shard now. Callers make it linearizable.
+   */
+  read(request: KvReadRequest): ReadResult {
+    const shard =
+      request.read === "entry"
+        ? shardOf(request.key, this.nShards)
+        : (request.shard ?? shardOf(request.prefix, this.nShards))
+    if (!this.#isShard(shard)) return wrongGroup(`shard ${shard} is not in [0, ${this.nShards})`)
+    const kv = this.#serving(shard)
+    if (kv === undefined) return this.#wrongGroup(shard)
+    return answerRead(kv, request)
+  }
+
+  /**
    * The error a write would get if applied now, or undefined: lets the leader refuse early.
    * Applying checks again, since ownership and values change meanwhile.
    */
   precheck(op: KvOp): ShardResult | undefined {
+    const crossShard = this.#crossShard(op)
+    if (crossShard !== undefined) return crossShard
     const shard = shardOf(op.key, this.nShards)
     const kv = this.#serving(shard)
     if (kv === undefined) return this.#wrongGroup(shard)
@@ -432,7 +460,23 @@ export class ShardStateMachine {
     return config
   }
 
+  /** A transaction naming keys of another shard than its routing key's is refused whole. */
+  #crossShard(op: KvOp): ShardResult | undefined {
+    if (op.op !== "txn") return undefined
+    const shard = shardOf(op.key, this.nShards)
+    const other = opKeys(op).find((key) => shardOf(key, this.nShards) !== shard)
+    if (other === undefined) return undefined
+    return kvError(
+      "CrossShard",
+      `the transaction names ${JSON.stringify(op.key)} (shard ${shard}) and ${JSON.stringify(other)} ` +
+        `(shard ${shardOf(other, this.nShards)}): give its keys one hash tag, as in "{user42}.a"`,
+    )
+  }
+
   #applyClient(command: KvCommand): ShardResult {
+    // Refused before the session records anything: the same command can never apply.
+    const crossShard = this.#crossShard(command.op)
+    if (crossShard !== undefined) return crossShard
     const shard = shardOf(command.op.key, this.nShards)
     const kv = this.#serving(shard)
     if (kv === undefined) return this.#wrongGroup(shard)
