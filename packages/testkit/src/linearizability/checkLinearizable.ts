@@ -1,6 +1,6 @@
 import { explainFailure } from "./explanation.ts"
 import { isLinearizable, type KeyOperation, outcomeUnknown } from "./keySearch.ts"
-import type { Operation, Verdict } from "./operation.ts"
+import { casApplied, casRejected, type Operation, type Verdict } from "./operation.ts"
 import { SearchBudgetExhausted, StepBudget } from "./stepBudget.ts"
 
 export interface CheckOptions {
@@ -53,6 +53,13 @@ export const checkLinearizable = (history: readonly Operation[], opts: CheckOpti
 }
 
 const validate = (operation: Operation, index: number): void => {
+  const { input } = operation
+  if (input.op === "cas") {
+    if (input.expected === "") throw new Error(`operation #${index}: a cas must expect a non-empty value`)
+    if (!outcomeUnknown(operation) && operation.output !== casApplied && operation.output !== casRejected) {
+      throw new Error(`operation #${index}: a cas's output is "${casApplied}" or "${casRejected}"`)
+    }
+  }
   if (!Number.isFinite(operation.call))
     throw new Error(`operation #${index}: call time ${operation.call} is not a finite number`)
   if (!outcomeUnknown(operation) && operation.return < operation.call)

@@ -54,8 +54,18 @@ export const describeOperation = (index: number, operation: Operation): string =
   const input = operation.input
   const key = quote(input.key)
   const call =
-    input.op === "get" || input.op === "delete" ? `${input.op}(${key})` : `${input.op}(${key}, ${quote(input.value)})`
-  const result = unknown ? " (outcome unknown)" : input.op === "get" ? ` -> ${quote(operation.output ?? "")}` : ""
+    input.op === "get" || input.op === "delete"
+      ? `${input.op}(${key})`
+      : input.op === "cas"
+        ? `cas(${key}, if ${quote(input.expected)} then ${quote(input.value)})`
+        : `${input.op}(${key}, ${quote(input.value)})`
+  const result = unknown
+    ? " (outcome unknown)"
+    : input.op === "get"
+      ? ` -> ${quote(operation.output ?? "")}`
+      : input.op === "cas"
+        ? ` -> ${operation.output}`
+        : ""
   return `#${index} client ${operation.clientId} ${interval} ${call}${result}`
 }
 

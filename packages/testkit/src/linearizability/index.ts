@@ -1,5 +1,5 @@
 export { type CheckOptions, checkLinearizable, defaultMaxSteps } from "./checkLinearizable.ts"
 export { describeOperation } from "./explanation.ts"
 export { HistoryRecorder, type OperationToken } from "./historyRecorder.ts"
-export type { KvInput, Operation, Verdict } from "./operation.ts"
+export { casApplied, casRejected, type KvInput, type Operation, type Verdict } from "./operation.ts"
 export { SearchBudgetExhausted } from "./stepBudget.ts"

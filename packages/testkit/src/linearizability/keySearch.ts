@@ -3,6 +3,7 @@ import { Bitset } from "./bitset.ts"
 import {
   deadState,
   emptyState,
+  isCas,
   type KvState,
   type ModelOp,
   makeModelOp,
@@ -10,7 +11,7 @@ import {
   prefixHashes,
   step,
 } from "./kvModel.ts"
-import type { Operation } from "./operation.ts"
+import { casApplied, type Operation } from "./operation.ts"
 import { SearchBudgetExhausted, type StepBudget } from "./stepBudget.ts"
 import { VisitedNodes } from "./visitedNodes.ts"
 
@@ -155,12 +156,13 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
       if (isCall[e]) {
         if (kind === OpKind.Append) appends.add(model[op]!)
         else if (kind === OpKind.Get) overwrittenBefore[op] = latestOverwrite
-        else resets.push(op)
+        // A rejected cas writes nothing; one applied (or maybe applied) sets a value, as a put.
+        else if (kind !== OpKind.CasRejected) resets.push(op)
         continue
       }
       // Past every known event: no get is left to constrain anything.
       if (unknown[op]) return false
-      if (kind === OpKind.Put || kind === OpKind.Delete) {
+      if (kind === OpKind.Put || kind === OpKind.Delete || kind === OpKind.CasApplied) {
         latestOverwrite = Math.max(latestOverwrite, ops[op]!.operation.call)
         continue
       }
@@ -190,7 +192,7 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
     return false
   }
 
-  const hasResets = model.some((op) => op.kind === OpKind.Put || op.kind === OpKind.Delete)
+  const hasResets = model.some((op) => op.kind === OpKind.Put || op.kind === OpKind.Delete || isCas(op.kind))
   /**
    * Whether no get can ever read `state` or anything appended to it, so it may become deadState. Until
    * the next put or delete the value only grows, so a get linearized before then reads it only if its
@@ -205,6 +207,8 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
       const kind = model[op]!.kind
       if (isCall[e]) {
         if (kind === OpKind.Get && outputStartsWith(op, state)) return false
+        // A pending cas compares the whole value (whatever its outcome): the value stays observable.
+        if (isCas(kind)) return false
       } else if (unknown[op] || kind === OpKind.Put || kind === OpKind.Delete) {
         return true
       }
@@ -301,7 +305,7 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
 }
 
 /**
- * Drops the writes of unknown outcome that no get can have seen: an append whose value is in no get's
+ * On keys without cas, drops the writes of unknown outcome that no get can have seen: an append whose value is in no get's
  * output, a put whose value starts none. Every get linearized after such a write and before the next
  * put or delete would have to show it, so in any linearization that includes it no get falls in that
  * stretch, and taking the write out changes nothing any get saw. Without this, each of them would stay a
@@ -309,6 +313,8 @@ export const isLinearizable = (history: readonly KeyOperation[], budget: StepBud
  */
 const withoutUnseenUnknownWrites = (ops: readonly KeyOperation[]): readonly KeyOperation[] => {
   if (!ops.some(({ operation }) => outcomeUnknown(operation))) return ops
+  // A cas sees the value too (a rejected one sees that it differs): any write may explain it.
+  if (ops.some(({ operation }) => operation.input.op === "cas")) return ops
   const outputs = ops.flatMap(({ operation }) =>
     operation.input.op === "get" && operation.output !== undefined ? [operation.output] : [],
   )
@@ -332,5 +338,13 @@ const toModelOp = (operation: Operation): ModelOp => {
       return makeModelOp(OpKind.Append, input.value)
     case "delete":
       return makeModelOp(OpKind.Delete, "")
+    case "cas": {
+      const kind = outcomeUnknown(operation)
+        ? OpKind.CasUnknown
+        : operation.output === casApplied
+          ? OpKind.CasApplied
+          : OpKind.CasRejected
+      return makeModelOp(kind, input.value, input.expected)
+    }
   }
 }

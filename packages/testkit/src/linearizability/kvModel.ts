@@ -50,29 +50,36 @@ export const prefixHashes = (text: string): Uint32Array => {
 export const sameState = (a: KvState, b: KvState): boolean =>
   a === b || (a.hash === b.hash && a.value.length === b.value.length && a.value === b.value)
 
-export const OpKind = { Get: 0, Put: 1, Append: 2, Delete: 3 } as const
+/** A cas's kind says its outcome: applied, rejected, or unknown (it may have applied, or never run). */
+export const OpKind = { Get: 0, Put: 1, Append: 2, Delete: 3, CasApplied: 4, CasRejected: 5, CasUnknown: 6 } as const
 export type OpKind = (typeof OpKind)[keyof typeof OpKind]
 
 /** One operation of a key's sub-history with everything the step needs precomputed. */
 export interface ModelOp {
   readonly kind: OpKind
-  /** get: the returned value; put: the new value; append: the suffix; delete: "". */
+  /** get: the returned value; put and cas: the new value; append: the suffix; delete: "". */
   readonly text: string
   readonly textHash: number
   /** append only: the multiplier for the old value's hash. */
   readonly textShift: number
-  /** put: the state it installs (shared, so a put allocates nothing). */
+  /** put and cas: the state it installs (shared, so a put allocates nothing). */
   readonly putState: KvState
+  /** cas only: the value its condition asks for ("" for the other kinds). */
+  readonly expected: string
 }
 
-export const makeModelOp = (kind: OpKind, text: string): ModelOp => {
+export const isCas = (kind: OpKind): boolean =>
+  kind === OpKind.CasApplied || kind === OpKind.CasRejected || kind === OpKind.CasUnknown
+
+export const makeModelOp = (kind: OpKind, text: string, expected = ""): ModelOp => {
   const textHash = hashString(text)
   return {
     kind,
     text,
     textHash,
     textShift: kind === OpKind.Append ? hashShift(text.length) : 1,
-    putState: kind === OpKind.Put ? { value: text, hash: textHash } : emptyState,
+    putState: kind === OpKind.Put || isCas(kind) ? { value: text, hash: textHash } : emptyState,
+    expected,
   }
 }
 
@@ -93,5 +100,13 @@ export const step = (state: KvState, op: ModelOp): KvState | undefined => {
       }
     case OpKind.Delete:
       return emptyState
+    // No cas is pending while the state is dead (see cannotBeObserved), so none meets it.
+    case OpKind.CasApplied:
+      return state !== deadState && state.value === op.expected ? op.putState : undefined
+    case OpKind.CasRejected:
+      return state !== deadState && state.value !== op.expected ? state : undefined
+    case OpKind.CasUnknown:
+      if (state === deadState) return undefined
+      return state.value === op.expected ? op.putState : state
   }
 }

@@ -113,7 +113,7 @@ const valuesOf = (ops: readonly KeyOperation[]): KeyValues => {
   const appendValues: string[] = []
   for (const { operation } of ops) {
     const input = operation.input
-    if (input.op === "put" && input.value !== "") putValues.push(input.value)
+    if ((input.op === "put" || input.op === "cas") && input.value !== "") putValues.push(input.value)
     if (input.op === "append" && input.value !== "") appendValues.push(input.value)
   }
   return { putValues, appendValues }
@@ -128,7 +128,7 @@ const mayReadFrom = (write: Operation, get: Operation, key: KeyValues): boolean 
   const input = write.input
   const output = get.output ?? ""
   if (input.op === "append") return input.value !== "" && output.includes(input.value)
-  if (input.op === "put" && input.value !== "") return output.startsWith(input.value)
+  if ((input.op === "put" || input.op === "cas") && input.value !== "") return output.startsWith(input.value)
   if (input.op === "put" || input.op === "delete")
     return (
       write.call <= get.return &&
