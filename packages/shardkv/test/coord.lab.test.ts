@@ -91,9 +91,9 @@ describe("coordination primitives on shardkv", () => {
       ])
 
       // Every shard moves to group 2; the shard's revision goes on from where it was. A condition
-    // that fails writes nothing and tells the shard's revision.
-    const probe = await lab.run(kv.putIf("{acct1}.probe", "", { ifVersion: 99 }))
-    expect(probe.applied).toBe(false)
+      // that fails writes nothing and tells the shard's revision.
+      const probe = await lab.run(kv.putIf("{acct1}.probe", "", { ifVersion: 99 }))
+      expect(probe.applied).toBe(false)
       await lab.join(2)
       await lab.leave(0, 1)
       const moved = await lab.run(kv.getEntry("{acct1}.savings"))

@@ -158,7 +158,8 @@ export class SwarmLedger {
   digest(): string {
     const trace = new TraceDigest()
     for (const op of this.history.history()) {
-      const value = op.input.op === "cas" ? `${op.input.expected}->${op.input.value}` : "value" in op.input ? op.input.value : ""
+      const value =
+        op.input.op === "cas" ? `${op.input.expected}->${op.input.value}` : "value" in op.input ? op.input.value : ""
       trace.record(`c${op.clientId}`, op.input.op, op.input.key, value, op.call, op.return, op.output ?? "?")
     }
     return trace.value
