@@ -62,8 +62,9 @@ export const isFromPeer = (sources: PeerSources, id: NodeId, source: string): bo
 
 /**
  * Where each member lives and which sources may speak for it: the bootstrap peers first, then every
- * address a configuration entry carries (a member added later, or one added again elsewhere). Ids
- * no configuration has named are not heard: nothing says which address may speak for them.
+ * address a configuration entry carries (a member added later, or one added again elsewhere), and
+ * addresses a member this node already knows vouches for (see addressFinder.ts). Ids nobody has
+ * named are not heard: nothing says which address may speak for them.
  */
 export class PeerDirectory {
   private readonly addresses = new Map<NodeId, string>()
@@ -82,19 +83,52 @@ export class PeerDirectory {
     return this.addresses.get(id)
   }
 
-  /** Takes the addresses a membership carries ("" = known from elsewhere, kept as it is). */
-  learn(membership: { readonly members: readonly { readonly id: NodeId; readonly address: string }[] }): void {
+  /** Every id with a known address but `self`: the members this node can ask about the others. */
+  knownPeers(self: NodeId): [NodeId, string][] {
+    return [...this.addresses].filter(([id]) => id !== self)
+  }
+
+  /**
+   * Takes the addresses a membership carries ("" = known from elsewhere, kept as it is). The log
+   * is the authority: its address replaces whatever was known, vouched for or configured.
+   */
+  learn(membership: { readonly members: readonly MemberAddress[] }): void {
     for (const { id, address } of membership.members) {
       if (address === "" || this.addresses.get(id) === address) continue
-      this.addresses.set(id, address)
-      this.forms.set(id, new Set([normalizeAddress(address)]))
-      if (needsLookup(address)) {
-        // Until DNS answers, only datagrams showing the configured text itself are believed.
-        void lookupPeerSources([[String(id), address]]).then((found) => {
-          const resolved = found.get(id)
-          if (resolved !== undefined && this.addresses.get(id) === address) this.forms.set(id, resolved)
-        })
-      }
+      this.set(id, address)
     }
   }
+
+  /**
+   * Takes addresses a known member's membership names, for ids this node has no address for
+   * (never replacing one it has: an answer cannot move a member it already hears). Returns the
+   * ids learned.
+   */
+  vouch(members: readonly MemberAddress[]): NodeId[] {
+    const learned: NodeId[] = []
+    for (const { id, address } of members) {
+      if (address === "" || this.addresses.has(id)) continue
+      this.set(id, address)
+      learned.push(id)
+    }
+    return learned
+  }
+
+  private set(id: NodeId, address: string): void {
+    this.addresses.set(id, address)
+    this.forms.set(id, new Set([normalizeAddress(address)]))
+    if (needsLookup(address)) {
+      // Until DNS answers, only datagrams showing the configured text itself are believed.
+      void lookupPeerSources([[String(id), address]]).then((found) => {
+        const resolved = found.get(id)
+        if (resolved !== undefined && this.addresses.get(id) === address) this.forms.set(id, resolved)
+      })
+    }
+  }
+}
+
+/** A member's id and address as a membership or a status answer names it ("" when unknown there). */
+export interface MemberAddress {
+  readonly id: NodeId
+  readonly address: string
 }

@@ -20,6 +20,7 @@ import {
 import type { StorageCorrupt } from "../storage/errors.ts"
 import { Storage } from "../storage/index.ts"
 import { FRAME_HEADER_BYTES, MAX_RECORD_BODY_BYTES } from "../storage/walRecord.ts"
+import { startAddressFinder } from "./addressFinder.ts"
 import {
   AlreadyMember,
   ChangeInProgress,
@@ -256,6 +257,14 @@ export const makeRaftNode = (
       maxSnapshotBytes,
     }
     const core = createRaft(raftConfig, restored)
+    const tickMs = config.tickMs ?? raftDefaults.tickMs
+    const addressFinder = yield* startAddressFinder({
+      self: config.id,
+      directory: peerSources,
+      rpc,
+      intervalMs: raftConfig.electionTicks * tickMs,
+      attemptTimeoutMs: raftConfig.heartbeatTicks * tickMs,
+    })
     const wake = Latch.makeUnsafe(false)
     let stopped = false
     let readRound = 0
@@ -434,11 +443,15 @@ export const makeRaftNode = (
       const stats = rpc.transport.stats
       for (const m of messages) {
         if (m.to !== config.id) continue
-        // A member speaks only from its own address: anyone else claiming its id is dropped.
-        if (!isFromPeer(peerSources.sources, m.from, lastSource)) stats.drop("wrongSender")
-        // The core ignores these too; checking here counts them.
-        else if (!messageWithinBounds(m, core.term, maxEntryBytes)) stats.drop("outOfBounds")
-        else core.step(m)
+        // A member speaks only from its own address: anyone else claiming its id is dropped. An id
+        // with no address yet may be a member added while this node was cut off: ask who knows it.
+        if (!isFromPeer(peerSources.sources, m.from, lastSource)) {
+          stats.drop("wrongSender")
+          if (peerSources.addressOf(m.from) === undefined) addressFinder.ask()
+        } else if (!messageWithinBounds(m, core.term, maxEntryBytes)) {
+          // The core ignores these too; checking here counts them.
+          stats.drop("outOfBounds")
+        } else core.step(m)
       }
       wake.openUnsafe()
     })
@@ -488,7 +501,6 @@ export const makeRaftNode = (
       ).pipe(Effect.annotateLogs({ node: config.id }))
     })
     const ticker = Effect.gen(function* () {
-      const tickMs = config.tickMs ?? raftDefaults.tickMs
       let ticks = 0
       while (!stopped) {
         yield* Effect.sleep(tickMs)
