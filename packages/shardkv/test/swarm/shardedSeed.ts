@@ -40,11 +40,6 @@ const GIDS = [100, 101, 102]
 const HOUR_MS = 3_600_000
 /** Share of seeds that end by wiping a group that holds shards (then refused, its gid retired). */
 const RETIRE_CHANCE = 0.15
-/**
- * KV_SWARM_CHURN_ANYTIME=1 lets membership changes start under any fault, not only in calm weather
- * (see ChangeWindow): some seeds then end with a member that never catches up.
- */
-const CALM_CHANGES = process.env.KV_SWARM_CHURN_ANYTIME !== "1"
 /** KV_SWARM_TRACE=1 prints each fault as it happens and, at the end, every configuration. */
 const TRACE = process.env.KV_SWARM_TRACE === "1"
 
@@ -84,23 +79,9 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
   const joined = new Set<number>()
   let problem: string | undefined
 
-  // Membership changes happen in calm weather for now (see ChangeWindow): partitions, crashes and
-  // crashes inside a write hold off while one is reaching every member.
-  let partitioned = false
-  let changesInFlight = 0
-  const window: ChangeWindow = {
-    calm: CALM_CHANGES,
-    open: () => {
-      if (!CALM_CHANGES) return true
-      if (partitioned) return false
-      changesInFlight++
-      world.disarmSaveCrashes()
-      return true
-    },
-    close: () => {
-      if (CALM_CHANGES) changesInFlight--
-    },
-  }
+  // Membership changes start under any fault: a member cut off while its group added the leader
+  // it hears after healing learns that leader's address from the members it knows.
+  const window: ChangeWindow = { calm: false, open: () => true, close: () => {} }
   const roster = new GroupRoster(world, GIDS, window, ({ gid, id, peers, join }) =>
     makeShardKvServer({
       gid,
@@ -305,18 +286,14 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
       const replicas = roster.all()
       const everyone = [...controllers, ...roster.addresses()]
       if (dice < 9) {
-        if (changesInFlight === 0) {
-          world.partitionRandomly(everyone, faults)
-          partitioned = true
-          count("partition")
-        }
+        world.partitionRandomly(everyone, faults)
+        count("partition")
       } else if (dice < 18) {
         network.heal()
-        partitioned = false
         count("heal")
       } else if (dice < 28) {
         const running = replicas.filter((r) => world.isRunning(r.address))
-        if (running.length > 0 && changesInFlight === 0) {
+        if (running.length > 0) {
           const victim = pick(faults, running).address
           if (faults.chance(0.4)) {
             world.crashDuringNextSave(victim)
@@ -409,7 +386,6 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
     }
     // Heal: every replica up, every link whole and clean, at least one group serving.
     world.healNetwork()
-    partitioned = false
     world.disarmSaveCrashes()
     yield* Effect.forEach(churn, Fiber.join)
     for (const r of roster.all()) if (!world.isRunning(r.address)) yield* roster.start(r)
