@@ -5,7 +5,7 @@
  * crashes inside a durable write, which is then kept whole or lost whole), a replica restarted with
  * its wall clock hours ahead or behind, or whose clock jumps hours while it runs, and membership
  * changes through the leader (a new member added as a learner on a new address, promoted, a voter
- * removed; ids are never reused). After the faults heal, every clerk
+ * removed; ids are never reused). The clerks also race compare-and-swaps on one key. After the faults heal, every clerk
  * must finish an operation within a bound (liveness); the history must be linearizable, every
  * acknowledged append present exactly once and none twice, no active session expired, and no term
  * ever had two leaders (sampled every 10 ms of virtual time). A
@@ -16,7 +16,7 @@
 import { describe, expect, test } from "bun:test"
 import type { NodeId } from "@kv/raft"
 import type { Rng } from "@kv/sim"
-import { runSwarmSeeds, SimWorld, SwarmLedger, type SwarmSeedResult } from "@kv/testkit"
+import { casApplied, casRejected, runSwarmSeeds, SimWorld, SwarmLedger, type SwarmSeedResult } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { type KvServerShape, makeKvClient, makeKvServer } from "../src/index.ts"
 
@@ -25,11 +25,12 @@ const FILE = "packages/kvraft/test/swarm.test.ts"
 const FAULT_PHASE_MS = 4_000
 const LIVENESS_BOUND_MS = 30_000
 const KEYS = ["a", "b", "c"]
+const CAS_KEY = "lock"
 
 const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
 
 /** Across the seeds of one test: membership changes proposed, and seeds that end with another membership. */
-const coverage = { proposed: 0, seedsWithNewMembership: 0 }
+const coverage = { proposed: 0, seedsWithNewMembership: 0, casApplied: 0, casRejected: 0 }
 
 const runSeed = (seed: number): SwarmSeedResult => {
   const world = new SimWorld(seed)
@@ -160,8 +161,12 @@ const runSeed = (seed: number): SwarmSeedResult => {
     const clerks = yield* Effect.forEach(clients, (kv, i) =>
       Effect.forkChild(ledger.clerk(i + 1, kv, clientRandom, inFaults, { maxThinkMs: 80 })),
     )
+    // Beside them, the same clients race optimistic updates (read, then CAS) on a key of their own.
+    const casClerks = yield* Effect.forEach(clients, (kv, i) =>
+      Effect.forkChild(ledger.casClerk(i + 1, kv, CAS_KEY, clientRandom, inFaults, 400)),
+    )
     yield* faultInjector
-    yield* Effect.forEach(clerks, Fiber.join)
+    yield* Effect.forEach([...clerks, ...casClerks], Fiber.join)
     // Liveness: healed, every clerk completes a write within the bound.
     const healedAt = world.now()
     const finals = yield* Effect.forEach(clients, (kv, i) =>
@@ -198,6 +203,11 @@ const runSeed = (seed: number): SwarmSeedResult => {
   const exit = world.run(program, FAULT_PHASE_MS + 5 * LIVENESS_BOUND_MS)
   if (Exit.isFailure(exit)) problem ??= `run failed: ${String(exit.cause).slice(0, 500)}`
   problem ??= ledger.checkHistory()
+  for (const op of ledger.history.history()) {
+    if (op.input.op !== "cas") continue
+    if (op.output === casApplied) coverage.casApplied++
+    if (op.output === casRejected) coverage.casRejected++
+  }
   return {
     ok: problem === undefined,
     ...(problem === undefined ? {} : { problem }),
@@ -211,11 +221,15 @@ describe("kvraft swarm in the seeded world", () => {
   test("every seed: linearizable, nothing lost or doubled, no active session expired, live after healing", () => {
     runSwarmSeeds("kvraft swarm", FILE, 1_000, runSeed)
     console.log(
-      `kvraft swarm: ${coverage.proposed} membership changes proposed, ${coverage.seedsWithNewMembership} seeds ended with another membership`,
+      `kvraft swarm: ${coverage.proposed} membership changes proposed, ${coverage.seedsWithNewMembership} seeds ended with another membership, ` +
+        `${coverage.casApplied} CAS applied and ${coverage.casRejected} rejected`,
     )
     // The runs must change memberships, or they prove nothing about changes under faults.
     const seeds = Number(process.env.KV_SWARM_SEEDS ?? 1_000)
     if (process.env.KV_SEED === undefined) expect(coverage.seedsWithNewMembership).toBeGreaterThan(seeds / 10)
+    // Concurrent CAS must both win and lose, or the histories prove little about them.
+    if (process.env.KV_SEED === undefined)
+      expect(Math.min(coverage.casApplied, coverage.casRejected)).toBeGreaterThan(seeds)
   }, 600_000)
 
   test("one seed twice gives the same run", () => {

@@ -15,6 +15,7 @@ export { SimProcesses } from "./simProcesses.ts"
 export { SimWorld, type SimWorldOptions } from "./simWorld.ts"
 export {
   runSwarmSeeds,
+  type SwarmCasClient,
   type SwarmClient,
   SwarmLedger,
   type SwarmPutClient,

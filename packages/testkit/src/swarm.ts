@@ -3,6 +3,7 @@ import { type Rng, TraceDigest } from "@kv/sim"
 import { Effect, Exit } from "effect"
 import { checkLinearizable } from "./linearizability/checkLinearizable.ts"
 import { HistoryRecorder } from "./linearizability/historyRecorder.ts"
+import { casApplied, casRejected } from "./linearizability/operation.ts"
 
 /** What a swarm's clerk needs of a client: the kvraft and the sharded clerk both fit. */
 export interface SwarmClient {
@@ -12,6 +13,16 @@ export interface SwarmClient {
 
 /** A swarm client that also replaces values (the large-value writer). */
 export interface SwarmPutClient extends SwarmClient {
+  put(key: string, value: string): Effect.Effect<void, unknown>
+}
+
+/** A swarm client that also has compare-and-swap on the value (kvraft's and shardkv's `putIf`). */
+export interface SwarmCasClient extends SwarmClient {
+  putIf(
+    key: string,
+    value: string,
+    condition: { readonly ifValue: string },
+  ): Effect.Effect<{ readonly applied: boolean }, unknown>
   put(key: string, value: string): Effect.Effect<void, unknown>
 }
 
@@ -83,6 +94,59 @@ export class SwarmLedger {
             Effect.sync(() => (Exit.isFailure(exit) ? this.history.unknown(call) : this.history.end(call))),
           ),
         )
+    })
+  }
+
+  /**
+   * Replaces `expected` at `key` by `value` if it is still there, as client `clientId`, recording
+   * the cas with its outcome (checked by linearizability only).
+   */
+  cas(
+    clientId: number,
+    kv: SwarmCasClient,
+    key: string,
+    expected: string,
+    value: string,
+  ): Effect.Effect<boolean, unknown> {
+    return Effect.suspend(() => {
+      const call = this.history.begin(clientId, { op: "cas", key, expected, value })
+      return kv.putIf(key, value, { ifValue: expected }).pipe(
+        Effect.map((result) => result.applied),
+        Effect.onExit((exit) =>
+          Effect.sync(() =>
+            Exit.isSuccess(exit)
+              ? this.history.end(call, exit.value ? casApplied : casRejected)
+              : this.history.unknown(call),
+          ),
+        ),
+      )
+    })
+  }
+
+  /**
+   * Clerk `n`'s optimistic updates of `key` while `until()`: read the value, then replace it by a
+   * fresh token only if it is still the one read (a put when the key is empty). Clerks racing on
+   * one key make concurrent CAS histories, some applied and some rejected.
+   */
+  casClerk(
+    n: number,
+    kv: SwarmCasClient,
+    key: string,
+    random: Rng,
+    until: () => boolean,
+    maxThinkMs = 80,
+  ): Effect.Effect<void> {
+    const ledger = this
+    return Effect.gen(function* () {
+      let count = 0
+      while (until()) {
+        yield* Effect.sleep(1 + random.nextInt(maxThinkMs))
+        const seen = yield* Effect.option(ledger.read(n, kv, key))
+        if (seen._tag === "None") continue
+        const token = `cas${n}.${count++}`
+        if (seen.value === "") yield* Effect.ignore(ledger.put(n, kv, key, token))
+        else yield* Effect.ignore(ledger.cas(n, kv, key, seen.value, token))
+      }
     })
   }
 
