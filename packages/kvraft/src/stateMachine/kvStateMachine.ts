@@ -14,7 +14,7 @@
  * the shard's data, so a key's revisions never go backwards across migrations.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
-import { type KvCommand, type KvCondition, type KvOp, opKeys } from "./command.ts"
+import { type KvCommand, type KvCondition, type KvOp, type KvTxnOp, opKeys } from "./command.ts"
 import { type KvLimits, resolveKvLimits } from "./limits.ts"
 import { compareKeys, OrderedKeys } from "./orderedKeys.ts"
 import { type KvEntry, type KvReply, type KvResult, kvError, okResult } from "./result.ts"
@@ -288,11 +288,21 @@ export class KvStateMachine {
 
   #txn(op: Extract<KvOp, { op: "txn" }>): KvResult {
     const succeeded = op.compare.every((c) => holds(this.#data.get(c.key), c))
+    const branch = succeeded ? op.success : op.failure
+    // The answer is kept in the client's session and sent in one reply: its reads are bounded, and
+    // a transaction over the bound is refused before it writes anything.
+    const readBytes = this.#txnReadBytes(branch)
+    if (readBytes > this.limits.maxValueBytes) {
+      return kvError(
+        "InvalidRequest",
+        `the transaction's gets would read ${readBytes} bytes of values, over ${this.limits.maxValueBytes}`,
+      )
+    }
     // Every write of the transaction carries the one revision it adds.
     const revision = this.#revision + 1
     let changed = false
     const entries: (KvEntry | null)[] = []
-    for (const o of succeeded ? op.success : op.failure) {
+    for (const o of branch) {
       if (o.op === "get") {
         const stored = this.#data.get(o.key)
         entries.push(stored === undefined ? null : entryOf(stored))
@@ -310,6 +320,19 @@ export class KvStateMachine {
     }
     if (changed) this.#revision = revision
     return { ok: true, reply: { kind: "txn", succeeded, revision: this.#revision, entries } }
+  }
+
+  /** UTF-8 bytes of the values the branch's gets will read, each seeing the branch's earlier writes. */
+  #txnReadBytes(branch: readonly KvTxnOp[]): number {
+    if (!branch.some((o) => o.op === "get")) return 0
+    const written = new Map<string, string | undefined>()
+    let total = 0
+    for (const o of branch) {
+      if (o.op === "put") written.set(o.key, o.value)
+      else if (o.op === "delete") written.set(o.key, undefined)
+      else total += utf8ByteLength((written.has(o.key) ? written.get(o.key) : this.#data.get(o.key)?.value) ?? "")
+    }
+    return total
   }
 
   #write(key: string, value: string, revision: number): void {

@@ -31,7 +31,10 @@
  * (the floor never falls), so the table holds at most
  *   (sessions + maxExpiredSessions) × maxOutstandingPerClient results,
  * where sessions are the clients that sent a command within the last sessionTtlMs of log time.
- * With the defaults (1024 outstanding) and a sequential clerk, a session holds one result.
+ * With the defaults (1024 outstanding) and a sequential clerk, a session holds one result. Most
+ * results cost a few bytes; the answer of a CAS that failed holds the key's entry, and that of a
+ * transaction the values its gets read (each at most maxValueBytes), so the table's bytes are
+ * bounded by that many results × maxValueBytes.
  *
  * Known limit: a client id forgotten altogether (expired, then pushed out of the expired list by
  * maxExpiredSessions later expiries) with ackedBelow = 1 is indistinguishable from a new client,
