@@ -10,6 +10,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
 import type { KvClientShape, ReplaceProgress } from "@kv/kvraft"
+import { RaftStatusMethod } from "@kv/raft"
 import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
 import {
@@ -179,6 +180,26 @@ describe("a shard group's member replaced over real processes", () => {
       moves++
     }
 
+    /** The new member's place in its own membership, once it answers. */
+    const newMemberSelf = async () => {
+      const rpc = await rpcNode()
+      let self: string | undefined
+      await pollUntil(
+        "the new member to answer its status",
+        async () => {
+          const reply = await Effect.runPromise(
+            rpc
+              .call(newAddress, RaftStatusMethod, {}, { attemptTimeoutMs: 200, deadlineMs: 1_000 })
+              .pipe(Effect.option),
+          )
+          if (reply._tag === "Some") self = reply.value.member
+          return self !== undefined
+        },
+        { timeoutMs: 30_000, intervalMs: 100 },
+      )
+      return self
+    }
+
     const progress: string[] = []
     let victimKilled = false
     const onProgress = (p: ReplaceProgress) => {
@@ -197,7 +218,13 @@ describe("a shard group's member replaced over real processes", () => {
 
       // The replacement, with shards moving all along until it is done (and at least three moves).
       let replaced = false
-      if (newMemberFirst) startNewMember()
+      if (newMemberFirst) {
+        // Started before anyone added it, it waits to be added: --join reached its Raft node, which
+        // would otherwise have started a group of its own with the replicas it heard of.
+        startNewMember()
+        const self = await newMemberSelf()
+        expect(self).toBe("joining")
+      }
       const replacing = members.replace(oldK + 1, { id: NEW_ID, address: newAddress }, { onProgress }).finally(() => {
         replaced = true
       })
