@@ -5,7 +5,7 @@
  * after `process.exit`, not after Ctrl-C, not even a frozen child.
  */
 import { afterAll, describe, expect, test } from "bun:test"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { freeUdpPorts, Launched, ProcessGroup, pollUntil, portIsBound, runCommand } from "../src/index.ts"
 
@@ -155,6 +155,8 @@ describe("nothing outlives the program that launched it", () => {
     const dir = /dir (\S+)/.exec(program.output())?.[1] ?? ""
     expect(pids.length).toBe(2)
     expect(existsSync(dir)).toBe(true)
+    // Everything is in place: the program may now end (see the fixture).
+    writeFileSync(`${dir}/go`, "")
     return { program, pids, dir }
   }
 

@@ -1,6 +1,7 @@
 import type { Method, RpcNodeShape } from "@kv/rpc"
 import { Clock, Duration, Effect, Random } from "effect"
 import { monotonicMs } from "../commandClock.ts"
+import { MemberListMethod } from "../members/protocol.ts"
 import { Timeout } from "./errors.ts"
 
 export interface LeaderCallerOptions {
@@ -10,6 +11,12 @@ export interface LeaderCallerOptions {
   readonly perServerMs?: number
   /** Resend interval to the same server while waiting for its reply. Default 200 ms. */
   readonly attemptTimeoutMs?: number
+  /**
+   * How often the client asks the server that answers for the group's members, adding their
+   * addresses to its list (0: never). Default 5 s. Without it, a client whose configured replicas
+   * were all replaced one by one would lose the group.
+   */
+  readonly refreshMembersMs?: number
 }
 
 interface WrongLeaderReply {
@@ -50,6 +57,21 @@ export const makeLeaderCaller = (
   const deadlineMs = options.deadlineMs ?? 30_000
   const perServerMs = options.perServerMs ?? 1_000
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 200
+  const refreshMembersMs = options.refreshMembersMs ?? 5_000
+  let lastRefresh = Number.NEGATIVE_INFINITY
+
+  const learn = (address: string): void => {
+    if (address !== "" && !servers.includes(address) && servers.length < MAX_SERVERS) servers = [...servers, address]
+  }
+
+  /** One question to a server that just answered: the members it knows, learned, failures ignored. */
+  const refreshMembers = (address: string): Effect.Effect<void> =>
+    rpc.call(address, MemberListMethod, { leaderOnly: false }, { attemptTimeoutMs, deadlineMs: perServerMs }).pipe(
+      Effect.map((reply) => {
+        if (reply.ok) for (const member of reply.members) learn(member.address)
+      }),
+      Effect.ignore,
+    )
 
   /**
    * A chain of flatMaps rather than a generator: the common case (the cached leader answers) is
@@ -78,8 +100,14 @@ export const makeLeaderCaller = (
             deadlineMs: Math.max(1, Math.min(perServerMs, deadlineMs - elapsed)),
           }),
           {
-            onSuccess: (reply) =>
-              isWrongLeader(reply) ? moveOn(target, reply) : Effect.succeed(reply as Exclude<Res, WrongLeaderReply>),
+            onSuccess: (reply) => {
+              if (isWrongLeader(reply)) return moveOn(target, reply)
+              const answer = reply as Exclude<Res, WrongLeaderReply>
+              const now = monotonicMs(clock)
+              if (refreshMembersMs <= 0 || now - lastRefresh < refreshMembersMs) return Effect.succeed(answer)
+              lastRefresh = now
+              return Effect.as(refreshMembers(servers[target]!), answer)
+            },
             onFailure: () => moveOn(target, undefined),
           },
         )
@@ -90,14 +118,7 @@ export const makeLeaderCaller = (
       ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> => {
         if (leader === target) {
           // A leader the list does not name yet (a member added since the client started) is learned.
-          if (
-            reply !== undefined &&
-            reply.leaderHint !== "" &&
-            !servers.includes(reply.leaderHint) &&
-            servers.length < MAX_SERVERS
-          ) {
-            servers = [...servers, reply.leaderHint]
-          }
+          if (reply !== undefined) learn(reply.leaderHint)
           const hint = reply === undefined ? -1 : servers.indexOf(reply.leaderHint)
           leader = hint >= 0 && hint !== target ? hint : (target + 1) % servers.length
         }
