@@ -67,9 +67,11 @@ export const makeLeaderCaller = (
   /** One question to a server that just answered: the members it knows, learned, failures ignored. */
   const refreshMembers = (address: string): Effect.Effect<void> =>
     rpc.call(address, MemberListMethod, { leaderOnly: false }, { attemptTimeoutMs, deadlineMs: perServerMs }).pipe(
-      Effect.map((reply) => {
-        if (reply.ok) for (const member of reply.members) learn(member.address)
-      }),
+      Effect.tap((reply) =>
+        Effect.sync(() => {
+          if (reply.ok) for (const member of reply.members) learn(member.address)
+        }),
+      ),
       Effect.ignore,
     )
 
