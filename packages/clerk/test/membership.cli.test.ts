@@ -106,10 +106,61 @@ describe("kv admin member", () => {
       const human = await kv("status")
       expect(human.stdout).toMatch(/service\s+replica\s+id\s+address\s+state\s+member\s+lag/)
       expect(human.stdout).toContain(newMember)
+
+      // Once the new member leads, no replica in cluster.toml leads: status still finds the leader
+      // (through a listed replica's view) and shows roles and lag.
+      const leaderId = async () => {
+        const listed = await kv("admin", "member", "list", "--json")
+        if (listed.code !== 0) return undefined
+        const members = (JSON.parse(listed.stdout) as { members: { id: number; role: string }[] }).members
+        return members.find((m) => m.role === "leader")?.id
+      }
+      // Stop whichever old replica leads (SIGTERM hands leadership over), keeping it down until
+      // the next round, so the new member and the other old one take turns at winning.
+      let down: number | undefined
+      const bringBack = async () => {
+        if (down === undefined) return
+        processes.start(`kv-${down - 1}`, ["bun", KVRAFT, "--replica", String(down - 1), "--config", config], {
+          cwd: dir.path,
+        })
+        down = undefined
+      }
+      await pollUntil(
+        "the new member to lead",
+        async () => {
+          const id = await leaderId()
+          if (id === 4) return true
+          if (id === 2 || id === 3) {
+            await bringBack()
+            await processes.stop(`kv-${id - 1}`)
+            down = id
+          }
+          return false
+        },
+        { timeoutMs: 90_000, intervalMs: 1_000 },
+      )
+      await bringBack()
+      await pollUntil(
+        "kv status to show the new member leading, with lag for every member",
+        async () => {
+          status = await kv("status", "--json")
+          if (status.code !== 0) return false
+          const rows = (JSON.parse(status.stdout) as { replicas: Record<string, unknown>[] }).replicas
+          const mine = rows.filter((r) => r.service === "kvraft")
+          return (
+            mine.some((r) => r.address === newMember && r.member === "leader") &&
+            mine.filter((r) => r.member === "voter").length === 2 &&
+            mine.every((r) => r.member === "removed" || typeof r.lag === "number")
+          )
+        },
+        { timeoutMs: 20_000, intervalMs: 500 },
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}: ${status.stdout}`)
+      })
     } catch (error) {
       for (const name of ["kv-0", "kv-1", "kv-new"])
         console.error(`--- ${name}\n${processes.output(name).slice(-2000)}`)
       throw error
     }
-  }, 90_000)
+  }, 180_000)
 })

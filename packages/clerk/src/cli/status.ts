@@ -94,15 +94,24 @@ const withMembers = async (session: CliSession, rows: readonly ReplicaStatus[]):
   const byService = new Map<string, ReplicaStatus[]>()
   for (const r of rows) byService.set(r.service, [...(byService.get(r.service) ?? []), r])
   for (const [service, replicas] of byService) {
-    const leader = replicas.find((r) => r.up && r.role === "leader")
-    const list =
-      leader === undefined
-        ? undefined
-        : await session.run(
-            session.rpc
-              .call(leader.address, MemberListMethod, { leaderOnly: true }, { attemptTimeoutMs: 150, deadlineMs: 600 })
-              .pipe(Effect.option),
-          )
+    const ask = (address: string, leaderOnly: boolean) =>
+      session.run(
+        session.rpc
+          .call(address, MemberListMethod, { leaderOnly }, { attemptTimeoutMs: 150, deadlineMs: 600 })
+          .pipe(Effect.option),
+      )
+    // The leader may be a member added after cluster.toml was written: then a listed replica says
+    // where it is, and the leader is asked for lag as usual.
+    let leaderAddress = replicas.find((r) => r.up && r.role === "leader")?.address
+    if (leaderAddress === undefined) {
+      const someone = replicas.find((r) => r.up)
+      const view = someone === undefined ? undefined : await ask(someone.address, false)
+      if (view?._tag === "Some" && view.value.ok) {
+        const { leader, members } = view.value
+        leaderAddress = members.find((m) => m.id === leader && m.address !== "")?.address
+      }
+    }
+    const list = leaderAddress === undefined ? undefined : await ask(leaderAddress, true)
     const members = list?._tag === "Some" && list.value.ok ? list.value.members : undefined
     if (members === undefined) {
       out.push(...replicas)
