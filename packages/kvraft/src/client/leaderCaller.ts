@@ -13,8 +13,9 @@ export interface LeaderCallerOptions {
   readonly attemptTimeoutMs?: number
   /**
    * How often the client asks the server that answers for the group's members, adding their
-   * addresses to its list (0: never). Default 5 s. Without it, a client whose configured replicas
-   * were all replaced one by one would lose the group.
+   * addresses to its list (0: never); also each time another server starts answering (a new
+   * leader). Default 1 s: one small request a second per client. Without it, a client whose
+   * configured replicas were all replaced one by one would lose the group.
    */
   readonly refreshMembersMs?: number
 }
@@ -57,8 +58,9 @@ export const makeLeaderCaller = (
   const deadlineMs = options.deadlineMs ?? 30_000
   const perServerMs = options.perServerMs ?? 1_000
   const attemptTimeoutMs = options.attemptTimeoutMs ?? 200
-  const refreshMembersMs = options.refreshMembersMs ?? 5_000
+  const refreshMembersMs = options.refreshMembersMs ?? 1_000
   let lastRefresh = Number.NEGATIVE_INFINITY
+  let lastAnswered = ""
 
   const learn = (address: string): void => {
     if (address !== "" && !servers.includes(address) && servers.length < MAX_SERVERS) servers = [...servers, address]
@@ -106,9 +108,12 @@ export const makeLeaderCaller = (
               if (isWrongLeader(reply)) return moveOn(target, reply)
               const answer = reply as Exclude<Res, WrongLeaderReply>
               const now = monotonicMs(clock)
-              if (refreshMembersMs <= 0 || now - lastRefresh < refreshMembersMs) return Effect.succeed(answer)
+              const answered = servers[target]!
+              const due = now - lastRefresh >= refreshMembersMs || answered !== lastAnswered
+              if (refreshMembersMs <= 0 || !due) return Effect.succeed(answer)
               lastRefresh = now
-              return Effect.as(refreshMembers(servers[target]!), answer)
+              lastAnswered = answered
+              return Effect.as(refreshMembers(answered), answer)
             },
             onFailure: () => moveOn(target, undefined),
           },

@@ -78,9 +78,11 @@ export const lostIdentityProblem = (
 ): string | undefined => {
   const held = answers.find((a) => a.heldData.includes(id))
   const latest = freshest(answers)
+  // Removed only if no replica lists it any more: a member being added right now is named by the
+  // leader's record before every replica's configuration has it.
   const removed =
     latest !== undefined &&
-    !latest.members.some((m) => m.id === id) &&
+    !answers.some((a) => a.members.some((m) => m.id === id)) &&
     answers.some((a) => a.named.includes(id) || a.heldData.includes(id))
   if (held === undefined && !removed) return undefined
   const { serve, admin } = commandsFor(service)
