@@ -46,6 +46,14 @@ describe("lostIdentityProblem", () => {
     expect(lostIdentityProblem("kvraft", 6, answers, [1, 2, 3])).toContain("member 6 was removed from the group")
   })
 
+  test("a lagging replica that still lists a removed member does not save it: the leader's view decides", () => {
+    const answers = [
+      answer(3, 50, [member(2), member(3), member(4)], [1, 2, 3, 4], [2, 3, 4]),
+      answer(4, 55, [member(3), member(4, "leader"), member(5)], [1, 2, 3, 4, 5], [2, 3, 4, 5]),
+    ]
+    expect(lostIdentityProblem("kvraft", 2, answers, [1, 2, 3])).toContain("member 2 was removed from the group")
+  })
+
   test("an id the group saw holding log entries is refused, and the message names an unused id", () => {
     const answers = [answer(4, 70, [member(2), member(3), member(4, "leader")], [1, 2, 3, 4], [2, 3, 4])]
     const problem = lostIdentityProblem("kvraft", 2, answers, [1, 2, 3])

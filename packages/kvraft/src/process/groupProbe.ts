@@ -78,12 +78,17 @@ export const lostIdentityProblem = (
 ): string | undefined => {
   const held = answers.find((a) => a.heldData.includes(id))
   const latest = freshest(answers)
-  // Removed only if no replica lists it any more: a member being added right now is named by the
-  // leader's record before every replica's configuration has it.
+  // Whether the id is a member now, by the leader's log if a leader answered (it holds every
+  // committed change, and a change in progress too); a restarted replica's stale, never committed
+  // configuration may look newer, and a lagging one may still list a removed member. Without a
+  // leader's answer, any replica that still lists it counts.
+  const leaderView = answers.find((a) => a.leader === a.id)
+  const listed =
+    leaderView !== undefined
+      ? leaderView.members.some((m) => m.id === id)
+      : answers.some((a) => a.members.some((m) => m.id === id))
   const removed =
-    latest !== undefined &&
-    !answers.some((a) => a.members.some((m) => m.id === id)) &&
-    answers.some((a) => a.named.includes(id) || a.heldData.includes(id))
+    latest !== undefined && !listed && answers.some((a) => a.named.includes(id) || a.heldData.includes(id))
   if (held === undefined && !removed) return undefined
   const { serve, admin } = commandsFor(service)
   const next = unusedId(answers, bootstrapIds)
