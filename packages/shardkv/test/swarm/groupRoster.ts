@@ -48,6 +48,8 @@ export const storageName = (gid: number, id: number) => `shardkv-${gid}-${id}`
 export class GroupRoster {
   /** Per gid, every replica that is, was started to become, or may still be a member (in id order). */
   readonly #replicas = new Map<number, Replica[]>()
+  /** Removed members still running until every remaining member holds their removal (see #remove). */
+  readonly #lingering = new Map<number, Replica[]>()
   readonly #nextId = new Map<number, number>()
   /** Bumped when a group is wiped: a change started before then is abandoned. */
   readonly #epoch = new Map<number, number>()
@@ -121,8 +123,10 @@ export class GroupRoster {
     const roster = this
     return Effect.gen(function* () {
       roster.#epoch.set(gid, roster.#epoch.get(gid)! + 1)
-      for (const r of roster.of(gid)) yield* roster.world.crash(r.address)
-      for (const r of roster.of(gid)) roster.world.disks.delete(storageName(gid, r.id))
+      const every = [...roster.of(gid), ...(roster.#lingering.get(gid) ?? [])]
+      roster.#lingering.delete(gid)
+      for (const r of every) yield* roster.world.crash(r.address)
+      for (const r of every) roster.world.disks.delete(storageName(gid, r.id))
       roster.#replicas.set(gid, bootstrap(gid))
       for (const r of roster.of(gid)) yield* roster.start(r)
     })
@@ -202,7 +206,8 @@ export class GroupRoster {
 
   /**
    * Removes a member chosen by `random` (a learner, or a voter while more than three remain; the
-   * leader too; only the oldest voters when `oldVoter`), then kills it for good. Returns what it did.
+   * leader too; only the oldest voters when `oldVoter`), then kills it for good once every remaining
+   * member holds the removal. Returns what it did.
    */
   #remove(gid: number, epoch: number, random: Rng, oldVoter = false): Effect.Effect<string | undefined, unknown> {
     const roster = this
@@ -221,8 +226,18 @@ export class GroupRoster {
         return `remove ${replica.address} (not confirmed)`
       }
       if (roster.#epoch.get(gid) !== epoch) return undefined
-      yield* roster.world.crash(replica.address)
-      roster.world.disks.delete(storageName(gid, id))
+      // A removed machine is switched off only once every remaining member holds its removal: a
+      // member cut off meanwhile may know no other live member's address yet, and asks the ones it
+      // knows (the removed one included) where the new ones live. Until then it keeps running,
+      // out of the roster, as an operator would leave it until the group has moved on.
+      const status = roster.leader(gid)?.rsm.raft.status()
+      const everyoneHasIt = status?.members.every((m) => m.match >= status.membershipIndex) ?? false
+      if (everyoneHasIt) {
+        yield* roster.world.crash(replica.address)
+        roster.world.disks.delete(storageName(gid, id))
+      } else {
+        roster.#lingering.set(gid, [...(roster.#lingering.get(gid) ?? []), replica])
+      }
       roster.#replicas.set(
         gid,
         roster.of(gid).filter((r) => r !== replica),
