@@ -5,109 +5,17 @@
  * role and lag, and a restarted member finds its membership in its storage.
  */
 import { expect, test } from "bun:test"
-import { RpcNode, SeededRandom, SimNetwork, seedFromEnv, type Timers, Transport } from "@kv/rpc"
-import { Seed, VirtualClock, VirtualDriver, virtualTimers } from "@kv/sim"
-import { Effect, Exit, Layer, Scope } from "effect"
-import type { NodeId } from "../src/core/index.ts"
-import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../src/node/raftNode.ts"
-import { isRaftReply, RAFT_CHANNEL } from "../src/node/wire.ts"
-import { type MemoryDisk, Storage } from "../src/storage/index.ts"
+import { SeededRandom, seedFromEnv } from "@kv/rpc"
+import { Effect } from "effect"
+
+import { address, NodeGroup } from "./support/nodeGroup.ts"
 
 const FILE = "packages/raft/test/node-membership.test.ts"
-const address = (id: number): string => `member-${id}`
-
-class Group {
-  readonly clock = new VirtualClock()
-  readonly driver: VirtualDriver
-  readonly network: SimNetwork
-  readonly disks = new Map<string, MemoryDisk>()
-  private readonly timers: Timers
-  readonly nodes = new Map<number, { scope: Scope.Closeable; node: RaftNodeShape; applied: number[] }>()
-
-  constructor(readonly seed: number) {
-    const s = new Seed(seed)
-    const clock = this.clock
-    this.driver = new VirtualDriver(clock, s.stream("effect"))
-    const rpcRandom = s.stream("rpc")
-    this.timers = virtualTimers(clock, rpcRandom)
-    this.network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
-    this.network.classifyReplies(RAFT_CHANNEL, isRaftReply)
-  }
-
-  async start(id: number, peers: Record<number, string>, join = false): Promise<void> {
-    const scope = await this.driver.promise(Scope.make())
-    const layer = RpcNode.layerWith({ timers: this.timers }).pipe(
-      Layer.provide(Transport.layerSim(this.network, address(id), { timers: this.timers })),
-      Layer.merge(Storage.layerMemory(this.disks)),
-    )
-    const applied: number[] = []
-    const config = {
-      id: id as NodeId,
-      peers,
-      join,
-      seed: this.seed + id * 7919,
-      apply: (event: ApplyEvent) => {
-        if (event.type === "entries") for (const e of event.entries) if (e.data.length > 0) applied.push(e.index)
-      },
-    }
-    const program = Effect.gen(function* () {
-      const context = yield* Layer.buildWithScope(layer, scope)
-      return yield* makeRaftNode(config).pipe(Effect.provideContext(context), Scope.provide(scope))
-    })
-    const node = await this.driver.promise(program)
-    this.network.connect(address(id))
-    this.nodes.set(id, { scope, node, applied })
-  }
-
-  async stop(id: number): Promise<void> {
-    const r = this.nodes.get(id)
-    this.nodes.delete(id)
-    if (r !== undefined) await this.driver.promise(Scope.close(r.scope, Exit.void))
-  }
-
-  node(id: number): RaftNodeShape {
-    const r = this.nodes.get(id)
-    if (r === undefined) throw new Error(`node ${id} is not running`)
-    return r.node
-  }
-
-  /** Polls `done` every 10 ms of virtual time, for at most `limitMs`. */
-  async waitFor(what: string, done: () => boolean, limitMs = 10_000): Promise<void> {
-    for (let waited = 0; !done(); waited += 10) {
-      if (waited >= limitMs) throw new Error(`timed out after ${limitMs} ms of virtual time waiting for ${what}`)
-      await this.driver.sleep(10)
-    }
-  }
-
-  leader(among: readonly number[]): number | undefined {
-    return among.find((id) => this.nodes.get(id)?.node.status().role === "leader")
-  }
-
-  async commit(among: readonly number[], text: string): Promise<number> {
-    let index = 0
-    await this.waitFor(`a leader among ${among} to take "${text}"`, () => {
-      const id = this.leader(among)
-      if (id === undefined) return false
-      const r = this.node(id).proposeUnsafe(new TextEncoder().encode(text))
-      if (!("index" in r)) return false
-      index = r.index
-      return true
-    })
-    await this.waitFor(`entry ${index} applied on ${among}`, () =>
-      among.every((id) => this.nodes.get(id)?.applied.includes(index)),
-    )
-    return index
-  }
-
-  run<A>(body: () => Promise<A>): Promise<A> {
-    return this.driver.drive(body, { limitMs: 600_000 })
-  }
-}
 
 test("learner added, caught up and promoted; the leader removes itself and hands over; refusals are typed", async () => {
   const seed = seedFromEnv()
   const random = new SeededRandom(seed)
-  const g = new Group(seed)
+  const g = new NodeGroup(seed)
   const peers = { 1: address(1), 2: address(2), 3: address(3) }
   try {
     await g.run(async () => {

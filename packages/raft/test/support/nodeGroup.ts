@@ -1,0 +1,135 @@
+import { RpcNode, type RpcNodeShape, SimNetwork, type Timers, Transport } from "@kv/rpc"
+import { Seed, VirtualClock, VirtualDriver, virtualTimers } from "@kv/sim"
+import { Effect, Exit, Layer, Scope } from "effect"
+import type { Message, NodeId } from "../../src/core/index.ts"
+import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../../src/node/raftNode.ts"
+import { encodeMessages, isRaftReply, RAFT_CHANNEL } from "../../src/node/wire.ts"
+import { type MemoryDisk, Storage } from "../../src/storage/index.ts"
+
+export const address = (id: number): string => `member-${id}`
+
+export interface Running {
+  readonly scope: Scope.Closeable
+  readonly node: RaftNodeShape
+  readonly rpc: RpcNodeShape
+  readonly applied: number[]
+}
+
+/**
+ * Raft nodes (shell and core) over one SimNetwork in virtual time, for the node-level tests: each
+ * node gets an RpcNode at `member-<id>` and memory storage that survives its stops.
+ */
+export class NodeGroup {
+  readonly clock = new VirtualClock()
+  readonly driver: VirtualDriver
+  readonly network: SimNetwork
+  readonly disks = new Map<string, MemoryDisk>()
+  private readonly timers: Timers
+  readonly nodes = new Map<number, Running>()
+  private readonly scopes: Scope.Closeable[] = []
+
+  constructor(readonly seed: number) {
+    const s = new Seed(seed)
+    const clock = this.clock
+    this.driver = new VirtualDriver(clock, s.stream("effect"))
+    this.timers = virtualTimers(clock, s.stream("rpc"))
+    this.network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs, fn) })
+    this.network.classifyReplies(RAFT_CHANNEL, isRaftReply)
+  }
+
+  private async rpcAt(at: string): Promise<{ scope: Scope.Closeable; rpc: RpcNodeShape; storage: Storage["Service"] }> {
+    const scope = await this.driver.promise(Scope.make())
+    this.scopes.push(scope)
+    const layer = RpcNode.layerWith({ timers: this.timers }).pipe(
+      Layer.provide(Transport.layerSim(this.network, at, { timers: this.timers })),
+      Layer.merge(Storage.layerMemory(this.disks)),
+    )
+    const services = Effect.gen(function* () {
+      return { rpc: yield* RpcNode, storage: yield* Storage }
+    })
+    const context = await this.driver.promise(Layer.buildWithScope(layer, scope))
+    return { scope, ...(await this.driver.promise(services.pipe(Effect.provideContext(context)))) }
+  }
+
+  async start(id: number, peers: Record<number, string>, join = false): Promise<void> {
+    const { scope, rpc, storage } = await this.rpcAt(address(id))
+    const applied: number[] = []
+    const node = await this.driver.promise(
+      makeRaftNode({
+        id: id as NodeId,
+        peers,
+        join,
+        seed: this.seed + id * 7919,
+        apply: (event: ApplyEvent) => {
+          if (event.type === "entries") for (const e of event.entries) if (e.data.length > 0) applied.push(e.index)
+        },
+      }).pipe(Effect.provideService(RpcNode, rpc), Effect.provideService(Storage, storage), Scope.provide(scope)),
+    )
+    this.network.connect(address(id))
+    this.nodes.set(id, { scope, node, rpc, applied })
+  }
+
+  /** Stops node `id`: its memory is gone, its disk stays. */
+  async stop(id: number): Promise<void> {
+    const r = this.nodes.get(id)
+    this.nodes.delete(id)
+    if (r !== undefined) await this.driver.promise(Scope.close(r.scope, Exit.void))
+  }
+
+  /** An RpcNode at `at` that is no member: it sends whatever Raft datagrams the test writes. */
+  async forger(at: string): Promise<(to: number, messages: readonly Message[]) => void> {
+    const { rpc } = await this.rpcAt(at)
+    return (to, messages) => {
+      rpc.sendOneWay(address(to), RAFT_CHANNEL, encodeMessages(messages))
+    }
+  }
+
+  running(id: number): Running {
+    const r = this.nodes.get(id)
+    if (r === undefined) throw new Error(`node ${id} is not running`)
+    return r
+  }
+
+  node(id: number): RaftNodeShape {
+    return this.running(id).node
+  }
+
+  /** Polls `done` every 10 ms of virtual time, for at most `limitMs`. */
+  async waitFor(what: string, done: () => boolean, limitMs = 10_000): Promise<void> {
+    for (let waited = 0; !done(); waited += 10) {
+      if (waited >= limitMs) throw new Error(`timed out after ${limitMs} ms of virtual time waiting for ${what}`)
+      await this.driver.sleep(10)
+    }
+  }
+
+  leader(among: readonly number[]): number | undefined {
+    return among.find((id) => this.nodes.get(id)?.node.status().role === "leader")
+  }
+
+  async commit(among: readonly number[], text: string): Promise<number> {
+    let index = 0
+    await this.waitFor(`a leader among ${among} to take "${text}"`, () => {
+      const id = this.leader(among)
+      if (id === undefined) return false
+      const r = this.node(id).proposeUnsafe(new TextEncoder().encode(text))
+      if (!("index" in r)) return false
+      index = r.index
+      return true
+    })
+    await this.waitFor(`entry ${index} applied on ${among}`, () =>
+      among.every((id) => this.nodes.get(id)?.applied.includes(index)),
+    )
+    return index
+  }
+
+  run<A>(body: () => Promise<A>): Promise<A> {
+    return this.driver.drive(body, { limitMs: 600_000 })
+  }
+
+  async close(): Promise<void> {
+    await this.run(async () => {
+      for (const scope of this.scopes.splice(0)) await this.driver.promise(Scope.close(scope, Exit.void))
+      this.nodes.clear()
+    })
+  }
+}
