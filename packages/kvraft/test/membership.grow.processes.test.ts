@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { rmSync } from "node:fs"
 import { join } from "node:path"
-import { runCommand } from "@kv/testkit"
+import { pollUntil, runCommand } from "@kv/testkit"
 import type { MemberClientShape } from "../src/index.ts"
 import { ClientLoad, MemberCluster, run } from "./membershipCluster.ts"
 
@@ -19,12 +19,14 @@ afterAll(async () => {
 
 /** Waits until the leader sees `id` caught up (lag small), then promotes it. */
 const promoteWhenCaughtUp = async (admin: MemberClientShape, id: number) => {
-  for (let polls = 0; ; polls++) {
-    const m = (await run(admin.list())).members.find((x) => x.id === id)
-    if (m !== undefined && m.match > 0 && m.lag <= 100) break
-    if (polls > 300) throw new Error(`member ${id} did not catch up: ${JSON.stringify(m)}`)
-    await Bun.sleep(100)
-  }
+  await pollUntil(
+    `member ${id} to catch up`,
+    async () => {
+      const m = (await run(admin.list())).members.find((x) => x.id === id)
+      return m !== undefined && m.match > 0 && m.lag <= 100
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  )
   await run(admin.change("promote", id))
 }
 
