@@ -89,6 +89,12 @@ if (replaySeed !== undefined) {
     expect(total.configsCommitted).toBeGreaterThan(SEEDS / 2)
   }, 120_000)
 
+  test("seeds that once broke an invariant stay clean", () => {
+    // 924610053: a lone voter won its term and crashed before that term was durable; a leader that
+    // had removed itself then won the same term with the restarted voter's grant.
+    for (const seed of [924610053]) expect(() => runSimulation(seed)).not.toThrow()
+  })
+
   test("a seed replays to the same trace digest", () => {
     const seeds = [1, 2, 3, 42, 31337, (Math.random() * 2 ** 31) >>> 0]
     for (const seed of seeds) {

@@ -648,10 +648,7 @@ export class Simulation {
       const x = pick(learners.filter((n) => !n.tainted))
       if (x !== undefined) change = { type: "promote", id: x.id }
     } else if (choice < 9) {
-      // Known open safety bug (issue #14): with voters down to one or two, seed 924610053 ends with
-      // two leaders in one term. Until it is understood, churn keeps at least three voters.
-      const voters = m.members.filter((x) => roleOf(m, x.id) !== "learner")
-      const x = pick(voters.length > 3 ? m.members : m.members.filter((y) => roleOf(m, y.id) === "learner"))
+      const x = pick(m.members)
       if (x !== undefined) change = { type: "remove", id: x.id }
     } else {
       const x = pick(learners.filter((n) => !n.everVoter))
@@ -1024,7 +1021,12 @@ export class Simulation {
       const role = core.role
       const term = core.term
       if (term < n.lastTerm) this.fail(`node ${n.id}: term went back from ${n.lastTerm} to ${term}`)
-      if (role === "leader") {
+      // A leader counts once its term is durable. A lone voter wins its election inside one step,
+      // before that term reaches its disk; if it crashes first it never led: every message of the
+      // Ready that raised its term waits for the fsync (checkDurable), and on restart it may grant
+      // that term to another candidate, such as a leader that removed itself before its removal
+      // committed (thesis §4.2.2).
+      if (role === "leader" && n.disk.hardState.term === term) {
         const other = this.leaderOfTerm.get(term)
         if (other === undefined) {
           this.leaderOfTerm.set(term, n.id)
