@@ -159,7 +159,7 @@ describe("the checker knows compare-and-swap", () => {
         else if (input.op === "put") value = input.value
         else if (input.op === "append") value += input.value
         else if (input.op === "delete") value = ""
-        else {
+        else if (input.op === "cas") {
           const holds = value === input.expected
           if (holds) value = input.value
           if (known(o)) history[i] = { ...o, output: holds !== rng.next() < 0.15 ? casApplied : casRejected }

@@ -1,5 +1,6 @@
+import { isGroupLinearizable } from "./groupSearch.ts"
 import { isLinearizable, type KeyOperation, outcomeUnknown } from "./keySearch.ts"
-import type { Operation } from "./operation.ts"
+import { casRejected, type Operation, type TxnCompare, type TxnOp, txnSucceeded } from "./operation.ts"
 import { shrinkFailure } from "./shrink.ts"
 import { SearchBudgetExhausted, StepBudget } from "./stepBudget.ts"
 
@@ -58,16 +59,27 @@ export const describeOperation = (index: number, operation: Operation): string =
       ? `${input.op}(${key})`
       : input.op === "cas"
         ? `cas(${key}, if ${quote(input.expected)} then ${quote(input.value)})`
-        : `${input.op}(${key}, ${quote(input.value)})`
+        : input.op === "txn"
+          ? `txn(if ${input.compare.map(describeCompare).join(" and ") || "true"} then ${describeBranch(input.success)}` +
+            ` else ${describeBranch(input.failure)})`
+          : `${input.op}(${key}, ${quote(input.value)})`
   const result = unknown
     ? " (outcome unknown)"
     : input.op === "get"
       ? ` -> ${quote(operation.output ?? "")}`
       : input.op === "cas"
         ? ` -> ${operation.output}`
-        : ""
+        : input.op === "txn"
+          ? ` -> ${operation.output}${(operation.reads ?? []).length > 0 ? ` reading ${(operation.reads ?? []).map(quote).join(", ")}` : ""}`
+          : ""
   return `#${index} client ${operation.clientId} ${interval} ${call}${result}`
 }
+
+const describeCompare = (c: TxnCompare): string =>
+  `${quote(c.key)}.${c.target} ${c.cmp} ${typeof c.value === "string" ? quote(c.value) : c.value}`
+
+const describeBranch = (ops: readonly TxnOp[]): string =>
+  `[${ops.map((o) => (o.op === "put" ? `put(${quote(o.key)}, ${quote(o.value)})` : `${o.op}(${quote(o.key)})`)).join(", ")}]`
 
 const formatTime = (time: number): string => (Number.isInteger(time) ? String(time) : time.toFixed(3))
 
@@ -105,4 +117,57 @@ const locateFailure = (key: string, ops: readonly KeyOperation[], historySize: n
       ` (too many to shrink to a minimal core). The last operations of that prefix:`,
     ...tail.map((op) => `  ${describeOperation(op.index, op.operation)}`),
   ].join("\n")
+}
+
+/**
+ * An account of why the sub-history of keys that transactions touch together is not linearizable.
+ * Operations that wrote nothing (gets, rejected cas, transactions whose branch only read) are dropped
+ * while what is left still fails: dropping a read keeps a linearizable history linearizable, so what
+ * still fails fails for a reason in the original history. Writes all stay, since a kept read may have
+ * read from any of them.
+ */
+export const explainGroupFailure = (
+  keys: readonly string[],
+  ops: readonly KeyOperation[],
+  historySize: number,
+): string => {
+  const sorted = [...ops].sort((a, b) => a.operation.call - b.operation.call || a.index - b.index)
+  const budget = new StepBudget(shrinkGroupMaxSteps)
+  const fails = (candidate: readonly KeyOperation[]): boolean => {
+    try {
+      return !isGroupLinearizable(keys, candidate, budget)
+    } catch (error) {
+      if (error instanceof SearchBudgetExhausted) return false
+      throw error
+    }
+  }
+  let kept = sorted
+  for (let i = kept.length - 1; i >= 0 && budget.remaining > 0; i--) {
+    if (!wroteNothing(kept[i]!.operation)) continue
+    const candidate = [...kept.slice(0, i), ...kept.slice(i + 1)]
+    if (fails(candidate)) kept = candidate
+  }
+  const shown = kept.slice(-maxListedGroupOperations)
+  const omitted = kept.length - shown.length
+  return [
+    `keys ${keys.map((key) => JSON.stringify(key)).join(", ")} (touched together by transactions): no order of these` +
+      ` ${kept.length} of the history's ${historySize} operations respects both real time and the kv semantics` +
+      ` (every write kept; operations that wrote nothing dropped while the rest still fails):`,
+    ...(omitted > 0 ? [`  … ${omitted} earlier writes not listed`] : []),
+    ...shown.map((op) => `  ${describeOperation(op.index, op.operation)}`),
+  ].join("\n")
+}
+
+const shrinkGroupMaxSteps = 2_000_000
+const maxListedGroupOperations = 40
+
+/** Whether a known operation wrote nothing: a get, a rejected cas, a txn whose branch that ran only read. */
+const wroteNothing = (operation: Operation): boolean => {
+  if (outcomeUnknown(operation)) return false
+  const input = operation.input
+  if (input.op === "get") return true
+  if (input.op === "cas") return operation.output === casRejected
+  if (input.op === "txn")
+    return (operation.output === txnSucceeded ? input.success : input.failure).every((o) => o.op === "get")
+  return false
 }

@@ -9,6 +9,7 @@ interface Pending {
   readonly call: number
   return: number
   output: string | undefined
+  reads: readonly string[] | undefined
   settled: boolean
 }
 
@@ -29,16 +30,18 @@ export class HistoryRecorder {
       call: ++this.clock,
       return: Infinity,
       output: undefined,
+      reads: undefined,
       settled: false,
     })
     return (this.operations.length - 1) as OperationToken
   }
 
-  /** Call as soon as the reply arrives; `output` is a get's value. */
-  end(token: OperationToken, output?: string): void {
+  /** Call as soon as the reply arrives; `output` is a get's value, a cas's or txn's outcome; `reads` a txn's. */
+  end(token: OperationToken, output?: string, reads?: readonly string[]): void {
     const pending = this.settle(token)
     pending.return = ++this.clock
     pending.output = output
+    pending.reads = reads
   }
 
   /** The reply will never be known (the client gave up or crashed): the operation may or may not have happened. */
@@ -48,8 +51,12 @@ export class HistoryRecorder {
 
   /** Everything recorded so far; operations neither ended nor marked unknown count as unknown. */
   history(): Operation[] {
-    return this.operations.map(({ clientId, input, call, return: ret, output }) =>
-      output === undefined ? { clientId, input, call, return: ret } : { clientId, input, call, return: ret, output },
+    return this.operations.map(({ clientId, input, call, return: ret, output, reads }) =>
+      output === undefined
+        ? { clientId, input, call, return: ret }
+        : reads === undefined
+          ? { clientId, input, call, return: ret, output }
+          : { clientId, input, call, return: ret, output, reads },
     )
   }
 

@@ -346,5 +346,7 @@ const toModelOp = (operation: Operation): ModelOp => {
           : OpKind.CasRejected
       return makeModelOp(kind, input.value, input.expected)
     }
+    case "txn":
+      throw new Error("a transaction's keys are checked together (groupSearch), never by keySearch")
   }
 }

@@ -23,7 +23,7 @@ export const deadState: KvState = { value: "", hash: 1 }
 
 const hashBase = 0x01000193
 
-const hashString = (text: string): number => {
+export const hashString = (text: string): number => {
   let h = 0
   for (let i = 0; i < text.length; i++) h = (Math.imul(h, hashBase) + text.charCodeAt(i)) | 0
   return h >>> 0
