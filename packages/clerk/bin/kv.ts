@@ -1,11 +1,14 @@
 /**
- * The kv command line: `bun run kv get|put|append|delete|admin|status ...`; `kv admin member ...` manages
+ * The kv command line: `bun run kv get|put|append|delete|cas|txn|list|admin|status ...`; `kv admin member ...` manages
  * the members of the kvraft group, the controller (--controller) or a shard group (--gid N).
- * Exit codes: 0 ok, 1 key not found, 2 bad input, 3 cluster unreachable (timeout), 4 request refused.
+ * Exit codes: 0 ok, 1 key not found, 2 bad input, 3 cluster unreachable (timeout), 4 request refused,
+ * 5 a condition did not hold (a conditional write not applied, a transaction's failure branch).
  */
 import { cliEnvironment, replaceMember } from "@kv/kvraft"
 import { Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import { action, type Common, common, print } from "../src/cli/command.ts"
+import { append, cas, del, get, list, put, txn } from "../src/cli/dataCommands.ts"
 import { ExitCode } from "../src/cli/exitCodes.ts"
 import {
   adminCommand,
@@ -16,92 +19,9 @@ import {
   renderMembers,
   serveCommand,
 } from "../src/cli/members.ts"
-import { CliFailure, CliSession, classify } from "../src/cli/session.ts"
+import { CliFailure, type CliSession } from "../src/cli/session.ts"
 import { collectStatus, renderStatus } from "../src/cli/status.ts"
 import { withWaitIndicator } from "../src/cli/waitIndicator.ts"
-
-const common = {
-  config: Flag.String("config").pipe(
-    Flag.withDescription("cluster configuration file"),
-    Flag.withDefault("cluster.toml"),
-  ),
-  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON for scripts"), Flag.withDefault(false)),
-  timeoutMs: Flag.Int("timeout-ms").pipe(
-    Flag.withDescription("give up after this long (the outcome of a write is then unknown)"),
-    Flag.withDefault(10_000),
-  ),
-}
-type Common = { readonly config: string; readonly json: boolean; readonly timeoutMs: number }
-
-const dataFlags = {
-  ...common,
-  service: Flag.Literals("service", ["auto", "sharded", "kvraft"]).pipe(
-    Flag.withDescription(
-      "which service of the config: the sharded cluster (default when it has a controller) or the kvraft group",
-    ),
-    Flag.withDefault("auto"),
-  ),
-}
-
-const print = (flags: Common, human: string, json: unknown) => {
-  console.log(flags.json ? JSON.stringify(json) : human)
-}
-
-/** Runs one CLI action with a session, turning failures into a message and an exit code. */
-const action =
-  <F extends Common>(body: (session: CliSession, flags: F) => Promise<number | undefined>) =>
-  (flags: F) =>
-    Effect.promise(async () => {
-      let session: CliSession | undefined
-      try {
-        session = await CliSession.open({ config: flags.config, timeoutMs: flags.timeoutMs })
-        process.exitCode = (await body(session, flags)) ?? ExitCode.ok
-      } catch (error) {
-        const failure = classify(error)
-        if (flags.json) console.log(JSON.stringify({ ok: false, error: failure.message }))
-        else console.error(`kv: ${failure.message}`)
-        process.exitCode = failure.code
-      } finally {
-        await session?.close()
-      }
-    })
-
-const key = Argument.String("key").pipe(Argument.withDescription("the key"))
-const value = Argument.String("value").pipe(Argument.withDescription("the value"))
-
-const get = Command.make(
-  "get",
-  { ...dataFlags, key },
-  action(async (session, flags) => {
-    const kv = await session.dataClient(flags.service)
-    const v = await withWaitIndicator("a leader", () => session.run(kv.get(flags.key)))
-    print(flags, v, { ok: true, key: flags.key, value: v, found: v !== "" })
-    return v === "" ? ExitCode.notFound : ExitCode.ok
-  }),
-).pipe(Command.withDescription("Print the value of a key (exit code 1 when it is absent)"))
-
-const write = (name: "put" | "append", description: string) =>
-  Command.make(
-    name,
-    { ...dataFlags, key, value },
-    action(async (session, flags) => {
-      const kv = await session.dataClient(flags.service)
-      await withWaitIndicator("a leader", () => session.run(kv[name](flags.key, flags.value)))
-      print(flags, "OK", { ok: true })
-      return ExitCode.ok
-    }),
-  ).pipe(Command.withDescription(description))
-
-const del = Command.make(
-  "delete",
-  { ...dataFlags, key },
-  action(async (session, flags) => {
-    const kv = await session.dataClient(flags.service)
-    await withWaitIndicator("a leader", () => session.run(kv.delete(flags.key)))
-    print(flags, "OK", { ok: true })
-    return ExitCode.ok
-  }),
-).pipe(Command.withDescription("Remove a key"))
 
 const gid = Argument.Int("gid").pipe(Argument.withDescription("group id"))
 
@@ -341,14 +261,7 @@ const status = Command.make(
 
 const kv = Command.make("kv").pipe(
   Command.withDescription("kv: a linearizable key/value store on Raft"),
-  Command.withSubcommands([
-    get,
-    write("put", "Set a key"),
-    write("append", "Append to a key's value"),
-    del,
-    admin,
-    status,
-  ]),
+  Command.withSubcommands([get, put, append, del, cas, txn, list, admin, status]),
 )
 
 Command.run(kv, { version: "0.1.0" })

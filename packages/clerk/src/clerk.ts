@@ -1,14 +1,20 @@
 import {
+  type CasResult,
   type ClusterConfig,
-  type KvClientError,
-  type KvClientShape,
+  type KvEntry,
+  type KvListEntry,
   type LeaderCallerOptions,
+  type ListOptions,
+  type ListPage,
   loadClusterConfig,
   makeKvClient,
+  type TxnRequest,
+  type TxnResult,
 } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
 import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import { type KvShape, kvShapeOf, type ListAllOptions, type WriteCondition } from "./coordination.ts"
 
 export interface ConnectOptions extends LeaderCallerOptions {
   /** Replicas of a single kvraft group. */
@@ -36,10 +42,30 @@ export interface ConnectOptions extends LeaderCallerOptions {
 export interface Clerk {
   /** The value of `key`, or "" when it is absent. */
   get(key: string): Promise<string>
+  /** The key's value and metadata (`version`, `modRevision`, `createRevision`), or undefined when it is absent. */
+  getEntry(key: string): Promise<KvEntry | undefined>
   put(key: string, value: string): Promise<void>
+  /**
+   * Puts `value` only if `condition` holds (`{ ifVersion }`, `{ ifModRevision }`, `{ ifValue }`,
+   * `{ ifAbsent: true }`). Resolves `{ applied, revision, entry? }`: `entry` is the key's current
+   * entry when the condition failed. Exactly once: a retried call gets its first answer.
+   */
+  put(key: string, value: string, condition: WriteCondition): Promise<CasResult>
   /** Appends to the value (an absent key acts as ""). */
   append(key: string, value: string): Promise<void>
   delete(key: string): Promise<void>
+  /** Deletes the key only if `condition` holds; resolves as a conditional `put` does. */
+  delete(key: string, condition: WriteCondition): Promise<CasResult>
+  /**
+   * If every compare holds the success ops run, else the failure ops: atomically, at one revision.
+   * On the sharded service every key must be in one shard (give them one hash tag, `{user42}.a`),
+   * or it rejects with `CrossShard` before anything is written.
+   */
+  txn(request: TxnRequest): Promise<TxnResult>
+  /** One page of the keys under `prefix`, in byte order; pass `next` as `after` for the following one. */
+  list(prefix: string, options?: ListOptions): Promise<ListPage>
+  /** Every key under `prefix`, in byte order, fetched a page at a time as the loop goes. */
+  listAll(prefix: string, options?: ListAllOptions): AsyncIterable<KvListEntry>
   /** Releases the socket. Pending operations fail. */
   close(): Promise<void>
 }
@@ -80,7 +106,7 @@ export const clientFor = (rpc: RpcNodeShape, target: Target, options: LeaderCall
 export { resolveTarget, type Target }
 
 /** The Effect API: the same operations as a service, for Effect apps. */
-export class Kv extends Context.Service<Kv, KvClientShape>()("@kv/clerk/Kv") {
+export class Kv extends Context.Service<Kv, KvShape>()("@kv/clerk/Kv") {
   /** A client with its own UDP socket, closed with the layer's scope. */
   static layer(options: ConnectOptions): Layer.Layer<Kv, TransportError> {
     return Layer.unwrap(
@@ -93,7 +119,7 @@ export class Kv extends Context.Service<Kv, KvClientShape>()("@kv/clerk/Kv") {
           Kv,
           Effect.flatMap(
             RpcNode.useSync((node) => node),
-            (node) => clientFor(node, target, options),
+            (node) => Effect.map(clientFor(node, target, options), kvShapeOf),
           ),
         ).pipe(Layer.provide(rpc))
       }),
@@ -109,12 +135,35 @@ export class Kv extends Context.Service<Kv, KvClientShape>()("@kv/clerk/Kv") {
 export const connect = async (options: ConnectOptions): Promise<Clerk> => {
   const runtime = ManagedRuntime.make(Kv.layer(options))
   const client = await runtime.runPromise(Kv.useSync((kv) => kv))
-  const run = <A>(effect: Effect.Effect<A, KvClientError>): Promise<A> => runtime.runPromise(effect)
+  const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => runtime.runPromise(effect)
+  function put(key: string, value: string): Promise<void>
+  function put(key: string, value: string, condition: WriteCondition): Promise<CasResult>
+  function put(key: string, value: string, condition?: WriteCondition) {
+    return condition === undefined ? run(client.put(key, value)) : run(client.put(key, value, condition))
+  }
+  function del(key: string): Promise<void>
+  function del(key: string, condition: WriteCondition): Promise<CasResult>
+  function del(key: string, condition?: WriteCondition) {
+    return condition === undefined ? run(client.delete(key)) : run(client.delete(key, condition))
+  }
   return {
     get: (key) => run(client.get(key)),
-    put: (key, value) => run(client.put(key, value)),
+    getEntry: (key) => run(client.getEntry(key)),
+    put,
     append: (key, value) => run(client.append(key, value)),
-    delete: (key) => run(client.delete(key)),
+    delete: del,
+    txn: (request) => run(client.txn(request)),
+    list: (prefix, options) => run(client.list(prefix, options)),
+    listAll: (prefix, options = {}) => ({
+      async *[Symbol.asyncIterator]() {
+        let after: string | undefined
+        do {
+          const page = await run(client.list(prefix, { after, limit: options.pageSize, keysOnly: options.keysOnly }))
+          yield* page.entries
+          after = page.next
+        } while (after !== undefined)
+      },
+    }),
     close: () => runtime.dispose(),
   }
 }

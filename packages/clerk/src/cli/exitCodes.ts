@@ -9,4 +9,6 @@ export const ExitCode = {
   unreachable: 3,
   /** The cluster refused the request (value too large, unknown group, ...). */
   rejected: 4,
+  /** A conditional write's condition did not hold (nothing was written), or a transaction's compares did not (its failure ops ran). */
+  notApplied: 5,
 } as const

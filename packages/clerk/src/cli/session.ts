@@ -112,6 +112,8 @@ export const classify = (error: unknown): CliFailure => {
     case "KeyTooLarge":
     case "SessionExpired":
     case "ControllerError":
+    case "CrossShard":
+    case "InvalidRequest":
       return new CliFailure(message, ExitCode.rejected)
     default:
       return new CliFailure(message, ExitCode.unreachable)
