@@ -59,11 +59,9 @@ describe("servers: a group's new member list", () => {
     expect(m.latest().groups).toEqual({ 100: ["g100-9"], 102: ["g102-1"] })
   })
 
-  test("refuses a gid not in the latest configuration, one that left, and a retired one", () => {
+  test("refuses a gid never joined, and a retired one", () => {
     const m = withGroups()
     expect(refused(m, { op: "servers", gid: 102, servers: ["x"] }, "UnknownGroup")).toContain("gid 102")
-    m.apply({ op: "leave", gids: [101] })
-    refused(m, { op: "servers", gid: 101, servers: ["g101-1"] }, "UnknownGroup")
     // Gid 100 registers, then its whole group is lost while it holds shards: the gid is retired.
     m.apply({ op: "register", gid: 100, incarnation: "a", configNum: m.latest().num })
     expect(m.apply({ op: "succeed", gid: 100, incarnation: "b" })).toMatchObject({ error: "GidRetired" })
@@ -88,6 +86,45 @@ describe("servers: a group's new member list", () => {
     const restored = ConfigStateMachine.fromSnapshot(structuredClone(m.snapshot()))
     expect(restored.configs()).toEqual(m.configs())
     expect(restored.latest().groups["100"]).toEqual(["g100-4", "g100-5"])
+  })
+})
+
+describe("servers of a group that left", () => {
+  // A group that left may still be pulling shards of a configuration it was in, and replace
+  // members meanwhile: the groups it migrates with must learn its new members from somewhere.
+  test("are kept beside the configurations: no new configuration, and serversOf answers them", () => {
+    const m = withGroups()
+    m.apply({ op: "leave", gids: [101] })
+    const before = m.configs()
+    expect(m.serversOf(101)).toEqual(["g101-1", "g101-2", "g101-3"])
+    expect(m.apply({ op: "servers", gid: 101, servers: ["g101-2", "g101-3", "g101-4"] })).toEqual({
+      ok: true,
+      config: m.latest(),
+    })
+    expect(m.configs()).toEqual(before)
+    expect(m.serversOf(101)).toEqual(["g101-2", "g101-3", "g101-4"])
+    expect(m.serversOf(100)).toEqual(["g100-1", "g100-2", "g100-3"])
+    expect(m.serversOf(7)).toEqual([])
+  })
+
+  test("survive a snapshot, and a join of the gid replaces them", () => {
+    const m = withGroups()
+    m.apply({ op: "leave", gids: [101] })
+    m.apply({ op: "servers", gid: 101, servers: ["g101-4"] })
+    const restored = ConfigStateMachine.fromSnapshot(structuredClone(m.snapshot()))
+    expect(restored.serversOf(101)).toEqual(["g101-4"])
+    restored.apply({ op: "join", groups: { 101: ["g101-7"] } })
+    expect(restored.serversOf(101)).toEqual(["g101-7"])
+    restored.apply({ op: "leave", gids: [101] })
+    expect(restored.serversOf(101)).toEqual(["g101-7"])
+  })
+
+  test("a snapshot from before departed lists existed still loads", () => {
+    const m = withGroups()
+    m.apply({ op: "leave", gids: [101] })
+    const { departedServers: _dropped, ...older } = m.snapshot()
+    const restored = ConfigStateMachine.fromSnapshot(structuredClone(older))
+    expect(restored.serversOf(101)).toEqual(["g101-1", "g101-2", "g101-3"])
   })
 })
 

@@ -11,6 +11,7 @@ export type ConfigOp =
   /**
    * Replaces the server addresses of a group in the configuration (its Raft membership changed);
    * the same shards on the same groups. No new configuration when the list is already this one.
+   * For a group that left (still finishing migrations), the list is kept beside the configurations.
    */
   | { readonly op: "servers"; readonly gid: number; readonly servers: readonly string[] }
   /** Reads configuration `num`; -1 or a number past the latest reads the latest. */

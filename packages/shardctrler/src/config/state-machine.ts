@@ -30,6 +30,8 @@ export interface ConfigSnapshot {
   readonly incarnations?: readonly (readonly [number, string, number, number?])[]
   /** Gids that can never be used again (absent in older snapshots). */
   readonly retired?: readonly number[]
+  /** `[gid, servers]`: server lists groups sent after they left (absent in older snapshots). */
+  readonly departedServers?: readonly (readonly [number, readonly string[]])[]
 }
 
 /** The incarnation of a group that last registered, and the latest configuration it said it acts in. */
@@ -62,6 +64,12 @@ export class ConfigStateMachine {
    */
   #incarnations = new Map<Gid, Incarnation>()
   #retired = new Set<Gid>()
+  /**
+   * A group that left may still finish migrations of configurations it was in (pull shards, hand
+   * them on), and may replace members meanwhile. Its new list cannot go in a configuration (it is
+   * in none), so it is kept here, for the groups it migrates with to know its new members.
+   */
+  #departedServers = new Map<Gid, readonly string[]>()
 
   constructor(nShards: number = defaultShardCount) {
     this.#history = [initialConfig(nShards)]
@@ -114,6 +122,7 @@ export class ConfigStateMachine {
         ([gid, i]) => [gid, i.incarnation, i.lastConfig, i.startAfter] as const,
       ),
       retired: [...this.#retired],
+      departedServers: [...this.#departedServers],
     }
   }
 
@@ -121,6 +130,22 @@ export class ConfigStateMachine {
   incarnationOf(gid: number): IncarnationInfo | undefined {
     const known = this.#incarnations.get(gid as Gid)
     return known === undefined ? undefined : { incarnation: known.incarnation, startAfter: known.startAfter }
+  }
+
+  /**
+   * The servers of `gid`: the latest configuration's list; for a gid that left, the list it sent
+   * since, else the last configuration's that named it; none for a gid never joined.
+   */
+  serversOf(gid: number): readonly string[] {
+    const latest = this.latest().groups[String(gid)]
+    if (latest !== undefined) return latest
+    const departed = this.#departedServers.get(gid as Gid)
+    if (departed !== undefined) return departed
+    for (let k = this.#history.length - 1; k >= 0; k--) {
+      const listed = this.#history[k]?.groups[String(gid)]
+      if (listed !== undefined) return listed
+    }
+    return []
   }
 
   /** Whether `gid` was retired: its data was lost while it was needed, and it may not be used again. */
@@ -135,9 +160,14 @@ export class ConfigStateMachine {
    */
   restore(snapshot: unknown): void {
     this.#history = decodeHistory(snapshot, this.nShards)
-    const { incarnations, retired } = snapshot as { incarnations?: unknown; retired?: unknown }
+    const { incarnations, retired, departedServers } = snapshot as {
+      incarnations?: unknown
+      retired?: unknown
+      departedServers?: unknown
+    }
     this.#incarnations = new Map()
     this.#retired = new Set()
+    this.#departedServers = new Map()
     for (const entry of Array.isArray(incarnations) ? (incarnations as unknown[]) : []) {
       // Snapshots from before `startAfter` existed have three fields: 0 means "from the start".
       const [gid, incarnation, lastConfig, startAfter = 0] = Array.isArray(entry) ? (entry as unknown[]) : []
@@ -158,6 +188,13 @@ export class ConfigStateMachine {
     for (const gid of Array.isArray(retired) ? (retired as unknown[]) : []) {
       if (!isGid(gid)) throw corrupt(`retired gid ${JSON.stringify(gid)}`)
       this.#retired.add(gid)
+    }
+    for (const entry of Array.isArray(departedServers) ? (departedServers as unknown[]) : []) {
+      const [gid, servers] = Array.isArray(entry) ? (entry as unknown[]) : []
+      if (!isGid(gid) || checkServers(gid, servers) !== undefined) {
+        throw corrupt(`departed group entry ${JSON.stringify(entry)}`)
+      }
+      this.#departedServers.set(gid, servers as string[])
     }
   }
 
@@ -205,6 +242,7 @@ export class ConfigStateMachine {
       }
       groups.set(gid, servers as string[])
     }
+    for (const key of keys) this.#departedServers.delete(Number(key) as Gid)
     return this.#append(rebalance(latest.shards, groups.keys()), groups)
   }
 
@@ -269,6 +307,11 @@ export class ConfigStateMachine {
     const latest = this.latest()
     const groups = configGroups(latest)
     const current = groups.get(gid)
+    if (current === undefined && this.serversOf(gid).length > 0) {
+      // A group that left, still finishing its migrations: no configuration, only its list here.
+      this.#departedServers.set(gid, servers as readonly string[])
+      return { ok: true, config: latest }
+    }
     if (current === undefined) {
       return configError(
         "UnknownGroup",

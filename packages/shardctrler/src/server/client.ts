@@ -6,6 +6,7 @@ import { ControllerError } from "./errors.ts"
 import {
   type AdminOpSchema,
   ControllerAdminMethod,
+  ControllerGroupServersMethod,
   ControllerIncarnationMethod,
   ControllerQueryMethod,
 } from "./protocol.ts"
@@ -22,11 +23,17 @@ export interface ControllerClientShape {
   /**
    * A new configuration with the group's server list replaced and every shard where it was (its
    * members changed); none when the list is already this one. Fails with code `UnknownGroup` when
-   * the gid is not in the latest configuration, `GidRetired` when retired.
+   * the gid was never joined, `GidRetired` when retired. For a group that left (still finishing
+   * its migrations) the list is kept beside the configurations (see `serversOf`).
    */
   setServers(gid: number, servers: readonly string[]): Effect.Effect<void, ControllerError | Timeout>
   /** Configuration `num`; -1 (or past the latest) for the latest. */
   query(num?: number): Effect.Effect<Config, ControllerError | Timeout>
+  /**
+   * The gid's servers: the latest configuration's list; for a group that left (and may still be
+   * finishing migrations), the list it last sent; empty for a gid never joined.
+   */
+  serversOf(gid: number): Effect.Effect<readonly string[], ControllerError | Timeout>
   /**
    * A replica group's incarnation says it is about to act in configuration `configNum` (fails
    * with code `Successor` when another incarnation holds the gid, `GidRetired` when retired).
@@ -120,6 +127,17 @@ export const makeControllerClient = (
                 reply.incarnation === "" ? undefined : { incarnation: reply.incarnation, startAfter: reply.startAfter },
               )
             }),
+          ),
+      serversOf: (gid) =>
+        caller
+          .call(ControllerGroupServersMethod, () => ({ gid }), { operation: "groupServers", key: String(gid) })
+          .pipe(
+            Effect.flatMap(
+              (reply): Effect.Effect<readonly string[], ControllerError> =>
+                reply.ok
+                  ? Effect.succeed(reply.servers)
+                  : Effect.fail(new ControllerError({ code: reply.error, message: reply.message })),
+            ),
           ),
       query: (num = -1) =>
         caller

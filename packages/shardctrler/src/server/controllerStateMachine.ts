@@ -43,6 +43,10 @@ export class ControllerStateMachine {
     return this.#configs.latest()
   }
 
+  serversOf(gid: number): readonly string[] {
+    return this.#configs.serversOf(gid)
+  }
+
   incarnationOf(gid: number): IncarnationInfo | undefined {
     return this.#configs.incarnationOf(gid)
   }

@@ -54,6 +54,15 @@ export const IncarnationReply = Schema.Union([
   ErrorReply,
 ])
 
+/** A group's servers: the latest configuration's, or for a group that left, its latest list. */
+export const GroupServersRequest = Schema.Struct({ gid: Schema.Int })
+export const GroupServersReply = Schema.Union([
+  Schema.Struct({ ok: Schema.Literal(true), servers: Schema.Array(Schema.String) }),
+  WrongLeaderReply,
+  ErrorReply,
+])
+
 export const ControllerAdminMethod = defineMethod("ctrl.admin", AdminRequest, AdminReply)
 export const ControllerIncarnationMethod = defineMethod("ctrl.incarnation", IncarnationRequest, IncarnationReply)
 export const ControllerQueryMethod = defineMethod("ctrl.query", QueryRequest, QueryReply)
+export const ControllerGroupServersMethod = defineMethod("ctrl.groupServers", GroupServersRequest, GroupServersReply)

@@ -5,7 +5,12 @@ import { Clock, Effect, type Scope } from "effect"
 import { defaultShardCount } from "../config/index.ts"
 import { encodeControllerCommand } from "./command.ts"
 import { type AdminResult, ControllerStateMachine } from "./controllerStateMachine.ts"
-import { ControllerAdminMethod, ControllerIncarnationMethod, ControllerQueryMethod } from "./protocol.ts"
+import {
+  ControllerAdminMethod,
+  ControllerGroupServersMethod,
+  ControllerIncarnationMethod,
+  ControllerQueryMethod,
+} from "./protocol.ts"
 
 export interface ControllerServerOptions {
   readonly id: NodeId
@@ -75,6 +80,14 @@ export const makeControllerServer = (
         .read(() => machine.query(request.num))
         .pipe(
           Effect.map((config) => ({ ok: true, config }) as const),
+          Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
+        ),
+    )
+    rpc.handle(ControllerGroupServersMethod, (request) =>
+      rsm
+        .read(() => machine.serversOf(request.gid))
+        .pipe(
+          Effect.map((servers) => ({ ok: true, servers }) as const),
           Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
         ),
     )

@@ -44,22 +44,22 @@ export interface MemberAnnouncementDeps {
 
 /**
  * One round: if this replica leads and its members differ from the list of the configuration the
- * group has reached, and from the latest configuration's, the controller gets the new list. Only a
- * member of that configuration, and only the incarnation the controller knows for the gid, speaks
- * for it. True if a list was sent.
+ * group has reached, and from the controller's latest list, the controller gets the new list. Only
+ * a member of that configuration, and only the incarnation the controller knows for the gid, speaks
+ * for it. A group its configuration no longer names speaks only while it still holds shards to
+ * hand on: the controller keeps that list beside the configurations. True if a list was sent.
  */
 export const announceMembers = (deps: MemberAnnouncementDeps): Effect.Effect<boolean> =>
   Effect.gen(function* () {
     const servers = memberServers(deps.status())
     if (servers === undefined) return false
-    const key = String(deps.gid)
-    const reached = deps.machine().config.groups[key]
-    if (reached === undefined || sameServers(servers, reached)) return false
+    const machine = deps.machine()
+    const reached = machine.config.groups[String(deps.gid)]
+    if (reached !== undefined && sameServers(servers, reached)) return false
+    if (reached === undefined && machine.shardStates().every((state) => state === "Absent")) return false
     if (!(yield* deps.incarnation.ensure(0))) return false
-    const latest = yield* deps.controller.query(-1)
-    deps.latest.observe(latest)
-    const listed = latest.groups[key]
-    if (listed === undefined || sameServers(servers, listed)) return false
+    const listed = yield* deps.latest.current(deps.gid)
+    if (listed.length === 0 || sameServers(servers, listed)) return false
     // The query took a while: send only what this replica still leads with.
     const now = memberServers(deps.status())
     if (now === undefined || !sameServers(now, servers)) return false

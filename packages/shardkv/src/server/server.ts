@@ -183,7 +183,7 @@ export const makeShardKvServer = (
       perServerMs: 500,
       attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS,
     })
-    const latestServers = new LatestServers(controller.query(-1), clock)
+    const latestServers = new LatestServers(controller.query(-1), (gid) => controller.serversOf(gid), clock)
     // Configurations never change once made, so a few recent ones are kept for these checks.
     const configCache = new Map<number, Config>()
     const configAt = (num: number): Effect.Effect<Config | undefined> => {
@@ -341,7 +341,7 @@ export const makeShardKvServer = (
           const source = { ...current, servers: latestServers.of(current.fromGid, current.servers) }
           if (!(yield* pullShard(rpc, source, buffer, { callDeadlineMs: LOOP_CALL_DEADLINE_MS }))) {
             // The source may have replaced members since: the next round also tries its latest list.
-            yield* latestServers.refresh
+            yield* latestServers.refresh(current.fromGid)
             return
           }
           const total = buffer.total!
@@ -396,7 +396,7 @@ export const makeShardKvServer = (
             () => ({ configNum: task.handOffConfigNum, toConfigNum: task.configNum, shard: task.shard }),
             { operation: "shard.delete", key: String(task.shard) },
           )
-          .pipe(Effect.tapError(() => latestServers.refresh))
+          .pipe(Effect.tapError(() => latestServers.refresh(task.fromGid)))
         if (!reply.ok) return
         yield* submit({ type: "gcDone", configNum: task.configNum, shard: task.shard })
       })

@@ -149,11 +149,6 @@ export class GroupRoster {
           !roster.world.isRunning(roster.of(gid).find((r) => r.id === m.id)?.address ?? "") || m.lag < 0 || m.lag >= 20,
       )
       if (members.length === 0 || (roster.window.calm && behind)) return undefined
-      // Known gap (issue #14, left open): a group that changes members while it pulls, then leaves
-      // before its new list reaches a configuration, cannot finish the pull (the holder accepts
-      // pulls only from servers a configuration lists; seed 984424). No changes while pulling.
-      const pulling = roster.leader(gid)?.machine().shardStates().includes("Pulling") ?? false
-      if (pulling) return undefined
       const voters = members.filter((m) => m.role !== "learner").length
       const removable = members.length > voters || voters > MIN_VOTERS
       if (removable && (members.length >= MAX_MEMBERS || random.chance(0.5))) {
