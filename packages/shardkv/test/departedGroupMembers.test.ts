@@ -80,7 +80,12 @@ const runDeparture = (seed: number): SwarmSeedResult => {
     for (const [id, address] of Object.entries(ctrlPeers)) {
       yield* world.start(
         address,
-        makeControllerServer({ id: Number(id) as NodeId, peers: ctrlPeers, nShards: N_SHARDS, seed: seed + Number(id) }),
+        makeControllerServer({
+          id: Number(id) as NodeId,
+          peers: ctrlPeers,
+          nShards: N_SHARDS,
+          seed: seed + Number(id),
+        }),
       )
     }
     for (const gid of [100, 101]) for (const id of [1, 2, 3]) yield* start(gid, id, peersOf(gid))
@@ -138,12 +143,18 @@ const runDeparture = (seed: number): SwarmSeedResult => {
     const latest = (yield* admin.query(-1)).num
     yield* waitUntil(`every running replica at configuration ${latest}, group 101 serving the shard`, () =>
       running().every(
-        (s) =>
-          s.machine().config.num >= latest && (s.gid !== 101 || s.machine().shardStates()[shard] === "Serving"),
+        (s) => s.machine().config.num >= latest && (s.gid !== 101 || s.machine().shardStates()[shard] === "Serving"),
       ),
     )
     yield* waitUntil("group 100 holds nothing", () =>
-      running().every((s) => s.gid !== 100 || s.machine().shardStates().every((state) => state === "Absent")),
+      running().every(
+        (s) =>
+          s.gid !== 100 ||
+          s
+            .machine()
+            .shardStates()
+            .every((state) => state === "Absent"),
+      ),
     )
     yield* Effect.sleep(500)
     clerksOn = false
