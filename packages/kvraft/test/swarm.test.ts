@@ -5,18 +5,29 @@
  * crashes inside a durable write, which is then kept whole or lost whole), a replica restarted with
  * its wall clock hours ahead or behind, or whose clock jumps hours while it runs, and membership
  * changes through the leader (a new member added as a learner on a new address, promoted, a voter
- * removed; ids are never reused). The clerks also race compare-and-swaps on one key. After the faults heal, every clerk
- * must finish an operation within a bound (liveness); the history must be linearizable, every
- * acknowledged append present exactly once and none twice, no active session expired, and no term
- * ever had two leaders (sampled every 10 ms of virtual time). A
- * failing seed prints the command that replays it.
+ * removed; ids are never reused). The clerks also race compare-and-swaps on one key, and transfers
+ * between two counters in transactions that compare both counters' versions or mod revisions. After
+ * the faults heal, every clerk must finish an operation within a bound (liveness); the history must
+ * be linearizable (a transaction one atomic step over both counters), every acknowledged append
+ * present exactly once and none twice, the counters still sum to their total, no active session
+ * expired, and no term ever had two leaders (sampled every 10 ms of virtual time). A failing seed
+ * prints the command that replays it.
  *
  * KV_SEED=<n> runs that one seed; KV_SWARM_SEEDS=<count> sets how many seeds a run covers.
  */
 import { describe, expect, test } from "bun:test"
 import type { NodeId } from "@kv/raft"
 import type { Rng } from "@kv/sim"
-import { casApplied, casRejected, runSwarmSeeds, SimWorld, SwarmLedger, type SwarmSeedResult } from "@kv/testkit"
+import {
+  casApplied,
+  casRejected,
+  runSwarmSeeds,
+  SimWorld,
+  SwarmLedger,
+  type SwarmSeedResult,
+  txnFailed,
+  txnSucceeded,
+} from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { type KvServerShape, makeKvClient, makeKvServer } from "../src/index.ts"
 
@@ -26,11 +37,19 @@ const FAULT_PHASE_MS = 4_000
 const LIVENESS_BOUND_MS = 30_000
 const KEYS = ["a", "b", "c"]
 const CAS_KEY = "lock"
+const TRANSFER_KEYS = ["acct:x", "acct:y"] as const
 
 const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
 
 /** Across the seeds of one test: membership changes proposed, and seeds that end with another membership. */
-const coverage = { proposed: 0, seedsWithNewMembership: 0, casApplied: 0, casRejected: 0 }
+const coverage = {
+  proposed: 0,
+  seedsWithNewMembership: 0,
+  casApplied: 0,
+  casRejected: 0,
+  transfersSucceeded: 0,
+  transfersFailed: 0,
+}
 
 const runSeed = (seed: number): SwarmSeedResult => {
   const world = new SimWorld(seed)
@@ -158,15 +177,20 @@ const runSeed = (seed: number): SwarmSeedResult => {
         return yield* makeKvClient(yield* world.client(`clerk-${n}`), { servers: addresses, deadlineMs: 3_000 })
       }),
     )
+    // Appends and reads a little slower than they could, so the transfers below fit in the run's time.
     const clerks = yield* Effect.forEach(clients, (kv, i) =>
-      Effect.forkChild(ledger.clerk(i + 1, kv, clientRandom, inFaults, { maxThinkMs: 80 })),
+      Effect.forkChild(ledger.clerk(i + 1, kv, clientRandom, inFaults, { maxThinkMs: 110 })),
     )
     // Beside them, the same clients race optimistic updates (read, then CAS) on a key of their own.
     const casClerks = yield* Effect.forEach(clients, (kv, i) =>
       Effect.forkChild(ledger.casClerk(i + 1, kv, CAS_KEY, clientRandom, inFaults, 400)),
     )
+    // And transfers between two counters, each a transaction over both.
+    const transferClerks = yield* Effect.forEach(clients, (kv, i) =>
+      Effect.forkChild(ledger.transferClerk(i + 1, kv, TRANSFER_KEYS, clientRandom, inFaults, 600)),
+    )
     yield* faultInjector
-    yield* Effect.forEach([...clerks, ...casClerks], Fiber.join)
+    yield* Effect.forEach([...clerks, ...casClerks, ...transferClerks], Fiber.join)
     // Liveness: healed, every clerk completes a write within the bound.
     const healedAt = world.now()
     const finals = yield* Effect.forEach(clients, (kv, i) =>
@@ -183,6 +207,8 @@ const runSeed = (seed: number): SwarmSeedResult => {
     }
     const values = new Map<string, string>()
     for (const key of KEYS) values.set(key, yield* clients[0]!.get(key))
+    const counters = yield* Effect.forEach(TRANSFER_KEYS, (key) => clients[0]!.get(key))
+    problem ??= ledger.checkTransfers(TRANSFER_KEYS, [counters[0]!, counters[1]!])
     coverage.proposed += changes
     const finalMembers = [...servers.values()]
       .find((server) => server.rsm.raft.status().role === "leader")
@@ -204,9 +230,12 @@ const runSeed = (seed: number): SwarmSeedResult => {
   if (Exit.isFailure(exit)) problem ??= `run failed: ${String(exit.cause).slice(0, 500)}`
   problem ??= ledger.checkHistory()
   for (const op of ledger.history.history()) {
-    if (op.input.op !== "cas") continue
     if (op.output === casApplied) coverage.casApplied++
     if (op.output === casRejected) coverage.casRejected++
+    // Transfers and creates write; the reads before them do not count.
+    const writes = op.input.op === "txn" && op.input.success.some((o) => o.op === "put")
+    if (writes && op.output === txnSucceeded) coverage.transfersSucceeded++
+    if (writes && op.output === txnFailed) coverage.transfersFailed++
   }
   return {
     ok: problem === undefined,
@@ -222,7 +251,8 @@ describe("kvraft swarm in the seeded world", () => {
     runSwarmSeeds("kvraft swarm", FILE, 1_000, runSeed)
     console.log(
       `kvraft swarm: ${coverage.proposed} membership changes proposed, ${coverage.seedsWithNewMembership} seeds ended with another membership, ` +
-        `${coverage.casApplied} CAS applied and ${coverage.casRejected} rejected`,
+        `${coverage.casApplied} CAS applied and ${coverage.casRejected} rejected, ` +
+        `${coverage.transfersSucceeded} transfer transactions succeeded and ${coverage.transfersFailed} failed`,
     )
     // The runs must change memberships, or they prove nothing about changes under faults.
     const seeds = Number(process.env.KV_SWARM_SEEDS ?? 1_000)
@@ -230,6 +260,9 @@ describe("kvraft swarm in the seeded world", () => {
     // Concurrent CAS must both win and lose, or the histories prove little about them.
     if (process.env.KV_SEED === undefined)
       expect(Math.min(coverage.casApplied, coverage.casRejected)).toBeGreaterThan(seeds)
+    // Likewise racing transfers.
+    if (process.env.KV_SEED === undefined)
+      expect(Math.min(coverage.transfersSucceeded, coverage.transfersFailed)).toBeGreaterThan(seeds / 2)
   }, 600_000)
 
   test("one seed twice gives the same run", () => {

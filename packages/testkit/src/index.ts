@@ -17,8 +17,21 @@ export {
   runSwarmSeeds,
   type SwarmCasClient,
   type SwarmClient,
+  type SwarmCompare,
+  type SwarmEntry,
   SwarmLedger,
   type SwarmPutClient,
   type SwarmSeedResult,
+  type SwarmTxnClient,
+  transferTotal,
   watchExpiredSessions,
 } from "./swarm.ts"
+export {
+  type CheckedEntry,
+  type CheckedEvent,
+  checkStoreHistory,
+  checkWatcher,
+  checkWatchers,
+  type WatcherRecord,
+  type WatchObservation,
+} from "./watchChecker.ts"

@@ -3,7 +3,14 @@ import { type Rng, TraceDigest } from "@kv/sim"
 import { Effect, Exit } from "effect"
 import { checkLinearizable } from "./linearizability/checkLinearizable.ts"
 import { HistoryRecorder } from "./linearizability/historyRecorder.ts"
-import { casApplied, casRejected } from "./linearizability/operation.ts"
+import {
+  casApplied,
+  casRejected,
+  type TxnCompare,
+  type TxnOp,
+  txnFailed,
+  txnSucceeded,
+} from "./linearizability/operation.ts"
 
 /** What a swarm's clerk needs of a client: the kvraft and the sharded clerk both fit. */
 export interface SwarmClient {
@@ -25,6 +32,30 @@ export interface SwarmCasClient extends SwarmClient {
   ): Effect.Effect<{ readonly applied: boolean }, unknown>
   put(key: string, value: string): Effect.Effect<void, unknown>
 }
+
+/** A key's entry as the stores' transactions return it. */
+export interface SwarmEntry {
+  readonly value: string
+  readonly version: number
+  readonly modRevision: number
+}
+
+/** A compare as the stores take it: the checker's, or one on the key's mod revision. */
+export type SwarmCompare =
+  | TxnCompare
+  | { readonly key: string; readonly target: "modRevision"; readonly cmp: "=="; readonly value: number }
+
+/** A swarm client that also runs transactions (kvraft's and shardkv's `txn`). */
+export interface SwarmTxnClient extends SwarmClient {
+  txn(request: {
+    readonly compare: readonly SwarmCompare[]
+    readonly success: readonly TxnOp[]
+    readonly failure?: readonly TxnOp[]
+  }): Effect.Effect<{ readonly succeeded: boolean; readonly entries: readonly (SwarmEntry | undefined)[] }, unknown>
+}
+
+/** The balances that `transferClerk`s move between their two counters: the counters always sum to this. */
+export const transferTotal = 100
 
 /**
  * `rpc` for a swarm's clerk, calling `onExpired` on every reply that says the client's session
@@ -150,6 +181,106 @@ export class SwarmLedger {
     })
   }
 
+  /**
+   * Runs a transaction as client `clientId`, recording it with `recorded` as its compares (the
+   * checker's equivalent of `request.compare`, see transferClerk) and the values its gets read.
+   */
+  txn(
+    clientId: number,
+    kv: SwarmTxnClient,
+    request: {
+      readonly compare: readonly SwarmCompare[]
+      readonly success: readonly TxnOp[]
+      readonly failure: readonly TxnOp[]
+    },
+    recorded: readonly TxnCompare[],
+  ): Effect.Effect<{ readonly succeeded: boolean; readonly entries: readonly (SwarmEntry | undefined)[] }, unknown> {
+    return Effect.suspend(() => {
+      const { success, failure } = request
+      const key = recorded[0]?.key ?? success[0]?.key ?? failure[0]?.key ?? ""
+      const call = this.history.begin(clientId, { op: "txn", key, compare: recorded, success, failure })
+      return kv.txn(request).pipe(
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            if (Exit.isFailure(exit)) return this.history.unknown(call)
+            const { succeeded, entries } = exit.value
+            const branch = succeeded ? success : failure
+            const reads = branch.flatMap((o, i) => (o.op === "get" ? [entries[i]?.value ?? ""] : []))
+            this.history.end(call, succeeded ? txnSucceeded : txnFailed, reads)
+          }),
+        ),
+      )
+    })
+  }
+
+  /**
+   * Clerk `n`'s transfers between the counters `keys` while `until()`: read both in one transaction,
+   * then move a random amount from one to the other in a transaction that succeeds only if neither
+   * changed since (on a failure it reads both back). The first clerk to find them absent creates them
+   * (`transferTotal` and 0), if both are still absent. A counter holds `balance:token`, with a token
+   * never written before, so that "its mod revision is still the one read" is exactly "its value is
+   * still the one read": the store is asked the former, the checker the latter. Half the transfers
+   * compare versions instead, which the checker models directly.
+   */
+  transferClerk(
+    n: number,
+    kv: SwarmTxnClient,
+    keys: readonly [string, string],
+    random: Rng,
+    until: () => boolean,
+    maxThinkMs = 200,
+  ): Effect.Effect<void> {
+    const ledger = this
+    const [x, y] = keys
+    const reads: TxnOp[] = [
+      { op: "get", key: x },
+      { op: "get", key: y },
+    ]
+    return Effect.gen(function* () {
+      let count = 0
+      while (until()) {
+        yield* Effect.sleep(1 + random.nextInt(maxThinkMs))
+        const seen = yield* Effect.option(ledger.txn(n, kv, { compare: [], success: reads, failure: [] }, []))
+        if (seen._tag === "None") continue
+        const [ex, ey] = seen.value.entries
+        const token = `t${n}.${count++}`
+        if (ex === undefined && ey === undefined) {
+          const absent: TxnCompare[] = keys.map((key) => ({ key, target: "version", cmp: "==", value: 0 }))
+          const success: TxnOp[] = [
+            { op: "put", key: x, value: `${transferTotal}:${token}` },
+            { op: "put", key: y, value: `0:${token}` },
+          ]
+          yield* Effect.ignore(ledger.txn(n, kv, { compare: absent, success, failure: reads }, absent))
+          continue
+        }
+        if (ex === undefined || ey === undefined) continue
+        const [from, to, fromKey, toKey] = random.chance(0.5) ? [ex, ey, x, y] : [ey, ex, y, x]
+        const amount = Math.min(balanceOf(from.value), 1 + random.nextInt(10))
+        const success: TxnOp[] = [
+          { op: "put", key: fromKey, value: `${balanceOf(from.value) - amount}:${token}` },
+          { op: "put", key: toKey, value: `${balanceOf(to.value) + amount}:${token}` },
+        ]
+        const byVersion: TxnCompare[] = [
+          { key: x, target: "version", cmp: "==", value: ex.version },
+          { key: y, target: "version", cmp: "==", value: ey.version },
+        ]
+        if (random.chance(0.5)) {
+          yield* Effect.ignore(ledger.txn(n, kv, { compare: byVersion, success, failure: reads }, byVersion))
+        } else {
+          const byRevision: SwarmCompare[] = [
+            { key: x, target: "modRevision", cmp: "==", value: ex.modRevision },
+            { key: y, target: "modRevision", cmp: "==", value: ey.modRevision },
+          ]
+          const byValue: TxnCompare[] = [
+            { key: x, target: "value", cmp: "==", value: ex.value },
+            { key: y, target: "value", cmp: "==", value: ey.value },
+          ]
+          yield* Effect.ignore(ledger.txn(n, kv, { compare: byRevision, success, failure: reads }, byValue))
+        }
+      }
+    })
+  }
+
   /** Reads `key` as client `clientId`, recording the read; fails as the read does. */
   read(clientId: number, kv: SwarmClient, key: string): Effect.Effect<string, unknown> {
     return Effect.suspend(() => {
@@ -208,6 +339,15 @@ export class SwarmLedger {
     return undefined
   }
 
+  /** A problem in the transfer counters `keys` read after healing: they do not sum to `transferTotal`. */
+  checkTransfers(keys: readonly [string, string], values: readonly [string, string]): string | undefined {
+    if (values[0] === "" && values[1] === "") return undefined
+    const sum = balanceOf(values[0]) + balanceOf(values[1])
+    return sum === transferTotal
+      ? undefined
+      : `counters ${keys.join(" and ")} hold ${values.map((v) => JSON.stringify(v)).join(" and ")}: sum ${sum}, not ${transferTotal}`
+  }
+
   /** A problem in the recorded history: it is not linearizable. */
   checkHistory(): string | undefined {
     const verdict = checkLinearizable(this.history.history())
@@ -222,13 +362,23 @@ export class SwarmLedger {
   digest(): string {
     const trace = new TraceDigest()
     for (const op of this.history.history()) {
+      const input = op.input
       const value =
-        op.input.op === "cas" ? `${op.input.expected}->${op.input.value}` : "value" in op.input ? op.input.value : ""
-      trace.record(`c${op.clientId}`, op.input.op, op.input.key, value, op.call, op.return, op.output ?? "?")
+        input.op === "cas"
+          ? `${input.expected}->${input.value}`
+          : input.op === "txn"
+            ? JSON.stringify([input.compare, input.success, input.failure, op.reads ?? []])
+            : "value" in input
+              ? input.value
+              : ""
+      trace.record(`c${op.clientId}`, input.op, input.key, value, op.call, op.return, op.output ?? "?")
     }
     return trace.value
   }
 }
+
+/** The balance a transfer counter's value `balance:token` holds (0 when absent). */
+const balanceOf = (value: string): number => (value === "" ? 0 : Number(value.slice(0, value.indexOf(":"))))
 
 /**
  * Runs a swarm over `KV_SWARM_SEEDS` consecutive seeds from a random start (or the one `KV_SEED`),
