@@ -14,6 +14,8 @@ import {
 import { handleKvReads } from "./reads.ts"
 import { makeRsm, type RsmShape, type SubmitError, type WrongLeader } from "./rsm/index.ts"
 import { decodeCommand, encodeCommand, type KvLimits, type KvResult, KvStateMachine } from "./stateMachine/index.ts"
+import type { HeldPollsOptions } from "./watch/heldPolls.ts"
+import { serveKvWatch, type WatchServing } from "./watch/serve.ts"
 
 export interface KvServerOptions {
   readonly id: NodeId
@@ -28,6 +30,8 @@ export interface KvServerOptions {
   readonly tickMs?: number
   readonly seed?: number
   readonly onFsync?: (seconds: number) => void
+  /** Bounds on the watch polls this replica holds while it leads (see watch/heldPolls.ts). */
+  readonly watch?: HeldPollsOptions
 }
 
 export interface KvServerShape {
@@ -35,23 +39,34 @@ export interface KvServerShape {
   readonly status: () => StatusReply
   /** Gauges for the metrics endpoint. */
   readonly gauges: () => Readonly<Record<string, number>>
+  /** The state machine as of the last applied entry (replaced when a snapshot is installed). */
+  readonly machine: () => KvStateMachine
 }
 
 /** Adapts the KV state machine (replaced wholesale on snapshot restore) to the RSM interface. */
 const kvReplica = (limits: Partial<KvLimits> | undefined) => {
   let machine = new KvStateMachine(limits)
+  /** Set once the watch service is up; nothing is applied before. */
+  let watch: WatchServing | undefined
   return {
     current: () => machine,
+    setWatch: (serving: WatchServing) => {
+      watch = serving
+    },
     stateMachine: {
       apply: (command: Uint8Array): KvResult => {
         const decoded = decodeCommand(command)
         // Only the leader encodes commands, after validation; undecodable bytes are a defect upstream.
         if (decoded === undefined) throw new Error("undecodable command in the log")
-        return machine.apply(decoded)
+        const before = machine.revision
+        const result = machine.apply(decoded)
+        watch?.applied(machine, before)
+        return result
       },
       snapshot: () => machine.snapshot(),
       restore: (bytes: Uint8Array) => {
         machine = KvStateMachine.restore(bytes, limits)
+        watch?.restored()
       },
     },
   }
@@ -127,6 +142,14 @@ export const makeKvServer = (
     })
 
     handleKvReads(rpc, rsm, replica.current, wrongLeader)
+    const watch = yield* serveKvWatch(
+      rpc,
+      rsm,
+      replica.current,
+      () => ({ ok: false, error: "WrongLeader", leaderHint: addressOf(rsm.raft.status().leader) }),
+      options.watch,
+    )
+    replica.setWatch(watch)
 
     const status = (): StatusReply => {
       const s = rsm.raft.status()
@@ -138,6 +161,7 @@ export const makeKvServer = (
       kv_keys: replica.current().size(),
       kv_client_sessions: replica.current().sessions.count(),
       kv_client_sessions_expired: replica.current().sessions.expiredCount(),
+      kv_watch_polls_held: watch.held(),
     })
-    return { rsm, status, gauges }
+    return { rsm, status, gauges, machine: replica.current }
   })

@@ -15,14 +15,18 @@
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
 import { type KvCommand, type KvCondition, type KvOp, type KvTxnOp, opKeys } from "./command.ts"
+import { WatchHistory } from "../watch/history.ts"
 import { type KvLimits, resolveKvLimits } from "./limits.ts"
 import { compareKeys, OrderedKeys } from "./orderedKeys.ts"
 import { type KvEntry, type KvReply, type KvResult, kvError, okResult } from "./result.ts"
 import { ClientSessions } from "./sessions.ts"
 import { utf8ByteLength, utf8ConcatExceeds, utf8Exceeds } from "./utf8.ts"
 
-/** Version 1: `[1, [key, value, ...], sessions]`; version 2 adds metadata and the revision. */
-const snapshotVersion = 2
+/**
+ * Version 1: `[1, [key, value, ...], sessions]`; version 2 adds metadata and the revision; version 3
+ * the watch history.
+ */
+const snapshotVersion = 3
 
 /** Most compares, and most ops in each branch, of one transaction. */
 export const maxTxnOps = 128
@@ -75,10 +79,17 @@ export class KvStateMachine {
   #index = new OrderedKeys()
   #revision = 0
   #sessions: ClientSessions
+  #history: WatchHistory
 
   constructor(limits?: Partial<KvLimits>) {
     this.limits = resolveKvLimits(limits)
     this.#sessions = new ClientSessions(this.limits)
+    this.#history = new WatchHistory(historyLimits(this.limits))
+  }
+
+  /** Recent changes, for watchers (read only: it changes as commands are applied). */
+  get history(): WatchHistory {
+    return this.#history
   }
 
   /**
@@ -98,6 +109,7 @@ export class KvStateMachine {
     const verdict = this.#sessions.check(cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs)
     if (verdict.kind !== "apply") return verdict.result
     const result = this.#applyOp(cmd.op)
+    this.#history.trim()
     this.#sessions.record(cmd.clientId, cmd.seq, result, cmd.nowMs)
     return result
   }
@@ -190,12 +202,19 @@ export class KvStateMachine {
       flat[i++] = entry.modRevision
       flat[i++] = entry.version
     }
-    return snapshotEncoder.encode([snapshotVersion, flat, this.#sessions.toSnapshot(), this.#revision])
+    return snapshotEncoder.encode([
+      snapshotVersion,
+      flat,
+      this.#sessions.toSnapshot(),
+      this.#revision,
+      this.#history.toSnapshot((key) => this.#data.get(key)?.modRevision),
+    ])
   }
 
   /**
    * Rebuilds a state machine from `snapshot()` bytes. Version 1 snapshots (no metadata) load as if
-   * every key had been written once, at revision 1. Throws an Error saying what is wrong if corrupt.
+   * every key had been written once, at revision 1; versions 1 and 2 (no watch history) load with
+   * an empty history compacted at their revision. Throws an Error saying what is wrong if corrupt.
    */
   static restore(bytes: Uint8Array, limits?: Partial<KvLimits>): KvStateMachine {
     const fail = (what: string, cause?: unknown) =>
@@ -209,9 +228,11 @@ export class KvStateMachine {
     if (!Array.isArray(decoded) || decoded.length < 3) {
       throw fail("corrupt snapshot: expected [version, data, sessions]")
     }
-    const [version, flat, sessions, revision] = decoded as unknown[]
-    if (version !== 1 && version !== snapshotVersion) throw fail(`unsupported snapshot version ${String(version)}`)
-    if (decoded.length !== (version === 1 ? 3 : 4))
+    const [version, flat, sessions, revision, history] = decoded as unknown[]
+    if (version !== 1 && version !== 2 && version !== snapshotVersion) {
+      throw fail(`unsupported snapshot version ${String(version)}`)
+    }
+    if (decoded.length !== (version === 1 ? 3 : version === 2 ? 4 : 5))
       throw fail(`corrupt snapshot: version ${version} with ${decoded.length} fields`)
     const stride = version === 1 ? 2 : 5
     if (!Array.isArray(flat) || flat.length % stride !== 0) {
@@ -243,6 +264,16 @@ export class KvStateMachine {
     if (version === 1) machine.#revision = maxRevision
     else if (isCount(revision) && revision >= maxRevision) machine.#revision = revision
     else throw fail(`corrupt snapshot: revision ${String(revision)} is below a key's (${maxRevision})`)
+    try {
+      machine.#history =
+        version === snapshotVersion
+          ? WatchHistory.fromSnapshot(history, historyLimits(machine.limits), machine.#revision, (key) =>
+              machine.#data.get(key),
+            )
+          : new WatchHistory(historyLimits(machine.limits), machine.#revision)
+    } catch (cause) {
+      throw fail(`corrupt snapshot: ${(cause as Error).message}`, cause)
+    }
     try {
       machine.#sessions = ClientSessions.fromSnapshot(sessions, machine.limits)
     } catch (cause) {
@@ -315,6 +346,7 @@ export class KvStateMachine {
       } else if (this.#data.has(o.key)) {
         this.#data.delete(o.key)
         this.#index.remove(o.key)
+        this.#history.recordDelete(o.key, revision)
         changed = true
       }
     }
@@ -338,19 +370,22 @@ export class KvStateMachine {
   #write(key: string, value: string, revision: number): void {
     const stored = this.#data.get(key)
     if (stored === undefined) {
-      this.#data.set(key, { value, version: 1, modRevision: revision, createRevision: revision })
+      const created = { value, version: 1, modRevision: revision, createRevision: revision }
+      this.#data.set(key, created)
       this.#index.insert(key)
+      this.#history.recordPut(key, created)
       return
     }
     stored.value = value
     stored.version++
     stored.modRevision = revision
+    this.#history.recordPut(key, stored)
   }
 
   #remove(key: string): void {
     this.#data.delete(key)
     this.#index.remove(key)
-    this.#revision++
+    this.#history.recordDelete(key, ++this.#revision)
   }
 
   #sizeError(op: KvOp): KvResult | undefined {
@@ -365,6 +400,11 @@ export class KvStateMachine {
     return undefined
   }
 }
+
+const historyLimits = (limits: KvLimits) => ({
+  maxEvents: limits.watchHistoryEvents,
+  maxBytes: limits.watchHistoryBytes,
+})
 
 const entryOf = (stored: StoredEntry): KvEntry => ({
   value: stored.value,

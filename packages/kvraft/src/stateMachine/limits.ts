@@ -21,6 +21,10 @@ export interface KvLimits {
    * are still answered exactly; the oldest is forgotten beyond this many.
    */
   readonly maxExpiredSessions: number
+  /** Events of recent changes kept for watchers, per store (the group, or each shard); see watch/history.ts. */
+  readonly watchHistoryEvents: number
+  /** Bytes of recent changes kept for watchers, per store, counted as watch/history.ts says. */
+  readonly watchHistoryBytes: number
 }
 
 /** The part of `KvLimits` that client sessions use; shard servers reuse sessions alone. */
@@ -36,6 +40,8 @@ export const defaultKvLimits: KvLimits = Object.freeze({
   maxOutstandingPerClient: 1024,
   maxLogTimeStepMs: 30_000,
   maxExpiredSessions: 10_000,
+  watchHistoryEvents: 10_000,
+  watchHistoryBytes: 8 * 1024 * 1024,
 })
 
 const checkPositiveInteger = (name: string, value: number): void => {
@@ -53,6 +59,8 @@ export const resolveKvLimits = (limits?: Partial<KvLimits>): KvLimits => {
   checkPositiveInteger("maxOutstandingPerClient", resolved.maxOutstandingPerClient)
   checkPositiveInteger("maxLogTimeStepMs", resolved.maxLogTimeStepMs)
   checkPositiveInteger("maxExpiredSessions", resolved.maxExpiredSessions)
+  checkPositiveInteger("watchHistoryEvents", resolved.watchHistoryEvents)
+  checkPositiveInteger("watchHistoryBytes", resolved.watchHistoryBytes)
   return Object.freeze(resolved)
 }
 
