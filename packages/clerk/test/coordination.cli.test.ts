@@ -5,6 +5,7 @@
  * pages and shards, refusals (CrossShard exits 4) and bad input (exit 2, a message, no stack trace).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { readFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { shardOf } from "@kv/shardctrler"
 import { runCommand, writeFile } from "@kv/testkit"
@@ -41,70 +42,76 @@ const json = (stdout: string) => JSON.parse(stdout) as Record<string, unknown>
 
 describe("kv commands for versions, conditions, transactions and listings", () => {
   test("get --meta, conditional put and delete, cas", async () => {
-    expect(await kv("put", "k", "one", "--if-absent")).toMatchObject({
-      code: 0,
-      stdout: expect.stringMatching(/^OK \(revision \d+\)$/),
-    })
-    const meta = await kv("get", "k", "--meta", "--json")
-    expect(meta.code).toBe(0)
-    const entry = json(meta.stdout)
-    expect(entry).toMatchObject({ ok: true, key: "k", found: true, value: "one", version: 1 })
-    const human = await kv("get", "k", "--meta")
-    expect(human.stdout).toMatch(/^value\s+one\nversion\s+1\nmodRevision\s+\d+\ncreateRevision\s+\d+$/)
-    const absent = await kv("get", "nope", "--meta")
-    expect(absent).toMatchObject({ code: 1, stdout: "", stderr: 'kv: "nope" is absent' })
+    // Two independent sequences side by side (each CLI call is a process start, mostly CPU).
+    const onKey = async () => {
+      expect(await kv("put", "k", "one", "--if-absent")).toMatchObject({
+        code: 0,
+        stdout: expect.stringMatching(/^OK \(revision \d+\)$/),
+      })
+      const [meta, human] = await Promise.all([kv("get", "k", "--meta", "--json"), kv("get", "k", "--meta")])
+      expect(meta.code).toBe(0)
+      const entry = json(meta.stdout)
+      expect(entry).toMatchObject({ ok: true, key: "k", found: true, value: "one", version: 1 })
+      expect(human.stdout).toMatch(/^value\s+one\nversion\s+1\nmodRevision\s+\d+\ncreateRevision\s+\d+$/)
 
-    // Not applied: exit 5, the current entry on stderr (or in --json), nothing written.
-    const stale = await kv("put", "k", "two", "--if-version", "3")
-    expect(stale.code).toBe(5)
-    expect(stale.stderr).toBe(
-      `kv: not applied: "k" = "one" (version 1, modRevision ${entry.modRevision}, createRevision ${entry.createRevision})`,
-    )
-    const staleJson = json((await kv("put", "k", "two", "--if-mod-revision", "999999", "--json")).stdout)
-    expect(staleJson).toMatchObject({ ok: false, applied: false, entry: { value: "one", version: 1 } })
-    expect((await kv("put", "k", "two", "--if-absent")).code).toBe(5)
-    expect((await kv("get", "k")).stdout).toBe("one")
+      // Not applied: exit 5, the current entry on stderr (or in --json), nothing written.
+      const [stale, staleJson, notAbsent] = await Promise.all([
+        kv("put", "k", "two", "--if-version", "3"),
+        kv("put", "k", "two", "--if-mod-revision", "999999", "--json"),
+        kv("put", "k", "two", "--if-absent"),
+      ])
+      expect(stale.code).toBe(5)
+      expect(stale.stderr).toBe(
+        `kv: not applied: "k" = "one" (version 1, modRevision ${entry.modRevision}, createRevision ${entry.createRevision})`,
+      )
+      expect(staleJson.code).toBe(5)
+      expect(json(staleJson.stdout)).toMatchObject({ ok: false, applied: false, entry: { value: "one", version: 1 } })
+      expect(notAbsent.code).toBe(5)
+      expect((await kv("get", "k")).stdout).toBe("one")
 
-    expect((await kv("put", "k", "two", "--if-version", "1")).code).toBe(0)
-    expect((await kv("put", "k", "three", "--if-mod-revision", String(entry.modRevision))).code).toBe(5)
-    expect((await kv("put", "k", "three", "--if-value", "two")).code).toBe(0)
+      expect((await kv("put", "k", "two", "--if-version", "1")).code).toBe(0)
+      expect((await kv("put", "k", "three", "--if-mod-revision", String(entry.modRevision))).code).toBe(5)
+      expect((await kv("put", "k", "three", "--if-value", "two")).code).toBe(0)
 
-    expect(await kv("cas", "k", "two", "four")).toMatchObject({
-      code: 5,
-      stderr: expect.stringContaining('"k" = "three"'),
-    })
-    expect((await kv("cas", "k", "three", "four")).code).toBe(0)
-    expect((await kv("get", "k")).stdout).toBe("four")
+      expect(await kv("cas", "k", "two", "four")).toMatchObject({
+        code: 5,
+        stderr: expect.stringContaining('"k" = "three"'),
+      })
+      expect((await kv("cas", "k", "three", "four")).code).toBe(0)
+      expect((await kv("get", "k")).stdout).toBe("four")
 
-    expect((await kv("delete", "k", "--if-value", "three")).code).toBe(5)
-    expect((await kv("delete", "k", "--if-version", "4")).code).toBe(0)
-    expect((await kv("get", "k")).code).toBe(1)
-    const gone = await kv("delete", "k", "--if-version", "4")
-    expect(gone).toMatchObject({ code: 5, stderr: 'kv: not applied: "k" is absent' })
-
-    // The kvraft group of the same config.
-    expect((await kv("put", "kk", "v", "--if-absent", "--service", "kvraft")).code).toBe(0)
-    expect(json((await kv("get", "kk", "--meta", "--json", "--service", "kvraft")).stdout)).toMatchObject({
-      value: "v",
-      version: 1,
-    })
-    expect((await kv("get", "kk")).code).toBe(1)
+      expect((await kv("delete", "k", "--if-value", "three")).code).toBe(5)
+      expect((await kv("delete", "k", "--if-version", "4")).code).toBe(0)
+      expect((await kv("get", "k")).code).toBe(1)
+      const gone = await kv("delete", "k", "--if-version", "4")
+      expect(gone).toMatchObject({ code: 5, stderr: 'kv: not applied: "k" is absent' })
+    }
+    const others = async () => {
+      const absent = await kv("get", "nope", "--meta")
+      expect(absent).toMatchObject({ code: 1, stdout: "", stderr: 'kv: "nope" is absent' })
+      // The kvraft group of the same config.
+      expect((await kv("put", "kk", "v", "--if-absent", "--service", "kvraft")).code).toBe(0)
+      expect(json((await kv("get", "kk", "--meta", "--json", "--service", "kvraft")).stdout)).toMatchObject({
+        value: "v",
+        version: 1,
+      })
+      expect((await kv("get", "kk")).code).toBe(1)
+    }
+    await Promise.all([onKey(), others()])
   }, 120_000)
 
   test("txn from a file and from stdin: the success branch exits 0, the failure branch 5", async () => {
-    const lock = {
-      compare: [{ key: "{job}.lock", target: "version", cmp: "==", value: 0 }],
-      success: [
-        { op: "put", key: "{job}.lock", value: "alice" },
-        { op: "get", key: "{job}.other" },
-      ],
-      failure: [{ op: "get", key: "{job}.lock" }],
-    }
+    // The transaction docs/configuration.md shows, as written there.
+    const documented = /`kv txn` reads[\s\S]*?```json\n([\s\S]*?)```/.exec(
+      readFileSync(join(root, "docs/configuration.md"), "utf8"),
+    )?.[1]
+    expect(documented).toBeDefined()
+    const lock: unknown = JSON.parse(documented!)
     const file = join(cluster.dir.path, "lock.json")
     writeFile(file, JSON.stringify(lock))
     const won = await kv("txn", file)
     expect(won.code).toBe(0)
-    expect(won.stdout).toMatch(/^SUCCESS \(revision \d+\)\nput "\{job\}.lock": OK\nget "\{job\}.other" is absent$/)
+    expect(won.stdout).toMatch(/^SUCCESS \(revision \d+\)\nput "\{job\}.lock": OK\nget "\{job\}.owner" is absent$/)
     const lost = await kvTxnStdin(lock)
     expect(lost.code).toBe(5)
     expect(lost.stdout).toMatch(/^FAILURE \(revision \d+\)\nget "\{job\}.lock" = "alice" \(version 1, /)

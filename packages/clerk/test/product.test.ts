@@ -89,20 +89,38 @@ const statusJson = async () => {
   return { code: reply.code, status: JSON.parse(reply.stdout) as StatusJson }
 }
 
+/**
+ * What the examples marked `<!-- runnable: NAME -->` in docs/client.md print (their own comments
+ * say so too): the lock-free counter, create-if-absent and the membership directory.
+ */
+const expectedDocOutput: Record<string, string> = {
+  counter: "20",
+  "create-if-absent": "true false ann",
+  directory: 'web-1 10.0.0.1:80\nweb-3 10.0.0.3:80\n[ "{members}/web/web-1" ] {members}/web/web-1',
+}
+
 /** Every TypeScript example in docs/client.md, run as pasted (at once: they touch different keys). */
 const runDocExamples = async () => {
-  const examples = [...readFileSync(join(root, "docs/client.md"), "utf8").matchAll(/```ts\n([\s\S]*?)```/g)]
+  const examples = [
+    ...readFileSync(join(root, "docs/client.md"), "utf8").matchAll(
+      /(?:<!-- runnable: ([\w-]+) -->\n)?```ts\n([\s\S]*?)```/g,
+    ),
+  ].map(([, name, code]) => ({ name, code: code! }))
   expect(examples.length).toBeGreaterThanOrEqual(4)
+  expect(examples.flatMap(({ name }) => (name === undefined ? [] : [name])).sort()).toEqual(
+    Object.keys(expectedDocOutput).sort(),
+  )
   mkdirSync(join(root, ".tmp"), { recursive: true })
   const outputs = await Promise.all(
-    examples.map(async ([, code], i) => {
+    examples.map(async ({ name, code }, i) => {
       const file = join(root, ".tmp", `client-doc-example-${process.pid}-${i}.ts`)
-      writeFileSync(file, code!)
+      writeFileSync(file, code)
       try {
         // Run beside the copied cluster.toml, whose data directory holds the key the cluster generated.
         const run = await runCommand(["bun", file], { cwd: dir.path, env: withoutKey, timeoutMs: 60_000 })
         if (run.code !== 0)
           throw new Error(`docs/client.md example ${i} failed:\n${code}\n${run.stdout}\n${run.stderr}`)
+        if (name !== undefined) expect({ name, output: run.stdout }).toEqual({ name, output: expectedDocOutput[name]! })
         return run.stdout
       } finally {
         rmSync(file)
