@@ -150,7 +150,9 @@ describe("transactions on the sharded service", () => {
     const kv = await open("sharded")
     const nShards = 10
     const a = "cross-a"
-    const b = Array.from({ length: 50 }, (_, i) => `cross-b${i}`).find((k) => shardOf(k, nShards) !== shardOf(a, nShards))!
+    const b = Array.from({ length: 50 }, (_, i) => `cross-b${i}`).find(
+      (k) => shardOf(k, nShards) !== shardOf(a, nShards),
+    )!
     const refused = await kv
       .txn({
         compare: [],
