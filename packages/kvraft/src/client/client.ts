@@ -1,8 +1,11 @@
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
-import { Context, Effect, Layer, Random } from "effect"
+import { Context, Effect, Layer, Random, Stream } from "effect"
 import { randomClientId } from "../commandClock.ts"
 import { KvCommandMethod, KvGetMethod, KvReadMethod } from "../protocol.ts"
 import type { KvEntry, KvOp, KvReply } from "../stateMachine/index.ts"
+import type { WatchEvent } from "../watch/history.ts"
+import { type WatchTarget, watchKvGroup } from "../watch/kvWatch.ts"
+import type { WatchError, WatchOptions } from "../watch/watchStream.ts"
 import {
   type CasResult,
   casResult,
@@ -42,6 +45,14 @@ export interface KvClientShape {
   txn(request: TxnRequest): Effect.Effect<TxnResult, KvCoordinationError>
   /** One page of the keys under `prefix`, in byte order; linearizable per call. */
   list(prefix: string, options?: ListOptions): Effect.Effect<ListPage, KvClientError>
+  /**
+   * The changes of a key (or of every key under `{ prefix }`) in revision order, with no gap and no
+   * repeat, resuming by itself after any failure; ends only with `Compacted` (the servers no longer
+   * keep the events it needs) or `WatchRefused` (see docs/client.md "Watch").
+   */
+  watch(target: WatchTarget, options?: WatchOptions): Stream.Stream<WatchEvent, WatchError>
+  /** `watch` as an async iterator (`for await`); a `Compacted` end is thrown. */
+  watchIterable(target: WatchTarget, options?: WatchOptions): AsyncIterable<WatchEvent>
 }
 
 /** Beyond this many operations in flight, new ones wait: the servers keep at most 1024 unacknowledged results per client. */
@@ -88,6 +99,9 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
   Effect.gen(function* (): Effect.fn.Return<KvClientShape> {
     if (options.servers.length === 0) return yield* Effect.die(new Error("a kv client needs at least one server"))
     const caller = makeLeaderCaller(rpc, options.servers, options)
+    const services = yield* Effect.context<never>()
+    const watch = (target: WatchTarget, watchOptions?: WatchOptions) =>
+      watchKvGroup(rpc, () => caller.servers, target, watchOptions, options)
     // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
     const random = yield* Random.Random
     const clientId = randomClientId(random)
@@ -185,6 +199,8 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
 
     return {
       clientId,
+      watch,
+      watchIterable: (target, watchOptions) => Stream.toAsyncIterableWith(watch(target, watchOptions), services),
       get,
       put: (key, value) => write({ op: "put", key, value }),
       append: (key, value) => write({ op: "append", key, value }),

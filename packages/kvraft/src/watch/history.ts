@@ -31,6 +31,8 @@ export interface WatchEvent {
   /** For a put, the key's entry after it; for a delete, 0. */
   readonly createRevision: number
   readonly version: number
+  /** The sharded service: the shard the key lives in (revisions count per shard). */
+  readonly shard?: number
 }
 
 /** One key, or every key starting with a prefix. */

@@ -40,6 +40,12 @@ export interface WatchOptions {
    * watch started. 0 and 1 both mean from the first revision.
    */
   readonly fromRevision?: number | undefined
+  /**
+   * The sharded service: per shard, the first revision to deliver (as `fromRevision`, which
+   * applies to the shards not named here). Revisions count per shard, so a sharded watch resumes
+   * from each shard's own position (an event's `shard` and `modRevision`).
+   */
+  readonly fromShardRevisions?: Readonly<Record<number, number>> | undefined
   /** How long a server may hold a poll with nothing to send (default 5 s). */
   readonly waitMs?: number | undefined
   /** Most events per reply (default and cap: the server's, 1,000). */
@@ -50,7 +56,7 @@ export interface WatchOptions {
    * Called when the watch learns that it has every event of its range up to `revision` (a progress
    * notification, or the revision after a batch of events). Never called with a smaller revision.
    */
-  readonly onProgress?: ((revision: number) => void) | undefined
+  readonly onProgress?: ((revision: number, shard?: number) => void) | undefined
 }
 
 export const defaultWatchWaitMs = 5_000
@@ -105,7 +111,7 @@ export const watchStore = (
       const step = (position: number | undefined): Step =>
         Effect.flatMap(
           Effect.suspend(() => {
-            if (reached !== undefined) options.onProgress?.(reached)
+            if (reached !== undefined) options.onProgress?.(reached, shard)
             reached = undefined
             return pollStore(request(position))
           }),
@@ -126,11 +132,12 @@ export const watchStore = (
                 )
               case "events": {
                 if (position === undefined) return Effect.succeed([[], Option.some(outcome.revision)] as const)
-                const fresh = outcome.events.filter((e) => e.modRevision > position)
+                const after = outcome.events.filter((e) => e.modRevision > position)
+                const fresh = shard === undefined ? after : after.map((e) => ({ ...e, shard }))
                 const last = fresh[fresh.length - 1]?.modRevision ?? position
                 const next = Math.max(position, last, outcome.revision)
                 if (fresh.length > 0) reached = next
-                else if (next > position) options.onProgress?.(next)
+                else if (next > position) options.onProgress?.(next, shard)
                 const result = [fresh, Option.some(next)] as const
                 return outcome.retryMs === undefined
                   ? Effect.succeed(result)
@@ -139,7 +146,8 @@ export const watchStore = (
             }
           },
         )
-      const start = options.fromRevision === undefined ? undefined : Math.max(0, options.fromRevision - 1)
+      const from = (shard === undefined ? undefined : options.fromShardRevisions?.[shard]) ?? options.fromRevision
+      const start = from === undefined ? undefined : Math.max(0, from - 1)
       return Stream.paginate(start, step)
     }),
   )

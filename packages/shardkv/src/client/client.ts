@@ -23,7 +23,7 @@ import {
 } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { type Config, type Gid, hashTagOf, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
-import { Context, Duration, Effect, Layer, Random, Semaphore } from "effect"
+import { Context, Duration, Effect, Layer, Random, Semaphore, Stream } from "effect"
 import {
   type ShardCommandReply,
   type ShardGetReply,
@@ -32,6 +32,7 @@ import {
   ShardKvReadMethod,
   type ShardReadReply,
 } from "../protocol.ts"
+import { watchShards } from "../watch/shardWatch.ts"
 
 /** Sequence numbers a shard session may run ahead of its oldest unanswered one (the servers allow 1024). */
 const SEQ_WINDOW = 1000
@@ -108,6 +109,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       attemptTimeoutMs: callerOptions.attemptTimeoutMs,
     })
     const random = yield* Random.Random
+    const services = yield* Effect.context<never>()
     const clientId = randomClientId(random)
     let config: Config | undefined
     // Bumped after every refresh, so that operations that failed on the same view share one query.
@@ -368,8 +370,19 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
         }),
       )
 
+    const watch: KvClientShape["watch"] = (target, watchOptions) =>
+      watchShards(
+        rpc,
+        { config: currentConfig, generation: () => generation, refresh, backoff },
+        target,
+        watchOptions,
+        callerOptions,
+      )
+
     return {
       clientId,
+      watch,
+      watchIterable: (target, watchOptions) => Stream.toAsyncIterableWith(watch(target, watchOptions), services),
       get,
       put: (key, value) => write({ op: "put", key, value }),
       append: (key, value) => write({ op: "append", key, value }),

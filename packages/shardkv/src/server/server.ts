@@ -1,5 +1,6 @@
 import {
   commandStampMs,
+  type HeldPollsOptions,
   type KvLimits,
   type LeaderCaller,
   makeLeaderCaller,
@@ -35,6 +36,7 @@ import {
   type ShardResult,
   ShardStateMachine,
 } from "../stateMachine/index.ts"
+import { type ShardWatchServing, serveShardWatch } from "../watch/serve.ts"
 import { Incarnation, isMember, randomIncarnationId } from "./incarnation.ts"
 import { LatestServers } from "./latestServers.ts"
 import { announceMembers } from "./memberAnnouncement.ts"
@@ -68,6 +70,8 @@ export interface ShardKvServerOptions {
   readonly onFsync?: (seconds: number) => void
   /** Period of the leader's configuration, pull and garbage-collection loops. Default 100 ms. */
   readonly loopIntervalMs?: number
+  /** Bounds on the watch polls this replica holds while it leads (see @kv/kvraft watch/heldPolls.ts). */
+  readonly watch?: HeldPollsOptions
 }
 
 export interface ShardKvServerShape {
@@ -103,6 +107,8 @@ export const makeShardKvServer = (
       ...(options.limits === undefined ? {} : { limits: options.limits }),
     }
     let machine = new ShardStateMachine(machineOptions)
+    /** Set once the watch service is up (after the Raft node, which may apply entries at once). */
+    let watch: ShardWatchServing | undefined
     const rsm = yield* makeRsm<ShardResult>({
       raft: {
         id: options.id,
@@ -118,11 +124,15 @@ export const makeShardKvServer = (
           const command = decodeShardCommand(bytes)
           // Only leaders encode commands; undecodable bytes in the log are a defect upstream.
           if (command === undefined) throw new Error("undecodable shard command in the log")
-          return machine.apply(command)
+          const before = watch?.beforeApply(machine, command)
+          const result = machine.apply(command)
+          watch?.applied(machine, command, before)
+          return result
         },
         snapshot: () => machine.snapshot(),
         restore: (bytes) => {
           machine = ShardStateMachine.restore(bytes, machineOptions)
+          watch?.restored()
         },
       },
       maxRaftStateBytes: options.maxRaftStateBytes,
@@ -173,6 +183,13 @@ export const makeShardKvServer = (
     })
 
     handleShardReads(rpc, rsm, () => machine, fromWrongLeader)
+    watch = yield* serveShardWatch(
+      rpc,
+      rsm,
+      () => machine,
+      () => wrongLeader(rsm.raft.status().leader),
+      options.watch,
+    )
 
     // Migration protocol: any replica hands off a frozen shard, only to the replicas of the group
     // the configuration gives it to; deletion goes through the log, once that group has it.

@@ -269,6 +269,11 @@ export class ShardStateMachine {
     return answerRead(kv, request)
   }
 
+  /** The store of `shard` if this group serves it now (for watchers: read only), else undefined. */
+  servingStore(shard: number): KvStateMachine | undefined {
+    return this.#isShard(shard) ? this.#serving(shard) : undefined
+  }
+
   /**
    * The error a write would get if applied now, or undefined: lets the leader refuse early.
    * Applying checks again, since ownership and values change meanwhile.
