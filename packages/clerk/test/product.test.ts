@@ -91,12 +91,13 @@ const statusJson = async () => {
 
 /**
  * What the examples marked `<!-- runnable: NAME -->` in docs/client.md print (their own comments
- * say so too): the lock-free counter, create-if-absent and the membership directory.
+ * say so too): the lock-free counter, create-if-absent, the membership directory and the Effect API.
  */
 const expectedDocOutput: Record<string, string> = {
   counter: "20",
   "create-if-absent": "true false ann",
   directory: 'web-1 10.0.0.1:80\nweb-3 10.0.0.3:80\n[ "{members}/web/web-1" ] {members}/web/web-1',
+  effect: 'true false worker-a\n[ "{queue}/task-1", "{queue}/task-3" ]\nCrossShard: give the keys one hash tag',
 }
 
 /** Every TypeScript example in docs/client.md, run as pasted (at once: they touch different keys). */
