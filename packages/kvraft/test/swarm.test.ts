@@ -19,14 +19,12 @@ import { describe, expect, test } from "bun:test"
 import type { NodeId } from "@kv/raft"
 import type { Rng } from "@kv/sim"
 import {
-  casApplied,
-  casRejected,
+  addCoordinationCounts,
+  type CoordinationCounts,
   runSwarmSeeds,
   SimWorld,
   SwarmLedger,
   type SwarmSeedResult,
-  txnFailed,
-  txnSucceeded,
 } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { type KvServerShape, makeKvClient, makeKvServer } from "../src/index.ts"
@@ -42,14 +40,9 @@ const TRANSFER_KEYS = ["acct:x", "acct:y"] as const
 const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
 
 /** Across the seeds of one test: membership changes proposed, and seeds that end with another membership. */
-const coverage = {
-  proposed: 0,
-  seedsWithNewMembership: 0,
-  casApplied: 0,
-  casRejected: 0,
-  transfersSucceeded: 0,
-  transfersFailed: 0,
-}
+const coverage = { proposed: 0, seedsWithNewMembership: 0 }
+/** Across the seeds of one test: CAS applied and rejected, transfer transactions succeeded and failed. */
+let coordination: CoordinationCounts = { casApplied: 0, casRejected: 0, txnSucceeded: 0, txnFailed: 0 }
 
 const runSeed = (seed: number): SwarmSeedResult => {
   const world = new SimWorld(seed)
@@ -229,14 +222,7 @@ const runSeed = (seed: number): SwarmSeedResult => {
   const exit = world.run(program, FAULT_PHASE_MS + 5 * LIVENESS_BOUND_MS)
   if (Exit.isFailure(exit)) problem ??= `run failed: ${String(exit.cause).slice(0, 500)}`
   problem ??= ledger.checkHistory()
-  for (const op of ledger.history.history()) {
-    if (op.output === casApplied) coverage.casApplied++
-    if (op.output === casRejected) coverage.casRejected++
-    // Transfers and creates write; the reads before them do not count.
-    const writes = op.input.op === "txn" && op.input.success.some((o) => o.op === "put")
-    if (writes && op.output === txnSucceeded) coverage.transfersSucceeded++
-    if (writes && op.output === txnFailed) coverage.transfersFailed++
-  }
+  coordination = addCoordinationCounts(coordination, ledger.coordinationCounts())
   return {
     ok: problem === undefined,
     ...(problem === undefined ? {} : { problem }),
@@ -251,18 +237,18 @@ describe("kvraft swarm in the seeded world", () => {
     runSwarmSeeds("kvraft swarm", FILE, 1_000, runSeed)
     console.log(
       `kvraft swarm: ${coverage.proposed} membership changes proposed, ${coverage.seedsWithNewMembership} seeds ended with another membership, ` +
-        `${coverage.casApplied} CAS applied and ${coverage.casRejected} rejected, ` +
-        `${coverage.transfersSucceeded} transfer transactions succeeded and ${coverage.transfersFailed} failed`,
+        `${coordination.casApplied} CAS applied and ${coordination.casRejected} rejected, ` +
+        `${coordination.txnSucceeded} transfer transactions succeeded and ${coordination.txnFailed} failed`,
     )
     // The runs must change memberships, or they prove nothing about changes under faults.
     const seeds = Number(process.env.KV_SWARM_SEEDS ?? 1_000)
     if (process.env.KV_SEED === undefined) expect(coverage.seedsWithNewMembership).toBeGreaterThan(seeds / 10)
     // Concurrent CAS must both win and lose, or the histories prove little about them.
     if (process.env.KV_SEED === undefined)
-      expect(Math.min(coverage.casApplied, coverage.casRejected)).toBeGreaterThan(seeds)
+      expect(Math.min(coordination.casApplied, coordination.casRejected)).toBeGreaterThan(seeds)
     // Likewise racing transfers.
     if (process.env.KV_SEED === undefined)
-      expect(Math.min(coverage.transfersSucceeded, coverage.transfersFailed)).toBeGreaterThan(seeds / 2)
+      expect(Math.min(coordination.txnSucceeded, coordination.txnFailed)).toBeGreaterThan(seeds / 2)
   }, 600_000)
 
   test("one seed twice gives the same run", () => {

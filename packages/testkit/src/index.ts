@@ -14,6 +14,8 @@ export {
 export { SimProcesses } from "./simProcesses.ts"
 export { SimWorld, type SimWorldOptions } from "./simWorld.ts"
 export {
+  addCoordinationCounts,
+  type CoordinationCounts,
   runSwarmSeeds,
   type SwarmCasClient,
   type SwarmClient,

@@ -54,6 +54,22 @@ export interface SwarmTxnClient extends SwarmClient {
   }): Effect.Effect<{ readonly succeeded: boolean; readonly entries: readonly (SwarmEntry | undefined)[] }, unknown>
 }
 
+/** See SwarmLedger.coordinationCounts. */
+export interface CoordinationCounts {
+  readonly casApplied: number
+  readonly casRejected: number
+  readonly txnSucceeded: number
+  readonly txnFailed: number
+}
+
+/** Adds `b` into `a`, for totals over a run's seeds. */
+export const addCoordinationCounts = (a: CoordinationCounts, b: CoordinationCounts): CoordinationCounts => ({
+  casApplied: a.casApplied + b.casApplied,
+  casRejected: a.casRejected + b.casRejected,
+  txnSucceeded: a.txnSucceeded + b.txnSucceeded,
+  txnFailed: a.txnFailed + b.txnFailed,
+})
+
 /** The balances that `transferClerk`s move between their two counters: the counters always sum to this. */
 export const transferTotal = 100
 
@@ -352,6 +368,20 @@ export class SwarmLedger {
   checkHistory(): string | undefined {
     const verdict = checkLinearizable(this.history.history())
     return verdict.ok ? undefined : `not linearizable (key ${verdict.key}):\n${verdict.explanation}`
+  }
+
+  /** How many CAS applied and were rejected, and how many writing transactions succeeded and failed. */
+  coordinationCounts(): CoordinationCounts {
+    const counts = { casApplied: 0, casRejected: 0, txnSucceeded: 0, txnFailed: 0 }
+    for (const op of this.history.history()) {
+      if (op.output === casApplied) counts.casApplied++
+      if (op.output === casRejected) counts.casRejected++
+      // Transfers and creates write; the reads before them do not count.
+      if (op.input.op !== "txn" || !op.input.success.some((o) => o.op !== "get")) continue
+      if (op.output === txnSucceeded) counts.txnSucceeded++
+      if (op.output === txnFailed) counts.txnFailed++
+    }
+    return counts
   }
 
   get operations(): number {

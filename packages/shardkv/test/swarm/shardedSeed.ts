@@ -1,7 +1,9 @@
 /**
  * One seed of the sharded swarm. The world is a real controller (3 replicas), groups 100–102 (3
- * replicas each), three clerks appending and reading, and a writer of values up to the maximum
- * size into keys of one shard, so that shard spans many install pieces and is larger than one Raft
+ * replicas each), three clerks appending and reading, racing compare-and-swaps on one key and
+ * transfers between two hash-tagged counters (`{acct}x`, `{acct}y`: one shard, so one transaction
+ * may hold both) that compare both counters' versions or mod revisions, and a writer of values up
+ * to the maximum size into keys of one shard, so that shard spans many install pieces and is larger than one Raft
  * message. The world's messages are small (64 KiB) and so are values (12 KiB): sizes scale with
  * the message, the shapes do not.
  *
@@ -19,12 +21,13 @@
  *
  * Checked: at most one group serves a shard in any configuration (sampled throughout), no active
  * client session expires whatever a replica's clock says, the history (final reads included) is
- * linearizable, every acknowledged append is present exactly once.
+ * linearizable (a transaction one atomic step over both counters, wherever their shard moved), every
+ * acknowledged append is present exactly once, the counters still sum to their total.
  */
 import type { NodeId } from "@kv/raft"
 import { type Config, makeControllerClient, makeControllerServer, shardOf } from "@kv/shardctrler"
 import { type Rng, TraceDigest } from "@kv/sim"
-import { SimWorld, SwarmLedger, type SwarmSeedResult, watchExpiredSessions } from "@kv/testkit"
+import { type CoordinationCounts, SimWorld, SwarmLedger, type SwarmSeedResult, watchExpiredSessions } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { makeShardKvClient, makeShardKvServer, ShardDeleteMethod, ShardPullMethod } from "../../src/index.ts"
 import { type ChangeWindow, GroupRoster, storageName } from "./groupRoster.ts"
@@ -36,6 +39,8 @@ export const MAX_VALUE_BYTES = 12 * 1024
 export const FAULT_PHASE_MS = 4_000
 export const LIVENESS_BOUND_MS = 30_000
 const KEYS = ["a", "b", "c", "d", "e", "f"]
+const CAS_KEY = "mutex"
+const TRANSFER_KEYS = ["{acct}x", "{acct}y"] as const
 const GIDS = [100, 101, 102]
 const HOUR_MS = 3_600_000
 /** Share of seeds that end by wiping a group that holds shards (then refused, its gid retired). */
@@ -54,6 +59,7 @@ export interface ShardedSeedResult extends SwarmSeedResult {
   readonly digest: string
   /** How many of each fault the seed chose. */
   readonly faults: Readonly<Record<string, number>>
+  readonly coordination: CoordinationCounts
 }
 
 const pick = <A>(rng: Rng, items: readonly A[]): A => items[rng.nextInt(items.length)]!
@@ -200,8 +206,16 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
       })
     const clients = yield* Effect.forEach([1, 2, 3], (n) => newClient(`clerk-${n}`))
     const writer = yield* newClient("writer")
+    const coordRandom = world.stream("coordination")
     const clerks = yield* Effect.forEach(clients, (kv, i) =>
       Effect.forkChild(ledger.clerk(i + 1, kv, clientRandom, inFaults, { keys: KEYS, maxThinkMs: 40 })),
+    )
+    // The same clients race read-then-CAS updates of one key and transfers between the counters.
+    const casClerks = yield* Effect.forEach(clients, (kv, i) =>
+      Effect.forkChild(ledger.casClerk(i + 1, kv, CAS_KEY, coordRandom, inFaults, 800)),
+    )
+    const transferClerks = yield* Effect.forEach(clients, (kv, i) =>
+      Effect.forkChild(ledger.transferClerk(i + 1, kv, TRANSFER_KEYS, coordRandom, inFaults, 700)),
     )
     // Values up to the largest allowed, so the big shard outgrows one message early and stays so.
     const bigValue = (n: number) => {
@@ -392,7 +406,7 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
     if (joined.size === 0) {
       yield* join(GIDS[0]!)
     }
-    yield* Effect.forEach(clerks, Fiber.join)
+    yield* Effect.forEach([...clerks, ...casClerks, ...transferClerks], Fiber.join)
     yield* Fiber.join(writerFiber)
     yield* Fiber.join(forgerFiber)
 
@@ -446,7 +460,9 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
     const values = new Map<string, string>()
     for (const key of KEYS) values.set(key, yield* ledger.read(200, clients[0]!, key))
     for (const key of BIG_KEYS) yield* ledger.read(200, clients[0]!, key)
+    const counters = yield* Effect.forEach(TRANSFER_KEYS, (key) => ledger.read(200, clients[0]!, key))
     problem ??= ledger.checkFinal(values)
+    problem ??= ledger.checkTransfers(TRANSFER_KEYS, [counters[0]!, counters[1]!])
     if (problem === undefined && faults.chance(RETIRE_CHANCE)) yield* wipeHolder
   })
 
@@ -463,5 +479,6 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
     virtualMs: world.now(),
     digest: digest.value,
     faults: faultCounts,
+    coordination: ledger.coordinationCounts(),
   }
 }
