@@ -1,7 +1,7 @@
 /**
  * Proves that the `kv` commands for versions, conditional writes, transactions and listings work
  * against real processes: `get --meta`, `put`/`delete` with each condition and exit code 5 showing
- * the current entry when it does not hold, `cas`, `txn` from a file and from stdin, `list` across
+ * the current entry when it does not hold, `cas`, `txn` (JSON and lines) from a file and from stdin, `list` across
  * pages and shards, refusals (CrossShard exits 4) and bad input (exit 2, a message, no stack trace).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
@@ -100,19 +100,20 @@ describe("kv commands for versions, conditions, transactions and listings", () =
     await Promise.all([onKey(), others()])
   }, 120_000)
 
-  test("txn from a file and from stdin: the success branch exits 0, the failure branch 5", async () => {
-    // The transaction docs/configuration.md shows, as written there.
-    const documented = /`kv txn` reads[\s\S]*?```json\n([\s\S]*?)```/.exec(
-      readFileSync(join(root, "docs/configuration.md"), "utf8"),
-    )?.[1]
-    expect(documented).toBeDefined()
-    const lock: unknown = JSON.parse(documented!)
+  test("txn from a file and from stdin, as JSON and as lines: the success branch exits 0, the failure branch 5", async () => {
+    // The transaction docs/configuration.md shows, as JSON and as lines, as written there.
+    const doc = readFileSync(join(root, "docs/configuration.md"), "utf8")
+    const asJson = /`kv txn` reads[\s\S]*?```json\n([\s\S]*?)```/.exec(doc)?.[1]
+    const asLines = /The same transaction in lines[\s\S]*?```text\n([\s\S]*?)```/.exec(doc)?.[1]
+    expect(asJson).toBeDefined()
+    expect(asLines).toBeDefined()
+    const lock: unknown = JSON.parse(asJson!)
     const file = join(cluster.dir.path, "lock.json")
-    writeFile(file, JSON.stringify(lock))
+    writeFile(file, asJson!)
     const won = await kv("txn", file)
     expect(won.code).toBe(0)
     expect(won.stdout).toMatch(/^SUCCESS \(revision \d+\)\nput "\{job\}.lock": OK\nget "\{job\}.owner" is absent$/)
-    const lost = await kvTxnStdin(lock)
+    const lost = await kvTxnStdin(asLines!)
     expect(lost.code).toBe(5)
     expect(lost.stdout).toMatch(/^FAILURE \(revision \d+\)\nget "\{job\}.lock" = "alice" \(version 1, /)
     const lostJson = await kvTxnStdin(lock, "--json")

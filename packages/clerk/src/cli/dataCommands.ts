@@ -201,7 +201,7 @@ const readTxnText = async (file: Option.Option<string>): Promise<string> => {
   if (Option.isNone(file) || file.value === "-") {
     if (process.stdin.isTTY === true) {
       throw new CliFailure(
-        "txn reads the transaction as JSON from a file or stdin: `kv txn FILE` or `kv txn < FILE` (see kv txn --help)",
+        "txn reads the transaction from a file or stdin: `kv txn FILE` or `kv txn < FILE` (see kv txn --help)",
         ExitCode.badInput,
       )
     }
@@ -225,7 +225,7 @@ export const txn = Command.make(
   {
     ...dataFlags,
     file: Argument.String("file").pipe(
-      Argument.withDescription("a JSON file with the transaction (omitted or -: stdin)"),
+      Argument.withDescription("a file with the transaction (omitted or -: stdin)"),
       Argument.optional,
     ),
   },
@@ -246,14 +246,18 @@ export const txn = Command.make(
   }),
 ).pipe(
   Command.withShortDescription(
-    "Run a transaction (JSON from a file or stdin): success ops if every compare holds (exit 0), else failure ops (exit 5)",
+    "Run a transaction (JSON or lines, from a file or stdin): success ops if every compare holds (exit 0), else failure ops (exit 5)",
   ),
   Command.withDescription(
     [
-      "Run a transaction read as JSON from FILE or stdin:",
+      "Run a transaction read from FILE or stdin, as JSON:",
       '  {"compare": [{"key": K, "target": "version"|"modRevision"|"createRevision"|"value", "cmp": "=="|"!="|"<"|">", "value": N or "S"}],',
       '   "success": [{"op": "put", "key": K, "value": "S"} | {"op": "delete", "key": K} | {"op": "get", "key": K}],',
       '   "failure": [...]}',
+      "or as lines (a word with spaces or quotes written as a JSON string; # starts a comment):",
+      "  if TARGET KEY CMP VALUE           a compare, as in: if version lock == 0",
+      "  then put KEY VALUE | then delete KEY | then get KEY     a success op",
+      "  else put KEY VALUE | else delete KEY | else get KEY     a failure op",
       "If every compare holds the success ops run (exit 0), else the failure ops (exit 5), atomically at one revision.",
       "An absent key has version, modRevision and createRevision 0; a compare on its value fails.",
       "On the sharded service every key must be in one shard: give them one hash tag, as in {user42}.name.",
@@ -261,8 +265,12 @@ export const txn = Command.make(
   ),
   Command.withExamples([
     {
-      command: `echo '{"compare":[{"key":"lock","target":"version","cmp":"==","value":0}],"success":[{"op":"put","key":"lock","value":"me"}],"failure":[{"op":"get","key":"lock"}]}' | kv txn`,
+      command: `printf 'if version lock == 0\\nthen put lock me\\nelse get lock\\n' | kv txn`,
       description: "take a lock if nobody holds it, else show who does",
+    },
+    {
+      command: `echo '{"compare":[{"key":"lock","target":"value","cmp":"==","value":"me"}],"success":[{"op":"delete","key":"lock"}]}' | kv txn`,
+      description: "release it if it is still mine (JSON)",
     },
   ]),
 )
