@@ -209,16 +209,32 @@ const runSeed = (seed: number): SwarmSeedResult => {
     fibers.push(yield* watch("everything from 10", watch3, { prefix: "" }, 10))
     yield* faultInjector
     yield* Effect.forEach(writers, Fiber.join)
-    // Every replica catches up with the leader, and every watcher with the final revision.
+    // One last write commits in the healed group's term, so every earlier entry is known committed
+    // (a new leader learns what its predecessors committed only then); then every replica catches
+    // up with it, and every watcher with the final revision.
     const healedAt = world.now()
-    let finalRevision = -1
+    attempted.add("last")
+    const lastWriter = yield* client("last-writer")
+    let last = yield* Effect.exit(lastWriter.putIf("dir/last", "last", { ifAbsent: true }))
+    // A timed-out attempt may have applied: its retry then finds the key there, and reads it.
+    while (Exit.isFailure(last) && world.now() - healedAt < CATCH_UP_BOUND_MS) {
+      last = yield* Effect.exit(lastWriter.putIf("dir/last", "last", { ifAbsent: true }))
+    }
+    if (Exit.isSuccess(last) && !last.value.applied && last.value.entry?.value === "last") {
+      last = Exit.succeed({ applied: true, revision: last.value.entry.modRevision })
+    }
+    if (Exit.isFailure(last)) {
+      problem = `no write completed after healing: ${String(last.cause)}`
+      return
+    }
+    acknowledged.add("last")
     while (world.now() - healedAt < CATCH_UP_BOUND_MS) {
       const current = leader()?.[1]
       if (current !== undefined) {
-        finalRevision = current.machine().revision
+        const finalRevision = current.machine().revision
         const replicasDone = [...servers.values()].every((s) => s.machine().revision === finalRevision)
         const watchersDone = watchers.every((w) => w.ended !== undefined || w.position >= finalRevision)
-        if (replicasDone && watchersDone) break
+        if (finalRevision >= last.value.revision && replicasDone && watchersDone) break
       }
       yield* Effect.sleep(50)
     }
