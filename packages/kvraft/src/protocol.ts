@@ -20,17 +20,26 @@ export const ConditionSchema = Schema.Struct({
 })
 export const CompareSchema = Schema.Struct({ key: Schema.String, ...ConditionSchema.fields })
 
+/** Attaches the written key to a lease (see `leaseGrant`). */
+const LeaseField = { lease: Schema.optionalKey(Positive) }
+
 export const TxnOpSchema = Schema.Union([
-  Schema.Struct({ op: Schema.Literal("put"), key: Schema.String, value: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("put"), key: Schema.String, value: Schema.String, ...LeaseField }),
   Schema.Struct({ op: Schema.Literal("delete"), key: Schema.String }),
   Schema.Struct({ op: Schema.Literal("get"), key: Schema.String }),
 ])
 
 export const KvOpSchema = Schema.Union([
-  Schema.Struct({ op: Schema.Literal("put"), key: Schema.String, value: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("put"), key: Schema.String, value: Schema.String, ...LeaseField }),
   Schema.Struct({ op: Schema.Literal("append"), key: Schema.String, value: Schema.String }),
   Schema.Struct({ op: Schema.Literal("delete"), key: Schema.String }),
-  Schema.Struct({ op: Schema.Literal("casPut"), key: Schema.String, value: Schema.String, when: ConditionSchema }),
+  Schema.Struct({
+    op: Schema.Literal("casPut"),
+    key: Schema.String,
+    value: Schema.String,
+    when: ConditionSchema,
+    ...LeaseField,
+  }),
   Schema.Struct({ op: Schema.Literal("casDelete"), key: Schema.String, when: ConditionSchema }),
   Schema.Struct({
     op: Schema.Literal("txn"),
@@ -39,6 +48,9 @@ export const KvOpSchema = Schema.Union([
     success: Schema.Array(TxnOpSchema),
     failure: Schema.Array(TxnOpSchema),
   }),
+  Schema.Struct({ op: Schema.Literal("leaseGrant"), key: Schema.Literal(""), ttlMs: Positive }),
+  Schema.Struct({ op: Schema.Literal("leaseKeepAlive"), key: Schema.Literal(""), lease: Positive }),
+  Schema.Struct({ op: Schema.Literal("leaseRevoke"), key: Schema.Literal(""), lease: Positive }),
 ])
 
 export const EntrySchema = Schema.Struct({
@@ -62,6 +74,7 @@ export const KvReplySchema = Schema.Union([
     revision: Count,
     entries: Schema.Array(Schema.NullOr(EntrySchema)),
   }),
+  Schema.Struct({ kind: Schema.Literal("lease"), lease: Positive, ttlMs: Positive }),
 ])
 
 export const WrongLeaderReply = Schema.Struct({
@@ -81,6 +94,7 @@ export const KvErrorReply = Schema.Struct({
     "Stale",
     "CrossShard",
     "InvalidRequest",
+    "LeaseNotFound",
   ]),
   message: Schema.String,
 })
@@ -150,10 +164,29 @@ export type ReadOk = typeof ReadOk.Type
 export const ReadReply = Schema.Union([...ReadOk.members, WrongLeaderReply, KvErrorReply])
 export type ReadReply = typeof ReadReply.Type
 
+/** One lease (`lease` > 0) or every lease (`lease` 0, keys left out), answered by the leader. */
+export const LeaseRequest = Schema.Struct({ lease: Count })
+
+export const LeaseStatusSchema = Schema.Struct({
+  lease: Positive,
+  ttlMs: Positive,
+  /** Time left by the leader's reckoning: never less than the truth (see LeaseDeadlines). */
+  remainingMs: Count,
+  keys: Schema.Array(Schema.String),
+})
+export type LeaseStatus = typeof LeaseStatusSchema.Type
+
+export const LeaseReply = Schema.Union([
+  Schema.Struct({ ok: Schema.Literal(true), leases: Schema.Array(LeaseStatusSchema) }),
+  WrongLeaderReply,
+])
+export type LeaseReply = typeof LeaseReply.Type
+
 export const StatusReply = Schema.Struct({ ...raftStatusFields, leaderAddress: Schema.String, keys: Count })
 export type StatusReply = typeof StatusReply.Type
 
 export const KvCommandMethod = defineMethod("kv.command", CommandRequest, CommandReply)
 export const KvGetMethod = defineMethod("kv.get", GetRequest, GetReply)
 export const KvReadMethod = defineMethod("kv.read", ReadRequest, ReadReply)
+export const KvLeaseMethod = defineMethod("kv.lease", LeaseRequest, LeaseReply)
 export const KvStatusMethod = defineMethod("kv.status", Schema.Struct({}), StatusReply)

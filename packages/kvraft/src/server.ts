@@ -2,6 +2,7 @@ import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
 import { Clock, Effect, type Scope } from "effect"
 import { commandStampMs } from "./commandClock.ts"
+import { type LeaseOptions, makeLeaseDeadlines, serveLeases } from "./lease/serveLeases.ts"
 import { memberAddress } from "./members/admin.ts"
 import {
   type CommandReply,
@@ -13,7 +14,16 @@ import {
 } from "./protocol.ts"
 import { handleKvReads } from "./reads.ts"
 import { makeRsm, type RsmShape, type SubmitError, type WrongLeader } from "./rsm/index.ts"
-import { decodeCommand, encodeCommand, type KvLimits, type KvResult, KvStateMachine } from "./stateMachine/index.ts"
+import {
+  decodeCommand,
+  decodeLeaderCommand,
+  encodeCommand,
+  isLeaderCommand,
+  type KvLimits,
+  type KvResult,
+  KvStateMachine,
+  okResult,
+} from "./stateMachine/index.ts"
 import type { HeldPollsOptions } from "./watch/heldPolls.ts"
 import { serveKvWatch, type WatchServing } from "./watch/serve.ts"
 
@@ -32,6 +42,8 @@ export interface KvServerOptions {
   readonly onFsync?: (seconds: number) => void
   /** Bounds on the watch polls this replica holds while it leads (see watch/heldPolls.ts). */
   readonly watch?: HeldPollsOptions
+  /** The leader's lease loop (see lease/serveLeases.ts). */
+  readonly leases?: LeaseOptions
 }
 
 export interface KvServerShape {
@@ -44,8 +56,9 @@ export interface KvServerShape {
 }
 
 /** Adapts the KV state machine (replaced wholesale on snapshot restore) to the RSM interface. */
-const kvReplica = (limits: Partial<KvLimits> | undefined) => {
+const kvReplica = (limits: Partial<KvLimits> | undefined, adopt: (machine: KvStateMachine) => void) => {
   let machine = new KvStateMachine(limits)
+  adopt(machine)
   /** Set once the watch service is up; nothing is applied before. */
   let watch: WatchServing | undefined
   return {
@@ -55,6 +68,14 @@ const kvReplica = (limits: Partial<KvLimits> | undefined) => {
     },
     stateMachine: {
       apply: (command: Uint8Array): KvResult => {
+        if (isLeaderCommand(command)) {
+          const leader = decodeLeaderCommand(command)
+          if (leader === undefined) throw new Error("undecodable leader command in the log")
+          const before = machine.revision
+          machine.applyLeader(leader)
+          watch?.applied(machine, before)
+          return okResult
+        }
         const decoded = decodeCommand(command)
         // Only the leader encodes commands, after validation; undecodable bytes are a defect upstream.
         if (decoded === undefined) throw new Error("undecodable command in the log")
@@ -66,6 +87,7 @@ const kvReplica = (limits: Partial<KvLimits> | undefined) => {
       snapshot: () => machine.snapshot(),
       restore: (bytes: Uint8Array) => {
         machine = KvStateMachine.restore(bytes, limits)
+        adopt(machine)
         watch?.restored()
       },
     },
@@ -82,7 +104,8 @@ export const makeKvServer = (
   Effect.gen(function* () {
     const rpc = yield* RpcNode
     const clock = yield* Clock.Clock
-    const replica = kvReplica(options.limits)
+    const leaseTime = makeLeaseDeadlines(clock)
+    const replica = kvReplica(options.limits, leaseTime.adopt)
     const rsm = yield* makeRsm({
       raft: {
         id: options.id,
@@ -150,6 +173,7 @@ export const makeKvServer = (
       options.watch,
     )
     replica.setWatch(watch)
+    yield* serveLeases(rpc, rsm, replica.current, leaseTime.deadlines, wrongLeader, options.leases)
 
     const status = (): StatusReply => {
       const s = rsm.raft.status()
@@ -162,6 +186,7 @@ export const makeKvServer = (
       kv_client_sessions: replica.current().sessions.count(),
       kv_client_sessions_expired: replica.current().sessions.expiredCount(),
       kv_watch_polls_held: watch.held(),
+      kv_leases: leaseTime.count(),
     })
     return { rsm, status, gauges, machine: replica.current }
   })

@@ -98,12 +98,12 @@ describe("LeaseDeadlines", () => {
     expect(d.remaining(1)).toBe(0)
   })
 
-  test("checkpoint rows carry each lease's time left", () => {
-    let m = 0
+  test("checkpoint rows carry each lease's time left, in whole milliseconds rounded up", () => {
+    let m = 0.25
     const d = new LeaseDeadlines(() => m)
     d.set(2, 3_000)
     d.set(1, 1_000)
-    m += 500
+    m += 500.5
     expect(d.snapshotRemaining()).toEqual([
       [1, 500],
       [2, 2_500],

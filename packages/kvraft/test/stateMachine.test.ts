@@ -288,7 +288,7 @@ describe("snapshots", () => {
     const cases: [Uint8Array, RegExp][] = [
       [new Uint8Array(), /corrupt snapshot/],
       [bytes.subarray(0, bytes.length - 2), /corrupt snapshot/],
-      [encode([4, [], [0, []], 0, [0, []]]), /unsupported snapshot version 4/],
+      [encode([9, [], [0, []], 0, [0, []]]), /unsupported snapshot version 9/],
       [encode([1, ["k"], [0, []]]), /key\/value pairs/],
       [encode([1, ["k", 5], [0, []]]), /pair of strings/],
       [encode([1, [], [0, [[0, 1, 0, [], []]]]]), /clientId/],

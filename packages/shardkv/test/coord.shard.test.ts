@@ -82,6 +82,24 @@ describe("coordination in a shard group", () => {
     expect(m.apply(command(1, together))).toMatchObject({ ok: true, reply: { kind: "txn", succeeded: true } })
   })
 
+  test("leases are refused with a clear error, and a put naming one writes nothing", () => {
+    const m = new ShardStateMachine({ gid: 100, nShards: N_SHARDS })
+    m.apply({ type: "reconfigure", config: allOn(1, 100) })
+    const refused: KvOp[] = [
+      { op: "leaseGrant", key: "", ttlMs: 5_000 },
+      { op: "leaseKeepAlive", key: "", lease: 1 },
+      { op: "leaseRevoke", key: "", lease: 1 },
+      { op: "put", key: "a", value: "1", lease: 1 },
+      { op: "casPut", key: "a", value: "1", when: { target: "version", cmp: "==", value: 0 }, lease: 1 },
+      { op: "txn", key: "a", compare: [], success: [{ op: "put", key: "a", value: "1", lease: 1 }], failure: [] },
+    ]
+    refused.forEach((op, k) => {
+      expect(m.precheck(op)).toMatchObject({ ok: false, error: "InvalidRequest" })
+      expect(m.apply(command(k + 1, op))).toMatchObject({ ok: false, error: "InvalidRequest" })
+    })
+    expect(m.get("a")).toEqual({ ok: true, value: "" })
+  })
+
   test("a shard's revisions and a CAS answer move with the shard, and go on growing there", () => {
     const a = new ShardStateMachine({ gid: 100, nShards: N_SHARDS })
     const b = new ShardStateMachine({ gid: 200, nShards: N_SHARDS })

@@ -22,6 +22,7 @@ import {
 } from "./coordination.ts"
 import { fromKvErrorReply, type KvClientError } from "./errors.ts"
 import { type LeaderCallerOptions, makeLeaderCaller } from "./leaderCaller.ts"
+import { type KvLeasesShape, makeKvLeases } from "./leases.ts"
 
 export interface KvClientOptions extends LeaderCallerOptions {
   /** Addresses of the group's replicas. */
@@ -53,6 +54,11 @@ export interface KvClientShape {
   watch(target: WatchTarget, options?: WatchOptions): Stream.Stream<WatchEvent, WatchError>
   /** `watch` as an async iterator (`for await`); a `Compacted` end is thrown. */
   watchIterable(target: WatchTarget, options?: WatchOptions): AsyncIterable<WatchEvent>
+}
+
+/** The kvraft client: the KV operations, and leases (which the sharded service does not have). */
+export interface KvGroupClientShape extends KvClientShape {
+  readonly leases: KvLeasesShape
 }
 
 /** Beyond this many operations in flight, new ones wait: the servers keep at most 1024 unacknowledged results per client. */
@@ -95,8 +101,8 @@ const ackedBelow = (session: Session): number => (session.confirmed ? session.lo
  * client moves to a fresh session (a new id, never the old one again, so no late copy of an old
  * write can be taken for a new one) and resends it. Only `OutcomeUnknown` reaches the caller.
  */
-export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effect.Effect<KvClientShape> =>
-  Effect.gen(function* (): Effect.fn.Return<KvClientShape> {
+export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effect.Effect<KvGroupClientShape> =>
+  Effect.gen(function* (): Effect.fn.Return<KvGroupClientShape> {
     if (options.servers.length === 0) return yield* Effect.die(new Error("a kv client needs at least one server"))
     const caller = makeLeaderCaller(rpc, options.servers, options)
     const services = yield* Effect.context<never>()
@@ -186,6 +192,7 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
       Effect.catchTags(effect, {
         CrossShard: (e) => Effect.die(e),
         InvalidRequest: (e) => Effect.die(e),
+        LeaseNotFound: (e) => Effect.die(e),
       })
     const write = (op: KvOp): Effect.Effect<void, KvClientError> => narrow(Effect.asVoid(send(op, 0)))
 
@@ -199,6 +206,7 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
 
     return {
       clientId,
+      leases: makeKvLeases((op) => send(op, 0), caller),
       watch,
       watchIterable: (target, watchOptions) => Stream.toAsyncIterableWith(watch(target, watchOptions), services),
       get,

@@ -70,7 +70,10 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("Invali
   message: Schema.String,
 }) {}
 
-export type KvCoordinationError = KvClientError | CrossShard | InvalidRequest
+/** The lease named (a put's, a transaction put's, a keep-alive's) was revoked, expired or never granted. Nothing was written. */
+export class LeaseNotFound extends Schema.TaggedError<LeaseNotFound>()("LeaseNotFound", { message: Schema.String }) {}
+
+export type KvCoordinationError = KvClientError | CrossShard | InvalidRequest | LeaseNotFound
 
 export const fromCoordinationErrorReply = (reply: {
   readonly error: string
@@ -78,6 +81,7 @@ export const fromCoordinationErrorReply = (reply: {
 }): Effect.Effect<never, KvCoordinationError> => {
   if (reply.error === "CrossShard") return Effect.fail(new CrossShard({ message: reply.message }))
   if (reply.error === "InvalidRequest") return Effect.fail(new InvalidRequest({ message: reply.message }))
+  if (reply.error === "LeaseNotFound") return Effect.fail(new LeaseNotFound({ message: reply.message }))
   return fromKvErrorReply(reply)
 }
 

@@ -1,4 +1,4 @@
-export { KvClient, type KvClientOptions, type KvClientShape, makeKvClient } from "./client.ts"
+export { KvClient, type KvClientOptions, type KvClientShape, type KvGroupClientShape, makeKvClient } from "./client.ts"
 export {
   type CasResult,
   CrossShard,
@@ -7,6 +7,7 @@ export {
   InvalidRequest,
   type KvCoordinationError,
   type KvWriteCondition,
+  LeaseNotFound,
   type ListOptions,
   type ListPage,
   type TxnRequest,
@@ -25,3 +26,4 @@ export {
   ValueTooLarge,
 } from "./errors.ts"
 export { type LeaderCaller, type LeaderCallerOptions, makeLeaderCaller } from "./leaderCaller.ts"
+export { type KvLeasesShape, type LeaseGrant, type LeaseStatus, makeKvLeases } from "./leases.ts"

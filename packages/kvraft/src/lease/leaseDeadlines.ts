@@ -58,9 +58,11 @@ export class LeaseDeadlines {
     return out.sort((a, b) => a - b)
   }
 
-  /** Every lease's time left, for a checkpoint. */
+  /** Every lease's time left in whole milliseconds (rounded up: never early), for a checkpoint. */
   snapshotRemaining(): [number, number][] {
     const now = this.now()
-    return [...this.#deadlines].sort((a, b) => a[0] - b[0]).map(([id, deadline]) => [id, Math.max(0, deadline - now)])
+    return [...this.#deadlines]
+      .sort((a, b) => a[0] - b[0])
+      .map(([id, deadline]) => [id, Math.max(0, Math.ceil(deadline - now))])
   }
 }

@@ -7,10 +7,15 @@
  *   [clientId, seq, ackedBelow, nowMs, opCode, key, value, condition]                    casPut
  *   [clientId, seq, ackedBelow, nowMs, opCode, key, condition]                           casDelete
  *   [clientId, seq, ackedBelow, nowMs, opCode, key, compares, success, failure]          txn
+ *   [clientId, seq, ackedBelow, nowMs, opCode, "", number]      leaseGrant (ttlMs), leaseKeepAlive, leaseRevoke (lease id)
  *
  * with a condition `[target, cmp, value]`, a compare `[key, target, cmp, value]` (target and cmp
  * as their index in `compareTargets` / `compareOps`) and a txn op `[0, key, value]` (put),
- * `[1, key]` (delete) or `[2, key]` (get).
+ * `[1, key]` (delete) or `[2, key]` (get). A put (plain, conditional or in a transaction) that
+ * attaches its key to a lease carries the lease id as one more field.
+ *
+ * The leader's own commands (lease expiry and checkpoints) belong to no client session: they are
+ * `[0, opCode, ...]` (no client id is 0), see `KvLeaderCommand`.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
 
@@ -31,15 +36,22 @@ export interface KvCompare extends KvCondition {
 }
 
 export type KvTxnOp =
-  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "put"; readonly key: string; readonly value: string; readonly lease?: number }
   | { readonly op: "delete"; readonly key: string }
   | { readonly op: "get"; readonly key: string }
 
 export type KvOp =
-  | { readonly op: "put"; readonly key: string; readonly value: string }
+  /** `lease`: the key is attached to that lease (deleted when it ends); without, it is detached from any. */
+  | { readonly op: "put"; readonly key: string; readonly value: string; readonly lease?: number }
   | { readonly op: "append"; readonly key: string; readonly value: string }
   | { readonly op: "delete"; readonly key: string }
-  | { readonly op: "casPut"; readonly key: string; readonly value: string; readonly when: KvCondition }
+  | {
+      readonly op: "casPut"
+      readonly key: string
+      readonly value: string
+      readonly when: KvCondition
+      readonly lease?: number
+    }
   | { readonly op: "casDelete"; readonly key: string; readonly when: KvCondition }
   /** `key` routes the transaction (its first key, "" when it names none); every key must share its shard. */
   | {
@@ -49,12 +61,25 @@ export type KvOp =
       readonly success: readonly KvTxnOp[]
       readonly failure: readonly KvTxnOp[]
     }
+  /** A new lease of `ttlMs`; `key` is "" (leases belong to the whole group). */
+  | { readonly op: "leaseGrant"; readonly key: string; readonly ttlMs: number }
+  | { readonly op: "leaseKeepAlive"; readonly key: string; readonly lease: number }
+  /** Ends the lease and deletes every key attached to it, at one revision. */
+  | { readonly op: "leaseRevoke"; readonly key: string; readonly lease: number }
+
+/** Commands a leader proposes of its own accord, outside any client session. */
+export type KvLeaderCommand =
+  /** The leader's time for the lease ran out; void if it was renewed (`renewals` changed) meanwhile. */
+  | { readonly kind: "leaseExpire"; readonly lease: number; readonly renewals: number }
+  /** Time left of each lease by the leader's count, so a replica that leads next starts from it. */
+  | { readonly kind: "leaseCheckpoint"; readonly remaining: readonly (readonly [number, number])[] }
 
 export const compareTargets: readonly KvCompareTarget[] = ["version", "modRevision", "createRevision", "value"]
 export const compareOps: readonly KvCompareOp[] = ["==", "!=", "<", ">"]
 
 /** Every key a command reads or writes. */
 export const opKeys = (op: KvOp): string[] => {
+  if (op.op === "leaseGrant" || op.op === "leaseKeepAlive" || op.op === "leaseRevoke") return []
   if (op.op !== "txn") return [op.key]
   const keys = op.compare.map((c) => c.key)
   for (const o of op.success) keys.push(o.key)
@@ -89,9 +114,26 @@ const opCodeDelete = 2
 const opCodeCasPut = 3
 const opCodeCasDelete = 4
 const opCodeTxn = 5
+const opCodeLeaseGrant = 6
+const opCodeLeaseKeepAlive = 7
+const opCodeLeaseRevoke = 8
+const leaderCodeExpire = 0
+const leaderCodeCheckpoint = 1
 
 const encodeCondition = (c: KvCondition) => [compareTargets.indexOf(c.target), compareOps.indexOf(c.cmp), c.value]
-const encodeTxnOp = (o: KvTxnOp) => (o.op === "put" ? [0, o.key, o.value] : o.op === "delete" ? [1, o.key] : [2, o.key])
+const encodeTxnOp = (o: KvTxnOp) =>
+  o.op === "put"
+    ? o.lease === undefined
+      ? [0, o.key, o.value]
+      : [0, o.key, o.value, o.lease]
+    : o.op === "delete"
+      ? [1, o.key]
+      : [2, o.key]
+/** The lease field, when there is one. */
+const withLease = (fields: unknown[], lease: number | undefined): unknown[] => {
+  if (lease !== undefined) fields.push(lease)
+  return fields
+}
 
 // One of each for the whole process: building them allocates buffers and caches.
 // `encode` copies out of the shared buffer, so the returned bytes stay valid.
@@ -102,16 +144,20 @@ export const encodeCommand = (cmd: KvCommand): Uint8Array => {
   const { op } = cmd
   switch (op.op) {
     case "put":
-      return encoder.encode([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodePut, op.key, op.value])
+      return encoder.encode(
+        withLease([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodePut, op.key, op.value], op.lease),
+      )
     case "append":
       return encoder.encode([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeAppend, op.key, op.value])
     case "delete":
       return encoder.encode([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeDelete, op.key])
     case "casPut":
-      return encoder.encode([
-        ...[cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeCasPut, op.key, op.value],
-        encodeCondition(op.when),
-      ])
+      return encoder.encode(
+        withLease(
+          [cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeCasPut, op.key, op.value, encodeCondition(op.when)],
+          op.lease,
+        ),
+      )
     case "casDelete":
       return encoder.encode([
         ...[cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeCasDelete, op.key],
@@ -124,8 +170,48 @@ export const encodeCommand = (cmd: KvCommand): Uint8Array => {
         op.success.map(encodeTxnOp),
         op.failure.map(encodeTxnOp),
       ])
+    case "leaseGrant":
+      return encoder.encode([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeLeaseGrant, "", op.ttlMs])
+    case "leaseKeepAlive":
+      return encoder.encode([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeLeaseKeepAlive, "", op.lease])
+    case "leaseRevoke":
+      return encoder.encode([cmd.clientId, cmd.seq, cmd.ackedBelow, cmd.nowMs, opCodeLeaseRevoke, "", op.lease])
   }
 }
+
+export const encodeLeaderCommand = (cmd: KvLeaderCommand): Uint8Array =>
+  cmd.kind === "leaseExpire"
+    ? encoder.encode([0, leaderCodeExpire, cmd.lease, cmd.renewals])
+    : encoder.encode([0, leaderCodeCheckpoint, cmd.remaining.map(([id, ms]) => [id, ms])])
+
+/** A leader command in `bytes`, or undefined if they are not one. Never throws. */
+export const decodeLeaderCommand = (bytes: Uint8Array): KvLeaderCommand | undefined => {
+  let fields: unknown
+  try {
+    fields = decoder.decode(bytes)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(fields) || fields[0] !== 0) return undefined
+  const [, code, a, b] = fields as unknown[]
+  if (code === leaderCodeExpire && fields.length === 4 && isPositiveInteger(a) && isCount(b)) {
+    return { kind: "leaseExpire", lease: a, renewals: b }
+  }
+  if (code === leaderCodeCheckpoint && fields.length === 3 && Array.isArray(a)) {
+    const remaining: [number, number][] = []
+    for (const row of a as unknown[]) {
+      if (!Array.isArray(row) || row.length !== 2 || !isPositiveInteger(row[0]) || !isCount(row[1])) return undefined
+      remaining.push([row[0], row[1]])
+    }
+    return { kind: "leaseCheckpoint", remaining }
+  }
+  return undefined
+}
+
+/** Whether an entry's bytes are a leader command rather than a client's (cheap: the first bytes). */
+export const isLeaderCommand = (bytes: Uint8Array): boolean =>
+  // A msgpack fixarray header (0x90–0x9f) followed by positive fixint 0: no client id is 0.
+  bytes.length >= 2 && (bytes[0]! & 0xf0) === 0x90 && bytes[1] === 0
 
 const decodeCondition = (raw: unknown): KvCondition | undefined => {
   if (!Array.isArray(raw) || raw.length !== 3) return undefined
@@ -147,8 +233,11 @@ const decodeCompare = (raw: unknown): KvCompare | undefined => {
 
 const decodeTxnOp = (raw: unknown): KvTxnOp | undefined => {
   if (!Array.isArray(raw) || typeof raw[1] !== "string") return undefined
-  const [code, key, value] = raw as [unknown, string, unknown]
+  const [code, key, value, lease] = raw as [unknown, string, unknown, unknown]
   if (code === 0 && raw.length === 3 && typeof value === "string") return { op: "put", key, value }
+  if (code === 0 && raw.length === 4 && typeof value === "string" && isPositiveInteger(lease)) {
+    return { op: "put", key, value, lease }
+  }
   if (code === 1 && raw.length === 2) return { op: "delete", key }
   if (code === 2 && raw.length === 2) return { op: "get", key }
   return undefined
@@ -168,6 +257,9 @@ const decodeAll = <T>(raw: unknown, decode: (item: unknown) => T | undefined): T
 const isPositiveInteger = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 1
 
+const isCount = (value: unknown): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
 const isTime = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value) && value >= 0
 
 /** The command in `bytes`, or undefined if they are not a well-formed command. Never throws. */
@@ -180,19 +272,24 @@ export const decodeCommand = (bytes: Uint8Array): KvCommand | undefined => {
   }
   if (!Array.isArray(fields) || fields.length < 6 || fields.length > 9) return undefined
   const [clientId, seq, ackedBelow, nowMs, opCode, key, value, more, most] = fields as unknown[]
+  const n = fields.length
   if (!isPositiveInteger(clientId) || !isPositiveInteger(seq) || !isPositiveInteger(ackedBelow)) return undefined
   if (!isTime(nowMs) || typeof key !== "string") return undefined
   let op: KvOp
   if (opCode === opCodeDelete) {
     if (fields.length !== 6) return undefined
     op = { op: "delete", key }
+  } else if (opCode === opCodePut && n === 8) {
+    if (typeof value !== "string" || !isPositiveInteger(more)) return undefined
+    op = { op: "put", key, value, lease: more }
   } else if (opCode === opCodePut || opCode === opCodeAppend) {
-    if (fields.length !== 7 || typeof value !== "string") return undefined
+    if (n !== 7 || typeof value !== "string") return undefined
     op = { op: opCode === opCodePut ? "put" : "append", key, value }
   } else if (opCode === opCodeCasPut) {
     const when = decodeCondition(more)
-    if (fields.length !== 8 || typeof value !== "string" || when === undefined) return undefined
-    op = { op: "casPut", key, value, when }
+    if ((n !== 8 && n !== 9) || typeof value !== "string" || when === undefined) return undefined
+    if (n === 9 && !isPositiveInteger(most)) return undefined
+    op = n === 9 ? { op: "casPut", key, value, when, lease: most as number } : { op: "casPut", key, value, when }
   } else if (opCode === opCodeCasDelete) {
     const when = decodeCondition(value)
     if (fields.length !== 7 || when === undefined) return undefined
@@ -205,6 +302,12 @@ export const decodeCommand = (bytes: Uint8Array): KvCommand | undefined => {
       return undefined
     }
     op = { op: "txn", key, compare, success, failure }
+  } else if (opCode === opCodeLeaseGrant || opCode === opCodeLeaseKeepAlive || opCode === opCodeLeaseRevoke) {
+    if (n !== 7 || key !== "" || !isPositiveInteger(value)) return undefined
+    op =
+      opCode === opCodeLeaseGrant
+        ? { op: "leaseGrant", key, ttlMs: value }
+        : { op: opCode === opCodeLeaseKeepAlive ? "leaseKeepAlive" : "leaseRevoke", key, lease: value }
   } else {
     return undefined
   }

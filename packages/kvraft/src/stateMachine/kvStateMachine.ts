@@ -14,8 +14,9 @@
  * the shard's data, so a key's revisions never go backwards across migrations.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
-import { type KvCommand, type KvCondition, type KvOp, type KvTxnOp, opKeys } from "./command.ts"
+import { LeaseTable, maxLeaseTtlMs, minLeaseTtlMs } from "../lease/leaseTable.ts"
 import { WatchHistory } from "../watch/history.ts"
+import { type KvCommand, type KvCondition, type KvLeaderCommand, type KvOp, type KvTxnOp, opKeys } from "./command.ts"
 import { type KvLimits, resolveKvLimits } from "./limits.ts"
 import { compareKeys, OrderedKeys } from "./orderedKeys.ts"
 import { type KvEntry, type KvReply, type KvResult, kvError, okResult } from "./result.ts"
@@ -24,9 +25,9 @@ import { utf8ByteLength, utf8ConcatExceeds, utf8Exceeds } from "./utf8.ts"
 
 /**
  * Version 1: `[1, [key, value, ...], sessions]`; version 2 adds metadata and the revision; version 3
- * the watch history.
+ * the watch history; version 4 the leases.
  */
-const snapshotVersion = 3
+const snapshotVersion = 4
 
 /** Most compares, and most ops in each branch, of one transaction. */
 export const maxTxnOps = 128
@@ -80,6 +81,9 @@ export class KvStateMachine {
   #revision = 0
   #sessions: ClientSessions
   #history: WatchHistory
+  #leases = new LeaseTable()
+  /** Told of every lease whose time is set (granted, renewed, checkpointed) or that ended. */
+  onLease: ((lease: number, remainingMs: number | undefined) => void) | undefined
 
   constructor(limits?: Partial<KvLimits>) {
     this.limits = resolveKvLimits(limits)
@@ -98,6 +102,31 @@ export class KvStateMachine {
    */
   get sessions(): ClientSessions {
     return this.#sessions
+  }
+
+  /** The leases (read only: it changes as commands are applied). */
+  get leases(): LeaseTable {
+    return this.#leases
+  }
+
+  /**
+   * A command the leader proposed of its own accord (lease expiry, checkpoints): no session, no
+   * answer. Deterministic like `apply`.
+   */
+  applyLeader(cmd: KvLeaderCommand): void {
+    if (cmd.kind === "leaseCheckpoint") {
+      this.#leases.checkpoint(cmd.remaining)
+      for (const [id] of cmd.remaining) {
+        const lease = this.#leases.get(id)
+        if (lease !== undefined) this.onLease?.(id, lease.remainingMs)
+      }
+      return
+    }
+    const keys = this.#leases.expire(cmd.lease, cmd.renewals)
+    if (keys === undefined) return
+    this.onLease?.(cmd.lease, undefined)
+    this.#removeAll(keys)
+    this.#history.trim()
   }
 
   /** The revision of the last change (0 before any). */
@@ -122,6 +151,12 @@ export class KvStateMachine {
    */
   precheck(op: KvOp): KvResult | undefined {
     const { maxKeyBytes, maxValueBytes } = this.limits
+    if (op.op === "leaseGrant") {
+      return op.ttlMs < minLeaseTtlMs || op.ttlMs > maxLeaseTtlMs
+        ? kvError("InvalidRequest", `a lease's TTL is ${minLeaseTtlMs} to ${maxLeaseTtlMs} ms, not ${op.ttlMs}`)
+        : undefined
+    }
+    if (op.op === "leaseKeepAlive" || op.op === "leaseRevoke") return undefined
     if (op.op === "txn") {
       if (op.compare.length > maxTxnOps || op.success.length > maxTxnOps || op.failure.length > maxTxnOps) {
         return kvError("InvalidRequest", `a transaction holds at most ${maxTxnOps} compares and ops per branch`)
@@ -208,6 +243,7 @@ export class KvStateMachine {
       this.#sessions.toSnapshot(),
       this.#revision,
       this.#history.toSnapshot((key) => this.#data.get(key)?.modRevision),
+      this.#leases.toSnapshot(),
     ])
   }
 
@@ -228,11 +264,11 @@ export class KvStateMachine {
     if (!Array.isArray(decoded) || decoded.length < 3) {
       throw fail("corrupt snapshot: expected [version, data, sessions]")
     }
-    const [version, flat, sessions, revision, history] = decoded as unknown[]
-    if (version !== 1 && version !== 2 && version !== snapshotVersion) {
+    const [version, flat, sessions, revision, history, leases] = decoded as unknown[]
+    if (version !== 1 && version !== 2 && version !== 3 && version !== snapshotVersion) {
       throw fail(`unsupported snapshot version ${String(version)}`)
     }
-    if (decoded.length !== (version === 1 ? 3 : version === 2 ? 4 : 5))
+    if (decoded.length !== (version as number) + 2)
       throw fail(`corrupt snapshot: version ${version} with ${decoded.length} fields`)
     const stride = version === 1 ? 2 : 5
     if (!Array.isArray(flat) || flat.length % stride !== 0) {
@@ -266,11 +302,13 @@ export class KvStateMachine {
     else throw fail(`corrupt snapshot: revision ${String(revision)} is below a key's (${maxRevision})`)
     try {
       machine.#history =
-        version === snapshotVersion
+        version >= 3
           ? WatchHistory.fromSnapshot(history, historyLimits(machine.limits), machine.#revision, (key) =>
               machine.#data.get(key),
             )
           : new WatchHistory(historyLimits(machine.limits), machine.#revision)
+      if (version === snapshotVersion)
+        machine.#leases = LeaseTable.fromSnapshot(leases, (key) => machine.#data.has(key))
     } catch (cause) {
       throw fail(`corrupt snapshot: ${(cause as Error).message}`, cause)
     }
@@ -285,9 +323,12 @@ export class KvStateMachine {
   #applyOp(op: KvOp): KvResult {
     const error = this.#sizeError(op)
     if (error !== undefined) return error
+    const missing = this.#missingLease(op)
+    if (missing !== undefined) return missing
     switch (op.op) {
       case "put":
         this.#write(op.key, op.value, ++this.#revision)
+        this.#attach(op.key, op.lease)
         return okResult
       case "append":
         this.#write(op.key, (this.#data.get(op.key)?.value ?? "") + op.value, ++this.#revision)
@@ -300,6 +341,55 @@ export class KvStateMachine {
         return this.#cas(op)
       case "txn":
         return this.#txn(op)
+      case "leaseGrant": {
+        const lease = this.#leases.grant(op.ttlMs)
+        this.onLease?.(lease.id, lease.remainingMs)
+        return { ok: true, reply: { kind: "lease", lease: lease.id, ttlMs: lease.ttlMs } }
+      }
+      case "leaseKeepAlive": {
+        const lease = this.#leases.keepAlive(op.lease)
+        if (lease === undefined) return leaseNotFound(op.lease)
+        this.onLease?.(lease.id, lease.remainingMs)
+        return { ok: true, reply: { kind: "lease", lease: lease.id, ttlMs: lease.ttlMs } }
+      }
+      case "leaseRevoke": {
+        const keys = this.#leases.revoke(op.lease)
+        if (keys === undefined) return leaseNotFound(op.lease)
+        this.onLease?.(op.lease, undefined)
+        this.#removeAll(keys)
+        return okResult
+      }
+    }
+  }
+
+  /** LeaseNotFound if a write names a lease that does not exist (then nothing is written). */
+  #missingLease(op: KvOp): KvResult | undefined {
+    if (op.op === "put" || op.op === "casPut") {
+      return op.lease === undefined || this.#leases.has(op.lease) ? undefined : leaseNotFound(op.lease)
+    }
+    if (op.op !== "txn") return undefined
+    for (const o of [...op.success, ...op.failure]) {
+      if (o.op === "put" && o.lease !== undefined && !this.#leases.has(o.lease)) return leaseNotFound(o.lease)
+    }
+    return undefined
+  }
+
+  /** A put attaches its key to its lease, or detaches it from any (as a put without a lease does). */
+  #attach(key: string, lease: number | undefined): void {
+    if (lease === undefined) this.#leases.detach(key)
+    else this.#leases.attach(key, lease)
+  }
+
+  /** Deletes `keys` (those present) at one new revision. */
+  #removeAll(keys: readonly string[]): void {
+    const present = keys.filter((key) => this.#data.has(key))
+    if (present.length === 0) return
+    const revision = ++this.#revision
+    for (const key of present) {
+      this.#data.delete(key)
+      this.#index.remove(key)
+      this.#leases.detach(key)
+      this.#history.recordDelete(key, revision)
     }
   }
 
@@ -312,8 +402,10 @@ export class KvStateMachine {
           : { kind: "cas", applied: false, revision: this.#revision, entry: entryOf(stored) }
       return { ok: true, reply }
     }
-    if (op.op === "casPut") this.#write(op.key, op.value, ++this.#revision)
-    else if (stored !== undefined) this.#remove(op.key)
+    if (op.op === "casPut") {
+      this.#write(op.key, op.value, ++this.#revision)
+      this.#attach(op.key, op.lease)
+    } else if (stored !== undefined) this.#remove(op.key)
     return { ok: true, reply: { kind: "cas", applied: true, revision: this.#revision } }
   }
 
@@ -342,10 +434,12 @@ export class KvStateMachine {
       entries.push(null)
       if (o.op === "put") {
         this.#write(o.key, o.value, revision)
+        this.#attach(o.key, o.lease)
         changed = true
       } else if (this.#data.has(o.key)) {
         this.#data.delete(o.key)
         this.#index.remove(o.key)
+        this.#leases.detach(o.key)
         this.#history.recordDelete(o.key, revision)
         changed = true
       }
@@ -385,6 +479,7 @@ export class KvStateMachine {
   #remove(key: string): void {
     this.#data.delete(key)
     this.#index.remove(key)
+    this.#leases.detach(key)
     this.#history.recordDelete(key, ++this.#revision)
   }
 
@@ -400,6 +495,9 @@ export class KvStateMachine {
     return undefined
   }
 }
+
+const leaseNotFound = (lease: number): KvResult =>
+  kvError("LeaseNotFound", `lease ${lease} does not exist (revoked, expired or never granted); nothing was written`)
 
 const historyLimits = (limits: KvLimits) => ({
   maxEvents: limits.watchHistoryEvents,

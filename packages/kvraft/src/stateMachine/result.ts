@@ -33,6 +33,8 @@ export type KvReply =
       readonly revision: number
       readonly entries: readonly (KvEntry | null)[]
     }
+  /** A lease granted or renewed: its id and TTL. */
+  | { readonly kind: "lease"; readonly lease: number; readonly ttlMs: number }
 
 /** What applying one KV command produced, as the client sees it. */
 export type KvResult = { readonly ok: true; readonly reply?: KvReply } | KvError
@@ -42,6 +44,7 @@ export type KvResult = { readonly ok: true; readonly reply?: KvReply } | KvError
  * `OutcomeUnknown`: the server cannot tell whether the write was applied.
  * `CrossShard`: a transaction named keys of more than one shard; nothing was written.
  * `InvalidRequest`: a request the server cannot apply whatever the state (too many txn ops, ...).
+ * `LeaseNotFound`: the lease named was revoked, expired or never granted; nothing was written.
  */
 export type KvErrorKind =
   | "ValueTooLarge"
@@ -52,6 +55,7 @@ export type KvErrorKind =
   | "Stale"
   | "CrossShard"
   | "InvalidRequest"
+  | "LeaseNotFound"
 
 export interface KvError {
   readonly ok: false

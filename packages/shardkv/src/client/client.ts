@@ -293,6 +293,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       Effect.catchTags(effect, {
         CrossShard: (e) => Effect.die(e),
         InvalidRequest: (e) => Effect.die(e),
+        LeaseNotFound: (e) => Effect.die(e),
       })
     const write = (op: KvOp): Effect.Effect<void, KvClientError> => narrow(Effect.asVoid(command(op)))
 

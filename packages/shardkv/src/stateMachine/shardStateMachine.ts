@@ -467,6 +467,9 @@ export class ShardStateMachine {
 
   /** A transaction naming keys of another shard than its routing key's is refused whole. */
   #crossShard(op: KvOp): ShardResult | undefined {
+    if (usesLease(op)) {
+      return kvError("InvalidRequest", "leases are served by the kvraft service; the sharded service has none")
+    }
     if (op.op !== "txn") return undefined
     const shard = shardOf(op.key, this.nShards)
     const other = opKeys(op).find((key) => shardOf(key, this.nShards) !== shard)
@@ -738,4 +741,21 @@ const parseHolder = <T>(
     throw corrupt(what)
   }
   return make(gid as Gid, servers as string[], configNum)
+}
+
+/** Whether a command grants, renews or revokes a lease, or attaches a key to one. */
+const usesLease = (op: KvOp): boolean => {
+  switch (op.op) {
+    case "leaseGrant":
+    case "leaseKeepAlive":
+    case "leaseRevoke":
+      return true
+    case "put":
+    case "casPut":
+      return op.lease !== undefined
+    case "txn":
+      return [...op.success, ...op.failure].some((o) => o.op === "put" && o.lease !== undefined)
+    default:
+      return false
+  }
 }
