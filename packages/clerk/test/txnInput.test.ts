@@ -3,10 +3,11 @@
  * every mistake is a bad-input failure (exit code 2) naming where it is.
  */
 import { describe, expect, test } from "bun:test"
+import type { TxnRequest } from "@kv/kvraft"
 import { CliFailure } from "../src/cli/session.ts"
 import { parseTxn } from "../src/cli/txnInput.ts"
 
-const lock = {
+const lock: Required<TxnRequest> = {
   compare: [{ key: "{job}.lock", target: "version", cmp: "==", value: 0 }],
   success: [
     { op: "put", key: "{job}.lock", value: "alice smith" },
