@@ -27,3 +27,14 @@ export {
 } from "./errors.ts"
 export { type LeaderCaller, type LeaderCallerOptions, makeLeaderCaller } from "./leaderCaller.ts"
 export { type KvLeasesShape, type LeaseGrant, type LeaseStatus, makeKvLeases } from "./leases.ts"
+export {
+  campaign,
+  type Holder,
+  holder,
+  type Lock,
+  type LockOptions,
+  LockTimeout,
+  lock,
+  lockPrefix,
+  proclaim,
+} from "./locks.ts"
