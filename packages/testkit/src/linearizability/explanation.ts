@@ -121,10 +121,14 @@ const locateFailure = (key: string, ops: readonly KeyOperation[], historySize: n
 
 /**
  * An account of why the sub-history of keys that transactions touch together is not linearizable.
- * Operations that wrote nothing (gets, rejected cas, transactions whose branch only read) are dropped
- * while what is left still fails: dropping a read keeps a linearizable history linearizable, so what
- * still fails fails for a reason in the original history. Writes all stay, since a kept read may have
- * read from any of them.
+ *
+ * First the history is cut at the earliest instant where it already fails (found by bisection over call
+ * times): the operations called by then, those still running at that instant shown as of unknown
+ * outcome. A linearizable history stays linearizable cut so (its pending operations may take effect or
+ * not), so the cut fails for a reason in the original history, and the list ends where the fault shows.
+ * Then operations that wrote nothing (gets, rejected cas, transactions whose branch only read) are
+ * dropped while what is left still fails: dropping a read keeps a linearizable history linearizable.
+ * Writes all stay, since a kept read may have read from any of them. Every listed set is checked to fail.
  */
 export const explainGroupFailure = (
   keys: readonly string[],
@@ -141,7 +145,32 @@ export const explainGroupFailure = (
       throw error
     }
   }
-  let kept = sorted
+  const cutAt = (count: number): KeyOperation[] => {
+    const instant = sorted[count - 1]!.operation.call
+    return sorted.slice(0, count).flatMap((op) => {
+      if (outcomeUnknown(op.operation) || op.operation.return <= instant) return [op]
+      // Still running at the cut: it may or may not take effect; a read of it says nothing.
+      const input = op.operation.input
+      if (
+        input.op === "get" ||
+        (input.op === "txn" && [...input.success, ...input.failure].every((o) => o.op === "get"))
+      )
+        return []
+      const { clientId, call } = op.operation
+      return [{ index: op.index, operation: { clientId, input, call, return: Infinity } }]
+    })
+  }
+  let low = 1
+  let high = sorted.length
+  let kept: readonly KeyOperation[] = sorted
+  while (low < high && budget.remaining > 0) {
+    const mid = Math.floor((low + high) / 2)
+    const cut = cutAt(mid)
+    if (fails(cut)) {
+      high = mid
+      kept = cut
+    } else low = mid + 1
+  }
   for (let i = kept.length - 1; i >= 0 && budget.remaining > 0; i--) {
     if (!wroteNothing(kept[i]!.operation)) continue
     const candidate = [...kept.slice(0, i), ...kept.slice(i + 1)]
@@ -152,7 +181,8 @@ export const explainGroupFailure = (
   return [
     `keys ${keys.map((key) => JSON.stringify(key)).join(", ")} (touched together by transactions): no order of these` +
       ` ${kept.length} of the history's ${historySize} operations respects both real time and the kv semantics` +
-      ` (every write kept; operations that wrote nothing dropped while the rest still fails):`,
+      ` (the history cut where it first fails, operations still running there shown as of unknown outcome;` +
+      ` every write kept):`,
     ...(omitted > 0 ? [`  … ${omitted} earlier writes not listed`] : []),
     ...shown.map((op) => `  ${describeOperation(op.index, op.operation)}`),
   ].join("\n")
