@@ -128,18 +128,15 @@ const runSeed = (seed: number): SwarmSeedResult => {
         ended: undefined,
       }
       watchers.push(w)
-      const stream = kv.watch(target, {
-        fromRevision,
-        waitMs: 1_000,
-        onProgress: (revision) => {
-          w.position = revision
-          w.record.observations.push({ kind: "progress", revision })
-        },
-      })
+      const stream = kv.watch(target, { fromRevision, waitMs: 1_000, progress: true })
       return yield* Effect.forkChild(
-        Stream.runForEach(stream, (event) =>
+        Stream.runForEach(stream, (item) =>
           Effect.sync(() => {
-            w.record.observations.push({ kind: "event", event })
+            if (item.type !== "progress") w.record.observations.push({ kind: "event", event: item })
+            else {
+              w.position = item.revision
+              w.record.observations.push({ kind: "progress", revision: item.revision })
+            }
           }),
         ).pipe(
           Effect.catch((error) =>

@@ -1,11 +1,10 @@
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
-import { Context, Effect, Layer, Random, Stream } from "effect"
+import { Context, Effect, Layer, Random } from "effect"
 import { randomClientId } from "../commandClock.ts"
 import { KvCommandMethod, KvGetMethod, KvReadMethod } from "../protocol.ts"
 import type { KvEntry, KvOp, KvReply } from "../stateMachine/index.ts"
-import type { WatchEvent } from "../watch/history.ts"
-import { type WatchTarget, watchKvGroup } from "../watch/kvWatch.ts"
-import type { WatchError, WatchOptions } from "../watch/watchStream.ts"
+import { watchKvGroup } from "../watch/kvWatch.ts"
+import { type WatchMethods, watchMethods } from "../watch/methods.ts"
 import {
   type CasResult,
   casResult,
@@ -29,7 +28,7 @@ export interface KvClientOptions extends LeaderCallerOptions {
   readonly servers: readonly string[]
 }
 
-export interface KvClientShape {
+export interface KvClientShape extends WatchMethods {
   /** The id of the client's first session (a session that expires is replaced under a new id). */
   readonly clientId: number
   get(key: string): Effect.Effect<string, KvClientError>
@@ -46,14 +45,6 @@ export interface KvClientShape {
   txn(request: TxnRequest): Effect.Effect<TxnResult, KvCoordinationError>
   /** One page of the keys under `prefix`, in byte order; linearizable per call. */
   list(prefix: string, options?: ListOptions): Effect.Effect<ListPage, KvClientError>
-  /**
-   * The changes of a key (or of every key under `{ prefix }`) in revision order, with no gap and no
-   * repeat, resuming by itself after any failure; ends only with `Compacted` (the servers no longer
-   * keep the events it needs) or `WatchRefused` (see docs/client.md "Watch").
-   */
-  watch(target: WatchTarget, options?: WatchOptions): Stream.Stream<WatchEvent, WatchError>
-  /** `watch` as an async iterator (`for await`); a `Compacted` end is thrown. */
-  watchIterable(target: WatchTarget, options?: WatchOptions): AsyncIterable<WatchEvent>
 }
 
 /** The kvraft client: the KV operations, and leases (which the sharded service does not have). */
@@ -105,9 +96,10 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
   Effect.gen(function* (): Effect.fn.Return<KvGroupClientShape> {
     if (options.servers.length === 0) return yield* Effect.die(new Error("a kv client needs at least one server"))
     const caller = makeLeaderCaller(rpc, options.servers, options)
-    const services = yield* Effect.context<never>()
-    const watch = (target: WatchTarget, watchOptions?: WatchOptions) =>
-      watchKvGroup(rpc, () => caller.servers, target, watchOptions, options)
+    const watch = watchMethods(
+      (target, watchOptions) => watchKvGroup(rpc, () => caller.servers, target, watchOptions, options),
+      yield* Effect.context<never>(),
+    )
     // 53-bit ids make a collision between clients vanishingly unlikely without coordination.
     const random = yield* Random.Random
     const clientId = randomClientId(random)
@@ -207,8 +199,7 @@ export const makeKvClient = (rpc: RpcNodeShape, options: KvClientOptions): Effec
     return {
       clientId,
       leases: makeKvLeases((op) => send(op, 0), caller),
-      watch,
-      watchIterable: (target, watchOptions) => Stream.toAsyncIterableWith(watch(target, watchOptions), services),
+      ...watch,
       get,
       put: (key, value) => write({ op: "put", key, value }),
       append: (key, value) => write({ op: "append", key, value }),

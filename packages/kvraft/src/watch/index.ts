@@ -17,6 +17,7 @@ export {
   type WatchRange,
 } from "./history.ts"
 export { pollCallerOptions, type WatchTarget, watchKvGroup, watchRange } from "./kvWatch.ts"
+export { type WatchMethods, watchMethods } from "./methods.ts"
 export {
   KvWatchPollMethod,
   WatchEventSchema,
@@ -31,7 +32,10 @@ export {
   type PollOutcome,
   type PollStore,
   type WatchError,
+  type WatchItem,
   type WatchOptions,
+  type WatchProgress,
   WatchRefused,
   watchStore,
+  withoutProgress,
 } from "./watchStream.ts"

@@ -5,13 +5,14 @@
 import type { RpcNodeShape } from "@kv/rpc"
 import { Effect, Stream } from "effect"
 import { type LeaderCallerOptions, makeLeaderCaller } from "../client/leaderCaller.ts"
-import type { WatchEvent, WatchRange } from "./history.ts"
+import type { WatchRange } from "./history.ts"
 import { KvWatchPollMethod } from "./protocol.ts"
 import {
   defaultWatchWaitMs,
   type PollOutcome,
   type PollStore,
   type WatchError,
+  type WatchItem,
   type WatchOptions,
   watchStore,
 } from "./watchStream.ts"
@@ -47,7 +48,7 @@ export const watchKvGroup = (
   target: WatchTarget,
   options: WatchOptions = {},
   callerOptions: LeaderCallerOptions = {},
-): Stream.Stream<WatchEvent, WatchError> =>
+): Stream.Stream<WatchItem, WatchError> =>
   Stream.suspend(() => {
     const caller = makeLeaderCaller(
       rpc,

@@ -53,11 +53,27 @@ export interface WatchOptions {
   /** A reply stops adding revisions past this many bytes (default and cap: the server's, 1 MiB). */
   readonly maxBytes?: number | undefined
   /**
-   * Called when the watch learns that it has every event of its range up to `revision` (a progress
-   * notification, or the revision after a batch of events). Never called with a smaller revision.
+   * Also deliver progress notifications in the stream, in order with the events: `{ type:
+   * "progress", revision }` says the watch has every event of its range up to `revision` (of
+   * `shard`, in the sharded service), after each batch of events and whenever a poll finds nothing
+   * new. Revisions only grow (per shard). Default false.
    */
-  readonly onProgress?: ((revision: number, shard?: number) => void) | undefined
+  readonly progress?: boolean | undefined
 }
+
+/** Every event of the watch's range up to `revision` (of `shard`) has been delivered before this. */
+export interface WatchProgress {
+  readonly type: "progress"
+  readonly revision: number
+  /** The sharded service: the shard. */
+  readonly shard?: number
+}
+
+export type WatchItem = WatchEvent | WatchProgress
+
+/** Leaves out progress notifications unless `options.progress` asks for them. */
+export const withoutProgress = (stream: Stream.Stream<WatchItem, WatchError>): Stream.Stream<WatchEvent, WatchError> =>
+  Stream.filter(stream, (item): item is WatchEvent => item.type !== "progress")
 
 export const defaultWatchWaitMs = 5_000
 
@@ -85,7 +101,7 @@ export const watchStore = (
   range: WatchRange,
   options: WatchOptions = {},
   shard?: number,
-): Stream.Stream<WatchEvent, WatchError> =>
+): Stream.Stream<WatchItem, WatchError> =>
   Stream.unwrap(
     Effect.map(Random.nextIntBetween(1, Number.MAX_SAFE_INTEGER), (watcher) => {
       let poll = 0
@@ -102,19 +118,10 @@ export const watchStore = (
         ...(shard === undefined ? {} : { shard }),
       })
       /** Polls until an answer comes; the position, when known. */
-      type Step = Effect.Effect<readonly [readonly WatchEvent[], Option.Option<number | undefined>], WatchError>
-      /**
-       * A revision reached with a batch of events is reported when the next step is pulled, i.e.
-       * once the consumer has taken the batch: progress never runs ahead of what was delivered.
-       */
-      let reached: number | undefined
+      type Step = Effect.Effect<readonly [readonly WatchItem[], Option.Option<number | undefined>], WatchError>
       const step = (position: number | undefined): Step =>
         Effect.flatMap(
-          Effect.suspend(() => {
-            if (reached !== undefined) options.onProgress?.(reached, shard)
-            reached = undefined
-            return pollStore(request(position))
-          }),
+          Effect.suspend(() => pollStore(request(position))),
           (outcome): Step => {
             switch (outcome.kind) {
               case "retry":
@@ -136,9 +143,12 @@ export const watchStore = (
                 const fresh = shard === undefined ? after : after.map((e) => ({ ...e, shard }))
                 const last = fresh[fresh.length - 1]?.modRevision ?? position
                 const next = Math.max(position, last, outcome.revision)
-                if (fresh.length > 0) reached = next
-                else if (next > position) options.onProgress?.(next, shard)
-                const result = [fresh, Option.some(next)] as const
+                // The notification follows the batch in the stream: it never runs ahead of the events.
+                const items: WatchItem[] =
+                  next > position
+                    ? [...fresh, { type: "progress", revision: next, ...(shard === undefined ? {} : { shard }) }]
+                    : fresh
+                const result = [items, Option.some(next)] as const
                 return outcome.retryMs === undefined
                   ? Effect.succeed(result)
                   : Effect.as(Effect.sleep(Duration.millis(outcome.retryMs)), result)

@@ -20,10 +20,11 @@ import {
   toCondition,
   txnOp,
   txnResult,
+  watchMethods,
 } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { type Config, type Gid, hashTagOf, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
-import { Context, Duration, Effect, Layer, Random, Semaphore, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Random, Semaphore } from "effect"
 import {
   type ShardCommandReply,
   type ShardGetReply,
@@ -109,7 +110,6 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       attemptTimeoutMs: callerOptions.attemptTimeoutMs,
     })
     const random = yield* Random.Random
-    const services = yield* Effect.context<never>()
     const clientId = randomClientId(random)
     let config: Config | undefined
     // Bumped after every refresh, so that operations that failed on the same view share one query.
@@ -371,19 +371,21 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
         }),
       )
 
-    const watch: KvClientShape["watch"] = (target, watchOptions) =>
-      watchShards(
-        rpc,
-        { config: currentConfig, generation: () => generation, refresh, backoff },
-        target,
-        watchOptions,
-        callerOptions,
-      )
+    const watch = watchMethods(
+      (target, watchOptions) =>
+        watchShards(
+          rpc,
+          { config: currentConfig, generation: () => generation, refresh, backoff },
+          target,
+          watchOptions,
+          callerOptions,
+        ),
+      yield* Effect.context<never>(),
+    )
 
     return {
       clientId,
-      watch,
-      watchIterable: (target, watchOptions) => Stream.toAsyncIterableWith(watch(target, watchOptions), services),
+      ...watch,
       get,
       put: (key, value) => write({ op: "put", key, value }),
       append: (key, value) => write({ op: "append", key, value }),

@@ -16,7 +16,7 @@ import {
   type PollStore,
   pollCallerOptions,
   type WatchError,
-  type WatchEvent,
+  type WatchItem,
   type WatchOptions,
   type WatchTarget,
   watchRange,
@@ -52,7 +52,7 @@ export const watchShards = (
   target: WatchTarget,
   options: WatchOptions = {},
   callerOptions: LeaderCallerOptions = {},
-): Stream.Stream<WatchEvent, WatchError> =>
+): Stream.Stream<WatchItem, WatchError> =>
   Stream.unwrap(
     Effect.map(routing.config, (first) => {
       const range = watchRange(target)
