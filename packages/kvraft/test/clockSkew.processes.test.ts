@@ -1,7 +1,9 @@
 /**
  * Proves, with real kvraft processes over UDP, that a replica whose wall clock is hours off
  * (libfaketime) can become leader under concurrent clients without harm: no active session
- * expires, no write applies twice, and nothing answered as not applied was applied.
+ * expires, no write applies twice, and nothing answered as not applied was applied. Leases: one
+ * kept alive throughout keeps its key across both skewed leaders; one granted under each skewed
+ * leader and never renewed has its key deleted no earlier than its TTL after the grant was sent.
  *
  * Leadership is forced, not hoped for: the other follower is frozen (SIGSTOP) while writes
  * commit, so the skewed replica is the leader's most up-to-date follower, and the leader is
@@ -12,10 +14,11 @@ import { existsSync } from "node:fs"
 import { join } from "node:path"
 import type { RpcNodeShape } from "@kv/rpc"
 import { freeUdpPorts, ProcessGroup, pollUntil, tempDir, udpClientNode, writeFile } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Fiber, Scope } from "effect"
 import {
   type KvClientShape,
   KvCommandMethod,
+  type KvGroupClientShape,
   KvStatusMethod,
   makeKvClient,
   makeLeaderCaller,
@@ -145,10 +148,26 @@ describe("kvraft processes with skewed clocks", () => {
       start(current)
     }
 
+    const leaseClient: KvGroupClientShape = await run(makeKvClient(rpc, { servers: replicas, deadlineMs: 20_000 }))
+    const LEASE_TTL_MS = 3_000
+    /** A lease granted now and never renewed: its key goes no earlier than the TTL after the grant was sent. */
+    const leaseEndsOnTime = async (key: string) => {
+      const sentAt = performance.now()
+      const { lease } = await run(leaseClient.leases.grant(LEASE_TTL_MS))
+      await run(leaseClient.leases.put(key, "x", lease))
+      await waitFor(`${key} deleted with its lease`, LEASE_TTL_MS + 10_000, async () =>
+        (await run(leaseClient.getEntry(key))) === undefined ? true : undefined,
+      )
+      const lasted = performance.now() - sentAt
+      expect(lasted).toBeGreaterThanOrEqual(LEASE_TTL_MS)
+      expect(lasted).toBeLessThan(LEASE_TTL_MS + 5_000)
+    }
+
     /** Lets the clerks write for a while under replica `k` and checks that it led throughout. */
     const writeUnder = async (k: number) => {
       const from = (await status(k))?.commitIndex ?? 0
       await probeAfterLeaderChange()
+      await leaseEndsOnTime(`leased-under-${k}`)
       await waitFor(`writes under replica ${k}`, 15_000, async () =>
         ((await status(k))?.commitIndex ?? 0) > from + 300 ? true : undefined,
       )
@@ -158,6 +177,9 @@ describe("kvraft processes with skewed clocks", () => {
     try {
       await waitFor("a leader", 15_000, leader)
       await probeNext()
+      const kept = await run(leaseClient.leases.grant(LEASE_TTL_MS))
+      await run(leaseClient.leases.put("kept", "alive", kept.lease))
+      const keeper = Effect.runFork(leaseClient.leases.keepAliveForever(kept.lease, LEASE_TTL_MS))
       await waitFor("the clerks' first writes", 10_000, async () =>
         acknowledged.every((tokens) => tokens.length >= 3) ? true : undefined,
       )
@@ -174,6 +196,8 @@ describe("kvraft processes with skewed clocks", () => {
       await writeUnder(0)
       writing = false
       await Promise.all(writers)
+      expect(await run(leaseClient.getEntry("kept"))).toMatchObject({ value: "alive" })
+      await run(Fiber.interrupt(keeper))
 
       expect(failed).toEqual([])
       const reader = await run(makeKvClient(rpc, { servers: replicas, deadlineMs: 20_000 }))
