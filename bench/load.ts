@@ -7,13 +7,22 @@
 import { makeKvClient } from "@kv/kvraft"
 import { makeShardKvClient } from "@kv/shardkv"
 import { Effect } from "effect"
+import { CellAudit } from "./drivers/audit.ts"
 import type { Driver } from "./drivers/driver.ts"
 import { etcdDriver } from "./drivers/etcdDriver.ts"
 import { type KvClientFactory, kvDriver } from "./drivers/kvDriver.ts"
-import { OpSource } from "./drivers/ops.ts"
+import { counterNames, keyName, listKeys, OpSource, valueOfBytes } from "./drivers/ops.ts"
 import { Window } from "./lib/latency.ts"
 import { openRpcNode } from "./lib/rpc.ts"
-import type { ClientSpec, FromLoad, ToLoad } from "./plan.ts"
+import {
+  type Cell,
+  type ClientSpec,
+  type FromLoad,
+  isCoordination,
+  LIST_VALUE_BYTES,
+  type ToLoad,
+  type Verdict,
+} from "./plan.ts"
 
 export type LoadWindowMessage = { readonly type: "measured"; readonly index: number }
 
@@ -41,49 +50,84 @@ const cpuSeconds = () => {
   return (u.user + u.system) / 1e6
 }
 
+/** After a coordination cell, with every worker stopped: does the store hold what the clients were told? */
+const verdictOf = async (driver: Driver, cell: Cell, audit: CellAudit): Promise<Verdict | undefined> => {
+  switch (cell.workload) {
+    case "cas-incr":
+      return audit.counterVerdict(await driver.read(audit.counters))
+    case "list100":
+      return audit.listingVerdict()
+    default:
+      return undefined
+  }
+}
+
 const run = async (message: ToLoad) => {
   const driver = await driverFor(message.client)
   try {
-    const preloaded = new Set<number>()
-    const preload = async (valueBytes: number) => {
-      if (preloaded.has(valueBytes)) return
-      await driver.preload(message.keys, valueBytes)
-      preloaded.add(valueBytes)
+    // What has been written before the cells that read it: "basic:<size>" or "list".
+    const preloaded = new Set<string>()
+    const preload = async (what: string, keys: () => readonly string[], value: string) => {
+      if (preloaded.has(what)) return
+      await driver.preload(keys(), value)
+      preloaded.add(what)
     }
+    const preloadBasic = (valueBytes: number) =>
+      preload(
+        `basic:${valueBytes}`,
+        () => Array.from({ length: message.keys }, (_, n) => keyName(n)),
+        valueOfBytes(valueBytes),
+      )
     const first = message.cells[0]
     if (first !== undefined && message.targetWarmupSeconds > 0) {
       const warmup = {
         ...first,
         workload: "mixed",
         concurrency: 16,
+        valueBytes: isCoordination(first.workload) ? LIST_VALUE_BYTES : first.valueBytes,
         warmupSeconds: message.targetWarmupSeconds,
         seconds: 0,
       } as const
-      await preload(warmup.valueBytes)
-      await driver.runCell(warmup, new OpSource(warmup, -1, message.keys), new Window(warmup.warmupSeconds, 0))
+      await preloadBasic(warmup.valueBytes)
+      await driver.runCell(
+        warmup,
+        new OpSource(warmup, -1, message.keys),
+        new Window(warmup.warmupSeconds, 0),
+        new CellAudit(),
+      )
     }
     for (const [index, cell] of message.cells.entries()) {
-      if (cell.workload === "get" || cell.workload === "mixed") await preload(cell.valueBytes)
-      const window = new Window(cell.warmupSeconds, cell.seconds)
+      if (cell.workload === "get" || cell.workload === "mixed") await preloadBasic(cell.valueBytes)
+      if (cell.workload === "list100") await preload("list", listKeys, valueOfBytes(LIST_VALUE_BYTES))
+      const audit = new CellAudit(cell.workload === "cas-incr" ? counterNames(index, cell.counters ?? 1) : [])
       let cpuAtStart = Number.NaN
-      let loadCpu: number | undefined
-      const open = () => {
-        cpuAtStart = cpuSeconds()
-        send({ type: "measuring", index })
-      }
-      const close = () => {
-        if (loadCpu !== undefined) return
-        loadCpu = (cpuSeconds() - cpuAtStart) / cell.seconds
-        send({ type: "measured", index })
-      }
-      const opened = setTimeout(open, window.measureFrom - performance.now())
-      const closed = setTimeout(close, window.until - performance.now())
-      await driver.runCell(cell, new OpSource(cell, index, message.keys), window)
+      let loadCpu = Number.NaN
+      const window = new Window(cell.warmupSeconds, cell.seconds, {
+        opened: () => {
+          cpuAtStart = cpuSeconds()
+          send({ type: "measuring", index })
+        },
+        closed: () => {
+          loadCpu = (cpuSeconds() - cpuAtStart) / cell.seconds
+          send({ type: "measured", index })
+        },
+      })
+      // Workers that wait on slow answers do not poll the window: the timers do then.
+      const opened = setTimeout(() => window.poll(), window.measureFrom - performance.now())
+      const closed = setTimeout(() => window.poll(), window.until - performance.now())
+      await driver.runCell(cell, new OpSource(cell, index, message.keys), window, audit)
       clearTimeout(opened)
       clearTimeout(closed)
       // The last answers may be handled before the timer: the window is over either way.
-      close()
-      send({ type: "cell", index, figures: window.recorder.figures(cell.seconds), loadCpu: loadCpu ?? Number.NaN })
+      window.finish()
+      const verdict = await verdictOf(driver, cell, audit)
+      send({
+        type: "cell",
+        index,
+        figures: window.recorder.figures(cell.seconds),
+        loadCpu,
+        ...(verdict === undefined ? {} : { verdict }),
+      })
     }
     send({ type: "done" })
   } finally {

@@ -5,17 +5,16 @@
  * with fsync), drives it from a separate load process through every cell of the matrix, reads the
  * CPU of every process over each measured window, then stops everything it started.
  * Writes results.json and results.md (in --out, default a new temporary directory) and prints
- * the markdown.
- *
- *   bun run bench [--quick] [--out DIR] [--targets kvraft,etcd,shardkv-1,shardkv-3]
- *                 [--workloads put,get,append,mixed] [--concurrency 1,16,64,256] [--sizes 100,4096]
- *                 [--seconds N] [--warmup N] [--target-warmup N] [--keys 1000] [--max-raft-state BYTES]
+ * the markdown. The options are in cli.ts (`bun run bench --help`). A coordination cell whose
+ * check fails (a counter that does not hold its acknowledged increments, a wrong listing) is
+ * reported and makes the run exit with status 1, after the results are written.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
+import { parseBenchArgs, UsageError, usage } from "./cli.ts"
 import { cleanUpOnExit, cpuSecondsOf, type Started, start, stop } from "./lib/processes.ts"
-import { type RunRecord, renderMarkdown } from "./lib/report.ts"
+import { conflictRate, type RunRecord, renderMarkdown, unfinishedNote } from "./lib/report.ts"
 import type { LoadWindowMessage } from "./load.ts"
 import {
   type Cell,
@@ -24,87 +23,31 @@ import {
   describeCell,
   type FromLoad,
   type FsyncFigures,
-  fullMatrix,
   type Matrix,
-  quickMatrix,
-  quickShardedMatrix,
   type ToLoad,
-  type Workload,
-  workloads,
 } from "./plan.ts"
 import { etcdTarget } from "./targets/etcd.ts"
 import { kvraftTarget } from "./targets/kvraft.ts"
 import { shardkvTarget } from "./targets/shardkv.ts"
 import { type FsyncCounters, type RunningTarget, repoRoot, type Target } from "./targets/target.ts"
 
-const usage = `usage: bun run bench [--quick] [--out DIR] [--targets kvraft,etcd,shardkv-1,shardkv-3]
-                     [--workloads put,get,append,mixed] [--concurrency 1,16,64,256] [--sizes 100,4096]
-                     [--seconds N] [--warmup N] [--target-warmup N] [--keys 1000] [--max-raft-state BYTES]
-                     [--rounds N]   run the targets in turn N times; each cell reports its median round`
-const valueFlags = [
-  "--out",
-  "--targets",
-  "--workloads",
-  "--concurrency",
-  "--sizes",
-  "--seconds",
-  "--warmup",
-  "--target-warmup",
-  "--keys",
-  "--max-raft-state",
-  "--rounds",
-]
-{
-  const args = process.argv.slice(2)
-  if (args.includes("--help") || args.includes("-h")) {
+const parsed = (() => {
+  const argv = process.argv.slice(2)
+  if (argv.includes("--help") || argv.includes("-h")) {
     console.log(usage)
     process.exit(0)
   }
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!
-    if (arg === "--quick") continue
-    if (valueFlags.includes(arg) && args[i + 1] !== undefined && !args[i + 1]!.startsWith("--")) {
-      i++
-      continue
-    }
-    console.error(valueFlags.includes(arg) ? `${arg} needs a value` : `unknown argument ${arg}`)
+  try {
+    return parseBenchArgs(argv)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    console.error(error.message)
     console.error(usage)
     process.exit(2)
   }
-}
-
-const argValue = (name: string): string | undefined => {
-  const at = process.argv.indexOf(name)
-  return at === -1 ? undefined : process.argv[at + 1]
-}
-const listArg = (name: string): string[] | undefined =>
-  argValue(name)
-    ?.split(",")
-    .filter((s) => s !== "")
-
-const quick = process.argv.includes("--quick")
-const base: Matrix = quick ? quickMatrix : fullMatrix
-/** Command-line choices override the defaults of the run (full or quick). */
-const chosenMatrix = (base: Matrix): Matrix => ({
-  workloads: (listArg("--workloads") as Workload[] | undefined) ?? base.workloads,
-  concurrency: listArg("--concurrency")?.map(Number) ?? base.concurrency,
-  valueBytes: listArg("--sizes")?.map(Number) ?? base.valueBytes,
-  targetWarmupSeconds: Number(argValue("--target-warmup") ?? base.targetWarmupSeconds),
-  warmupSeconds: Number(argValue("--warmup") ?? base.warmupSeconds),
-  seconds: Number(argValue("--seconds") ?? base.seconds),
-})
-const matrix = chosenMatrix(base)
-const matrixFor = (target: Target): Matrix =>
-  quick && target.name.startsWith("shardkv") ? chosenMatrix(quickShardedMatrix) : matrix
-for (const w of matrix.workloads) if (!workloads.includes(w)) throw new Error(`unknown workload ${w}`)
-const keys = Number(argValue("--keys") ?? 1000)
-// This machine's disk and cores are shared: a target measured minutes after another can see a
-// different machine. Alternating rounds and taking each cell's median round compares like with like.
-const rounds = Number(argValue("--rounds") ?? 1)
-if (!Number.isInteger(rounds) || rounds < 1) {
-  console.error(`--rounds takes a positive integer, got ${argValue("--rounds")}`)
-  process.exit(2)
-}
+})()
+const { matrix, keys, rounds } = parsed
+const matrixFor = (target: Target): Matrix => (target.name.startsWith("shardkv") ? parsed.shardedMatrix : matrix)
 /** The repository's cluster.toml sets the snapshot threshold, so the figures are what a user's cluster does. */
 const defaultMaxRaftStateBytes = (): number => {
   try {
@@ -114,7 +57,7 @@ const defaultMaxRaftStateBytes = (): number => {
     return 1024 * 1024
   }
 }
-const maxRaftStateBytes = Number(argValue("--max-raft-state") ?? defaultMaxRaftStateBytes())
+const maxRaftStateBytes = parsed.maxRaftStateBytes ?? defaultMaxRaftStateBytes()
 
 const allTargets: Target[] = [
   kvraftTarget({ maxRaftStateBytes }),
@@ -122,7 +65,7 @@ const allTargets: Target[] = [
   shardkvTarget({ groups: 1, maxRaftStateBytes }),
   shardkvTarget({ groups: 3, maxRaftStateBytes }),
 ]
-const chosen = listArg("--targets")
+const chosen = parsed.targets
 for (const name of chosen ?? []) {
   if (!allTargets.some((t) => t.name === name)) {
     console.error(`unknown target ${name}; targets: ${allTargets.map((t) => t.name).join(", ")}`)
@@ -185,6 +128,7 @@ const drive = async (
             cell: cells[index]!,
             cpu: { ...windowCpu.get(index), load: message.loadCpu },
             ...(Object.keys(fsync).length === 0 ? {} : { fsync }),
+            ...(message.verdict === undefined ? {} : { verdict: message.verdict }),
           })
         })
         return
@@ -252,12 +196,17 @@ const fmt = (r: CellResult) => {
   const fsync = Object.entries(r.fsync ?? {})
     .map(([name, f]) => `${name} ${Math.round(f.perSecond)}/s ${f.meanMs.toFixed(2)} ms`)
     .join(", ")
-  return `${String(r.opsPerSecond).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2)}  p99 ${r.p99Ms.toFixed(2)}  p999 ${r.p999Ms.toFixed(2)} ms${r.errors > 0 ? `  ${r.errors} errors` : ""}  cpu: ${cpu}${fsync === "" ? "" : `  fsync: ${fsync}`}`
+  const conflicts =
+    r.conditionalWrites > 0 ? `  conflicts ${conflictRate(r)} of ${r.conditionalWrites} conditional writes` : ""
+  const unfinished = unfinishedNote(r)
+  const verdict =
+    r.verdict === undefined ? "" : `\n      ${r.verdict.ok ? "check ok" : "CHECK FAILED"}: ${r.verdict.summary}`
+  return `${String(r.opsPerSecond).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2)}  p99 ${r.p99Ms.toFixed(2)}  p999 ${r.p999Ms.toFixed(2)} ms${r.errors > 0 ? `  ${r.errors} errors` : ""}${conflicts}  cpu: ${cpu}${fsync === "" ? "" : `  fsync: ${fsync}`}${unfinished === "" ? "" : `\n      ${unfinished}`}${verdict}`
 }
 
 const main = async () => {
   cleanUpOnExit()
-  const out = argValue("--out") ?? mkdtempSync(join(tmpdir(), "kv-bench-results-"))
+  const out = parsed.out ?? mkdtempSync(join(tmpdir(), "kv-bench-results-"))
   mkdirSync(out, { recursive: true })
   const skipped: Record<string, string> = {}
   const runnable = targets.filter((t) => {
@@ -334,7 +283,19 @@ const main = async () => {
   writeFileSync(join(out, "results.md"), `${markdown}\n`)
   console.log(`\n${markdown}`)
   console.log(`written: ${join(out, "results.json")}, ${join(out, "results.md")}`)
+  // Every round counts here, not only the medians: one lost update anywhere is a broken store.
+  const failed = Object.entries(byRound).flatMap(([name, lists]) =>
+    lists.flatMap((list, round) =>
+      list
+        .filter((r) => r.verdict?.ok === false)
+        .map((r) => `${name} round ${round + 1} ${describeCell(r.cell).replace(/ +/g, " ")}: ${r.verdict?.summary}`),
+    ),
+  )
+  if (failed.length > 0) {
+    console.error(`\nCHECK FAILED in ${failed.length} cell(s):\n${failed.map((f) => `  ${f}`).join("\n")}`)
+    return 1
+  }
+  return 0
 }
 
-await main()
-process.exit(0)
+process.exit(await main())

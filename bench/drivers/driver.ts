@@ -1,5 +1,6 @@
 import type { Window } from "../lib/latency.ts"
 import type { Cell } from "../plan.ts"
+import type { CellAudit } from "./audit.ts"
 import type { OpSource } from "./ops.ts"
 
 /**
@@ -8,9 +9,14 @@ import type { OpSource } from "./ops.ts"
  * adapter on every operation.
  */
 export interface Driver {
-  /** Writes every key `key-000000 … ` with a value of `valueBytes`, so gets find what they read. */
-  preload(keys: number, valueBytes: number): Promise<void>
-  /** `cell.concurrency` workers, each doing its next operation as soon as the previous one is answered. */
-  runCell(cell: Cell, ops: OpSource, window: Window): Promise<void>
+  /** Writes every one of `keys` with `value`, so reads find what they look for. */
+  preload(keys: readonly string[], value: string): Promise<void>
+  /**
+   * `cell.concurrency` workers, each doing its next operation as soon as the previous one is
+   * answered; conditional increments and listings are reported to `audit`.
+   */
+  runCell(cell: Cell, ops: OpSource, window: Window, audit: CellAudit): Promise<void>
+  /** Each key's value (undefined when absent), read linearizably once the workers have stopped. */
+  read(keys: readonly string[]): Promise<Map<string, string | undefined>>
   close(): Promise<void>
 }

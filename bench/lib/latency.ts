@@ -5,6 +5,12 @@ export class LatencyRecorder {
   private samples = new Float64Array(1 << 16)
   private count = 0
   errors = 0
+  /** cas-incr: conditional writes answered inside the window, and those that found the key changed. */
+  conditionalWrites = 0
+  conflicts = 0
+  /** cas-incr: increments still retrying when the cell ended, and how long the oldest had been at it. */
+  unfinished = 0
+  oldestUnfinishedMs = 0
 
   record(ms: number): void {
     if (this.count === this.samples.length) {
@@ -22,6 +28,10 @@ export class LatencyRecorder {
     return {
       ops: this.count,
       errors: this.errors,
+      conditionalWrites: this.conditionalWrites,
+      conflicts: this.conflicts,
+      unfinished: this.unfinished,
+      oldestUnfinishedMs: this.oldestUnfinishedMs,
       opsPerSecond: Math.round(this.count / seconds),
       p50Ms: at(0.5),
       p99Ms: at(0.99),
@@ -31,22 +41,57 @@ export class LatencyRecorder {
   }
 }
 
+/** Called once each when the measured part of a window begins and ends (for CPU sampling). */
+export interface WindowHooks {
+  readonly opened?: () => void
+  readonly closed?: () => void
+}
+
 /**
  * The measured window of a cell: operations that start after the warm-up and finish before the
  * end count; throughput is those over the window's length.
  */
 export class Window {
+  readonly startedAt = performance.now()
   readonly measureFrom: number
   readonly until: number
   readonly recorder = new LatencyRecorder()
+  private phase: "warmup" | "measuring" | "over" = "warmup"
 
-  constructor(warmupSeconds: number, seconds: number) {
-    this.measureFrom = performance.now() + warmupSeconds * 1000
+  constructor(
+    warmupSeconds: number,
+    seconds: number,
+    private readonly hooks: WindowHooks = {},
+  ) {
+    this.measureFrom = this.startedAt + warmupSeconds * 1000
     this.until = this.measureFrom + seconds * 1000
   }
 
+  /**
+   * Runs the hooks whose moment has come. The workers call it on every operation (through
+   * `open`) as well as the load process's timers: 64 kv fibers listing 100 keys each kept the
+   * load process's event loop from running any timer for a whole cell.
+   */
+  poll(now = performance.now()): void {
+    if (this.phase === "warmup" && now >= this.measureFrom) {
+      this.phase = "measuring"
+      this.hooks.opened?.()
+    }
+    if (this.phase === "measuring" && now >= this.until) {
+      this.phase = "over"
+      this.hooks.closed?.()
+    }
+  }
+
+  /** Closes the window now if it is not yet (after the last worker stopped). */
+  finish(): void {
+    this.poll(Math.max(performance.now(), this.until))
+  }
+
   get open(): boolean {
-    return performance.now() < this.until
+    const now = performance.now()
+    this.poll(now)
+    return now < this.until
   }
 
   done(start: number, ok: boolean): void {
@@ -54,5 +99,31 @@ export class Window {
     if (start < this.measureFrom || end > this.until) return
     if (ok) this.recorder.record(end - start)
     else this.recorder.errors++
+  }
+
+  /**
+   * A cas-incr increment ended (`start`: its first read). It counts when it ends inside the window,
+   * whenever in the cell it began: under contention one increment can retry for longer than the
+   * window, and counting only those that began inside it would leave exactly those out.
+   */
+  incrementDone(start: number, ok: boolean): void {
+    const end = performance.now()
+    if (end < this.measureFrom || end > this.until) return
+    if (ok) this.recorder.record(end - start)
+    else this.recorder.errors++
+  }
+
+  /** A conditional write was answered: `applied` false is a conflict. */
+  conditionalWrite(applied: boolean): void {
+    const now = performance.now()
+    if (now < this.measureFrom || now > this.until) return
+    this.recorder.conditionalWrites++
+    if (!applied) this.recorder.conflicts++
+  }
+
+  /** An increment was given up because the cell ended (`start`: its first read). */
+  incrementUnfinished(start: number): void {
+    this.recorder.unfinished++
+    this.recorder.oldestUnfinishedMs = Math.max(this.recorder.oldestUnfinishedMs, performance.now() - start)
   }
 }

@@ -1,5 +1,13 @@
 /** The markdown rendering of a run: figures side by side per target, CPU per process, and the goals. */
-import { type CellResult, describeCell, type Workload } from "../plan.ts"
+import {
+  type Cell,
+  type CellResult,
+  cellSize,
+  describeCell,
+  isCoordination,
+  type LatencyFigures,
+  type Workload,
+} from "../plan.ts"
 
 export interface RunRecord {
   readonly date: string
@@ -42,7 +50,8 @@ export const renderMarkdown = (run: RunRecord): string => {
   const kv = run.targets.kvraft
   const etcd = run.targets.etcd
   const sharded = Object.keys(run.targets).filter((t) => t.startsWith("shardkv"))
-  const base = kv ?? etcd ?? Object.values(run.targets)[0] ?? []
+  const all = kv ?? etcd ?? Object.values(run.targets)[0] ?? []
+  const base = all.filter((r) => !isCoordination(r.cell.workload))
 
   lines.push(`Run ${run.date}, commit ${run.commit}, \`${run.command}\`.`)
   lines.push(
@@ -79,6 +88,16 @@ export const renderMarkdown = (run: RunRecord): string => {
     lines.push("")
   }
 
+  const coordination = all.filter((r) => isCoordination(r.cell.workload))
+  if (coordination.length > 0)
+    lines.push(
+      ...renderCoordination(
+        run,
+        coordination.map((r) => r.cell),
+      ),
+      "",
+    )
+
   lines.push(
     "#### CPU (cores busy over the measured window, per process; and CPU time per operation)",
     "",
@@ -100,6 +119,75 @@ export const renderMarkdown = (run: RunRecord): string => {
 
   if (kv !== undefined && etcd !== undefined) lines.push(...renderGoals(kv, etcd), "")
   return lines.join("\n")
+}
+
+const sameCell = (a: Cell, b: Cell) =>
+  a.workload === b.workload &&
+  a.concurrency === b.concurrency &&
+  a.valueBytes === b.valueBytes &&
+  a.counters === b.counters
+
+/** The share of conditional writes answered in the window that found the counter changed. */
+export const conflictRate = (r: LatencyFigures): string =>
+  r.conditionalWrites === 0 ? "" : `${((100 * r.conflicts) / r.conditionalWrites).toFixed(1)}%`
+
+/** Increments still retrying when the cell ended: starved workers, which the latency percentiles cannot show. */
+export const unfinishedNote = (r: LatencyFigures): string =>
+  r.unfinished === 0
+    ? ""
+    : `${r.unfinished} increment${r.unfinished === 1 ? " was" : "s were"} still retrying when the cell ended, the oldest for ${(r.oldestUnfinishedMs / 1000).toFixed(1)} s`
+
+/**
+ * cas-incr (successful increments/s, latency of a successful increment from its first read, the
+ * share of conditional writes that found the counter changed) and list100 (listings/s), every
+ * target side by side, then what each cell's check found.
+ */
+const renderCoordination = (run: RunRecord, cells: readonly Cell[]): string[] => {
+  const names = Object.keys(run.targets)
+  const header = ["workload", "conc", "keys"]
+  for (const t of names) header.push(`${t} ops/s`, `${t} ms p50 / p99`, `${t} conflicts`)
+  const ratio = run.targets.kvraft !== undefined && run.targets.etcd !== undefined
+  if (ratio) header.push("kv / etcd")
+  const lines = [
+    "#### Coordination (cas-incr: successful increments/s, latency of an increment with its retries, conditional writes that conflicted; list100: listings of 100 keys/s)",
+    "",
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i < 3 ? "---" : "---:")).join("|")}|`,
+  ]
+  const checks: string[] = []
+  for (const cell of cells) {
+    const row = [
+      cell.workload,
+      String(cell.concurrency),
+      cell.workload === "cas-incr" ? String(cell.counters ?? 1) : "100 of 10,000",
+    ]
+    const found: Record<string, CellResult | undefined> = {}
+    for (const t of names) {
+      const r = run.targets[t]?.find((x) => sameCell(x.cell, cell))
+      found[t] = r
+      row.push(
+        throughput(r),
+        r === undefined ? "" : `${ms(r.p50Ms)} / ${ms(r.p99Ms)}`,
+        r === undefined ? "" : conflictRate(r),
+      )
+      if (r?.verdict !== undefined)
+        checks.push(
+          `- ${t}, ${cell.workload} ${cellSize(cell)}: ${r.verdict.ok ? "ok" : "**FAILED**"}, ${r.verdict.summary}`,
+        )
+    }
+    if (ratio) {
+      const k = found.kvraft
+      const e = found.etcd
+      row.push(
+        k !== undefined && e !== undefined && e.opsPerSecond > 0
+          ? `${(k.opsPerSecond / e.opsPerSecond).toFixed(2)}×`
+          : "",
+      )
+    }
+    lines.push(`| ${row.join(" | ")} |`)
+  }
+  if (checks.length > 0) lines.push("", "Checks after each cell (the median round's):", "", ...checks)
+  return lines
 }
 
 /** The goals of issue 8, checked against this run's etcd (both measured on the same machine, same run). */
