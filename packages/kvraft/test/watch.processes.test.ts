@@ -1,0 +1,154 @@
+/**
+ * Proves that a watch over real UDP keeps delivering exactly the committed changes of its range
+ * when the leader is killed with SIGKILL while writes and the watch go on: three kvraft processes,
+ * a writer of unique values, a watcher through the async iterator and one through the Effect Stream
+ * (with progress notifications). The reference is a watch from revision 1 run after the end,
+ * checked against the final listing and the writer's values.
+ */
+import { afterAll, describe, expect, test } from "bun:test"
+import { join } from "node:path"
+import type { RpcNodeShape } from "@kv/rpc"
+import {
+  type CheckedEntry,
+  type CheckedEvent,
+  checkStoreHistory,
+  checkWatcher,
+  freeUdpPorts,
+  ProcessGroup,
+  pollUntil,
+  tempDir,
+  udpClientNode,
+  type WatchObservation,
+  writeFile,
+} from "@kv/testkit"
+import { Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { type KvClientShape, KvStatusMethod, makeKvClient, type WatchEvent } from "../src/index.ts"
+
+const BIN = join(import.meta.dir, "../bin/kvraft.ts")
+const processes = new ProcessGroup()
+const dir = tempDir("kvraft-watch-processes")
+const scope = Effect.runSync(Scope.make())
+
+afterAll(async () => {
+  await processes.killAll()
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  dir.remove()
+})
+
+const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+
+describe("kvraft watch over real processes", () => {
+  test("kill -9 of the leader while a watcher runs: it gets every committed change once, in order", async () => {
+    const ports = await freeUdpPorts(3)
+    const replicas = ports.map((p) => `127.0.0.1:${p}`)
+    const config = join(dir.path, "cluster.toml")
+    writeFile(config, `dataDir = "./data"\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`)
+    const start = (k: number) =>
+      processes.start(`replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config], { cwd: dir.path })
+    for (let k = 0; k < 3; k++) start(k)
+    const rpc: RpcNodeShape = await udpClientNode(scope)
+    const client = () => run(makeKvClient(rpc, { servers: replicas, deadlineMs: 30_000 }))
+    const writer: KvClientShape = await client()
+    const watcher: KvClientShape = await client()
+
+    const attempted = new Set<string>()
+    const acknowledged = new Set<string>()
+    let written = 0
+    const write = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const value = `v${written++}`
+        attempted.add(value)
+        const exit = await Effect.runPromiseExit(writer.put(`w/${i % 7}`, value))
+        if (Exit.isSuccess(exit)) acknowledged.add(value)
+      }
+    }
+
+    // Watcher 1: the async iterator, from the first revision.
+    const iterated: CheckedEvent[] = []
+    const iterating = (async () => {
+      for await (const event of watcher.watchIterable({ prefix: "w/" }, { fromRevision: 1, waitMs: 1_000 })) {
+        iterated.push(event)
+        if (event.value === "last") return
+      }
+    })()
+    // Watcher 2: the Effect Stream with progress notifications.
+    const streamed: WatchObservation[] = []
+    let streamedUpTo = 0
+    const streaming = Effect.runFork(
+      Stream.runForEach(watcher.watch({ prefix: "w/" }, { fromRevision: 1, waitMs: 1_000, progress: true }), (item) =>
+        Effect.sync(() => {
+          if (item.type === "progress") {
+            streamedUpTo = item.revision
+            streamed.push({ kind: "progress", revision: item.revision })
+          } else streamed.push({ kind: "event", event: item })
+        }),
+      ),
+    )
+
+    try {
+      await write(60)
+      const statuses = await Promise.all(
+        replicas.map((r) => run(rpc.call(r, KvStatusMethod, {}, { deadlineMs: 3_000 })).catch(() => undefined)),
+      )
+      const leader = statuses.findIndex((s) => s?.role === "leader")
+      expect(leader).toBeGreaterThanOrEqual(0)
+      await processes.kill(`replica-${leader}`)
+      await write(60)
+      start(leader)
+      await write(30)
+      attempted.add("last")
+      await run(writer.put("w/last", "last"))
+      acknowledged.add("last")
+
+      // The reference: every change of the range from revision 1, read after the end.
+      const final = await run(writer.list("w/"))
+      const finalRevision = Math.max(...final.entries.map((e) => e.modRevision))
+      const reference: WatchEvent[] = []
+      await run(
+        Stream.runForEach(
+          watcher
+            .watch({ prefix: "w/" }, { fromRevision: 1, waitMs: 200, progress: true })
+            .pipe(Stream.takeUntil((item) => item.type === "progress" && item.revision >= finalRevision)),
+          (item) => Effect.sync(() => (item.type === "progress" ? undefined : reference.push(item))),
+        ),
+      )
+      const store = new Map<string, CheckedEntry>(final.entries.map((e) => [e.key, { ...e, value: e.value ?? "" }]))
+      // Only this test writes under w/: the range's history is the whole store's.
+      expect(checkStoreHistory(reference, store, finalRevision, attempted, acknowledged)).toBeUndefined()
+
+      await pollUntil("the watchers to reach the last write", async () => streamedUpTo >= finalRevision, {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      })
+      await iterating
+      expect(
+        checkWatcher(
+          reference,
+          {
+            name: "iterator",
+            key: "w/",
+            prefix: true,
+            after: 0,
+            observations: iterated.map((event) => ({ kind: "event", event })),
+          },
+          finalRevision,
+        ),
+      ).toBeUndefined()
+      expect(
+        checkWatcher(
+          reference,
+          { name: "stream", key: "w/", prefix: true, after: 0, observations: streamed },
+          finalRevision,
+        ),
+      ).toBeUndefined()
+      console.log(
+        `watch over processes: ${reference.length} events, ${acknowledged.size} acknowledged puts, leader ${leader} killed`,
+      )
+    } catch (error) {
+      for (let k = 0; k < 3; k++) console.error(`--- replica-${k}\n${processes.output(`replica-${k}`)}`)
+      throw error
+    } finally {
+      await run(Fiber.interrupt(streaming))
+    }
+  }, 120_000)
+})
