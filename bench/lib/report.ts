@@ -117,7 +117,8 @@ export const renderMarkdown = (run: RunRecord): string => {
   }
   lines.push("")
 
-  if (kv !== undefined && etcd !== undefined) lines.push(...renderGoals(kv, etcd), "")
+  const goals = kv !== undefined && etcd !== undefined ? renderGoals(kv, etcd) : []
+  if (goals.length > 0) lines.push(...goals, "")
   return lines.join("\n")
 }
 
@@ -218,5 +219,6 @@ const renderGoals = (kv: readonly CellResult[], etcd: readonly CellResult[]): st
     int(e.opsPerSecond),
     k.opsPerSecond >= 3 * e.opsPerSecond,
   ])
-  return lines
+  // A run without the goals' cells (only coordination workloads, say) has no goals table.
+  return lines.length > 4 ? lines : []
 }
