@@ -1,20 +1,31 @@
 import {
   type CasResult,
   type ClusterConfig,
+  type Holder,
+  type KvClientShape,
   type KvEntry,
+  type KvGroupClientShape,
   type KvListEntry,
   type LeaderCallerOptions,
+  type LeaseGrant,
+  type LeaseStatus,
   type ListOptions,
   type ListPage,
   loadClusterConfig,
   makeKvClient,
   type TxnRequest,
   type TxnResult,
+  type WatchEvent,
+  type WatchItem,
+  type WatchOptions,
+  type WatchTarget,
 } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
-import { Context, Effect, Layer, ManagedRuntime } from "effect"
-import { type KvShape, kvShapeOf, type ListAllOptions, type WriteCondition } from "./coordination.ts"
+import { Context, Deferred, Duration, Effect, Exit, Layer, ManagedRuntime, Scope, Stream } from "effect"
+import { type KvShape, kvShapeOf, type LeaseOption, type ListAllOptions, type WriteCondition } from "./coordination.ts"
+import type { LeaseLost } from "./errors.ts"
+import type { HeldLock, LockOptions } from "./locks.ts"
 
 export interface ConnectOptions extends LeaderCallerOptions {
   /** Replicas of a single kvraft group. */
@@ -45,12 +56,16 @@ export interface Clerk {
   /** The key's value and metadata (`version`, `modRevision`, `createRevision`), or undefined when it is absent. */
   getEntry(key: string): Promise<KvEntry | undefined>
   put(key: string, value: string): Promise<void>
+  /** A conditional put that attaches the key to `lease` when it applies (kvraft only). */
+  put(key: string, value: string, condition: WriteCondition & LeaseOption): Promise<CasResult>
   /**
    * Puts `value` only if `condition` holds (`{ ifVersion }`, `{ ifModRevision }`, `{ ifValue }`,
    * `{ ifAbsent: true }`). Resolves `{ applied, revision, entry? }`: `entry` is the key's current
    * entry when the condition failed. Exactly once: a retried call gets its first answer.
    */
   put(key: string, value: string, condition: WriteCondition): Promise<CasResult>
+  /** Puts the key attached to `lease`: deleted when the lease ends (kvraft only; `LeaseNotFound` once it has). */
+  put(key: string, value: string, options: LeaseOption): Promise<void>
   /** Appends to the value (an absent key acts as ""). */
   append(key: string, value: string): Promise<void>
   delete(key: string): Promise<void>
@@ -66,8 +81,75 @@ export interface Clerk {
   list(prefix: string, options?: ListOptions): Promise<ListPage>
   /** Every key under `prefix`, in byte order, fetched a page at a time as the loop goes. */
   listAll(prefix: string, options?: ListAllOptions): AsyncIterable<KvListEntry>
-  /** Releases the socket. Pending operations fail. */
+  /**
+   * The changes of a key (or of every key under `{ prefix }`) as they happen, in revision order,
+   * with no gap and no repeat, resuming by itself across leader changes, partitions and shard
+   * moves (`for await`; leaving the loop stops the watch, and so does `close()`). Throws
+   * `Compacted` when the servers no longer keep the events it needs. `fromRevision` starts at an
+   * earlier revision; `{ progress: true }` adds `{ type: "progress", revision }` items.
+   */
+  watch(target: WatchTarget, options?: WatchOptions & { readonly progress?: false }): AsyncIterable<WatchEvent>
+  watch(target: WatchTarget, options: WatchOptions & { readonly progress: true }): AsyncIterable<WatchItem>
+  /** A new lease of `ttlMs` (1 s to 1 day), to renew yourself with `keepAlive` (or use `lease`). kvraft only. */
+  grant(ttlMs: number): Promise<LeaseGrant>
+  /** Renews the lease to its full TTL, once; rejects with `LeaseNotFound` once it has ended. */
+  keepAlive(lease: number): Promise<LeaseGrant>
+  /** Ends the lease now, deleting its keys at one revision; `LeaseNotFound` if it had already ended. */
+  revoke(lease: number): Promise<void>
+  /** The lease's TTL, time left (never less than the truth) and keys; undefined once it has ended. */
+  timeToLive(lease: number): Promise<LeaseStatus | undefined>
+  /** Every lease (keys left out). */
+  leases(): Promise<readonly LeaseStatus[]>
+  /** A lease granted now and kept alive by this client until `revoke()` or `close()`; `lost` says when it is gone. */
+  lease(ttlMs: number): Promise<LeaseHandle>
+  /**
+   * Takes lock `name`, waiting while another client holds it (at most `timeoutMs`, then
+   * `LockTimeout`). Its `token` only grows from holder to holder: give it to what the lock guards.
+   */
+  lock(name: string, options?: LockOptions): Promise<LockHandle>
+  /** Becomes leader of election `name` with `value`, waiting while another client leads. */
+  campaign(name: string, value: string, options?: LockOptions): Promise<Leadership>
+  /** The current leader of election `name` (or holder of lock `name`): its value and token, if any. */
+  leader(name: string): Promise<Holder | undefined>
+  /** Releases the socket. Pending operations fail, watches end, locks and leases held here are released. */
   close(): Promise<void>
+}
+
+/** A lease this client keeps alive (`Clerk.lease`). */
+export interface LeaseHandle {
+  readonly id: number
+  readonly ttlMs: number
+  /**
+   * Resolves (never rejects) with `LeaseLost` if the lease is lost while kept: `reason` "ended"
+   * (revoked, expired) or "unrenewed" (no renewal got through within the TTL).
+   */
+  readonly lost: Promise<LeaseLost>
+  /** Stops renewing and revokes the lease: its keys are deleted now. */
+  revoke(): Promise<void>
+  /** Stops renewing: the lease runs out its TTL, then its keys are deleted. */
+  release(): Promise<void>
+}
+
+/** A lock held (`Clerk.lock`). */
+export interface LockHandle {
+  readonly name: string
+  /** The lock's key, `locks/<name>`. */
+  readonly key: string
+  /** The fencing token: larger than every earlier holder's. */
+  readonly token: number
+  readonly lease: number
+  /** Resolves (never rejects) once the lock's lease is lost: another client may hold the lock from then on. */
+  readonly lost: Promise<LeaseLost>
+  /** Releases the lock if still held, and revokes the lease taken for it. */
+  unlock(): Promise<void>
+}
+
+/** An election won (`Clerk.campaign`). */
+export interface Leadership extends LockHandle {
+  /** Changes the leader's value; false once this client no longer leads. */
+  proclaim(value: string): Promise<boolean>
+  /** Steps down (the lock's `unlock`). */
+  resign(): Promise<void>
 }
 
 interface Target {
@@ -97,11 +179,15 @@ const resolveTarget = (options: ConnectOptions): Target => {
   throw new Error("connect() needs `servers`, `controllers` or `config`")
 }
 
-/** The low-level client for a target, on an RpcNode. */
-export const clientFor = (rpc: RpcNodeShape, target: Target, options: LeaderCallerOptions) =>
+/** The low-level client for a target, on an RpcNode; `group` is the kvraft client, which has leases. */
+export const clientFor = (
+  rpc: RpcNodeShape,
+  target: Target,
+  options: LeaderCallerOptions,
+): Effect.Effect<{ readonly client: KvClientShape; readonly group?: KvGroupClientShape }> =>
   target.kind === "sharded"
-    ? makeShardKvClient(rpc, { ...options, controllers: target.addresses })
-    : makeKvClient(rpc, { ...options, servers: target.addresses })
+    ? Effect.map(makeShardKvClient(rpc, { ...options, controllers: target.addresses }), (client) => ({ client }))
+    : Effect.map(makeKvClient(rpc, { ...options, servers: target.addresses }), (group) => ({ client: group, group }))
 
 export { resolveTarget, type Target }
 
@@ -119,7 +205,7 @@ export class Kv extends Context.Service<Kv, KvShape>()("@kv/clerk/Kv") {
           Kv,
           Effect.flatMap(
             RpcNode.useSync((node) => node),
-            (node) => Effect.map(clientFor(node, target, options), kvShapeOf),
+            (node) => Effect.map(clientFor(node, target, options), ({ client, group }) => kvShapeOf(client, group)),
           ),
         ).pipe(Layer.provide(rpc))
       }),
@@ -136,16 +222,65 @@ export const connect = async (options: ConnectOptions): Promise<Clerk> => {
   const runtime = ManagedRuntime.make(Kv.layer(options))
   const client = await runtime.runPromise(Kv.useSync((kv) => kv))
   const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => runtime.runPromise(effect)
+  /** Ends every watch when the clerk closes. */
+  const closed = Deferred.makeUnsafe<void>()
+  /** Scopes of the leases and locks held here, closed by `close()`. */
+  const held = new Set<Scope.Closeable>()
+  const release = (scope: Scope.Closeable): Promise<void> => {
+    held.delete(scope)
+    // Bounded: a lease nobody renews ends by itself, a lock with it.
+    return run(Effect.ignore(Effect.timeoutOption(Scope.close(scope, Exit.void), Duration.seconds(5))))
+  }
+  /** Runs a scoped call; its scope stays open (and is closed by `close()`) until released. */
+  const hold = async <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<readonly [A, Scope.Closeable]> => {
+    const scope = Scope.makeUnsafe()
+    held.add(scope)
+    try {
+      return [await run(Scope.provide(scope)(effect)), scope]
+    } catch (error) {
+      await release(scope)
+      throw error
+    }
+  }
+  /** A Promise that resolves with the lease's loss (and never rejects, so nobody has to catch it). */
+  const lostOf = (lost: Effect.Effect<never, LeaseLost>): Promise<LeaseLost> =>
+    new Promise((resolve) => {
+      runtime.runFork(Effect.catch(lost, (error) => Effect.sync(() => resolve(error))))
+    })
+  const lockHandle = (lock: HeldLock, scope: Scope.Closeable): LockHandle => ({
+    name: lock.name,
+    key: lock.key,
+    token: lock.token,
+    lease: lock.lease,
+    lost: lostOf(lock.lost),
+    unlock: async () => {
+      if (!held.has(scope)) return
+      try {
+        await run(lock.unlock)
+      } finally {
+        await release(scope)
+      }
+    },
+  })
   function put(key: string, value: string): Promise<void>
+  function put(key: string, value: string, condition: WriteCondition & LeaseOption): Promise<CasResult>
   function put(key: string, value: string, condition: WriteCondition): Promise<CasResult>
-  function put(key: string, value: string, condition?: WriteCondition) {
-    return condition === undefined ? run(client.put(key, value)) : run(client.put(key, value, condition))
+  function put(key: string, value: string, options: LeaseOption): Promise<void>
+  function put(key: string, value: string, options?: WriteCondition | LeaseOption) {
+    return options === undefined ? run(client.put(key, value)) : run(client.put(key, value, options as WriteCondition))
   }
   function del(key: string): Promise<void>
   function del(key: string, condition: WriteCondition): Promise<CasResult>
   function del(key: string, condition?: WriteCondition) {
     return condition === undefined ? run(client.delete(key)) : run(client.delete(key, condition))
   }
+  const watch = (target: WatchTarget, options?: WatchOptions): AsyncIterable<WatchItem> =>
+    Stream.toAsyncIterableWith(
+      (client.watch as (t: WatchTarget, o?: WatchOptions) => Stream.Stream<WatchItem, unknown>)(target, options).pipe(
+        Stream.interruptWhen(Deferred.await(closed)),
+      ),
+      Context.empty(),
+    )
   return {
     get: (key) => run(client.get(key)),
     getEntry: (key) => run(client.getEntry(key)),
@@ -164,6 +299,45 @@ export const connect = async (options: ConnectOptions): Promise<Clerk> => {
         } while (after !== undefined)
       },
     }),
-    close: () => runtime.dispose(),
+    watch: watch as Clerk["watch"],
+    grant: (ttlMs) => run(client.grant(ttlMs)),
+    keepAlive: (lease) => run(client.keepAlive(lease)),
+    revoke: (lease) => run(client.revoke(lease)),
+    timeToLive: (lease) => run(client.timeToLive(lease)),
+    leases: () => run(client.leases()),
+    lease: async (ttlMs) => {
+      const [kept, scope] = await hold(client.lease(ttlMs))
+      return {
+        id: kept.id,
+        ttlMs: kept.ttlMs,
+        lost: lostOf(kept.lost),
+        revoke: async () => {
+          try {
+            await run(kept.revoke)
+          } finally {
+            await release(scope)
+          }
+        },
+        release: async () => {
+          await run(kept.release)
+          await release(scope)
+        },
+      }
+    },
+    lock: async (name, options) => {
+      const [lock, scope] = await hold(client.lock(name, options))
+      return lockHandle(lock, scope)
+    },
+    campaign: async (name, value, options) => {
+      const [lock, scope] = await hold(client.campaign(name, value, options))
+      const handle = lockHandle(lock, scope)
+      return { ...handle, proclaim: (next) => run(client.proclaim(lock, next)), resign: handle.unlock }
+    },
+    leader: (name) => run(client.leader(name)),
+    close: async () => {
+      Deferred.doneUnsafe(closed, Exit.void)
+      await Promise.all([...held].map(release))
+      await runtime.dispose()
+    },
   }
 }
