@@ -1,8 +1,10 @@
 /**
- * The kv command line: `bun run kv get|put|append|delete|cas|txn|list|admin|status ...`; `kv admin member ...` manages
- * the members of the kvraft group, the controller (--controller) or a shard group (--gid N).
- * Exit codes: 0 ok, 1 key not found, 2 bad input, 3 cluster unreachable (timeout), 4 request refused,
- * 5 a condition did not hold (a conditional write not applied, a transaction's failure branch).
+ * The kv command line: `bun run kv get|put|append|delete|cas|txn|list|watch|lease|lock|admin|status ...`;
+ * `kv admin member ...` manages the members of the kvraft group, the controller (--controller) or a
+ * shard group (--gid N).
+ * Exit codes: 0 ok, 1 key (or lease) not found, 2 bad input, 3 cluster unreachable (timeout),
+ * 4 request refused, 5 a condition did not hold (a conditional write not applied, a transaction's
+ * failure branch, a lock not taken within --wait-ms), 6 a watch compacted, 7 a lease lost.
  */
 import { cliEnvironment, replaceMember } from "@kv/kvraft"
 import { Effect, Option } from "effect"
@@ -10,6 +12,8 @@ import { Argument, Command, Flag } from "effect/cli"
 import { action, type Common, common, print } from "../src/cli/command.ts"
 import { append, cas, del, get, list, put, txn } from "../src/cli/dataCommands.ts"
 import { ExitCode } from "../src/cli/exitCodes.ts"
+import { lease } from "../src/cli/leaseCommands.ts"
+import { lock } from "../src/cli/lockCommand.ts"
 import {
   adminCommand,
   classifyMemberError,
@@ -22,6 +26,7 @@ import {
 import { CliFailure, type CliSession } from "../src/cli/session.ts"
 import { collectStatus, renderStatus } from "../src/cli/status.ts"
 import { withWaitIndicator } from "../src/cli/waitIndicator.ts"
+import { watch } from "../src/cli/watchCommand.ts"
 
 const gid = Argument.Int("gid").pipe(Argument.withDescription("group id"))
 
@@ -261,7 +266,7 @@ const status = Command.make(
 
 const kv = Command.make("kv").pipe(
   Command.withDescription("kv: a linearizable key/value store on Raft"),
-  Command.withSubcommands([get, put, append, del, cas, txn, list, admin, status]),
+  Command.withSubcommands([get, put, append, del, cas, txn, list, watch, lease, lock, admin, status]),
 )
 
 Command.run(kv, { version: "0.1.0" })

@@ -121,9 +121,27 @@ export const put = Command.make(
       Flag.withDescription("only if the key does not exist (create it)"),
       Flag.withDefault(false),
     ),
+    lease: Flag.Int("lease").pipe(
+      Flag.withDescription("attach the key to lease ID (kv lease grant): deleted when the lease ends (kvraft only)"),
+      Flag.optional,
+    ),
   },
   action(async (session, flags) => {
     const condition = conditionOf(flags)
+    if (Option.isSome(flags.lease)) {
+      const lease = flags.lease.value
+      if (lease < 1) throw new CliFailure(`--lease must be a lease id (1 or more), not ${lease}`, ExitCode.badInput)
+      const kv = await session.kvraftClient("leases", flags.service)
+      if (condition === undefined) {
+        await withWaitIndicator("a leader", () => session.run(kv.leases.put(flags.key, flags.value, lease)))
+        print(flags, "OK", { ok: true })
+        return ExitCode.ok
+      }
+      const result = await withWaitIndicator("a leader", () =>
+        session.run(kv.leases.putIf(flags.key, flags.value, condition, lease)),
+      )
+      return reportCas(flags, flags.key, result)
+    }
     const kv = await session.dataClient(flags.service)
     if (condition === undefined) {
       await withWaitIndicator("a leader", () => session.run(kv.put(flags.key, flags.value)))
@@ -135,11 +153,16 @@ export const put = Command.make(
   }),
 ).pipe(
   Command.withDescription(
-    "Set a key; with --if-version, --if-mod-revision, --if-value or --if-absent only if that holds (else exit 5)",
+    "Set a key; with --if-version, --if-mod-revision, --if-value or --if-absent only if that holds (else exit 5); " +
+      "with --lease ID on that lease (exit 1 if it has ended)",
   ),
   Command.withExamples([
     { command: "kv put config/mode fast --if-version 3", description: "only if nobody wrote it since version 3" },
     { command: "kv put lock me --if-absent", description: "create it, unless it exists" },
+    {
+      command: "kv put workers/w1 up --lease 7 --service kvraft",
+      description: "deleted when lease 7 ends (kv lease grant)",
+    },
   ]),
 )
 

@@ -2,6 +2,7 @@ import {
   type ClusterConfig,
   ConfigError,
   type KvClientShape,
+  type KvGroupClientShape,
   loadClusterConfig,
   type MemberClientShape,
   makeKvClient,
@@ -72,6 +73,29 @@ export class CliSession {
     return this.run(makeKvClient(this.rpc, { servers: group.replicas, deadlineMs: this.timeoutMs }))
   }
 
+  /**
+   * The kvraft group's client, for leases and locks (`feature`), which only it has: `service` is
+   * the command's --service, when it has one; "auto" is taken as kvraft only when the config has no
+   * controller, so that a key is not put on a lease in one service and then looked for in the other.
+   */
+  kvraftClient(feature: string, service: DataService = "kvraft"): Promise<KvGroupClientShape> {
+    const sharded = this.config.controller.replicas.length > 0
+    if (service === "sharded" || (service === "auto" && sharded)) {
+      throw new CliFailure(
+        `${feature} need the kvraft service; the sharded service has none: add --service kvraft`,
+        ExitCode.badInput,
+      )
+    }
+    const group = this.config.kvraft
+    if (group === undefined) {
+      throw new CliFailure(
+        `${feature} need the kvraft service: ${this.config.source} has no [kvraft] section`,
+        ExitCode.badInput,
+      )
+    }
+    return this.run(makeKvClient(this.rpc, { servers: group.replicas, deadlineMs: this.timeoutMs }))
+  }
+
   controllerClient(): Promise<ControllerClientShape> {
     const replicas = this.config.controller.replicas
     if (replicas.length === 0) throw new CliFailure(`${this.config.source} has no [controller]`, ExitCode.badInput)
@@ -108,6 +132,17 @@ export const classify = (error: unknown): CliFailure => {
         `${message} (the write may or may not have happened: read the key to find out)`,
         ExitCode.unreachable,
       )
+    case "LeaseNotFound":
+      return new CliFailure(message, ExitCode.notFound)
+    case "LockTimeout":
+      return new CliFailure(`${message} (someone else holds it: see \`kv lock --help\`)`, ExitCode.notApplied)
+    case "Compacted":
+      return new CliFailure(message, ExitCode.compacted)
+    case "LeaseLost":
+      return new CliFailure(message, ExitCode.leaseLost)
+    case "KvraftOnly":
+      return new CliFailure(message, ExitCode.badInput)
+    case "WatchRefused":
     case "ValueTooLarge":
     case "KeyTooLarge":
     case "SessionExpired":
