@@ -282,3 +282,22 @@ describe("locks and elections through the clerk", () => {
     expect(await kv.getEntry("k")).toBeUndefined()
   }, 30_000)
 })
+
+// Last: it freezes the kvraft group for a moment.
+describe("a lease the clerk cannot renew", () => {
+  test("is reported lost (unrenewed) within its TTL of the last renewal sent, while the group is frozen", async () => {
+    const kv = await open()
+    const kept = await kv.lease(1_500)
+    const frozenAt = performance.now()
+    cluster.processes.signal("kvraft", "SIGSTOP")
+    try {
+      const lost = await within("the loss to be reported", 10_000, kept.lost)
+      expect(lost.reason).toBe("unrenewed")
+      // The last renewal that got through was sent before the freeze: its TTL ends by frozenAt + 1.5 s.
+      expect(performance.now() - frozenAt).toBeLessThan(1_500 + 1_000)
+    } finally {
+      cluster.processes.signal("kvraft", "SIGCONT")
+    }
+    await kept.revoke()
+  }, 30_000)
+})

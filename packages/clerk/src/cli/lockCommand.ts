@@ -35,7 +35,7 @@ export const lock = Command.make(
       Argument.variadic(),
     ),
     ttlMs: Flag.Int("ttl-ms").pipe(
-      Flag.withDescription("TTL of the lock's lease: how long the lock outlives a kv that can no longer renew it"),
+      Flag.withDescription("TTL of the lock's lease (default 10000): how long the lock outlives a kv that can no longer renew it"),
       Flag.withDefault(10_000),
     ),
     waitMs: Flag.Int("wait-ms").pipe(
@@ -111,8 +111,8 @@ export const lock = Command.make(
       description: "one backup at a time across machines",
     },
     {
-      command: `kv lock --wait-ms 0 report -- sh -c 'echo "token $KV_LOCK_TOKEN"'`,
-      description: "only if nobody holds it now (else exit 5)",
+      command: `kv lock --wait-ms 1000 report -- sh -c 'echo "token $KV_LOCK_TOKEN"'`,
+      description: "give up after 1 s if another holds it (exit 5)",
     },
   ]),
 )
