@@ -171,22 +171,27 @@ export class WatchHistory {
 
   /**
    * `[compactRevision, [revision, type, key, value, createRevision, version, ...]]`, where `value`
-   * is null for a delete and `true` for a put whose value is still the key's current one
-   * (`currentRevision(key)` is the revision of the key's last write): such a value is in the
-   * store's part of the snapshot already, so a snapshot (and a shard on the move) carries each
-   * current value once.
+   * is null for a delete; `true` for a put whose value is still the key's current one
+   * (`currentRevision(key)` is the revision of the key's last write), which the store's part of
+   * the snapshot holds already; `[n, suffix]` for a put whose value is the first n characters of the
+   * key's previous put in the history followed by `suffix` (an append); else the value. So a
+   * snapshot (and a shard on the move) carries each current value once, and a run of appends
+   * costs what was appended, not every intermediate value.
    */
-  toSnapshot(currentRevision: (key: string) => number | undefined): [number, (string | number | boolean | null)[]] {
-    const flat: (string | number | boolean | null)[] = new Array(this.size * 6)
+  toSnapshot(currentRevision: (key: string) => number | undefined): [number, SnapshotField[]] {
+    const flat: SnapshotField[] = new Array(this.size * 6)
+    const previousValue = new Map<string, string>()
     let at = 0
     for (let i = this.#head; i < this.#events.length; i++) {
       const e = this.#events[i]!
       flat[at++] = e.modRevision
       flat[at++] = typeCode(e.type)
       flat[at++] = e.key
-      flat[at++] = e.value === undefined ? null : currentRevision(e.key) === e.modRevision ? true : e.value
+      flat[at++] = snapshotValue(e, currentRevision(e.key) === e.modRevision, previousValue.get(e.key))
       flat[at++] = e.createRevision
       flat[at++] = e.version
+      if (e.value === undefined) previousValue.delete(e.key)
+      else previousValue.set(e.key, e.value)
     }
     return [this.#compactRevision, flat]
   }
@@ -207,11 +212,12 @@ export class WatchHistory {
     }
     if (compactRevision > storeRevision) throw new Error("watch history starts above the store's revision")
     const history = new WatchHistory(limits, compactRevision)
+    const previousValue = new Map<string, string>()
     let previous = compactRevision
     for (let i = 0; i < flat.length; i += 6) {
       const [revision, code, key, stored, createRevision, version] = flat.slice(i, i + 6) as unknown[]
-      const entry = stored === true && typeof key === "string" ? current(key) : undefined
-      const value = entry !== undefined && entry.modRevision === revision ? entry.value : stored
+      const value =
+        typeof key === "string" ? storedValue(stored, revision, current(key), previousValue.get(key)) : stored
       const valid =
         isCount(revision) &&
         revision >= previous &&
@@ -224,6 +230,8 @@ export class WatchHistory {
           (code === 1 && value === null && version === 0 && createRevision === 0))
       if (!valid) throw new Error(`watch history event ${i / 6} is malformed`)
       previous = revision
+      if (value === null) previousValue.delete(key)
+      else previousValue.set(key, value as string)
       history.#push(
         code === 0
           ? { type: "put", key, value: value as string, modRevision: revision, createRevision, version }
@@ -249,6 +257,31 @@ export class WatchHistory {
     }
     return lo
   }
+}
+
+type SnapshotField = string | number | boolean | null | [number, string]
+
+const snapshotValue = (e: WatchEvent, isCurrent: boolean, before: string | undefined): SnapshotField => {
+  if (e.value === undefined) return null
+  if (isCurrent) return true
+  if (before !== undefined && before.length > 0 && e.value.length > before.length && e.value.startsWith(before)) {
+    return [before.length, e.value.slice(before.length)]
+  }
+  return e.value
+}
+
+/** The value a snapshot field stands for, or something invalid (left for the caller to refuse). */
+const storedValue = (
+  stored: unknown,
+  revision: unknown,
+  entry: KvEntry | undefined,
+  before: string | undefined,
+): unknown => {
+  if (stored === true) return entry !== undefined && entry.modRevision === revision ? entry.value : undefined
+  if (!Array.isArray(stored)) return stored
+  const [n, suffix] = stored as unknown[]
+  if (before === undefined || !isCount(n) || n > before.length || typeof suffix !== "string") return undefined
+  return before.slice(0, n) + suffix
 }
 
 const isCount = (value: unknown): value is number =>
