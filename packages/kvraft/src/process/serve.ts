@@ -2,6 +2,8 @@ import { join as joinPath } from "node:path"
 import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
 import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
+import { lockReplicaDir } from "./dataDirLock.ts"
+import { fsyncWarning, fsyncWarnThreshold, probeFsync } from "./diskCheck.ts"
 import { askGroup, commandsFor, freshest, isEmptyDataDir, lostIdentityProblem } from "./groupProbe.ts"
 import { type MetricsSource, observeReplica, serveMetrics } from "./metrics.ts"
 import { unauthenticatedWarning } from "./unauthenticatedWarning.ts"
@@ -138,6 +140,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       }),
     )
 
+    yield* checkDisk(options.dataDir)
     const sources: MetricsSource[] = []
     const served = new Map<number, Served>()
     // Replicas in this process cannot answer each other before they run: ask only the others.
@@ -152,6 +155,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       )
       const observe = observeReplica(options.service, k)
       const [replica, rpc] = yield* Effect.gen(function* () {
+        yield* lockReplicaDir(options.dataDir, storageName).pipe(Effect.mapError((e) => new StartupError(e.message)))
         const context = yield* Layer.build(layer)
         const rpc = Context.get(context, RpcNode)
         rpc.observeRequests(observe.onRequest)
@@ -266,6 +270,19 @@ const startingPoint = (p: {
       )
     }
     return { peers: withSelf(peers) }
+  })
+
+/** Measures the data directory's disk once and warns in the log when it is too slow for Raft. */
+const checkDisk = (dataDir: string): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const probe = yield* Effect.try(() => probeFsync(dataDir)).pipe(Effect.option)
+    if (probe._tag === "None") return
+    const warning = fsyncWarning(dataDir, probe.value, fsyncWarnThreshold())
+    if (warning !== undefined) yield* Effect.logWarning(warning)
+    else
+      yield* Effect.logInfo("disk checked").pipe(
+        Effect.annotateLogs({ fsyncP99Ms: Number(probe.value.p99Ms.toFixed(3)), dataDir }),
+      )
   })
 
 const isAlive = (pid: number): boolean => {

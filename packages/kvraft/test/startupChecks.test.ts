@@ -1,0 +1,110 @@
+/**
+ * Proves the checks a server makes at start: a second server on a data directory that a running
+ * server holds refuses to start and names the holder (even on other ports), while a lock left by a
+ * killed server is taken over; a disk slower than the fsync threshold is warned about in the log.
+ * Also the lock and the fsync summary on their own.
+ */
+import { afterAll, describe, expect, test } from "bun:test"
+import { existsSync, writeFileSync } from "node:fs"
+import { hostname } from "node:os"
+import { join } from "node:path"
+import { freeUdpPorts, ProcessGroup, pollUntil, runCommand, tempDir, writeFile } from "@kv/testkit"
+import { DataDirHeld, takeLock } from "../src/process/dataDirLock.ts"
+import { fsyncWarning, summarize } from "../src/process/diskCheck.ts"
+
+const BIN = join(import.meta.dir, "../bin/kvraft.ts")
+const processes = new ProcessGroup()
+const dir = tempDir("kvraft-startup-checks")
+
+afterAll(async () => {
+  await processes.killAll()
+  dir.remove()
+})
+
+const configOn = async (name: string, dataDir: string) => {
+  const ports = await freeUdpPorts(3)
+  const path = join(dir.path, `${name}.toml`)
+  writeFile(
+    path,
+    `dataDir = "${dataDir}"\n[kvraft]\nreplicas = ${JSON.stringify(ports.map((p) => `127.0.0.1:${p}`))}\n`,
+  )
+  return path
+}
+
+describe("the data directory lock", () => {
+  test("a second server on a held data directory refuses to start; a dead server's lock is taken over", async () => {
+    const first = await configOn("first", "./shared")
+    const second = await configOn("second", "./shared")
+    processes.start("holder", ["bun", BIN, "--replica", "0", "--config", first], { cwd: dir.path })
+    await pollUntil(
+      "the first server to hold its directory",
+      async () => (processes.output("holder").includes("replica started") ? true : undefined),
+      { timeoutMs: 20_000 },
+    )
+    const refused = await runCommand(["bun", BIN, "--replica", "0", "--config", second], {
+      cwd: dir.path,
+      timeoutMs: 20_000,
+    })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain("is in use by process")
+    expect(refused.stderr).toContain("another server is running on this data directory")
+    // kill -9 leaves the lock file behind: the next server takes it over.
+    await processes.kill("holder")
+    expect(existsSync(join(dir.path, "shared", "kvraft", "replica-0.lock"))).toBe(true)
+    processes.start("successor", ["bun", BIN, "--replica", "0", "--config", second], { cwd: dir.path })
+    await pollUntil(
+      "the second server to start on the same directory",
+      async () => (processes.output("successor").includes("replica started") ? true : undefined),
+      { timeoutMs: 20_000 },
+    )
+  }, 60_000)
+
+  test("takeLock refuses a live holder, takes over a dead one's, and releases only its own", () => {
+    const path = join(dir.path, "unit", "x.lock")
+    const release = takeLock(path, "x")
+    expect(() => takeLock(path, "x")).toThrow(DataDirHeld)
+    release()
+    expect(existsSync(path)).toBe(false)
+    // A pid that cannot be running (above the kernel's pid limit).
+    writeFileSync(path, JSON.stringify({ pid: 2 ** 30, started: "1", host: hostname() }))
+    const again = takeLock(path, "x")
+    again()
+    // Garbage in the file (a crash while writing it) is taken over too.
+    writeFileSync(path, "{")
+    takeLock(path, "x")()
+  })
+})
+
+describe("the disk check", () => {
+  test("a server warns at start when fdatasync is slower than the threshold", async () => {
+    const config = await configOn("slow", "./slowdisk")
+    processes.start("slow", ["bun", BIN, "--replica", "0", "--config", config], {
+      cwd: dir.path,
+      env: { KV_FSYNC_WARN_MS: "0" },
+    })
+    await pollUntil(
+      "the slow-disk warning",
+      async () => (processes.output("slow").includes("is slow for Raft") ? true : undefined),
+      { timeoutMs: 20_000 },
+    )
+    await processes.kill("slow")
+    const fast = await configOn("fast", "./fastdisk")
+    processes.start("fast", ["bun", BIN, "--replica", "0", "--config", fast], {
+      cwd: dir.path,
+      env: { KV_FSYNC_WARN_MS: "100000" },
+    })
+    await pollUntil(
+      "the disk-checked line",
+      async () => (processes.output("fast").includes("disk checked") ? true : undefined),
+      { timeoutMs: 20_000 },
+    )
+    expect(processes.output("fast")).not.toContain("is slow for Raft")
+  }, 60_000)
+
+  test("the summary and the warning", () => {
+    const probe = summarize([1, 2, 3, 4, 50])
+    expect(probe).toEqual({ samples: 5, p50Ms: 3, p99Ms: 50, maxMs: 50 })
+    expect(fsyncWarning("/d", probe, 10)).toContain("fdatasync p99 50.0 ms")
+    expect(fsyncWarning("/d", summarize([1, 2, 3]), 10)).toBeUndefined()
+  })
+})
