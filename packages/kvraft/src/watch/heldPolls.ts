@@ -89,6 +89,8 @@ export class HeldPolls<Reply> {
       previous.reply = reply
       return
     }
+    // A late copy of an earlier poll (the network duplicated it): the watcher waits for the held one.
+    if (previous !== undefined && request.poll < previous.request.poll) return
     // The watcher has moved on: its older poll needs no answer.
     if (previous !== undefined) this.#remove(previous)
     const answer = this.service.answer(request)
