@@ -91,13 +91,18 @@ const statusJson = async () => {
 
 /**
  * What the examples marked `<!-- runnable: NAME -->` in docs/client.md print (their own comments
- * say so too): the lock-free counter, create-if-absent, the membership directory and the Effect API.
+ * say so too): the lock-free counter, create-if-absent, the membership directory, the Effect API,
+ * a watch, a lease, a lock's fencing token refusing a stalled holder, and an election.
  */
 const expectedDocOutput: Record<string, string> = {
   counter: "20",
   "create-if-absent": "true false ann",
   directory: 'web-1 10.0.0.1:80\nweb-3 10.0.0.3:80\n[ "{members}/web/web-1" ] {members}/web/web-1',
   effect: 'true false worker-a\n[ "{queue}/task-1", "{queue}/task-3" ]\nCrossShard: give the keys one hash tag',
+  watch: "put {orders}/17 placed\nput {orders}/17 paid\ndelete {orders}/17",
+  lease: '[ "workers/w1" ]\nundefined',
+  fencing: "true\ntrue\nfalse\nunrenewed",
+  election: "node-1:9090\nnode-2:8080 true\nfalse",
 }
 
 /** Every TypeScript example in docs/client.md, run as pasted (at once: they touch different keys). */

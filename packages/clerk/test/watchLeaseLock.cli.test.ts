@@ -101,10 +101,9 @@ describe("kv watch", () => {
   }, 60_000)
 
   test("from a revision the history no longer holds: exit 6 naming the compact revision", async () => {
-    // The group keeps the last 1,000 changes: write more.
-    for (let i = 0; i < 1_100; i += 100) {
-      await Promise.all(Array.from({ length: 100 }, (_, j) => clerk.put(`fill/${i + j}`, "x")))
-    }
+    // The group keeps about 8 MiB of changes (each counted as its key and value in UTF-16): write more.
+    const large = "x".repeat(500_000)
+    for (let i = 0; i < 12; i++) await clerk.put(`fill/${i}`, large)
     const compacted = await kv("watch", "fill/0", "--from-revision", "1", "--service", "kvraft")
     expect(compacted.code).toBe(6)
     expect(compacted.stderr).toMatch(/^kv: watch compacted: events after revision 0 are gone up to [1-9]\d*; /)
