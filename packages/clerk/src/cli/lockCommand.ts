@@ -35,7 +35,9 @@ export const lock = Command.make(
       Argument.variadic(),
     ),
     ttlMs: Flag.Int("ttl-ms").pipe(
-      Flag.withDescription("TTL of the lock's lease (default 10000): how long the lock outlives a kv that can no longer renew it"),
+      Flag.withDescription(
+        "TTL of the lock's lease (default 10000): how long the lock outlives a kv that can no longer renew it",
+      ),
       Flag.withDefault(10_000),
     ),
     waitMs: Flag.Int("wait-ms").pipe(
