@@ -220,6 +220,11 @@ describe("kv lock", () => {
     ])
     expect(failed.code).toBe(3)
     expect(waited).toMatchObject({ code: 5, stderr: expect.stringContaining('lock "busy" not taken within 300 ms') })
+    // SIGTERM while waiting: kv gives up at once, and nothing runs.
+    const waiter = start("lock", "busy", "--", "sh", "-c", "echo ran")
+    await waiter.waitForOutput('waiting for the lock "busy"', 20_000)
+    expect(await waiter.stop({ signal: "SIGTERM", graceMs: 10_000 })).toBe(128 + 15)
+    expect(waiter.output("stdout")).not.toContain("ran")
     // SIGTERM to kv reaches the command; the lock is released.
     expect(await holder.stop({ signal: "SIGTERM" })).toBe(128 + 15)
     expect(await clerk.leader("busy")).toBeUndefined()

@@ -18,11 +18,15 @@ import { withWaitIndicator } from "./waitIndicator.ts"
 /** How long the command gets to exit after SIGTERM before SIGKILL. */
 const KILL_AFTER_MS = 10_000
 
+const signalNumbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }
+
+/** 128 + the signal's number, as a shell reports a process that a signal ended. */
+const signalExitCode = (signal: string): number => 128 + (signalNumbers[signal] ?? 0)
+
 /** The exit code a shell would report: the child's own, or 128 + the signal that ended it. */
 const exitCodeOf = (proc: Bun.Subprocess): number => {
   if (proc.exitCode !== null) return proc.exitCode
-  const signals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }
-  return 128 + (proc.signalCode === null ? 0 : (signals[proc.signalCode] ?? 0))
+  return typeof proc.signalCode === "number" ? 128 + proc.signalCode : signalExitCode(proc.signalCode ?? "")
 }
 
 export const lock = Command.make(
@@ -59,9 +63,17 @@ export const lock = Command.make(
     const scope = Scope.makeUnsafe()
     const signals = catchStopSignals()
     try {
-      const held = await withWaitIndicator(`the lock ${JSON.stringify(flags.name)}`, () =>
-        session.run(Scope.provide(scope)(holdLock(kv, flags.name, "", { ttlMs: flags.ttlMs, timeoutMs: waitMs }))),
+      // Ctrl-C or SIGTERM while waiting gives up the wait (and nothing runs).
+      const taken = await withWaitIndicator(`the lock ${JSON.stringify(flags.name)}`, () =>
+        session.run(
+          Scope.provide(scope)(holdLock(kv, flags.name, "", { ttlMs: flags.ttlMs, timeoutMs: waitMs })).pipe(
+            Effect.map((held) => ({ held })),
+            Effect.raceFirst(Effect.promise(() => signals.received).pipe(Effect.map((signal) => ({ signal })))),
+          ),
+        ),
       )
+      if ("signal" in taken) return signalExitCode(taken.signal)
+      const held = taken.held
       let proc: Bun.Subprocess
       try {
         proc = Bun.spawn([...flags.command], {
