@@ -21,10 +21,21 @@ export class RemoteError extends Schema.TaggedError<RemoteError>()("RemoteError"
   message: Schema.String,
 }) {}
 
+/**
+ * The server refused the request because the caller's key does not grant the role the method
+ * needs (a read-only client writing, a client key asking for a shard). Nothing was done; retrying
+ * with the same key cannot succeed.
+ */
+export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("PermissionDenied", {
+  to: Schema.String,
+  method: Schema.String,
+  message: Schema.String,
+}) {}
+
 /** The local socket could not be opened (port in use, bad address). */
 export class TransportError extends Schema.TaggedError<TransportError>()("TransportError", {
   address: Schema.String,
   message: Schema.String,
 }) {}
 
-export type CallError = Timeout | Unreachable | RemoteError
+export type CallError = Timeout | Unreachable | RemoteError | PermissionDenied

@@ -1,14 +1,18 @@
 export { formatAddress, type HostPort, isHostName, normalizeAddress, parseAddress } from "./address.ts"
 export { AddressProof, type AddressProofOptions, DEFAULT_MAX_REPLY_FACTOR } from "./addressProof.ts"
 export { decodeEnvelope, ENVELOPE_VERSION, type Envelope, encodeEnvelope } from "./envelope.ts"
-export { type CallError, RemoteError, Timeout, TransportError, Unreachable } from "./errors.ts"
+export { type CallError, PermissionDenied, RemoteError, Timeout, TransportError, Unreachable } from "./errors.ts"
 export {
   DEFAULT_MAX_MESSAGE_BYTES,
   FrameCodec,
   type FrameCodecOptions,
-  MAC_BYTES,
   MAX_DATAGRAM_BYTES,
+  NonceSource,
+  SEAL_BYTES,
+  type Sender,
+  UNKEYED,
 } from "./frame.ts"
+export { type KeyGrant, KeyRing, type Role, roleAllows, roles } from "./keyRing.ts"
 export type { DatagramHandler, Link } from "./link.ts"
 export { defineMethod, type Method } from "./method.ts"
 export { SeededRandom, seedFromEnv } from "./random.ts"

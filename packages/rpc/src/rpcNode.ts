@@ -1,7 +1,9 @@
 import { Context, Effect, Layer } from "effect"
 import { AddressProof, type AddressProofOptions } from "./addressProof.ts"
 import { decodeEnvelope, ENVELOPE_VERSION, encodeEnvelope } from "./envelope.ts"
-import { type CallError, RemoteError, Timeout, Unreachable } from "./errors.ts"
+import { type CallError, PermissionDenied, RemoteError, Timeout, Unreachable } from "./errors.ts"
+import type { Sender } from "./frame.ts"
+import { type Role, roleAllows } from "./keyRing.ts"
 import type { Method } from "./method.ts"
 import { type TimerHandle, Timers } from "./timers.ts"
 import { Transport, type TransportShape } from "./transport.ts"
@@ -36,8 +38,11 @@ interface Waiter {
 /** How many times one call resends at once on a challenge; later ones wait for the next attempt. */
 const IMMEDIATE_CHALLENGE_RESENDS = 2
 
-/** A served request: its decoded payload, who sent it, its id and its size (which bounds the reply). */
-type Dispatch = (payload: unknown, from: string, id: number, requestBytes: number) => void
+/**
+ * A served request: its decoded payload, who sent it, its id, its size (which bounds the reply) and
+ * the key it came under (its reply goes back under the same key).
+ */
+type Dispatch = (payload: unknown, from: string, id: number, requestBytes: number, keyId: number) => void
 
 export interface RpcNodeShape {
   readonly address: string
@@ -71,6 +76,13 @@ export interface RpcNodeShape {
    * after one challenge round trip (see addressProof.ts).
    */
   trust(addresses: Iterable<string>): void
+  /**
+   * Serves requests of these methods to callers whose key grants at least `role`. Every other
+   * method needs the server role, as do one-way messages (Raft): a client key is refused them, a
+   * request with `PermissionDenied`, a one-way message dropped and counted as "forbidden". Without
+   * keys every caller has the server role (see keyRing.ts).
+   */
+  allow(role: Role, methods: Iterable<{ readonly name: string } | string>): void
 }
 
 export type RequestObserver = (method: string, seconds: number) => void
@@ -94,31 +106,57 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
   const runCallback = options.services === undefined ? Effect.runCallback : Effect.runCallbackWith(options.services)
   const proof = new AddressProof(options.now === undefined ? { ...options, now: () => timers.now() } : options)
   const oneWay = new Map<string, OneWayHandler>()
+  /** Method name → the least role served; absent: "server". */
+  const access = new Map<string, Role>()
   const waiters = new Map<number, Waiter>()
   let observer: RequestObserver | undefined
   // A random start keeps a restarted client from matching replies meant for its previous life.
   let nextId = Math.floor(timers.random() * 2 ** 40)
 
+  /**
+   * Replies are believed only under a key this node trusts as a server's: its own calls go out
+   * under its own key, and a client key held by someone else must not answer (forge) them.
+   */
+  const answersCall = (sender: Sender): boolean => {
+    if (sender.role === "server") return true
+    transport.stats.drop("forbidden")
+    return false
+  }
+
   /** Every answer leaves here: a large one to an unproven address becomes a challenge. */
-  const sendAnswer = (to: string, id: number, requestBytes: number, answer: Uint8Array): boolean => {
-    if (proof.mayReply(to, requestBytes, answer.length)) return transport.send(to, answer)
+  const sendAnswer = (to: string, id: number, requestBytes: number, keyId: number, answer: Uint8Array): boolean => {
+    if (proof.mayReply(to, requestBytes, answer.length)) return transport.send(to, answer, keyId)
     transport.stats.repliesChallenged++
     const challenge = encodeEnvelope([ENVELOPE_VERSION, 4, id, proof.tokenFor(to)])
     // No real request is this small (it names a method); a forged one gets nothing at all.
     if (challenge.length > proof.maxReplyFactor * requestBytes) return false
-    return transport.send(to, challenge)
+    return transport.send(to, challenge, keyId)
   }
-  const reply = (to: string, id: number, requestBytes: number, payload: unknown) =>
-    sendAnswer(to, id, requestBytes, encodeEnvelope([ENVELOPE_VERSION, 1, id, payload]))
-  const replyError = (to: string, id: number, requestBytes: number, code: string, message: string) =>
-    sendAnswer(to, id, requestBytes, encodeEnvelope([ENVELOPE_VERSION, 2, id, code, message]))
-  const dispatch = (from: string, id: number, method: string, payload: unknown, requestBytes: number) => {
+  const reply = (to: string, id: number, requestBytes: number, keyId: number, payload: unknown) =>
+    sendAnswer(to, id, requestBytes, keyId, encodeEnvelope([ENVELOPE_VERSION, 1, id, payload]))
+  const replyError = (to: string, id: number, requestBytes: number, keyId: number, code: string, message: string) =>
+    sendAnswer(to, id, requestBytes, keyId, encodeEnvelope([ENVELOPE_VERSION, 2, id, code, message]))
+  const dispatch = (
+    from: string,
+    id: number,
+    method: string,
+    payload: unknown,
+    requestBytes: number,
+    sender: Sender,
+  ) => {
+    const needed = access.get(method) ?? "server"
+    if (!roleAllows(sender.role, needed)) {
+      transport.stats.refuse(sender.role)
+      // Short, so that the refusal of even a small request needs no address proof round trip.
+      replyError(from, id, requestBytes, sender.keyId, "PermissionDenied", `needs ${needed}, key is ${sender.role}`)
+      return
+    }
     const handler = handlers.get(method)
-    if (handler === undefined) replyError(from, id, requestBytes, "UnknownMethod", `no method ${method}`)
-    else handler(payload, from, id, requestBytes)
+    if (handler === undefined) replyError(from, id, requestBytes, sender.keyId, "UnknownMethod", `no method ${method}`)
+    else handler(payload, from, id, requestBytes, sender.keyId)
   }
 
-  transport.onMessage((from, bytes) => {
+  transport.onMessage((from, bytes, sender) => {
     const envelope = decodeEnvelope(bytes)
     if (envelope === undefined) {
       transport.stats.drop("malformed")
@@ -126,39 +164,43 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     }
     switch (envelope[1]) {
       case 0:
-        dispatch(from, envelope[2], envelope[3], envelope[4], bytes.length)
+        dispatch(from, envelope[2], envelope[3], envelope[4], bytes.length, sender)
         return
       case 1:
-        waiters.get(envelope[2])?.onReply(envelope[3])
+        if (answersCall(sender)) waiters.get(envelope[2])?.onReply(envelope[3])
         return
       case 2:
-        waiters.get(envelope[2])?.onError(envelope[3], envelope[4])
+        if (answersCall(sender)) waiters.get(envelope[2])?.onError(envelope[3], envelope[4])
         return
       case 3: {
+        if (sender.role !== "server") {
+          transport.stats.drop("forbidden")
+          return
+        }
         const handler = oneWay.get(envelope[2])
         if (handler === undefined) transport.stats.drop("malformed")
         else handler(envelope[3], from)
         return
       }
       case 4:
-        waiters.get(envelope[2])?.onChallenge(envelope[3])
+        if (answersCall(sender)) waiters.get(envelope[2])?.onChallenge(envelope[3])
         return
       case 5: {
         const [, , id, method, payload, token] = envelope
         // A stale or forged token is no proof; the request is still served, within the size bound.
         if (proof.prove(from, token)) transport.stats.addressesProven++
-        dispatch(from, id, method, payload, bytes.length)
+        dispatch(from, id, method, payload, bytes.length, sender)
         return
       }
     }
   })
 
   const handle = <Req, Res>(method: Method<Req, Res>, handler: Handler<Req, Res>): void => {
-    handlers.set(method.name, (payload, from, id, requestBytes) => {
+    handlers.set(method.name, (payload, from, id, requestBytes, keyId) => {
       const request = method.decodeRequest(payload)
       if (request === undefined) {
         transport.stats.drop("malformed")
-        replyError(from, id, requestBytes, "BadRequest", `request for ${method.name} failed validation`)
+        replyError(from, id, requestBytes, keyId, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
       const start = observer === undefined ? 0 : timers.now()
@@ -167,18 +209,25 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       try {
         result = handler(request, from)
       } catch (error) {
-        replyError(from, id, requestBytes, "HandlerFailed", error instanceof Error ? error.message : String(error))
+        replyError(
+          from,
+          id,
+          requestBytes,
+          keyId,
+          "HandlerFailed",
+          error instanceof Error ? error.message : String(error),
+        )
         return
       }
       if (!Effect.isEffect(result)) {
-        reply(from, id, requestBytes, result)
+        reply(from, id, requestBytes, keyId, result)
         served()
         return
       }
       runCallback(result, {
         onExit: (exit) => {
-          if (exit._tag === "Success") reply(from, id, requestBytes, exit.value)
-          else replyError(from, id, requestBytes, "HandlerFailed", "handler failed")
+          if (exit._tag === "Success") reply(from, id, requestBytes, keyId, exit.value)
+          else replyError(from, id, requestBytes, keyId, "HandlerFailed", "handler failed")
           served()
         },
       })
@@ -189,21 +238,28 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     method: Method<Req, Res>,
     handler: (request: Req, from: string, reply: (response: Res) => void) => void,
   ): void => {
-    handlers.set(method.name, (payload, from, id, requestBytes) => {
+    handlers.set(method.name, (payload, from, id, requestBytes, keyId) => {
       const request = method.decodeRequest(payload)
       if (request === undefined) {
         transport.stats.drop("malformed")
-        replyError(from, id, requestBytes, "BadRequest", `request for ${method.name} failed validation`)
+        replyError(from, id, requestBytes, keyId, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
       const start = observer === undefined ? 0 : timers.now()
       try {
         handler(request, from, (response) => {
-          reply(from, id, requestBytes, response)
+          reply(from, id, requestBytes, keyId, response)
           observer?.(method.name, (timers.now() - start) / 1000)
         })
       } catch (error) {
-        replyError(from, id, requestBytes, "HandlerFailed", error instanceof Error ? error.message : String(error))
+        replyError(
+          from,
+          id,
+          requestBytes,
+          keyId,
+          "HandlerFailed",
+          error instanceof Error ? error.message : String(error),
+        )
       }
     })
   }
@@ -278,7 +334,13 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           }
         },
         onError(code, message) {
-          finish(Effect.fail(new RemoteError({ to, method: method.name, code, message })))
+          finish(
+            Effect.fail(
+              code === "PermissionDenied"
+                ? new PermissionDenied({ to, method: method.name, message })
+                : new RemoteError({ to, method: method.name, code, message }),
+            ),
+          )
         },
         onChallenge(token) {
           if (done) return
@@ -319,6 +381,9 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     },
     trust(addresses) {
       proof.trust(addresses)
+    },
+    allow(role, methods) {
+      for (const method of methods) access.set(typeof method === "string" ? method : method.name, role)
     },
   }
 }

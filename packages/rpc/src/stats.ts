@@ -1,3 +1,5 @@
+import type { Role } from "./keyRing.ts"
+
 /** Why an incoming datagram (or a message being sent) was dropped. */
 export type DropReason =
   | "malformed"
@@ -10,6 +12,11 @@ export type DropReason =
   | "wrongSender"
   /** A peer message whose terms or indexes are beyond what any honest peer sends (Raft's bounds). */
   | "outOfBounds"
+  /**
+   * Authentic, but under a key whose role may not send it: a one-way (Raft) message or a reply
+   * under a client key (see keyRing.ts).
+   */
+  | "forbidden"
 
 export const dropReasons: readonly DropReason[] = [
   "malformed",
@@ -20,6 +27,7 @@ export const dropReasons: readonly DropReason[] = [
   "unreachable",
   "wrongSender",
   "outOfBounds",
+  "forbidden",
 ]
 
 /**
@@ -51,6 +59,13 @@ export class TransportStats {
     unreachable: 0,
     wrongSender: 0,
     outOfBounds: 0,
+    forbidden: 0,
+  }
+  /** Requests answered with PermissionDenied, by the role of the caller's key. */
+  readonly refused: Record<Role, number> = { "read-only": 0, "read-write": 0, admin: 0, server: 0 }
+
+  refuse(role: Role): void {
+    this.refused[role]++
   }
 
   drop(reason: DropReason, count = 1): void {
@@ -75,6 +90,7 @@ export class TransportStats {
       challengesReceived: this.challengesReceived,
       addressesProven: this.addressesProven,
       drops: { ...this.drops },
+      refused: { ...this.refused },
     }
   }
 }
@@ -90,4 +106,5 @@ export interface TransportStatsSnapshot {
   readonly challengesReceived: number
   readonly addressesProven: number
   readonly drops: Readonly<Record<DropReason, number>>
+  readonly refused: Readonly<Record<Role, number>>
 }

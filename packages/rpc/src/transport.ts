@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, type Scope } from "effect"
 import { TransportError } from "./errors.ts"
-import { BATCH_ITEM_HEADER_BYTES, FrameCodec, type FrameCodecOptions } from "./frame.ts"
+import { BATCH_ITEM_HEADER_BYTES, FrameCodec, type FrameCodecOptions, type Sender } from "./frame.ts"
 import type { DatagramHandler, Link } from "./link.ts"
 import { Reassembler, type ReassemblyOptions } from "./reassembly.ts"
 import type { SimNetwork } from "./simNetwork.ts"
@@ -8,7 +8,8 @@ import { TransportStats } from "./stats.ts"
 import { Timers } from "./timers.ts"
 import { BindError, openUdpLink, type UdpLinkOptions } from "./udpLink.ts"
 
-export type MessageHandler = (from: string, message: Uint8Array) => void
+/** `sender` names the key the message came under and the role it grants (see keyRing.ts). */
+export type MessageHandler = (from: string, message: Uint8Array, sender: Sender) => void
 
 export interface TransportShape {
   /** The local `host:port` peers reply to. */
@@ -17,9 +18,10 @@ export interface TransportShape {
   readonly maxMessageBytes: number
   /**
    * Sends one message, fragmenting it when it exceeds a datagram. Never throws; false (and a
-   * counted drop) when the message cannot leave at all.
+   * counted drop) when the message cannot leave at all. `keyId` seals it under that key of the
+   * node's ring (a reply under its request's key); default the node's own key.
    */
-  send(to: string, message: Uint8Array): boolean
+  send(to: string, message: Uint8Array, keyId?: number): boolean
   /**
    * Sends at once what coalescing holds for the end of the tick. A caller about to block the event
    * loop (an fsync) calls this first, or its messages would wait out the blocking call.
@@ -49,6 +51,7 @@ const noHandler: MessageHandler = () => {}
 
 interface PendingBatch {
   readonly to: string
+  readonly keyId: number
   readonly messages: Uint8Array[]
   bytes: number
 }
@@ -123,23 +126,25 @@ class TransportState implements TransportShape {
     return this.codec.maxMessageBytes
   }
 
-  send(to: string, message: Uint8Array): boolean {
+  send(to: string, message: Uint8Array, via?: number): boolean {
     const link = this.link
     if (link === undefined) return false
+    const keyId = this.codec.sealingKeyId(via)
     const itemBytes = BATCH_ITEM_HEADER_BYTES + message.length
     const room = this.codec.maxWholeBodyBytes
     let batch = this.pending.get(to)
     if (!this.coalesce || itemBytes > room) {
       // Too big to share a datagram: whatever is waiting for this peer goes first.
       if (batch !== undefined) this.flushBatch(batch)
-      return this.sendNow(link, to, message)
+      return this.sendNow(link, to, message, keyId)
     }
-    if (batch !== undefined && batch.bytes + itemBytes > room) {
+    // One datagram has one key: a message under another key than the waiting ones sends those first.
+    if (batch !== undefined && (batch.bytes + itemBytes > room || batch.keyId !== keyId)) {
       this.flushBatch(batch)
       batch = undefined
     }
     if (batch === undefined) {
-      batch = { to, messages: [], bytes: 0 }
+      batch = { to, keyId, messages: [], bytes: 0 }
       this.pending.set(to, batch)
     }
     batch.messages.push(message)
@@ -164,8 +169,8 @@ class TransportState implements TransportShape {
     const [first] = batch.messages
     const datagram =
       batch.messages.length === 1 && first !== undefined
-        ? this.codec.encode(first, 0)?.[0]
-        : this.codec.encodeBatch(batch.messages)
+        ? this.codec.encode(first, 0, batch.keyId)?.[0]
+        : this.codec.encodeBatch(batch.messages, batch.keyId)
     if (datagram === undefined) return
     if (!link.send(batch.to, datagram)) {
       this.stats.drop("unreachable", batch.messages.length)
@@ -175,9 +180,9 @@ class TransportState implements TransportShape {
     this.stats.bytesSent += datagram.length
   }
 
-  private sendNow(link: Link, to: string, message: Uint8Array): boolean {
+  private sendNow(link: Link, to: string, message: Uint8Array, keyId: number): boolean {
     this.nextMsgId = (this.nextMsgId + 1) >>> 0
-    const datagrams = this.codec.encode(message, this.nextMsgId)
+    const datagrams = this.codec.encode(message, this.nextMsgId, keyId)
     if (datagrams === undefined) {
       this.stats.drop("oversized")
       return false
@@ -210,10 +215,12 @@ class TransportState implements TransportShape {
     if (frame.kind === "whole") {
       message = frame.body
     } else if (frame.kind === "batch") {
-      for (const body of frame.bodies) this.deliver(from, body)
+      for (const body of frame.bodies) this.deliver(from, body, frame.sender)
       return
     } else {
-      const result = this.reassembler.add(from, frame.msgId, frame.index, frame.count, frame.body, this.now())
+      // Fragments under different keys never make one message (nor one role).
+      const source = frame.sender.keyId === 0 ? from : `${from}#${frame.sender.keyId}`
+      const result = this.reassembler.add(source, frame.msgId, frame.index, frame.count, frame.body, this.now())
       if (result.done === false) {
         if (result.dropped !== undefined) this.stats.drop(result.dropped)
         if (result.expired !== undefined && result.expired > 0) this.stats.drop("expiredFragments", result.expired)
@@ -221,13 +228,13 @@ class TransportState implements TransportShape {
       }
       message = result.message
     }
-    this.deliver(from, message)
+    this.deliver(from, message, frame.sender)
   }
 
-  private deliver(from: string, message: Uint8Array): void {
+  private deliver(from: string, message: Uint8Array, sender: Sender): void {
     this.stats.messagesReceived++
     try {
-      this.handler(from, message)
+      this.handler(from, message, sender)
     } catch {
       // A consumer bug must not kill the receive loop; the consumer counts its own failures.
       this.stats.drop("malformed")

@@ -49,7 +49,7 @@ describe("framing", () => {
     expect(codec.encode(bytes(1024 * 1024 + 1), 1)).toBeUndefined()
   })
 
-  test("with a cluster key, datagrams carry an HMAC and forged or unsigned ones are dropped", () => {
+  test("with a cluster key, datagrams are sealed (AES-256-GCM) and forged or unsigned ones are dropped", () => {
     const signed = new FrameCodec({ key: "secret-a" })
     const other = new FrameCodec({ key: "secret-b" })
     const unsigned = new FrameCodec()
@@ -58,7 +58,7 @@ describe("framing", () => {
     expect(roundTrip(signed, message)).toEqual(message)
     expect(other.decode(datagram!)).toBe("unauthenticated")
     expect(signed.decode(unsigned.encode(message, 1)![0]!)).toBe("unauthenticated")
-    // Any single bit flipped anywhere breaks the MAC.
+    // Any single bit flipped anywhere breaks the tag.
     for (let i = 0; i < datagram!.length; i += 7) {
       const forged = datagram!.slice()
       forged[i]! ^= 1 << (i % 8)

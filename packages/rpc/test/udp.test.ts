@@ -109,7 +109,7 @@ describe("real UDP on 127.0.0.1", () => {
     30_000,
   )
 
-  test("forged HMACs are rejected and counted; the right key is served", () =>
+  test("datagrams under a wrong key or none are rejected and counted; the right key is served", () =>
     runScoped(
       Effect.gen(function* () {
         const server = yield* udpNode({ key: "cluster-key" })
