@@ -33,6 +33,7 @@ const serve = (flags: ServerFlags) =>
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
       metricsPort: Option.getOrUndefined(flags.metricsPort),
+      listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>
         makeKvServer({ id, peers, storageName, join, onFsync, maxRaftStateBytes: config.maxRaftStateBytes }).pipe(
           Effect.map((server) => ({ raft: server.rsm.raft, gauges: server.gauges })),

@@ -28,6 +28,7 @@ const serve = (flags: ServerFlags) =>
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
       metricsPort: Option.getOrUndefined(flags.metricsPort),
+      listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>
         makeControllerServer({
           id,

@@ -34,6 +34,7 @@ const serve = (flags: ServerFlags & { readonly gid: number }) =>
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
       metricsPort: Option.getOrUndefined(flags.metricsPort),
+      listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>
         makeShardKvServer({
           gid: flags.gid,

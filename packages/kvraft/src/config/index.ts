@@ -22,3 +22,10 @@ export {
   MAX_REPLICAS,
   MAX_SHARDS,
 } from "./fileSchema.ts"
+export {
+  advertisedNotLocalHint,
+  type ListenResolution,
+  listenPort,
+  localAddresses,
+  resolveListen,
+} from "./listenAddress.ts"

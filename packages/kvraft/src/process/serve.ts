@@ -2,6 +2,7 @@ import { join as joinPath } from "node:path"
 import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
 import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
+import { advertisedNotLocalHint, listenPort, localAddresses, resolveListen } from "../config/listenAddress.ts"
 import { lockReplicaDir } from "./dataDirLock.ts"
 import { fsyncWarning, fsyncWarnThreshold, probeFsync } from "./diskCheck.ts"
 import { askGroup, commandsFor, freshest, isEmptyDataDir, lostIdentityProblem } from "./groupProbe.ts"
@@ -30,6 +31,12 @@ export interface ServeOptions {
     replica: number,
     context: ReplicaContext,
   ) => Effect.Effect<Served, StorageCorrupt, Scope.Scope | RpcNode | Storage>
+  /**
+   * Where to bind when it is not the advertised address (etcd's --listen-peer-urls): a host keeps
+   * each replica's advertised port; host:port needs one replica in this process. Undefined: bind
+   * the advertised address itself.
+   */
+  readonly listen?: string | undefined
   /** Serve /metrics, /livez and /readyz for this process's replicas on 127.0.0.1 at this port. */
   readonly metricsPort?: number | undefined
   /**
@@ -42,7 +49,7 @@ export interface ServeOptions {
 export interface JoinOptions {
   /** The new member's id: never a bootstrap replica's, never one the group used before. */
   readonly id: number
-  /** Its `host:port`, where it listens. */
+  /** Its `host:port`, where the group reaches it (and where it binds unless `listen` says otherwise). */
   readonly address: string
   /** Members to ask where the group is; default the group's replicas in cluster.toml. */
   readonly contacts?: readonly string[] | undefined
@@ -68,10 +75,15 @@ export const loggerLayer = (format: LogFormat) =>
 const peersOf = (replicas: readonly string[]): Record<number, string> =>
   Object.fromEntries(replicas.map((address, k) => [k + 1, address]))
 
-const describeFailure = (error: TransportError | StorageCorrupt): string =>
+const describeFailure = (error: TransportError | StorageCorrupt, advertised: string, bind: string): string =>
   error._tag === "TransportError"
-    ? `cannot bind UDP ${error.address}: ${error.message}`
+    ? `cannot bind UDP ${bind}: ${error.message}${bind === advertised ? hintFor(advertised) : ""}`
     : `data directory is damaged: ${error.message} (refusing to start; restore it from a backup or remove the replica's directory to rebuild it from its peers)`
+
+const hintFor = (advertised: string): string => {
+  const hint = advertisedNotLocalHint(advertised, localAddresses())
+  return hint === undefined ? "" : ` (${hint})`
+}
 
 /**
  * Runs replicas of one service until SIGINT or SIGTERM. On the signal a leader first hands off
@@ -114,6 +126,24 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
     }
     const addressOf = (k: number): string => (join !== undefined ? join.address : (options.replicas[k] as string))
     const nameOf = (k: number): string => (join !== undefined ? `member ${join.id}` : `replica ${k}`)
+    const bindOf = new Map<number, string>()
+    if (options.listen !== undefined && which.length > 1 && listenPort(options.listen) !== undefined) {
+      return yield* Effect.fail(
+        new StartupError(
+          `--listen ${options.listen} names one port, but this process runs ${which.length} replicas: give a host alone (each replica keeps its advertised port), or run one with --replica`,
+        ),
+      )
+    }
+    const local = options.listen === undefined ? [] : localAddresses()
+    for (const k of which) {
+      const resolved = resolveListen(options.listen, addressOf(k), local)
+      if (!resolved.ok) {
+        return yield* Effect.fail(
+          new StartupError(`${options.service} ${nameOf(k)} (advertised ${addressOf(k)}): ${resolved.problem}`),
+        )
+      }
+      bindOf.set(k, resolved.bind)
+    }
     // Before binding, so the warning is printed even when the bind then fails.
     const warning = unauthenticatedWarning(options.service, which.map(addressOf), options.clusterKey)
     if (warning !== undefined) process.stderr.write(warning)
@@ -144,13 +174,14 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
     const sources: MetricsSource[] = []
     const served = new Map<number, Served>()
     // Replicas in this process cannot answer each other before they run: ask only the others.
-    const local = new Set(which.map(addressOf))
+    const inProcess = new Set(which.map(addressOf))
     for (const k of which) {
       const address = addressOf(k)
+      const bind = bindOf.get(k) ?? address
       const storageName =
         join !== undefined ? `${options.service}/member-${join.id}` : `${options.service}/replica-${k}`
       const layer = RpcNode.layer.pipe(
-        Layer.provide(Transport.layerUdp({ bind: address, key: options.clusterKey })),
+        Layer.provide(Transport.layerUdp({ bind, key: options.clusterKey })),
         Layer.merge(Storage.layerFile(options.dataDir)),
       )
       const observe = observeReplica(options.service, k)
@@ -169,7 +200,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
           bootstrap,
           join,
           fresh: isEmptyDataDir(joinPath(options.dataDir, storageName)),
-          contacts: (join?.contacts ?? options.replicas).filter((a) => !local.has(a)),
+          contacts: (join?.contacts ?? options.replicas).filter((a) => !inProcess.has(a)),
         })
         rpc.trust(Object.values(start.peers))
         const replica = yield* options
@@ -186,7 +217,9 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         Effect.mapError((error) =>
           error instanceof StartupError
             ? new StartupError(`${options.service} ${nameOf(k)} (${address}): ${error.message}`)
-            : new StartupError(`${options.service} ${nameOf(k)} (${address}): ${describeFailure(error)}`),
+            : new StartupError(
+                `${options.service} ${nameOf(k)} (${address}): ${describeFailure(error, address, bind)}`,
+              ),
         ),
       )
       served.set(k, replica)
@@ -200,8 +233,8 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       yield* Effect.logInfo("replica started").pipe(
         Effect.annotateLogs(
           join !== undefined
-            ? { service: options.service, member: join.id, address }
-            : { service: options.service, replica: k, address },
+            ? { service: options.service, member: join.id, address, ...(bind === address ? {} : { listen: bind }) }
+            : { service: options.service, replica: k, address, ...(bind === address ? {} : { listen: bind }) },
         ),
       )
     }

@@ -38,6 +38,12 @@ export const serverFlags = {
     ),
     Flag.optional,
   ),
+  listen: Flag.String("listen").pipe(
+    Flag.withDescription(
+      "where to bind, when it is not the address the config advertises: a host (0.0.0.0, or this host's interface address) keeping each replica's advertised port, or host:port with --replica or --join",
+    ),
+    Flag.optional,
+  ),
   metricsPort: Flag.Int("metrics-port").pipe(
     Flag.withDescription(
       "serve /metrics (Prometheus), /livez and /readyz on 127.0.0.1 at this port, for every replica in this process",
@@ -52,6 +58,7 @@ export interface ServerFlags {
   readonly replica: Option.Option<number>
   readonly logFormat: LogFormat
   readonly metricsPort: Option.Option<number>
+  readonly listen: Option.Option<string>
   readonly join: boolean
   readonly id: Option.Option<number>
   readonly address: Option.Option<string>
