@@ -54,12 +54,16 @@ describe("kvraft watch over real processes", () => {
     const attempted = new Set<string>()
     const acknowledged = new Set<string>()
     let written = 0
+    /** When each put was answered, and when the streaming watcher got its event: a rough delivery delay. */
+    const ackedAt = new Map<string, number>()
+    const seenAt = new Map<string, number>()
     const write = async (n: number) => {
       for (let i = 0; i < n; i++) {
         const value = `v${written++}`
         attempted.add(value)
         const exit = await Effect.runPromiseExit(writer.put(`w/${i % 7}`, value))
         if (Exit.isSuccess(exit)) acknowledged.add(value)
+        ackedAt.set(value, performance.now())
       }
     }
 
@@ -80,7 +84,10 @@ describe("kvraft watch over real processes", () => {
           if (item.type === "progress") {
             streamedUpTo = item.revision
             streamed.push({ kind: "progress", revision: item.revision })
-          } else streamed.push({ kind: "event", event: item })
+          } else {
+            streamed.push({ kind: "event", event: item })
+            if (item.value !== undefined) seenAt.set(item.value, performance.now())
+          }
         }),
       ),
     )
@@ -141,8 +148,20 @@ describe("kvraft watch over real processes", () => {
           finalRevision,
         ),
       ).toBeUndefined()
+      const delays = (from: number, to: number) => {
+        const sorted = [...seenAt]
+          .flatMap(([value, at]) => {
+            const n = Number(value.slice(1))
+            return ackedAt.has(value) && n >= from && n < to ? [at - ackedAt.get(value)!] : []
+          })
+          .sort((a, b) => a - b)
+        const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]?.toFixed(1)
+        return `p50 ${at(0.5)} ms, p99 ${at(0.99)} ms`
+      }
       console.log(
-        `watch over processes: ${reference.length} events, ${acknowledged.size} acknowledged puts, leader ${leader} killed`,
+        `watch over processes: ${reference.length} events, ${acknowledged.size} acknowledged puts, leader ${leader} ` +
+          `killed; an event reached the streaming watcher after its put's answer: before the kill ${delays(0, 60)}, ` +
+          `after ${delays(60, 150)}`,
       )
     } catch (error) {
       for (let k = 0; k < 3; k++) console.error(`--- replica-${k}\n${processes.output(`replica-${k}`)}`)

@@ -24,7 +24,7 @@ export const watchRange = (target: WatchTarget): WatchRange =>
   typeof target === "string" ? { key: target, prefix: false } : { key: target.prefix, prefix: true }
 
 /** How long past a poll's wait the client waits for its answer before it asks another replica. */
-export const POLL_MARGIN_MS = 2_000
+export const POLL_MARGIN_MS = 1_000
 
 /** Resend interval of a held poll: a lost request or reply costs at most about this much. */
 export const POLL_RESEND_MS = 1_000

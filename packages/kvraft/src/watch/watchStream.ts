@@ -46,7 +46,7 @@ export interface WatchOptions {
    * from each shard's own position (an event's `shard` and `modRevision`).
    */
   readonly fromShardRevisions?: Readonly<Record<number, number>> | undefined
-  /** How long a server may hold a poll with nothing to send (default 5 s). */
+  /** How long a server may hold a poll with nothing to send (default 2 s). */
   readonly waitMs?: number | undefined
   /** Most events per reply (default and cap: the server's, 1,000). */
   readonly maxEvents?: number | undefined
@@ -75,7 +75,7 @@ export type WatchItem = WatchEvent | WatchProgress
 export const withoutProgress = (stream: Stream.Stream<WatchItem, WatchError>): Stream.Stream<WatchEvent, WatchError> =>
   Stream.filter(stream, (item): item is WatchEvent => item.type !== "progress")
 
-export const defaultWatchWaitMs = 5_000
+export const defaultWatchWaitMs = 2_000
 
 /** What one poll of a store came to, after routing. */
 export type PollOutcome =
