@@ -236,7 +236,9 @@ export const connect = async (options: ConnectOptions): Promise<Clerk> => {
     const scope = Scope.makeUnsafe()
     held.add(scope)
     try {
-      return [await run(Scope.provide(scope)(effect)), scope]
+      // A wait for a lock ends when the clerk closes, as its other operations do.
+      const untilClosed = Effect.andThen(Deferred.await(closed), Effect.interrupt)
+      return [await run(Effect.raceFirst(Scope.provide(scope)(effect), untilClosed)), scope]
     } catch (error) {
       await release(scope)
       throw error

@@ -101,16 +101,24 @@ describe("watch through the clerk", () => {
     ])
   }, 60_000)
 
-  test("closing the clerk ends its watches", async () => {
+  test("closing the clerk ends its watches and its waits for a lock", async () => {
+    const holder = await open()
+    const held = await holder.lock("closing")
     const watcher = await connect({ config: cluster.config, service: "kvraft", deadlineMs: 30_000 })
     const seen: WatchEvent[] = []
     const loop = (async () => {
       for await (const event of watcher.watch({ prefix: "closing/" })) seen.push(event)
       return "ended"
     })()
-    await Bun.sleep(200)
+    const waiting = watcher.lock("closing").then(
+      () => "taken",
+      () => "rejected",
+    )
+    expect(await settledYet(waiting)).toBe(pending)
     await watcher.close()
     expect(await within("the loop to end", 10_000, loop)).toBe("ended")
+    expect(await within("the wait to end", 10_000, waiting)).toBe("rejected")
+    await held.unlock()
   }, 30_000)
 
   test("on the sharded service: one watch over keys of different shards, each event naming its shard", async () => {
