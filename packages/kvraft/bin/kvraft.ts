@@ -16,6 +16,7 @@ import {
   StartupError,
   serveReplicas,
   serverFlags,
+  serverKeyGrants,
 } from "../src/index.ts"
 
 const serve = (flags: ServerFlags) =>
@@ -32,6 +33,7 @@ const serve = (flags: ServerFlags) =>
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
+      keys: serverKeyGrants(config),
       metricsPort: Option.getOrUndefined(flags.metricsPort),
       listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>

@@ -11,6 +11,7 @@ import {
   type ServerFlags,
   serveReplicas,
   serverFlags,
+  serverKeyGrants,
 } from "@kv/kvraft"
 import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
@@ -27,6 +28,7 @@ const serve = (flags: ServerFlags) =>
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
+      keys: serverKeyGrants(config),
       metricsPort: Option.getOrUndefined(flags.metricsPort),
       listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>

@@ -12,6 +12,7 @@ import {
   StartupError,
   serveReplicas,
   serverFlags,
+  serverKeyGrants,
 } from "@kv/kvraft"
 import { Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -33,6 +34,7 @@ const serve = (flags: ServerFlags & { readonly gid: number }) =>
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
+      keys: serverKeyGrants(config),
       metricsPort: Option.getOrUndefined(flags.metricsPort),
       listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>

@@ -1,7 +1,16 @@
 import { readFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
+import type { KeyGrant } from "@kv/rpc"
 import { Result } from "effect"
-import { type ClusterKeySource, readFailure, resolveClusterKey } from "./clusterKey.ts"
+import {
+  type ClientKey,
+  type ClusterKeySource,
+  readFailure,
+  resolveClientKey,
+  resolveClientKeys,
+  resolveClusterKey,
+  resolvePreviousClusterKeys,
+} from "./clusterKey.ts"
 import { crossCheckProblems } from "./crossChecks.ts"
 import { ConfigError } from "./errors.ts"
 import {
@@ -34,6 +43,18 @@ export interface ClusterConfig {
    */
   readonly clusterKey: string | undefined
   readonly clusterKeySource: ClusterKeySource | undefined
+  /**
+   * Cluster keys still accepted (never sent) while a new one is rolled out: KV_CLUSTER_KEY_PREVIOUS
+   * (comma-separated, wins) or previousClusterKeyFiles.
+   */
+  readonly previousClusterKeys: readonly string[]
+  /** Client credentials servers accept, each with its role ([[clientKeys]]); see `serverKeyGrants`. */
+  readonly clientKeys: readonly ClientKey[]
+  /**
+   * This client's own key (KV_CLIENT_KEY): clients seal with it instead of the cluster key. When it
+   * is set, server key files that cannot be read are no problem (a client host need not have them).
+   */
+  readonly clientKey: string | undefined
   readonly controller: ReplicaGroupConfig
   /** Shard groups by gid, in ascending gid order. */
   readonly groups: ReadonlyMap<number, ReplicaGroupConfig>
@@ -72,12 +93,52 @@ export const parseClusterConfig = (text: string, options: ParseClusterConfigOpti
   problems.push(...crossCheckProblems(parsed.value))
   // The generated key's directory; a dataDir that is not a string is reported by the schema.
   const dataDir = resolve(baseDir, typeof parsed.value.dataDir === "string" ? parsed.value.dataDir : DEFAULT_DATA_DIR)
-  const key = resolveClusterKey(parsed.value.clusterKeyFile, baseDir, options.env ?? process.env, dataDir)
-  if (!key.ok) problems.push(key.problem)
-  if (problems.length > 0 || Result.isFailure(decoded) || !key.ok) {
+  const env = options.env ?? process.env
+  const client = resolveClientKey(env)
+  if (!client.ok) problems.push(client.problem)
+  // A client with a key of its own need not read the servers' keys, and usually cannot.
+  const asClient = client.ok && client.clientKey !== undefined
+  const key = resolveClusterKey(parsed.value.clusterKeyFile, baseDir, env, dataDir)
+  const previous = resolvePreviousClusterKeys(parsed.value.previousClusterKeyFiles, baseDir, env)
+  const clientKeys = resolveClientKeys(parsed.value.clientKeys, baseDir)
+  if (!asClient) {
+    if (!key.ok) problems.push(key.problem)
+    if (!previous.ok) problems.push(...previous.problems)
+    if (!clientKeys.ok) problems.push(...clientKeys.problems)
+    const clusterKey = key.ok ? key.clusterKey : undefined
+    const hasOthers = (previous.ok && previous.keys.length > 0) || (clientKeys.ok && clientKeys.keys.length > 0)
+    if (key.ok && clusterKey === undefined && hasOthers) {
+      problems.push(
+        "previousClusterKeyFiles / clientKeys / KV_CLUSTER_KEY_PREVIOUS: need a cluster key (clusterKeyFile or KV_CLUSTER_KEY), the servers' own",
+      )
+    }
+  }
+  if (problems.length > 0 || Result.isFailure(decoded)) {
     throw new ConfigError({ source, problems })
   }
-  return build(decoded.success, { source, baseDir, clusterKey: key.clusterKey, clusterKeySource: key.source })
+  return build(decoded.success, {
+    source,
+    baseDir,
+    clusterKey: key.ok ? key.clusterKey : undefined,
+    clusterKeySource: key.ok ? key.source : undefined,
+    previousClusterKeys: previous.ok ? previous.keys : [],
+    clientKeys: clientKeys.ok ? clientKeys.keys : [],
+    clientKey: client.ok ? client.clientKey : undefined,
+  })
+}
+
+/**
+ * The keys a server accepts, its own first (the one it seals with): the cluster key, the previous
+ * ones during a rotation (also the servers' role), then the client keys with their roles. Undefined:
+ * no cluster key, datagrams are not authenticated.
+ */
+export const serverKeyGrants = (config: ClusterConfig): readonly KeyGrant[] | undefined => {
+  if (config.clusterKey === undefined) return undefined
+  return [
+    { secret: config.clusterKey, role: "server" },
+    ...config.previousClusterKeys.map((secret): KeyGrant => ({ secret, role: "server" })),
+    ...config.clientKeys.map((c): KeyGrant => ({ secret: c.key, role: c.role })),
+  ]
 }
 
 /** Reads, parses and validates a cluster.toml; relative paths in it resolve against its directory. */
@@ -123,6 +184,9 @@ const build = (
     baseDir: string
     clusterKey: string | undefined
     clusterKeySource: ClusterKeySource | undefined
+    previousClusterKeys: readonly string[]
+    clientKeys: readonly ClientKey[]
+    clientKey: string | undefined
   },
 ): ClusterConfig => {
   const groups = Object.entries(file.groups ?? {})
@@ -135,6 +199,9 @@ const build = (
     maxRaftStateBytes: file.maxRaftStateBytes ?? DEFAULT_MAX_RAFT_STATE_BYTES,
     clusterKey: context.clusterKey,
     clusterKeySource: context.clusterKeySource,
+    previousClusterKeys: context.previousClusterKeys,
+    clientKeys: context.clientKeys,
+    clientKey: context.clientKey,
     // A kvraft-only cluster has no controller; an empty list keeps the field total for callers.
     controller: { replicas: [...(file.controller?.replicas ?? [])] },
     groups: new Map(groups),

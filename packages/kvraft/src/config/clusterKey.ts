@@ -50,11 +50,15 @@ export const resolveClusterKey = (
 }
 
 /** The key in a file, a problem naming it, or undefined when the file does not exist. */
-const readKeyFile = (path: string, source: ClusterKeySource): ClusterKeyResult | undefined => {
+const readKeyFile = (
+  path: string,
+  source: ClusterKeySource,
+  field = "clusterKeyFile",
+): ClusterKeyResult | undefined => {
   const label =
     source === "dataDir"
       ? `the cluster key generated in the data directory, ${JSON.stringify(path)},`
-      : `clusterKeyFile: ${JSON.stringify(path)}`
+      : `${field}: ${JSON.stringify(path)}`
   let contents: string
   try {
     contents = readFileSync(path, "utf8")
@@ -69,6 +73,100 @@ const readKeyFile = (path: string, source: ClusterKeySource): ClusterKeyResult |
       ? "delete it and `bun run cluster` makes a new one, which every server and client must then share"
       : "it must hold the cluster key"
   return { ok: false, problem: `${label} is empty (${hint})` }
+}
+
+/** Keys still accepted during a rotation, comma-separated (wins over previousClusterKeyFiles). */
+export const PREVIOUS_CLUSTER_KEYS_ENV = "KV_CLUSTER_KEY_PREVIOUS"
+/** A client's own credential, used instead of the cluster key when set (see docs/operations.md). */
+export const CLIENT_KEY_ENV = "KV_CLIENT_KEY"
+
+export type ClientRole = "read-only" | "read-write" | "admin"
+
+/** A client credential the servers accept, and what it allows. */
+export interface ClientKey {
+  readonly role: ClientRole
+  readonly key: string
+}
+
+export type KeyListResult<A> =
+  | { readonly ok: true; readonly keys: readonly A[] }
+  | { readonly ok: false; readonly problems: readonly string[] }
+
+/**
+ * The cluster keys that were in force before the current one and are still accepted, so that a
+ * key can be replaced one server at a time (docs/operations.md, "Rotating the cluster key").
+ */
+export const resolvePreviousClusterKeys = (
+  files: unknown,
+  baseDir: string,
+  env: Record<string, string | undefined>,
+): KeyListResult<string> => {
+  const fromEnv = env[PREVIOUS_CLUSTER_KEYS_ENV]
+  if (fromEnv !== undefined) {
+    const keys = fromEnv.split(",").map((k) => k.trim())
+    return keys.some((k) => k.length === 0)
+      ? {
+          ok: false,
+          problems: [
+            `${PREVIOUS_CLUSTER_KEYS_ENV}: has an empty key (unset it, or list the old keys separated by commas)`,
+          ],
+        }
+      : { ok: true, keys }
+  }
+  // Not a list of strings: the schema reports it.
+  if (!Array.isArray(files)) return { ok: true, keys: [] }
+  return readAll(
+    files.filter((f): f is string => typeof f === "string" && f.trim().length > 0),
+    (file, k) => ({ path: resolve(baseDir, file), field: `previousClusterKeyFiles[${k}]` }),
+    (key) => key,
+  )
+}
+
+/** The client credentials servers accept, from [[clientKeys]]; entries the schema rejects are skipped. */
+export const resolveClientKeys = (entries: unknown, baseDir: string): KeyListResult<ClientKey> => {
+  if (!Array.isArray(entries)) return { ok: true, keys: [] }
+  const valid = entries.filter(
+    (e): e is { role: ClientRole; keyFile: string } =>
+      typeof e === "object" &&
+      e !== null &&
+      ["read-only", "read-write", "admin"].includes((e as { role?: unknown }).role as string) &&
+      typeof (e as { keyFile?: unknown }).keyFile === "string",
+  )
+  return readAll(
+    valid,
+    (entry, k) => ({ path: resolve(baseDir, entry.keyFile), field: `clientKeys[${k}].keyFile` }),
+    (key, entry) => ({ role: entry.role, key }),
+  )
+}
+
+const readAll = <E, A>(
+  entries: readonly E[],
+  where: (entry: E, k: number) => { path: string; field: string },
+  make: (key: string, entry: E) => A,
+): KeyListResult<A> => {
+  const keys: A[] = []
+  const problems: string[] = []
+  entries.forEach((entry, k) => {
+    const { path, field } = where(entry, k)
+    const read = readKeyFile(path, "clusterKeyFile", field) ?? {
+      ok: false,
+      problem: `${field}: ${JSON.stringify(path)} does not exist`,
+    }
+    if (!read.ok) problems.push(read.problem)
+    else if (read.clusterKey !== undefined) keys.push(make(read.clusterKey, entry))
+  })
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, keys }
+}
+
+/** KV_CLIENT_KEY: a client's own key; empty is refused, as for the cluster key. */
+export const resolveClientKey = (
+  env: Record<string, string | undefined>,
+): { readonly ok: true; readonly clientKey: string | undefined } | { readonly ok: false; readonly problem: string } => {
+  const value = env[CLIENT_KEY_ENV]
+  if (value === undefined) return { ok: true, clientKey: undefined }
+  return value.trim().length > 0
+    ? { ok: true, clientKey: value.trim() }
+    : { ok: false, problem: `${CLIENT_KEY_ENV}: is set but empty (unset it, or set it to this client's key)` }
 }
 
 /**

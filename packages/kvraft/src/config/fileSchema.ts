@@ -59,6 +59,14 @@ const Metrics = Schema.Struct({
   basePort: Schema.optionalKey(integerIn(1, 65535, "an integer 1–65535")),
 }).annotate({ expected: "a table" })
 
+/** A client credential the servers accept ([[clientKeys]]): the file holding the key and its role. */
+const ClientKeyEntry = Schema.Struct({
+  role: Schema.Literals(["read-only", "read-write", "admin"]).annotate({
+    expected: '"read-only", "read-write" or "admin"',
+  }),
+  keyFile: nonEmptyString("a non-empty file path"),
+}).annotate({ expected: "a table" })
+
 /** The contents of `cluster.toml` as written; paths are still relative and defaults not yet applied. */
 export const ClusterFile = Schema.Struct({
   dataDir: Schema.optionalKey(nonEmptyString("a non-empty directory path")),
@@ -67,6 +75,12 @@ export const ClusterFile = Schema.Struct({
     integerIn(0, Number.MAX_SAFE_INTEGER, "an integer ≥ 0; 0 means never snapshot"),
   ),
   clusterKeyFile: Schema.optionalKey(nonEmptyString("a non-empty file path")),
+  previousClusterKeyFiles: Schema.optionalKey(
+    Schema.Array(nonEmptyString("a non-empty file path")).annotate({ expected: "a list of file paths" }),
+  ),
+  clientKeys: Schema.optionalKey(
+    Schema.Array(ClientKeyEntry).annotate({ expected: "a list of [[clientKeys]] tables (role, keyFile)" }),
+  ),
   controller: Schema.optionalKey(ReplicaGroup),
   groups: Schema.optionalKey(Schema.Record(GroupId, ReplicaGroup).annotate({ expected: "a table of [groups.<gid>]" })),
   kvraft: Schema.optionalKey(ReplicaGroup),

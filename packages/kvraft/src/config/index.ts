@@ -7,12 +7,17 @@ export {
   parseClusterConfig,
   type ReplicaGroupConfig,
   type ServiceName,
+  serverKeyGrants,
 } from "./clusterConfig.ts"
 export {
+  CLIENT_KEY_ENV,
   CLUSTER_KEY_ENV,
+  type ClientKey,
+  type ClientRole,
   type ClusterKeySource,
   ensureGeneratedClusterKey,
   GENERATED_KEY_FILE,
+  PREVIOUS_CLUSTER_KEYS_ENV,
 } from "./clusterKey.ts"
 export { ConfigError } from "./errors.ts"
 export {

@@ -1,6 +1,6 @@
 import { join as joinPath } from "node:path"
 import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
-import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
+import { type KeyGrant, RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
 import { advertisedNotLocalHint, listenPort, localAddresses, resolveListen } from "../config/listenAddress.ts"
 import { lockReplicaDir } from "./dataDirLock.ts"
@@ -27,6 +27,11 @@ export interface ServeOptions {
   readonly replica: number | undefined
   readonly dataDir: string
   readonly clusterKey: string | undefined
+  /**
+   * Every key the replicas accept, each with its role, their own first (see `serverKeyGrants`);
+   * default: the cluster key alone, with every role.
+   */
+  readonly keys?: readonly KeyGrant[] | undefined
   readonly build: (
     replica: number,
     context: ReplicaContext,
@@ -181,7 +186,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       const storageName =
         join !== undefined ? `${options.service}/member-${join.id}` : `${options.service}/replica-${k}`
       const layer = RpcNode.layer.pipe(
-        Layer.provide(Transport.layerUdp({ bind, key: options.clusterKey })),
+        Layer.provide(Transport.layerUdp({ bind, key: options.clusterKey, keys: options.keys })),
         Layer.merge(Storage.layerFile(options.dataDir)),
       )
       const observe = observeReplica(options.service, k)

@@ -1,6 +1,6 @@
 import { Effect, Option } from "effect"
 import { Flag } from "effect/cli"
-import { type ClusterConfig, ConfigError, loadClusterConfig } from "../config/index.ts"
+import { CLIENT_KEY_ENV, type ClusterConfig, ConfigError, loadClusterConfig } from "../config/index.ts"
 import { type JoinOptions, type LogFormat, StartupError } from "./serve.ts"
 
 /** Flags every server binary takes. */
@@ -92,7 +92,8 @@ export const joinFrom = (flags: ServerFlags): Effect.Effect<JoinOptions | undefi
 /** Loads the cluster config, turning its problems into a startup error that lists them. */
 export const loadConfigFor = (flags: ServerFlags): Effect.Effect<ClusterConfig, StartupError> =>
   Effect.try({
-    try: () => loadClusterConfig(flags.config),
+    // A server seals with the cluster key, never with a client's key that happens to be in its environment.
+    try: () => loadClusterConfig(flags.config, { env: { ...process.env, [CLIENT_KEY_ENV]: undefined } }),
     catch: (error) => new StartupError(error instanceof ConfigError ? error.message : String(error)),
   })
 
