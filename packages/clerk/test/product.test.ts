@@ -92,7 +92,8 @@ const statusJson = async () => {
 /**
  * What the examples marked `<!-- runnable: NAME -->` in docs/client.md print (their own comments
  * say so too): the lock-free counter, create-if-absent, the membership directory, the Effect API,
- * a watch, a lease, a lock's fencing token refusing a stalled holder, and an election.
+ * a watch, a lease, a lock's fencing token refusing a stalled holder, an election and a lock in an
+ * Effect app.
  */
 const expectedDocOutput: Record<string, string> = {
   counter: "20",
@@ -103,6 +104,7 @@ const expectedDocOutput: Record<string, string> = {
   lease: '[ "workers/w1" ]\nundefined',
   fencing: "true\ntrue\nfalse\nunrenewed",
   election: "node-1:9090\nnode-2:8080 true\nfalse",
+  "effect-lock": "migrated: true, held after: false",
 }
 
 /** Every TypeScript example in docs/client.md, run as pasted (at once: they touch different keys). */
