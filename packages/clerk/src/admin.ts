@@ -29,12 +29,18 @@ export interface Admin {
 
 const resolveControllers = (options: ConnectAdminOptions) => {
   if (options.controllers !== undefined && options.controllers.length > 0) {
-    return { controllers: options.controllers, clusterKey: options.clusterKey ?? process.env.KV_CLUSTER_KEY }
+    return {
+      controllers: options.controllers,
+      clusterKey: options.clusterKey ?? process.env.KV_CLIENT_KEY ?? process.env.KV_CLUSTER_KEY,
+    }
   }
   if (options.config !== undefined) {
     const config = loadClusterConfig(options.config)
     if (config.controller.replicas.length === 0) throw new Error(`${config.source} has no [controller] section`)
-    return { controllers: config.controller.replicas, clusterKey: options.clusterKey ?? config.clusterKey }
+    return {
+      controllers: config.controller.replicas,
+      clusterKey: options.clusterKey ?? config.clientKey ?? config.clusterKey,
+    }
   }
   throw new Error("connectAdmin() needs `controllers` or `config`")
 }

@@ -40,11 +40,16 @@ export interface ConnectOptions extends LeaderCallerOptions {
   /** With `config`: which service of the file to use. Default "sharded" when the file has a controller. */
   readonly service?: "sharded" | "kvraft"
   /**
-   * Shared secret for HMAC-authenticated datagrams. Default with `config`: KV_CLUSTER_KEY, the
+   * Shared secret for encrypted, authenticated datagrams. Default with `config`: KV_CLUSTER_KEY, the
    * file's clusterKeyFile, or the key `bun run cluster` generated in its data directory; with
    * `servers` or `controllers`: KV_CLUSTER_KEY.
    */
   readonly clusterKey?: string
+  /**
+   * This client's own key, which the servers list under [[clientKeys]] with its role (read-only,
+   * read-write or admin); used instead of the cluster key. Default: KV_CLIENT_KEY.
+   */
+  readonly clientKey?: string
   /** Local UDP address to bind; default an ephemeral port on 127.0.0.1. */
   readonly bind?: string
 }
@@ -159,7 +164,7 @@ interface Target {
 }
 
 const resolveTarget = (options: ConnectOptions): Target => {
-  const envKey = options.clusterKey ?? process.env.KV_CLUSTER_KEY
+  const envKey = options.clientKey ?? options.clusterKey ?? process.env.KV_CLIENT_KEY ?? process.env.KV_CLUSTER_KEY
   if (options.servers !== undefined && options.servers.length > 0) {
     return { kind: "kvraft", addresses: options.servers, clusterKey: envKey }
   }
@@ -168,7 +173,7 @@ const resolveTarget = (options: ConnectOptions): Target => {
   }
   if (options.config !== undefined) {
     const config: ClusterConfig = loadClusterConfig(options.config)
-    const clusterKey = options.clusterKey ?? config.clusterKey
+    const clusterKey = options.clientKey ?? options.clusterKey ?? config.clientKey ?? config.clusterKey
     const sharded = config.controller.replicas.length > 0
     if (options.service !== "kvraft" && sharded) {
       return { kind: "sharded", addresses: config.controller.replicas, clusterKey }

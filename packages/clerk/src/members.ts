@@ -11,7 +11,7 @@ import {
   replaceMember,
   type Timeout,
 } from "@kv/kvraft"
-import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
+import { type PermissionDenied, RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
 import { Context, Effect, Layer, ManagedRuntime } from "effect"
 
@@ -35,7 +35,7 @@ export interface ConnectMembersOptions {
 /** The member admin of one group as Effects. */
 export interface MembersShape {
   /** The members as the leader sees them: role (leader, voter, learner), match and lag. */
-  members(): Effect.Effect<MemberList, Timeout>
+  members(): Effect.Effect<MemberList, Timeout | PermissionDenied>
   /** Adds a non-voting member that receives the log; promote it once it has caught up. */
   addLearner(id: number, address: string): Effect.Effect<readonly MemberInfo[], MemberChangeFailure>
   /** Adds a voter at once (prefer addLearner, then promote: a voter far behind slows every commit). */
@@ -107,7 +107,12 @@ export class KvMembers extends Context.Service<KvMembers, MembersShape>()("@kv/c
     return Layer.unwrap(
       Effect.sync(() => {
         const config = options.config === undefined ? undefined : loadClusterConfig(options.config)
-        const clusterKey = options.clusterKey ?? config?.clusterKey ?? process.env.KV_CLUSTER_KEY
+        const clusterKey =
+          options.clusterKey ??
+          config?.clientKey ??
+          config?.clusterKey ??
+          process.env.KV_CLIENT_KEY ??
+          process.env.KV_CLUSTER_KEY
         const rpc = RpcNode.layer.pipe(
           Layer.provide(Transport.layerUdp({ bind: options.bind ?? "127.0.0.1:0", key: clusterKey })),
         )

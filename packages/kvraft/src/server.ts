@@ -4,11 +4,14 @@ import { Clock, Effect, type Scope } from "effect"
 import { commandStampMs } from "./commandClock.ts"
 import { type LeaseOptions, makeLeaseDeadlines, serveLeases } from "./lease/serveLeases.ts"
 import { memberAddress } from "./members/admin.ts"
+import { allowReplicaClients } from "./process/access.ts"
 import {
   type CommandReply,
   type GetReply,
   KvCommandMethod,
   KvGetMethod,
+  KvLeaseMethod,
+  KvReadMethod,
   KvStatusMethod,
   type StatusReply,
 } from "./protocol.ts"
@@ -25,6 +28,7 @@ import {
   okResult,
 } from "./stateMachine/index.ts"
 import type { HeldPollsOptions } from "./watch/heldPolls.ts"
+import { KvWatchPollMethod } from "./watch/protocol.ts"
 import { serveKvWatch, type WatchServing } from "./watch/serve.ts"
 
 export interface KvServerOptions {
@@ -180,6 +184,11 @@ export const makeKvServer = (
       return { ...s, leaderAddress: addressOf(s.leader), keys: replica.current().size() }
     }
     rpc.handle(KvStatusMethod, () => status())
+    // Client keys: reads (and watches) for read-only, every write (leases and transactions too) for
+    // read-write; membership via allowReplicaClients. The rest needs the server key.
+    rpc.allow("read-only", [KvGetMethod, KvReadMethod, KvLeaseMethod, KvWatchPollMethod, KvStatusMethod])
+    rpc.allow("read-write", [KvCommandMethod])
+    allowReplicaClients(rpc)
 
     const gauges = () => ({
       kv_keys: replica.current().size(),

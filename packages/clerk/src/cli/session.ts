@@ -49,7 +49,9 @@ export class CliSession {
       throw new CliFailure(error instanceof ConfigError ? error.message : String(error), ExitCode.badInput)
     }
     const runtime = ManagedRuntime.make(
-      RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0", key: config.clusterKey }))),
+      RpcNode.layer.pipe(
+        Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0", key: config.clientKey ?? config.clusterKey })),
+      ),
     )
     const rpc = await runtime.runPromise(RpcNode.useSync((r) => r))
     return new CliSession(config, rpc, runtime, options.timeoutMs)

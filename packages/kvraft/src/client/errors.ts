@@ -1,4 +1,7 @@
+import { PermissionDenied } from "@kv/rpc"
 import { Effect, Schema } from "effect"
+
+export { PermissionDenied }
 
 /** The operation did not complete before its deadline. A write may or may not have taken effect. */
 export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", {
@@ -34,7 +37,8 @@ export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("Outcom
   message: Schema.String,
 }) {}
 
-export type KvClientError = Timeout | KeyTooLarge | ValueTooLarge | SessionExpired | OutcomeUnknown
+/** `PermissionDenied`: the client's key does not grant the role the operation needs (see docs/operations.md). */
+export type KvClientError = Timeout | KeyTooLarge | ValueTooLarge | SessionExpired | OutcomeUnknown | PermissionDenied
 
 /**
  * A server's refusal of a KV operation as the client's typed error. `Stale` and

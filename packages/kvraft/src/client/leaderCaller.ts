@@ -1,4 +1,4 @@
-import type { Method, RpcNodeShape } from "@kv/rpc"
+import type { Method, PermissionDenied, RpcNodeShape } from "@kv/rpc"
 import { Clock, Duration, Effect, Random } from "effect"
 import { monotonicMs } from "../commandClock.ts"
 import { MemberListMethod } from "../members/protocol.ts"
@@ -39,7 +39,7 @@ export interface LeaderCaller {
     method: Method<Req, Res>,
     request: () => Req,
     what: { readonly operation: string; readonly key: string },
-  ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout>
+  ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied>
   /** Replaces the server list (a group's membership changed); keeps the leader if still listed. */
   setServers(servers: readonly string[]): void
 }
@@ -85,14 +85,14 @@ export const makeLeaderCaller = (
     method: Method<Req, Res>,
     request: () => Req,
     what: { readonly operation: string; readonly key: string },
-  ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> =>
+  ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied> =>
     Effect.withFiber((fiber) => {
       // Time and randomness from the fiber's services: virtual in a simulation.
       const clock = fiber.getRef(Clock.Clock)
       const random = fiber.getRef(Random.Random)
       const start = monotonicMs(clock)
       let tried = 0
-      const attempt = (): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> => {
+      const attempt = (): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied> => {
         const elapsed = monotonicMs(clock) - start
         if (elapsed >= deadlineMs || servers.length === 0) {
           return Effect.fail(new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs }))
@@ -115,14 +115,15 @@ export const makeLeaderCaller = (
               lastAnswered = answered
               return Effect.as(refreshMembers(answered), answer)
             },
-            onFailure: () => moveOn(target, undefined),
+            // The key does not allow this: every server would say the same, so the caller hears it now.
+            onFailure: (error) => (error._tag === "PermissionDenied" ? Effect.fail(error) : moveOn(target, undefined)),
           },
         )
       }
       const moveOn = (
         target: number,
         reply: WrongLeaderReply | undefined,
-      ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout> => {
+      ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied> => {
         if (leader === target) {
           // A leader the list does not name yet (a member added since the client started) is learned.
           if (reply !== undefined) learn(reply.leaderHint)

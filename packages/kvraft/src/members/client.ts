@@ -1,5 +1,5 @@
 import { AlreadyMember, ChangeInProgress, LastVoter, NotLeader, UnknownMember } from "@kv/raft"
-import type { RpcNodeShape } from "@kv/rpc"
+import type { PermissionDenied, RpcNodeShape } from "@kv/rpc"
 import { Clock, Duration, Effect } from "effect"
 import { Timeout } from "../client/errors.ts"
 import { makeLeaderCaller } from "../client/leaderCaller.ts"
@@ -24,6 +24,7 @@ export type MemberChangeFailure =
   | IdUsedBefore
   | BadMemberAddress
   | Timeout
+  | PermissionDenied
 
 export interface MemberClientOptions {
   /** Addresses of the group's replicas known so far; the members the group names are added as they are learned. */
@@ -34,9 +35,9 @@ export interface MemberClientOptions {
 
 export interface MemberClientShape {
   /** The group's members as its leader sees them (role, match, lag). */
-  list(): Effect.Effect<MemberList, Timeout>
+  list(): Effect.Effect<MemberList, Timeout | PermissionDenied>
   /** The same from any replica that answers, leader or not (match and lag -1 unless it leads). */
-  listAny(): Effect.Effect<MemberList, Timeout>
+  listAny(): Effect.Effect<MemberList, Timeout | PermissionDenied>
   change(
     kind: MemberChangeKind,
     id: number,

@@ -1,3 +1,4 @@
+export { allowReplicaClients } from "./access.ts"
 export { cliEnvironment } from "./cliEnvironment.ts"
 export { isEmptyDataDir } from "./groupProbe.ts"
 export { type MetricsSource, observeReplica, scrape, serveMetrics } from "./metrics.ts"

@@ -1,5 +1,5 @@
 import { type LeaderCallerOptions, makeLeaderCaller, randomClientId, type Timeout } from "@kv/kvraft"
-import { RpcNode, type RpcNodeShape } from "@kv/rpc"
+import { type PermissionDenied, RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { Context, Effect, Layer, Random, Semaphore } from "effect"
 import type { Config } from "../config/index.ts"
 import { ControllerError } from "./errors.ts"
@@ -17,37 +17,37 @@ export interface ControllerClientOptions extends LeaderCallerOptions {
 }
 
 export interface ControllerClientShape {
-  join(groups: Readonly<Record<string, readonly string[]>>): Effect.Effect<void, ControllerError | Timeout>
-  leave(gids: readonly number[]): Effect.Effect<void, ControllerError | Timeout>
-  move(shard: number, gid: number): Effect.Effect<void, ControllerError | Timeout>
+  join(groups: Readonly<Record<string, readonly string[]>>): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
+  leave(gids: readonly number[]): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
+  move(shard: number, gid: number): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   /**
    * A new configuration with the group's server list replaced and every shard where it was (its
    * members changed); none when the list is already this one. Fails with code `UnknownGroup` when
    * the gid was never joined, `GidRetired` when retired. For a group that left (still finishing
    * its migrations) the list is kept beside the configurations (see `serversOf`).
    */
-  setServers(gid: number, servers: readonly string[]): Effect.Effect<void, ControllerError | Timeout>
+  setServers(gid: number, servers: readonly string[]): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   /** Configuration `num`; -1 (or past the latest) for the latest. */
-  query(num?: number): Effect.Effect<Config, ControllerError | Timeout>
+  query(num?: number): Effect.Effect<Config, ControllerError | Timeout | PermissionDenied>
   /**
    * The gid's servers: the latest configuration's list; for a group that left (and may still be
    * finishing migrations), the list it last sent; empty for a gid never joined.
    */
-  serversOf(gid: number): Effect.Effect<readonly string[], ControllerError | Timeout>
+  serversOf(gid: number): Effect.Effect<readonly string[], ControllerError | Timeout | PermissionDenied>
   /**
    * A replica group's incarnation says it is about to act in configuration `configNum` (fails
    * with code `Successor` when another incarnation holds the gid, `GidRetired` when retired).
    */
-  register(gid: number, incarnation: string, configNum: number): Effect.Effect<void, ControllerError | Timeout>
+  register(gid: number, incarnation: string, configNum: number): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   /** A new, empty incarnation takes over its gid (fails with code `GidRetired` if it may not). */
-  succeed(gid: number, incarnation: string): Effect.Effect<void, ControllerError | Timeout>
+  succeed(gid: number, incarnation: string): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   /**
    * The gid's current incarnation (undefined when none) and the configuration it carries on from:
    * after `succeed`, the last one its predecessor acted in.
    */
   incarnation(
     gid: number,
-  ): Effect.Effect<{ readonly incarnation: string; readonly startAfter: number } | undefined, ControllerError | Timeout>
+  ): Effect.Effect<{ readonly incarnation: string; readonly startAfter: number } | undefined, ControllerError | Timeout | PermissionDenied>
 }
 
 /**
@@ -78,7 +78,7 @@ export const makeControllerClient = (
       op: typeof AdminOpSchema.Type,
       key: string,
       renewals: number,
-    ): Effect.Effect<void, ControllerError | Timeout> =>
+    ): Effect.Effect<void, ControllerError | Timeout | PermissionDenied> =>
       Effect.suspend(() => {
         const id = clientId
         const seq = nextSeq++
@@ -89,7 +89,7 @@ export const makeControllerClient = (
           key,
         })
       }).pipe(
-        Effect.flatMap((reply): Effect.Effect<void, ControllerError | Timeout> => {
+        Effect.flatMap((reply): Effect.Effect<void, ControllerError | Timeout | PermissionDenied> => {
           if (reply.ok) {
             confirmed = true
             return Effect.void

@@ -1,4 +1,11 @@
-import { commandStampMs, makeRsm, memberAddress, type RsmShape, type WrongLeader } from "@kv/kvraft"
+import {
+  allowReplicaClients,
+  commandStampMs,
+  makeRsm,
+  memberAddress,
+  type RsmShape,
+  type WrongLeader,
+} from "@kv/kvraft"
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
 import { Clock, Effect, type Scope } from "effect"
@@ -101,5 +108,10 @@ export const makeControllerServer = (
           Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
         ),
     )
+    // Client keys: reading configurations for read-only (every clerk does), join/leave/move for admin
+    // (ctrl.admin carries the group servers' own operations too: admin keys are trusted with those).
+    rpc.allow("read-only", [ControllerQueryMethod, ControllerGroupServersMethod])
+    rpc.allow("admin", [ControllerAdminMethod])
+    allowReplicaClients(rpc)
     return { rsm, machine: () => machine }
   })

@@ -22,9 +22,9 @@ import {
   txnResult,
   watchMethods,
 } from "@kv/kvraft"
-import { RpcNode, type RpcNodeShape } from "@kv/rpc"
+import { type PermissionDenied, RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { type Config, type Gid, hashTagOf, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
-import { Context, Duration, Effect, Layer, Random, Semaphore } from "effect"
+import { Context, Duration, Effect, Layer, Option, Random, Semaphore } from "effect"
 import {
   type ShardCommandReply,
   type ShardGetReply,
@@ -165,8 +165,8 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
      */
     const route = <Res extends ShardReply>(
       key: string | number,
-      send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout>,
-    ): Effect.Effect<Exclude<Res, WrongGroupReply>> =>
+      send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout | PermissionDenied>,
+    ): Effect.Effect<Exclude<Res, WrongGroupReply>, PermissionDenied> =>
       Effect.gen(function* () {
         while (true) {
           const seen = generation
@@ -180,7 +180,11 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
             yield* refresh(seen)
             continue
           }
-          const reply = yield* send(callerFor(gid, servers)).pipe(Effect.option)
+          // PermissionDenied goes to the caller: every group would refuse this key the same way.
+          const reply = yield* send(callerFor(gid, servers)).pipe(
+            Effect.map(Option.some),
+            Effect.catchTag("Timeout", () => Effect.succeed(Option.none())),
+          )
           if (reply._tag === "Some" && !isWrongGroup(reply.value)) return reply.value as Exclude<Res, WrongGroupReply>
           yield* refresh(seen)
           // Refused on the latest configuration: the group has not caught up yet, give it a moment.

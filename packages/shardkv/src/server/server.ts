@@ -1,4 +1,5 @@
 import {
+  allowReplicaClients,
   commandStampMs,
   type HeldPollsOptions,
   type KvLimits,
@@ -23,6 +24,7 @@ import {
   ShardInstalledMethod,
   ShardKvCommandMethod,
   ShardKvGetMethod,
+  ShardKvReadMethod,
   ShardKvStatusMethod,
   type ShardKvStatusReply,
   ShardPullMethod,
@@ -36,6 +38,7 @@ import {
   type ShardResult,
   ShardStateMachine,
 } from "../stateMachine/index.ts"
+import { ShardKvWatchPollMethod } from "../watch/protocol.ts"
 import { type ShardWatchServing, serveShardWatch } from "../watch/serve.ts"
 import { Incarnation, isMember, randomIncarnationId } from "./incarnation.ts"
 import { LatestServers } from "./latestServers.ts"
@@ -310,6 +313,11 @@ export const makeShardKvServer = (
       }
     }
     rpc.handle(ShardKvStatusMethod, () => status())
+    // Client keys: reads and watches for read-only, writes for read-write; shard pulls, deletes and
+    // install checks stay with the server key.
+    rpc.allow("read-only", [ShardKvGetMethod, ShardKvReadMethod, ShardKvWatchPollMethod, ShardKvStatusMethod])
+    rpc.allow("read-write", [ShardKvCommandMethod])
+    allowReplicaClients(rpc)
 
     // The leader's loops.
 
