@@ -28,4 +28,4 @@ test("applying small put commands, decode included, is fast", () => {
   expect(machine.size()).toBe(1000)
   expect(machine.sessions.count()).toBe(clients)
   expect(perSecond).toBeGreaterThan(20_000)
-})
+}, 30_000)
