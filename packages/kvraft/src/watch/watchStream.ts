@@ -144,8 +144,10 @@ export const watchStore = (
                 const last = fresh[fresh.length - 1]?.modRevision ?? position
                 const next = Math.max(position, last, outcome.revision)
                 // The notification follows the batch in the stream: it never runs ahead of the events.
+                // An answer with nothing new is one too, so an idle watcher hears, every wait, that
+                // it is current, even on a store nobody writes to.
                 const items: WatchItem[] =
-                  next > position
+                  next > position || fresh.length === 0
                     ? [...fresh, { type: "progress", revision: next, ...(shard === undefined ? {} : { shard }) }]
                     : fresh
                 const result = [items, Option.some(next)] as const
