@@ -1,5 +1,5 @@
 import type { RaftNodeShape } from "@kv/raft"
-import { dropReasons, type RpcNodeShape } from "@kv/rpc"
+import { dropReasons, type RpcNodeShape, roles } from "@kv/rpc"
 import { Context, Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 
@@ -41,6 +41,10 @@ const transportGauges = {
   bytesSent: gauge("kv_transport_bytes_sent_total", "UDP bytes sent"),
   bytesReceived: gauge("kv_transport_bytes_received_total", "UDP bytes received"),
   dropped: gauge("kv_transport_dropped_datagrams_total", "Datagrams dropped, by reason"),
+  refused: gauge(
+    "kv_rpc_refused_total",
+    "Requests refused with PermissionDenied, by the role of the caller's key (one-way messages under a client key count as dropped, reason forbidden)",
+  ),
 }
 const extraGauges = new Map<string, Metric.Gauge<number>>()
 
@@ -81,6 +85,9 @@ export const scrape = (sources: readonly MetricsSource[]): string => {
           set(transportGauges.bytesSent, a, t.bytesSent),
           set(transportGauges.bytesReceived, a, t.bytesReceived),
           ...dropReasons.map((reason) => set(transportGauges.dropped, { ...a, reason }, t.drops[reason])),
+          ...roles.map((role) =>
+            set(transportGauges.refused, { ...a, reason: "PermissionDenied", role }, t.refused[role]),
+          ),
           ...Object.entries(source.gauges?.() ?? {}).map(([name, value]) => {
             let metric = extraGauges.get(name)
             if (metric === undefined) {
