@@ -107,6 +107,11 @@ export const makeKvServer = (
 ): Effect.Effect<KvServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
   Effect.gen(function* () {
     const rpc = yield* RpcNode
+    // Client keys: reads (and watches) for read-only, every write (leases and transactions too) for
+    // read-write; membership via allowReplicaClients. The rest needs the server key.
+    rpc.allow("read-only", [KvGetMethod, KvReadMethod, KvLeaseMethod, KvWatchPollMethod, KvStatusMethod])
+    rpc.allow("read-write", [KvCommandMethod])
+    allowReplicaClients(rpc)
     const clock = yield* Clock.Clock
     const leaseTime = makeLeaseDeadlines(clock)
     const replica = kvReplica(options.limits, leaseTime.adopt)
@@ -184,11 +189,6 @@ export const makeKvServer = (
       return { ...s, leaderAddress: addressOf(s.leader), keys: replica.current().size() }
     }
     rpc.handle(KvStatusMethod, () => status())
-    // Client keys: reads (and watches) for read-only, every write (leases and transactions too) for
-    // read-write; membership via allowReplicaClients. The rest needs the server key.
-    rpc.allow("read-only", [KvGetMethod, KvReadMethod, KvLeaseMethod, KvWatchPollMethod, KvStatusMethod])
-    rpc.allow("read-write", [KvCommandMethod])
-    allowReplicaClients(rpc)
 
     const gauges = () => ({
       kv_keys: replica.current().size(),

@@ -144,6 +144,12 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     requestBytes: number,
     sender: Sender,
   ) => {
+    const handler = handlers.get(method)
+    // A server still starting has no handler yet: "unknown" makes a client try another server.
+    if (handler === undefined) {
+      replyError(from, id, requestBytes, sender.keyId, "UnknownMethod", `no method ${method}`)
+      return
+    }
     const needed = access.get(method) ?? "server"
     if (!roleAllows(sender.role, needed)) {
       transport.stats.refuse(sender.role)
@@ -151,9 +157,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       replyError(from, id, requestBytes, sender.keyId, "PermissionDenied", `needs ${needed}, key is ${sender.role}`)
       return
     }
-    const handler = handlers.get(method)
-    if (handler === undefined) replyError(from, id, requestBytes, sender.keyId, "UnknownMethod", `no method ${method}`)
-    else handler(payload, from, id, requestBytes, sender.keyId)
+    handler(payload, from, id, requestBytes, sender.keyId)
   }
 
   transport.onMessage((from, bytes, sender) => {

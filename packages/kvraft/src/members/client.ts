@@ -1,6 +1,6 @@
 import { AlreadyMember, ChangeInProgress, LastVoter, NotLeader, UnknownMember } from "@kv/raft"
 import type { PermissionDenied, RpcNodeShape } from "@kv/rpc"
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Duration, Effect, Option } from "effect"
 import { Timeout } from "../client/errors.ts"
 import { makeLeaderCaller } from "../client/leaderCaller.ts"
 import { monotonicMs } from "../commandClock.ts"
@@ -94,7 +94,14 @@ export const makeMemberClient = (rpc: RpcNodeShape, options: MemberClientOptions
               { change: kind, id, address },
               { attemptTimeoutMs: 300, deadlineMs: remaining },
             )
-            .pipe(Effect.option)
+            .pipe(
+              Effect.map(Option.some),
+              // Refused for the key's role: nothing was changed, and no leader would change it.
+              Effect.catchIf(
+                (error) => error._tag !== "PermissionDenied",
+                () => Effect.succeed(Option.none()),
+              ),
+            )
           if (reply._tag === "None") {
             // The leader went silent with the change perhaps made: only a fresh read can tell.
             return yield* new NotLeader({ leaderHint: 0 })

@@ -42,6 +42,11 @@ export const makeControllerServer = (
 ): Effect.Effect<ControllerServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
   Effect.gen(function* () {
     const rpc = yield* RpcNode
+    // Client keys: reading configurations for read-only (every clerk does), join/leave/move for admin
+    // (ctrl.admin carries the group servers' own operations too: admin keys are trusted with those).
+    rpc.allow("read-only", [ControllerQueryMethod, ControllerGroupServersMethod])
+    rpc.allow("admin", [ControllerAdminMethod])
+    allowReplicaClients(rpc)
     const clock = yield* Clock.Clock
     const nShards = options.nShards ?? defaultShardCount
     let machine = new ControllerStateMachine(nShards)
@@ -108,10 +113,5 @@ export const makeControllerServer = (
           Effect.catchTag("WrongLeader", (e) => Effect.succeed(wrongLeader(e))),
         ),
     )
-    // Client keys: reading configurations for read-only (every clerk does), join/leave/move for admin
-    // (ctrl.admin carries the group servers' own operations too: admin keys are trusted with those).
-    rpc.allow("read-only", [ControllerQueryMethod, ControllerGroupServersMethod])
-    rpc.allow("admin", [ControllerAdminMethod])
-    allowReplicaClients(rpc)
     return { rsm, machine: () => machine }
   })

@@ -101,6 +101,11 @@ export const makeShardKvServer = (
 ): Effect.Effect<ShardKvServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
   Effect.gen(function* () {
     const rpc = yield* RpcNode
+    // Client keys: reads and watches for read-only, writes for read-write; shard pulls, deletes and
+    // install checks stay with the server key.
+    rpc.allow("read-only", [ShardKvGetMethod, ShardKvReadMethod, ShardKvWatchPollMethod, ShardKvStatusMethod])
+    rpc.allow("read-write", [ShardKvCommandMethod])
+    allowReplicaClients(rpc)
     const clock = yield* Clock.Clock
     // Effects started from callbacks run with this server's services (virtual time in a simulation).
     const runFork = Effect.runForkWith(yield* Effect.context<never>())
@@ -313,11 +318,6 @@ export const makeShardKvServer = (
       }
     }
     rpc.handle(ShardKvStatusMethod, () => status())
-    // Client keys: reads and watches for read-only, writes for read-write; shard pulls, deletes and
-    // install checks stay with the server key.
-    rpc.allow("read-only", [ShardKvGetMethod, ShardKvReadMethod, ShardKvWatchPollMethod, ShardKvStatusMethod])
-    rpc.allow("read-write", [ShardKvCommandMethod])
-    allowReplicaClients(rpc)
 
     // The leader's loops.
 
