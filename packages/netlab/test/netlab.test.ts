@@ -77,6 +77,16 @@ describe("a network lab", () => {
     await Promise.all([1, 2].map((k) => processes.get(`echo-${k}`)?.exited))
   }, 90_000)
 
+  test("without the ip command a lab is not built: the failure says what to install", async () => {
+    const attempt = `
+      import { NetLab } from ${JSON.stringify(join(import.meta.dir, "../src/index.ts"))}
+      try { NetLab.create({ hosts: 1 }) } catch (error) { console.log(String(error)); process.exit(3) }
+    `
+    const result = await runCommand([process.execPath, "-e", attempt], { timeoutMs: 30_000, env: { PATH: "/nonexistent" } })
+    expect(result.code).toBe(3)
+    expect(result.stdout).toContain("the `ip` command is missing: install iproute2")
+  }, 40_000)
+
   test("a lab whose maker was killed with kill -9 is removed, with its processes, when the next lab is made", async () => {
     const maker = `
       import { NetLab } from ${JSON.stringify(join(import.meta.dir, "../src/index.ts"))}
