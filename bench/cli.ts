@@ -17,6 +17,7 @@ import {
 export const usage = `usage: bun run bench [WORKLOAD ...] [--quick] [--out DIR] [--targets kvraft,etcd,shardkv-1,shardkv-3]
                      [--workloads ${[...basicWorkloads, ...coordinationWorkloads].join(",")}]
                      [--concurrency 1,16,64,256] [--sizes 100,4096] [--counters 1,64]
+                     [--watchers 1000] [--write-rate 1000,max]
                      [--seconds N] [--warmup N] [--target-warmup N] [--keys 1000] [--max-raft-state BYTES]
                      [--rounds N]   run the targets in turn N times; each cell reports its median round
 
@@ -29,7 +30,13 @@ workloads (default: ${basicWorkloads.join(",")}; name them as arguments or with 
                    against the acknowledged increments (a mismatch fails the run)
   list100          list the 100 keys (100 B values) under one of 100 prefixes of a preloaded 10,000
                    (etcd: prefix Range with limit 100); each listing is checked
-  --concurrency sets the workers of every workload (default 1,16,64,256; the coordination ones 64)`
+  watch            --watchers watchers (default 1,000) over 100 prefixes (10 per prefix), 16 writers
+                   putting 100 B values to the watched prefixes at each --write-rate (writes/s in all,
+                   max = as fast as answered; default 1000 and max); etcd: its Watch API. Reports
+                   events delivered/s over all watchers, delivery latency from the put's answer, and
+                   writes/s; then checks every watcher got every write of its prefix once, in order
+  --concurrency sets the workers of every workload (default 1,16,64,256; cas-incr and list100 64;
+  watch's writers 16)`
 
 /** A command line that cannot be run: the message says why. */
 export class UsageError extends Error {}
@@ -60,6 +67,8 @@ const valueFlags = [
   "--keys",
   "--max-raft-state",
   "--rounds",
+  "--watchers",
+  "--write-rate",
 ] as const
 type ValueFlag = (typeof valueFlags)[number]
 const isValueFlag = (arg: string): arg is ValueFlag => (valueFlags as readonly string[]).includes(arg)
@@ -82,6 +91,15 @@ const seconds = (flag: string, text: string): number => {
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag} takes a number of seconds, got ${text}`)
   return n
 }
+
+/** Writes/s over all writers, or `max` (0): as fast as the store answers. */
+const writeRates = (text: string): number[] =>
+  list("--write-rate", text).map((item) => {
+    if (item === "max") return 0
+    const n = Number(item)
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--write-rate takes positive integers or max, got ${item}`)
+    return n
+  })
 
 const workloadList = (names: readonly string[]): Workload[] =>
   names.map((name) => {
@@ -113,10 +131,19 @@ export const parseBenchArgs = (argv: readonly string[]): BenchArgs => {
   const chosenWorkloads = [...new Set(workloadList([...named, ...fromFlag]))]
   const concurrency =
     flag("--concurrency") === undefined ? undefined : positiveIntegers("--concurrency", flag("--concurrency")!)
+  const one = (name: ValueFlag, fallback: number | undefined) => {
+    if (flag(name) === undefined) return fallback
+    const [n, ...rest] = positiveIntegers(name, flag(name)!)
+    if (rest.length > 0) throw new UsageError(`${name} takes one positive integer, got ${flag(name)}`)
+    return n
+  }
   const chosen = (base: Matrix): Matrix => ({
     workloads: chosenWorkloads.length > 0 ? chosenWorkloads : base.workloads,
     concurrency: concurrency ?? base.concurrency,
     coordinationConcurrency: concurrency ?? base.coordinationConcurrency,
+    watchWriters: concurrency ?? base.watchWriters,
+    watchers: one("--watchers", base.watchers)!,
+    writeRates: flag("--write-rate") === undefined ? base.writeRates : writeRates(flag("--write-rate")!),
     valueBytes: flag("--sizes") === undefined ? base.valueBytes : positiveIntegers("--sizes", flag("--sizes")!),
     counters: flag("--counters") === undefined ? base.counters : positiveIntegers("--counters", flag("--counters")!),
     targetWarmupSeconds:
@@ -126,12 +153,6 @@ export const parseBenchArgs = (argv: readonly string[]): BenchArgs => {
     warmupSeconds: flag("--warmup") === undefined ? base.warmupSeconds : seconds("--warmup", flag("--warmup")!),
     seconds: flag("--seconds") === undefined ? base.seconds : seconds("--seconds", flag("--seconds")!),
   })
-  const one = (name: ValueFlag, fallback: number | undefined) => {
-    if (flag(name) === undefined) return fallback
-    const [n, ...rest] = positiveIntegers(name, flag(name)!)
-    if (rest.length > 0) throw new UsageError(`${name} takes one positive integer, got ${flag(name)}`)
-    return n
-  }
   return {
     quick,
     out: flag("--out"),

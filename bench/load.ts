@@ -12,6 +12,7 @@ import type { Driver } from "./drivers/driver.ts"
 import { etcdDriver } from "./drivers/etcdDriver.ts"
 import { type KvClientFactory, kvDriver } from "./drivers/kvDriver.ts"
 import { counterNames, keyName, listKeys, OpSource, valueOfBytes } from "./drivers/ops.ts"
+import { startWatchCell } from "./drivers/watchCell.ts"
 import { Window } from "./lib/latency.ts"
 import { openRpcNode } from "./lib/rpc.ts"
 import {
@@ -22,6 +23,7 @@ import {
   LIST_VALUE_BYTES,
   type ToLoad,
   type Verdict,
+  type WatchFigures,
 } from "./plan.ts"
 
 export type LoadWindowMessage = { readonly type: "measured"; readonly index: number }
@@ -100,6 +102,8 @@ const run = async (message: ToLoad) => {
       if (cell.workload === "get" || cell.workload === "mixed") await preloadBasic(cell.valueBytes)
       if (cell.workload === "list100") await preload("list", listKeys, valueOfBytes(LIST_VALUE_BYTES))
       const audit = new CellAudit(cell.workload === "cas-incr" ? counterNames(index, cell.counters ?? 1) : [])
+      // Its watchers start before the window does: etcd's client opens its watches one after another.
+      const watching = cell.workload === "watch" ? await startWatchCell(driver, cell, index) : undefined
       let cpuAtStart = Number.NaN
       let loadCpu = Number.NaN
       const window = new Window(cell.warmupSeconds, cell.seconds, {
@@ -115,18 +119,27 @@ const run = async (message: ToLoad) => {
       // Workers that wait on slow answers do not poll the window: the timers do then.
       const opened = setTimeout(() => window.poll(), window.measureFrom - performance.now())
       const closed = setTimeout(() => window.poll(), window.until - performance.now())
-      await driver.runCell(cell, new OpSource(cell, index, message.keys), window, audit)
-      clearTimeout(opened)
-      clearTimeout(closed)
-      // The last answers may be handled before the timer: the window is over either way.
-      window.finish()
-      const verdict = await verdictOf(driver, cell, audit)
+      let verdict: Verdict | undefined
+      let watch: WatchFigures | undefined
+      if (watching !== undefined) {
+        ;({ verdict, watch } = await watching.run(window))
+        clearTimeout(opened)
+        clearTimeout(closed)
+      } else {
+        await driver.runCell(cell, new OpSource(cell, index, message.keys), window, audit)
+        clearTimeout(opened)
+        clearTimeout(closed)
+        // The last answers may be handled before the timer: the window is over either way.
+        window.finish()
+        verdict = await verdictOf(driver, cell, audit)
+      }
       send({
         type: "cell",
         index,
         figures: window.recorder.figures(cell.seconds),
         loadCpu,
         ...(verdict === undefined ? {} : { verdict }),
+        ...(watch === undefined ? {} : { watch }),
       })
     }
     send({ type: "done" })

@@ -6,11 +6,13 @@
 /** Plain reads and writes over preloaded keys: every run does these unless told otherwise. */
 export const basicWorkloads = ["put", "get", "append", "mixed"] as const
 /**
- * Coordination (issue 15), opt-in: `cas-incr` = each worker reads a counter and writes value + 1 if
- * its mod revision is unchanged, again on conflict (etcd: a Txn comparing `mod_revision`);
- * `list100` = list the 100 keys under a random one of LIST_PREFIXES prefixes (etcd: a prefix Range).
+ * Coordination (issues 15 and 16), opt-in: `cas-incr` = each worker reads a counter and writes
+ * value + 1 if its mod revision is unchanged, again on conflict (etcd: a Txn comparing
+ * `mod_revision`); `list100` = list the 100 keys under a random one of LIST_PREFIXES prefixes (etcd:
+ * a prefix Range); `watch` = `watchers` prefix watches while writers put to the watched prefixes
+ * (etcd: its Watch API), checked for every event of each watcher's range once and in order.
  */
-export const coordinationWorkloads = ["cas-incr", "list100"] as const
+export const coordinationWorkloads = ["cas-incr", "list100", "watch"] as const
 export const workloads = [...basicWorkloads, ...coordinationWorkloads] as const
 export type Workload = (typeof workloads)[number]
 
@@ -26,12 +28,33 @@ export interface Cell {
   readonly seconds: number
   /** cas-incr only: how many counters the workers share (each increment picks one at random). */
   readonly counters?: number
+  /** watch only: the watchers, spread evenly over `watchPrefixCount(watchers)` prefixes. */
+  readonly watchers?: number
+  /** watch only: writes per second over all writers (`concurrency`); 0 = each writer as fast as answered. */
+  readonly writeRate?: number
 }
 
 /** list100: the store holds LIST_PREFIXES × LIST_KEYS_PER_PREFIX keys of LIST_VALUE_BYTES each. */
 export const LIST_PREFIXES = 100
 export const LIST_KEYS_PER_PREFIX = 100
 export const LIST_VALUE_BYTES = 100
+
+/** watch: at most this many watched prefixes (fewer watchers than this: one prefix each). */
+export const WATCH_PREFIXES = 100
+
+export const watchPrefixCount = (watchers: number): number => Math.min(WATCH_PREFIXES, watchers)
+
+/** The watch workload's own figures; the cell's ops/s and percentiles are the deliveries'. */
+export interface WatchFigures {
+  readonly watchers: number
+  readonly prefixes: number
+  /** Writes answered inside the window, per second, and the writes that failed in it. */
+  readonly writesPerSecond: number
+  readonly writeErrors: number
+  /** Delivery latency measured from the put's send instead of its answer (an upper bound). */
+  readonly fromSendP50Ms: number
+  readonly fromSendP99Ms: number
+}
 
 export interface LatencyFigures {
   readonly ops: number
@@ -55,8 +78,10 @@ export interface CellResult extends LatencyFigures {
   readonly cpu: Readonly<Record<string, number>>
   /** Durable writes of each kv server during the window (from its metrics endpoint). */
   readonly fsync?: Readonly<Record<string, FsyncFigures>>
-  /** What the load process checked after the cell (cas-incr: no lost or extra increments; list100: every listing). */
+  /** What the load process checked after the cell (cas-incr: no lost or extra increments; list100: every listing; watch: every event once, in order). */
   readonly verdict?: Verdict
+  /** watch: ops/s is events delivered per second over all watchers, the percentiles their delivery latency. */
+  readonly watch?: WatchFigures
 }
 
 /** The outcome of a cell's correctness check: a bench that hides lost updates measures nothing. */
@@ -93,6 +118,7 @@ export type FromLoad =
       readonly figures: LatencyFigures
       readonly loadCpu: number
       readonly verdict?: Verdict
+      readonly watch?: WatchFigures
     }
   | { readonly type: "done" }
   | { readonly type: "failed"; readonly message: string }
@@ -111,6 +137,12 @@ export interface Matrix {
   readonly coordinationConcurrency: readonly number[]
   /** cas-incr: the counter counts, one cell each (1: every worker on one key; 64: little contention). */
   readonly counters: readonly number[]
+  /** watch: the watchers of every watch cell (issue 16 asks for 1,000). */
+  readonly watchers: number
+  /** watch: the writers, one cell each. */
+  readonly watchWriters: readonly number[]
+  /** watch: writes/s over all writers, one cell each; 0 = as fast as the store answers. */
+  readonly writeRates: readonly number[]
   readonly warmupSeconds: number
   readonly seconds: number
 }
@@ -122,6 +154,9 @@ export const fullMatrix: Matrix = {
   valueBytes: [100, 4096],
   coordinationConcurrency: [64],
   counters: [1, 64],
+  watchers: 1000,
+  watchWriters: [16],
+  writeRates: [1000, 0],
   warmupSeconds: 1,
   seconds: 3,
 }
@@ -134,6 +169,9 @@ export const quickMatrix: Matrix = {
   valueBytes: [100],
   coordinationConcurrency: [64],
   counters: [1, 64],
+  watchers: 1000,
+  watchWriters: [16],
+  writeRates: [1000, 0],
   warmupSeconds: 0.2,
   seconds: 0.7,
 }
@@ -159,18 +197,34 @@ export const cellsOf = (m: Matrix): Cell[] => {
   if (m.workloads.includes("list100"))
     for (const concurrency of m.coordinationConcurrency)
       cells.push({ workload: "list100", concurrency, valueBytes: LIST_VALUE_BYTES, ...timing })
+  if (m.workloads.includes("watch"))
+    for (const concurrency of m.watchWriters)
+      for (const writeRate of m.writeRates)
+        cells.push({
+          workload: "watch",
+          concurrency,
+          valueBytes: LIST_VALUE_BYTES,
+          watchers: m.watchers,
+          writeRate,
+          ...timing,
+        })
   return cells
 }
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`
 
-/** What a cell's size column says: the value size, or the counters of a cas-incr cell. */
+/** A watch cell's write rate as the command line spells it. */
+export const writeRateText = (rate: number): string => (rate === 0 ? "max" : `${rate}/s`)
+
+/** What a cell's size column says: the value size, the counters of a cas-incr cell, or a watch cell's watchers and rate. */
 export const cellSize = (c: Cell): string =>
   c.workload === "cas-incr"
     ? plural(c.counters ?? 1, "key")
-    : c.valueBytes >= 1024
-      ? `${c.valueBytes / 1024} KiB`
-      : `${c.valueBytes} B`
+    : c.workload === "watch"
+      ? `${plural(c.watchers ?? 0, "watcher")} ${writeRateText(c.writeRate ?? 0)}`
+      : c.valueBytes >= 1024
+        ? `${c.valueBytes / 1024} KiB`
+        : `${c.valueBytes} B`
 
 export const describeCell = (c: Cell): string =>
   `${c.workload.padEnd(8)} c=${String(c.concurrency).padEnd(3)} ${cellSize(c)}`

@@ -129,6 +129,7 @@ const drive = async (
             cpu: { ...windowCpu.get(index), load: message.loadCpu },
             ...(Object.keys(fsync).length === 0 ? {} : { fsync }),
             ...(message.verdict === undefined ? {} : { verdict: message.verdict }),
+            ...(message.watch === undefined ? {} : { watch: message.watch }),
           })
         })
         return
@@ -201,7 +202,11 @@ const fmt = (r: CellResult) => {
   const unfinished = unfinishedNote(r)
   const verdict =
     r.verdict === undefined ? "" : `\n      ${r.verdict.ok ? "check ok" : "CHECK FAILED"}: ${r.verdict.summary}`
-  return `${String(r.opsPerSecond).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2)}  p99 ${r.p99Ms.toFixed(2)}  p999 ${r.p999Ms.toFixed(2)} ms${r.errors > 0 ? `  ${r.errors} errors` : ""}${conflicts}  cpu: ${cpu}${fsync === "" ? "" : `  fsync: ${fsync}`}${unfinished === "" ? "" : `\n      ${unfinished}`}${verdict}`
+  const watch =
+    r.watch === undefined
+      ? ""
+      : `\n      watch: ${r.watch.writesPerSecond} writes/s${r.watch.writeErrors > 0 ? ` (${r.watch.writeErrors} failed)` : ""} to ${r.watch.prefixes} prefixes, ${r.opsPerSecond} events/s to ${r.watch.watchers} watchers; delivery ms from the answer above, from the send p50 ${r.watch.fromSendP50Ms.toFixed(2)} p99 ${r.watch.fromSendP99Ms.toFixed(2)}`
+  return `${String(r.opsPerSecond).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2)}  p99 ${r.p99Ms.toFixed(2)}  p999 ${r.p999Ms.toFixed(2)} ms${r.errors > 0 ? `  ${r.errors} errors` : ""}${conflicts}  cpu: ${cpu}${fsync === "" ? "" : `  fsync: ${fsync}`}${unfinished === "" ? "" : `\n      ${unfinished}`}${watch}${verdict}`
 }
 
 const main = async () => {

@@ -9,7 +9,7 @@ import { Etcd3 } from "etcd3"
 import type { Window } from "../lib/latency.ts"
 import { type Cell, LIST_KEYS_PER_PREFIX } from "../plan.ts"
 import type { CellAudit } from "./audit.ts"
-import type { Driver } from "./driver.ts"
+import type { Driver, WatchHandlers } from "./driver.ts"
 import { counterValue, listingProblem, type OpSource, valueOfBytes } from "./ops.ts"
 
 export const etcdDriver = (endpoints: readonly string[]): Driver => {
@@ -99,6 +99,24 @@ export const etcdDriver = (endpoints: readonly string[]): Driver => {
         }
       }
       await Promise.all(Array.from({ length: cell.concurrency }, (_, w) => worker(w)))
+    },
+
+    async put(key, value) {
+      await client.put(key).value(value)
+    },
+
+    async markRevision(key) {
+      return Number((await client.put(key).value("mark").exec()).header.revision)
+    },
+
+    async watchPrefix(prefix: string, fromRevision: number, handlers: WatchHandlers) {
+      const watcher = await client.watch().prefix(prefix).startRevision(String(fromRevision)).create()
+      watcher.on("put", (kv) => handlers.event(kv.key.toString(), kv.value.toString(), Number(kv.mod_revision)))
+      watcher.on("delete", (kv) => handlers.event(kv.key.toString(), undefined, Number(kv.mod_revision)))
+      watcher.on("error", (error) => handlers.ended(error.message))
+      return async () => {
+        await watcher.cancel()
+      }
     },
 
     async read(keys) {

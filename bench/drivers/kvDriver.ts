@@ -5,11 +5,11 @@
 
 import type { KvClientShape } from "@kv/kvraft"
 import type { RpcNodeShape } from "@kv/rpc"
-import { Effect } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 import type { Window } from "../lib/latency.ts"
 import { type Cell, LIST_KEYS_PER_PREFIX } from "../plan.ts"
 import type { CellAudit } from "./audit.ts"
-import type { Driver } from "./driver.ts"
+import type { Driver, WatchHandlers } from "./driver.ts"
 import { counterValue, listingProblem, type OpSource, valueOfBytes } from "./ops.ts"
 
 export const kvDriver = (client: KvClientShape, close: () => Promise<void>): Driver => {
@@ -89,6 +89,29 @@ export const kvDriver = (client: KvClientShape, close: () => Promise<void>): Dri
           { concurrency: "unbounded", discard: true },
         ),
       )
+    },
+
+    async put(key, value) {
+      await Effect.runPromise(client.put(key, value))
+    },
+
+    async markRevision(key) {
+      await Effect.runPromise(client.put(key, "mark"))
+      const entry = await Effect.runPromise(client.getEntry(key))
+      if (entry === undefined) throw new Error(`${key} is absent right after it was written`)
+      return entry.modRevision
+    },
+
+    async watchPrefix(prefix: string, fromRevision: number, handlers: WatchHandlers) {
+      const fiber = Effect.runFork(
+        client.watch({ prefix }, { fromRevision }).pipe(
+          Stream.runForEach((e) => Effect.sync(() => handlers.event(e.key, e.value, e.modRevision))),
+          Effect.catch((error) => Effect.sync(() => handlers.ended(`${error._tag}: ${error.message}`))),
+        ),
+      )
+      return async () => {
+        await Effect.runPromise(Fiber.interrupt(fiber))
+      }
     },
 
     async read(keys) {

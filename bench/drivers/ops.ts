@@ -55,6 +55,8 @@ export class OpSource {
         return { kind: "cas-incr", key: counterName(this.cellIndex, r % (this.cell.counters ?? 1)) }
       case "list100":
         return { kind: "list", key: listPrefix(r % LIST_PREFIXES) }
+      case "watch":
+        throw new Error("watch cells have writers and watchers of their own (drivers/watchCell.ts)")
     }
   }
 }

@@ -7,6 +7,7 @@ import {
   isCoordination,
   type LatencyFigures,
   type Workload,
+  writeRateText,
 } from "../plan.ts"
 
 export interface RunRecord {
@@ -88,12 +89,21 @@ export const renderMarkdown = (run: RunRecord): string => {
     lines.push("")
   }
 
-  const coordination = all.filter((r) => isCoordination(r.cell.workload))
+  const coordination = all.filter((r) => isCoordination(r.cell.workload) && r.cell.workload !== "watch")
   if (coordination.length > 0)
     lines.push(
       ...renderCoordination(
         run,
         coordination.map((r) => r.cell),
+      ),
+      "",
+    )
+  const watches = all.filter((r) => r.cell.workload === "watch")
+  if (watches.length > 0)
+    lines.push(
+      ...renderWatch(
+        run,
+        watches.map((r) => r.cell),
       ),
       "",
     )
@@ -126,7 +136,9 @@ const sameCell = (a: Cell, b: Cell) =>
   a.workload === b.workload &&
   a.concurrency === b.concurrency &&
   a.valueBytes === b.valueBytes &&
-  a.counters === b.counters
+  a.counters === b.counters &&
+  a.watchers === b.watchers &&
+  a.writeRate === b.writeRate
 
 /** The share of conditional writes answered in the window that found the counter changed. */
 export const conflictRate = (r: LatencyFigures): string =>
@@ -175,6 +187,56 @@ const renderCoordination = (run: RunRecord, cells: readonly Cell[]): string[] =>
         checks.push(
           `- ${t}, ${cell.workload} ${cellSize(cell)}: ${r.verdict.ok ? "ok" : "**FAILED**"}, ${r.verdict.summary}`,
         )
+    }
+    if (ratio) {
+      const k = found.kvraft
+      const e = found.etcd
+      row.push(
+        k !== undefined && e !== undefined && e.opsPerSecond > 0
+          ? `${(k.opsPerSecond / e.opsPerSecond).toFixed(2)}×`
+          : "",
+      )
+    }
+    lines.push(`| ${row.join(" | ")} |`)
+  }
+  if (checks.length > 0) lines.push("", "Checks after each cell (the median round's):", "", ...checks)
+  return lines
+}
+
+/**
+ * watch: per target, writes/s answered, events/s delivered over all watchers, and delivery latency
+ * from the put's answer (p50 / p99; negative when the event came first) and from its send; the
+ * kv / etcd ratio of events/s; then what each cell's check found.
+ */
+const renderWatch = (run: RunRecord, cells: readonly Cell[]): string[] => {
+  const names = Object.keys(run.targets)
+  const header = ["writers", "write rate", "watchers"]
+  for (const t of names)
+    header.push(`${t} writes/s`, `${t} events/s`, `${t} ms p50 / p99 from answer`, `${t} ms p50 / p99 from send`)
+  const ratio = run.targets.kvraft !== undefined && run.targets.etcd !== undefined
+  if (ratio) header.push("kv / etcd events/s")
+  const lines = [
+    "#### Watch (events delivered/s over all watchers; delivery latency from the put's answer at the writer, and from its send)",
+    "",
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i < 3 ? "---" : "---:")).join("|")}|`,
+  ]
+  const checks: string[] = []
+  for (const cell of cells) {
+    const row = [String(cell.concurrency), writeRateText(cell.writeRate ?? 0), int(cell.watchers ?? 0)]
+    const found: Record<string, CellResult | undefined> = {}
+    for (const t of names) {
+      const r = run.targets[t]?.find((x) => sameCell(x.cell, cell))
+      found[t] = r
+      const w = r?.watch
+      row.push(
+        w === undefined ? "" : `${int(w.writesPerSecond)}${w.writeErrors > 0 ? ` (${w.writeErrors} err)` : ""}`,
+        r === undefined ? "" : int(r.opsPerSecond),
+        r === undefined ? "" : `${ms(r.p50Ms)} / ${ms(r.p99Ms)}`,
+        w === undefined ? "" : `${ms(w.fromSendP50Ms)} / ${ms(w.fromSendP99Ms)}`,
+      )
+      if (r?.verdict !== undefined)
+        checks.push(`- ${t}, watch ${cellSize(cell)}: ${r.verdict.ok ? "ok" : "**FAILED**"}, ${r.verdict.summary}`)
     }
     if (ratio) {
       const k = found.kvraft
