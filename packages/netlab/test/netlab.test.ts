@@ -82,7 +82,10 @@ describe("a network lab", () => {
       import { NetLab } from ${JSON.stringify(join(import.meta.dir, "../src/index.ts"))}
       try { NetLab.create({ hosts: 1 }) } catch (error) { console.log(String(error)); process.exit(3) }
     `
-    const result = await runCommand([process.execPath, "-e", attempt], { timeoutMs: 30_000, env: { PATH: "/nonexistent" } })
+    const result = await runCommand([process.execPath, "-e", attempt], {
+      timeoutMs: 30_000,
+      env: { PATH: "/nonexistent" },
+    })
     expect(result.code).toBe(3)
     expect(result.stdout).toContain("the `ip` command is missing: install iproute2")
   }, 40_000)
