@@ -16,6 +16,11 @@ export const WATCH_KEYS_PER_PREFIX = 10
 /** How long the watchers may take, after the writers stopped, to receive every acknowledged write. */
 export const CATCH_UP_MS = 15_000
 
+export interface WatchCellOptions {
+  /** Instead of CATCH_UP_MS (tests that lose an event on purpose need not wait that long). */
+  readonly catchUpMs?: number
+}
+
 /**
  * A cell's own prefixes. The hash tag keeps each prefix in one shard of the sharded service (so
  * one watch there is one poll); the padding keeps any prefix from being a prefix of another.
@@ -36,7 +41,12 @@ export interface WatchCell {
 }
 
 /** Writes a mark in each of the cell's prefixes and starts every watcher from just after its prefix's mark. */
-export const startWatchCell = async (driver: Driver, cell: Cell, cellIndex: number): Promise<WatchCell> => {
+export const startWatchCell = async (
+  driver: Driver,
+  cell: Cell,
+  cellIndex: number,
+  options: WatchCellOptions = {},
+): Promise<WatchCell> => {
   const watchers = cell.watchers ?? 1000
   const prefixes = watchPrefixes(cellIndex, watchPrefixCount(watchers))
   const audit = WatchAudit.spread(prefixes, watchers)
@@ -61,7 +71,7 @@ export const startWatchCell = async (driver: Driver, cell: Cell, cellIndex: numb
     try {
       await Promise.all(Array.from({ length: cell.concurrency }, (_, w) => writer(driver, cell, audit, window, w)))
       window.finish()
-      const deadline = performance.now() + CATCH_UP_MS
+      const deadline = performance.now() + (options.catchUpMs ?? CATCH_UP_MS)
       while (!audit.caughtUp() && performance.now() < deadline) await Bun.sleep(20)
       // A write that failed may still have been applied: give its events the time to come.
       if (audit.unknown > 0) await Bun.sleep(1_000)
