@@ -1,4 +1,4 @@
-import { createSecretKey, hkdfSync, type KeyObject } from "node:crypto"
+import { hkdfSync } from "node:crypto"
 
 /**
  * What the holder of a key may ask of a server, lowest first. `server` is the servers' own key
@@ -30,7 +30,8 @@ export interface KeyGrant {
 export interface RingKey {
   readonly keyId: number
   readonly role: Role
-  readonly aeadKey: KeyObject
+  /** Raw bytes rather than a KeyObject: Bun sets up a cipher from them faster, per datagram. */
+  readonly aeadKey: Uint8Array
 }
 
 const SALT = "kv datagram key v1"
@@ -41,7 +42,7 @@ const deriveBytes = (secret: string | Uint8Array, info: string, length: number):
 export const deriveRingKey = (grant: KeyGrant): RingKey => {
   const idBytes = deriveBytes(grant.secret, "kv key id", 4)
   const id = new DataView(idBytes.buffer).getUint32(0)
-  return { keyId: id, role: grant.role, aeadKey: createSecretKey(deriveBytes(grant.secret, "kv aes-256-gcm", 32)) }
+  return { keyId: id, role: grant.role, aeadKey: deriveBytes(grant.secret, "kv aes-256-gcm", 32) }
 }
 
 /**
