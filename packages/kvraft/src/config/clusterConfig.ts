@@ -39,7 +39,8 @@ export interface ClusterConfig {
   readonly maxRaftStateBytes: number
   /**
    * From KV_CLUSTER_KEY (wins), the trimmed contents of clusterKeyFile, or the key `bun run cluster`
-   * generated in `<dataDir>/cluster.key`, in that order; undefined = no HMAC.
+   * generated in `<dataDir>/cluster.key`, in that order; undefined = datagrams are neither encrypted
+   * nor authenticated.
    */
   readonly clusterKey: string | undefined
   readonly clusterKeySource: ClusterKeySource | undefined

@@ -20,10 +20,10 @@ export type ClusterKeyResult =
 const none: ClusterKeyResult = { ok: true, clusterKey: undefined, source: undefined }
 
 /**
- * The shared HMAC key, if any. The environment wins so a deployment can inject the secret without
+ * The servers' key (and, without client keys, everyone's), if any. The environment wins so a deployment can inject the secret without
  * a file on disk (and the file is then not read at all); then an explicit clusterKeyFile; then the
  * key generated in the data directory (`dataDir`, absolute). An empty key is refused rather than
- * treated as "no key": HMAC with an empty key looks like authentication but stops nobody, and an
+ * treated as "no key": a key derived from nothing looks like protection but stops nobody, and an
  * empty value usually means a broken secret mount or a `$(cat missing)`.
  */
 export const resolveClusterKey = (
