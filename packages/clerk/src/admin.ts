@@ -7,6 +7,7 @@ import {
   makeControllerClient,
 } from "@kv/shardctrler"
 import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import { clientBind } from "./clientBind.ts"
 
 export interface ConnectAdminOptions extends Omit<ControllerClientOptions, "controllers"> {
   /** Shard-controller replica addresses. */
@@ -52,7 +53,7 @@ export class KvAdmin extends Context.Service<KvAdmin, ControllerClientShape>()("
       Effect.sync(() => {
         const { controllers, clusterKey } = resolveControllers(options)
         const rpc = RpcNode.layer.pipe(
-          Layer.provide(Transport.layerUdp({ bind: options.bind ?? "127.0.0.1:0", key: clusterKey })),
+          Layer.provide(Transport.layerUdp({ bind: options.bind ?? clientBind(controllers), key: clusterKey })),
         )
         return Layer.effect(
           KvAdmin,

@@ -23,6 +23,7 @@ import {
 import { RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
 import { Context, Deferred, Duration, Effect, Exit, Layer, ManagedRuntime, Scope, Stream } from "effect"
+import { clientBind } from "./clientBind.ts"
 import { type KvShape, kvShapeOf, type LeaseOption, type ListAllOptions, type WriteCondition } from "./coordination.ts"
 import type { LeaseLost } from "./errors.ts"
 import type { HeldLock, LockOptions } from "./locks.ts"
@@ -50,7 +51,10 @@ export interface ConnectOptions extends LeaderCallerOptions {
    * read-write or admin); used instead of the cluster key. Default: KV_CLIENT_KEY.
    */
   readonly clientKey?: string
-  /** Local UDP address to bind; default an ephemeral port on 127.0.0.1. */
+  /**
+   * Local UDP address to bind; default an ephemeral port on 127.0.0.1 when every server is on
+   * loopback, else on every interface (0.0.0.0), so servers on other machines can answer.
+   */
   readonly bind?: string
 }
 
@@ -204,7 +208,9 @@ export class Kv extends Context.Service<Kv, KvShape>()("@kv/clerk/Kv") {
       Effect.sync(() => {
         const target = resolveTarget(options)
         const rpc = RpcNode.layer.pipe(
-          Layer.provide(Transport.layerUdp({ bind: options.bind ?? "127.0.0.1:0", key: target.clusterKey })),
+          Layer.provide(
+            Transport.layerUdp({ bind: options.bind ?? clientBind(target.addresses), key: target.clusterKey }),
+          ),
         )
         return Layer.effect(
           Kv,

@@ -14,6 +14,7 @@ import {
 import { type PermissionDenied, RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
 import { Context, Effect, Layer, ManagedRuntime } from "effect"
+import { clientBind, configAddresses } from "./clientBind.ts"
 
 /** Which Raft group: the single kvraft group, the shard controller, or a shard group by gid. */
 export type MemberGroup = "kvraft" | "controller" | { readonly gid: number }
@@ -26,7 +27,7 @@ export interface ConnectMembersOptions {
   /** A cluster.toml: the group's replicas (a shard group missing there is looked up at the controller) and the cluster key. */
   readonly config?: string
   readonly clusterKey?: string
-  /** Local UDP address to bind; default an ephemeral port on 127.0.0.1. */
+  /** Local UDP address to bind; default an ephemeral port on 127.0.0.1, or on 0.0.0.0 when a server is not on loopback. */
   readonly bind?: string
   /** Bound of one list or change, retries included. Default 30 s. */
   readonly deadlineMs?: number
@@ -114,7 +115,13 @@ export class KvMembers extends Context.Service<KvMembers, MembersShape>()("@kv/c
           process.env.KV_CLIENT_KEY ??
           process.env.KV_CLUSTER_KEY
         const rpc = RpcNode.layer.pipe(
-          Layer.provide(Transport.layerUdp({ bind: options.bind ?? "127.0.0.1:0", key: clusterKey })),
+          Layer.provide(
+            Transport.layerUdp({
+              bind:
+                options.bind ?? clientBind([...(options.servers ?? []), ...(config ? configAddresses(config) : [])]),
+              key: clusterKey,
+            }),
+          ),
         )
         const deadlineMs = options.deadlineMs ?? 30_000
         return Layer.effect(

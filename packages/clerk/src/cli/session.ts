@@ -12,6 +12,7 @@ import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import { type ControllerClientShape, makeControllerClient } from "@kv/shardctrler"
 import { makeShardKvClient } from "@kv/shardkv"
 import { Effect, Layer, ManagedRuntime } from "effect"
+import { clientBind, configAddresses } from "../clientBind.ts"
 import { groupServers, type MemberGroup } from "../members.ts"
 import { ExitCode } from "./exitCodes.ts"
 
@@ -50,7 +51,12 @@ export class CliSession {
     }
     const runtime = ManagedRuntime.make(
       RpcNode.layer.pipe(
-        Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0", key: config.clientKey ?? config.clusterKey })),
+        Layer.provide(
+          Transport.layerUdp({
+            bind: clientBind(configAddresses(config)),
+            key: config.clientKey ?? config.clusterKey,
+          }),
+        ),
       ),
     )
     const rpc = await runtime.runPromise(RpcNode.useSync((r) => r))
