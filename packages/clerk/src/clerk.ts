@@ -176,7 +176,11 @@ const resolveTarget = (options: ConnectOptions): Target => {
     return { kind: "sharded", addresses: options.controllers, clusterKey: envKey }
   }
   if (options.config !== undefined) {
-    const config: ClusterConfig = loadClusterConfig(options.config)
+    // A client key given here, like KV_CLIENT_KEY, spares the client the servers' key files.
+    const config: ClusterConfig = loadClusterConfig(
+      options.config,
+      options.clientKey === undefined ? {} : { env: { ...process.env, KV_CLIENT_KEY: options.clientKey } },
+    )
     const clusterKey = options.clientKey ?? options.clusterKey ?? config.clientKey ?? config.clusterKey
     const sharded = config.controller.replicas.length > 0
     if (options.service !== "kvraft" && sharded) {

@@ -150,6 +150,11 @@ export const classify = (error: unknown): CliFailure => {
       return new CliFailure(message, ExitCode.leaseLost)
     case "KvraftOnly":
       return new CliFailure(message, ExitCode.badInput)
+    case "PermissionDenied":
+      return new CliFailure(
+        `permission denied: ${message} (the client key in KV_CLIENT_KEY does not allow this; see docs/operations.md, "Client keys and roles")`,
+        ExitCode.rejected,
+      )
     case "WatchRefused":
     case "ValueTooLarge":
     case "KeyTooLarge":
