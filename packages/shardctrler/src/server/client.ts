@@ -17,7 +17,9 @@ export interface ControllerClientOptions extends LeaderCallerOptions {
 }
 
 export interface ControllerClientShape {
-  join(groups: Readonly<Record<string, readonly string[]>>): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
+  join(
+    groups: Readonly<Record<string, readonly string[]>>,
+  ): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   leave(gids: readonly number[]): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   move(shard: number, gid: number): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   /**
@@ -38,7 +40,11 @@ export interface ControllerClientShape {
    * A replica group's incarnation says it is about to act in configuration `configNum` (fails
    * with code `Successor` when another incarnation holds the gid, `GidRetired` when retired).
    */
-  register(gid: number, incarnation: string, configNum: number): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
+  register(
+    gid: number,
+    incarnation: string,
+    configNum: number,
+  ): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   /** A new, empty incarnation takes over its gid (fails with code `GidRetired` if it may not). */
   succeed(gid: number, incarnation: string): Effect.Effect<void, ControllerError | Timeout | PermissionDenied>
   /**
@@ -47,7 +53,10 @@ export interface ControllerClientShape {
    */
   incarnation(
     gid: number,
-  ): Effect.Effect<{ readonly incarnation: string; readonly startAfter: number } | undefined, ControllerError | Timeout | PermissionDenied>
+  ): Effect.Effect<
+    { readonly incarnation: string; readonly startAfter: number } | undefined,
+    ControllerError | Timeout | PermissionDenied
+  >
 }
 
 /**
