@@ -9,7 +9,7 @@ import type { NodeId } from "../core/index.ts"
  * name as one of its IP addresses. Both sides are brought to one form before they are compared.
  *
  * Without a cluster key this stops a non-member from speaking for a member, not a sender able to
- * forge its source address: only the cluster key (HMAC) does that.
+ * forge its source address: only the cluster key (AES-256-GCM sealed datagrams) does that.
  */
 
 /** Every form a peer's datagrams may show as their source, by peer id. */
