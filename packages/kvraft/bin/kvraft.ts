@@ -7,6 +7,7 @@ import { Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import {
   cliEnvironment,
+  configuredLimits,
   dataDirFrom,
   joinFrom,
   loadConfigFor,
@@ -37,9 +38,16 @@ const serve = (flags: ServerFlags) =>
       metricsPort: Option.getOrUndefined(flags.metricsPort),
       listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>
-        makeKvServer({ id, peers, storageName, join, onFsync, maxRaftStateBytes: config.maxRaftStateBytes }).pipe(
-          Effect.map((server) => ({ raft: server.rsm.raft, gauges: server.gauges })),
-        ),
+        makeKvServer({
+          id,
+          peers,
+          storageName,
+          join,
+          onFsync,
+          maxRaftStateBytes: config.maxRaftStateBytes,
+          limits: configuredLimits(config),
+          leases: config.leases,
+        }).pipe(Effect.map((server) => ({ raft: server.rsm.raft, gauges: server.gauges }))),
     })
   })
 

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path"
 import {
   type ClusterConfig,
   ConfigError,
+  configuredLimits,
   dataDirOf,
   loadClusterConfig,
   parseClusterConfig,
@@ -89,6 +90,23 @@ replicas = ["127.0.0.1:7100"]
     expect(config.metrics).toEqual({ basePort: 9000 })
     expect(config.maxRaftStateBytes).toBe(0)
     expect(config.nShards).toBe(1024)
+  })
+
+  test("[watch] and [leases] reach the servers' options; unset they leave the defaults", () => {
+    const config = parseClusterConfig(
+      `${KVRAFT_ONLY}[watch]\nhistoryEvents = 500\nhistoryBytes = 65536\n[leases]\ncheckpointMs = 2000\n`,
+      { env: noEnv },
+    )
+    expect(configuredLimits(config)).toEqual({ watchHistoryEvents: 500, watchHistoryBytes: 65_536 })
+    expect(config.leases).toEqual({ checkpointMs: 2_000 })
+    const plain = parseClusterConfig(KVRAFT_ONLY, { env: noEnv })
+    expect(configuredLimits(plain)).toEqual({})
+    expect(plain.leases).toEqual({})
+    const bad = configErrorOf(() =>
+      parseClusterConfig(`${KVRAFT_ONLY}[watch]\nhistoryEvents = 0\n[leases]\ncheckpointMs = 5\n`, { env: noEnv }),
+    )
+    expect(bad.message).toContain("watch.historyEvents")
+    expect(bad.message).toContain("leases.checkpointMs")
   })
 
   test("hostnames and bracketed IPv6 addresses are valid replica addresses", () => {

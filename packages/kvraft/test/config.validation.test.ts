@@ -45,7 +45,7 @@ describe("TOML syntax", () => {
 describe("unknown keys", () => {
   test("an unknown top-level key is named, with the nearest known key", () => {
     expect(problemsOf(`nshards = 10\n${KVRAFT_ONLY}`)).toEqual([
-      'nshards: unknown key (did you mean "nShards"? allowed here: dataDir, nShards, maxRaftStateBytes, clusterKeyFile, previousClusterKeyFiles, clientKeys, controller, groups, kvraft, metrics)',
+      'nshards: unknown key (did you mean "nShards"? allowed here: dataDir, nShards, maxRaftStateBytes, clusterKeyFile, previousClusterKeyFiles, clientKeys, controller, groups, kvraft, metrics, watch, leases)',
     ])
   })
 
@@ -248,7 +248,7 @@ basePort = 70000
 `
     const problems = problemsOf(file)
     expect(problems).toEqual([
-      "replicaCount: unknown key (allowed here: dataDir, nShards, maxRaftStateBytes, clusterKeyFile, previousClusterKeyFiles, clientKeys, controller, groups, kvraft, metrics)",
+      "replicaCount: unknown key (allowed here: dataDir, nShards, maxRaftStateBytes, clusterKeyFile, previousClusterKeyFiles, clientKeys, controller, groups, kvraft, metrics, watch, leases)",
       "dataDir: is empty (must be a non-empty directory path)",
       "nShards: 0 is out of range (must be an integer 1–1024)",
       "maxRaftStateBytes: -5 is out of range (must be an integer ≥ 0; 0 means never snapshot)",

@@ -4,6 +4,7 @@
  */
 import {
   cliEnvironment,
+  configuredLimits,
   dataDirFrom,
   joinFrom,
   loadConfigFor,
@@ -48,6 +49,7 @@ const serve = (flags: ServerFlags & { readonly gid: number }) =>
           controllers: config.controller.replicas,
           nShards: config.nShards,
           maxRaftStateBytes: config.maxRaftStateBytes,
+          limits: configuredLimits(config),
         }).pipe(
           Effect.map((server) => ({
             raft: server.rsm.raft,

@@ -62,6 +62,10 @@ export interface ClusterConfig {
   /** The single-group KV service, if the file defines one. */
   readonly kvraft: ReplicaGroupConfig | undefined
   readonly metrics: { readonly basePort: number } | undefined
+  /** [watch]: the history every store keeps for watchers (unset: the servers' defaults). */
+  readonly watch: { readonly historyEvents?: number; readonly historyBytes?: number }
+  /** [leases]: how often the kvraft leader checkpoints leases' time left (unset: the default). */
+  readonly leases: { readonly checkpointMs?: number }
 }
 
 export interface ParseClusterConfigOptions {
@@ -208,5 +212,13 @@ const build = (
     groups: new Map(groups),
     kvraft: file.kvraft === undefined ? undefined : { replicas: [...file.kvraft.replicas] },
     metrics: file.metrics?.basePort === undefined ? undefined : { basePort: file.metrics.basePort },
+    watch: { ...file.watch },
+    leases: { ...file.leases },
   }
 }
+
+/** The state-machine limits `cluster.toml` sets (its [watch] table), for a server's `limits` option. */
+export const configuredLimits = (config: ClusterConfig) => ({
+  ...(config.watch.historyEvents === undefined ? {} : { watchHistoryEvents: config.watch.historyEvents }),
+  ...(config.watch.historyBytes === undefined ? {} : { watchHistoryBytes: config.watch.historyBytes }),
+})

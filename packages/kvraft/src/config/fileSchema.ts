@@ -59,6 +59,15 @@ const Metrics = Schema.Struct({
   basePort: Schema.optionalKey(integerIn(1, 65535, "an integer 1–65535")),
 }).annotate({ expected: "a table" })
 
+const Watch = Schema.Struct({
+  historyEvents: Schema.optionalKey(integerIn(1, 10_000_000, "an integer 1–10000000")),
+  historyBytes: Schema.optionalKey(integerIn(1, 1024 * 1024 * 1024, "an integer 1–1073741824")),
+}).annotate({ expected: "a table" })
+
+const Leases = Schema.Struct({
+  checkpointMs: Schema.optionalKey(integerIn(100, 3_600_000, "an integer 100–3600000")),
+}).annotate({ expected: "a table" })
+
 /** A client credential the servers accept ([[clientKeys]]): the file holding the key and its role. */
 const ClientKeyEntry = Schema.Struct({
   role: Schema.Literals(["read-only", "read-write", "admin"]).annotate({
@@ -85,6 +94,8 @@ export const ClusterFile = Schema.Struct({
   groups: Schema.optionalKey(Schema.Record(GroupId, ReplicaGroup).annotate({ expected: "a table of [groups.<gid>]" })),
   kvraft: Schema.optionalKey(ReplicaGroup),
   metrics: Schema.optionalKey(Metrics),
+  watch: Schema.optionalKey(Watch),
+  leases: Schema.optionalKey(Leases),
 })
 
 export type ClusterFile = typeof ClusterFile.Type

@@ -1,5 +1,6 @@
 export {
   type ClusterConfig,
+  configuredLimits,
   dataDirOf,
   type LoadClusterConfigOptions,
   loadClusterConfig,
