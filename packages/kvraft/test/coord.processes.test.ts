@@ -6,64 +6,44 @@
  * later restarted from its data directory. The history must be linearizable, and the final counter
  * must equal the number of increments that applied.
  */
-import { afterAll, describe, expect, test } from "bun:test"
-import { join } from "node:path"
+import { describe, expect, test } from "bun:test"
 import type { RpcNodeShape } from "@kv/rpc"
 import {
   casApplied,
   casRejected,
   checkLinearizable,
-  freeUdpPorts,
   HistoryRecorder,
   type KvInput,
-  ProcessGroup,
   pollUntil,
-  tempDir,
   txnFailed,
   txnSucceeded,
-  udpClientNode,
-  writeFile,
 } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
 import { type KvClientShape, KvStatusMethod, makeKvClient, type StatusReply } from "../src/index.ts"
+import { kvProcesses } from "./support/kvProcesses.ts"
 
-const BIN = join(import.meta.dir, "../bin/kvraft.ts")
 const COUNTER = "counter"
 const LAST = "last"
 const CLIENTS = 4
 /** Increments applied between the phases: before the kill, with the leader down, after its restart. */
 const PHASE_INCREMENTS = 40
 
-const processes = new ProcessGroup()
-const dir = tempDir("kvraft-coord-processes")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+const fixture = kvProcesses("kvraft-coord-processes")
+const { processes, run } = fixture
 
 describe("coordination over real processes", () => {
   test("CAS increments and transactions under kill -9 of the leader and its restart: linearizable, none lost or doubled", async () => {
-    const ports = await freeUdpPorts(3)
-    const replicas = ports.map((p) => `127.0.0.1:${p}`)
-    const config = join(dir.path, "cluster.toml")
-    writeFile(config, `dataDir = "./data"\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`)
+    const { config, replicas } = await fixture.group()
     const name = (k: number) => `replica-${k}`
-    const start = (k: number) =>
-      processes.start(name(k), ["bun", BIN, "--replica", String(k), "--config", config], { cwd: dir.path })
+    const start = (k: number) => fixture.start(config, k)
     for (let k = 0; k < 3; k++) start(k)
 
-    const statusRpc: RpcNodeShape = await udpClientNode(scope)
+    const statusRpc: RpcNodeShape = await fixture.node()
     const status = (k: number): Promise<StatusReply | undefined> =>
       run(statusRpc.call(replicas[k]!, KvStatusMethod, {}, { deadlineMs: 1_000 })).catch(() => undefined)
     // Each client its own node and session; a long deadline, so every call ends with a known outcome.
     const clients: KvClientShape[] = []
     for (let c = 0; c < CLIENTS; c++) {
-      clients.push(await run(makeKvClient(await udpClientNode(scope), { servers: replicas, deadlineMs: 30_000 })))
+      clients.push(await run(makeKvClient(await fixture.node(), { servers: replicas, deadlineMs: 30_000 })))
     }
 
     const history = new HistoryRecorder()

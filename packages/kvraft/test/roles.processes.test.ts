@@ -5,35 +5,18 @@
  * change membership; an admin may; a Raft message sealed with a client key is dropped and counted,
  * and the group's term does not move. Every refusal is counted in the metrics.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { RAFT_CHANNEL, RaftStatusMethod } from "@kv/raft"
-import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, pollUntil, tempDir, writeFile } from "@kv/testkit"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { freeUdpPorts, pollUntil, writeFile } from "@kv/testkit"
+import { Effect } from "effect"
 import { makeKvClient, makeMemberClient } from "../src/index.ts"
+import { kvProcesses } from "./support/kvProcesses.ts"
 
-const BIN = join(import.meta.dir, "../bin/kvraft.ts")
-const processes = new ProcessGroup()
-const dir = tempDir("kvraft-roles")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+const fixture = kvProcesses("kvraft-roles")
+const { dir, run } = fixture
 const failureOf = async <A, E>(effect: Effect.Effect<A, E>): Promise<E> => run(Effect.flip(effect))
-
-const keyedNode = (key: string): Promise<RpcNodeShape> =>
-  Effect.runPromise(
-    Layer.buildWithScope(
-      RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0", key }))),
-      scope,
-    ).pipe(Effect.map((context) => Context.get(context, RpcNode))),
-  )
+const keyedNode = fixture.node
 
 const KEYS = { server: "server secret", reader: "reader secret", writer: "writer secret", admin: "admin secret" }
 
@@ -48,17 +31,11 @@ const sample = (text: string, name: string, labels: Record<string, string>): num
 
 describe("client roles over real processes", () => {
   test("read-only cannot write, read-write cannot change membership, a client key's Raft message is ignored; all counted", async () => {
-    const ports = await freeUdpPorts(6)
-    const replicas = ports.slice(0, 3).map((p) => `127.0.0.1:${p}`)
-    const metricsPorts = ports.slice(3)
+    const metricsPorts = await freeUdpPorts(3)
     for (const [name, key] of Object.entries(KEYS)) writeFile(join(dir.path, `${name}.key`), `${key}\n`)
-    const config = join(dir.path, "cluster.toml")
-    writeFile(
-      config,
-      `dataDir = "./data"
-clusterKeyFile = "server.key"
-[kvraft]
-replicas = ${JSON.stringify(replicas)}
+    const { config, replicas } = await fixture.group(
+      3,
+      `clusterKeyFile = "server.key"
 
 [[clientKeys]]
 role = "read-only"
@@ -73,12 +50,7 @@ role = "admin"
 keyFile = "admin.key"
 `,
     )
-    for (let k = 0; k < 3; k++) {
-      const metrics = ["--metrics-port", String(metricsPorts[k])]
-      processes.start(`replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config, ...metrics], {
-        cwd: dir.path,
-      })
-    }
+    for (let k = 0; k < 3; k++) fixture.start(config, k, { args: ["--metrics-port", String(metricsPorts[k])] })
     const [reader, writer, admin] = await Promise.all([KEYS.reader, KEYS.writer, KEYS.admin].map(keyedNode))
     const options = { servers: replicas, deadlineMs: 20_000 }
     const readerKv = await run(makeKvClient(reader!, options))

@@ -4,33 +4,15 @@
  * "Rotating the cluster key") while clients keep appending; no operation is refused or times out,
  * and every acknowledged append is in the final values exactly once.
  */
-import { afterAll, describe, expect, test } from "bun:test"
-import { join } from "node:path"
-import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, pollUntil, tempDir, writeFile } from "@kv/testkit"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { describe, expect, test } from "bun:test"
+import type { RpcNodeShape } from "@kv/rpc"
+import { pollUntil } from "@kv/testkit"
+import { Effect, Exit } from "effect"
 import { type KvClientShape, KvStatusMethod, makeKvClient, type StatusReply } from "../src/index.ts"
+import { kvProcesses } from "./support/kvProcesses.ts"
 
-const BIN = join(import.meta.dir, "../bin/kvraft.ts")
-const processes = new ProcessGroup()
-const dir = tempDir("kvraft-rotation")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
-
-const keyedNode = (key: string): Promise<RpcNodeShape> =>
-  Effect.runPromise(
-    Layer.buildWithScope(
-      RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0", key }))),
-      scope,
-    ).pipe(Effect.map((context) => Context.get(context, RpcNode))),
-  )
+const fixture = kvProcesses("kvraft-rotation")
+const { processes, run } = fixture
 
 const OLD = "the cluster key in force before the rotation"
 const NEW = "the cluster key after the rotation"
@@ -78,19 +60,12 @@ const startWriters = (kv: KvClientShape, name: string, count: number, into: Map<
 
 describe("cluster key rotation over real processes", () => {
   test("a 3-replica group rotated one replica at a time while clients append: nothing refused, no write lost", async () => {
-    const ports = await freeUdpPorts(3)
-    const replicas = ports.map((p) => `127.0.0.1:${p}`)
-    const config = join(dir.path, "cluster.toml")
-    writeFile(config, `dataDir = "./data"\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`)
-    const start = (k: number, env: Record<string, string | undefined>) =>
-      processes.start(`replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config], {
-        cwd: dir.path,
-        env,
-      })
+    const { config, replicas } = await fixture.group()
+    const start = (k: number, env: Record<string, string | undefined>) => fixture.start(config, k, { env })
     for (let k = 0; k < 3; k++) start(k, { KV_CLUSTER_KEY: OLD })
 
-    const oldRpc = await keyedNode(OLD)
-    const newRpc = await keyedNode(NEW)
+    const oldRpc = await fixture.node(OLD)
+    const newRpc = await fixture.node(NEW)
     const options = { servers: replicas, deadlineMs: 30_000 }
     const oldKv = await run(makeKvClient(oldRpc, options))
     const newKv = await run(makeKvClient(newRpc, options))

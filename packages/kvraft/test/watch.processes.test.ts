@@ -5,48 +5,29 @@
  * (with progress notifications). The reference is a watch from revision 1 run after the end,
  * checked against the final listing and the writer's values.
  */
-import { afterAll, describe, expect, test } from "bun:test"
-import { join } from "node:path"
+import { describe, expect, test } from "bun:test"
 import type { RpcNodeShape } from "@kv/rpc"
 import {
   type CheckedEntry,
   type CheckedEvent,
   checkStoreHistory,
   checkWatcher,
-  freeUdpPorts,
-  ProcessGroup,
   pollUntil,
-  tempDir,
-  udpClientNode,
   type WatchObservation,
-  writeFile,
 } from "@kv/testkit"
-import { Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { Effect, Exit, Fiber, Stream } from "effect"
 import { type KvClientShape, KvStatusMethod, makeKvClient, type WatchEvent } from "../src/index.ts"
+import { kvProcesses } from "./support/kvProcesses.ts"
 
-const BIN = join(import.meta.dir, "../bin/kvraft.ts")
-const processes = new ProcessGroup()
-const dir = tempDir("kvraft-watch-processes")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+const fixture = kvProcesses("kvraft-watch-processes")
+const { processes, run } = fixture
 
 describe("kvraft watch over real processes", () => {
   test("kill -9 of the leader while a watcher runs: it gets every committed change once, in order", async () => {
-    const ports = await freeUdpPorts(3)
-    const replicas = ports.map((p) => `127.0.0.1:${p}`)
-    const config = join(dir.path, "cluster.toml")
-    writeFile(config, `dataDir = "./data"\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`)
-    const start = (k: number) =>
-      processes.start(`replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config], { cwd: dir.path })
+    const { config, replicas } = await fixture.group()
+    const start = (k: number) => fixture.start(config, k)
     for (let k = 0; k < 3; k++) start(k)
-    const rpc: RpcNodeShape = await udpClientNode(scope)
+    const rpc: RpcNodeShape = await fixture.node()
     const client = () => run(makeKvClient(rpc, { servers: replicas, deadlineMs: 30_000 }))
     const writer: KvClientShape = await client()
     const watcher: KvClientShape = await client()

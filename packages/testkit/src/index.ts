@@ -3,6 +3,7 @@ export {
   type CommandResult,
   freeUdpPorts,
   type Launched,
+  type LaunchOptions,
   ProcessGroup,
   pollUntil,
   runCommand,

@@ -10,6 +10,7 @@ export {
   type CommandResult,
   freeUdpPorts,
   type Launched,
+  type LaunchOptions,
   ProcessGroup,
   pollUntil,
   runCommand,
@@ -19,10 +20,13 @@ export {
 
 export const writeFile = (path: string, text: string): void => writeFileSync(path, text)
 
-/** A client RpcNode on an ephemeral UDP port of 127.0.0.1, closed with `scope`. */
-export const udpClientNode = (scope: Scope.Scope): Promise<RpcNodeShape> =>
+/** A client RpcNode on an ephemeral UDP port of 127.0.0.1 (sealing with `key`, if given), closed with `scope`. */
+export const udpClientNode = (scope: Scope.Scope, key?: string): Promise<RpcNodeShape> =>
   Effect.runPromise(
-    Layer.buildWithScope(RpcNode.layer.pipe(Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0" }))), scope).pipe(
-      Effect.map((context) => Context.get(context, RpcNode)),
-    ),
+    Layer.buildWithScope(
+      RpcNode.layer.pipe(
+        Layer.provide(Transport.layerUdp({ bind: "127.0.0.1:0", ...(key === undefined ? {} : { key }) })),
+      ),
+      scope,
+    ).pipe(Effect.map((context) => Context.get(context, RpcNode))),
   )
