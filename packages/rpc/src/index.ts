@@ -15,6 +15,8 @@ export {
 export { type KeyGrant, KeyRing, type Role, roleAllows, roles } from "./keyRing.ts"
 export type { DatagramHandler, Link } from "./link.ts"
 export { defineMethod, type Method } from "./method.ts"
+export { injectsFaults, type NetFaults, netFaultsFromEnv, noNetFaults } from "./netFaults.ts"
+export { defaultRttOptions, RttEstimator, type RttOptions } from "./rttEstimator.ts"
 export { SeededRandom, seedFromEnv } from "./random.ts"
 export { Reassembler, type ReassemblyOptions } from "./reassembly.ts"
 export {

@@ -5,11 +5,16 @@ import { type CallError, PermissionDenied, RemoteError, Timeout, Unreachable } f
 import type { Sender } from "./frame.ts"
 import { type Role, roleAllows } from "./keyRing.ts"
 import type { Method } from "./method.ts"
+import { RttEstimator, type RttOptions } from "./rttEstimator.ts"
 import { type TimerHandle, Timers } from "./timers.ts"
 import { Transport, type TransportShape } from "./transport.ts"
 
 export interface CallOptions {
-  /** How long one attempt waits for a reply before the request is sent again. */
+  /**
+   * How long one attempt waits for a reply before the request is sent again (after a backoff).
+   * Default: the destination's retransmission timeout from measured round trips (rttEstimator.ts),
+   * doubled on each resend, and no backoff beyond that doubling.
+   */
   readonly attemptTimeoutMs?: number
   /** Overall bound for the call, retries included; then `Timeout` (outcome unknown). */
   readonly deadlineMs?: number
@@ -18,8 +23,7 @@ export interface CallOptions {
   readonly maxBackoffMs?: number
 }
 
-export const defaultCallOptions: Required<CallOptions> = {
-  attemptTimeoutMs: 250,
+export const defaultCallOptions: Required<Omit<CallOptions, "attemptTimeoutMs">> = {
   deadlineMs: 10_000,
   backoffMs: 10,
   maxBackoffMs: 500,
@@ -47,6 +51,8 @@ type Dispatch = (payload: unknown, from: string, id: number, requestBytes: numbe
 export interface RpcNodeShape {
   readonly address: string
   readonly transport: TransportShape
+  /** Round trips measured by this node's calls, per destination, and the timeouts derived from them. */
+  readonly rtt: RttEstimator
   /** Registers the handler for a method. Duplicated requests reach it: exactly-once is the state machine's job. */
   handle<Req, Res>(method: Method<Req, Res>, handler: Handler<Req, Res>): void
   /**
@@ -95,6 +101,8 @@ export interface RpcNodeOptions extends AddressProofOptions {
    * those it was built with.
    */
   readonly services?: Context.Context<never>
+  /** Bounds of the retransmission timeout of calls that give no attemptTimeoutMs. */
+  readonly rtt?: RttOptions
 }
 
 /**
@@ -109,6 +117,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
   /** Method name → the least role served; absent: "server". */
   const access = new Map<string, Role>()
   const waiters = new Map<number, Waiter>()
+  const rtt = new RttEstimator(options.rtt)
   let observer: RequestObserver | undefined
   // A random start keeps a restarted client from matching replies meant for its previous life.
   let nextId = Math.floor(timers.random() * 2 ** 40)
@@ -280,7 +289,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     options: CallOptions = {},
   ): Effect.Effect<Res, CallError> =>
     Effect.callback<Res, CallError>((resume) => {
-      const attemptTimeoutMs = options.attemptTimeoutMs ?? defaultCallOptions.attemptTimeoutMs
+      const fixedAttemptMs = options.attemptTimeoutMs
       const deadlineMs = options.deadlineMs ?? defaultCallOptions.deadlineMs
       const backoffMs = options.backoffMs ?? defaultCallOptions.backoffMs
       const maxBackoffMs = options.maxBackoffMs ?? defaultCallOptions.maxBackoffMs
@@ -291,6 +300,12 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       let retries = 0
       let timer: TimerHandle | undefined
       let done = false
+      let sends = 0
+      let firstSentAt = 0
+      // Karn's rule: only an answer to a request sent exactly once is a round-trip sample.
+      const measure = () => {
+        if (sends === 1) rtt.sample(to, timers.now() - firstSentAt)
+      }
 
       const finish = (outcome: Effect.Effect<Res, CallError>) => {
         if (done) return
@@ -315,7 +330,9 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           finish(Effect.fail(new Unreachable({ to, reason: "the message could not be sent" })))
           return
         }
-        arm(attemptTimeoutMs, backOff)
+        if (++sends === 1) firstSentAt = timers.now()
+        if (fixedAttemptMs !== undefined) arm(fixedAttemptMs, backOff)
+        else arm(rtt.rtoMs(to, sends - 1), send)
       }
       // Exponential backoff with ±20% jitter between an unanswered attempt and the next.
       const backOff = () => {
@@ -326,6 +343,8 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
 
       waiters.set(id, {
         onReply(payload) {
+          if (done) return
+          measure()
           const response = method.decodeResponse(payload)
           if (response !== undefined) finish(Effect.succeed(response))
           else {
@@ -338,6 +357,8 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           }
         },
         onError(code, message) {
+          if (done) return
+          measure()
           finish(
             Effect.fail(
               code === "PermissionDenied"
@@ -371,6 +392,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       return transport.address
     },
     transport,
+    rtt,
     handle,
     handleWith,
     call,

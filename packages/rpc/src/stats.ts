@@ -50,6 +50,10 @@ export class TransportStats {
   challengesReceived = 0
   /** Addresses proven by a valid token. */
   addressesProven = 0
+  /** Outgoing datagrams dropped by fault injection (netFaults.ts); also counted as sent. */
+  injectedLosses = 0
+  /** Outgoing datagrams sent twice by fault injection (the copy is not counted as sent). */
+  injectedDuplicates = 0
   readonly drops: Record<DropReason, number> = {
     malformed: 0,
     unauthenticated: 0,
@@ -89,6 +93,8 @@ export class TransportStats {
       repliesChallenged: this.repliesChallenged,
       challengesReceived: this.challengesReceived,
       addressesProven: this.addressesProven,
+      injectedLosses: this.injectedLosses,
+      injectedDuplicates: this.injectedDuplicates,
       drops: { ...this.drops },
       refused: { ...this.refused },
     }
@@ -105,6 +111,8 @@ export interface TransportStatsSnapshot {
   readonly repliesChallenged: number
   readonly challengesReceived: number
   readonly addressesProven: number
+  readonly injectedLosses: number
+  readonly injectedDuplicates: number
   readonly drops: Readonly<Record<DropReason, number>>
   readonly refused: Readonly<Record<Role, number>>
 }

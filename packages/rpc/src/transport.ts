@@ -2,6 +2,7 @@ import { Context, Effect, Layer, type Scope } from "effect"
 import { TransportError } from "./errors.ts"
 import { BATCH_ITEM_HEADER_BYTES, FrameCodec, type FrameCodecOptions, type Sender } from "./frame.ts"
 import type { DatagramHandler, Link } from "./link.ts"
+import { injectsFaults, type NetFaults, netFaultsFromEnv } from "./netFaults.ts"
 import { Reassembler, type ReassemblyOptions } from "./reassembly.ts"
 import type { SimNetwork } from "./simNetwork.ts"
 import { TransportStats } from "./stats.ts"
@@ -43,11 +44,23 @@ export type TransportOptions = FrameCodecOptions &
      * default on SimNetwork so the lab's per-message loss model stays per message.
      */
     readonly coalesce?: boolean
+    /**
+     * Drops and duplicates a fraction of outgoing datagrams, drawing from `timers.random` (seeded in
+     * a simulation). Default none; `Transport.layerUdp` defaults to KV_NET_LOSS / KV_NET_DUP.
+     */
+    readonly faults?: NetFaults
   }
 
 export type UdpTransportOptions = TransportOptions & UdpLinkOptions
 
 const noHandler: MessageHandler = () => {}
+
+let envFaults: NetFaults | undefined
+/** Read once per process: the environment does not change under a running server. */
+const processNetFaults = (): NetFaults => {
+  envFaults ??= netFaultsFromEnv(process.env)
+  return envFaults
+}
 
 interface PendingBatch {
   readonly to: string
@@ -108,6 +121,8 @@ class TransportState implements TransportShape {
   /** Messages waiting for the end-of-tick flush, per peer. */
   private readonly pending = new Map<string, PendingBatch>()
   private flushQueued = false
+  private readonly faults: NetFaults | undefined
+  private readonly random: () => number
 
   constructor(options: TransportOptions, timers: Timers) {
     this.codec = new FrameCodec(options)
@@ -116,6 +131,23 @@ class TransportState implements TransportShape {
     // A random start keeps a restarted node's message ids apart from its previous life's.
     this.nextMsgId = (timers.random() * 2 ** 32) >>> 0
     this.coalesce = options.coalesce ?? false
+    this.faults = options.faults !== undefined && injectsFaults(options.faults) ? options.faults : undefined
+    this.random = () => timers.random()
+  }
+
+  /** Every datagram leaves through here, where injected faults apply. */
+  private emit(link: Link, to: string, datagram: Uint8Array): boolean {
+    const faults = this.faults
+    if (faults === undefined) return link.send(to, datagram)
+    // Lost on the way: the sender cannot tell, so it counts as sent.
+    if (faults.lossRate > 0 && this.random() < faults.lossRate) {
+      this.stats.injectedLosses++
+      return true
+    }
+    if (faults.dupRate > 0 && this.random() < faults.dupRate && link.send(to, datagram)) {
+      this.stats.injectedDuplicates++
+    }
+    return link.send(to, datagram)
   }
 
   get address(): string {
@@ -172,7 +204,7 @@ class TransportState implements TransportShape {
         ? this.codec.encode(first, 0, batch.keyId)?.[0]
         : this.codec.encodeBatch(batch.messages, batch.keyId)
     if (datagram === undefined) return
-    if (!link.send(batch.to, datagram)) {
+    if (!this.emit(link, batch.to, datagram)) {
       this.stats.drop("unreachable", batch.messages.length)
       return
     }
@@ -188,7 +220,7 @@ class TransportState implements TransportShape {
       return false
     }
     for (const datagram of datagrams) {
-      if (!link.send(to, datagram)) {
+      if (!this.emit(link, to, datagram)) {
         this.stats.drop("unreachable")
         return false
       }
@@ -251,11 +283,18 @@ class TransportState implements TransportShape {
 }
 
 export class Transport extends Context.Service<Transport, TransportShape>()("@kv/rpc/Transport") {
-  /** Real UDP on Bun (node:dgram by default, with enlarged kernel buffers). */
+  /**
+   * Real UDP on Bun (node:dgram by default, with enlarged kernel buffers). Without `faults`, the
+   * process's KV_NET_LOSS / KV_NET_DUP apply (see netFaults.ts).
+   */
   static layerUdp(options: UdpTransportOptions): Layer.Layer<Transport, TransportError> {
     return Layer.effect(
       Transport,
-      makeTransport((onDatagram) => openUdpLink(options, onDatagram), { coalesce: true, ...options }),
+      makeTransport((onDatagram) => openUdpLink(options, onDatagram), {
+        coalesce: true,
+        faults: processNetFaults(),
+        ...options,
+      }),
     )
   }
 

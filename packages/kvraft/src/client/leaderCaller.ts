@@ -9,7 +9,11 @@ export interface LeaderCallerOptions {
   readonly deadlineMs?: number
   /** How long one server gets before the next one is tried. Default 1 s. */
   readonly perServerMs?: number
-  /** Resend interval to the same server while waiting for its reply. Default 200 ms. */
+  /**
+   * Fixed resend interval to the same server while waiting for its reply. Default: the rpc node's
+   * retransmission timeout for that server, from the round trips it measured (rttEstimator.ts in
+   * @kv/rpc): a lost request or reply costs about one round trip, not a fixed 200 ms.
+   */
   readonly attemptTimeoutMs?: number
   /**
    * How often the client asks the server that answers for the group's members, adding their
@@ -57,7 +61,7 @@ export const makeLeaderCaller = (
   let leader = 0
   const deadlineMs = options.deadlineMs ?? 30_000
   const perServerMs = options.perServerMs ?? 1_000
-  const attemptTimeoutMs = options.attemptTimeoutMs ?? 200
+  const attemptTimeoutMs = options.attemptTimeoutMs
   const refreshMembersMs = options.refreshMembersMs ?? 1_000
   let lastRefresh = Number.NEGATIVE_INFINITY
   let lastAnswered = ""

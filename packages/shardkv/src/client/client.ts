@@ -48,8 +48,8 @@ export interface ShardKvClientOptions {
   /** How long one replica gets before the next one of its group is tried. Default 500 ms. */
   readonly perServerMs?: number
   /**
-   * Resend interval to the same replica while waiting for its reply. Default 100 ms: a commit or a
-   * ReadIndex takes a few network delays, and a lost request should cost little more than that.
+   * Fixed resend interval to the same replica while waiting for its reply. Default: the rpc node's
+   * retransmission timeout from measured round trips, so a lost request costs about one round trip.
    */
   readonly attemptTimeoutMs?: number
 }
@@ -101,7 +101,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     const callerOptions = {
       deadlineMs: options.groupAttemptMs ?? 2_000,
       perServerMs: options.perServerMs ?? 500,
-      attemptTimeoutMs: options.attemptTimeoutMs ?? 100,
+      attemptTimeoutMs: options.attemptTimeoutMs,
     }
     const controller = yield* makeControllerClient(rpc, {
       controllers: options.controllers,

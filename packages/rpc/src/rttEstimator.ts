@@ -1,0 +1,67 @@
+/**
+ * Retransmission timeouts from measured round trips, per destination, as TCP computes them
+ * (Jacobson/Karels, RFC 6298): SRTT and RTTVAR smoothed over samples, RTO = SRTT + 4·RTTVAR,
+ * clamped. A lost datagram then costs about one round trip and its usual spread, not a fixed
+ * timer sized for the worst server. Samples come only from requests sent once (Karn's rule: the
+ * reply to a resent request cannot say which copy it answers).
+ */
+export interface RttOptions {
+  /** Floor of the timeout: below it, a reply delayed by a scheduler hiccup would be resent. Default 5 ms. */
+  readonly minRtoMs?: number
+  /** Ceiling of the timeout, and of its doubling on each resend. Default 2,000 ms. */
+  readonly maxRtoMs?: number
+  /** Timeout toward a destination not measured yet. Default 250 ms. */
+  readonly initialRtoMs?: number
+}
+
+export const defaultRttOptions: Required<RttOptions> = { minRtoMs: 5, maxRtoMs: 2_000, initialRtoMs: 250 }
+
+/** Destinations remembered; the least recently measured is forgotten beyond this. */
+const MAX_DESTINATIONS = 4096
+
+interface RttState {
+  srttMs: number
+  rttvarMs: number
+}
+
+export class RttEstimator {
+  private readonly options: Required<RttOptions>
+  private readonly byDestination = new Map<string, RttState>()
+
+  constructor(options: RttOptions = {}) {
+    this.options = { ...defaultRttOptions, ...options }
+  }
+
+  /** A round trip of `ms` to `to`, from a request sent once. */
+  sample(to: string, ms: number): void {
+    const r = Math.max(0, ms)
+    const state = this.byDestination.get(to)
+    if (state === undefined) {
+      if (this.byDestination.size >= MAX_DESTINATIONS) {
+        const oldest = this.byDestination.keys().next().value
+        if (oldest !== undefined) this.byDestination.delete(oldest)
+      }
+      this.byDestination.set(to, { srttMs: r, rttvarMs: r / 2 })
+      return
+    }
+    // RFC 6298 §2.3, alpha 1/8 and beta 1/4; RTTVAR first, from the SRTT before this sample.
+    state.rttvarMs = 0.75 * state.rttvarMs + 0.25 * Math.abs(state.srttMs - r)
+    state.srttMs = 0.875 * state.srttMs + 0.125 * r
+    // Most recently measured last, so eviction drops destinations no longer talked to.
+    this.byDestination.delete(to)
+    this.byDestination.set(to, state)
+  }
+
+  /** The timeout for the `attempt`-th send (0: the first), doubled per resend, clamped. */
+  rtoMs(to: string, attempt = 0): number {
+    const state = this.byDestination.get(to)
+    const base = state === undefined ? this.options.initialRtoMs : state.srttMs + 4 * state.rttvarMs
+    const clamped = Math.min(this.options.maxRtoMs, Math.max(this.options.minRtoMs, base))
+    return Math.min(this.options.maxRtoMs, clamped * 2 ** Math.min(attempt, 30))
+  }
+
+  /** The smoothed round trip to `to` in ms, undefined before the first sample. */
+  srttMs(to: string): number | undefined {
+    return this.byDestination.get(to)?.srttMs
+  }
+}
