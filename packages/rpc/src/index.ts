@@ -16,7 +16,6 @@ export { type KeyGrant, KeyRing, type Role, roleAllows, roles } from "./keyRing.
 export type { DatagramHandler, Link } from "./link.ts"
 export { defineMethod, type Method } from "./method.ts"
 export { injectsFaults, type NetFaults, netFaultsFromEnv, noNetFaults } from "./netFaults.ts"
-export { defaultRttOptions, RttEstimator, type RttOptions } from "./rttEstimator.ts"
 export { SeededRandom, seedFromEnv } from "./random.ts"
 export { Reassembler, type ReassemblyOptions } from "./reassembly.ts"
 export {
@@ -30,6 +29,7 @@ export {
   type RpcNodeOptions,
   type RpcNodeShape,
 } from "./rpcNode.ts"
+export { defaultRttOptions, RttEstimator, type RttOptions } from "./rttEstimator.ts"
 export { SimNetwork, type SimNetworkOptions, type SimNodeCounts } from "./simNetwork.ts"
 export type { OneWayReplyClassifier } from "./simReplies.ts"
 export { type DropReason, dropReasons, TransportStats, type TransportStatsSnapshot } from "./stats.ts"
