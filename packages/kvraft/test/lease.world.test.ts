@@ -9,41 +9,24 @@
  * Each test prints its seed; KV_SEED=<n> replays it.
  */
 import { describe, expect, test } from "bun:test"
-import type { NodeId } from "@kv/raft"
-import { seedFromEnv } from "@kv/sim"
-import { SimWorld } from "@kv/testkit"
-import { Effect, Exit, Fiber } from "effect"
-import { type KvGroupClientShape, makeKvClient, makeKvServer } from "../src/index.ts"
+import type { SimWorld } from "@kv/testkit"
+import { Effect, Fiber } from "effect"
+import { type KvGroupClientShape, makeKvClient, type makeKvServer } from "../src/index.ts"
+import { groupAddresses as addresses, runWorldScenario, startGroupReplica } from "./support/worldGroup.ts"
 
 const FILE = "packages/kvraft/test/lease.world.test.ts"
-const peers: Record<number, string> = { 1: "kv-1", 2: "kv-2", 3: "kv-3" }
-const addresses = Object.values(peers)
 const TTL_MS = 2_000
 /** Expiry may trail the TTL by the lease tick, a commit and the poll below: generously bounded. */
 const LATE_BOUND_MS = 1_500
 
-const startReplica = (world: SimWorld, seed: number, address: string) => {
-  const id = Number(Object.entries(peers).find(([, a]) => a === address)![0])
-  return world.start(
-    address,
-    makeKvServer({ id: id as NodeId, peers, seed: seed + id, tickMs: 10, leases: { checkpointMs: 1_000 } }),
-  )
-}
+const startReplica = (world: SimWorld, seed: number, address: string) =>
+  startGroupReplica(world, seed, address, { leases: { checkpointMs: 1_000 } })
 
 const leaderAddress = (world: SimWorld, servers: Map<string, { rsm: { raft: { status(): { role: string } } } }>) =>
   [...servers].find(([address, s]) => world.isRunning(address) && s.rsm.raft.status().role === "leader")?.[0]
 
-const runWorld = (name: string, program: (world: SimWorld, seed: number) => Effect.Effect<void, unknown, never>) => {
-  const seed = seedFromEnv().value
-  console.log(`${name}: seed ${seed} (replay: KV_SEED=${seed} bun test ${FILE})`)
-  const world = new SimWorld(seed)
-  world.network.setMaxDelay(5)
-  const exit = world.run(
-    Effect.suspend(() => program(world, seed)),
-    600_000,
-  )
-  if (Exit.isFailure(exit)) throw new Error(`seed ${seed}: ${String(exit.cause)}`)
-}
+const runWorld = (name: string, program: (world: SimWorld, seed: number) => Effect.Effect<void, unknown, never>) =>
+  runWorldScenario(name, FILE, program)
 
 /** Starts the group and a client; the servers by address, for their status. */
 const setUp = (world: SimWorld, seed: number) =>

@@ -9,32 +9,19 @@
  * Each test prints its seed; KV_SEED=<n> replays it.
  */
 import { describe, expect, test } from "bun:test"
-import type { NodeId } from "@kv/raft"
-import { seedFromEnv } from "@kv/sim"
-import { SimWorld } from "@kv/testkit"
-import { Effect, Exit, Fiber } from "effect"
-import { campaign, holder, type KvGroupClientShape, lock, makeKvClient, makeKvServer, proclaim } from "../src/index.ts"
+import type { SimWorld } from "@kv/testkit"
+import { Effect, Fiber } from "effect"
+import { campaign, holder, type KvGroupClientShape, lock, makeKvClient, proclaim } from "../src/index.ts"
+import {
+  groupAddresses as addresses,
+  runWorldScenario,
+  startGroupReplica as startReplica,
+} from "./support/worldGroup.ts"
 
 const FILE = "packages/kvraft/test/lock.world.test.ts"
-const peers: Record<number, string> = { 1: "kv-1", 2: "kv-2", 3: "kv-3" }
-const addresses = Object.values(peers)
 
-const runWorld = (name: string, program: (world: SimWorld, seed: number) => Effect.Effect<void, unknown, never>) => {
-  const seed = seedFromEnv().value
-  console.log(`${name}: seed ${seed} (replay: KV_SEED=${seed} bun test ${FILE})`)
-  const world = new SimWorld(seed)
-  world.network.setMaxDelay(5)
-  const exit = world.run(
-    Effect.suspend(() => program(world, seed)),
-    600_000,
-  )
-  if (Exit.isFailure(exit)) throw new Error(`seed ${seed}: ${String(exit.cause)}`)
-}
-
-const startReplica = (world: SimWorld, seed: number, address: string) => {
-  const id = Number(Object.entries(peers).find(([, a]) => a === address)![0])
-  return world.start(address, makeKvServer({ id: id as NodeId, peers, seed: seed + id, tickMs: 10 }))
-}
+const runWorld = (name: string, program: (world: SimWorld, seed: number) => Effect.Effect<void, unknown, never>) =>
+  runWorldScenario(name, FILE, program)
 
 const client = (world: SimWorld, name: string) =>
   Effect.flatMap(world.client(name), (rpc) => makeKvClient(rpc, { servers: addresses, deadlineMs: 30_000 }))
