@@ -6,8 +6,9 @@
  * CPU of every process over each measured window, then stops everything it started.
  * Writes results.json and results.md (in --out, default a new temporary directory) and prints
  * the markdown. The options are in cli.ts (`bun run bench --help`). A coordination cell whose
- * check fails (a counter that does not hold its acknowledged increments, a wrong listing) is
- * reported and makes the run exit with status 1, after the results are written.
+ * check fails (a counter that does not hold its acknowledged increments, a wrong listing, a watcher
+ * that missed, repeated or reordered a write of its prefix) is reported and makes the run exit with
+ * status 1, after the results are written.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os"
