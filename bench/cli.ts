@@ -20,6 +20,10 @@ export const usage = `usage: bun run bench [WORKLOAD ...] [--quick] [--out DIR] 
                      [--watchers 1000] [--write-rate 1000,max]
                      [--seconds N] [--warmup N] [--target-warmup N] [--keys 1000] [--max-raft-state BYTES]
                      [--rounds N]   run the targets in turn N times; each cell reports its median round
+                     [--loss FRACTION] [--dup FRACTION]   also run kvraft with that fraction of datagrams
+                                    dropped (or sent twice) inside every kv transport, servers' and the
+                                    load's (KV_NET_LOSS / KV_NET_DUP), beside the lossless kvraft; etcd
+                                    and the sharded targets are not injected
 
 workloads (default: ${basicWorkloads.join(",")}; name them as arguments or with --workloads):
   put, get, mixed  a uniformly random key of --keys preloaded ones (mixed: half gets, half puts)
@@ -48,6 +52,9 @@ export interface BenchArgs {
   readonly rounds: number
   readonly keys: number
   readonly maxRaftStateBytes: number | undefined
+  /** Fractions of datagrams to drop (`--loss`) and to duplicate (`--dup`) in an extra kvraft run each. */
+  readonly lossRate: number | undefined
+  readonly dupRate: number | undefined
   /** The cells for kvraft and etcd (and the sharded clusters in a full run). */
   readonly matrix: Matrix
   /** The cells for the sharded clusters: a quick run gives them put and get at 64 only, unless told otherwise. */
@@ -69,6 +76,8 @@ const valueFlags = [
   "--rounds",
   "--watchers",
   "--write-rate",
+  "--loss",
+  "--dup",
 ] as const
 type ValueFlag = (typeof valueFlags)[number]
 const isValueFlag = (arg: string): arg is ValueFlag => (valueFlags as readonly string[]).includes(arg)
@@ -89,6 +98,12 @@ const positiveIntegers = (flag: string, text: string): number[] =>
 const seconds = (flag: string, text: string): number => {
   const n = Number(text)
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag} takes a number of seconds, got ${text}`)
+  return n
+}
+
+const fraction = (flag: string, text: string): number => {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n <= 0 || n >= 1) throw new UsageError(`${flag} takes a fraction in (0, 1), got ${text}`)
   return n
 }
 
@@ -162,6 +177,8 @@ export const parseBenchArgs = (argv: readonly string[]): BenchArgs => {
     rounds: one("--rounds", 1)!,
     keys: one("--keys", 1000)!,
     maxRaftStateBytes: one("--max-raft-state", undefined),
+    lossRate: flag("--loss") === undefined ? undefined : fraction("--loss", flag("--loss")!),
+    dupRate: flag("--dup") === undefined ? undefined : fraction("--dup", flag("--dup")!),
     matrix: chosen(quick ? quickMatrix : fullMatrix),
     shardedMatrix: chosen(quick ? quickShardedMatrix : fullMatrix),
   }

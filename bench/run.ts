@@ -62,6 +62,10 @@ const maxRaftStateBytes = parsed.maxRaftStateBytes ?? defaultMaxRaftStateBytes()
 
 const allTargets: Target[] = [
   kvraftTarget({ maxRaftStateBytes }),
+  ...(parsed.lossRate === undefined
+    ? []
+    : [kvraftTarget({ maxRaftStateBytes, faults: { lossRate: parsed.lossRate } })]),
+  ...(parsed.dupRate === undefined ? [] : [kvraftTarget({ maxRaftStateBytes, faults: { dupRate: parsed.dupRate } })]),
   etcdTarget(),
   shardkvTarget({ groups: 1, maxRaftStateBytes }),
   shardkvTarget({ groups: 3, maxRaftStateBytes }),
@@ -73,7 +77,11 @@ for (const name of chosen ?? []) {
     process.exit(2)
   }
 }
-const targets = chosen === undefined ? allTargets : allTargets.filter((t) => chosen.includes(t.name))
+// Naming kvraft with --loss or --dup brings its lossy runs along.
+const targets =
+  chosen === undefined
+    ? allTargets
+    : allTargets.filter((t) => chosen.includes(t.name) || (chosen.includes("kvraft") && t.name.startsWith("kvraft-")))
 
 const git = (...args: string[]) =>
   Bun.spawnSync(["git", ...args], { cwd: repoRoot, stdout: "pipe", stderr: "ignore" })
@@ -145,6 +153,7 @@ const drive = async (
   }
   const load: Started = start("load", ["bun", join(import.meta.dir, "load.ts")], {
     ipc: (message) => onMessage(message as FromLoad | LoadWindowMessage),
+    ...(target.loadEnv === undefined ? {} : { env: target.loadEnv }),
   })
   void load.exited.then((code) => {
     if (code !== 0) settle?.reject(new Error(`load process exited with ${code}:\n${load.output()}`))

@@ -28,7 +28,11 @@ export const removeTempDir = (path: string): void => {
 export const start = (
   name: string,
   cmd: readonly string[],
-  options: { readonly cwd?: string; readonly ipc?: (message: unknown) => void } = {},
+  options: {
+    readonly cwd?: string
+    readonly ipc?: (message: unknown) => void
+    readonly env?: Readonly<Record<string, string>>
+  } = {},
 ): Started => {
   // KV_BENCH_PROFILE=<dir>: every bun process (servers and load) writes a CPU profile (markdown) there on exit.
   const profileDir = process.env.KV_BENCH_PROFILE

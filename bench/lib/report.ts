@@ -51,6 +51,8 @@ export const renderMarkdown = (run: RunRecord): string => {
   const kv = run.targets.kvraft
   const etcd = run.targets.etcd
   const sharded = Object.keys(run.targets).filter((t) => t.startsWith("shardkv"))
+  /** kvraft under injected loss or duplication (--loss, --dup), each beside the lossless figure. */
+  const lossy = Object.keys(run.targets).filter((t) => t.startsWith("kvraft-"))
   const all = kv ?? etcd ?? Object.values(run.targets)[0] ?? []
   const base = all.filter((r) => !isCoordination(r.cell.workload))
 
@@ -67,6 +69,7 @@ export const renderMarkdown = (run: RunRecord): string => {
     const header = ["workload", "conc"]
     if (kv !== undefined) header.push("kvraft ops/s", "kvraft ms")
     if (etcd !== undefined) header.push("etcd ops/s", "etcd ms", "kv / etcd")
+    for (const t of lossy) header.push(`${t} ops/s`, `${t} ms`, `${t} / kvraft`)
     for (const t of sharded) header.push(`${t} ops/s`, `${t} ms`)
     lines.push(`| ${header.join(" | ")} |`, `|${header.map((_, i) => (i < 2 ? "---" : "---:")).join("|")}|`)
     for (const r of base.filter((x) => x.cell.valueBytes === valueBytes)) {
@@ -79,6 +82,12 @@ export const renderMarkdown = (run: RunRecord): string => {
         const ratio =
           k !== undefined && e !== undefined && e.opsPerSecond > 0 ? k.opsPerSecond / e.opsPerSecond : undefined
         row.push(throughput(e), latencies(e), ratio === undefined ? "" : `${ratio.toFixed(2)}×`)
+      }
+      for (const t of lossy) {
+        const l = find(run.targets[t], workload, concurrency, valueBytes)
+        const ratio =
+          k !== undefined && l !== undefined && k.opsPerSecond > 0 ? l.opsPerSecond / k.opsPerSecond : undefined
+        row.push(throughput(l), latencies(l), ratio === undefined ? "" : `${ratio.toFixed(2)}×`)
       }
       for (const t of sharded) {
         const s = find(run.targets[t], workload, concurrency, valueBytes)

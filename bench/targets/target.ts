@@ -9,6 +9,8 @@ export interface RunningTarget {
   readonly processes: readonly Started[]
   /** Stops every process and removes the data directories. */
   stop(): Promise<void>
+  /** Environment of the load process that drives this target (the servers' injected faults). */
+  readonly loadEnv?: Readonly<Record<string, string>>
   /** Cumulative fsync count and seconds per server process, where the servers export them. */
   fsyncCounters?(): Promise<Record<string, FsyncCounters>>
 }
