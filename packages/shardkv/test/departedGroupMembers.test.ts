@@ -10,10 +10,11 @@
  */
 import { test } from "bun:test"
 import type { NodeId, RaftNodeShape } from "@kv/raft"
-import { makeControllerClient, makeControllerServer, shardOf } from "@kv/shardctrler"
+import { makeControllerClient, shardOf } from "@kv/shardctrler"
 import { runSwarmSeeds, SimWorld, SwarmLedger, type SwarmSeedResult } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { makeShardKvClient, makeShardKvServer, type ShardKvServerShape } from "../src/index.ts"
+import { changeOnLeader, startControllers, waitUntil as waitFor } from "./support/worldScenario.ts"
 
 const FILE = "packages/shardkv/test/departedGroupMembers.test.ts"
 const N_SHARDS = 10
@@ -51,43 +52,16 @@ const runDeparture = (seed: number): SwarmSeedResult => {
 
   const running = () => [...servers].filter(([address]) => world.isRunning(address)).map(([, server]) => server)
 
-  const waitUntil = (what: string, done: () => boolean) =>
-    Effect.gen(function* () {
-      const from = world.now()
-      while (!done()) {
-        if (world.now() - from > BOUND_MS) return yield* Effect.fail(`not within ${BOUND_MS} ms: ${what}`)
-        yield* Effect.sleep(20)
-      }
-    })
+  const waitUntil = (what: string, done: () => boolean) => waitFor(world, BOUND_MS, what, done)
 
   const leaderOf = (gid: number): RaftNodeShape | undefined =>
     running().find((server) => server.gid === gid && server.rsm.raft.status().role === "leader")?.rsm.raft
 
-  /** A membership change on the group's leader, retried while there is none or another change is in flight. */
   const change = (gid: number, what: string, make: (raft: RaftNodeShape) => Effect.Effect<unknown, unknown>) =>
-    Effect.gen(function* () {
-      const from = world.now()
-      while (true) {
-        const leader = leaderOf(gid)
-        const exit = leader === undefined ? undefined : yield* Effect.exit(make(leader))
-        if (exit !== undefined && Exit.isSuccess(exit)) return
-        if (world.now() - from > BOUND_MS) return yield* Effect.fail(`${what}: not done within ${BOUND_MS} ms`)
-        yield* Effect.sleep(50)
-      }
-    })
+    changeOnLeader(world, BOUND_MS, () => leaderOf(gid), what, make)
 
   const program = Effect.gen(function* () {
-    for (const [id, address] of Object.entries(ctrlPeers)) {
-      yield* world.start(
-        address,
-        makeControllerServer({
-          id: Number(id) as NodeId,
-          peers: ctrlPeers,
-          nShards: N_SHARDS,
-          seed: seed + Number(id),
-        }),
-      )
-    }
+    yield* startControllers(world, ctrlPeers, N_SHARDS, seed)
     for (const gid of [100, 101]) for (const id of [1, 2, 3]) yield* start(gid, id, peersOf(gid))
     network.setMaxDelay(5)
     const admin = yield* makeControllerClient(yield* world.client("admin"), { controllers, deadlineMs: 5_000 })

@@ -14,7 +14,7 @@
 import { describe, expect, test } from "bun:test"
 import type { KvClientShape, KvStateMachine, WatchItem, WatchTarget } from "@kv/kvraft"
 import type { NodeId } from "@kv/raft"
-import { makeControllerClient, makeControllerServer, shardOf } from "@kv/shardctrler"
+import { makeControllerClient, shardOf } from "@kv/shardctrler"
 import type { Rng } from "@kv/sim"
 import {
   type CheckedEntry,
@@ -27,6 +27,7 @@ import {
 } from "@kv/testkit"
 import { Effect, Exit, Fiber, Stream } from "effect"
 import { makeShardKvClient, makeShardKvServer, type ShardKvServerShape } from "../src/index.ts"
+import { startControllers } from "./support/worldScenario.ts"
 
 const FILE = "packages/shardkv/test/watch.world.test.ts"
 const N_SHARDS = 4
@@ -153,17 +154,7 @@ const runSeed = (seed: number): SwarmSeedResult => {
   }
 
   const program = Effect.gen(function* () {
-    for (const [id, address] of Object.entries(ctrlPeers)) {
-      yield* world.start(
-        address,
-        makeControllerServer({
-          id: Number(id) as NodeId,
-          peers: ctrlPeers,
-          nShards: N_SHARDS,
-          seed: seed + Number(id),
-        }),
-      )
-    }
+    yield* startControllers(world, ctrlPeers, N_SHARDS, seed)
     for (const [gid, id] of allReplicas) yield* startReplica(gid, id)
     network.setMaxDelay(5)
     const admin = yield* makeControllerClient(yield* world.client("admin"), { controllers, deadlineMs: 5_000 })

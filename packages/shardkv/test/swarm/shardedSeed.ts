@@ -25,11 +25,12 @@
  * acknowledged append is present exactly once, the counters still sum to their total.
  */
 import type { NodeId } from "@kv/raft"
-import { type Config, makeControllerClient, makeControllerServer, shardOf } from "@kv/shardctrler"
+import { type Config, makeControllerClient, shardOf } from "@kv/shardctrler"
 import { type Rng, TraceDigest } from "@kv/sim"
 import { type CoordinationCounts, SimWorld, SwarmLedger, type SwarmSeedResult, watchExpiredSessions } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { makeShardKvClient, makeShardKvServer, ShardDeleteMethod, ShardPullMethod } from "../../src/index.ts"
+import { startControllers } from "../support/worldScenario.ts"
 import { type ChangeWindow, GroupRoster, storageName } from "./groupRoster.ts"
 
 export const N_SHARDS = 10
@@ -164,17 +165,7 @@ export const runShardedSeed = (seed: number): ShardedSeedResult => {
       .join("\n")
 
   const program = Effect.gen(function* () {
-    for (const [id, address] of Object.entries(ctrlPeers)) {
-      yield* world.start(
-        address,
-        makeControllerServer({
-          id: Number(id) as NodeId,
-          peers: ctrlPeers,
-          nShards: N_SHARDS,
-          seed: seed + Number(id),
-        }),
-      )
-    }
+    yield* startControllers(world, ctrlPeers, N_SHARDS, seed)
     for (const replica of roster.all()) yield* roster.start(replica)
     network.setMaxDelay(5)
     const admin = yield* makeControllerClient(yield* world.client("admin"), { controllers, deadlineMs: 5_000 })
