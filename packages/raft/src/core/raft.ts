@@ -323,6 +323,7 @@ class Raft implements RaftCore {
       this.leadTransferee = 0
     }
     this.tickRetiring()
+    this.resendUnacknowledged()
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0
       this.broadcastHeartbeat(this.readOnly.latestSentRound())
@@ -974,6 +975,7 @@ class Raft implements RaftCore {
       if (pr.state === "probe" && m.conflictIndex <= pr.match && this.ticks < pr.matchResetAllowedAt) {
         // Too soon to lower match again: ask again after the next heartbeat answer, not at once.
         pr.probeSent = true
+        pr.probeSentAt = -1
         return
       }
       if (pr.state === "probe" && m.conflictIndex <= pr.match) {
@@ -1004,9 +1006,12 @@ class Raft implements RaftCore {
       case "probe":
         pr.becomeReplicate()
         break
-      case "replicate":
-        pr.inflights.freeLE(m.index)
+      case "replicate": {
+        const sentAt = pr.inflights.freeLE(m.index)
+        // Karn's rule holds by construction: an Append resent after a timeout was sent in probe state.
+        if (sentAt >= 0) pr.sampleRtt(this.ticks - sentAt)
         break
+      }
       case "snapshot":
         // Done once the follower holds the snapshot's index (installed it, or already had it).
         if (pr.snapshot !== undefined && pr.match >= pr.snapshot.index) {
@@ -1196,6 +1201,32 @@ class Raft implements RaftCore {
   }
 
   /**
+   * An Append (or probe) unanswered for longer than the follower's measured round trip allows is
+   * taken as lost: it is sent again (from match + 1, as a probe) at the next flush rather than on
+   * the next heartbeat answer, which can be two heartbeat intervals away. Without pipelined traffic
+   * behind it (a follower whose last Append was lost, one client writing), only this repairs the
+   * loss in about one round trip. A timeout of a heartbeat interval or more leaves the repair to the
+   * heartbeat, as before any round trip was measured.
+   */
+  private resendUnacknowledged(): void {
+    for (const pr of this.followers) {
+      const timeout = pr.resendTimeoutTicks()
+      if (timeout >= this.cfg.heartbeatTicks) continue
+      if (pr.state === "replicate") {
+        const sentAt = pr.inflights.oldestSentAt()
+        if (sentAt < 0 || this.ticks - sentAt < timeout) continue
+        pr.resends++
+        pr.becomeProbe()
+      } else if (pr.state === "probe" && pr.probeSent && pr.probeSentAt >= 0) {
+        if (this.ticks - pr.probeSentAt < timeout) continue
+        pr.resends++
+        pr.probeSent = false
+        pr.probeSentAt = -1
+      }
+    }
+  }
+
+  /**
    * Sends what each follower can take now. Run when a Ready is assembled, so proposals and acks
    * that arrived since the previous Ready travel together in one Append per follower.
    */
@@ -1256,9 +1287,10 @@ class Raft implements RaftCore {
     if (pr.state === "replicate" && lastEntry !== undefined) {
       // Pipelining: assume success and move on; a rejection or a stall falls back to probing.
       pr.next = lastEntry.index + 1
-      pr.inflights.add(lastEntry.index)
+      pr.inflights.add(lastEntry.index, this.ticks)
     } else if (pr.state === "probe") {
       pr.probeSent = true
+      pr.probeSentAt = this.ticks
     }
   }
 
