@@ -21,13 +21,24 @@ import { type KvLimits, resolveKvLimits } from "./limits.ts"
 import { compareKeys, OrderedKeys } from "./orderedKeys.ts"
 import { type KvEntry, type KvReply, type KvResult, kvError, okResult } from "./result.ts"
 import { ClientSessions } from "./sessions.ts"
+import { EntriesReader, EntriesWriter } from "./snapshotEntries.ts"
 import { utf8ByteLength, utf8ConcatExceeds, utf8Exceeds } from "./utf8.ts"
 
 /**
  * Version 1: `[1, [key, value, ...], sessions]`; version 2 adds metadata and the revision; version 3
- * the watch history; version 4 the leases.
+ * the watch history; version 4 the leases; version 5 keeps the same fields but lays the entries
+ * out as plain bytes (see `snapshot()`), which restore several times faster than msgpack.
  */
-const snapshotVersion = 4
+const snapshotVersion = 5
+/** The first byte of a version 5 snapshot: "never used" in msgpack, so no older snapshot starts with it. */
+const binaryMark = 0xc1
+/** Stores with fewer keys snapshot in version 4: a few bytes smaller, and older servers read them. */
+export const binaryFromKeys = 256
+/** Mark, version, u32 head length. */
+const binaryHeadAt = 6
+
+const restoreError = (what: string, cause?: unknown) =>
+  new Error(`KvStateMachine.restore: ${what}`, cause === undefined ? undefined : { cause })
 
 /** Most compares, and most ops in each branch, of one transaction. */
 export const maxTxnOps = 128
@@ -223,10 +234,38 @@ export class KvStateMachine {
   }
 
   /**
-   * msgpack `[2, [key, value, createRevision, modRevision, version, ...], sessions, revision]`,
-   * keys in byte order (so a restore needs no sort).
+   * Version 5: byte 0xc1 (which never starts msgpack), the version byte, the length of the head
+   * (u32, little-endian), the head (msgpack `[revision, sessions, history, leases, keyCount]`), then
+   * the entries in key order as snapshotEntries.ts lays them out (so a restore needs no sort).
+   * A small store (under `binaryFromKeys` keys), or one holding a string that is not well-formed
+   * UTF-16 (a lone surrogate), is written in version 4 instead: msgpack `[4, [key, value, createRevision, modRevision, version, ...],
+   * sessions, revision, history, leases]`.
    */
   snapshot(): Uint8Array {
+    if (this.#data.size < binaryFromKeys) return this.#snapshotMsgpack()
+    const writer = new EntriesWriter(this.#data.size * 128)
+    for (const key of this.#index.all()) {
+      if (!writer.add(key, this.#data.get(key)!)) return this.#snapshotMsgpack()
+    }
+    const entries = writer.bytes()
+    const head = snapshotEncoder.encode([
+      this.#revision,
+      this.#sessions.toSnapshot(),
+      this.#history.toSnapshot((key) => this.#data.get(key)?.modRevision),
+      this.#leases.toSnapshot(),
+      this.#data.size,
+    ])
+    const out = new Uint8Array(binaryHeadAt + head.length + entries.length)
+    out[0] = binaryMark
+    out[1] = snapshotVersion
+    new DataView(out.buffer).setUint32(2, head.length, true)
+    out.set(head, binaryHeadAt)
+    out.set(entries, binaryHeadAt + head.length)
+    return out
+  }
+
+  /** The version 4 snapshot (msgpack throughout): older servers read it, and it carries any string. */
+  #snapshotMsgpack(): Uint8Array {
     const flat: (string | number)[] = new Array(this.#data.size * 5)
     let i = 0
     for (const key of this.#index.all()) {
@@ -238,7 +277,7 @@ export class KvStateMachine {
       flat[i++] = entry.version
     }
     return snapshotEncoder.encode([
-      snapshotVersion,
+      4,
       flat,
       this.#sessions.toSnapshot(),
       this.#revision,
@@ -248,31 +287,78 @@ export class KvStateMachine {
   }
 
   /**
-   * Rebuilds a state machine from `snapshot()` bytes. Version 1 snapshots (no metadata) load as if
-   * every key had been written once, at revision 1; versions 1 and 2 (no watch history) load with
-   * an empty history compacted at their revision. Throws an Error saying what is wrong if corrupt.
+   * Rebuilds a state machine from `snapshot()` bytes of any version. Version 1 snapshots (no
+   * metadata) load as if every key had been written once, at revision 1; versions 1 and 2 (no watch
+   * history) load with an empty history compacted at their revision. Throws an Error saying what is
+   * wrong if corrupt.
    */
   static restore(bytes: Uint8Array, limits?: Partial<KvLimits>): KvStateMachine {
-    const fail = (what: string, cause?: unknown) =>
-      new Error(`KvStateMachine.restore: ${what}`, cause === undefined ? undefined : { cause })
+    return bytes[0] === binaryMark
+      ? KvStateMachine.#restoreBinary(bytes, limits)
+      : KvStateMachine.#restoreMsgpack(bytes, limits)
+  }
+
+  static #restoreBinary(bytes: Uint8Array, limits: Partial<KvLimits> | undefined): KvStateMachine {
+    if (bytes.length < binaryHeadAt) throw restoreError("corrupt snapshot: shorter than its header")
+    if (bytes[1] !== snapshotVersion) throw restoreError(`unsupported snapshot version ${bytes[1]}`)
+    const headBytes = new DataView(bytes.buffer, bytes.byteOffset, binaryHeadAt).getUint32(2, true)
+    if (binaryHeadAt + headBytes > bytes.length) throw restoreError("corrupt snapshot: the head runs past the end")
+    let head: unknown
+    try {
+      head = snapshotDecoder.decode(bytes.subarray(binaryHeadAt, binaryHeadAt + headBytes))
+    } catch (cause) {
+      throw restoreError(`corrupt snapshot: head is not msgpack (${String(cause)})`, cause)
+    }
+    if (!Array.isArray(head) || head.length !== 5 || !isCount(head[4])) {
+      throw restoreError("corrupt snapshot: expected a head [revision, sessions, history, leases, keyCount]")
+    }
+    const [revision, sessions, history, leases, count] = head as [unknown, unknown, unknown, unknown, number]
+    const machine = new KvStateMachine(limits)
+    const data = machine.#data
+    const keys: string[] = new Array(count)
+    const reader = new EntriesReader(bytes.subarray(binaryHeadAt + headBytes))
+    let maxRevision = 0
+    let n = 0
+    try {
+      for (; !reader.done; n++) {
+        reader.next()
+        const { key, value, createRevision, modRevision, version } = reader
+        const entry: StoredEntry = { value, createRevision, modRevision, version }
+        if (n >= count || !isValidEntry(entry) || (n > 0 && compareKeys(keys[n - 1]!, key) >= 0)) {
+          throw new Error(`entry ${n} is out of order, beyond the count or has invalid metadata`)
+        }
+        data.set(key, entry)
+        keys[n] = key
+        if (modRevision > maxRevision) maxRevision = modRevision
+      }
+    } catch (cause) {
+      throw restoreError(`corrupt snapshot: ${(cause as Error).message}`, cause)
+    }
+    if (n !== count) throw restoreError(`corrupt snapshot: ${n} entries, the head says ${count}`)
+    machine.#index = OrderedKeys.fromSortedUnchecked(keys)
+    machine.#restoreRest(5, revision, maxRevision, history, leases, sessions)
+    return machine
+  }
+
+  static #restoreMsgpack(bytes: Uint8Array, limits: Partial<KvLimits> | undefined): KvStateMachine {
     let decoded: unknown
     try {
       decoded = snapshotDecoder.decode(bytes)
     } catch (cause) {
-      throw fail(`corrupt snapshot: not msgpack (${String(cause)})`, cause)
+      throw restoreError(`corrupt snapshot: not msgpack (${String(cause)})`, cause)
     }
     if (!Array.isArray(decoded) || decoded.length < 3) {
-      throw fail("corrupt snapshot: expected [version, data, sessions]")
+      throw restoreError("corrupt snapshot: expected [version, data, sessions]")
     }
     const [version, flat, sessions, revision, history, leases] = decoded as unknown[]
-    if (version !== 1 && version !== 2 && version !== 3 && version !== snapshotVersion) {
-      throw fail(`unsupported snapshot version ${String(version)}`)
+    if (version !== 1 && version !== 2 && version !== 3 && version !== 4) {
+      throw restoreError(`unsupported snapshot version ${String(version)}`)
     }
     if (decoded.length !== (version as number) + 2)
-      throw fail(`corrupt snapshot: version ${version} with ${decoded.length} fields`)
+      throw restoreError(`corrupt snapshot: version ${version} with ${decoded.length} fields`)
     const stride = version === 1 ? 2 : 5
     if (!Array.isArray(flat) || flat.length % stride !== 0) {
-      throw fail("corrupt snapshot: data is not a list of key/value pairs with their metadata")
+      throw restoreError("corrupt snapshot: data is not a list of key/value pairs with their metadata")
     }
     const machine = new KvStateMachine(limits)
     const keys: string[] = new Array(flat.length / stride)
@@ -290,34 +376,43 @@ export class KvStateMachine {
               version: flat[i + 4] as number,
             }
       if (typeof key !== "string" || typeof value !== "string" || !isValidEntry(entry) || machine.#data.has(key)) {
-        throw fail(`corrupt snapshot: entry ${i / stride} is not a pair of strings with its metadata`)
+        throw restoreError(`corrupt snapshot: entry ${i / stride} is not a pair of strings with its metadata`)
       }
       machine.#data.set(key, entry)
       keys[i / stride] = key
       maxRevision = Math.max(maxRevision, entry.modRevision)
     }
     machine.#index = OrderedKeys.of(keys)
-    if (version === 1) machine.#revision = maxRevision
-    else if (isCount(revision) && revision >= maxRevision) machine.#revision = revision
-    else throw fail(`corrupt snapshot: revision ${String(revision)} is below a key's (${maxRevision})`)
-    try {
-      machine.#history =
-        version >= 3
-          ? WatchHistory.fromSnapshot(history, historyLimits(machine.limits), machine.#revision, (key) =>
-              machine.#data.get(key),
-            )
-          : new WatchHistory(historyLimits(machine.limits), machine.#revision)
-      if (version === snapshotVersion)
-        machine.#leases = LeaseTable.fromSnapshot(leases, (key) => machine.#data.has(key))
-    } catch (cause) {
-      throw fail(`corrupt snapshot: ${(cause as Error).message}`, cause)
-    }
-    try {
-      machine.#sessions = ClientSessions.fromSnapshot(sessions, machine.limits)
-    } catch (cause) {
-      throw fail((cause as Error).message, cause)
-    }
+    machine.#restoreRest(version, revision, maxRevision, history, leases, sessions)
     return machine
+  }
+
+  /** The revision, history, leases and sessions of a restore, once the entries are in. */
+  #restoreRest(
+    version: number,
+    revision: unknown,
+    maxRevision: number,
+    history: unknown,
+    leases: unknown,
+    sessions: unknown,
+  ): void {
+    if (version === 1) this.#revision = maxRevision
+    else if (isCount(revision) && revision >= maxRevision) this.#revision = revision
+    else throw restoreError(`corrupt snapshot: revision ${String(revision)} is below a key's (${maxRevision})`)
+    try {
+      this.#history =
+        version >= 3
+          ? WatchHistory.fromSnapshot(history, historyLimits(this.limits), this.#revision, (key) => this.#data.get(key))
+          : new WatchHistory(historyLimits(this.limits), this.#revision)
+      if (version >= 4) this.#leases = LeaseTable.fromSnapshot(leases, (key) => this.#data.has(key))
+    } catch (cause) {
+      throw restoreError(`corrupt snapshot: ${(cause as Error).message}`, cause)
+    }
+    try {
+      this.#sessions = ClientSessions.fromSnapshot(sessions, this.limits)
+    } catch (cause) {
+      throw restoreError((cause as Error).message, cause)
+    }
   }
 
   #applyOp(op: KvOp): KvResult {

@@ -88,6 +88,11 @@ export class OrderedKeys {
   /** Replaces the contents with `keys`, which must be sorted and distinct (checked). */
   static fromSorted(keys: readonly string[]): OrderedKeys | undefined {
     for (let i = 1; i < keys.length; i++) if (compareKeys(keys[i - 1]!, keys[i]!) >= 0) return undefined
+    return OrderedKeys.fromSortedUnchecked(keys)
+  }
+
+  /** An index of `keys`, which the caller has checked are sorted and distinct. */
+  static fromSortedUnchecked(keys: readonly string[]): OrderedKeys {
     const index = new OrderedKeys()
     const half = maxBlock >> 1
     for (let i = 0; i < keys.length; i += half) index.#blocks.push(keys.slice(i, i + half))

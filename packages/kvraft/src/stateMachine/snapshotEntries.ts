@@ -1,0 +1,137 @@
+/**
+ * The entries section of a version 5 store snapshot: every key with its value and metadata, in
+ * key order, as plain bytes rather than msgpack. A million keys restore in a fraction of the time
+ * msgpack's generic decoder takes (it allocates and dispatches per item; this reads two strings
+ * with one native call each and three varints per key).
+ *
+ * Per entry: varint key bytes, the key (UTF-8), varint value bytes, the value (UTF-8), varint
+ * createRevision, varint modRevision - createRevision, varint version. Varints are LEB128 of
+ * non-negative safe integers (at most 8 bytes).
+ *
+ * UTF-8 cannot carry a lone surrogate, so the writer refuses strings that are not well formed;
+ * the store falls back to its msgpack format for those (both restore the same state).
+ */
+
+export interface EntryFields {
+  readonly value: string
+  readonly createRevision: number
+  readonly modRevision: number
+  readonly version: number
+}
+
+/** Appends entries to a growing byte buffer. */
+export class EntriesWriter {
+  #buffer: Buffer
+  #at = 0
+
+  constructor(capacityBytes: number) {
+    this.#buffer = Buffer.allocUnsafe(Math.max(64, capacityBytes))
+  }
+
+  /** Adds one entry; false (and nothing written) if the key or the value is not well-formed UTF-16. */
+  add(key: string, entry: EntryFields): boolean {
+    if (!key.isWellFormed() || !entry.value.isWellFormed()) return false
+    // A UTF-16 code unit takes at most 3 bytes of UTF-8; each varint at most 8.
+    this.#reserve(3 * (key.length + entry.value.length) + 40)
+    this.#string(key)
+    this.#string(entry.value)
+    this.#varint(entry.createRevision)
+    this.#varint(entry.modRevision - entry.createRevision)
+    this.#varint(entry.version)
+    return true
+  }
+
+  /** The bytes written (a view of the writer's buffer). */
+  bytes(): Uint8Array {
+    return this.#buffer.subarray(0, this.#at)
+  }
+
+  #string(s: string): void {
+    // The length goes before the bytes, so leave room for the longest varint and move the bytes if shorter.
+    const lengthAt = this.#at
+    const written = this.#buffer.write(s, lengthAt + 8, "utf8")
+    const lengthBytes = varintBytes(written)
+    if (lengthBytes !== 8) this.#buffer.copyWithin(lengthAt + lengthBytes, lengthAt + 8, lengthAt + 8 + written)
+    this.#varint(written)
+    this.#at += written
+  }
+
+  #varint(n: number): void {
+    const buffer = this.#buffer
+    while (n >= 0x80) {
+      buffer[this.#at++] = (n % 0x80) | 0x80
+      n = Math.floor(n / 0x80)
+    }
+    buffer[this.#at++] = n
+  }
+
+  #reserve(bytes: number): void {
+    if (this.#at + bytes <= this.#buffer.length) return
+    const grown = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, this.#at + bytes))
+    this.#buffer.copy(grown, 0, 0, this.#at)
+    this.#buffer = grown
+  }
+}
+
+const varintBytes = (n: number): number => {
+  let bytes = 1
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80)
+    bytes++
+  }
+  return bytes
+}
+
+/** Reads entries back, one at a time; throws an Error naming the fault on damaged bytes. */
+export class EntriesReader {
+  readonly #buffer: Buffer
+  #at = 0
+  key = ""
+  value = ""
+  createRevision = 0
+  modRevision = 0
+  version = 0
+
+  constructor(bytes: Uint8Array) {
+    this.#buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
+  }
+
+  get done(): boolean {
+    return this.#at >= this.#buffer.length
+  }
+
+  /** Reads the next entry into the reader's fields. */
+  next(): void {
+    this.key = this.#string()
+    this.value = this.#string()
+    this.createRevision = this.#varint()
+    this.modRevision = this.createRevision + this.#varint()
+    this.version = this.#varint()
+  }
+
+  #string(): string {
+    const length = this.#varint()
+    const end = this.#at + length
+    if (end > this.#buffer.length) throw new Error(`an entry's string runs past the end at byte ${this.#at}`)
+    const s = this.#buffer.toString("utf8", this.#at, end)
+    this.#at = end
+    return s
+  }
+
+  #varint(): number {
+    const buffer = this.#buffer
+    let n = 0
+    let scale = 1
+    for (let i = 0; i < 8; i++) {
+      if (this.#at >= buffer.length) throw new Error("an entry ends inside a number")
+      const byte = buffer[this.#at++]!
+      n += (byte & 0x7f) * scale
+      if (byte < 0x80) {
+        if (!Number.isSafeInteger(n)) break
+        return n
+      }
+      scale *= 0x80
+    }
+    throw new Error(`an entry holds a number above 2^53 at byte ${this.#at}`)
+  }
+}
