@@ -1,0 +1,213 @@
+/**
+ * Restart to serving with a large store (`bun run bench:restart`): a three-replica kvraft group
+ * on loopback is filled with N keys of V bytes (default 1,000,000 of 100 B) through transactions
+ * of puts, so each replica holds a snapshot and a tail of log; then every replica is stopped and
+ *   1. the phases of a restart are timed in a fresh process on replica 0's data directory
+ *      (packages/kvraft/bench/restorePhases.ts): opening the storage (snapshot file read and
+ *      checked, WAL replayed), unwrapping, restoring the state machine, decoding the tail;
+ *   2. replica 0 alone is started and timed until its status answers with the snapshot applied;
+ *   3. all three are started at once and timed until a linearizable get of the last key written
+ *      answers (elections, a leader's first commit, ReadIndex included).
+ *
+ * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default 32 MiB), --concurrency C.
+ * Set KV_BENCH_PROFILE=<dir> for CPU profiles (markdown) of every process.
+ */
+import { readdirSync, statSync } from "node:fs"
+import { cpus, loadavg } from "node:os"
+import { join } from "node:path"
+import { parseArgs } from "node:util"
+import { KvStatusMethod, makeKvClient } from "@kv/kvraft"
+import { Effect } from "effect"
+import { cleanUpOnExit, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "./lib/processes.ts"
+import { openRpcNode } from "./lib/rpc.ts"
+import { repoRoot } from "./targets/target.ts"
+
+const BIN = join(repoRoot, "packages/kvraft/bin/kvraft.ts")
+const PHASES = join(repoRoot, "packages/kvraft/bench/restorePhases.ts")
+const KEYS_PER_TXN = 100
+
+const { values: options } = parseArgs({
+  options: {
+    keys: { type: "string", default: "1000000" },
+    "value-bytes": { type: "string", default: "100" },
+    "max-raft-state-bytes": { type: "string", default: String(32 * 1024 * 1024) },
+    concurrency: { type: "string", default: "16" },
+  },
+})
+const keyCount = Number(options.keys)
+const valueBytes = Number(options["value-bytes"])
+const maxRaftStateBytes = Number(options["max-raft-state-bytes"])
+const concurrency = Number(options.concurrency)
+
+/** What packages/kvraft/bench/restorePhases.ts prints. */
+interface RestorePhases {
+  readonly snapshotIndex: number
+  readonly snapshotBytes: number
+  readonly keys: number
+  readonly tailEntries: number
+  readonly tailCommands: number
+  readonly diskCheck: { ms: number; cpuMs: number }
+  readonly openStorage: { ms: number; cpuMs: number }
+  readonly unwrap: { ms: number; cpuMs: number }
+  readonly restore: { ms: number; cpuMs: number }
+  readonly decodeTail: { ms: number; cpuMs: number }
+}
+
+const keyOf = (i: number) => `key${String(i).padStart(8, "0")}`
+const valueFor = (i: number) => String(i).padStart(valueBytes, "v")
+
+/** Polls `probe` until it returns a value, or throws after `timeoutMs`; the value and the ms it took. */
+const timeUntil = async <A>(
+  what: string,
+  probe: () => Promise<A | undefined>,
+  timeoutMs: number,
+): Promise<{ value: A; ms: number }> => {
+  const started = performance.now()
+  while (performance.now() - started < timeoutMs) {
+    const value = await probe().catch(() => undefined)
+    if (value !== undefined) return { value, ms: performance.now() - started }
+    await Bun.sleep(10)
+  }
+  throw new Error(`restart bench: no ${what} within ${timeoutMs} ms`)
+}
+
+const dirBytes = (dir: string, match: (name: string) => boolean): number =>
+  readdirSync(dir)
+    .filter(match)
+    .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0)
+
+const main = async () => {
+  cleanUpOnExit()
+  const loadBefore = loadavg()[0]!
+  const dir = makeTempDir("kv-bench-restart")
+  const { rpc, close } = await openRpcNode()
+  let processes: Started[] = []
+  try {
+    const replicas = (await freeUdpPorts(3)).map((p) => `127.0.0.1:${p}`)
+    const config = join(dir, "cluster.toml")
+    await Bun.write(
+      config,
+      `dataDir = "./data"\nmaxRaftStateBytes = ${maxRaftStateBytes}\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`,
+    )
+    const launch = (k: number, phase: string) =>
+      start(`${phase}-replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config], { cwd: dir })
+    const status = (k: number) => Effect.runPromise(rpc.call(replicas[k]!, KvStatusMethod, {}, { deadlineMs: 300 }))
+
+    // Fill the store.
+    processes = replicas.map((_, k) => launch(k, "fill"))
+    await timeUntil("leader", async () => ((await status(0)).leader > 0 ? true : undefined), 60_000)
+    const client = await Effect.runPromise(makeKvClient(rpc, { servers: replicas, deadlineMs: 120_000 }))
+    const fillStarted = performance.now()
+    let next = 0
+    let done = 0
+    const worker = async () => {
+      for (;;) {
+        const first = next
+        if (first >= keyCount) return
+        next = Math.min(keyCount, first + KEYS_PER_TXN)
+        const success = []
+        for (let i = first; i < next; i++) success.push({ op: "put" as const, key: keyOf(i), value: valueFor(i) })
+        await Effect.runPromise(client.txn({ compare: [], success }))
+        done += success.length
+        if (Math.floor(done / (keyCount / 10)) !== Math.floor((done - success.length) / (keyCount / 10))) {
+          console.error(
+            `filled ${done.toLocaleString("en-US")} keys (${((performance.now() - fillStarted) / 1000).toFixed(0)} s)`,
+          )
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker))
+    const fillSeconds = (performance.now() - fillStarted) / 1000
+    // Every replica applied everything before the stop, so each restart has the same work.
+    const target = (
+      await timeUntil(
+        "leader status",
+        async () => {
+          for (let k = 0; k < 3; k++) {
+            const s = await status(k).catch(() => undefined)
+            if (s?.role === "leader") return s.commitIndex
+          }
+          return undefined
+        },
+        30_000,
+      )
+    ).value
+    await timeUntil(
+      "every replica applied",
+      async () => {
+        const all = await Promise.all([0, 1, 2].map(status))
+        return all.every((s) => s.appliedIndex >= target) ? all : undefined
+      },
+      120_000,
+    )
+    await stop(processes, 5_000)
+    processes = []
+
+    // 1. Phases, in a fresh process (as a restarting server's heap is), on replica 0's directory.
+    const data0 = join(dir, "data", "kvraft", "replica-0")
+    const snapshotBytes = dirBytes(data0, (n) => n.includes("snap"))
+    const walBytes = dirBytes(data0, (n) => !n.includes("snap"))
+    const phasesRun = await Bun.$`bun ${PHASES} ${data0}`.quiet()
+    const phases = JSON.parse(phasesRun.stdout.toString()) as RestorePhases
+    if (phases.snapshotIndex === 0)
+      throw new Error("restart bench: replica 0 took no snapshot; lower --max-raft-state-bytes")
+
+    // 2. One replica alone, until its status shows the snapshot applied.
+    const lone = launch(0, "alone")
+    processes = [lone]
+    const alone = await timeUntil(
+      "status with the snapshot applied from replica 0",
+      async () => ((await status(0)).appliedIndex >= phases.snapshotIndex ? true : undefined),
+      120_000,
+    )
+    await stop(processes, 5_000)
+    processes = []
+
+    // 3. The group: until a leader is known (status), then until a client's linearizable get answers.
+    // The client starts once a leader is known, so its retry backoff against replicas that were not
+    // yet listening is not counted.
+    const lastKey = keyCount - 1
+    const groupStarted = performance.now()
+    processes = replicas.map((_, k) => launch(k, "group"))
+    const elected = await timeUntil(
+      "leader after the restart",
+      async () => {
+        const all = await Promise.all([0, 1, 2].map((k) => status(k).catch(() => undefined)))
+        return all.some((s) => s?.role === "leader" && s.appliedIndex >= target) ? true : undefined
+      },
+      120_000,
+    )
+    const reader = await Effect.runPromise(makeKvClient(rpc, { servers: replicas, deadlineMs: 120_000 }))
+    const value = await Effect.runPromise(reader.get(keyOf(lastKey)))
+    const serveMs = performance.now() - groupStarted
+    if (process.env.KV_RESTART_DEBUG) for (const p of processes) console.error(`--- ${p.name}\n${p.output()}`)
+    if (value !== valueFor(lastKey)) throw new Error(`restart bench: read ${JSON.stringify(value)} after the restart`)
+    await stop(processes, 5_000)
+    processes = []
+
+    const loadAfter = loadavg()[0]!
+    const commit = (await Bun.$`git -C ${repoRoot} rev-parse --short HEAD`.quiet().nothrow()).stdout.toString().trim()
+    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+    const phase = (p: { ms: number; cpuMs: number }) => `${s(p.ms)} / ${s(p.cpuMs)}`
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
+    console.log(
+      [
+        `restart: ${keyCount.toLocaleString("en-US")} keys of ${valueBytes} B, commit ${commit}, ${cpus().length} cores, load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`,
+        `  fill: ${fillSeconds.toFixed(0)} s (${Math.round(keyCount / fillSeconds).toLocaleString("en-US")} keys/s in transactions of ${KEYS_PER_TXN})`,
+        `  replica 0 on disk: snapshot file ${mib(snapshotBytes)} at index ${phases.snapshotIndex}, WAL ${mib(walBytes)} (${phases.tailEntries} entries after the snapshot, ${phases.tailCommands} of them commands)`,
+        `  phases in a fresh process (wall / CPU): startup disk check (20 fdatasyncs) ${phase(phases.diskCheck)}; open storage (read and check the snapshot, replay the WAL) ${phase(phases.openStorage)}; unwrap ${phase(phases.unwrap)}; restore the state machine (${phases.keys.toLocaleString("en-US")} keys) ${phase(phases.restore)}; decode the tail ${phase(phases.decodeTail)}`,
+        `  one replica, process start to snapshot applied: ${s(alone.ms)}`,
+        `  three replicas, process start to a leader with everything applied: ${s(elected.ms)}; to the first linearizable get: ${s(serveMs)}`,
+      ].join("\n"),
+    )
+  } catch (error) {
+    for (const p of processes) console.error(`--- ${p.name}\n${p.output()}`)
+    throw error
+  } finally {
+    await stop(processes, 1_000)
+    await close()
+    removeTempDir(dir)
+  }
+}
+
+await main()
