@@ -41,6 +41,19 @@ const fsyncs = (r: CellResult) =>
   Object.values(r.fsync ?? {})
     .map((f) => `${int(f.perSecond)} (${f.meanMs.toFixed(2)})`)
     .join(" / ")
+/**
+ * fsyncs of every server over the measured window per operation in it (each server's count from its
+ * /metrics, kv_raft_fsync_seconds); undefined without fsync figures or operations.
+ */
+export const fsyncsPerOp = (r: CellResult): number | undefined => {
+  const servers = Object.values(r.fsync ?? {})
+  if (servers.length === 0 || !(r.opsPerSecond > 0)) return undefined
+  return servers.reduce((sum, f) => sum + f.perSecond, 0) / r.opsPerSecond
+}
+const fsyncsPerOpText = (r: CellResult) => {
+  const perOp = fsyncsPerOp(r)
+  return perOp === undefined ? "" : perOp >= 10 ? perOp.toFixed(1) : perOp.toFixed(3)
+}
 const latencies = (r: CellResult | undefined) =>
   r === undefined ? "" : `${ms(r.p50Ms)} / ${ms(r.p99Ms)} / ${ms(r.p999Ms)}`
 const throughput = (r: CellResult | undefined) =>
@@ -118,10 +131,10 @@ export const renderMarkdown = (run: RunRecord): string => {
     )
 
   lines.push(
-    "#### CPU (cores busy over the measured window, per process; and CPU time per operation)",
+    "#### CPU (cores busy over the measured window, per process; CPU time per operation) and fsyncs",
     "",
-    "| target | cell | servers (cores) | load (cores) | servers µs/op | load µs/op | fsyncs/s (mean ms) per server |",
-    "|---|---|---|---:|---:|---:|---|",
+    "| target | cell | servers (cores) | load (cores) | servers µs/op | load µs/op | fsyncs/op (all servers) | fsyncs/s (mean ms) per server |",
+    "|---|---|---|---:|---:|---:|---:|---|",
   )
   for (const [target, results] of Object.entries(run.targets)) {
     for (const r of results) {
@@ -130,7 +143,7 @@ export const renderMarkdown = (run: RunRecord): string => {
       const load = r.cpu.load ?? Number.NaN
       const perOp = (cores: number) => (r.opsPerSecond > 0 ? int((cores / r.opsPerSecond) * 1e6) : "")
       lines.push(
-        `| ${target} | ${describeCell(r.cell).replace(/ +/g, " ")} | ${servers.map(([, c]) => c.toFixed(2)).join(" / ")} | ${load.toFixed(2)} | ${perOp(serverCores)} | ${perOp(load)} | ${fsyncs(r)} |`,
+        `| ${target} | ${describeCell(r.cell).replace(/ +/g, " ")} | ${servers.map(([, c]) => c.toFixed(2)).join(" / ")} | ${load.toFixed(2)} | ${perOp(serverCores)} | ${perOp(load)} | ${fsyncsPerOpText(r)} | ${fsyncs(r)} |`,
       )
     }
   }
