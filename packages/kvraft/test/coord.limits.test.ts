@@ -42,6 +42,39 @@ describe("coordination limits", () => {
     })
   })
 
+  test("a transaction branch that writes one key twice is refused before the log; reads and other branches may repeat it", () => {
+    const machine = new KvStateMachine()
+    const twice = {
+      op: "txn",
+      key: "k",
+      compare: [],
+      success: [
+        { op: "put", key: "k", value: "a" },
+        { op: "get", key: "k" },
+        { op: "delete", key: "k" },
+      ],
+      failure: [{ op: "put", key: "k", value: "b" }],
+    } as const
+    expect(machine.precheck(twice)).toMatchObject({ ok: false, error: "InvalidRequest" })
+    expect(machine.apply({ clientId: 1, seq: 1, ackedBelow: 1, nowMs: 0, op: twice })).toMatchObject({
+      ok: false,
+      error: "InvalidRequest",
+    })
+    expect(machine.revision).toBe(0)
+    const once = {
+      ...twice,
+      success: [
+        { op: "put", key: "k", value: "a" },
+        { op: "get", key: "k" },
+      ],
+    } as const
+    expect(machine.precheck(once)).toBeUndefined()
+    // The history round-trips through a snapshot unchanged: one event per key and revision.
+    machine.apply({ clientId: 1, seq: 2, ackedBelow: 2, nowMs: 0, op: once })
+    const restored = KvStateMachine.restore(machine.snapshot())
+    expect(restored.getEntry("k")).toEqual(machine.getEntry("k"))
+  })
+
   test("a snapshot from before revisions loads as keys written once at revision 1, and goes on from there", () => {
     const old = new Encoder().encode([1, ["a", "1", "b", "2"], [0, []]])
     const machine = KvStateMachine.restore(old)

@@ -107,6 +107,19 @@ class Model {
   }
 
   apply(op: KvOp): KvResult {
+    if (op.op === "txn") {
+      for (const branch of [op.success, op.failure]) {
+        const writes = branch.filter((o) => o.op !== "get").map((o) => o.key)
+        const twice = writes.find((key, i) => writes.indexOf(key) !== i)
+        if (twice !== undefined) {
+          return {
+            ok: false,
+            error: "InvalidRequest",
+            message: `a transaction branch writes ${JSON.stringify(twice)} more than once`,
+          }
+        }
+      }
+    }
     const missing = this.#missingLease(op)
     if (missing !== undefined) return missing
     switch (op.op) {

@@ -53,15 +53,28 @@ describe("LeaseTable", () => {
   test("checkpoints record time left within [0, ttl] and skip unknown leases", () => {
     const t = new LeaseTable()
     const a = t.grant(5_000)
-    t.checkpoint([
-      [a.id, 1_234],
-      [77, 10],
-    ])
+    expect(
+      t.checkpoint([
+        [a.id, 1_234, 0],
+        [77, 10, 0],
+      ]),
+    ).toEqual([a.id])
     expect(t.get(a.id)?.remainingMs).toBe(1_234)
-    t.checkpoint([[a.id, 99_999]])
+    t.checkpoint([[a.id, 99_999, 0]])
     expect(t.get(a.id)?.remainingMs).toBe(5_000)
-    t.checkpoint([[a.id, -5]])
+    t.checkpoint([[a.id, -5, 0]])
     expect(t.get(a.id)?.remainingMs).toBe(0)
+  })
+
+  test("a checkpoint counted before a keep-alive that was applied first is void for that lease", () => {
+    const t = new LeaseTable()
+    const a = t.grant(5_000)
+    // The leader counted 300 ms left at renewals 0; the keep-alive it had not applied yet came first.
+    t.keepAlive(a.id)
+    expect(t.checkpoint([[a.id, 300, 0]])).toEqual([])
+    expect(t.get(a.id)?.remainingMs).toBe(5_000)
+    expect(t.checkpoint([[a.id, 300, 1]])).toEqual([a.id])
+    expect(t.get(a.id)?.remainingMs).toBe(300)
   })
 
   test("survives its snapshot form; corrupt forms are refused", () => {

@@ -124,6 +124,50 @@ describe("leases on kvraft", () => {
     )
   }, 60_000)
 
+  test("a checkpoint proposed while keep-alives are in flight does not undo them: no key goes before its TTL", () => {
+    runWorld("lease checkpoint race", (world, seed) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          // Checkpoints every 100 ms, keep-alives 7 ms apart: many land between a checkpoint's
+          // proposal and its commit.
+          for (const address of addresses) {
+            yield* startGroupReplica(world, seed, address, { leases: { checkpointMs: 100 } })
+          }
+          const kv: KvGroupClientShape = yield* makeKvClient(yield* world.client("client"), {
+            servers: addresses,
+            deadlineMs: 30_000,
+          })
+          const count = 30
+          const leases: number[] = []
+          for (let i = 0; i < count; i++) {
+            const { lease } = yield* kv.leases.grant(TTL_MS)
+            yield* kv.leases.put(`k${i}`, "v", lease)
+            leases.push(lease)
+          }
+          yield* Effect.sleep(1_000)
+          const sent: number[] = []
+          for (let i = 0; i < count; i++) {
+            sent.push(world.now())
+            yield* Effect.forkChild(kv.leases.keepAlive(leases[i]!))
+            yield* Effect.sleep(7)
+          }
+          const gone = new Map<number, number>()
+          while (gone.size < count && world.now() < sent[0]! + 20_000) {
+            for (let i = 0; i < count; i++) {
+              if (!gone.has(i) && (yield* kv.getEntry(`k${i}`)) === undefined) gone.set(i, world.now())
+            }
+            yield* Effect.sleep(10)
+          }
+          expect(gone.size).toBe(count)
+          const early = [...gone]
+            .filter(([i, at]) => at < sent[i]! + TTL_MS)
+            .map(([i, at]) => `k${i}: ${sent[i]! + TTL_MS - at} ms early`)
+          expect(early).toEqual([])
+        }),
+      ),
+    )
+  }, 60_000)
+
   test("a lease survives a restart of every replica, and still ends", () => {
     runWorld("lease restart", (world, seed) =>
       Effect.scoped(

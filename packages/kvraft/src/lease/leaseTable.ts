@@ -75,12 +75,20 @@ export class LeaseTable {
     return this.revoke(id)
   }
 
-  /** Records the leader's count of time left for each lease it names (unknown ids are skipped). */
-  checkpoint(remaining: readonly (readonly [number, number])[]): void {
-    for (const [id, remainingMs] of remaining) {
+  /**
+   * Records the leader's count of time left for each lease it names, as of `renewals`; a lease
+   * renewed since (its keep-alive was proposed before the checkpoint, applied after the count) or
+   * unknown is skipped. The ids whose time was set.
+   */
+  checkpoint(remaining: readonly (readonly [number, number, number])[]): number[] {
+    const set: number[] = []
+    for (const [id, remainingMs, renewals] of remaining) {
       const lease = this.#leases.get(id)
-      if (lease !== undefined) lease.remainingMs = Math.max(0, Math.min(remainingMs, lease.ttlMs))
+      if (lease === undefined || lease.renewals !== renewals) continue
+      lease.remainingMs = Math.max(0, Math.min(remainingMs, lease.ttlMs))
+      set.push(id)
     }
+    return set
   }
 
   has(id: number): boolean {

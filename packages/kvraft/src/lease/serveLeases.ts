@@ -66,7 +66,13 @@ export const serveLeases = (
     const proposed = new Map<number, number>()
     let lastCheckpoint = deadlines.now()
     const isLeader = () => rsm.raft.status().role === "leader"
-    const propose = (bytes: Uint8Array) => rsm.submit(bytes).pipe(Effect.ignore, Effect.forkDetach)
+    /** Proposes without waiting; `onRefused` runs if it is not applied (no longer leader, a transfer...). */
+    const propose = (bytes: Uint8Array, onRefused: () => void = () => {}) =>
+      rsm.submit(bytes).pipe(
+        Effect.catchCause(() => Effect.sync(onRefused)),
+        Effect.asVoid,
+        Effect.forkDetach,
+      )
 
     const round = Effect.gen(function* () {
       const now = deadlines.now()
@@ -80,12 +86,20 @@ export const serveLeases = (
         const lease = machine.leases.get(id)
         if (lease === undefined || proposed.get(id) === lease.renewals) continue
         proposed.set(id, lease.renewals)
-        yield* propose(encodeLeaderCommand({ kind: "leaseExpire", lease: id, renewals: lease.renewals }))
+        const renewals = lease.renewals
+        // Refused: proposed again on a later round while this replica leads.
+        yield* propose(encodeLeaderCommand({ kind: "leaseExpire", lease: id, renewals }), () => {
+          if (proposed.get(id) === renewals) proposed.delete(id)
+        })
       }
       for (const id of proposed.keys()) if (!machine.leases.has(id)) proposed.delete(id)
       if (now - lastCheckpoint >= checkpointMs) {
         lastCheckpoint = now
-        const remaining = deadlines.snapshotRemaining().filter(([id]) => machine.leases.has(id))
+        // Each row names the renewals it was counted at: a keep-alive still in flight wins over it.
+        const remaining = deadlines.snapshotRemaining().flatMap(([id, ms]): [number, number, number][] => {
+          const lease = machine.leases.get(id)
+          return lease === undefined ? [] : [[id, ms, lease.renewals]]
+        })
         if (remaining.length > 0) yield* propose(encodeLeaderCommand({ kind: "leaseCheckpoint", remaining }))
       }
     })

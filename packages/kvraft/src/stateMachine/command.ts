@@ -71,8 +71,12 @@ export type KvOp =
 export type KvLeaderCommand =
   /** The leader's time for the lease ran out; void if it was renewed (`renewals` changed) meanwhile. */
   | { readonly kind: "leaseExpire"; readonly lease: number; readonly renewals: number }
-  /** Time left of each lease by the leader's count, so a replica that leads next starts from it. */
-  | { readonly kind: "leaseCheckpoint"; readonly remaining: readonly (readonly [number, number])[] }
+  /**
+   * Time left of each lease by the leader's count, so a replica that leads next starts from it:
+   * `[lease, remainingMs, renewals]`, void for a lease renewed since (a keep-alive proposed before
+   * the checkpoint but applied after the leader counted).
+   */
+  | { readonly kind: "leaseCheckpoint"; readonly remaining: readonly (readonly [number, number, number])[] }
 
 export const compareTargets: readonly KvCompareTarget[] = ["version", "modRevision", "createRevision", "value"]
 export const compareOps: readonly KvCompareOp[] = ["==", "!=", "<", ">"]
@@ -182,7 +186,7 @@ export const encodeCommand = (cmd: KvCommand): Uint8Array => {
 export const encodeLeaderCommand = (cmd: KvLeaderCommand): Uint8Array =>
   cmd.kind === "leaseExpire"
     ? encoder.encode([0, leaderCodeExpire, cmd.lease, cmd.renewals])
-    : encoder.encode([0, leaderCodeCheckpoint, cmd.remaining.map(([id, ms]) => [id, ms])])
+    : encoder.encode([0, leaderCodeCheckpoint, cmd.remaining.map(([id, ms, renewals]) => [id, ms, renewals])])
 
 /** A leader command in `bytes`, or undefined if they are not one. Never throws. */
 export const decodeLeaderCommand = (bytes: Uint8Array): KvLeaderCommand | undefined => {
@@ -198,10 +202,13 @@ export const decodeLeaderCommand = (bytes: Uint8Array): KvLeaderCommand | undefi
     return { kind: "leaseExpire", lease: a, renewals: b }
   }
   if (code === leaderCodeCheckpoint && fields.length === 3 && Array.isArray(a)) {
-    const remaining: [number, number][] = []
+    const remaining: [number, number, number][] = []
     for (const row of a as unknown[]) {
-      if (!Array.isArray(row) || row.length !== 2 || !isPositiveInteger(row[0]) || !isCount(row[1])) return undefined
-      remaining.push([row[0], row[1]])
+      if (!Array.isArray(row) || !isPositiveInteger(row[0]) || !isCount(row[1])) return undefined
+      // Rows of two (no renewal count) were written before checkpoints carried one: never applied.
+      if (row.length === 2) continue
+      if (row.length !== 3 || !isCount(row[2])) return undefined
+      remaining.push([row[0], row[1], row[2]])
     }
     return { kind: "leaseCheckpoint", remaining }
   }

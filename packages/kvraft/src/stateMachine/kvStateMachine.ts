@@ -126,10 +126,8 @@ export class KvStateMachine {
    */
   applyLeader(cmd: KvLeaderCommand): void {
     if (cmd.kind === "leaseCheckpoint") {
-      this.#leases.checkpoint(cmd.remaining)
-      for (const [id] of cmd.remaining) {
-        const lease = this.#leases.get(id)
-        if (lease !== undefined) this.onLease?.(id, lease.remainingMs)
+      for (const id of this.#leases.checkpoint(cmd.remaining)) {
+        this.onLease?.(id, this.#leases.get(id)!.remainingMs)
       }
       return
     }
@@ -178,6 +176,18 @@ export class KvStateMachine {
       for (const o of [...op.success, ...op.failure]) {
         if (o.op === "put" && utf8Exceeds(o.value, maxValueBytes)) {
           return kvError("ValueTooLarge", `value exceeds ${maxValueBytes} bytes`)
+        }
+      }
+      // Two writes of one key at one revision would leave the history (and watchers) two events
+      // with the same revision and no order between them.
+      for (const branch of [op.success, op.failure]) {
+        const written = new Set<string>()
+        for (const o of branch) {
+          if (o.op === "get") continue
+          if (written.has(o.key)) {
+            return kvError("InvalidRequest", `a transaction branch writes ${JSON.stringify(o.key)} more than once`)
+          }
+          written.add(o.key)
         }
       }
       return undefined
