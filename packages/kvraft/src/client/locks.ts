@@ -41,7 +41,11 @@ export interface Lock {
    * done when the scope that took the lock closes.
    */
   readonly unlock: Effect.Effect<void, KvCoordinationError>
-  /** Fails once the lease is lost (only for a lease granted here). */
+  /**
+   * Fails once a renewal is refused (`LeaseNotFound`: the lease ended), only for a lease granted
+   * here. A holder cut off from the group learns nothing until a renewal gets through: @kv/clerk's
+   * lock reports a loss from its own deadline too (the TTL counted from the last renewal sent).
+   */
   readonly lost: Effect.Effect<never, KvCoordinationError>
 }
 
