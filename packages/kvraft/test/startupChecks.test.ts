@@ -59,20 +59,42 @@ describe("the data directory lock", () => {
     )
   }, 60_000)
 
-  test("takeLock refuses a live holder, takes over a dead one's, and releases only its own", () => {
+  test("takeLock refuses a live holder and is free again once released; a dead holder's file is no obstacle", () => {
     const path = join(dir.path, "unit", "x.lock")
     const release = takeLock(path, "x")
     expect(() => takeLock(path, "x")).toThrow(DataDirHeld)
     release()
-    expect(existsSync(path)).toBe(false)
-    // A pid that cannot be running (above the kernel's pid limit).
+    takeLock(path, "x")()
+    // A file naming a process that is gone (or garbage, from a crash while writing it) holds nothing.
     writeFileSync(path, JSON.stringify({ pid: 2 ** 30, started: "1", host: hostname() }))
-    const again = takeLock(path, "x")
-    again()
-    // Garbage in the file (a crash while writing it) is taken over too.
+    takeLock(path, "x")()
     writeFileSync(path, "{")
     takeLock(path, "x")()
   })
+
+  test("a held lock stays held whatever its file says: a second process is refused even when the file names a dead process", async () => {
+    // What a racing process could see for an instant (the holder has not written its name yet, or
+    // another racer rewrote it): the lock must not depend on it.
+    const path = join(dir.path, "held", "x.lock")
+    const script = join(dir.path, "hold.ts")
+    writeFileSync(
+      script,
+      `import { takeLock } from ${JSON.stringify(join(import.meta.dir, "../src/process/dataDirLock.ts"))}
+try { takeLock(${JSON.stringify(path)}, "dir"); console.log("took"); await Bun.sleep(Number(process.argv[2])) } catch { console.log("refused") }
+`,
+    )
+    const holder = processes.start("lock-holder", ["bun", script, "5000"], { cwd: dir.path })
+    await pollUntil("the holder to take the lock", async () => (holder.output().includes("took") ? true : undefined), {
+      timeoutMs: 20_000,
+    })
+    writeFileSync(path, JSON.stringify({ pid: 2 ** 30, started: "1", host: hostname() }))
+    const second = await runCommand(["bun", script, "0"], { cwd: dir.path, timeoutMs: 20_000 })
+    expect(second.stdout.trim()).toBe("refused")
+    expect(() => takeLock(path, "x")).toThrow(DataDirHeld)
+    await processes.kill("lock-holder")
+    // Its death released the lock at once.
+    takeLock(path, "x")()
+  }, 60_000)
 })
 
 describe("the disk check", () => {
