@@ -319,7 +319,7 @@ const checkDisk = (dataDir: string): Effect.Effect<void> =>
     if (warning !== undefined) yield* Effect.logWarning(warning)
     else
       yield* Effect.logInfo("disk checked").pipe(
-        Effect.annotateLogs({ fsyncP99Ms: Number(probe.value.p99Ms.toFixed(3)), dataDir }),
+        Effect.annotateLogs({ fsyncP90Ms: Number(probe.value.p90Ms.toFixed(3)), dataDir }),
       )
   })
 
