@@ -68,6 +68,11 @@ export class KeyRing {
       if (known !== undefined && known.role !== key.role) {
         throw new RangeError(`two configured keys share key id ${key.keyId.toString(16)} with different roles`)
       }
+      if (known !== undefined && !sameBytes(known.aeadKey, key.aeadKey)) {
+        throw new RangeError(
+          `two different configured keys share key id ${key.keyId.toString(16)}: replace one of them (a new random key)`,
+        )
+      }
       if (known === undefined) this.byId.set(key.keyId, key)
     }
     this.sending = this.byId.get(deriveRingKey(first).keyId) as RingKey
@@ -81,3 +86,5 @@ export class KeyRing {
     return this.byId.size
   }
 }
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
