@@ -30,7 +30,7 @@ export class EntriesWriter {
 
   /** Adds one entry; false (and nothing written) if the key or the value is not well-formed UTF-16. */
   add(key: string, entry: EntryFields): boolean {
-    if (!key.isWellFormed() || !entry.value.isWellFormed()) return false
+    if (!isWellFormed(key) || !isWellFormed(entry.value)) return false
     // A UTF-16 code unit takes at most 3 bytes of UTF-8; each varint at most 8.
     this.#reserve(3 * (key.length + entry.value.length) + 40)
     this.#string(key)
@@ -73,6 +73,9 @@ export class EntriesWriter {
   }
 }
 
+// ES2024's String.prototype.isWellFormed (Bun has it; the project's TypeScript lib predates it).
+const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed()
+
 const varintBytes = (n: number): number => {
   let bytes = 1
   while (n >= 0x80) {
@@ -82,18 +85,32 @@ const varintBytes = (n: number): number => {
   return bytes
 }
 
-/** Reads entries back, one at a time; throws an Error naming the fault on damaged bytes. */
+/** The string whose UTF-8 bytes are `source[start, end)`. */
+export const decodeValue = (source: Buffer, start: number, end: number): string => source.toString("utf8", start, end)
+
+/**
+ * Reads entries back, one at a time; throws an Error naming the fault on damaged bytes. Values are
+ * located, not decoded: the store decodes each on first use (`decodeValue`), so a restart allocates
+ * no value strings.
+ */
 export class EntriesReader {
   readonly #buffer: Buffer
   #at = 0
   key = ""
-  value = ""
+  /** Where the value's UTF-8 bytes lie in `source` (not decoded: see `valueOf`). */
+  valueStart = 0
+  valueEnd = 0
   createRevision = 0
   modRevision = 0
   version = 0
 
   constructor(bytes: Uint8Array) {
     this.#buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
+  }
+
+  /** The bytes the entries are read from. */
+  get source(): Buffer {
+    return this.#buffer
   }
 
   get done(): boolean {
@@ -103,7 +120,9 @@ export class EntriesReader {
   /** Reads the next entry into the reader's fields. */
   next(): void {
     this.key = this.#string()
-    this.value = this.#string()
+    const length = this.#varint()
+    this.valueStart = this.#at
+    this.valueEnd = this.#skip(length)
     this.createRevision = this.#varint()
     this.modRevision = this.createRevision + this.#varint()
     this.version = this.#varint()
@@ -111,11 +130,16 @@ export class EntriesReader {
 
   #string(): string {
     const length = this.#varint()
+    const start = this.#at
+    const end = this.#skip(length)
+    return this.#buffer.toString("utf8", start, end)
+  }
+
+  #skip(length: number): number {
     const end = this.#at + length
     if (end > this.#buffer.length) throw new Error(`an entry's string runs past the end at byte ${this.#at}`)
-    const s = this.#buffer.toString("utf8", this.#at, end)
     this.#at = end
-    return s
+    return end
   }
 
   #varint(): number {
