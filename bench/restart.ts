@@ -180,7 +180,6 @@ const main = async () => {
     const reader = await Effect.runPromise(makeKvClient(rpc, { servers: replicas, deadlineMs: 120_000 }))
     const value = await Effect.runPromise(reader.get(keyOf(lastKey)))
     const serveMs = performance.now() - groupStarted
-    if (process.env.KV_RESTART_DEBUG) for (const p of processes) console.error(`--- ${p.name}\n${p.output()}`)
     if (value !== valueFor(lastKey)) throw new Error(`restart bench: read ${JSON.stringify(value)} after the restart`)
     await stop(processes, 5_000)
     processes = []
