@@ -102,8 +102,10 @@ export const makeLeaderCaller = (
           return Effect.fail(new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs }))
         }
         const target = leader % servers.length
+        // The list may be replaced (setServers, members learned) while the call is out.
+        const address = servers[target]!
         return Effect.matchEffect(
-          rpc.call(servers[target]!, method, request(), {
+          rpc.call(address, method, request(), {
             attemptTimeoutMs,
             deadlineMs: Math.max(1, Math.min(perServerMs, deadlineMs - elapsed)),
           }),
@@ -112,7 +114,7 @@ export const makeLeaderCaller = (
               if (isWrongLeader(reply)) return moveOn(target, reply)
               const answer = reply as Exclude<Res, WrongLeaderReply>
               const now = monotonicMs(clock)
-              const answered = servers[target]!
+              const answered = address
               const due = now - lastRefresh >= refreshMembersMs || answered !== lastAnswered
               if (refreshMembersMs <= 0 || !due) return Effect.succeed(answer)
               lastRefresh = now
