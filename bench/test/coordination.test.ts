@@ -222,20 +222,16 @@ describe("the drivers against real clusters", () => {
     }
   }, 60_000)
 
-  test(
-    "etcd: the same with get + Txn and a prefix Range",
-    async () => {
-      if (Bun.which("etcd") === null) throw new Error("etcd is not installed: apt-get install -y etcd-server")
-      const target = await etcdTarget().start()
-      running.push(target)
-      if (target.client.kind !== "etcd") throw new Error("an etcd target without endpoints")
-      const driver = etcdDriver(target.client.endpoints)
-      try {
-        await drivesTarget(driver)
-      } finally {
-        await driver.close()
-      }
-    },
-    60_000,
-  )
+  test("etcd: the same with get + Txn and a prefix Range", async () => {
+    if (Bun.which("etcd") === null) throw new Error("etcd is not installed: apt-get install -y etcd-server")
+    const target = await etcdTarget().start()
+    running.push(target)
+    if (target.client.kind !== "etcd") throw new Error("an etcd target without endpoints")
+    const driver = etcdDriver(target.client.endpoints)
+    try {
+      await drivesTarget(driver)
+    } finally {
+      await driver.close()
+    }
+  }, 60_000)
 })

@@ -253,20 +253,16 @@ describe("the watch workload against real clusters", () => {
     }
   }, 60_000)
 
-  test(
-    "etcd: the same through its Watch API",
-    async () => {
-      if (Bun.which("etcd") === null) throw new Error("etcd is not installed: apt-get install -y etcd-server")
-      const target = await etcdTarget().start()
-      running.push(target)
-      if (target.client.kind !== "etcd") throw new Error("an etcd target without endpoints")
-      const driver = etcdDriver(target.client.endpoints)
-      try {
-        await drivesTarget(driver)
-      } finally {
-        await driver.close()
-      }
-    },
-    60_000,
-  )
+  test("etcd: the same through its Watch API", async () => {
+    if (Bun.which("etcd") === null) throw new Error("etcd is not installed: apt-get install -y etcd-server")
+    const target = await etcdTarget().start()
+    running.push(target)
+    if (target.client.kind !== "etcd") throw new Error("an etcd target without endpoints")
+    const driver = etcdDriver(target.client.endpoints)
+    try {
+      await drivesTarget(driver)
+    } finally {
+      await driver.close()
+    }
+  }, 60_000)
 })
