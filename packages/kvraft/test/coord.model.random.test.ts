@@ -7,6 +7,7 @@
  * Replay with KV_SEED=<n>.
  */
 import { expect, test } from "bun:test"
+import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import {
   type KvCompare,
   type KvCondition,
@@ -20,22 +21,12 @@ import {
 const FILE = "packages/kvraft/test/coord.model.random.test.ts"
 
 const seededRandom = (seed: number) => {
-  let state = seed >>> 0
-  const next = (): number => {
-    state = (state + 0x9e3779b9) >>> 0
-    let z = state
-    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad)
-    z = Math.imul(z ^ (z >>> 15), 0x735a2d97)
-    return ((z ^ (z >>> 15)) >>> 0) / 4294967296
+  const random = new SeededRandom(seed)
+  return {
+    next: () => random.next(),
+    int: (n: number) => random.int(n),
+    pick: <T>(items: readonly T[]): T => items[random.int(items.length)]!,
   }
-  const int = (n: number) => Math.floor(next() * n)
-  return { next, int, pick: <T>(items: readonly T[]): T => items[int(items.length)]! }
-}
-
-const seedFromEnv = (): number => {
-  const text = process.env.KV_SEED
-  if (text !== undefined && /^\d+$/.test(text)) return Number(text) >>> 0
-  return Math.floor(Math.random() * 2 ** 32)
 }
 
 /** Byte order, from the UTF-8 encoding itself: the oracle for listing order. */

@@ -7,27 +7,13 @@
  * Replay a run with KV_SEED=<seed>.
  */
 import { expect, test } from "bun:test"
+import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { Encoder } from "@msgpack/msgpack"
 import { type KvCommand, type KvOp, type KvResult, KvStateMachine } from "../src/stateMachine/index.ts"
 import { binaryFromKeys } from "../src/stateMachine/kvStateMachine.ts"
 
-const seed = (() => {
-  const text = process.env.KV_SEED
-  return text !== undefined && /^\d+$/.test(text) ? Number(text) >>> 0 : Math.floor(Math.random() * 2 ** 32)
-})()
-
-/** splitmix32, as the other seeded tests use. */
-const seededRandom = (start: number) => {
-  let state = start >>> 0
-  const next = (): number => {
-    state = (state + 0x9e3779b9) >>> 0
-    let z = state
-    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad)
-    z = Math.imul(z ^ (z >>> 15), 0x735a2d97)
-    return ((z ^ (z >>> 15)) >>> 0) / 4294967296
-  }
-  return { next, int: (n: number) => Math.floor(next() * n) }
-}
+const seed = seedFromEnv()
+const seededRandom = (start: number) => new SeededRandom(start)
 
 // Characters of 1 to 4 UTF-8 bytes, and the BMP characters above the surrogates that UTF-16 order
 // and byte order disagree on.

@@ -3,33 +3,18 @@
  * progress notifications gets one every wait, at the store's revision, and no event.
  */
 import { expect, test } from "bun:test"
-import type { NodeId } from "@kv/raft"
-import { seedFromEnv } from "@kv/sim"
-import { SimWorld } from "@kv/testkit"
-import { Effect, Exit, Stream } from "effect"
-import { makeKvClient, makeKvServer } from "../src/index.ts"
+import { Effect, Stream } from "effect"
+import { makeKvClient } from "../src/index.ts"
+import { groupAddresses, runWorldScenario, startGroupReplica } from "./support/worldGroup.ts"
 
 const FILE = "packages/kvraft/test/watch.progress.test.ts"
-const peers: Record<number, string> = { 1: "kv-1", 2: "kv-2", 3: "kv-3" }
 
 test("an idle watch gets a progress notification every wait, at the store's revision", () => {
-  const seed = seedFromEnv().value
-  console.log(`watch progress: seed ${seed} (replay: KV_SEED=${seed} bun test ${FILE})`)
-  const world = new SimWorld(seed)
-  world.network.setMaxDelay(5)
-  const exit = world.run(
+  runWorldScenario("watch progress", FILE, (world, seed) =>
     Effect.scoped(
       Effect.gen(function* () {
-        for (const [id, address] of Object.entries(peers)) {
-          yield* world.start(
-            address,
-            makeKvServer({ id: Number(id) as NodeId, peers, seed: seed + Number(id), tickMs: 10 }),
-          )
-        }
-        const kv = yield* makeKvClient(yield* world.client("client"), {
-          servers: Object.values(peers),
-          deadlineMs: 30_000,
-        })
+        for (const address of groupAddresses) yield* startGroupReplica(world, seed, address)
+        const kv = yield* makeKvClient(yield* world.client("client"), { servers: groupAddresses, deadlineMs: 30_000 })
         yield* kv.put("elsewhere", "x")
         const revision = (yield* kv.getEntry("elsewhere"))!.modRevision
         const started = world.now()
@@ -49,7 +34,5 @@ test("an idle watch gets a progress notification every wait, at the store's revi
         expect(elapsed).toBeGreaterThanOrEqual(1_000)
       }),
     ),
-    120_000,
   )
-  if (Exit.isFailure(exit)) throw new Error(`seed ${seed}: ${String(exit.cause)}`)
 })

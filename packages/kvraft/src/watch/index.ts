@@ -25,7 +25,7 @@ export {
   WatchPollReply,
   WatchPollRequest,
 } from "./protocol.ts"
-export { serveKvWatch, WATCH_SWEEP_MS, type WatchServing } from "./serve.ts"
+export { serveKvWatch, sweepHeldPolls, WATCH_SWEEP_MS, type WatchServing } from "./serve.ts"
 export {
   Compacted,
   defaultWatchWaitMs,

@@ -17,6 +17,29 @@ import { KvWatchPollMethod, type WatchPollReply } from "./protocol.ts"
 /** How often held polls are checked for their deadline and for this replica still leading. */
 export const WATCH_SWEEP_MS = 50
 
+/**
+ * For the life of the scope: sweeps `held` every WATCH_SWEEP_MS (answering polls whose wait is
+ * over, and every poll once this replica no longer leads); closes it at the end. Shared by the
+ * kvraft and shard-group watch services.
+ */
+export const sweepHeldPolls = <R>(
+  held: HeldPolls<R>,
+  isLeader: () => boolean,
+  clock: Clock.Clock,
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.flatMap(Effect.sleep(Duration.millis(WATCH_SWEEP_MS)), () =>
+          Effect.sync(() => {
+            if (held.size > 0) held.sweep(monotonicMs(clock), isLeader())
+          }),
+        ),
+      ),
+    )
+    yield* Effect.addFinalizer(() => Effect.sync(() => held.close()))
+  })
+
 export interface WatchServing {
   /** A command was applied: the store's revision was `before` (call after every applied command). */
   applied(store: KvStateMachine, before: number): void
@@ -51,16 +74,7 @@ export const serveKvWatch = (
       if (rsm.raft.status().role !== "leader") reply(wrongLeader())
       else held.poll(request, from, monotonicMs(clock), reply)
     })
-    yield* Effect.forkScoped(
-      Effect.forever(
-        Effect.flatMap(Effect.sleep(Duration.millis(WATCH_SWEEP_MS)), () =>
-          Effect.sync(() => {
-            if (held.size > 0) held.sweep(monotonicMs(clock), rsm.raft.status().role === "leader")
-          }),
-        ),
-      ),
-    )
-    yield* Effect.addFinalizer(() => Effect.sync(() => held.close()))
+    yield* sweepHeldPolls(held, () => rsm.raft.status().role === "leader", clock)
     return {
       applied: (store, before) => {
         if (store.revision !== before) held.changed(0, store.history.since(before))

@@ -279,8 +279,8 @@ export class ShardStateMachine {
    * Applying checks again, since ownership and values change meanwhile.
    */
   precheck(op: KvOp): ShardResult | undefined {
-    const crossShard = this.#crossShard(op)
-    if (crossShard !== undefined) return crossShard
+    const refused = this.#refusal(op)
+    if (refused !== undefined) return refused
     const shard = shardOf(op.key, this.nShards)
     const kv = this.#serving(shard)
     if (kv === undefined) return this.#wrongGroup(shard)
@@ -466,7 +466,8 @@ export class ShardStateMachine {
   }
 
   /** A transaction naming keys of another shard than its routing key's is refused whole. */
-  #crossShard(op: KvOp): ShardResult | undefined {
+  /** What a shard group refuses whatever its state: leases (kvraft only), transactions across shards. */
+  #refusal(op: KvOp): ShardResult | undefined {
     if (usesLease(op)) {
       return kvError("InvalidRequest", "leases are served by the kvraft service; the sharded service has none")
     }
@@ -483,8 +484,8 @@ export class ShardStateMachine {
 
   #applyClient(command: KvCommand): ShardResult {
     // Refused before the session records anything: the same command can never apply.
-    const crossShard = this.#crossShard(command.op)
-    if (crossShard !== undefined) return crossShard
+    const refused = this.#refusal(command.op)
+    if (refused !== undefined) return refused
     const shard = shardOf(command.op.key, this.nShards)
     const kv = this.#serving(shard)
     if (kv === undefined) return this.#wrongGroup(shard)

@@ -13,11 +13,11 @@ import {
   nothingToSend,
   type PollAnswer,
   type RsmShape,
-  WATCH_SWEEP_MS,
+  sweepHeldPolls,
 } from "@kv/kvraft"
 import type { RpcNodeShape } from "@kv/rpc"
 import { shardOf } from "@kv/shardctrler"
-import { Clock, Duration, Effect, type Scope } from "effect"
+import { Clock, Effect, type Scope } from "effect"
 import type { ShardCommand, ShardResult, ShardStateMachine } from "../stateMachine/index.ts"
 import { ShardKvWatchPollMethod, type ShardWatchPollReply } from "./protocol.ts"
 
@@ -69,16 +69,7 @@ export const serveShardWatch = (
       const shard = request.shard ?? shardOf(request.key, current().nShards)
       held.poll({ ...request, shard }, from, monotonicMs(clock), reply)
     })
-    yield* Effect.forkScoped(
-      Effect.forever(
-        Effect.flatMap(Effect.sleep(Duration.millis(WATCH_SWEEP_MS)), () =>
-          Effect.sync(() => {
-            if (held.size > 0) held.sweep(monotonicMs(clock), rsm.raft.status().role === "leader")
-          }),
-        ),
-      ),
-    )
-    yield* Effect.addFinalizer(() => Effect.sync(() => held.close()))
+    yield* sweepHeldPolls(held, () => rsm.raft.status().role === "leader", clock)
     return {
       beforeApply: (machine, command) => {
         const shard = shardOfCommand(machine, command)
