@@ -32,10 +32,9 @@ export const defaultCallOptions: Required<Omit<CallOptions, "attemptTimeoutMs">>
 export type Handler<Req, Res> = (request: Req, from: string) => Effect.Effect<Res> | Res
 export type OneWayHandler = (payload: unknown, from: string) => void
 
-/** One call, registered under the request id of each of its attempts; `id` names the attempt answered. */
 interface Waiter {
-  onReply(id: number, payload: unknown): void
-  onError(id: number, code: string, message: string): void
+  onReply(payload: unknown): void
+  onError(code: string, message: string): void
   /** The server asks the caller to prove its address: resend with this token. */
   onChallenge(token: Uint8Array): void
 }
@@ -181,10 +180,10 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
         dispatch(from, envelope[2], envelope[3], envelope[4], bytes.length, sender)
         return
       case 1:
-        if (answersCall(sender)) waiters.get(envelope[2])?.onReply(envelope[2], envelope[3])
+        if (answersCall(sender)) waiters.get(envelope[2])?.onReply(envelope[3])
         return
       case 2:
-        if (answersCall(sender)) waiters.get(envelope[2])?.onError(envelope[2], envelope[3], envelope[4])
+        if (answersCall(sender)) waiters.get(envelope[2])?.onError(envelope[3], envelope[4])
         return
       case 3: {
         if (sender.role !== "server") {
@@ -295,12 +294,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       const backoffMs = options.backoffMs ?? defaultCallOptions.backoffMs
       const maxBackoffMs = options.maxBackoffMs ?? defaultCallOptions.maxBackoffMs
       const id = nextId++
-      let token: Uint8Array | undefined
-      const encode = (attemptId: number) =>
-        token === undefined
-          ? encodeEnvelope([ENVELOPE_VERSION, 0, attemptId, method.name, request])
-          : encodeEnvelope([ENVELOPE_VERSION, 5, attemptId, method.name, request, token])
-      let bytes = encode(id)
+      let bytes = encodeEnvelope([ENVELOPE_VERSION, 0, id, method.name, request])
       let challengeResends = 0
       const deadline = timers.now() + deadlineMs
       let retries = 0
@@ -308,29 +302,17 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       let done = false
       let sends = 0
       let firstSentAt = 0
-      /**
-       * Each resend goes under a fresh request id, so a reply names the copy it answers and its round
-       * trip is measured from that copy's send (what TCP's timestamps do, RFC 7323 §4, where Karn's
-       * rule would discard it): a reply that was merely slow then raises the variance, and the next
-       * calls stop resending too early. Ids and send times of the resends, in order.
-       */
-      let resent: { readonly id: number; readonly at: number }[] | undefined
-      const measure = (answered: number) => {
-        const now = timers.now()
-        const at = answered === id ? firstSentAt : resent?.find((attempt) => attempt.id === answered)?.at
-        if (at !== undefined) rtt.sample(to, now - at)
+      // Karn's rule: only an answer to a request sent exactly once is a round-trip sample.
+      const measure = () => {
+        if (sends === 1) rtt.sample(to, timers.now() - firstSentAt)
       }
 
       const finish = (outcome: Effect.Effect<Res, CallError>) => {
         if (done) return
         done = true
         if (timer !== undefined) timers.clearTimer(timer)
-        forget()
-        resume(outcome)
-      }
-      const forget = () => {
         waiters.delete(id)
-        if (resent !== undefined) for (const attempt of resent) waiters.delete(attempt.id)
+        resume(outcome)
       }
       // Arms the single timer for `ms`, cut short by the deadline (which then fails the call).
       const arm = (ms: number, next: () => void) => {
@@ -344,13 +326,6 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       }
       const send = () => {
         if (done) return
-        if (sends > 0) {
-          const attemptId = nextId++
-          bytes = encode(attemptId)
-          resent ??= []
-          resent.push({ id: attemptId, at: timers.now() })
-          waiters.set(attemptId, waiter)
-        }
         if (!transport.send(to, bytes)) {
           finish(Effect.fail(new Unreachable({ to, reason: "the message could not be sent" })))
           return
@@ -366,10 +341,10 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
         arm(delay, send)
       }
 
-      const waiter: Waiter = {
-        onReply(answered, payload) {
+      waiters.set(id, {
+        onReply(payload) {
           if (done) return
-          measure(answered)
+          measure()
           const response = method.decodeResponse(payload)
           if (response !== undefined) finish(Effect.succeed(response))
           else {
@@ -381,9 +356,9 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
             )
           }
         },
-        onError(answered, code, message) {
+        onError(code, message) {
           if (done) return
-          measure(answered)
+          measure()
           finish(
             Effect.fail(
               code === "PermissionDenied"
@@ -392,24 +367,23 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
             ),
           )
         },
-        onChallenge(proof) {
+        onChallenge(token) {
           if (done) return
           transport.stats.challengesReceived++
           // Every later attempt carries the token too, so a lost resend is repaired by the usual retry.
-          token = proof
+          bytes = encodeEnvelope([ENVELOPE_VERSION, 5, id, method.name, request, token])
           if (challengeResends >= IMMEDIATE_CHALLENGE_RESENDS) return
           challengeResends++
           if (timer !== undefined) timers.clearTimer(timer)
           send()
         },
-      }
-      waiters.set(id, waiter)
+      })
       send()
       return Effect.sync(() => {
         if (done) return
         done = true
         if (timer !== undefined) timers.clearTimer(timer)
-        forget()
+        waiters.delete(id)
       })
     })
 

@@ -2,8 +2,8 @@
  * Retransmission timeouts from measured round trips, per destination, as TCP computes them
  * (Jacobson/Karels, RFC 6298): SRTT and RTTVAR smoothed over samples, RTO = SRTT + 4·RTTVAR,
  * clamped. A lost datagram then costs about one round trip and its usual spread, not a fixed
- * timer sized for the worst server. Each sample is measured from the send of the copy it answers
- * (rpcNode.ts gives each resend its own request id), so no sample is ambiguous.
+ * timer sized for the worst server. Samples come only from requests sent once (Karn's rule: the
+ * reply to a resent request cannot say which copy it answers).
  */
 export interface RttOptions {
   /** Floor of the timeout: below it, a reply delayed by a scheduler hiccup would be resent. Default 5 ms. */
@@ -32,7 +32,7 @@ export class RttEstimator {
     this.options = { ...defaultRttOptions, ...options }
   }
 
-  /** A round trip of `ms` to `to`, from the send of the copy its reply answers. */
+  /** A round trip of `ms` to `to`, from a request sent once. */
   sample(to: string, ms: number): void {
     const r = Math.max(0, ms)
     const state = this.byDestination.get(to)
