@@ -138,7 +138,7 @@ describe("kvraft processes with skewed clocks", () => {
       )
       const stopping = processes.stop(name(current))
       try {
-        await waitFor(`replica ${target} to lead`, 10_000, async () =>
+        await waitFor(`replica ${target} to lead`, 30_000, async () =>
           (await status(target))?.role === "leader" ? true : undefined,
         )
       } finally {
