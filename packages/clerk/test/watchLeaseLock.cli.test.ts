@@ -164,13 +164,14 @@ describe("kv lease", () => {
   }, 60_000)
 
   test("keepalive --forever keeps a lease past its TTL until SIGTERM (exit 0), and exits 7 once the lease is revoked", async () => {
-    const [first, second] = await Promise.all([kv("lease", "grant", "1500"), kv("lease", "grant", "1500")])
+    // A TTL longer than a `kv` process takes to start on a loaded machine (1.5 s was not).
+    const [first, second] = await Promise.all([kv("lease", "grant", "4000"), kv("lease", "grant", "4000")])
     const stopped = start("lease", "keepalive", first.stdout, "--forever")
     const revoked = start("lease", "keepalive", second.stdout, "--forever")
     await Promise.all([stopped.waitForOutput("until Ctrl-C", 20_000), revoked.waitForOutput("until Ctrl-C", 20_000)])
     await clerk.put("forever/k", "v", { lease: Number(first.stdout) })
     // Twice the TTL later both leases are still there.
-    await Bun.sleep(3_000)
+    await Bun.sleep(8_000)
     expect(await clerk.timeToLive(Number(first.stdout))).toMatchObject({ keys: ["forever/k"] })
     expect(await clerk.timeToLive(Number(second.stdout))).toBeDefined()
     expect(await stopped.stop({ signal: "SIGTERM" })).toBe(0)
