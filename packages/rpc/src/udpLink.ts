@@ -1,5 +1,7 @@
 import dgram from "node:dgram"
+import { isIP } from "node:net"
 import { formatAddress, parseAddress } from "./address.ts"
+import { HostNames } from "./hostNames.ts"
 import type { DatagramHandler, Link } from "./link.ts"
 
 export type UdpBackend = "node-dgram" | "bun"
@@ -111,16 +113,20 @@ const openDgramLink = (
       bound = true
       const local = socket.address()
       const nativeSend = nativeSendOf(socket)
+      const names = new HostNames(host.includes(":") ? 6 : 4)
       resolve({
         address: formatAddress(local.address, local.port),
         send(to, datagram) {
           if (closed) return false
           const peer = parseAddress(to)
           if (peer === undefined) return false
-          // Not accepted now (a full socket buffer, no native socket): dgram.send() queues it.
+          const ip = isIP(peer.host) !== 0 ? peer.host : names.ipOf(peer.host)
+          // Not accepted now (a full socket buffer, no native socket, a name not yet resolved):
+          // dgram.send() resolves and queues it.
           if (
             nativeSend !== undefined &&
-            sendResendingStaleRefusal(nativeSend, datagram, peer.port, peer.host, undefined)
+            ip !== undefined &&
+            sendResendingStaleRefusal(nativeSend, datagram, peer.port, ip, undefined)
           ) {
             return true
           }
@@ -171,17 +177,21 @@ const openBunLink = async (
     throw new BindError(formatAddress(host, port), error)
   }
   let closed = false
+  const names = new HostNames(host.includes(":") ? 6 : 4)
   return {
     address: formatAddress(socket.hostname, socket.port),
     send(to, datagram) {
       if (closed) return false
       const peer = parseAddress(to)
       if (peer === undefined) return false
+      const ip = isIP(peer.host) !== 0 ? peer.host : names.ipOf(peer.host)
+      // Until the name's first answer, Bun.udpSocket cannot send to it: like a lost datagram.
+      if (ip === undefined) return false
       return sendResendingStaleRefusal(
         (data, port, host) => socket.send(data, port, host),
         datagram,
         peer.port,
-        peer.host,
+        ip,
         options.onError,
       )
     },

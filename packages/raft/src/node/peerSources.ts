@@ -1,5 +1,5 @@
 import { lookup } from "node:dns/promises"
-import { formatAddress, isHostName, normalizeAddress, parseAddress } from "@kv/rpc"
+import { formatAddress, HOST_REFRESH_MS, isHostName, normalizeAddress, parseAddress } from "@kv/rpc"
 import type { NodeId } from "../core/index.ts"
 
 /**
@@ -22,9 +22,9 @@ const needsLookup = (address: string): boolean => {
 }
 
 /**
- * Resolves each peer's configured address once, at start: IP literals and loopback names as they
- * are, host names through DNS to every address they have (the configured text is kept too, so a
- * failed lookup still accepts what it can). Synchronous when no peer needs DNS, so a simulated
+ * Resolves each peer's configured address at start: IP literals and loopback names as they are,
+ * host names through DNS to every address they have (the configured text is kept too, so a failed
+ * lookup still accepts what it can); PeerDirectory asks again as time passes. Synchronous when no peer needs DNS, so a simulated
  * node never waits on the host.
  */
 export const resolvePeerSources = (peers: Readonly<Record<number, string>>): PeerSources | Promise<PeerSources> => {
@@ -69,14 +69,40 @@ export const isFromPeer = (sources: PeerSources, id: NodeId, source: string): bo
 export class PeerDirectory {
   private readonly addresses = new Map<NodeId, string>()
   private readonly forms: Map<NodeId, ReadonlySet<string>>
+  /** When host-named peers were last looked up; undefined while no peer has a host name. */
+  private namesAskedAt: number | undefined
 
-  constructor(peers: Readonly<Record<number, string>>, sources: PeerSources) {
+  constructor(
+    peers: Readonly<Record<number, string>>,
+    sources: PeerSources,
+    private readonly now: () => number = () => performance.now(),
+  ) {
     for (const [id, address] of Object.entries(peers)) this.addresses.set(Number(id), address)
     this.forms = new Map(sources)
+    if ([...this.addresses.values()].some(needsLookup)) this.namesAskedAt = this.now()
   }
 
+  /**
+   * The sources each peer may speak from. Host names are looked up again every HOST_REFRESH_MS:
+   * a container or pod that moves keeps its name and gets a new address, and its datagrams are
+   * believed once DNS says the new address is its own (never on the datagram's word).
+   */
   get sources(): PeerSources {
+    if (this.namesAskedAt !== undefined && this.now() - this.namesAskedAt >= HOST_REFRESH_MS) this.refreshNames()
     return this.forms
+  }
+
+  private refreshNames(): void {
+    this.namesAskedAt = this.now()
+    for (const [id, address] of this.addresses) {
+      if (!needsLookup(address)) continue
+      void lookupPeerSources([[String(id), address]]).then((found) => {
+        const resolved = found.get(id)
+        // A failed lookup yields only the configured text: keep the addresses known before.
+        if (resolved === undefined || resolved.size <= 1 || this.addresses.get(id) !== address) return
+        this.forms.set(id, resolved)
+      })
+    }
   }
 
   addressOf(id: NodeId): string | undefined {
@@ -118,6 +144,7 @@ export class PeerDirectory {
     this.addresses.set(id, address)
     this.forms.set(id, new Set([normalizeAddress(address)]))
     if (needsLookup(address)) {
+      this.namesAskedAt ??= this.now()
       // Until DNS answers, only datagrams showing the configured text itself are believed.
       void lookupPeerSources([[String(id), address]]).then((found) => {
         const resolved = found.get(id)
