@@ -1,4 +1,5 @@
 import { lookup } from "node:dns/promises"
+import { formatAddress, isHostName, normalizeAddress, parseAddress } from "./address.ts"
 
 /** How long an answer is used before it is asked again; the old one serves while the new lookup runs. */
 export const HOST_REFRESH_MS = 5_000
@@ -6,7 +7,8 @@ export const HOST_REFRESH_MS = 5_000
 /** Host names kept at once: they come from configuration files, a handful per cluster. */
 const MAX_HOSTS = 1024
 
-export type HostLookup = (host: string, family: 4 | 6) => Promise<string>
+/** 0: whichever family the system prefers. */
+export type HostLookup = (host: string, family: 0 | 4 | 6) => Promise<string>
 
 const systemLookup: HostLookup = async (host, family) => (await lookup(host, { family })).address
 
@@ -26,7 +28,7 @@ export class HostNames {
   private readonly answers = new Map<string, Answer>()
 
   constructor(
-    private readonly family: 4 | 6,
+    private readonly family: 0 | 4 | 6,
     private readonly resolve: HostLookup = systemLookup,
     private readonly refreshMs = HOST_REFRESH_MS,
     private readonly now: () => number = () => performance.now(),
@@ -62,3 +64,22 @@ export class HostNames {
     )
   }
 }
+
+/**
+ * Whether a datagram from `source` comes from the endpoint a configuration names `configured`. A
+ * host name matches the address DNS gives it now (false until the first answer: the sender's
+ * retry is heard).
+ */
+export const sourceMatcher =
+  (names: HostNames) =>
+  (configured: string, source: string): boolean => {
+    if (configured === source) return true
+    const from = normalizeAddress(source)
+    if (normalizeAddress(configured) === from) return true
+    const hp = parseAddress(configured)
+    if (hp === undefined || !isHostName(hp.host)) return false
+    const ip = names.ipOf(hp.host)
+    return ip !== undefined && normalizeAddress(formatAddress(ip, hp.port)) === from
+  }
+
+export const isSourceOf = sourceMatcher(new HostNames(0))

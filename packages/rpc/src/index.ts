@@ -12,7 +12,7 @@ export {
   type Sender,
   UNKEYED,
 } from "./frame.ts"
-export { HOST_REFRESH_MS, type HostLookup, HostNames } from "./hostNames.ts"
+export { HOST_REFRESH_MS, type HostLookup, HostNames, isSourceOf, sourceMatcher } from "./hostNames.ts"
 export { type KeyGrant, KeyRing, type Role, roleAllows, roles } from "./keyRing.ts"
 export type { DatagramHandler, Link } from "./link.ts"
 export { defineMethod, type Method } from "./method.ts"

@@ -103,3 +103,32 @@ test("both UDP links deliver to a host name once it resolves", async () => {
     }
   }
 })
+
+test("a datagram source matches a configured host name by the address DNS gives it", async () => {
+  const { sourceMatcher } = await import("../src/hostNames.ts")
+  let address = "10.0.0.7"
+  let now = 0
+  const isSourceOf = sourceMatcher(
+    new HostNames(
+      0,
+      async () => address,
+      5_000,
+      () => now,
+    ),
+  )
+  expect(isSourceOf("127.0.0.1:7001", "127.0.0.1:7001")).toBe(true)
+  expect(isSourceOf("localhost:7001", "127.0.0.1:7001")).toBe(true)
+  expect(isSourceOf("127.0.0.1:7001", "127.0.0.1:7002")).toBe(false)
+  // Not believed before DNS answers.
+  expect(isSourceOf("kv-0.kv:7001", "10.0.0.7:7001")).toBe(false)
+  await settle()
+  expect(isSourceOf("kv-0.kv:7001", "10.0.0.7:7001")).toBe(true)
+  expect(isSourceOf("kv-0.kv:7001", "10.0.0.7:7002")).toBe(false)
+  expect(isSourceOf("kv-0.kv:7001", "10.0.0.9:7001")).toBe(false)
+  address = "10.0.0.9"
+  now = 5_000
+  isSourceOf("kv-0.kv:7001", "10.0.0.9:7001")
+  await settle()
+  expect(isSourceOf("kv-0.kv:7001", "10.0.0.9:7001")).toBe(true)
+  expect(isSourceOf("kv-0.kv:7001", "10.0.0.7:7001")).toBe(false)
+})

@@ -1,4 +1,5 @@
 import { monotonicMs } from "@kv/kvraft"
+import { isSourceOf } from "@kv/rpc"
 import type { Config, Gid } from "@kv/shardctrler"
 import { type Clock, Effect } from "effect"
 import { sameEndpoint } from "./members.ts"
@@ -89,7 +90,7 @@ export class LatestServers {
 
   /** Whether `gid`'s latest known servers name `from` (read again if they do not, at most so often). */
   lists(gid: Gid, from: string): Effect.Effect<boolean> {
-    const listed = () => this.#known(gid).some((s) => sameEndpoint(s, from))
+    const listed = () => this.#known(gid).some((s) => isSourceOf(s, from))
     return Effect.suspend(() => (listed() ? Effect.succeed(true) : this.refresh(gid).pipe(Effect.map(listed))))
   }
 
