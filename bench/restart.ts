@@ -9,14 +9,17 @@
  *   3. all three are started at once and timed until a linearizable get of the last key written
  *      answers (elections, a leader's first commit, ReadIndex included).
  *
- * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default 32 MiB), --concurrency C.
+ * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default 32 MiB), --concurrency C,
+ * --reuse DIR (fill once into DIR and keep it; later runs with the same DIR restart a copy of it
+ * instead of filling, on the same ports: the replicas' addresses are in their logs).
  * Set KV_BENCH_PROFILE=<dir> for CPU profiles (markdown) of every process.
  */
-import { readdirSync, statSync } from "node:fs"
+import { cpSync, existsSync, readdirSync, statSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { parseArgs } from "node:util"
 import { KvStatusMethod, makeKvClient } from "@kv/kvraft"
+import type { RpcNodeShape } from "@kv/rpc"
 import { Effect } from "effect"
 import { cleanUpOnExit, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "./lib/processes.ts"
 import { openRpcNode } from "./lib/rpc.ts"
@@ -32,12 +35,21 @@ const { values: options } = parseArgs({
     "value-bytes": { type: "string", default: "100" },
     "max-raft-state-bytes": { type: "string", default: String(32 * 1024 * 1024) },
     concurrency: { type: "string", default: "16" },
+    reuse: { type: "string" },
   },
 })
 const keyCount = Number(options.keys)
 const valueBytes = Number(options["value-bytes"])
 const maxRaftStateBytes = Number(options["max-raft-state-bytes"])
 const concurrency = Number(options.concurrency)
+const reuseDir = options.reuse
+
+/** What a --reuse directory records of its fill besides the data. */
+interface FillRecord {
+  readonly replicas: string[]
+  readonly target: number
+  readonly fillSeconds: number
+}
 
 /** What packages/kvraft/bench/restorePhases.ts prints. */
 interface RestorePhases {
@@ -76,6 +88,73 @@ const dirBytes = (dir: string, match: (name: string) => boolean): number =>
     .filter(match)
     .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0)
 
+const launchReplica = (config: string, k: number, phase: string) =>
+  start(`${phase}-replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config], { cwd: dirname(config) })
+
+/** Starts a group in the directory of `config`, fills it, waits until every replica applied everything, stops it. */
+const fillGroup = async (
+  config: string,
+  rpc: RpcNodeShape,
+  track: (processes: Started[]) => void,
+): Promise<FillRecord> => {
+  const replicas = (await freeUdpPorts(3)).map((p) => `127.0.0.1:${p}`)
+  await Bun.write(
+    config,
+    `dataDir = "./data"\nmaxRaftStateBytes = ${maxRaftStateBytes}\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`,
+  )
+  const status = (k: number) => Effect.runPromise(rpc.call(replicas[k]!, KvStatusMethod, {}, { deadlineMs: 300 }))
+  const processes = replicas.map((_, k) => launchReplica(config, k, "fill"))
+  track(processes)
+  await timeUntil("leader", async () => ((await status(0)).leader > 0 ? true : undefined), 60_000)
+  const client = await Effect.runPromise(makeKvClient(rpc, { servers: replicas, deadlineMs: 120_000 }))
+  const fillStarted = performance.now()
+  let next = 0
+  let done = 0
+  const worker = async () => {
+    for (;;) {
+      const first = next
+      if (first >= keyCount) return
+      next = Math.min(keyCount, first + KEYS_PER_TXN)
+      const success = []
+      for (let i = first; i < next; i++) success.push({ op: "put" as const, key: keyOf(i), value: valueFor(i) })
+      await Effect.runPromise(client.txn({ compare: [], success }))
+      done += success.length
+      if (Math.floor(done / (keyCount / 10)) !== Math.floor((done - success.length) / (keyCount / 10))) {
+        console.error(
+          `filled ${done.toLocaleString("en-US")} keys (${((performance.now() - fillStarted) / 1000).toFixed(0)} s)`,
+        )
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  const fillSeconds = (performance.now() - fillStarted) / 1000
+  // Every replica applied everything before the stop, so each restart has the same work.
+  const target = (
+    await timeUntil(
+      "leader status",
+      async () => {
+        for (let k = 0; k < 3; k++) {
+          const s = await status(k).catch(() => undefined)
+          if (s?.role === "leader") return s.commitIndex
+        }
+        return undefined
+      },
+      30_000,
+    )
+  ).value
+  await timeUntil(
+    "every replica applied",
+    async () => {
+      const all = await Promise.all([0, 1, 2].map(status))
+      return all.every((s) => s.appliedIndex >= target) ? all : undefined
+    },
+    120_000,
+  )
+  await stop(processes, 5_000)
+  track([])
+  return { replicas, target, fillSeconds }
+}
+
 const main = async () => {
   cleanUpOnExit()
   const loadBefore = loadavg()[0]!
@@ -83,65 +162,21 @@ const main = async () => {
   const { rpc, close } = await openRpcNode()
   let processes: Started[] = []
   try {
-    const replicas = (await freeUdpPorts(3)).map((p) => `127.0.0.1:${p}`)
     const config = join(dir, "cluster.toml")
-    await Bun.write(
-      config,
-      `dataDir = "./data"\nmaxRaftStateBytes = ${maxRaftStateBytes}\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`,
-    )
-    const launch = (k: number, phase: string) =>
-      start(`${phase}-replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config], { cwd: dir })
-    const status = (k: number) => Effect.runPromise(rpc.call(replicas[k]!, KvStatusMethod, {}, { deadlineMs: 300 }))
-
-    // Fill the store.
-    processes = replicas.map((_, k) => launch(k, "fill"))
-    await timeUntil("leader", async () => ((await status(0)).leader > 0 ? true : undefined), 60_000)
-    const client = await Effect.runPromise(makeKvClient(rpc, { servers: replicas, deadlineMs: 120_000 }))
-    const fillStarted = performance.now()
-    let next = 0
-    let done = 0
-    const worker = async () => {
-      for (;;) {
-        const first = next
-        if (first >= keyCount) return
-        next = Math.min(keyCount, first + KEYS_PER_TXN)
-        const success = []
-        for (let i = first; i < next; i++) success.push({ op: "put" as const, key: keyOf(i), value: valueFor(i) })
-        await Effect.runPromise(client.txn({ compare: [], success }))
-        done += success.length
-        if (Math.floor(done / (keyCount / 10)) !== Math.floor((done - success.length) / (keyCount / 10))) {
-          console.error(
-            `filled ${done.toLocaleString("en-US")} keys (${((performance.now() - fillStarted) / 1000).toFixed(0)} s)`,
-          )
-        }
-      }
+    const reused = reuseDir !== undefined && existsSync(join(reuseDir, "fill.json"))
+    if (reused) cpSync(reuseDir, dir, { recursive: true })
+    const fill: FillRecord = reused
+      ? ((await Bun.file(join(dir, "fill.json")).json()) as FillRecord)
+      : await fillGroup(config, rpc, (started) => {
+          processes = started
+        })
+    if (!reused && reuseDir !== undefined) {
+      cpSync(dir, reuseDir, { recursive: true })
+      await Bun.write(join(reuseDir, "fill.json"), JSON.stringify(fill))
     }
-    await Promise.all(Array.from({ length: concurrency }, worker))
-    const fillSeconds = (performance.now() - fillStarted) / 1000
-    // Every replica applied everything before the stop, so each restart has the same work.
-    const target = (
-      await timeUntil(
-        "leader status",
-        async () => {
-          for (let k = 0; k < 3; k++) {
-            const s = await status(k).catch(() => undefined)
-            if (s?.role === "leader") return s.commitIndex
-          }
-          return undefined
-        },
-        30_000,
-      )
-    ).value
-    await timeUntil(
-      "every replica applied",
-      async () => {
-        const all = await Promise.all([0, 1, 2].map(status))
-        return all.every((s) => s.appliedIndex >= target) ? all : undefined
-      },
-      120_000,
-    )
-    await stop(processes, 5_000)
-    processes = []
+    const { replicas, target, fillSeconds } = fill
+    const launch = (k: number, phase: string) => launchReplica(config, k, phase)
+    const status = (k: number) => Effect.runPromise(rpc.call(replicas[k]!, KvStatusMethod, {}, { deadlineMs: 300 }))
 
     // 1. Phases, in a fresh process (as a restarting server's heap is), on replica 0's directory.
     const data0 = join(dir, "data", "kvraft", "replica-0")
@@ -192,7 +227,7 @@ const main = async () => {
     console.log(
       [
         `restart: ${keyCount.toLocaleString("en-US")} keys of ${valueBytes} B, commit ${commit}, ${cpus().length} cores, load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`,
-        `  fill: ${fillSeconds.toFixed(0)} s (${Math.round(keyCount / fillSeconds).toLocaleString("en-US")} keys/s in transactions of ${KEYS_PER_TXN})`,
+        `  fill: ${reused ? `reused from ${reuseDir}, ` : ""}${fillSeconds.toFixed(0)} s (${Math.round(keyCount / fillSeconds).toLocaleString("en-US")} keys/s in transactions of ${KEYS_PER_TXN})`,
         `  replica 0 on disk: snapshot file ${mib(snapshotBytes)} at index ${phases.snapshotIndex}, WAL ${mib(walBytes)} (${phases.tailEntries} entries after the snapshot, ${phases.tailCommands} of them commands)`,
         `  phases in a fresh process (wall / CPU): startup disk check (20 fdatasyncs) ${phase(phases.diskCheck)}; open storage (read and check the snapshot, replay the WAL) ${phase(phases.openStorage)}; unwrap ${phase(phases.unwrap)}; restore the state machine (${phases.keys.toLocaleString("en-US")} keys) ${phase(phases.restore)}; decode the tail ${phase(phases.decodeTail)}`,
         `  one replica, process start to snapshot applied: ${s(alone.ms)}`,

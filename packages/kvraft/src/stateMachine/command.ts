@@ -18,6 +18,7 @@
  * `[0, opCode, ...]` (no client id is 0), see `KvLeaderCommand`.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
+import { notPlain, readPlainMsgpack } from "./plainMsgpack.ts"
 
 /** What a compare reads of a key; an absent key has version, modRevision and createRevision 0. */
 export type KvCompareTarget = "version" | "modRevision" | "createRevision" | "value"
@@ -144,6 +145,12 @@ const withLease = (fields: unknown[], lease: number | undefined): unknown[] => {
 const encoder = new Encoder()
 const decoder = new Decoder()
 
+/** The msgpack value in `bytes`: plain ones read fast, the rest by the generic decoder (which may throw). */
+const decodeFields = (bytes: Uint8Array): unknown => {
+  const plain = readPlainMsgpack(bytes)
+  return plain === notPlain ? decoder.decode(bytes) : plain
+}
+
 export const encodeCommand = (cmd: KvCommand): Uint8Array => {
   const { op } = cmd
   switch (op.op) {
@@ -192,7 +199,7 @@ export const encodeLeaderCommand = (cmd: KvLeaderCommand): Uint8Array =>
 export const decodeLeaderCommand = (bytes: Uint8Array): KvLeaderCommand | undefined => {
   let fields: unknown
   try {
-    fields = decoder.decode(bytes)
+    fields = decodeFields(bytes)
   } catch {
     return undefined
   }
@@ -273,7 +280,7 @@ const isTime = (value: unknown): value is number => typeof value === "number" &&
 export const decodeCommand = (bytes: Uint8Array): KvCommand | undefined => {
   let fields: unknown
   try {
-    fields = decoder.decode(bytes)
+    fields = decodeFields(bytes)
   } catch {
     return undefined
   }
