@@ -27,6 +27,7 @@ export {
   type FileStorageOptions,
   initialHardState,
   MemoryDisk,
+  type MemoryStorageOptions,
   openFileStorage,
   openMemoryStorage,
   type PersistedState,

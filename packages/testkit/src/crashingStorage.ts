@@ -50,6 +50,12 @@ const crashingStorage = (inner: RaftStorage, armed: () => SaveCrash | undefined)
   return {
     load: () => inner.load(),
     save: (hardState, entries) => write(() => inner.save(hardState, entries)),
+    // An interrupted write is a save that never finishes: the process acts on nothing after it.
+    write: (hardState, entries) => {
+      if (!dead && armed() === undefined) return inner.write(hardState, entries)
+      write(() => inner.save(hardState, entries))
+      return Effect.never
+    },
     saveSnapshot: (snapshot) => write(() => inner.saveSnapshot(snapshot)),
     raftStateBytes: () => inner.raftStateBytes(),
     snapshotBytes: () => inner.snapshotBytes(),

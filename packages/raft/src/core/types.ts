@@ -203,8 +203,9 @@ export interface SoftState {
 /**
  * Work for the shell, in this order: send `messages` (at once, or later: they wait for nothing);
  * persist `snapshot`, then `hardState` and `entries` (one fsync); then send `messagesAfterPersist`;
- * then install `snapshot` and apply `committedEntries`; then call `advance(ready)`. Only one Ready
- * is outstanding at a time.
+ * then call `advance(ready)`. `snapshot` is installed once it is durable, `committedEntries` applied
+ * and `readStates` answered at any point before `advance` (they wait for none of this Ready's
+ * writes). Only one Ready is outstanding at a time; the core takes inputs meanwhile.
  */
 export interface Ready {
   /**
@@ -232,7 +233,10 @@ export interface Ready {
    * promise what this Ready persists (a vote, the entries it acknowledges, the term it carries).
    */
   readonly messagesAfterPersist: readonly Message[]
-  /** Apply in order; every one was durable before this Ready was made. */
+  /**
+   * Apply in order; every one was durable before this Ready was made, so they may be applied
+   * while this Ready's own writes are still on their way to the disk.
+   */
   readonly committedEntries: readonly Entry[]
   readonly readStates: readonly ReadState[]
   /** Defined when the role or the known leader changed. */

@@ -1,5 +1,5 @@
 import { normalizeAddress, RpcNode } from "@kv/rpc"
-import { Clock, Context, Effect, Latch, Layer, Random, type Scope } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Latch, Layer, Random, type Scope } from "effect"
 import {
   type ChangeRefusal,
   createRaft,
@@ -211,9 +211,11 @@ const maxUncommittedEntries = 16_384
 const BATCH_BYTES = 56 * 1024
 
 /**
- * The Effect shell around the pure core: one loop per node runs inputs → core → persist (one fsync
- * per Ready) → send → apply → advance. Inputs (peer messages, proposals, ticks) only step the core
- * and wake the loop, so everything that arrives between two turns is persisted with one fsync.
+ * The Effect shell around the pure core: one loop per node runs inputs → core → send early → write
+ * (one fsync per Ready) and apply while the disk flushes → send what waited for the flush →
+ * advance. The flush runs off the event loop, so inputs (peer messages, proposals, ticks) keep
+ * stepping the core meanwhile; they only step it and wake the loop, so everything that arrives
+ * during one flush is persisted with the next.
  */
 export const makeRaftNode = (
   config: RaftNodeConfig,
@@ -367,27 +369,45 @@ export const makeRaftNode = (
       return true
     }
 
-    const finishReady = (ready: Ready) => {
+    /**
+     * Starts this Ready's durable write and does at once what waits for none of it: the Ready's
+     * committed entries were durable before it was made (the core hands out no others), so they are
+     * applied, and their clients answered, while the disk flushes the new entries; a snapshot it
+     * installs is made durable first. Returns the wait for the flush.
+     */
+    const startReady = (ready: Ready): Effect.Effect<void> => {
       const hs = ready.hardState
+      let durable: Effect.Effect<void> = Effect.void
       if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
       if (hs !== undefined || ready.entries.length > 0) {
         const start = clock.monotonicTimeNanosUnsafe()
-        storage.save(hs, ready.entries)
+        durable = storage.write(hs, ready.entries)
         counters.fsyncs++
-        config.onFsync?.(Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9)
+        const onFsync = config.onFsync
+        if (onFsync !== undefined) {
+          durable = Effect.tap(durable, () =>
+            Effect.sync(() => onFsync(Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9)),
+          )
+        }
       }
-      send(ready.messagesAfterPersist)
       if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })
       if (ready.committedEntries.length > 0) {
         config.apply({ type: "entries", entries: ready.committedEntries })
         settleChanges(ready.committedEntries)
       }
+      // A read state was confirmed by a quorum in a term that was durable before its heartbeats left.
       for (const rs of ready.readStates) {
         const waiters = readRounds.get(rs.requestId)
         if (waiters === undefined) continue
         readRounds.delete(rs.requestId)
         for (const done of waiters) done(rs.index)
       }
+      return durable
+    }
+
+    /** Once the Ready is durable: what it promises may leave, and the core learns it. */
+    const finishReady = (ready: Ready) => {
+      send(ready.messagesAfterPersist)
       // A read round belongs to one leadership: a lost leadership, or a new term (possibly lost and
       // regained between two Readies, which no role change reveals), ends every round in flight.
       const term = core.status().term
@@ -456,6 +476,9 @@ export const makeRaftNode = (
       wake.openUnsafe()
     })
 
+    // Storage failing (a full disk) or the service's apply throwing leaves this replica unable to
+    // make progress; a replica that answers status but never acts would hide that.
+    const fatal = config.onFatal ?? exitOnFatal
     const loop = Effect.gen(function* () {
       while (!stopped) {
         yield* wake.await
@@ -470,9 +493,17 @@ export const makeRaftNode = (
             const ready = core.ready()
             const sent = sendEarly(ready)
             // Bun hands datagrams to the kernel when the event loop turns, not in send(): without
-            // this turn, the appends would leave only after the fsync they are meant to overlap.
+            // this turn, the appends would wait for this Ready's write and applies.
             // Inputs arriving meanwhile step the core; it allows that while a Ready is out.
             if (sent) yield* Effect.yieldNow
+            if (stopped) return
+            // While the disk flushes, the event loop turns: datagrams and proposals step the core
+            // (they join the next Ready) and this Ready's applies answer their clients.
+            const flushed = yield* Effect.exit(startReady(ready))
+            if (Exit.isFailure(flushed)) {
+              fatal(Cause.squash(flushed.cause))
+              return
+            }
             if (stopped) return
             finishReady(ready)
             // The same for this Ready's replies and acks: out before the next Ready's fsync.
@@ -481,9 +512,7 @@ export const makeRaftNode = (
           compactPending()
           yield* followMembership
         } catch (error) {
-          // Storage failing (a full disk) or the service's apply throwing leaves this replica unable
-          // to make progress; a replica that answers status but never acts would hide that.
-          ;(config.onFatal ?? exitOnFatal)(error)
+          fatal(error)
           return
         }
       }

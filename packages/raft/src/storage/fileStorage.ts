@@ -17,8 +17,19 @@
  *
  * Not guarded: two storages open on one directory at once (the caller owns that).
  */
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readSync, rmSync, unlinkSync } from "node:fs"
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  rmSync,
+  unlinkSync,
+} from "node:fs"
 import { join } from "node:path"
+import { Effect } from "effect"
 import {
   fsyncDir,
   listDataDir,
@@ -168,6 +179,8 @@ class FileStorage implements RaftStorage {
   private snapshotIndex: number
   private snapshotDataBytes: number
   private closed = false
+  /** A write's fdatasync runs on the thread pool; nothing else may touch the files until it ends. */
+  private syncing = false
   /** Set by a failed write or fsync; what reached the disk is unknown, so the storage stops. */
   private failure: unknown
 
@@ -197,14 +210,38 @@ class FileStorage implements RaftStorage {
       this.recovered = undefined
       return recovered
     }
-    // Every mutation is durable before it returns, so the directory holds exactly the state.
+    // Every mutation is durable before the next call may be made, so the directory holds exactly the state.
     const { snapshot, wal } = readDataDir(this.dir)
     return stateAfter(wal, snapshot)
   }
 
   save(hardState: HardState | undefined, entries: readonly Entry[]): void {
+    if (!this.writeBatch(hardState, entries)) return
+    this.guardIo(() => fdatasyncSync(this.fd))
+  }
+
+  write(hardState: HardState | undefined, entries: readonly Entry[]): Effect.Effect<void> {
+    if (!this.writeBatch(hardState, entries)) return Effect.void
+    // fdatasync on the runtime's thread pool: the caller's event loop keeps turning meanwhile.
+    const fd = this.fd
+    this.syncing = true
+    const durable = new Promise<unknown>((resolve) => fdatasync(fd, resolve)).then((error) => {
+      this.syncing = false
+      if (error != null) this.failure = error
+      // close() while the flush ran left the descriptor open for it.
+      if (this.closed) closeSync(fd)
+      return error
+    })
+    return Effect.flatMap(
+      Effect.promise(() => durable),
+      (error) => (error == null ? Effect.void : Effect.die(error)),
+    )
+  }
+
+  /** Writes a batch without making it durable; false if there was nothing to write. */
+  private writeBatch(hardState: HardState | undefined, entries: readonly Entry[]): boolean {
     this.ensureUsable()
-    if (hardState === undefined && entries.length === 0) return
+    if (hardState === undefined && entries.length === 0) return false
     checkAppend(this.index, entries)
     if (hardState !== undefined) checkHardState(hardState)
     this.recovered = undefined
@@ -226,7 +263,6 @@ class FileStorage implements RaftStorage {
         if (target > end) writeAllSync(this.fd, zeroBytes(target - end), end)
         this.allocated = target
       }
-      fdatasyncSync(this.fd)
     })
     let offset = this.segmentSize
     for (const [k, entry] of entries.entries()) {
@@ -239,6 +275,7 @@ class FileStorage implements RaftStorage {
       this.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit }
       this.hardStateBytes = hardStateBytes
     }
+    return true
   }
 
   saveSnapshot(snapshot: Snapshot): void {
@@ -267,7 +304,8 @@ class FileStorage implements RaftStorage {
   close(): void {
     if (this.closed) return
     this.closed = true
-    closeSync(this.fd)
+    // A flush still running owns the descriptor until it ends (it closes it then).
+    if (!this.syncing) closeSync(this.fd)
   }
 
   truncateTornTail(wal: ReplayedWal): void {
@@ -376,6 +414,7 @@ class FileStorage implements RaftStorage {
 
   private ensureUsable(): void {
     if (this.closed) throw new Error(`storage ${this.dir} is closed`)
+    if (this.syncing) throw new Error(`storage ${this.dir}: called before the previous write was durable`)
     if (this.failure !== undefined) {
       throw new Error(`storage ${this.dir} stopped after a failed write; reopen it to recover`, {
         cause: this.failure,

@@ -1,6 +1,6 @@
 export { StorageCorrupt } from "./errors.ts"
 export { type FileStorageOptions, openFileStorage } from "./fileStorage.ts"
-export { MemoryDisk, openMemoryStorage } from "./memoryStorage.ts"
+export { MemoryDisk, type MemoryStorageOptions, openMemoryStorage } from "./memoryStorage.ts"
 export { Storage } from "./storageService.ts"
 export {
   type Entry,

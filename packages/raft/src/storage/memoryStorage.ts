@@ -2,8 +2,10 @@
  * In-memory storage with the file storage's semantics, for tests and simulation. The MemoryDisk
  * outlives storage instances: a test "crashes" a server by dropping its storage and "restarts" it by
  * opening the same disk. Every save/saveSnapshot call is a sync point, so the disk always holds
- * exactly what a file storage would have made durable.
+ * exactly what a file storage would have made durable. A `write` reaches the disk only when its
+ * effect runs, after the optional flush delay: a server that crashes before then loses it whole.
  */
+import { Effect } from "effect"
 import { checkAppend, checkHardState, checkSnapshot, keepsLogAfter, type LogBounds } from "./logRules.ts"
 import {
   type Entry,
@@ -37,10 +39,20 @@ const copySnapshot = (snapshot: Snapshot): Snapshot =>
     ? { index: snapshot.index, term: snapshot.term, data: snapshot.data.slice() }
     : { index: snapshot.index, term: snapshot.term, data: snapshot.data.slice(), membership: snapshot.membership }
 
-export const openMemoryStorage = (disk: MemoryDisk): RaftStorage => {
+export interface MemoryStorageOptions {
+  /**
+   * Runs before each `write` becomes durable: the simulated disk's flush time (an `Effect.sleep`
+   * runs in virtual time under a simulated clock). Default: none, the write is durable at once.
+   */
+  readonly flushDelay?: Effect.Effect<void>
+}
+
+export const openMemoryStorage = (disk: MemoryDisk, options: MemoryStorageOptions = {}): RaftStorage => {
   disk.generation += 1
   const generation = disk.generation
   let closed = false
+  /** A write that is waiting for its flush: nothing else may change the disk before it lands. */
+  let flushing = false
 
   const log: LogBounds = {
     get base() {
@@ -65,6 +77,19 @@ export const openMemoryStorage = (disk: MemoryDisk): RaftStorage => {
   const ensureUsable = (): void => {
     if (closed) throw new Error("memory storage is closed")
     if (disk.generation !== generation) throw new Error("memory disk was reopened by a newer storage")
+    if (flushing) throw new Error("memory storage: called before the previous write was durable")
+  }
+
+  const append = (hardState: HardState | undefined, entries: readonly Entry[]): void => {
+    const first = entries[0]
+    if (first !== undefined) truncateFrom(first.index)
+    for (const entry of entries) {
+      disk.entries.push(copyEntry(entry))
+      disk.entryBytes += entryFrameBytes(entry)
+    }
+    if (hardState !== undefined) {
+      disk.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit }
+    }
   }
 
   return {
@@ -82,15 +107,31 @@ export const openMemoryStorage = (disk: MemoryDisk): RaftStorage => {
       ensureUsable()
       checkAppend(log, entries)
       if (hardState !== undefined) checkHardState(hardState)
-      const first = entries[0]
-      if (first !== undefined) truncateFrom(first.index)
-      for (const entry of entries) {
-        disk.entries.push(copyEntry(entry))
-        disk.entryBytes += entryFrameBytes(entry)
+      append(hardState, entries)
+    },
+
+    write(hardState, entries) {
+      ensureUsable()
+      checkAppend(log, entries)
+      if (hardState !== undefined) checkHardState(hardState)
+      if (options.flushDelay === undefined) {
+        append(hardState, entries)
+        return Effect.void
       }
-      if (hardState !== undefined) {
-        disk.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit }
-      }
+      // Copied now: the caller may reuse what it handed over while the flush runs.
+      const batch = entries.map(copyEntry)
+      flushing = true
+      return Effect.andThen(
+        options.flushDelay,
+        Effect.suspend(() => {
+          flushing = false
+          // Crashed meanwhile (closed, or the disk reopened by a restart): the write never landed
+          // and nobody is left to learn of it.
+          if (closed || disk.generation !== generation) return Effect.never
+          append(hardState, batch)
+          return Effect.void
+        }),
+      )
     },
 
     saveSnapshot(snapshot) {

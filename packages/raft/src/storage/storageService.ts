@@ -2,7 +2,7 @@ import { isAbsolute, join, relative } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { StorageCorrupt } from "./errors.ts"
 import { type FileStorageOptions, openFileStorage } from "./fileStorage.ts"
-import { MemoryDisk, openMemoryStorage } from "./memoryStorage.ts"
+import { MemoryDisk, type MemoryStorageOptions, openMemoryStorage } from "./memoryStorage.ts"
 import type { RaftStorage } from "./types.ts"
 
 /**
@@ -31,7 +31,10 @@ export class Storage extends Context.Service<
   }
 
   /** `open(name)` reuses the disk of that name, so a restarted server finds what it had synced. */
-  static layerMemory(disks: Map<string, MemoryDisk> = new Map()): Layer.Layer<Storage> {
+  static layerMemory(
+    disks: Map<string, MemoryDisk> = new Map(),
+    options: MemoryStorageOptions = {},
+  ): Layer.Layer<Storage> {
     return Layer.succeed(Storage)(
       Storage.of({
         open: (name) =>
@@ -41,7 +44,7 @@ export class Storage extends Context.Service<
               disk = new MemoryDisk()
               disks.set(name, disk)
             }
-            return openMemoryStorage(disk)
+            return openMemoryStorage(disk, options)
           }),
       }),
     )

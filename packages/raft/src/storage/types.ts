@@ -2,6 +2,7 @@
  * Records that Raft persists. The pure core declares structurally identical types, so values pass
  * between the two without conversion.
  */
+import type { Effect } from "effect"
 import type { Membership } from "../core/types.ts"
 
 export interface Entry {
@@ -39,7 +40,8 @@ export interface PersistedState {
 
 /**
  * Durable Raft state of one server. Synchronous because the shell calls it once per Ready on its
- * hot path; every mutating call returns only after its data is durable.
+ * hot path: every mutating call but `write` returns only after its data is durable, and `write`
+ * hands the wait for the disk back to the caller, so a replica keeps receiving while its disk works.
  */
 export interface RaftStorage {
   /** What was durable when the storage was opened plus everything saved since. Throws `StorageCorrupt`. */
@@ -50,6 +52,13 @@ export interface RaftStorage {
    * it or none of it is present.
    */
   save(hardState: HardState | undefined, entries: readonly Entry[]): void
+  /**
+   * The same write as `save`, made durable without holding the caller: when this returns the batch
+   * is written but not yet durable, and the returned effect completes once it is (it dies if the
+   * disk failed; the storage is then unusable, as after a failed `save`). The caller runs it before
+   * any other mutating call. A crash before it completes leaves all of the batch or none of it.
+   */
+  write(hardState: HardState | undefined, entries: readonly Entry[]): Effect.Effect<void>
   /**
    * Makes `snapshot` durable, then drops log entries <= snapshot.index. Entries after it are kept only
    * if the stored log holds snapshot.index with snapshot.term; otherwise the whole log is discarded.

@@ -822,6 +822,21 @@ export class Simulation {
     // persisted then finds it already on the wire.
     n.sentEarly = rd.messages.length > 0 && this.rng.chance(0.5)
     if (n.sentEarly) this.sendEarly(rd)
+    // As the shell does: committed entries were durable before the Ready was made, so they are
+    // applied and reads answered while its own write is still pending (and may be lost to a crash).
+    for (const e of rd.committedEntries) this.apply(n, e)
+    for (const rs of rd.readStates) {
+      const req = this.reads.get(rs.requestId)
+      if (req === undefined || req.node !== n.id || req.incarnation !== n.incarnation) {
+        this.fail(`read ${rs.requestId} answered by node ${n.id} that was not asked`)
+      }
+      this.reads.delete(rs.requestId)
+      if (rs.index < req.minIndex) {
+        this.fail(`ReadIndex: read ${rs.requestId} at index ${rs.index} misses a write committed at ${req.minIndex}`)
+      }
+      if (rs.index > core.commitIndex) this.fail(`ReadIndex: read index ${rs.index} beyond commit ${core.commitIndex}`)
+      this.coverage.readsServed++
+    }
   }
 
   private sendEarly(rd: Ready): void {
@@ -843,19 +858,6 @@ export class Simulation {
     n.disk.persist(rd)
     for (const m of rd.messagesAfterPersist) this.send(m)
     if (rd.snapshot !== undefined) this.installSnapshot(n, rd.snapshot)
-    for (const e of rd.committedEntries) this.apply(n, e)
-    for (const rs of rd.readStates) {
-      const req = this.reads.get(rs.requestId)
-      if (req === undefined || req.node !== n.id || req.incarnation !== n.incarnation) {
-        this.fail(`read ${rs.requestId} answered by node ${n.id} that was not asked`)
-      }
-      this.reads.delete(rs.requestId)
-      if (rs.index < req.minIndex) {
-        this.fail(`ReadIndex: read ${rs.requestId} at index ${rs.index} misses a write committed at ${req.minIndex}`)
-      }
-      if (rs.index > core.commitIndex) this.fail(`ReadIndex: read index ${rs.index} beyond commit ${core.commitIndex}`)
-      this.coverage.readsServed++
-    }
     core.advance(rd)
     if (core.appliedIndex !== n.service.applied) {
       this.fail(`node ${n.id}: core applied ${core.appliedIndex} but service applied ${n.service.applied}`)
