@@ -40,6 +40,8 @@ const numbers = [
   2 ** 32 - 1,
   2 ** 32,
   2 ** 53 - 1,
+  2 ** 60,
+  -(2 ** 60),
   -1,
   -32,
   -33,
@@ -50,6 +52,9 @@ const numbers = [
   -0,
   1e300,
 ]
+
+/** A client id as the clerk draws them: up to 53 bits. */
+const id53 = (random: SeededRandom): number => 1 + random.int(2 ** 21) * 2 ** 32 + random.int(2 ** 32)
 
 const randomValue = (random: SeededRandom, depth: number): unknown => {
   switch (random.int(depth > 2 ? 5 : 7)) {
@@ -62,7 +67,7 @@ const randomValue = (random: SeededRandom, depth: number): unknown => {
     case 3:
       return "ascii".repeat(random.int(60))
     case 4:
-      return random.int(2 ** 31)
+      return random.chance(0.5) ? random.int(2 ** 31) : id53(random)
     case 5:
       return Array.from({ length: random.int(random.chance(0.1) ? 40 : 6) }, () => randomValue(random, depth + 1))
     default:
@@ -142,7 +147,7 @@ test("commands decode the same through the plain reader as through the generic d
   const random = new SeededRandom(seed)
   for (let i = 0; i < 5_000; i++) {
     const command: KvCommand = {
-      clientId: 1 + random.int(2 ** 31),
+      clientId: id53(random),
       seq: 1 + random.int(1000),
       ackedBelow: 1,
       nowMs: random.chance(0.5) ? random.int(1e9) : random.next() * 1e6,

@@ -17,11 +17,13 @@ import { Decoder, Encoder } from "@msgpack/msgpack"
 import { LeaseTable, maxLeaseTtlMs, minLeaseTtlMs } from "../lease/leaseTable.ts"
 import { WatchHistory } from "../watch/history.ts"
 import { type KvCommand, type KvCondition, type KvLeaderCommand, type KvOp, type KvTxnOp, opKeys } from "./command.ts"
+import { EntriesCorrupt } from "./entryBase.ts"
+import { EntryStore, type StoredEntry } from "./entryStore.ts"
 import { type KvLimits, resolveKvLimits } from "./limits.ts"
-import { compareKeys, OrderedKeys } from "./orderedKeys.ts"
+import { compareKeys } from "./orderedKeys.ts"
 import { type KvEntry, type KvReply, type KvResult, kvError, okResult } from "./result.ts"
 import { ClientSessions } from "./sessions.ts"
-import { decodeValue, EntriesReader, EntriesWriter } from "./snapshotEntries.ts"
+import { EntriesWriter } from "./snapshotEntries.ts"
 import { utf8ByteLength, utf8ConcatExceeds, utf8Exceeds } from "./utf8.ts"
 
 /**
@@ -53,58 +55,6 @@ export const maxListBytes = 256 * 1024
 const snapshotEncoder = new Encoder()
 const snapshotDecoder = new Decoder()
 
-interface StoredEntry {
-  value: string
-  version: number
-  modRevision: number
-  createRevision: number
-}
-
-/**
- * An entry restored from a version 5 snapshot. Its value stays UTF-8 bytes of the snapshot until
- * first read: a restart then allocates no value strings (a third of a million-key restore's time).
- * The bytes are those Raft keeps as its newest snapshot anyway, and the next `snapshot()` reads
- * every value, so holding them costs no memory past it.
- */
-class RestoredEntry implements StoredEntry {
-  private decoded = ""
-  private source: Buffer | undefined
-  private readonly start: number
-  private readonly end: number
-  createRevision: number
-  modRevision: number
-  version: number
-
-  constructor(
-    source: Buffer,
-    start: number,
-    end: number,
-    createRevision: number,
-    modRevision: number,
-    version: number,
-  ) {
-    this.source = source
-    this.start = start
-    this.end = end
-    this.createRevision = createRevision
-    this.modRevision = modRevision
-    this.version = version
-  }
-
-  get value(): string {
-    if (this.source !== undefined) {
-      this.decoded = decodeValue(this.source, this.start, this.end)
-      this.source = undefined
-    }
-    return this.decoded
-  }
-
-  set value(value: string) {
-    this.decoded = value
-    this.source = undefined
-  }
-}
-
 /** One key of a `list` reply; `value` is left out when only keys were asked for. */
 export interface KvListEntry {
   readonly key: string
@@ -132,8 +82,8 @@ export interface KvListOptions {
 
 export class KvStateMachine {
   readonly limits: KvLimits
-  readonly #data = new Map<string, StoredEntry>()
-  #index = new OrderedKeys()
+  /** The keys with their values and metadata, in order. */
+  #store = new EntryStore()
   #revision = 0
   #sessions: ClientSessions
   #history: WatchHistory
@@ -246,12 +196,12 @@ export class KvStateMachine {
 
   /** The value of `key`, or "" if absent. */
   get(key: string): string {
-    return this.#data.get(key)?.value ?? ""
+    return this.#store.get(key)?.value ?? ""
   }
 
   /** The value and metadata of `key`, or undefined if absent. */
   getEntry(key: string): KvEntry | undefined {
-    const stored = this.#data.get(key)
+    const stored = this.#store.get(key)
     return stored === undefined ? undefined : entryOf(stored)
   }
 
@@ -264,9 +214,8 @@ export class KvStateMachine {
     const entries: KvListEntry[] = []
     let bytes = 0
     let more = false
-    for (const key of this.#index.from(prefix, options.after)) {
+    for (const [key, stored] of this.#store.entries(prefix, options.after)) {
       if (!key.startsWith(prefix)) break
-      const stored = this.#data.get(key)!
       const size = utf8ByteLength(key) + (options.keysOnly === true ? 0 : utf8ByteLength(stored.value))
       if (entries.length >= limit || (entries.length > 0 && bytes + size > maxListBytes)) {
         more = true
@@ -285,30 +234,31 @@ export class KvStateMachine {
 
   /** Number of keys. */
   size(): number {
-    return this.#data.size
+    return this.#store.size
   }
 
   /**
    * Version 5: byte 0xc1 (which never starts msgpack), the version byte, the length of the head
    * (u32, little-endian), the head (msgpack `[revision, sessions, history, leases, keyCount]`), then
    * the entries in key order as snapshotEntries.ts lays them out (so a restore needs no sort).
+   * The machine goes on reading the entries from the bytes returned (they become its EntryStore's
+   * base), so they must not be changed.
    * A small store (under `binaryFromKeys` keys), or one holding a string that is not well-formed
    * UTF-16 (a lone surrogate), is written in version 4 instead: msgpack `[4, [key, value, createRevision, modRevision, version, ...],
    * sessions, revision, history, leases]`.
    */
   snapshot(): Uint8Array {
-    if (this.#data.size < binaryFromKeys) return this.#snapshotMsgpack()
-    const writer = new EntriesWriter(this.#data.size * 128)
-    for (const key of this.#index.all()) {
-      if (!writer.add(key, this.#data.get(key)!)) return this.#snapshotMsgpack()
-    }
+    const count = this.#store.size
+    if (count < binaryFromKeys) return this.#snapshotMsgpack()
+    const writer = new EntriesWriter(this.#store.entriesBytesEstimate())
+    if (!this.#store.writeEntries(writer)) return this.#snapshotMsgpack()
     const entries = writer.bytes()
     const head = snapshotEncoder.encode([
       this.#revision,
       this.#sessions.toSnapshot(),
-      this.#history.toSnapshot((key) => this.#data.get(key)?.modRevision),
+      this.#history.toSnapshot((key) => this.#store.get(key)?.modRevision),
       this.#leases.toSnapshot(),
-      this.#data.size,
+      count,
     ])
     const out = new Uint8Array(binaryHeadAt + head.length + entries.length)
     out[0] = binaryMark
@@ -316,15 +266,15 @@ export class KvStateMachine {
     new DataView(out.buffer).setUint32(2, head.length, true)
     out.set(head, binaryHeadAt)
     out.set(entries, binaryHeadAt + head.length)
+    this.#store.rebase(out.subarray(binaryHeadAt + head.length), count)
     return out
   }
 
   /** The version 4 snapshot (msgpack throughout): older servers read it, and it carries any string. */
   #snapshotMsgpack(): Uint8Array {
-    const flat: (string | number)[] = new Array(this.#data.size * 5)
+    const flat: (string | number)[] = new Array(this.#store.size * 5)
     let i = 0
-    for (const key of this.#index.all()) {
-      const entry = this.#data.get(key)!
+    for (const [key, entry] of this.#store.entries("")) {
       flat[i++] = key
       flat[i++] = entry.value
       flat[i++] = entry.createRevision
@@ -336,7 +286,7 @@ export class KvStateMachine {
       flat,
       this.#sessions.toSnapshot(),
       this.#revision,
-      this.#history.toSnapshot((key) => this.#data.get(key)?.modRevision),
+      this.#history.toSnapshot((key) => this.#store.get(key)?.modRevision),
       this.#leases.toSnapshot(),
     ])
   }
@@ -369,28 +319,13 @@ export class KvStateMachine {
     }
     const [revision, sessions, history, leases, count] = head as [unknown, unknown, unknown, unknown, number]
     const machine = new KvStateMachine(limits)
-    const data = machine.#data
-    const keys: string[] = new Array(count)
-    const reader = new EntriesReader(bytes.subarray(binaryHeadAt + headBytes))
-    let maxRevision = 0
-    let n = 0
     try {
-      for (; !reader.done; n++) {
-        reader.next()
-        const { key, valueStart, valueEnd, createRevision, modRevision, version } = reader
-        const entry = new RestoredEntry(reader.source, valueStart, valueEnd, createRevision, modRevision, version)
-        if (n >= count || !isValidEntry(entry) || (n > 0 && compareKeys(keys[n - 1]!, key) >= 0)) {
-          throw new Error(`entry ${n} is out of order, beyond the count or has invalid metadata`)
-        }
-        data.set(key, entry)
-        keys[n] = key
-        if (modRevision > maxRevision) maxRevision = modRevision
-      }
+      machine.#store = EntryStore.fromSnapshotEntries(bytes.subarray(binaryHeadAt + headBytes), count)
     } catch (cause) {
-      throw restoreError(`corrupt snapshot: ${(cause as Error).message}`, cause)
+      if (!(cause instanceof EntriesCorrupt)) throw cause
+      throw restoreError(`corrupt snapshot: ${cause.message}`, cause)
     }
-    if (n !== count) throw restoreError(`corrupt snapshot: ${n} entries, the head says ${count}`)
-    machine.#index = OrderedKeys.fromSortedUnchecked(keys)
+    const maxRevision = machine.#store.baseMaxRevision
     machine.#restoreRest(5, revision, maxRevision, history, leases, sessions)
     return machine
   }
@@ -417,6 +352,8 @@ export class KvStateMachine {
     }
     const machine = new KvStateMachine(limits)
     const keys: string[] = new Array(flat.length / stride)
+    const entries: StoredEntry[] = new Array(flat.length / stride)
+    const seen = new Set<string>()
     let maxRevision = 0
     for (let i = 0; i < flat.length; i += stride) {
       const key: unknown = flat[i]
@@ -430,14 +367,15 @@ export class KvStateMachine {
               modRevision: flat[i + 3] as number,
               version: flat[i + 4] as number,
             }
-      if (typeof key !== "string" || typeof value !== "string" || !isValidEntry(entry) || machine.#data.has(key)) {
+      if (typeof key !== "string" || typeof value !== "string" || !isValidEntry(entry) || seen.has(key)) {
         throw restoreError(`corrupt snapshot: entry ${i / stride} is not a pair of strings with its metadata`)
       }
-      machine.#data.set(key, entry)
+      seen.add(key)
       keys[i / stride] = key
+      entries[i / stride] = entry
       maxRevision = Math.max(maxRevision, entry.modRevision)
     }
-    machine.#index = OrderedKeys.of(keys)
+    machine.#store = EntryStore.fromEntries(keys, entries)
     machine.#restoreRest(version, revision, maxRevision, history, leases, sessions)
     return machine
   }
@@ -457,9 +395,11 @@ export class KvStateMachine {
     try {
       this.#history =
         version >= 3
-          ? WatchHistory.fromSnapshot(history, historyLimits(this.limits), this.#revision, (key) => this.#data.get(key))
+          ? WatchHistory.fromSnapshot(history, historyLimits(this.limits), this.#revision, (key) =>
+              this.#store.get(key),
+            )
           : new WatchHistory(historyLimits(this.limits), this.#revision)
-      if (version >= 4) this.#leases = LeaseTable.fromSnapshot(leases, (key) => this.#data.has(key))
+      if (version >= 4) this.#leases = LeaseTable.fromSnapshot(leases, (key) => this.#store.has(key))
     } catch (cause) {
       throw restoreError(`corrupt snapshot: ${(cause as Error).message}`, cause)
     }
@@ -481,10 +421,10 @@ export class KvStateMachine {
         this.#attach(op.key, op.lease)
         return okResult
       case "append":
-        this.#write(op.key, (this.#data.get(op.key)?.value ?? "") + op.value, ++this.#revision)
+        this.#write(op.key, (this.#store.get(op.key)?.value ?? "") + op.value, ++this.#revision)
         return okResult
       case "delete":
-        if (this.#data.has(op.key)) this.#remove(op.key)
+        if (this.#store.has(op.key)) this.#remove(op.key)
         return okResult
       case "casPut":
       case "casDelete":
@@ -532,19 +472,18 @@ export class KvStateMachine {
 
   /** Deletes `keys` (those present) at one new revision. */
   #removeAll(keys: readonly string[]): void {
-    const present = keys.filter((key) => this.#data.has(key))
+    const present = keys.filter((key) => this.#store.has(key))
     if (present.length === 0) return
     const revision = ++this.#revision
     for (const key of present) {
-      this.#data.delete(key)
-      this.#index.remove(key)
+      this.#store.delete(key)
       this.#leases.detach(key)
       this.#history.recordDelete(key, revision)
     }
   }
 
   #cas(op: Extract<KvOp, { op: "casPut" | "casDelete" }>): KvResult {
-    const stored = this.#data.get(op.key)
+    const stored = this.#store.get(op.key)
     if (!holds(stored, op.when)) {
       const reply: KvReply =
         stored === undefined
@@ -560,7 +499,7 @@ export class KvStateMachine {
   }
 
   #txn(op: Extract<KvOp, { op: "txn" }>): KvResult {
-    const succeeded = op.compare.every((c) => holds(this.#data.get(c.key), c))
+    const succeeded = op.compare.every((c) => holds(this.#store.get(c.key), c))
     const branch = succeeded ? op.success : op.failure
     // The answer is kept in the client's session and sent in one reply: its reads are bounded, and
     // a transaction over the bound is refused before it writes anything.
@@ -577,7 +516,7 @@ export class KvStateMachine {
     const entries: (KvEntry | null)[] = []
     for (const o of branch) {
       if (o.op === "get") {
-        const stored = this.#data.get(o.key)
+        const stored = this.#store.get(o.key)
         entries.push(stored === undefined ? null : entryOf(stored))
         continue
       }
@@ -586,9 +525,8 @@ export class KvStateMachine {
         this.#write(o.key, o.value, revision)
         this.#attach(o.key, o.lease)
         changed = true
-      } else if (this.#data.has(o.key)) {
-        this.#data.delete(o.key)
-        this.#index.remove(o.key)
+      } else if (this.#store.has(o.key)) {
+        this.#store.delete(o.key)
         this.#leases.detach(o.key)
         this.#history.recordDelete(o.key, revision)
         changed = true
@@ -606,29 +544,17 @@ export class KvStateMachine {
     for (const o of branch) {
       if (o.op === "put") written.set(o.key, o.value)
       else if (o.op === "delete") written.set(o.key, undefined)
-      else total += utf8ByteLength((written.has(o.key) ? written.get(o.key) : this.#data.get(o.key)?.value) ?? "")
+      else total += utf8ByteLength((written.has(o.key) ? written.get(o.key) : this.#store.get(o.key)?.value) ?? "")
     }
     return total
   }
 
   #write(key: string, value: string, revision: number): void {
-    const stored = this.#data.get(key)
-    if (stored === undefined) {
-      const created = { value, version: 1, modRevision: revision, createRevision: revision }
-      this.#data.set(key, created)
-      this.#index.insert(key)
-      this.#history.recordPut(key, created)
-      return
-    }
-    stored.value = value
-    stored.version++
-    stored.modRevision = revision
-    this.#history.recordPut(key, stored)
+    this.#history.recordPut(key, this.#store.write(key, value, revision))
   }
 
   #remove(key: string): void {
-    this.#data.delete(key)
-    this.#index.remove(key)
+    this.#store.delete(key)
     this.#leases.detach(key)
     this.#history.recordDelete(key, ++this.#revision)
   }
@@ -638,7 +564,7 @@ export class KvStateMachine {
     if (early !== undefined) return early
     if (
       op.op === "append" &&
-      utf8ConcatExceeds(this.#data.get(op.key)?.value ?? "", op.value, this.limits.maxValueBytes)
+      utf8ConcatExceeds(this.#store.get(op.key)?.value ?? "", op.value, this.limits.maxValueBytes)
     ) {
       return kvError("ValueTooLarge", `appending would make the value exceed ${this.limits.maxValueBytes} bytes`)
     }

@@ -1,11 +1,10 @@
 /**
- * A reader for the plain msgpack that commands are made of: arrays, ASCII strings, integers up to
- * 32 bits, doubles, nil and booleans. It gives exactly what `@msgpack/msgpack`'s Decoder gives for
+ * A reader for the plain msgpack that commands are made of: arrays, ASCII strings, integers,
+ * floats, nil and booleans. It gives exactly what `@msgpack/msgpack`'s Decoder gives for
  * those bytes, several times faster: a log tail of a million puts is decoded before a restarted
  * replica serves, and the generic decoder builds each short string one code unit at a time.
  *
- * Anything else (a non-ASCII string, a map, binary, an extension, a 64-bit integer, bytes left
- * over or missing) is `notPlain`: the caller hands those bytes to the generic decoder, which stays
+ * Anything else (a non-ASCII string, a map, binary, an extension, bytes left over or missing) is `notPlain`: the caller hands those bytes to the generic decoder, which stays
  * the authority on them. Non-ASCII strings go there because its way with unusual UTF-8 (lone
  * surrogates, which its encoder writes for short strings) is not the platform's.
  */
@@ -62,6 +61,14 @@ class PlainReader {
         return this.#fixed(2) ? this.#view.getInt16(this.at - 2) : notPlain
       case 0xd2:
         return this.#fixed(4) ? this.#view.getInt32(this.at - 4) : notPlain
+      case 0xcf:
+        return this.#fixed(8)
+          ? this.#view.getUint32(this.at - 8) * 4294967296 + this.#view.getUint32(this.at - 4)
+          : notPlain
+      case 0xd3:
+        return this.#fixed(8)
+          ? this.#view.getInt32(this.at - 8) * 4294967296 + this.#view.getUint32(this.at - 4)
+          : notPlain
       case 0xca:
         return this.#fixed(4) ? this.#view.getFloat32(this.at - 4) : notPlain
       case 0xcb:

@@ -6,7 +6,7 @@
  *
  * Per entry: varint key bytes, the key (UTF-8), varint value bytes, the value (UTF-8), varint
  * createRevision, varint modRevision - createRevision, varint version. Varints are LEB128 of
- * non-negative safe integers (at most 8 bytes).
+ * non-negative safe integers (at most 8 bytes), in their shortest form. EntryBase reads them.
  *
  * UTF-8 cannot carry a lone surrogate, so the writer refuses strings that are not well formed;
  * the store falls back to its msgpack format for those (both restore the same state).
@@ -39,6 +39,14 @@ export class EntriesWriter {
     this.#varint(entry.modRevision - entry.createRevision)
     this.#varint(entry.version)
     return true
+  }
+
+  /** Adds entries already laid out: `source[start, end)`, copied as they are. */
+  addRaw(source: Uint8Array, start: number, end: number): void {
+    if (end <= start) return
+    this.#reserve(end - start)
+    this.#buffer.set(source.subarray(start, end), this.#at)
+    this.#at += end - start
   }
 
   /** The bytes written (a view of the writer's buffer). */
@@ -76,86 +84,12 @@ export class EntriesWriter {
 // ES2024's String.prototype.isWellFormed (Bun has it; the project's TypeScript lib predates it).
 const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed()
 
-const varintBytes = (n: number): number => {
+/** Bytes of the shortest varint of `n`. */
+export const varintBytes = (n: number): number => {
   let bytes = 1
   while (n >= 0x80) {
     n = Math.floor(n / 0x80)
     bytes++
   }
   return bytes
-}
-
-/** The string whose UTF-8 bytes are `source[start, end)`. */
-export const decodeValue = (source: Buffer, start: number, end: number): string => source.toString("utf8", start, end)
-
-/**
- * Reads entries back, one at a time; throws an Error naming the fault on damaged bytes. Values are
- * located, not decoded: the store decodes each on first use (`decodeValue`), so a restart allocates
- * no value strings.
- */
-export class EntriesReader {
-  readonly #buffer: Buffer
-  #at = 0
-  key = ""
-  /** Where the value's UTF-8 bytes lie in `source` (not decoded: see `valueOf`). */
-  valueStart = 0
-  valueEnd = 0
-  createRevision = 0
-  modRevision = 0
-  version = 0
-
-  constructor(bytes: Uint8Array) {
-    this.#buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
-  }
-
-  /** The bytes the entries are read from. */
-  get source(): Buffer {
-    return this.#buffer
-  }
-
-  get done(): boolean {
-    return this.#at >= this.#buffer.length
-  }
-
-  /** Reads the next entry into the reader's fields. */
-  next(): void {
-    this.key = this.#string()
-    const length = this.#varint()
-    this.valueStart = this.#at
-    this.valueEnd = this.#skip(length)
-    this.createRevision = this.#varint()
-    this.modRevision = this.createRevision + this.#varint()
-    this.version = this.#varint()
-  }
-
-  #string(): string {
-    const length = this.#varint()
-    const start = this.#at
-    const end = this.#skip(length)
-    return this.#buffer.toString("utf8", start, end)
-  }
-
-  #skip(length: number): number {
-    const end = this.#at + length
-    if (end > this.#buffer.length) throw new Error(`an entry's string runs past the end at byte ${this.#at}`)
-    this.#at = end
-    return end
-  }
-
-  #varint(): number {
-    const buffer = this.#buffer
-    let n = 0
-    let scale = 1
-    for (let i = 0; i < 8; i++) {
-      if (this.#at >= buffer.length) throw new Error("an entry ends inside a number")
-      const byte = buffer[this.#at++]!
-      n += (byte & 0x7f) * scale
-      if (byte < 0x80) {
-        if (!Number.isSafeInteger(n)) break
-        return n
-      }
-      scale *= 0x80
-    }
-    throw new Error(`an entry holds a number above 2^53 at byte ${this.#at}`)
-  }
 }

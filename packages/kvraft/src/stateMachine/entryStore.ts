@@ -1,0 +1,210 @@
+/**
+ * The keys of a store with their values and metadata: the entries of the last version 5 snapshot
+ * as they lie in its bytes (EntryBase), with the changes since laid over them. A restart reads a
+ * million keys without inserting them anywhere, and each snapshot folds the changes back into a
+ * new base, so the overlay holds only what changed since the last snapshot.
+ *
+ * Invariants:
+ *   - a key is present iff it is in `#changed`, or it is a base entry not marked in `#shadowed`;
+ *   - `#shadowed[i]` is 1 iff base entry i was written or deleted since the base was made (its
+ *     state is then `#changed`'s: there if written, absent if deleted);
+ *   - `#added` holds exactly the keys of `#changed` that are not in the base, in key order (a
+ *     rewritten base key keeps its place in the base's order).
+ */
+import { EntryBase } from "./entryBase.ts"
+import { compareKeys, OrderedKeys } from "./orderedKeys.ts"
+import type { EntriesWriter } from "./snapshotEntries.ts"
+
+export interface StoredEntry {
+  readonly value: string
+  readonly version: number
+  readonly modRevision: number
+  readonly createRevision: number
+}
+
+/** An entry written since the base: the store changes it in place. */
+interface ChangedEntry {
+  value: string
+  version: number
+  modRevision: number
+  createRevision: number
+  /** Its index in the base, -1 if the base does not hold the key. */
+  readonly baseIndex: number
+}
+
+export class EntryStore {
+  #base: EntryBase
+  #shadowed: Uint8Array
+  #shadowedCount = 0
+  #changed = new Map<string, ChangedEntry>()
+  #added = new OrderedKeys()
+
+  constructor(base: EntryBase = EntryBase.empty) {
+    this.#base = base
+    this.#shadowed = new Uint8Array(base.count)
+  }
+
+  /** A store over the entries of a version 5 snapshot (see EntryBase for what is checked). */
+  static fromSnapshotEntries(bytes: Uint8Array, count: number): EntryStore {
+    return new EntryStore(new EntryBase(bytes, count))
+  }
+
+  /** A store holding `entries[i]` under `keys[i]` (distinct keys, in any order), with no base. */
+  static fromEntries(keys: readonly string[], entries: readonly StoredEntry[]): EntryStore {
+    const store = new EntryStore()
+    for (let i = 0; i < keys.length; i++) {
+      const { value, version, modRevision, createRevision } = entries[i]!
+      store.#changed.set(keys[i]!, { value, version, modRevision, createRevision, baseIndex: -1 })
+    }
+    store.#added = OrderedKeys.of(keys)
+    return store
+  }
+
+  /** The highest modRevision of the base's entries (what a restore checks the revision against). */
+  get baseMaxRevision(): number {
+    return this.#base.maxRevision
+  }
+
+  get size(): number {
+    return this.#base.count - this.#shadowedCount + this.#changed.size
+  }
+
+  get(key: string): StoredEntry | undefined {
+    const changed = this.#changed.get(key)
+    if (changed !== undefined) return changed
+    const i = this.#base.find(key)
+    return i < 0 || this.#shadowed[i] === 1 ? undefined : this.#base.entry(i)
+  }
+
+  has(key: string): boolean {
+    if (this.#changed.has(key)) return true
+    const i = this.#base.find(key)
+    return i >= 0 && this.#shadowed[i] === 0
+  }
+
+  /**
+   * Sets `key` to `value` at `revision`: a new key gets version 1 and createRevision `revision`,
+   * a present one its next version. Returns the entry as it now is.
+   */
+  write(key: string, value: string, revision: number): StoredEntry {
+    const changed = this.#changed.get(key)
+    if (changed !== undefined) {
+      changed.value = value
+      changed.version++
+      changed.modRevision = revision
+      return changed
+    }
+    const baseIndex = this.#base.find(key)
+    let entry: ChangedEntry
+    if (baseIndex >= 0 && this.#shadowed[baseIndex] === 0) {
+      const { version, createRevision } = this.#base.entry(baseIndex)
+      entry = { value, version: version + 1, modRevision: revision, createRevision, baseIndex }
+      this.#shadow(baseIndex)
+    } else {
+      entry = { value, version: 1, modRevision: revision, createRevision: revision, baseIndex }
+      if (baseIndex < 0) this.#added.insert(key)
+    }
+    this.#changed.set(key, entry)
+    return entry
+  }
+
+  /** Removes `key`, which must be present. */
+  delete(key: string): void {
+    const changed = this.#changed.get(key)
+    if (changed !== undefined) {
+      this.#changed.delete(key)
+      if (changed.baseIndex < 0) this.#added.remove(key)
+      return
+    }
+    const i = this.#base.find(key)
+    if (i < 0 || this.#shadowed[i] === 1) throw new Error(`EntryStore: ${JSON.stringify(key)} is not present`)
+    this.#shadow(i)
+  }
+
+  /**
+   * Keys with their entries in order, from the first key above `after` (from the first at or above
+   * `from` when `after` is undefined or below it); the caller stops when it has enough.
+   */
+  *entries(from: string, after?: string): Generator<readonly [string, StoredEntry]> {
+    const start = after !== undefined && compareKeys(after, from) >= 0 ? after : from
+    const exclusive = start === after
+    const fromBase = this.#baseEntries(start, exclusive)
+    const added = this.#added.from(from, after)
+    let a = fromBase.next()
+    let b = added.next()
+    while (!a.done || !b.done) {
+      // A base key and an added key are never equal.
+      if (b.done || (!a.done && compareKeys(a.value[0], b.value) < 0)) {
+        yield a.value as readonly [string, StoredEntry]
+        a = fromBase.next()
+      } else {
+        yield [b.value, this.#changed.get(b.value)!]
+        b = added.next()
+      }
+    }
+  }
+
+  /**
+   * Adds every entry to `writer` in key order, copying the base's unchanged entries as they are.
+   * False if the writer refused one (a string that is not well-formed UTF-16).
+   */
+  writeEntries(writer: EntriesWriter): boolean {
+    const base = this.#base
+    const bytes = base.bytes
+    let cursor = 0
+    /** Base entries [cursor, until): unchanged runs copied, changed ones written from the overlay. */
+    const copyBase = (until: number): boolean => {
+      let runStart = cursor
+      for (let i = cursor; i < until; i++) {
+        if (this.#shadowed[i] === 0) continue
+        writer.addRaw(bytes, base.start(runStart), base.start(i))
+        runStart = i + 1
+        const key = base.key(i)
+        const changed = this.#changed.get(key)
+        if (changed !== undefined && !writer.add(key, changed)) return false
+      }
+      writer.addRaw(bytes, base.start(runStart), base.start(until))
+      cursor = until
+      return true
+    }
+    for (const key of this.#added.all()) {
+      if (!copyBase(base.lowerBound(key)) || !writer.add(key, this.#changed.get(key)!)) return false
+    }
+    return copyBase(base.count)
+  }
+
+  /** About how many bytes `writeEntries` writes. */
+  entriesBytesEstimate(): number {
+    return this.#base.start(this.#base.count) + this.#changed.size * 128
+  }
+
+  /**
+   * Makes `bytes` (what `writeEntries` wrote, `count` entries, holding this store's state) the new
+   * base, and forgets the overlay.
+   */
+  rebase(bytes: Uint8Array, count: number): void {
+    this.#base = new EntryBase(bytes, count)
+    this.#shadowed = new Uint8Array(count)
+    this.#shadowedCount = 0
+    this.#changed = new Map()
+    this.#added = new OrderedKeys()
+  }
+
+  *#baseEntries(start: string, exclusive: boolean): Generator<readonly [string, StoredEntry]> {
+    const base = this.#base
+    for (let i = base.lowerBound(start); i < base.count; i++) {
+      const key = base.key(i)
+      if (exclusive && key === start) continue
+      if (this.#shadowed[i] === 0) yield [key, base.entry(i)]
+      else {
+        const changed = this.#changed.get(key)
+        if (changed !== undefined) yield [key, changed]
+      }
+    }
+  }
+
+  #shadow(i: number): void {
+    this.#shadowed[i] = 1
+    this.#shadowedCount++
+  }
+}
