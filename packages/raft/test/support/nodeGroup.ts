@@ -3,8 +3,9 @@ import { Seed, VirtualClock, VirtualDriver, virtualTimers } from "@kv/sim"
 import { Effect, Exit, Layer, Scope } from "effect"
 import type { Message, NodeId } from "../../src/core/index.ts"
 import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../../src/node/raftNode.ts"
-import { encodeMessages, isRaftReply, RAFT_CHANNEL } from "../../src/node/wire.ts"
-import { type MemoryDisk, Storage } from "../../src/storage/index.ts"
+import { decodeMessages, encodeMessages, isRaftReply, RAFT_CHANNEL } from "../../src/node/wire.ts"
+import { MemoryDisk, Storage } from "../../src/storage/index.ts"
+import { promiseNotDurable } from "./durability.ts"
 
 export const address = (id: number): string => `member-${id}`
 
@@ -13,6 +14,13 @@ export interface Running {
   readonly node: RaftNodeShape
   readonly rpc: RpcNodeShape
   readonly applied: number[]
+}
+
+export interface NodeGroupOptions {
+  /** Each node's memory disk takes this long to make a write durable (`MemoryStorageOptions`). */
+  readonly flushDelay?: Effect.Effect<void>
+  /** Sees every command a node applies, with its index (all incarnations). */
+  readonly onApply?: (id: number, index: number, data: Uint8Array) => void
 }
 
 /**
@@ -26,9 +34,14 @@ export class NodeGroup {
   readonly disks = new Map<string, MemoryDisk>()
   private readonly timers: Timers
   readonly nodes = new Map<number, Running>()
+  /** Raft messages a node sent before its disk held what they promise (see `promiseNotDurable`). */
+  readonly sentBeforeDurable: string[] = []
   private readonly scopes: Scope.Closeable[] = []
 
-  constructor(readonly seed: number) {
+  constructor(
+    readonly seed: number,
+    private readonly options: NodeGroupOptions = {},
+  ) {
     const s = new Seed(seed)
     const clock = this.clock
     this.driver = new VirtualDriver(clock, s.stream("effect"))
@@ -42,7 +55,12 @@ export class NodeGroup {
     this.scopes.push(scope)
     const layer = RpcNode.layerWith({ timers: this.timers }).pipe(
       Layer.provide(Transport.layerSim(this.network, at, { timers: this.timers })),
-      Layer.merge(Storage.layerMemory(this.disks)),
+      Layer.merge(
+        Storage.layerMemory(
+          this.disks,
+          this.options.flushDelay === undefined ? {} : { flushDelay: this.options.flushDelay },
+        ),
+      ),
     )
     const services = Effect.gen(function* () {
       return { rpc: yield* RpcNode, storage: yield* Storage }
@@ -61,12 +79,39 @@ export class NodeGroup {
         join,
         seed: this.seed + id * 7919,
         apply: (event: ApplyEvent) => {
-          if (event.type === "entries") for (const e of event.entries) if (e.data.length > 0) applied.push(e.index)
+          if (event.type !== "entries") return
+          for (const e of event.entries) {
+            if (e.data.length === 0) continue
+            applied.push(e.index)
+            this.options.onApply?.(id, e.index, e.data)
+          }
         },
-      }).pipe(Effect.provideService(RpcNode, rpc), Effect.provideService(Storage, storage), Scope.provide(scope)),
+      }).pipe(
+        Effect.provideService(RpcNode, this.checkingDurability(id, rpc)),
+        Effect.provideService(Storage, storage),
+        Scope.provide(scope),
+      ),
     )
     this.network.connect(address(id))
     this.nodes.set(id, { scope, node, rpc, applied })
+  }
+
+  /** `rpc`, with every Raft message node `id` sends checked against what its disk holds. */
+  private checkingDurability(id: number, rpc: RpcNodeShape): RpcNodeShape {
+    const checked: RpcNodeShape = Object.create(rpc)
+    Object.assign(checked, {
+      sendOneWay: (to: string, channel: string, payload: unknown) => {
+        const disk = this.disks.get(`node-${id}`) ?? new MemoryDisk()
+        if (channel === RAFT_CHANNEL) {
+          for (const m of decodeMessages(payload) ?? []) {
+            const broken = promiseNotDurable(m, disk)
+            if (broken !== undefined) this.sentBeforeDurable.push(`${m.type} ${m.from}->${m.to} t${m.term}: ${broken}`)
+          }
+        }
+        return rpc.sendOneWay(to, channel, payload)
+      },
+    })
+    return checked
   }
 
   /** Stops node `id`: its memory is gone, its disk stays. */

@@ -25,6 +25,7 @@ import {
   sameMembership,
   votersMembership,
 } from "../../src/core/index.ts"
+import { promiseNotDurable } from "./durability.ts"
 import { Disk } from "./simCluster.ts"
 
 export interface SimOptions {
@@ -969,47 +970,14 @@ export class Simulation {
 
   // ------------------------------------------------------------------ invariants
 
-  /**
-   * Persist before you send (thesis §3.8): whatever a message promises about its sender is on the
-   * sender's disk when it leaves. Campaigns and a leader's traffic: the term, with the sender's own
-   * vote; vote grants: the vote (a later durable term also does: no second vote can follow in the
-   * term it left within the same batch); acknowledgements: the entries they vouch for; anything
-   * else: the term it carries (only a pre-vote, or a grant of one, speaks of a future term).
-   */
+  /** Persist before you send: see `promiseNotDurable`. */
   private checkDurable(m: Message): void {
     const disk = (this.nodes[m.from - 1] as SimNode).disk
-    const hs = disk.hardState
-    const fail = (what: string) =>
-      this.fail(`persist before send: ${describeMessage(m)} ${what} (durable term ${hs.term} vote ${hs.vote})`)
-    switch (m.type) {
-      case "PreVote":
-        return
-      case "PreVoteResp":
-        if (m.reject && m.term > hs.term) fail("carries a term not yet durable")
-        return
-      case "VoteResp":
-        if (m.term > hs.term) fail("carries a term not yet durable")
-        if (!m.reject && hs.term === m.term && hs.vote !== m.to) fail("grants a vote not yet durable")
-        return
-      case "Vote":
-      case "Append":
-      case "Heartbeat":
-      case "Snap":
-      case "TimeoutNow":
-        // A later term on disk is fine: this one was left behind in the same batch.
-        if (hs.term < m.term || (hs.term === m.term && hs.vote !== m.from)) {
-          fail("speaks for a term or vote not yet durable")
-        }
-        return
-      case "AppendResp": {
-        if (m.term > hs.term) fail("carries a term not yet durable")
-        const durableLast = Math.max(disk.snapshot?.index ?? 0, disk.entries.at(-1)?.index ?? 0)
-        if (!m.reject && m.index > durableLast) fail(`acknowledges entries past the durable log (${durableLast})`)
-        return
-      }
-      default:
-        if (m.term > hs.term) fail("carries a term not yet durable")
-        return
+    const broken = promiseNotDurable(m, disk)
+    if (broken !== undefined) {
+      this.fail(
+        `persist before send: ${describeMessage(m)} ${broken} (durable term ${disk.hardState.term} vote ${disk.hardState.vote})`,
+      )
     }
   }
 
