@@ -10,10 +10,10 @@
  *   44 crc32 of bytes 0..44
  * Snapshots are only ever renamed into place complete, so any damage here is corruption.
  */
-import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { snapshotFileName, writeFileAtomically } from "./dataDir.ts"
 import { StorageCorrupt } from "./errors.ts"
+import { mapFile } from "./mappedFile.ts"
 import { decodeMembership, encodeMembership } from "./membershipRecord.ts"
 import type { Snapshot } from "./types.ts"
 
@@ -44,10 +44,13 @@ export const writeSnapshotFile = (dir: string, snapshot: Snapshot): void => {
   writeFileAtomically(dir, snapshotFileName(snapshot.index), [header, membership, snapshot.data])
 }
 
-/** Reads and verifies the snapshot stored under index `index`. */
+/**
+ * Reads and verifies the snapshot stored under index `index`. Its data is a view of the file mapped
+ * into memory (see mappedFile.ts), checked in full before anything uses it.
+ */
 export const readSnapshotFile = (dir: string, index: number): Snapshot => {
   const path = join(dir, snapshotFileName(index))
-  const bytes = readFileSync(path)
+  const bytes = mapFile(path)
   const corrupt = (offset: number, reason: string) => new StorageCorrupt({ path, offset, reason })
   if (bytes.length < V1_HEADER_BYTES) throw corrupt(0, `snapshot file of ${bytes.length} bytes has no complete header`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, V2_HEADER_BYTES))

@@ -23,11 +23,12 @@
  * corruption, so the server refuses to start rather than guess.
  */
 
-import { closeSync, openSync, readFileSync, readSync } from "node:fs"
+import { closeSync, openSync, readSync } from "node:fs"
 import { join } from "node:path"
 import { Decoder } from "@msgpack/msgpack"
 import { segmentFileName } from "./dataDir.ts"
 import { StorageCorrupt } from "./errors.ts"
+import { mapFile } from "./mappedFile.ts"
 import { type Entry, type HardState, initialHardState } from "./types.ts"
 import { WalIndex } from "./walIndex.ts"
 import {
@@ -89,9 +90,8 @@ export const replayWal = (dir: string, segments: readonly number[]): ReplayedWal
   for (const [position, segment] of live.entries()) {
     const isLast = position === live.length - 1
     const path = join(dir, segmentFileName(segment))
-    // A plain Uint8Array view, not a Buffer: Buffer.slice does not copy.
-    const file = readFileSync(path)
-    const bytes = new Uint8Array(file.buffer, file.byteOffset, file.length)
+    // Mapped, not read: the entries are copied out below, so nothing reads the mapping after replay.
+    const bytes = mapFile(path)
     let pending: PendingRecord[] = []
     let savesEnd = 0
     let offset = 0
