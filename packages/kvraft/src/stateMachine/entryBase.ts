@@ -76,7 +76,7 @@ export class EntryBase {
   /** Where the last entry ends. */
   readonly #end: number
   /** Where entry i's key starts (after its length) and how long it is. */
-  readonly #keyStarts: Float64Array
+  readonly #keyStarts: Uint32Array | Float64Array
   readonly #keyLengths: Uint32Array
   readonly #hashes: Uint32Array
   /** Open addressing, linear probing: entry index + 1, 0 for an empty slot. */
@@ -100,7 +100,8 @@ export class EntryBase {
     const slots = 2 ** Math.ceil(Math.log2(Math.max(2, count * 2)))
     this.#table = new Int32Array(slots)
     this.#mask = slots - 1
-    this.#keyStarts = new Float64Array(count)
+    // Offsets fit 32 bits below 4 GiB (always, under maxSnapshotBytes' default): half the memory to fault in.
+    this.#keyStarts = bytes.length < 2 ** 32 ? new Uint32Array(count) : new Float64Array(count)
     this.#keyLengths = new Uint32Array(count)
     this.#hashes = new Uint32Array(count)
     let at = 0

@@ -43,6 +43,13 @@ export class OrderedKeys {
       blocks.push([key])
       return
     }
+    // Keys often come in order (a bulk load, names that grow with time): past the last key, no search.
+    const last = blocks[blocks.length - 1]!
+    if (compareKeys(last[last.length - 1]!, key) < 0) {
+      last.push(key)
+      if (last.length > maxBlock) blocks.push(last.splice(last.length >> 1))
+      return
+    }
     const b = this.#blockFor(key)
     const block = blocks[b]!
     block.splice(lowerBound(block, key), 0, key)
