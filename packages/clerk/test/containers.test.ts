@@ -14,6 +14,8 @@
  *   name under the Service, the container's command and environment, the ConfigMap mounted), and
  *   one pod is rescheduled: removed and started again under its name with a new IP address. The
  *   others follow it by name (with the third pod stopped, a write needs the moved one).
+ * - A sharded cluster (controller, groups 100 and 101) named by host names, one container each:
+ *   joining 101 moves shards from 100, whose replica must recognise the puller by its name.
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -29,6 +31,9 @@ const bunImage = `localhost/kv-test-bun:${tag}`
 const runtimeImage = `localhost/kv-test-runtime:${tag}`
 const project = `kvtest${process.pid}`
 const podNetwork = `kvtest${process.pid}-pods`
+const shardedHosts = ["ctrl", "g100", "g101"]
+/** The container (and volume) of the sharded cluster's host `name`. */
+const host = (name: string) => `${project}-${name}`
 /** The container of StatefulSet pod `kv-k` (its hostname is the pod's name). */
 const pod = (k: number) => `${project}-kv-${k}`
 const clusterKey = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")
@@ -58,8 +63,9 @@ const must = async (what: string, result: Promise<{ code: number; stdout: string
 afterAll(async () => {
   const quiet = (args: readonly string[]) => podman(args, 60_000).catch(() => undefined)
   await compose(["down", "-v"], 120_000).catch(() => undefined)
-  await quiet(["rm", "-f", "-t", "0", pod(0), pod(1), pod(2), `${project}-squatter`])
+  await quiet(["rm", "-f", "-t", "0", pod(0), pod(1), pod(2), `${project}-squatter`, ...shardedHosts.map(host)])
   await quiet(["volume", "rm", "-f", `${project}-pod-0`, `${project}-pod-1`, `${project}-pod-2`])
+  await quiet(["volume", "rm", "-f", ...shardedHosts.map(host)])
   // podman-compose's down leaves the project's network.
   await quiet(["network", "rm", "-f", podNetwork, `${project}_default`])
   await quiet(["rmi", "-f", image, bunImage, runtimeImage])
@@ -307,6 +313,85 @@ describe("containers", () => {
     expect((await kvIn(pod(1), "get", "before")).stdout.trim()).toBe("move")
     expect((await kvIn(pod(1), "get", "after")).stdout.trim()).toBe("move")
   }, 360_000)
+
+  test("a sharded cluster named by host names moves shards between groups", async () => {
+    const configDir = join(work.path, "sharded")
+    mkdirSync(configDir, { recursive: true })
+    writeFileSync(
+      join(configDir, "cluster.toml"),
+      [
+        'dataDir = "/var/lib/kv"',
+        "[controller]",
+        'replicas = ["ctrl.kv:7101"]',
+        "[groups.100]",
+        'replicas = ["g100.kv:7201"]',
+        "[groups.101]",
+        'replicas = ["g101.kv:7202"]',
+        "",
+      ].join("\n"),
+    )
+    const servers: Record<string, string[]> = {
+      ctrl: ["kv-shardctrler", "--replica", "0"],
+      g100: ["kv-shardkv", "--gid", "100", "--replica", "0"],
+      g101: ["kv-shardkv", "--gid", "101", "--replica", "0"],
+    }
+    for (const name of shardedHosts) {
+      await must(
+        `host ${name}`,
+        podman([
+          "run",
+          "-d",
+          "--name",
+          host(name),
+          "--hostname",
+          name,
+          "--network",
+          podNetwork,
+          "--network-alias",
+          `${name}.kv`,
+          "-e",
+          `KV_CLUSTER_KEY=${clusterKey}`,
+          "-v",
+          `${configDir}:/etc/kv:ro`,
+          "-v",
+          `${host(name)}:/var/lib/kv`,
+          image,
+          ...servers[name]!,
+          "--config",
+          "/etc/kv/cluster.toml",
+          "--listen",
+          "0.0.0.0",
+        ]),
+      )
+    }
+    const ctrl = host("ctrl")
+    await pollUntil(
+      "the controller to take group 100",
+      async () => (await kvIn(ctrl, "admin", "join", "100")).code === 0,
+      {
+        timeoutMs: 90_000,
+        intervalMs: 1_000,
+      },
+    )
+    const keys = Array.from({ length: 20 }, (_, k) => `key-${k}`)
+    for (const key of keys) await must(`put ${key}`, kvIn(ctrl, "put", key, `value of ${key}`))
+    await must("join 101", kvIn(ctrl, "admin", "join", "101"))
+    const status = await pollUntil(
+      "group 101 to serve the shards it pulled",
+      async () => {
+        const out = await kvIn(ctrl, "status", "--json")
+        if (out.code !== 0) return undefined
+        const groups = (JSON.parse(out.stdout) as { groups: Record<string, { serving: number[]; pulling: number[] }> })
+          .groups
+        const g101 = groups["101"]
+        return g101 !== undefined && g101.serving.length > 0 && g101.pulling.length === 0 ? groups : undefined
+      },
+      { timeoutMs: 90_000, intervalMs: 1_000 },
+    )
+    expect(status["100"]?.serving.length).toBeGreaterThan(0)
+    // Every key reads back, those of moved shards from group 101 once it has pulled them.
+    for (const key of keys) expect((await kvIn(ctrl, "get", key)).stdout.trim()).toBe(`value of ${key}`)
+  }, 240_000)
 })
 
 interface Manifest {
