@@ -63,6 +63,7 @@ interface RestorePhases {
   readonly unwrap: { ms: number; cpuMs: number }
   readonly restore: { ms: number; cpuMs: number }
   readonly decodeTail: { ms: number; cpuMs: number }
+  readonly applyTail: { ms: number; cpuMs: number }
 }
 
 const keyOf = (i: number) => `key${String(i).padStart(8, "0")}`
@@ -229,7 +230,7 @@ const main = async () => {
         `restart: ${keyCount.toLocaleString("en-US")} keys of ${valueBytes} B, commit ${commit}, ${cpus().length} cores, load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`,
         `  fill: ${reused ? `reused from ${reuseDir}, ` : ""}${fillSeconds.toFixed(0)} s (${Math.round(keyCount / fillSeconds).toLocaleString("en-US")} keys/s in transactions of ${KEYS_PER_TXN})`,
         `  replica 0 on disk: snapshot file ${mib(snapshotBytes)} at index ${phases.snapshotIndex}, WAL ${mib(walBytes)} (${phases.tailEntries} entries after the snapshot, ${phases.tailCommands} of them commands)`,
-        `  phases in a fresh process (wall / CPU): startup disk check (20 fdatasyncs) ${phase(phases.diskCheck)}; open storage (read and check the snapshot, replay the WAL) ${phase(phases.openStorage)}; unwrap ${phase(phases.unwrap)}; restore the state machine (${phases.keys.toLocaleString("en-US")} keys) ${phase(phases.restore)}; decode the tail ${phase(phases.decodeTail)}`,
+        `  phases in a fresh process (wall / CPU): startup disk check ${phase(phases.diskCheck)}; open storage (read and check the snapshot, replay the WAL) ${phase(phases.openStorage)}; unwrap ${phase(phases.unwrap)}; restore the state machine (${phases.keys.toLocaleString("en-US")} keys) ${phase(phases.restore)}; decode the tail ${phase(phases.decodeTail)}; apply it ${phase(phases.applyTail)}`,
         `  one replica, process start to snapshot applied: ${s(alone.ms)}`,
         `  three replicas, process start to a leader with everything applied: ${s(elected.ms)}; to the first linearizable get: ${s(serveMs)}`,
       ].join("\n"),
