@@ -250,9 +250,6 @@ export class KvStateMachine {
   snapshot(): Uint8Array {
     const count = this.#store.size
     if (count < binaryFromKeys) return this.#snapshotMsgpack()
-    const writer = new EntriesWriter(this.#store.entriesBytesEstimate())
-    if (!this.#store.writeEntries(writer)) return this.#snapshotMsgpack()
-    const entries = writer.bytes()
     const head = snapshotEncoder.encode([
       this.#revision,
       this.#sessions.toSnapshot(),
@@ -260,13 +257,19 @@ export class KvStateMachine {
       this.#leases.toSnapshot(),
       count,
     ])
-    const out = new Uint8Array(binaryHeadAt + head.length + entries.length)
-    out[0] = binaryMark
-    out[1] = snapshotVersion
-    new DataView(out.buffer).setUint32(2, head.length, true)
-    out.set(head, binaryHeadAt)
-    out.set(entries, binaryHeadAt + head.length)
-    this.#store.rebase(out.subarray(binaryHeadAt + head.length), count)
+    // The entries go straight after the head, in the buffer returned: a second copy of a large
+    // store's bytes into fresh memory cost more than writing them.
+    const entriesAt = binaryHeadAt + head.length
+    const writer = new EntriesWriter(entriesAt + this.#store.entriesBytesEstimate())
+    const start = new Uint8Array(binaryHeadAt)
+    start[0] = binaryMark
+    start[1] = snapshotVersion
+    new DataView(start.buffer).setUint32(2, head.length, true)
+    writer.addRaw(start, 0, binaryHeadAt)
+    writer.addRaw(head, 0, head.length)
+    if (!this.#store.writeEntries(writer)) return this.#snapshotMsgpack()
+    const out = writer.finish()
+    this.#store.rebase(out.subarray(entriesAt), count)
     return out
   }
 

@@ -54,6 +54,16 @@ export class EntriesWriter {
     return this.#buffer.subarray(0, this.#at)
   }
 
+  /**
+   * The bytes written, as a plain Uint8Array: a view of the writer's buffer when little of it is
+   * unused, else a copy of just the bytes (so that keeping them keeps no spare capacity).
+   */
+  finish(): Uint8Array {
+    const buffer = this.#buffer
+    if (this.#at * 5 < buffer.length * 4) return new Uint8Array(buffer.subarray(0, this.#at))
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, this.#at)
+  }
+
   #string(s: string): void {
     // The length goes before the bytes, so leave room for the longest varint and move the bytes if shorter.
     const lengthAt = this.#at
