@@ -32,6 +32,7 @@ export {
   openMemoryStorage,
   type PersistedState,
   type RaftStorage,
+  SHARED_WAL_DIR,
   Storage,
   StorageCorrupt,
 } from "./storage/index.ts"

@@ -1,46 +1,132 @@
 /**
- * A shard group: `bun run shardkv --gid 100 [--replica N] [--config cluster.toml] [--data DIR]`.
- * Without --replica every replica of the group runs in this process.
+ * Shard groups: `bun run shardkv --gid 100[,101,...] [--replica N] [--shared-wal] [--config cluster.toml]
+ * [--data DIR]`. Without --replica every replica of each group runs in this process. With several
+ * groups, --shared-wal puts all their replicas' Raft logs in one write-ahead log of the data
+ * directory, so they share its fsyncs (as multi-Raft stores do).
  */
 import {
+  type ClusterConfig,
   cliEnvironment,
   configuredLimits,
   dataDirFrom,
+  type JoinOptions,
   joinFrom,
   loadConfigFor,
+  lockReplicaDir,
+  type MetricsSource,
   runServerMain,
   type ServerFlags,
   StartupError,
+  serveMetrics,
   serveReplicas,
   serverFlags,
   serverKeyGrants,
 } from "@kv/kvraft"
-import { Effect, Option } from "effect"
+import { SHARED_WAL_DIR, Storage } from "@kv/raft"
+import { Effect, Layer, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { makeShardKvServer } from "../src/index.ts"
 
-const serve = (flags: ServerFlags & { readonly gid: number }) =>
+/** `100` or `100,101,102`: distinct positive group ids. */
+const parseGids = (text: string): number[] | undefined => {
+  const gids = text.split(",").map((part) => Number(part.trim()))
+  const valid = gids.every((gid) => Number.isSafeInteger(gid) && gid > 0) && new Set(gids).size === gids.length
+  return valid ? gids : undefined
+}
+
+const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: boolean }) =>
   Effect.gen(function* () {
     const config = yield* loadConfigFor(flags)
-    const group = config.groups.get(flags.gid)
-    if (group === undefined) {
-      const known = [...config.groups.keys()].join(", ") || "none"
-      return yield* Effect.fail(new StartupError(`group ${flags.gid} is not in ${config.source} (groups: ${known})`))
+    const gids = parseGids(flags.gid)
+    if (gids === undefined) {
+      return yield* Effect.fail(new StartupError(`--gid ${flags.gid}: give a group id or several, comma-separated`))
+    }
+    for (const gid of gids) {
+      if (!config.groups.has(gid)) {
+        const known = [...config.groups.keys()].join(", ") || "none"
+        return yield* Effect.fail(new StartupError(`group ${gid} is not in ${config.source} (groups: ${known})`))
+      }
     }
     const join = yield* joinFrom(flags)
+    if (join !== undefined && gids.length > 1) {
+      return yield* Effect.fail(new StartupError("--join starts a new member of one group: give one --gid"))
+    }
+    const dataDir = dataDirFrom(flags, config)
+    let storage: Layer.Layer<Storage> | undefined
+    if (flags.sharedWal) {
+      // One process per shared log: the replicas' own locks do not cover the log they share.
+      yield* lockReplicaDir(dataDir, SHARED_WAL_DIR).pipe(Effect.mapError((e) => new StartupError(e.message)))
+      const context = yield* Layer.build(Storage.layerShared(dataDir)).pipe(
+        Effect.mapError(
+          (e) =>
+            new StartupError(
+              `shared write-ahead log in ${dataDir} is damaged: ${e.message} (refusing to start; restore it from a backup)`,
+            ),
+        ),
+      )
+      storage = Layer.succeedContext(context)
+    }
+    // One endpoint for every group's replicas when this process runs several.
+    const metricsPort = Option.getOrUndefined(flags.metricsPort)
+    const sources: MetricsSource[] = []
+    if (metricsPort !== undefined && gids.length > 1) {
+      const server = yield* Effect.try({
+        try: () => serveMetrics(metricsPort, sources),
+        catch: (error) => new StartupError(`cannot serve metrics on 127.0.0.1:${metricsPort}: ${String(error)}`),
+      })
+      yield* Effect.addFinalizer(() => Effect.promise(() => server.stop(true)))
+    }
+    yield* Effect.forEach(
+      gids,
+      (gid) =>
+        serveGroup({
+          flags,
+          config,
+          gid,
+          join,
+          dataDir,
+          storage,
+          metricsPort,
+          metricsSources: gids.length > 1 ? sources : undefined,
+        }),
+      {
+        concurrency: "unbounded",
+        discard: true,
+      },
+    )
+  })
+
+interface GroupServing {
+  readonly flags: ServerFlags
+  readonly config: ClusterConfig
+  readonly gid: number
+  readonly join: JoinOptions | undefined
+  readonly dataDir: string
+  readonly storage: Layer.Layer<Storage> | undefined
+  readonly metricsPort: number | undefined
+  /** Set when the process serves one metrics endpoint for several groups. */
+  readonly metricsSources: MetricsSource[] | undefined
+}
+
+const serveGroup = ({ flags, config, gid, join, dataDir, storage, metricsPort, metricsSources }: GroupServing) =>
+  Effect.gen(function* () {
+    const group = config.groups.get(gid)
+    if (group === undefined) return yield* Effect.fail(new StartupError(`group ${gid} is not in ${config.source}`))
     yield* serveReplicas({
       join,
-      service: `group-${flags.gid}`,
+      service: `group-${gid}`,
       replicas: group.replicas,
       replica: Option.getOrUndefined(flags.replica),
-      dataDir: dataDirFrom(flags, config),
+      dataDir,
       clusterKey: config.clusterKey,
       keys: serverKeyGrants(config),
-      metricsPort: Option.getOrUndefined(flags.metricsPort),
+      metricsPort: metricsSources === undefined ? metricsPort : undefined,
+      metricsSources,
+      storage,
       listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>
         makeShardKvServer({
-          gid: flags.gid,
+          gid,
           id,
           peers,
           storageName,
@@ -72,9 +158,20 @@ const serve = (flags: ServerFlags & { readonly gid: number }) =>
 
 const command = Command.make(
   "shardkv",
-  { ...serverFlags, gid: Flag.Int("gid").pipe(Flag.withDescription("the group to serve (a [groups.<gid>] section)")) },
+  {
+    ...serverFlags,
+    gid: Flag.String("gid").pipe(
+      Flag.withDescription("the group to serve (a [groups.<gid>] section), or several, comma-separated: 100,101,102"),
+    ),
+    sharedWal: Flag.Boolean("shared-wal").pipe(
+      Flag.withDescription(
+        "keep the Raft logs of every replica in this process in one write-ahead log of the data directory (shared-wal/), sharing its fsyncs; snapshots stay per replica",
+      ),
+      Flag.withDefault(false),
+    ),
+  },
   (flags) => Effect.sync(() => runServerMain("shardkv", serve(flags), flags.logFormat)),
-).pipe(Command.withDescription("Run replicas of one shard group"))
+).pipe(Command.withDescription("Run replicas of one or several shard groups"))
 
 Command.run(command, { version: "0.1.0" })
   .pipe(Effect.provide(cliEnvironment), Effect.runPromise)

@@ -1,5 +1,6 @@
 export { allowReplicaClients } from "./access.ts"
 export { cliEnvironment } from "./cliEnvironment.ts"
+export { DataDirHeld, lockReplicaDir } from "./dataDirLock.ts"
 export { isEmptyDataDir } from "./groupProbe.ts"
 export { type MetricsSource, observeReplica, scrape, serveMetrics } from "./metrics.ts"
 export {

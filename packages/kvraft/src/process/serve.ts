@@ -45,6 +45,13 @@ export interface ServeOptions {
   /** Serve /metrics, /livez and /readyz for this process's replicas on 127.0.0.1 at this port. */
   readonly metricsPort?: number | undefined
   /**
+   * Where the replicas' Raft state lives; default a write-ahead log per replica under `dataDir`
+   * (Storage.layerFile). Several services in one process pass one shared layer (Storage.layerShared).
+   */
+  readonly storage?: Layer.Layer<Storage> | undefined
+  /** The replicas' metric sources are added here, for a metrics endpoint the caller serves for several services. */
+  readonly metricsSources?: MetricsSource[] | undefined
+  /**
    * Run one new member that joins the existing group (etcd's `--initial-cluster-state existing`)
    * instead of a replica of `replicas`: its own id and address, not in cluster.toml.
    */
@@ -176,7 +183,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
     )
 
     yield* checkDisk(options.dataDir)
-    const sources: MetricsSource[] = []
+    const sources: MetricsSource[] = options.metricsSources ?? []
     const served = new Map<number, Served>()
     // Replicas in this process cannot answer each other before they run: ask only the others.
     const inProcess = new Set(which.map(addressOf))
@@ -187,7 +194,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         join !== undefined ? `${options.service}/member-${join.id}` : `${options.service}/replica-${k}`
       const layer = RpcNode.layer.pipe(
         Layer.provide(Transport.layerUdp({ bind, key: options.clusterKey, keys: options.keys })),
-        Layer.merge(Storage.layerFile(options.dataDir)),
+        Layer.merge(options.storage ?? Storage.layerFile(options.dataDir)),
       )
       const observe = observeReplica(options.service, k)
       const [replica, rpc] = yield* Effect.gen(function* () {

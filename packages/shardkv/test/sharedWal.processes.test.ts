@@ -1,0 +1,183 @@
+/**
+ * Proves that three processes, each holding one replica of three groups on one shared write-ahead
+ * log (`--gid 100,101,102 --replica k --shared-wal`), lose nothing acknowledged and stay
+ * linearizable when a process is killed with `kill -9` under load, and when all three are.
+ */
+import { afterAll, describe, expect, test } from "bun:test"
+import { existsSync, readdirSync } from "node:fs"
+import { join, resolve } from "node:path"
+import type { KvClientShape } from "@kv/kvraft"
+import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
+import { makeControllerClient } from "@kv/shardctrler"
+import {
+  checkLinearizable,
+  freeUdpPorts,
+  HistoryRecorder,
+  type KvInput,
+  ProcessGroup,
+  pollUntil,
+  tempDir,
+  udpClientNode,
+  writeFile,
+} from "@kv/testkit"
+import { Effect, Exit, Scope } from "effect"
+import { makeShardKvClient } from "../src/index.ts"
+
+const root = resolve(import.meta.dir, "../../..")
+const bins = {
+  controller: join(root, "packages/shardctrler/bin/shardctrler.ts"),
+  group: join(root, "packages/shardkv/bin/shardkv.ts"),
+}
+const seed = seedFromEnv()
+const processes = new ProcessGroup()
+const dir = tempDir("kv-shared-wal")
+const scope = Effect.runSync(Scope.make())
+const gids = [100, 101, 102]
+
+afterAll(async () => {
+  await processes.killAll()
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  dir.remove()
+})
+
+const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
+
+describe("three groups per process on a shared write-ahead log", () => {
+  test("kill -9 of one process, then of all three, under load: every acknowledged append exactly once, linearizable", async () => {
+    console.log(`seed ${seed} (replay the choices: KV_SEED=${seed} bun test test/sharedWal.processes.test.ts)`)
+    const random = new SeededRandom(seed)
+    const ports = await freeUdpPorts(12)
+    const address = (i: number) => `127.0.0.1:${ports[i]}`
+    const controllers = [0, 1, 2].map(address)
+    // Process k runs replica k of every group.
+    const groups = new Map(gids.map((gid, g) => [gid, [0, 1, 2].map((k) => address(3 + 3 * g + k))]))
+    const config = join(dir.path, "cluster.toml")
+    writeFile(
+      config,
+      [
+        `dataDir = "./data"`,
+        // Small, so the replicas snapshot while the test runs.
+        `maxRaftStateBytes = 4096`,
+        `[controller]`,
+        `replicas = ${JSON.stringify(controllers)}`,
+        ...[...groups].flatMap(([gid, r]) => [`[groups.${gid}]`, `replicas = ${JSON.stringify(r)}`]),
+      ].join("\n"),
+    )
+    for (let k = 0; k < 3; k++) {
+      processes.start(`ctrl-${k}`, ["bun", bins.controller, "--replica", String(k), "--config", config], {
+        cwd: dir.path,
+      })
+    }
+    const startHost = (k: number) =>
+      processes.start(
+        `host-${k}`,
+        [
+          "bun",
+          bins.group,
+          "--gid",
+          gids.join(","),
+          "--replica",
+          String(k),
+          "--shared-wal",
+          "--config",
+          config,
+          // A data directory per host, as on separate machines: one shared log per process and root.
+          "--data",
+          join(dir.path, `host-${k}`),
+        ],
+        { cwd: dir.path },
+      )
+    for (let k = 0; k < 3; k++) startHost(k)
+
+    const admin = await Effect.runPromise(makeControllerClient(await rpcNode(), { controllers, deadlineMs: 60_000 }))
+    await Effect.runPromise(admin.join(Object.fromEntries([...groups].map(([gid, r]) => [String(gid), r]))))
+
+    const history = new HistoryRecorder()
+    const clients: KvClientShape[] = []
+    for (let c = 0; c < 4; c++) {
+      clients.push(await Effect.runPromise(makeShardKvClient(await rpcNode(), { controllers, deadlineMs: 60_000 })))
+    }
+    let completed = 0
+    const record = async (c: number, input: KvInput, run: () => Effect.Effect<string | undefined, unknown>) => {
+      const token = history.begin(c, input)
+      const exit = await Effect.runPromiseExit(run())
+      if (Exit.isSuccess(exit)) {
+        history.end(token, typeof exit.value === "string" ? exit.value : undefined)
+        completed++
+        return exit.value
+      }
+      history.unknown(token)
+      throw new Error(`${input.op} ${input.key} failed: ${String(exit.cause)}`)
+    }
+    let done = false
+    const appended: Map<string, string[]>[] = []
+    const load = clients.map(async (client, c) => {
+      const mine = new Map<string, string[]>()
+      appended.push(mine)
+      for (let j = 0; !done; j++) {
+        // Keys over every shard, so every group takes writes.
+        const key = `c${c}-k${j % 10}`
+        if (j % 4 === 3) {
+          await record(c, { op: "get", key }, () => client.get(key))
+        } else {
+          const value = `${c}.${j};`
+          await record(c, { op: "append", key, value }, () => Effect.as(client.append(key, value), undefined))
+          mine.set(key, [...(mine.get(key) ?? []), value])
+        }
+      }
+    })
+    const whileClientsComplete = async (n: number) => {
+      const target = completed + n
+      await Promise.race([
+        pollUntil(`the clients to complete ${n} more operations`, () => completed >= target, { timeoutMs: 45_000 }),
+        Promise.all(load),
+      ])
+    }
+
+    try {
+      await whileClientsComplete(150)
+      // One host down hard: each group loses one replica, and keeps a majority.
+      const victim = random.int(3)
+      await processes.kill(`host-${victim}`)
+      await whileClientsComplete(100)
+      startHost(victim)
+      await whileClientsComplete(150)
+      // Every host down hard at once, in the middle of the load: all back from the shared logs alone.
+      await Promise.all([0, 1, 2].map((k) => processes.kill(`host-${k}`)))
+      for (let k = 0; k < 3; k++) startHost(k)
+      await whileClientsComplete(150)
+      done = true
+      await Promise.all(load)
+      const reader = clients[0] as KvClientShape
+      for (const mine of appended) {
+        for (const [key, values] of mine) {
+          const value = await record(0, { op: "get", key }, () => reader.get(key))
+          expect(value).toBe(values.join(""))
+        }
+      }
+      const ops = history.history()
+      const verdict = checkLinearizable(ops)
+      console.log(`${ops.length} operations; linearizable: ${verdict.ok}`)
+      if (!verdict.ok) throw new Error(verdict.explanation)
+      // The replicas' logs are in the shared log; their own directories hold snapshots only.
+      let snapshots = 0
+      for (let k = 0; k < 3; k++) {
+        const data = join(dir.path, `host-${k}`)
+        expect(readdirSync(join(data, "shared-wal")).some((name) => name.startsWith("wal-"))).toBe(true)
+        for (const gid of gids) {
+          const replicaDir = join(data, `group-${gid}`, `replica-${k}`)
+          expect(existsSync(join(replicaDir, "in-shared-wal"))).toBe(true)
+          expect(readdirSync(replicaDir).filter((name) => name.startsWith("wal-"))).toEqual([])
+          snapshots += readdirSync(replicaDir).filter((name) => name.startsWith("snap-")).length
+        }
+      }
+      expect(snapshots).toBeGreaterThan(0)
+    } catch (error) {
+      done = true
+      for (const name of ["ctrl-0", "host-0", "host-1", "host-2"]) {
+        console.error(`--- ${name}\n${processes.output(name).slice(-3000)}`)
+      }
+      throw error
+    }
+  }, 180_000)
+})
