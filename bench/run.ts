@@ -69,7 +69,11 @@ const allTargets: Target[] = [
   etcdTarget(),
   shardkvTarget({ groups: 1, maxRaftStateBytes }),
   shardkvTarget({ groups: 3, maxRaftStateBytes }),
+  shardkvTarget({ groups: 3, maxRaftStateBytes, hosts: true }),
+  shardkvTarget({ groups: 3, maxRaftStateBytes, hosts: true, sharedWal: true }),
 ]
+/** Run only when named: the same three groups laid out as on three machines. */
+const namedOnly = (t: Target): boolean => t.name.includes("-hosts")
 const chosen = parsed.targets
 for (const name of chosen ?? []) {
   if (!allTargets.some((t) => t.name === name)) {
@@ -80,7 +84,7 @@ for (const name of chosen ?? []) {
 // Naming kvraft with --loss or --dup brings its lossy runs along.
 const targets =
   chosen === undefined
-    ? allTargets
+    ? allTargets.filter((t) => !namedOnly(t))
     : allTargets.filter((t) => chosen.includes(t.name) || (chosen.includes("kvraft") && t.name.startsWith("kvraft-")))
 
 const git = (...args: string[]) =>

@@ -1,6 +1,8 @@
 /**
- * The sharded cluster: a 3-replica shard controller and `groups` replica groups of 3 (every
- * replica its own process, UDP on 127.0.0.1, file storage), all groups joined before the run.
+ * The sharded cluster: a 3-replica shard controller and `groups` replica groups of 3, all joined
+ * before the run (UDP on 127.0.0.1, file storage). Every replica runs as its own process, or with
+ * `hosts`, as on three machines: process k runs replica k of every group, in a data directory of its
+ * own, with a write-ahead log per replica or, with `sharedWal`, one shared by its replicas.
  */
 import { join } from "node:path"
 import { makeControllerClient } from "@kv/shardctrler"
@@ -22,8 +24,17 @@ const CONTROLLER_BIN = join(repoRoot, "packages/shardctrler/bin/shardctrler.ts")
 const SHARDKV_BIN = join(repoRoot, "packages/shardkv/bin/shardkv.ts")
 const FIRST_GID = 100
 
-export const shardkvTarget = (options: { readonly groups: number; readonly maxRaftStateBytes: number }): Target => {
-  const name = `shardkv-${options.groups}`
+export interface ShardkvTargetOptions {
+  readonly groups: number
+  readonly maxRaftStateBytes: number
+  /** Three processes, each running replica k of every group (`--gid 100,101,... --replica k`). */
+  readonly hosts?: boolean
+  /** With `hosts`: each process keeps its replicas' logs in one shared write-ahead log (`--shared-wal`). */
+  readonly sharedWal?: boolean
+}
+
+export const shardkvTarget = (options: ShardkvTargetOptions): Target => {
+  const name = `shardkv-${options.groups}${options.hosts ? `-hosts${options.sharedWal ? "-shared-wal" : ""}` : ""}`
   return {
     name,
     unavailable: () => undefined,
@@ -48,27 +59,35 @@ export const shardkvTarget = (options: { readonly groups: number; readonly maxRa
           "",
         ].join("\n"),
       )
-      const groupReplicas = groups.flatMap((g) => g.replicas.map((_, k) => ({ gid: g.gid, k, name: `g${g.gid}-${k}` })))
-      const metricsPorts = await freeTcpPorts(groupReplicas.length)
+      // One server process per replica, or per host (replica k of every group).
+      const servers = options.hosts
+        ? [0, 1, 2].map((k) => ({
+            name: `host-${k}`,
+            args: [
+              "--gid",
+              groups.map((g) => g.gid).join(","),
+              "--replica",
+              String(k),
+              "--data",
+              join(dir, `host-${k}`),
+              ...(options.sharedWal ? ["--shared-wal"] : []),
+            ],
+          }))
+        : groups.flatMap((g) =>
+            g.replicas.map((_, k) => ({
+              name: `g${g.gid}-${k}`,
+              args: ["--gid", String(g.gid), "--replica", String(k)],
+            })),
+          )
+      const metricsPorts = await freeTcpPorts(servers.length)
       const processes: Started[] = [
         ...controllers.map((_, k) =>
           start(`controller-${k}`, ["bun", CONTROLLER_BIN, "--replica", String(k), "--config", config], { cwd: dir }),
         ),
-        ...groupReplicas.map((r, n) =>
+        ...servers.map((server, n) =>
           start(
-            r.name,
-            [
-              "bun",
-              SHARDKV_BIN,
-              "--gid",
-              String(r.gid),
-              "--replica",
-              String(r.k),
-              "--config",
-              config,
-              "--metrics-port",
-              String(metricsPorts[n]),
-            ],
+            server.name,
+            ["bun", SHARDKV_BIN, ...server.args, "--config", config, "--metrics-port", String(metricsPorts[n])],
             { cwd: dir },
           ),
         ),
@@ -104,7 +123,7 @@ export const shardkvTarget = (options: { readonly groups: number; readonly maxRa
         const counters: Record<string, FsyncCounters> = {}
         const scraped = await Promise.all(metricsPorts.map(scrapeFsyncs))
         scraped.forEach((c, n) => {
-          const name = groupReplicas[n]?.name
+          const name = servers[n]?.name
           if (c !== undefined && name !== undefined) counters[name] = c
         })
         return counters

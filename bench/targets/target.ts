@@ -32,6 +32,9 @@ export const scrapeFsyncs = async (metricsPort: number): Promise<FsyncCounters |
         .split("\n")
         .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
         .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(" ") + 1)), 0)
+    // A shared write-ahead log flushes once for the waits of several replicas: count its flushes.
+    const sharedFlushes = sum("kv_shared_wal_flush_seconds_count")
+    if (sharedFlushes > 0) return { count: sharedFlushes, seconds: sum("kv_shared_wal_flush_seconds_sum") }
     return { count: sum("kv_raft_fsync_seconds_count"), seconds: sum("kv_raft_fsync_seconds_sum") }
   } catch {
     return undefined

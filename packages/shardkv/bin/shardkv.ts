@@ -23,9 +23,15 @@ import {
   serverKeyGrants,
 } from "@kv/kvraft"
 import { SHARED_WAL_DIR, Storage } from "@kv/raft"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Metric, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { makeShardKvServer } from "../src/index.ts"
+
+const sharedWalFlushSeconds = Metric.histogram("kv_shared_wal_flush_seconds", {
+  description:
+    "Duration of one fdatasync of the shared write-ahead log; each makes durable the batches every replica of this process wrote before it",
+  boundaries: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+})
 
 /** `100` or `100,101,102`: distinct positive group ids. */
 const parseGids = (text: string): number[] | undefined => {
@@ -56,7 +62,8 @@ const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: 
     if (flags.sharedWal) {
       // One process per shared log: the replicas' own locks do not cover the log they share.
       yield* lockReplicaDir(dataDir, SHARED_WAL_DIR).pipe(Effect.mapError((e) => new StartupError(e.message)))
-      const context = yield* Layer.build(Storage.layerShared(dataDir)).pipe(
+      const onFlush = (seconds: number) => Effect.runSync(Metric.update(sharedWalFlushSeconds, seconds))
+      const context = yield* Layer.build(Storage.layerShared(dataDir, { onFlush })).pipe(
         Effect.mapError(
           (e) =>
             new StartupError(

@@ -75,6 +75,8 @@ export interface SharedWalOptions {
   readonly preallocateBytes?: number
   /** Makes the live segment durable; default fdatasync on the runtime's thread pool. Tests hold it. */
   readonly flush?: (fd: number) => Promise<void>
+  /** Told the duration of every flush of the log (for a metric: replicas' waits overlap on one flush). */
+  readonly onFlush?: (seconds: number) => void
 }
 
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -133,6 +135,7 @@ export class SharedWal {
   private readonly segmentBytes: number
   private readonly preallocateBytes: number
   private readonly flushDisk: (fd: number) => Promise<void>
+  private readonly onFlush: (seconds: number) => void
   private readonly replicas = new Map<string, ReplicaLog>()
   private readonly batch = new FrameBatch()
   /** Apart from `batch`: a rotation checkpoints while the batch that caused it waits to be written. */
@@ -172,6 +175,7 @@ export class SharedWal {
     }
     this.preallocateBytes = Math.min(options.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES, this.segmentBytes)
     this.flushDisk = options.flush ?? fdatasyncOnPool
+    this.onFlush = options.onFlush ?? (() => {})
     this.dir = join(root, SHARED_WAL_DIR)
     makeDirDurably(this.dir)
     const listing = listDataDir(this.dir)
@@ -372,12 +376,15 @@ export class SharedWal {
   syncNow(): void {
     // A flush of its own: frames written after it must not pass for frames it made durable.
     this.generation++
+    this.flushCount++
+    const started = performance.now()
     try {
       fdatasyncSync(this.fd)
     } catch (error) {
       this.failure = error
       throw error
     }
+    this.onFlush((performance.now() - started) / 1000)
   }
 
   /** @internal */
@@ -441,8 +448,10 @@ export class SharedWal {
     this.flushing = true
     this.generation++
     this.flushCount++
+    const started = performance.now()
     this.flushDisk(this.fd).then(
       () => {
+        this.onFlush((performance.now() - started) / 1000)
         this.flushing = false
         this.closeRetired()
         round.resolve()
