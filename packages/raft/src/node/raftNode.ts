@@ -75,7 +75,10 @@ export interface RaftNodeConfig {
    * Default: print the error and exit the process with code 70, so a supervisor restarts it.
    */
   readonly onFatal?: (error: unknown) => void
-  /** Observes the duration of every durable write (one per Ready), for metrics. */
+  /**
+   * Observes the duration of every durable write (one per Ready), for metrics: from the write until
+   * the loop resumes after its flush, so a busy event loop's delay in noticing the flush counts too.
+   */
   readonly onFsync?: (seconds: number) => void
   /**
    * Called synchronously, in order, for every committed entry and installed snapshot (including the
