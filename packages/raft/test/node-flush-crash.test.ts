@@ -12,7 +12,7 @@ import { Effect } from "effect"
 import { address, NodeGroup } from "./support/nodeGroup.ts"
 
 const FILE = "packages/raft/test/node-flush-crash.test.ts"
-const RUNS = 4
+const RUNS = 8
 const STEPS = 250
 
 const runSeed = async (seed: number): Promise<{ failures: string[]; crashes: number; commands: number }> => {

@@ -1,6 +1,6 @@
 /**
  * Proves that a replica's durable writes do not hold its process: while one follower's disk takes
- * 300 ms per write, the process it shares with the leader keeps running (timers fire on time, the
+ * 500 ms per write, the process it shares with the leader keeps running (timers fire on time, the
  * leader commits with the other follower), and the slow follower still acknowledges every entry
  * once it is durable. Real time: three nodes in this process over the simulated network.
  */
@@ -11,7 +11,7 @@ import type { NodeId } from "../src/core/index.ts"
 import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../src/node/raftNode.ts"
 import { MemoryDisk, openMemoryStorage, type RaftStorage, Storage } from "../src/storage/index.ts"
 
-const SLOW_WRITE_MS = 300
+const SLOW_WRITE_MS = 500
 
 /**
  * Memory storage with a disk that can be made slow: a durable write then takes SLOW_WRITE_MS, the
@@ -45,7 +45,7 @@ const waitUntil = async (what: string, condition: () => boolean, timeoutMs = 15_
   }
 }
 
-test("a follower whose disk takes 300 ms per write holds neither its process nor the commits, and acks once durable", async () => {
+test("a follower whose disk takes 500 ms per write holds neither its process nor the commits, and acks once durable", async () => {
   const network = new SimNetwork({ seed: 1 })
   const peers: Record<number, string> = { 1: "slow-disk-1", 2: "slow-disk-2", 3: "slow-disk-3" }
   const scope = await Effect.runPromise(Scope.make())
