@@ -211,7 +211,7 @@ interface Write {
 /** The expected state of every replica after each write of a random history. */
 class Model {
   readonly states = new Map<string, { hardState: HardState; entries: Entry[] }>()
-  constructor() {
+  constructor(private readonly maxDataBytes = 40) {
     for (const name of names) this.states.set(name, { hardState: initialHardState, entries: [] })
   }
   next(random: SeededRandom, k: number): Write {
@@ -224,7 +224,7 @@ class Model {
     const batch = Array.from({ length: count }, (_, j) => ({
       term,
       index: start + j,
-      data: new Uint8Array(Math.floor(random.next() * 40)).fill(k),
+      data: new Uint8Array(Math.floor(random.next() * this.maxDataBytes)).fill(k),
     }))
     const hardState = count === 0 || random.next() < 0.5 ? { term, vote: k % 3, commit: start - 1 } : undefined
     return { name, hardState, entries: batch }
@@ -259,15 +259,37 @@ const segmentPath = (dir: string): string => {
   return join(dir, SHARED_WAL_DIR, segments.sort().at(-1) as string)
 }
 
+interface HistoryOptions {
+  readonly segmentBytes?: number
+  readonly maxDataBytes?: number
+  /** A fourth replica, with a log but not open while the history is written: it keeps every segment. */
+  readonly blocker?: boolean
+}
+
+/** Where each write ended: the live segment and its size after it. */
+interface WriteEnd {
+  readonly path: string
+  readonly size: number
+}
+
 /** Writes a random history, some writes awaited one by one and some in groups sharing a flush. */
-const writeHistory = async (writes: number) => {
+const writeHistory = async (writes: number, options: HistoryOptions = {}) => {
   const random = new SeededRandom(seed)
   const dir = freshRoot()
-  const wal = SharedWal.open(dir, { preallocateBytes: 0 })
+  const segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024
+  if (options.blocker) {
+    const first = SharedWal.open(dir, { preallocateBytes: 0, segmentBytes })
+    first.openReplica("blocker").save({ term: 4, vote: 4, commit: 0 }, entries(1, 2, 4))
+    first.close()
+  }
+  const wal = SharedWal.open(dir, { preallocateBytes: 0, segmentBytes })
   const storages = new Map<string, RaftStorage>(names.map((name) => [name, wal.openReplica(name)]))
-  const model = new Model()
-  const path = segmentPath(dir)
-  const ends = [statSync(path).size]
+  const model = new Model(options.maxDataBytes)
+  const end = (): WriteEnd => {
+    const path = segmentPath(dir)
+    return { path, size: statSync(path).size }
+  }
+  const ends = [end()]
   const expected = [model.snapshotOf()]
   let k = 0
   const pending: Fiber.Fiber<void>[] = []
@@ -283,15 +305,31 @@ const writeHistory = async (writes: number) => {
       group.push(write)
       const effect = (storages.get(write.name) as RaftStorage).write(write.hardState, write.entries)
       model.apply(write)
-      ends.push(statSync(path).size)
+      ends.push(end())
       expected.push(model.snapshotOf())
       k++
       pending.push(Effect.runFork(effect))
     }
     await Promise.all(pending.splice(0).map((fiber) => Effect.runPromise(Fiber.join(fiber))))
   }
+  const segments = wal.stats().segments
   wal.close()
-  return { dir, path, ends, expected }
+  const path = segmentPath(dir)
+  /** Writes whole in a log whose last segment is cut to `cut` bytes (earlier segments are whole). */
+  const wholeWithin = (cut: number): number => ends.filter((e) => e.path !== path || e.size <= cut).length - 1
+  return { dir, path, ends, expected, segments, wholeWithin }
+}
+
+/** Copies the history's data root with its last segment cut to `cut` bytes and loads every replica. */
+const loadCut = (history: { dir: string; path: string }, full: Uint8Array, cut: number) => {
+  const dir = freshRoot()
+  cpSync(history.dir, dir, { recursive: true })
+  writeFileSync(segmentPath(dir), full.subarray(0, cut))
+  try {
+    return loadAll(dir)
+  } finally {
+    rmSync(dir, { recursive: true })
+  }
 }
 
 describe("a crash during the last flushes", () => {
@@ -299,13 +337,13 @@ describe("a crash during the last flushes", () => {
     const history = await writeHistory(40)
     const full = readFileSync(history.path)
     expect(loadAll(history.dir)).toEqual(history.expected.at(-1) as Record<string, unknown>)
-    const from = history.ends.at(-8) as number
+    const from = (history.ends.at(-8) as WriteEnd).size
     let cuts = 0
     for (let cut = from; cut <= full.length; cut++) {
       const dir = freshRoot()
       cpSync(history.dir, dir, { recursive: true })
       writeFileSync(segmentPath(dir), full.subarray(0, cut))
-      const whole = history.ends.filter((end) => end <= cut).length - 1
+      const whole = history.wholeWithin(cut)
       expect({ cut, state: loadAll(dir) }).toEqual({ cut, state: history.expected[whole] as Record<string, unknown> })
       // The cut tail is gone for good: writing on continues from the last whole frame.
       if (cut % 97 === 0) {
@@ -320,10 +358,27 @@ describe("a crash during the last flushes", () => {
     expect(cuts).toBeGreaterThan(100)
   })
 
+  test("a crash anywhere in a segment that starts with checkpoints recovers the batches whole before it", async () => {
+    // The blocker keeps the older segments, so any cut of the last one is a state a crash can leave.
+    const history = await writeHistory(70, { segmentBytes: 2048, maxDataBytes: 6, blocker: true })
+    expect(history.segments.length).toBeGreaterThanOrEqual(3)
+    expect(history.segments[0]).toBe(1)
+    const full = readFileSync(history.path)
+    // The first frame's flags (after the 20-byte frame header): a checkpoint.
+    expect(full[20]).toBe(1)
+    for (let cut = 0; cut <= full.length; cut += cut < 800 ? 1 : 7) {
+      const state = loadCut(history, full, cut)
+      expect({ cut, state }).toEqual({
+        cut,
+        state: history.expected[history.wholeWithin(cut)] as Record<string, unknown>,
+      })
+    }
+  })
+
   test("zeros after the last whole frame (space written ahead of the data) are a torn tail", async () => {
     const history = await writeHistory(10)
     const full = readFileSync(history.path)
-    const cut = (history.ends.at(-2) as number) + 5
+    const cut = (history.ends.at(-2) as WriteEnd).size + 5
     const dir = freshRoot()
     cpSync(history.dir, dir, { recursive: true })
     writeFileSync(segmentPath(dir), Buffer.concat([full.subarray(0, cut), new Uint8Array(4096)]))
