@@ -1,4 +1,4 @@
-import { MemoryDisk, openMemoryStorage, type RaftStorage, Storage } from "@kv/raft"
+import { MemoryDisk, type MemoryStorageOptions, openMemoryStorage, type RaftStorage, Storage } from "@kv/raft"
 import { Effect, Layer } from "effect"
 
 /** A crash armed for a server's next durable write. */
@@ -29,10 +29,23 @@ export const crashingStorageLayer = (
             disk = new MemoryDisk()
             disks.set(name, disk)
           }
-          return crashingStorage(openMemoryStorage(disk), armed)
+          return crashingStorage(openMemoryStorage(disk, simFlushOptions()), armed)
         }),
     }),
   )
+
+/**
+ * `KV_SIM_FLUSH_MS=<n>`: every write takes 1..n ms of (virtual) time to become durable, so that
+ * inputs step the Raft core while a flush is in flight, as they do on a real disk. The delays
+ * follow a fixed sequence per storage, so a seed still replays exactly.
+ */
+const simFlushOptions = (): MemoryStorageOptions => {
+  const raw = process.env.KV_SIM_FLUSH_MS
+  const max = raw === undefined ? 0 : Number(raw)
+  if (!Number.isInteger(max) || max < 1) return {}
+  let n = 0
+  return { flushDelay: Effect.suspend(() => Effect.sleep(1 + ((n++ * 7919) % max))) }
+}
 
 const crashingStorage = (inner: RaftStorage, armed: () => SaveCrash | undefined): RaftStorage => {
   let dead = false
