@@ -308,8 +308,17 @@ class FileStorage implements RaftStorage {
     if (!this.syncing) closeSync(this.fd)
   }
 
+  /**
+   * Cuts a torn tail off the live segment, and makes durable what replay read of it either way: a
+   * process killed while a write's fdatasync was pending leaves that batch in the page cache, where
+   * replay reads it like any other, and the replica then acts on it (acks its entries, keeps its
+   * vote); a machine crash after that must not take it back.
+   */
   truncateTornTail(wal: ReplayedWal): void {
-    if (wal.lastSegmentValidBytes === wal.lastSegmentFileBytes) return
+    if (wal.lastSegmentValidBytes === wal.lastSegmentFileBytes) {
+      if (wal.lastSegmentValidBytes > 0) fdatasyncSync(this.fd)
+      return
+    }
     // Preallocated zeros go too: the next save writes them again, after a torn tail or not.
     ftruncateSync(this.fd, wal.lastSegmentValidBytes)
     fsyncSync(this.fd)
