@@ -5,7 +5,8 @@
  *
  *   bun run packages/raft/bench/sharedWal.ts [--replicas 3,9] [--seconds 5] [--bytes 100] [--rounds 3]
  *
- * Each replica loops: write one entry of `bytes` and a hard state, wait until it is durable. Reports
+ * Each replica loops: write one entry of `bytes` and a hard state, wait until it is durable (the
+ * replicas in step, the best case for sharing; Raft replicas of different groups are not). Reports
  * writes/s over all replicas, fdatasyncs/s and writes per fdatasync, and the mean write wait, per
  * layout, alternating the layouts round by round (the disk is shared with other work).
  */
