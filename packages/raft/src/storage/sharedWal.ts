@@ -203,6 +203,10 @@ export class SharedWal {
       ftruncateSync(this.fd, replayed.lastSegmentValidBytes)
       fsyncSync(this.fd)
       this.allocated = replayed.lastSegmentValidBytes
+    } else if (replayed.lastSegmentValidBytes > 0) {
+      // A process killed with a flush pending left those frames in the page cache, where replay read
+      // them: the replicas will act on them (ack, vote), so a machine crash must not take them back.
+      fdatasyncSync(this.fd)
     }
     for (const [name, replica] of replayed.replicas) {
       this.replicas.set(name, {
