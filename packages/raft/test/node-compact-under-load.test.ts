@@ -1,9 +1,10 @@
 /**
- * Proves that a replica's snapshots compact its log while commands keep coming: with the flush off
- * the event loop, inputs arriving during every flush leave the next Ready waiting, so the shell's
- * inner loop may never run dry under steady load; compaction (and learning new members) must not
- * wait for it to. Three nodes in virtual time, a 2 ms disk, a command every millisecond for 3 s,
- * and every node snapshotting every 100 applied commands, as the RSM does when its log grows.
+ * Proves that a busy leader keeps compacting and answering linearizable reads while commands keep
+ * coming: with the flush off the event loop, inputs arriving during every flush leave the next
+ * Ready waiting, so the shell's inner loop may never run dry under steady load; read rounds,
+ * compaction and learning new members must not wait for it to. Three nodes in virtual time, a
+ * 2 ms disk, a command every millisecond for 3 s; every node snapshots every 100 applied commands,
+ * as the RSM does when its log grows, and the leader is asked for a read every 100 ms.
  */
 import { expect, test } from "bun:test"
 import { Effect } from "effect"
@@ -47,4 +48,42 @@ test("snapshots taken under steady load compact the log while the load goes on",
   expect(proposed).toBeGreaterThan(LOAD_MS / 2)
   // Each node compacted to within a few snapshots of the end, not at some early quiet moment only.
   for (const index of snapshotIndexes) expect(index).toBeGreaterThan(proposed - 10 * SNAPSHOT_EVERY)
+}, 60_000)
+
+test("a linearizable read asked under steady load is answered while the load goes on", async () => {
+  const group = new NodeGroup(4243, { flushDelay: Effect.sleep(2) })
+  const peers = { 1: address(1), 2: address(2), 3: address(3) }
+  const ids = [1, 2, 3]
+  const answers: { askedAt: number; answeredAt: number }[] = []
+  let asked = 0
+  let now = 0
+  try {
+    await group.run(async () => {
+      for (const id of ids) await group.start(id, peers)
+      await group.commit(ids, "first")
+      for (let ms = 0; ms < LOAD_MS; ms++) {
+        now = ms
+        const leader = group.leader(ids)
+        if (leader !== undefined) {
+          group.node(leader).proposeUnsafe(new TextEncoder().encode(`command ${ms}`))
+          if (ms % 100 === 50) {
+            const askedAt = ms
+            asked++
+            group.node(leader).readIndexWith((outcome) => {
+              if (typeof outcome === "number") answers.push({ askedAt, answeredAt: now })
+            })
+          }
+        }
+        await group.driver.sleep(1)
+      }
+    })
+  } finally {
+    await group.close()
+  }
+  const slowest = Math.max(0, ...answers.map((a) => a.answeredAt - a.askedAt))
+  console.log(`reads under load: ${answers.length} of ${asked} answered during the load, slowest ${slowest} ms`)
+  expect(asked).toBeGreaterThan(20)
+  // Each read needs one heartbeat round: a few flushes and round trips, not the end of the load.
+  expect(answers.length).toBeGreaterThanOrEqual(asked - 1)
+  expect(slowest).toBeLessThan(200)
 }, 60_000)

@@ -510,8 +510,9 @@ export const makeRaftNode = (
             if (stopped) return
             finishReady(ready)
             // Under steady load the next Ready is waiting after every flush (inputs stepped the core
-            // meanwhile), so this loop may not end for as long as the load lasts: compaction and
-            // new members' addresses cannot wait for it to.
+            // meanwhile), so this loop may not end for as long as the load lasts: reads waiting for
+            // a round, compaction and new members' addresses cannot wait for it to.
+            startReadRound()
             compactPending()
             yield* followMembership
             // The same for this Ready's replies and acks: out before the next Ready's fsync.
