@@ -21,6 +21,8 @@ export interface NodeGroupOptions {
   readonly flushDelay?: Effect.Effect<void>
   /** Sees every command a node applies, with its index (all incarnations). */
   readonly onApply?: (id: number, index: number, data: Uint8Array) => void
+  /** Replaces the default (print and exit the process) when a node cannot go on. */
+  readonly onFatal?: (id: number, error: unknown) => void
 }
 
 /**
@@ -78,6 +80,9 @@ export class NodeGroup {
         peers,
         join,
         seed: this.seed + id * 7919,
+        ...(this.options.onFatal === undefined
+          ? {}
+          : { onFatal: (error: unknown) => this.options.onFatal?.(id, error) }),
         apply: (event: ApplyEvent) => {
           if (event.type !== "entries") return
           for (const e of event.entries) {
