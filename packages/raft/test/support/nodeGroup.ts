@@ -38,6 +38,8 @@ export class NodeGroup {
   readonly nodes = new Map<number, Running>()
   /** Raft messages a node sent before its disk held what they promise (see `promiseNotDurable`). */
   readonly sentBeforeDurable: string[] = []
+  /** How many Raft messages of each type the nodes sent. */
+  readonly sentTypes = new Map<string, number>()
   private readonly scopes: Scope.Closeable[] = []
 
   constructor(
@@ -109,6 +111,7 @@ export class NodeGroup {
         const disk = this.disks.get(`node-${id}`) ?? new MemoryDisk()
         if (channel === RAFT_CHANNEL) {
           for (const m of decodeMessages(payload) ?? []) {
+            this.sentTypes.set(m.type, (this.sentTypes.get(m.type) ?? 0) + 1)
             const broken = promiseNotDurable(m, disk)
             if (broken !== undefined) this.sentBeforeDurable.push(`${m.type} ${m.from}->${m.to} t${m.term}: ${broken}`)
           }
