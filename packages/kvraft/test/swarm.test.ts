@@ -13,6 +13,9 @@
  * expired, and no term ever had two leaders (sampled every 10 ms of virtual time). A failing seed
  * prints the command that replays it.
  *
+ * A second run gives the disks 1–12 ms of virtual time per flush (KV_SIM_FLUSH_MS), so inputs step
+ * Raft while a write is in flight, as on a real disk.
+ *
  * KV_SEED=<n> runs that one seed; KV_SWARM_SEEDS=<count> sets how many seeds a run covers.
  */
 import { describe, expect, test } from "bun:test"
@@ -25,6 +28,7 @@ import {
   SimWorld,
   SwarmLedger,
   type SwarmSeedResult,
+  withSlowFlushes,
 } from "@kv/testkit"
 import { Effect, Exit, Fiber } from "effect"
 import { type KvServerShape, makeKvClient, makeKvServer } from "../src/index.ts"
@@ -249,6 +253,10 @@ describe("kvraft swarm in the seeded world", () => {
     // Likewise racing transfers.
     if (process.env.KV_SEED === undefined)
       expect(Math.min(coordination.txnSucceeded, coordination.txnFailed)).toBeGreaterThan(seeds / 2)
+  }, 600_000)
+
+  test("every seed with disks taking 1–12 ms per flush: the same checks while inputs step Raft during writes", () => {
+    withSlowFlushes(12, (replayEnv) => runSwarmSeeds("kvraft swarm, slow flushes", FILE, 200, runSeed, replayEnv))
   }, 600_000)
 
   test("one seed twice gives the same run", () => {

@@ -1,13 +1,15 @@
 /**
  * The sharded swarm (see swarm/shardedSeed.ts for what one seed builds, the faults it chooses and
  * what it checks): 300 seeds per run, whose CAS must both apply and be rejected and whose transfer
- * transactions must both succeed and fail; and one seed run twice must be the same run.
+ * transactions must both succeed and fail; 60 more with disks taking 1–12 ms per flush
+ * (KV_SIM_FLUSH_MS), so inputs step Raft while a write is in flight; and one seed run twice must be
+ * the same run.
  *
  * KV_SEED=<n> runs that one seed; KV_SWARM_SEEDS=<count> sets how many seeds a run covers;
  * KV_SWARM_TRACE=1 prints a seed's faults and configurations as they happen.
  */
 import { describe, expect, test } from "bun:test"
-import { addCoordinationCounts, type CoordinationCounts, runSwarmSeeds } from "@kv/testkit"
+import { addCoordinationCounts, type CoordinationCounts, runSwarmSeeds, withSlowFlushes } from "@kv/testkit"
 import { runShardedSeed } from "./swarm/shardedSeed.ts"
 
 const FILE = "packages/shardkv/test/swarm.test.ts"
@@ -30,6 +32,12 @@ describe("sharded swarm in the seeded world", () => {
       expect(Math.min(coordination.casApplied, coordination.casRejected)).toBeGreaterThan(seeds / 2)
       expect(Math.min(coordination.txnSucceeded, coordination.txnFailed)).toBeGreaterThan(seeds / 2)
     }
+  }, 600_000)
+
+  test("every seed with disks taking 1–12 ms per flush: inputs step Raft during writes", () => {
+    withSlowFlushes(12, (replayEnv) =>
+      runSwarmSeeds("sharded swarm, slow flushes", FILE, 60, (seed) => runShardedSeed(seed), replayEnv),
+    )
   }, 600_000)
 
   test("one seed twice gives the same run (history, virtual end time, traffic)", () => {

@@ -28,6 +28,7 @@ export {
   type SwarmTxnClient,
   transferTotal,
   watchExpiredSessions,
+  withSlowFlushes,
 } from "./swarm.ts"
 export {
   type CheckedEntry,

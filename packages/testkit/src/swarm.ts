@@ -429,6 +429,8 @@ export const runSwarmSeeds = (
   file: string,
   defaultCount: number,
   runSeed: (seed: number) => SwarmSeedResult,
+  /** Environment the run sets for itself, e.g. "KV_SIM_FLUSH_MS=12", repeated in the replay command. */
+  replayEnv = "",
 ): void => {
   const fromEnv = process.env.KV_SEED
   const count = Number(process.env.KV_SWARM_SEEDS ?? defaultCount)
@@ -441,10 +443,28 @@ export const runSwarmSeeds = (
     const result = runSeed(seed)
     operations += result.operations
     if (!result.ok) {
-      throw new Error(`${name}: seed ${seed} failed; replay: KV_SEED=${seed} bun test ${file}\n${result.problem}`)
+      throw new Error(
+        `${name}: seed ${seed} failed; replay: ${replayEnv === "" ? "" : `${replayEnv} `}KV_SEED=${seed} bun test ${file}\n${result.problem}`,
+      )
     }
   }
   console.log(
     `${name}: ${seeds.length} seeds, ${operations} operations, ${(performance.now() - started).toFixed(0)} ms`,
   )
+}
+
+/**
+ * Runs `body` with the simulated disks taking 1..`ms` ms of virtual time per flush (unless
+ * KV_SIM_FLUSH_MS already says otherwise), so Raft steps inputs while a write is in flight.
+ */
+export const withSlowFlushes = <A>(ms: number, body: (replayEnv: string) => A): A => {
+  const before = process.env.KV_SIM_FLUSH_MS
+  const value = before ?? String(ms)
+  process.env.KV_SIM_FLUSH_MS = value
+  try {
+    return body(`KV_SIM_FLUSH_MS=${value}`)
+  } finally {
+    if (before === undefined) delete process.env.KV_SIM_FLUSH_MS
+    else process.env.KV_SIM_FLUSH_MS = before
+  }
 }
