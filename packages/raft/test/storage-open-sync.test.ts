@@ -3,40 +3,12 @@
  * that batch in the page cache: written, not durable. A restart replays it from there like any
  * other, and then acts on it (acks the entries, keeps the vote). Opening the storage must therefore
  * make what it replayed durable first, or a machine crash after the restart loses entries the
- * leader counted as stored. The fs module is wrapped (calls pass through) to see what gets synced.
+ * leader counted as stored. node:fs is wrapped (support/syncSpy.ts) to see what gets synced.
  */
-import { afterAll, expect, mock, test } from "bun:test"
-import * as fs from "node:fs"
+import { afterAll, expect, test } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-
-const real = { ...fs }
-/** Paths of the files and directories synced while `watching` (other test files share the module). */
-const synced: string[] = []
-let watching = false
-const note = (fd: number) => {
-  if (!watching) return
-  try {
-    synced.push(real.readlinkSync(`/proc/self/fd/${fd}`))
-  } catch {
-    synced.push(`fd ${fd}`)
-  }
-}
-mock.module("node:fs", () => ({
-  ...real,
-  fdatasyncSync: (fd: number) => {
-    note(fd)
-    real.fdatasyncSync(fd)
-  },
-  fsyncSync: (fd: number) => {
-    note(fd)
-    real.fsyncSync(fd)
-  },
-  fdatasync: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => {
-    note(fd)
-    real.fdatasync(fd, done)
-  },
-}))
+import { realFs as real, watchSyncs } from "./support/syncSpy.ts"
 
 const root = real.mkdtempSync(join(tmpdir(), "kv-storage-open-sync-"))
 afterAll(() => real.rmSync(root, { recursive: true, force: true }))
@@ -52,9 +24,11 @@ test("opening a data directory makes the WAL it replayed durable before anything
   first.close()
 
   // No zeros written ahead, so no torn tail to cut (whose truncation syncs the segment anyway).
-  watching = true
-  const reopened = openFileStorage(dir, { preallocateBytes: 0 })
-  watching = false
+  let reopened: ReturnType<typeof openFileStorage> | undefined
+  const synced = watchSyncs(() => {
+    reopened = openFileStorage(dir, { preallocateBytes: 0 })
+  })
+  if (reopened === undefined) throw new Error("not reopened")
   const state = reopened.load()
   expect(state.entries.map((e) => e.index)).toEqual([1, 2])
   expect(state.hardState).toEqual({ term: 2, vote: 3, commit: 1 })

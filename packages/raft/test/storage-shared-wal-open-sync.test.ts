@@ -2,40 +2,12 @@
  * Proves that opening the shared write-ahead log makes what it replayed durable: a process killed
  * while a flush was pending leaves its replicas' last batches in the page cache, replay reads them,
  * and the restarted replicas act on them (ack, vote), so a machine crash must not take them back.
- * The fs module is wrapped (calls pass through) to see what gets synced.
+ * node:fs is wrapped (support/syncSpy.ts) to see what gets synced.
  */
-import { afterAll, expect, mock, test } from "bun:test"
-import * as fs from "node:fs"
+import { afterAll, expect, test } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-
-const real = { ...fs }
-/** Paths of the files and directories synced while `watching` (other test files share the module). */
-const synced: string[] = []
-let watching = false
-const note = (fd: number) => {
-  if (!watching) return
-  try {
-    synced.push(real.readlinkSync(`/proc/self/fd/${fd}`))
-  } catch {
-    synced.push(`fd ${fd}`)
-  }
-}
-mock.module("node:fs", () => ({
-  ...real,
-  fdatasyncSync: (fd: number) => {
-    note(fd)
-    real.fdatasyncSync(fd)
-  },
-  fsyncSync: (fd: number) => {
-    note(fd)
-    real.fsyncSync(fd)
-  },
-  fdatasync: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => {
-    note(fd)
-    real.fdatasync(fd, done)
-  },
-}))
+import { realFs as real, watchSyncs } from "./support/syncSpy.ts"
 
 const root = real.mkdtempSync(join(tmpdir(), "kv-shared-wal-open-sync-"))
 afterAll(() => real.rmSync(root, { recursive: true, force: true }))
@@ -52,9 +24,11 @@ test("opening the shared log makes the frames it replayed durable before any rep
   b.write({ term: 5, vote: 2, commit: 0 }, [{ term: 5, index: 1, data: new Uint8Array([3]) }])
 
   // No zeros written ahead, so no torn tail to cut (whose truncation syncs the segment anyway).
-  watching = true
-  const reopened = SharedWal.open(root, { preallocateBytes: 0 })
-  watching = false
+  let reopened: ReturnType<typeof SharedWal.open> | undefined
+  const synced = watchSyncs(() => {
+    reopened = SharedWal.open(root, { preallocateBytes: 0 })
+  })
+  if (reopened === undefined) throw new Error("not reopened")
   expect(reopened.openReplica("group-100/replica-0").load().hardState).toEqual({ term: 2, vote: 3, commit: 1 })
   expect(
     reopened
