@@ -58,3 +58,21 @@ export const checkSnapshot = (snapshot: Snapshot): void => {
 /** Raft's rule for a new snapshot: the log after it survives only if the log agrees at its index. */
 export const keepsLogAfter = (log: LogBounds, snapshot: { index: number; term: number }): boolean =>
   snapshot.index <= log.lastIndex && log.termAt(snapshot.index) === snapshot.term
+
+/**
+ * Why a replayed WAL entry record cannot follow the log replayed so far (at or below the compaction
+ * point, a gap, a term of 0 or lower than the entry before), or undefined when it can. Both WAL
+ * formats replay with these rules, so a log one refuses the other refuses too.
+ */
+export const replayedEntryProblem = (
+  log: LogBounds,
+  entry: { readonly index: number; readonly term: number },
+): string | undefined => {
+  if (entry.index <= log.base) return `entry ${entry.index} is at or below the compaction point ${log.base}`
+  if (entry.index > log.lastIndex + 1) return `entry ${entry.index} leaves a gap after entry ${log.lastIndex}`
+  const previousTerm = log.termAt(entry.index - 1) ?? 0
+  if (entry.term < 1 || entry.term < previousTerm) {
+    return `entry ${entry.index} has term ${entry.term} after term ${previousTerm}`
+  }
+  return undefined
+}

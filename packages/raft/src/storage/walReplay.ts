@@ -28,6 +28,7 @@ import { join } from "node:path"
 import { Decoder } from "@msgpack/msgpack"
 import { segmentFileName } from "./dataDir.ts"
 import { StorageCorrupt } from "./errors.ts"
+import { replayedEntryProblem } from "./logRules.ts"
 import { mapFile } from "./mappedFile.ts"
 import { type Entry, type HardState, initialHardState } from "./types.ts"
 import { WalIndex } from "./walIndex.ts"
@@ -108,16 +109,8 @@ export const replayWal = (dir: string, segments: readonly number[]): ReplayedWal
           entries = []
           return
         case RecordKind.Entry: {
-          if (record.index <= index.base) {
-            throw corrupt(`entry ${record.index} is at or below the compaction point ${index.base}`)
-          }
-          if (record.index > index.lastIndex + 1) {
-            throw corrupt(`entry ${record.index} leaves a gap after entry ${index.lastIndex}`)
-          }
-          const previousTerm = index.termAt(record.index - 1) ?? 0
-          if (record.term < 1 || record.term < previousTerm) {
-            throw corrupt(`entry ${record.index} has term ${record.term} after term ${previousTerm}`)
-          }
+          const problem = replayedEntryProblem(index, record)
+          if (problem !== undefined) throw corrupt(problem)
           index.append(record.index, record.term, { segment, offset, size })
           entries.length = record.index - index.base - 1
           entries.push(
