@@ -1,5 +1,15 @@
 /** File names and durable file operations of a server's data directory. */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, writeSync } from "node:fs"
+import {
+  closeSync,
+  fdatasync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  writeSync,
+} from "node:fs"
 import { dirname, join, resolve } from "node:path"
 
 const pad16 = (n: number): string => n.toString().padStart(16, "0")
@@ -64,6 +74,31 @@ export const writeAllSync = (fd: number, bytes: Uint8Array, position: number): v
   while (done < bytes.length) {
     done += writeSync(fd, bytes, done, bytes.length - done, position + done)
   }
+}
+
+/** Fills `target` from `position`; throws if the file ends first. */
+export const readAllSync = (fd: number, target: Uint8Array, position: number, what: string): void => {
+  let done = 0
+  while (done < target.length) {
+    const read = readSync(fd, target, done, target.length - done, position + done)
+    if (read === 0) throw new Error(`${what} ends before byte ${position + target.length}`)
+    done += read
+  }
+}
+
+/** fdatasync on the runtime's thread pool: the event loop keeps turning while the disk works. */
+export const fdatasyncOnPool = (fd: number): Promise<void> =>
+  new Promise((resolve, reject) => fdatasync(fd, (error) => (error == null ? resolve() : reject(error))))
+
+/** A WAL segment's size limit and how far ahead of its data it is filled with zeros, by default. */
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+export const DEFAULT_PREALLOCATE_BYTES = 4 * 1024 * 1024
+
+let zeros = new Uint8Array(0)
+/** `length` zero bytes (a shared buffer: written out, never kept). */
+export const zeroBytes = (length: number): Uint8Array => {
+  if (zeros.length < length) zeros = new Uint8Array(length)
+  return zeros.subarray(0, length)
 }
 
 /**

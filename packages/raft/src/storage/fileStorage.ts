@@ -17,27 +17,22 @@
  *
  * Not guarded: two storages open on one directory at once (the caller owns that).
  */
-import {
-  closeSync,
-  fdatasync,
-  fdatasyncSync,
-  fsyncSync,
-  ftruncateSync,
-  openSync,
-  readSync,
-  rmSync,
-  unlinkSync,
-} from "node:fs"
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, rmSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import {
+  DEFAULT_PREALLOCATE_BYTES,
+  DEFAULT_SEGMENT_BYTES,
+  fdatasyncOnPool,
   fsyncDir,
   listDataDir,
   makeDirDurably,
+  readAllSync,
   segmentFileName,
   snapshotFileName,
   writeAllSync,
   writeFileAtomically,
+  zeroBytes,
 } from "./dataDir.ts"
 import { StorageCorrupt } from "./errors.ts"
 import { checkAppend, checkHardState, checkSnapshot, keepsLogAfter } from "./logRules.ts"
@@ -57,14 +52,6 @@ export interface FileStorageOptions {
    * writers: p50 0.42–0.57 ms growing the file, 0.13–0.32 ms overwriting zeros).
    */
   readonly preallocateBytes?: number
-}
-
-const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
-const DEFAULT_PREALLOCATE_BYTES = 4 * 1024 * 1024
-let zeros = new Uint8Array(0)
-const zeroBytes = (length: number): Uint8Array => {
-  if (zeros.length < length) zeros = new Uint8Array(length)
-  return zeros.subarray(0, length)
 }
 
 /**
@@ -225,16 +212,20 @@ class FileStorage implements RaftStorage {
     // fdatasync on the runtime's thread pool: the caller's event loop keeps turning meanwhile.
     const fd = this.fd
     this.syncing = true
-    const durable = new Promise<unknown>((resolve) => fdatasync(fd, resolve)).then((error) => {
+    const settled = fdatasyncOnPool(fd).then(
+      () => undefined,
+      (error: unknown) => error ?? new Error("fdatasync failed"),
+    )
+    const durable = settled.then((error) => {
       this.syncing = false
-      if (error != null) this.failure = error
+      if (error !== undefined) this.failure = error
       // close() while the flush ran left the descriptor open for it.
       if (this.closed) closeSync(fd)
       return error
     })
     return Effect.flatMap(
       Effect.promise(() => durable),
-      (error) => (error == null ? Effect.void : Effect.die(error)),
+      (error) => (error === undefined ? Effect.void : Effect.die(error)),
     )
   }
 
@@ -381,12 +372,7 @@ class FileStorage implements RaftStorage {
       const fd =
         first.segment === this.segment ? this.fd : openSync(join(this.dir, segmentFileName(first.segment)), "r")
       try {
-        let done = 0
-        while (done < runBytes) {
-          const read = readSync(fd, target, done, runBytes - done, first.offset + done)
-          if (read === 0) throw new Error(`segment ${first.segment} ends before byte ${first.offset + runBytes}`)
-          done += read
-        }
+        readAllSync(fd, target, first.offset, `segment ${first.segment}`)
       } finally {
         if (fd !== this.fd) closeSync(fd)
       }

@@ -23,29 +23,23 @@
  *
  * Not guarded: two processes on one root (the caller holds a lock).
  */
-import {
-  closeSync,
-  existsSync,
-  fdatasync,
-  fdatasyncSync,
-  fsyncSync,
-  ftruncateSync,
-  openSync,
-  readSync,
-  rmSync,
-  unlinkSync,
-} from "node:fs"
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, rmSync, unlinkSync } from "node:fs"
 import { join } from "node:path"
 import { Decoder } from "@msgpack/msgpack"
 import { Effect } from "effect"
 import {
+  DEFAULT_PREALLOCATE_BYTES,
+  DEFAULT_SEGMENT_BYTES,
+  fdatasyncOnPool,
   fsyncDir,
   listDataDir,
   makeDirDurably,
+  readAllSync,
   segmentFileName,
   snapshotFileName,
   writeAllSync,
   writeFileAtomically,
+  zeroBytes,
 } from "./dataDir.ts"
 import { StorageCorrupt } from "./errors.ts"
 import { checkAppend, checkHardState, checkSnapshot, keepsLogAfter } from "./logRules.ts"
@@ -77,18 +71,6 @@ export interface SharedWalOptions {
   readonly flush?: (fd: number) => Promise<void>
   /** Told the duration of every flush of the log (for a metric: replicas' waits overlap on one flush). */
   readonly onFlush?: (seconds: number) => void
-}
-
-const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
-const DEFAULT_PREALLOCATE_BYTES = 4 * 1024 * 1024
-
-const fdatasyncOnPool = (fd: number): Promise<void> =>
-  new Promise((resolve, reject) => fdatasync(fd, (error) => (error == null ? resolve() : reject(error))))
-
-let zeros = new Uint8Array(0)
-const zeroBytes = (length: number): Uint8Array => {
-  if (zeros.length < length) zeros = new Uint8Array(length)
-  return zeros.subarray(0, length)
 }
 
 interface Round {
@@ -420,7 +402,7 @@ export class SharedWal {
           fds.set(at.segment, fd)
         }
         const bytes = new Uint8Array(at.size)
-        readFully(fd, bytes, at.offset)
+        readAllSync(fd, bytes, at.offset, "shared WAL segment")
         const read = readFrame(bytes, 0, decoder)
         if (!read.ok || read.record.kind !== RecordKind.Entry) {
           throw new Error(
@@ -534,7 +516,7 @@ export class SharedWal {
           fd = openSync(join(this.dir, segmentFileName(entry.from.segment)), "r")
           fds.set(entry.from.segment, fd)
         }
-        readFully(fd, batch.reserve(entry.from.size), entry.from.offset)
+        readAllSync(fd, batch.reserve(entry.from.size), entry.from.offset, "shared WAL segment")
       }
     } finally {
       for (const fd of fds.values()) closeSync(fd)
@@ -549,15 +531,6 @@ export class SharedWal {
     }
     log.hardStateBytes = hardStateBytes
     log.anchor = segment
-  }
-}
-
-const readFully = (fd: number, target: Uint8Array, position: number): void => {
-  let done = 0
-  while (done < target.length) {
-    const read = readSync(fd, target, done, target.length - done, position + done)
-    if (read === 0) throw new Error(`shared WAL segment ends before byte ${position + target.length}`)
-    done += read
   }
 }
 
