@@ -81,14 +81,21 @@ test(`snapshots and crashes with flushes off the loop (${RUNS} seeds)`, async ()
   const base = seedFromEnv()
   const seeds = process.env.KV_SEED === undefined ? Array.from({ length: RUNS }, (_, k) => base + k) : [base]
   let installs = 0
+  let taken = 0
   for (const seed of seeds) {
     const { failures, crashes, snapshots, snapChunks } = await runSeed(seed)
     installs += snapChunks
+    taken += snapshots
     if (failures.length > 0) console.log(`replay: KV_SEED=${seed} bun test ${FILE}`)
     console.log(`seed ${seed}: ${snapshots} snapshots, ${snapChunks} snapshot chunks sent, ${crashes} crashes`)
     expect(failures).toEqual([])
-    expect(snapshots).toBeGreaterThan(5)
   }
-  // Some restarted node fell behind a compacted log and caught up through InstallSnapshot.
-  if (seeds.length > 1) expect(installs).toBeGreaterThan(0)
+  // The runs compacted often and some restarted node fell behind a compacted log and caught up
+  // through InstallSnapshot. A seed whose crashes leave little committed may take no snapshot at
+  // all (about 1 in 25), so coverage is asked of the runs together: over 600 seeds, no six in a
+  // row took fewer than 75 snapshots or sent fewer than 9 chunks.
+  if (seeds.length > 1) {
+    expect(taken).toBeGreaterThan(5 * seeds.length)
+    expect(installs).toBeGreaterThan(0)
+  }
 }, 60_000)
