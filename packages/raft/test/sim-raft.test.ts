@@ -77,6 +77,10 @@ if (replaySeed !== undefined) {
     expect(total.messagesDropped).toBeGreaterThan(SEEDS * 10)
     expect(total.messagesDuplicated).toBeGreaterThan(SEEDS)
     expect(total.messagesSentEarly).toBeGreaterThan(SEEDS * 100)
+    // Acting while a Ready's write is in flight: replication, applies and reads.
+    expect(total.messagesSentDuringFlush).toBeGreaterThan(SEEDS * 10)
+    expect(total.entriesAppliedDuringFlush).toBeGreaterThan(SEEDS * 2)
+    expect(total.readsServedDuringFlush).toBeGreaterThan(SEEDS / 4)
     // Membership churn (a third of the seeds run without it).
     expect(total.learnersAdded).toBeGreaterThan(SEEDS / 4)
     expect(total.votersAdded).toBeGreaterThan(SEEDS / 20)

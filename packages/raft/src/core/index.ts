@@ -37,6 +37,7 @@ export type {
   Append,
   AppendResp,
   Entry,
+  FlushWork,
   HardState,
   Heartbeat,
   HeartbeatResp,

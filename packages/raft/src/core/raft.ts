@@ -24,6 +24,7 @@ import type {
   Append,
   AppendResp,
   Entry,
+  FlushWork,
   HardState,
   Heartbeat,
   HeartbeatResp,
@@ -142,6 +143,13 @@ export interface RaftCore {
   compact(index: LogIndex, data: Uint8Array): void
   hasReady(): boolean
   ready(): Ready
+  /**
+   * While a Ready is outstanding (its writes on their way to the disk): what inputs since made
+   * possible that depends on nothing unflushed — entries newly committed and already durable, reads
+   * confirmed, a leader's replication traffic in a term and vote already durable. The shell acts on
+   * it at once; the next Ready holds only the rest. Throws when no Ready is outstanding.
+   */
+  takeDuringFlush(): FlushWork
   advance(ready: Ready): void
   status(): Status
   hardState(): HardState
@@ -224,6 +232,8 @@ class Raft implements RaftCore {
   private msgs: Message[] = []
   private readStates: ReadState[] = []
   private prevHardState: HardState
+  /** The hard state on disk: the restored one, then that of each Ready advanced past. */
+  private durableHardState: HardState
   private prevSoftState: SoftState
   private outstanding: Ready | undefined = undefined
   /** Leader: the last snapshot a lagging follower needed that was past maxSnapshotBytes. */
@@ -255,6 +265,7 @@ class Raft implements RaftCore {
     this.currentTerm = Math.max(hs.term, this.log.lastTerm())
     this.vote = hs.term === this.currentTerm ? hs.vote : 0
     this.prevHardState = hs
+    this.durableHardState = hs
     this.prevSoftState = { role: "follower", leader: 0 }
     this.resetElectionTimeout()
   }
@@ -493,12 +504,11 @@ class Raft implements RaftCore {
     const hs = this.hardStateChanged() ? this.hardState() : this.prevHardState
     const softChanged = this.currentRole !== this.prevSoftState.role || this.lead !== this.prevSoftState.leader
     const snapshot = this.log.pendingSnapshot
-    const early =
-      this.currentRole === "leader" &&
-      snapshot === undefined &&
-      hs.term === this.prevHardState.term &&
-      hs.vote === this.prevHardState.vote
-    const [messages, messagesAfterPersist] = early ? splitReplication(this.msgs) : [NO_MESSAGES, this.msgs]
+    const termKept = hs.term === this.prevHardState.term
+    const replication =
+      this.currentRole === "leader" && snapshot === undefined && termKept && hs.vote === this.prevHardState.vote
+    const [messages, messagesAfterPersist] =
+      replication || termKept ? splitEarly(this.msgs, replication, termKept) : [NO_MESSAGES, this.msgs]
     const rd: Ready = {
       hardState: hs === this.prevHardState ? undefined : hs,
       entries: this.log.unstableEntries(),
@@ -517,14 +527,55 @@ class Raft implements RaftCore {
     return rd
   }
 
+  takeDuringFlush(): FlushWork {
+    const rd = this.outstanding
+    if (rd === undefined) throw new Error("raft: takeDuringFlush() with no Ready outstanding")
+    let messages = NO_MESSAGES
+    const replication = this.replicationMayLeave()
+    if (replication) this.flush()
+    const heartbeatResps = this.durableHardState.term === this.currentTerm
+    if (this.msgs.length > 0 && (replication || heartbeatResps)) {
+      const [now, later] = splitEarly(this.msgs, replication, heartbeatResps)
+      messages = now
+      this.msgs = later.length === 0 ? [] : later.slice()
+    }
+    // Entries past both what was applied and what the outstanding Ready handed out; committedAfter
+    // stops at the durable log and hands out nothing while a snapshot is pending (the outstanding
+    // Ready's, or one received since): the service must install it before any entry after it.
+    const after = Math.max(this.log.applied, rd.committedEntries[rd.committedEntries.length - 1]?.index ?? 0)
+    const committedEntries = this.log.committedAfter(after, this.limits.maxCommittedBytesPerReady)
+    const lastTaken = committedEntries[committedEntries.length - 1]
+    if (lastTaken !== undefined) this.log.appliedTo(lastTaken.index)
+    const readStates = this.readStates
+    if (readStates.length > 0) this.readStates = []
+    return { committedEntries, readStates, messages }
+  }
+
+  /**
+   * The rule of a Ready's early `messages`, for the time its write is in flight: a leader whose
+   * current term and vote are on disk already (the outstanding Ready may be writing them) and that
+   * installs no snapshot.
+   */
+  private replicationMayLeave(): boolean {
+    const d = this.durableHardState
+    return (
+      this.currentRole === "leader" &&
+      this.log.pendingSnapshot === undefined &&
+      d.term === this.currentTerm &&
+      d.vote === this.vote
+    )
+  }
+
   advance(rd: Ready): void {
     if (rd !== this.outstanding) throw new Error("raft: advance() of a Ready that is not outstanding")
     this.outstanding = undefined
+    if (rd.hardState !== undefined) this.durableHardState = rd.hardState
     if (rd.snapshot !== undefined) {
       this.log.stableSnapTo(rd.snapshot.index)
       this.log.appliedTo(rd.snapshot.index)
     }
     if (rd.entries.length > 0) this.log.stableTo(rd.entries)
+    // Entries taken during the flush may have moved applied past these already.
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1]
     if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index)
     // The leader counts its own entries for commitment only once they are durable.
@@ -1352,18 +1403,28 @@ const NO_MESSAGES: readonly Message[] = Object.freeze([])
 const isReplication = (m: Message): boolean => m.type === "Append" || m.type === "Heartbeat" || m.type === "Snap"
 
 /**
- * Splits a leader's messages into replication (may leave before its fsync) and the rest. The usual
- * batch is all replication: then the array is handed out as it is, with no copy.
+ * Splits messages into those that may leave before the sender's write is durable and the rest:
+ * `replication` lets a leader's Append, Heartbeat and Snap go (its term and vote are durable);
+ * `heartbeatResps` lets answers to heartbeats go (the term they carry is durable, and they vouch for
+ * no entry: they only tell the leader it is still followed, which ReadIndex rounds wait for). The
+ * usual batch goes whole: then the array is handed out as it is, with no copy.
  */
-const splitReplication = (msgs: Message[]): readonly [readonly Message[], readonly Message[]] => {
+const splitEarly = (
+  msgs: Message[],
+  replication: boolean,
+  heartbeatResps: boolean,
+): readonly [readonly Message[], readonly Message[]] => {
+  const early = (m: Message): boolean =>
+    (replication && isReplication(m)) || (heartbeatResps && m.type === "HeartbeatResp")
   let k = 0
-  while (k < msgs.length && isReplication(msgs[k] as Message)) k++
+  while (k < msgs.length && early(msgs[k] as Message)) k++
   if (k === msgs.length) return [msgs, NO_MESSAGES]
+  if (k === 0 && !msgs.some(early)) return [NO_MESSAGES, msgs]
   const now: Message[] = msgs.slice(0, k)
   const later: Message[] = []
   for (; k < msgs.length; k++) {
     const m = msgs[k] as Message
-    if (isReplication(m)) now.push(m)
+    if (early(m)) now.push(m)
     else later.push(m)
   }
   return [now, later]

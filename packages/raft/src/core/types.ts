@@ -205,7 +205,8 @@ export interface SoftState {
  * persist `snapshot`, then `hardState` and `entries` (one fsync); then send `messagesAfterPersist`;
  * then call `advance(ready)`. `snapshot` is installed once it is durable, `committedEntries` applied
  * and `readStates` answered at any point before `advance` (they wait for none of this Ready's
- * writes). Only one Ready is outstanding at a time; the core takes inputs meanwhile.
+ * writes). Only one Ready is outstanding at a time; the core takes inputs meanwhile, and what they
+ * make possible without the outstanding writes can be taken at once with `takeDuringFlush`.
  */
 export interface Ready {
   /**
@@ -220,16 +221,18 @@ export interface Ready {
   readonly snapshot: Snapshot | undefined
   /**
    * May be sent before this Ready is persisted, so the followers' disk writes overlap the
-   * leader's own (thesis §10.2.1). Only a leader's Append, Heartbeat and Snap, and only when this
-   * Ready changes neither term nor vote and installs no snapshot: they promise nothing about the
-   * sender's disk (the leader counts its own entries toward a commit only once `advance` says they
-   * are durable), and the term they carry was made durable by an earlier Ready. Empty otherwise.
+   * leader's own (thesis §10.2.1). Only a leader's Append, Heartbeat and Snap, when this Ready
+   * changes neither term nor vote and installs no snapshot: they promise nothing about the sender's
+   * disk (the leader counts its own entries toward a commit only once `advance` says they are
+   * durable), and the term they carry was made durable by an earlier Ready. And any node's
+   * HeartbeatResp when this Ready does not change its term: it vouches for no entry, and a ReadIndex
+   * round waits for it. Empty otherwise.
    */
   readonly messages: readonly Message[]
   /**
    * Send only after `hardState`, `entries` and `snapshot` are durable: everything else — votes and
-   * vote replies, append, heartbeat and snapshot acknowledgements, anything from a follower or
-   * candidate, and a leader's own messages in a Ready that changes its term or vote. Each may
+   * vote replies, append and snapshot acknowledgements, anything else from a follower or candidate,
+   * and every message in a Ready that changes the term (a leader's too, or its vote). Each may
    * promise what this Ready persists (a vote, the entries it acknowledges, the term it carries).
    */
   readonly messagesAfterPersist: readonly Message[]
@@ -241,6 +244,29 @@ export interface Ready {
   readonly readStates: readonly ReadState[]
   /** Defined when the role or the known leader changed. */
   readonly softState: SoftState | undefined
+}
+
+/**
+ * What a node may act on while its outstanding Ready is still being persisted (`takeDuringFlush`):
+ * none of it depends on that Ready's writes, nor on anything else not yet durable. Each part is
+ * handed out once: the next Ready holds only what was not taken.
+ */
+export interface FlushWork {
+  /**
+   * Apply now, in order, after the outstanding Ready's `committedEntries`: committed (on a quorum)
+   * and durable here, and not handed out before. The outstanding Ready's own entries are not durable
+   * yet, so none of them is ever in this list. The core counts these applied at once.
+   */
+  readonly committedEntries: readonly Entry[]
+  /** Confirmed by a quorum since the Ready was made: answer now (when applied reaches `index`). */
+  readonly readStates: readonly ReadState[]
+  /**
+   * Send now, by the rule of a Ready's early `messages` with "durable" meaning on disk already (not
+   * merely in the outstanding Ready): a leader's Append, Heartbeat and Snap when its current term and
+   * vote are durable and no snapshot is pending, and HeartbeatResps when the current term is durable.
+   * Everything else (entry acks, votes, a term or vote on its way to the disk) waits for a Ready.
+   */
+  readonly messages: readonly Message[]
 }
 
 export type ProgressState = "probe" | "replicate" | "snapshot"

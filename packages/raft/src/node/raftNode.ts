@@ -12,6 +12,7 @@ import {
   messageWithinBounds,
   type NodeId,
   type RaftConfig,
+  type ReadState,
   type Ready,
   type Role,
   type Snapshot,
@@ -217,8 +218,9 @@ const BATCH_BYTES = 56 * 1024
  * The Effect shell around the pure core: one loop per node runs inputs → core → send early → write
  * (one fsync per Ready) and apply while the disk flushes → send what waited for the flush →
  * advance. The flush runs off the event loop, so inputs (peer messages, proposals, ticks) keep
- * stepping the core meanwhile; they only step it and wake the loop, so everything that arrives
- * during one flush is persisted with the next.
+ * stepping the core meanwhile and wake the loop, which acts at once on what needs nothing
+ * unflushed (`takeDuringFlush`: entries committed meanwhile, reads confirmed, a leader's
+ * replication); what they write, and every message that promises it, goes with the next Ready.
  */
 export const makeRaftNode = (
   config: RaftNodeConfig,
@@ -372,15 +374,31 @@ export const makeRaftNode = (
       return true
     }
 
+    const applyCommitted = (entries: readonly Entry[]) => {
+      if (entries.length === 0) return
+      config.apply({ type: "entries", entries })
+      settleChanges(entries)
+    }
+
+    /** A read state was confirmed by a quorum in a term that was durable before its heartbeats left. */
+    const answerReads = (readStates: readonly ReadState[]) => {
+      for (const rs of readStates) {
+        const waiters = readRounds.get(rs.requestId)
+        if (waiters === undefined) continue
+        readRounds.delete(rs.requestId)
+        for (const done of waiters) done(rs.index)
+      }
+    }
+
     /**
      * Starts this Ready's durable write and does at once what waits for none of it: the Ready's
      * committed entries were durable before it was made (the core hands out no others), so they are
      * applied, and their clients answered, while the disk flushes the new entries; a snapshot it
-     * installs is made durable first. Returns the wait for the flush.
+     * installs is made durable first. Returns the wait for the flush, undefined when nothing is written.
      */
-    const startReady = (ready: Ready): Effect.Effect<void> => {
+    const startReady = (ready: Ready): Effect.Effect<void> | undefined => {
       const hs = ready.hardState
-      let durable: Effect.Effect<void> = Effect.void
+      let durable: Effect.Effect<void> | undefined
       if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
       if (hs !== undefined || ready.entries.length > 0) {
         const start = clock.monotonicTimeNanosUnsafe()
@@ -394,18 +412,29 @@ export const makeRaftNode = (
         }
       }
       if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })
-      if (ready.committedEntries.length > 0) {
-        config.apply({ type: "entries", entries: ready.committedEntries })
-        settleChanges(ready.committedEntries)
-      }
-      // A read state was confirmed by a quorum in a term that was durable before its heartbeats left.
-      for (const rs of ready.readStates) {
-        const waiters = readRounds.get(rs.requestId)
-        if (waiters === undefined) continue
-        readRounds.delete(rs.requestId)
-        for (const done of waiters) done(rs.index)
-      }
+      applyCommitted(ready.committedEntries)
+      answerReads(ready.readStates)
       return durable
+    }
+
+    /**
+     * Inputs that arrive while a Ready's write is in flight step the core; what they make possible
+     * without that write is done now rather than after the flush: a read round is started and its
+     * heartbeats leave, as does replication of new proposals (a leader in a durable term), entries
+     * committed meanwhile are applied and reads confirmed meanwhile answered. Without this, an ack
+     * that commits the previous batch during a flush is applied only after that flush ends.
+     */
+    const actDuringFlush = () => {
+      startReadRound()
+      const work = core.takeDuringFlush()
+      if (work.messages.length > 0) {
+        send(work.messages)
+        rpc.transport.flush()
+      }
+      applyCommitted(work.committedEntries)
+      // More may wait past the per-batch bound: look again after the event loop turns.
+      if (work.committedEntries.length > 0) wake.openUnsafe()
+      answerReads(work.readStates)
     }
 
     /** Once the Ready is durable: what it promises may leave, and the core learns it. */
@@ -501,13 +530,33 @@ export const makeRaftNode = (
             if (sent) yield* Effect.yieldNow
             if (stopped) return
             // While the disk flushes, the event loop turns: datagrams and proposals step the core
-            // (they join the next Ready) and this Ready's applies answer their clients.
-            const flushed = yield* Effect.exit(startReady(ready))
-            if (Exit.isFailure(flushed)) {
-              fatal(Cause.squash(flushed.cause))
-              return
+            // and wake this loop, which acts on what needs nothing unflushed (actDuringFlush); the
+            // rest joins the next Ready. This Ready's applies answer their clients meanwhile.
+            const durable = startReady(ready)
+            if (durable !== undefined) {
+              let flushed: Exit.Exit<void> | undefined
+              yield* Effect.forkChild(
+                Effect.flatMap(Effect.exit(durable), (exit) =>
+                  Effect.sync(() => {
+                    flushed = exit
+                    wake.openUnsafe()
+                  }),
+                ),
+              )
+              while (flushed === undefined) {
+                yield* wake.await
+                if (flushed !== undefined || stopped) break
+                yield* Effect.yieldNow
+                wake.closeUnsafe()
+                if (flushed !== undefined || stopped) break
+                actDuringFlush()
+              }
+              if (stopped) return
+              if (flushed !== undefined && Exit.isFailure(flushed)) {
+                fatal(Cause.squash(flushed.cause))
+                return
+              }
             }
-            if (stopped) return
             finishReady(ready)
             // Under steady load the next Ready is waiting after every flush (inputs stepped the core
             // meanwhile), so this loop may not end for as long as the load lasts: reads waiting for

@@ -17,6 +17,7 @@ import {
   type NodeId,
   type RaftConfig,
   type RaftCore,
+  type ReadState,
   type Ready,
   Rng,
   type Role,
@@ -59,6 +60,10 @@ export interface Coverage {
   messagesSent: number
   /** Sent before the sender had persisted the Ready that made them. */
   messagesSentEarly: number
+  /** Handed out by takeDuringFlush while the node's Ready waited for its write. */
+  messagesSentDuringFlush: number
+  entriesAppliedDuringFlush: number
+  readsServedDuringFlush: number
   messagesDropped: number
   messagesDuplicated: number
   rejectedAppends: number
@@ -99,6 +104,9 @@ export const emptyCoverage = (): Coverage => ({
   readsServed: 0,
   messagesSent: 0,
   messagesSentEarly: 0,
+  messagesSentDuringFlush: 0,
+  entriesAppliedDuringFlush: 0,
+  readsServedDuringFlush: 0,
   messagesDropped: 0,
   messagesDuplicated: 0,
   rejectedAppends: 0,
@@ -460,6 +468,7 @@ export class Simulation {
       if (n.core === undefined || this.rng.chance(this.p.skipTickRate)) continue
       n.core.tick()
       this.afterStep(this.opts.trace ? `tick ${n.id}` : "")
+      this.maybeActDuringFlush(n)
     }
     for (const n of this.nodes) n.parked = false
     this.drain()
@@ -826,7 +835,35 @@ export class Simulation {
     // As the shell does: committed entries were durable before the Ready was made, so they are
     // applied and reads answered while its own write is still pending (and may be lost to a crash).
     for (const e of rd.committedEntries) this.apply(n, e)
-    for (const rs of rd.readStates) {
+    this.answerReads(n, rd.readStates)
+  }
+
+  /**
+   * As the shell does when inputs arrive while a Ready's write is in flight (sometimes: it may as
+   * well leave everything to the next Ready): what takeDuringFlush hands out is acted on at once.
+   */
+  private maybeActDuringFlush(n: SimNode): void {
+    const core = n.core
+    if (core === undefined || n.pending === undefined || !this.rng.chance(0.5)) return
+    const work = core.takeDuringFlush()
+    const c = this.coverage
+    c.messagesSentDuringFlush += work.messages.length
+    c.entriesAppliedDuringFlush += work.committedEntries.length
+    c.readsServedDuringFlush += work.readStates.length
+    for (const m of work.messages) this.send(m)
+    for (const e of work.committedEntries) this.apply(n, e)
+    this.answerReads(n, work.readStates)
+    if (work.messages.length + work.committedEntries.length + work.readStates.length > 0) {
+      this.trace(
+        `during flush ${n.id}: sent ${work.messages.length}, applied ${work.committedEntries.map((e) => e.index).join(",")}, reads ${work.readStates.length}`,
+      )
+    }
+    this.afterStep("")
+  }
+
+  private answerReads(n: SimNode, readStates: readonly ReadState[]): void {
+    const core = n.core as RaftCore
+    for (const rs of readStates) {
       const req = this.reads.get(rs.requestId)
       if (req === undefined || req.node !== n.id || req.incarnation !== n.incarnation) {
         this.fail(`read ${rs.requestId} answered by node ${n.id} that was not asked`)
@@ -966,6 +1003,7 @@ export class Simulation {
     n.core.step(m)
     if (this.opts.trace) this.afterStep(`deliver ${describeMessage(m)}`)
     else this.afterStep("")
+    this.maybeActDuringFlush(n)
   }
 
   // ------------------------------------------------------------------ invariants
