@@ -3,10 +3,16 @@
  * repository's `bun run bench:restart`): the startup disk check, open the file storage of `<dataDir>` (read and check the
  * newest snapshot, replay the WAL), unwrap the replicated-state-machine envelope, restore the
  * KvStateMachine, decode the log tail's commands, apply them (as the replica does once it learns
- * they are committed). Prints one JSON line.
+ * they are committed); then what the next snapshot of that state costs a running replica, whose
+ * replicated state machine takes it inside its apply callback, on the event loop: the state
+ * machine's snapshot wrapped in its envelope, then the file written as the storage writes it
+ * (checksummed, written, fdatasynced; in a scratch file beside `<dataDir>`, removed after, so the
+ * data directory is left as it was). Prints one JSON line.
  *
  *   bun packages/kvraft/bench/restorePhases.ts <dataDir>
  */
+import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from "node:fs"
+import { dirname, join } from "node:path"
 import { openFileStorage } from "@kv/raft"
 import { probeFsync } from "../src/process/diskCheck.ts"
 import { MemberRecord } from "../src/rsm/memberRecord.ts"
@@ -36,7 +42,8 @@ const open = timed(() => {
   return state
 })
 const snapshot = open.value.snapshot
-const unwrap = timed(() => (snapshot === undefined ? undefined : new MemberRecord().unwrapSnapshot(snapshot.data)))
+const record = new MemberRecord()
+const unwrap = timed(() => (snapshot === undefined ? undefined : record.unwrapSnapshot(snapshot.data)))
 const restore = timed(() => (unwrap.value === undefined ? new KvStateMachine() : KvStateMachine.restore(unwrap.value)))
 const tail = timed(() =>
   open.value.entries.flatMap((e) => {
@@ -47,6 +54,31 @@ const tail = timed(() =>
 const keysRestored = restore.value.size()
 const apply = timed(() => {
   for (const command of tail.value) restore.value.apply(command)
+})
+
+const machine = restore.value
+const takeSnapshot = timed(() =>
+  process.env.KV_PHASES_COPY_ENVELOPE === "1"
+    ? record.wrapSnapshot(machine.snapshot())
+    : record.snapshotOf({
+        apply: () => undefined,
+        snapshot: () => machine.snapshot(),
+        snapshotWithRoom: (roomBytes) => machine.snapshotWithRoom(roomBytes),
+        restore: () => undefined,
+      }),
+)
+const scratch = join(dirname(dir), `.restore-phases-${process.pid}.snap`)
+const writeSnapshot = timed(() => {
+  const bytes = takeSnapshot.value
+  Bun.hash.crc32(bytes)
+  const fd = openSync(scratch, "w")
+  try {
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at)
+    fdatasyncSync(fd)
+  } finally {
+    closeSync(fd)
+    rmSync(scratch, { force: true })
+  }
 })
 
 console.log(
@@ -62,5 +94,8 @@ console.log(
     restore: { ms: restore.ms, cpuMs: restore.cpuMs },
     decodeTail: { ms: tail.ms, cpuMs: tail.cpuMs },
     applyTail: { ms: apply.ms, cpuMs: apply.cpuMs },
+    nextSnapshotBytes: takeSnapshot.value.length,
+    takeSnapshot: { ms: takeSnapshot.ms, cpuMs: takeSnapshot.cpuMs },
+    writeSnapshot: { ms: writeSnapshot.ms, cpuMs: writeSnapshot.cpuMs },
   }),
 )

@@ -89,6 +89,7 @@ const kvReplica = (limits: Partial<KvLimits> | undefined, adopt: (machine: KvSta
         return result
       },
       snapshot: () => machine.snapshot(),
+      snapshotWithRoom: (roomBytes: number) => machine.snapshotWithRoom(roomBytes),
       restore: (bytes: Uint8Array) => {
         machine = KvStateMachine.restore(bytes, limits)
         adopt(machine)

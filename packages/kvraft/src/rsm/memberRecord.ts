@@ -14,6 +14,7 @@
  * written before the record existed read as they always did (with an empty record).
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
+import type { ReplicatedStateMachine } from "./stateMachine.ts"
 
 /** First byte of a record entry or an enveloped snapshot (never the first byte of msgpack). */
 export const RECORD_MARK = 0xc1
@@ -44,6 +45,26 @@ export class MemberRecord implements MemberRecordView {
     const into = decoded[0] === "held" ? this.heldData : decoded[0] === "named" ? this.named : undefined
     if (into === undefined) return
     for (const id of decoded.slice(1)) if (typeof id === "number") into.add(id)
+  }
+
+  /**
+   * The state machine's snapshot wrapped with the record. When the state machine can leave room
+   * for the envelope, the envelope is written into that room and the service's bytes stay where
+   * they are (the same bytes `wrapSnapshot` makes for a service snapshot of 64 KiB or more;
+   * a shorter one gets a longer length field than msgpack's shortest, which every decoder reads).
+   */
+  snapshotOf(sm: ReplicatedStateMachine<unknown>): Uint8Array {
+    if (sm.snapshotWithRoom === undefined) return this.wrapSnapshot(sm.snapshot())
+    const fields = encoder.encode([SNAPSHOT_FORMAT, [...this.named], [...this.heldData]])
+    // The mark, the fields as a 4-array instead of a 3-array, then a bin 32 head: 0xc6, u32 length.
+    const roomBytes = 1 + fields.length + 5
+    const out = sm.snapshotWithRoom(roomBytes)
+    out[0] = RECORD_MARK
+    out.set(fields, 1)
+    out[1] = 0x94
+    out[1 + fields.length] = 0xc6
+    new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(2 + fields.length, out.length - roomBytes)
+    return out
   }
 
   /** Wraps the service's snapshot bytes with the record. */

@@ -160,7 +160,7 @@ export const makeRsm = <R>(
         raft.raftStateBytes() >= maxRaftStateBytes
       ) {
         lastSnapshot = lastApplied
-        Effect.runSync(raft.snapshot(lastApplied, record.wrapSnapshot(sm.snapshot())))
+        Effect.runSync(raft.snapshot(lastApplied, record.snapshotOf(sm)))
       }
     }
 

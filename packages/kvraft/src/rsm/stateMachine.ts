@@ -7,6 +7,12 @@ export interface ReplicatedStateMachine<R> {
   apply(command: Uint8Array, index: number): R
   /** The whole state (sessions included), for compaction and for lagging followers. */
   snapshot(): Uint8Array
+  /**
+   * Optional: the bytes of `snapshot()` written after `roomBytes` free bytes at the start, which
+   * the RSM fills with its envelope. A large state is then not copied again to be wrapped (each
+   * copy of a 100 MiB snapshot is a pause of the replica's event loop).
+   */
+  snapshotWithRoom?(roomBytes: number): Uint8Array
   /** Replaces the state with a snapshot's. */
   restore(snapshot: Uint8Array): void
 }

@@ -248,8 +248,17 @@ export class KvStateMachine {
    * sessions, revision, history, leases]`.
    */
   snapshot(): Uint8Array {
+    return this.snapshotWithRoom(0)
+  }
+
+  /**
+   * The bytes of `snapshot()` after `roomBytes` bytes left free at the start, for an envelope the
+   * caller writes there: a large store's snapshot is then written once, not copied again to be
+   * wrapped.
+   */
+  snapshotWithRoom(roomBytes: number): Uint8Array {
     const count = this.#store.size
-    if (count < binaryFromKeys) return this.#snapshotMsgpack()
+    if (count < binaryFromKeys) return withRoom(roomBytes, this.#snapshotMsgpack())
     const head = snapshotEncoder.encode([
       this.#revision,
       this.#sessions.toSnapshot(),
@@ -259,15 +268,15 @@ export class KvStateMachine {
     ])
     // The entries go straight after the head, in the buffer returned: a second copy of a large
     // store's bytes into fresh memory cost more than writing them.
-    const entriesAt = binaryHeadAt + head.length
+    const entriesAt = roomBytes + binaryHeadAt + head.length
     const writer = new EntriesWriter(entriesAt + this.#store.entriesBytesEstimate())
-    const start = new Uint8Array(binaryHeadAt)
-    start[0] = binaryMark
-    start[1] = snapshotVersion
-    new DataView(start.buffer).setUint32(2, head.length, true)
-    writer.addRaw(start, 0, binaryHeadAt)
+    const start = new Uint8Array(roomBytes + binaryHeadAt)
+    start[roomBytes] = binaryMark
+    start[roomBytes + 1] = snapshotVersion
+    new DataView(start.buffer).setUint32(roomBytes + 2, head.length, true)
+    writer.addRaw(start, 0, start.length)
     writer.addRaw(head, 0, head.length)
-    if (!this.#store.writeEntries(writer)) return this.#snapshotMsgpack()
+    if (!this.#store.writeEntries(writer)) return withRoom(roomBytes, this.#snapshotMsgpack())
     const out = writer.finish()
     this.#store.rebase(out.subarray(entriesAt), count)
     return out
@@ -609,6 +618,14 @@ export const holds = (stored: KvEntry | undefined, condition: KvCondition): bool
     case ">":
       return order > 0
   }
+}
+
+/** `bytes` after `roomBytes` free bytes (a copy; only small or unusual snapshots take this way). */
+const withRoom = (roomBytes: number, bytes: Uint8Array): Uint8Array => {
+  if (roomBytes === 0) return bytes
+  const out = new Uint8Array(roomBytes + bytes.length)
+  out.set(bytes, roomBytes)
+  return out
 }
 
 const isCount = (value: unknown): value is number =>
