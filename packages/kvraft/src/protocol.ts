@@ -1,6 +1,7 @@
 import { raftStatusFields } from "@kv/raft"
 import { defineMethod } from "@kv/rpc"
 import { Schema } from "effect"
+import { fastCommandReply, fastCommandRequest, fastGetReply, fastGetRequest } from "./fastDecoders.ts"
 
 /**
  * The kvraft client protocol. Every reply is a value, success or a typed error: `WrongLeader`
@@ -185,8 +186,14 @@ export type LeaseReply = typeof LeaseReply.Type
 export const StatusReply = Schema.Struct({ ...raftStatusFields, leaderAddress: Schema.String, keys: Count })
 export type StatusReply = typeof StatusReply.Type
 
-export const KvCommandMethod = defineMethod("kv.command", CommandRequest, CommandReply)
-export const KvGetMethod = defineMethod("kv.get", GetRequest, GetReply)
+export const KvCommandMethod = defineMethod("kv.command", CommandRequest, CommandReply, {
+  request: fastCommandRequest,
+  response: fastCommandReply,
+})
+export const KvGetMethod = defineMethod("kv.get", GetRequest, GetReply, {
+  request: fastGetRequest,
+  response: fastGetReply,
+})
 export const KvReadMethod = defineMethod("kv.read", ReadRequest, ReadReply)
 export const KvLeaseMethod = defineMethod("kv.lease", LeaseRequest, LeaseReply)
 export const KvStatusMethod = defineMethod("kv.status", Schema.Struct({}), StatusReply)

@@ -1,5 +1,6 @@
 import { Decoder, Encoder } from "@msgpack/msgpack"
 import { Schema } from "effect"
+import { notRead, readMessage } from "./messageReader.ts"
 
 /**
  * The msgpack envelope inside a (reassembled) datagram. The leading version lets a newer peer
@@ -16,7 +17,7 @@ import { Schema } from "effect"
 export const ENVELOPE_VERSION = 1
 
 const Id = Schema.Int
-const Envelope = Schema.Union([
+export const EnvelopeSchema = Schema.Union([
   Schema.Tuple([Schema.Literal(ENVELOPE_VERSION), Schema.Literal(0), Id, Schema.String, Schema.Unknown]),
   Schema.Tuple([Schema.Literal(ENVELOPE_VERSION), Schema.Literal(1), Id, Schema.Unknown]),
   Schema.Tuple([Schema.Literal(ENVELOPE_VERSION), Schema.Literal(2), Id, Schema.String, Schema.String]),
@@ -31,24 +32,55 @@ const Envelope = Schema.Union([
     Schema.Uint8Array,
   ]),
 ])
-export type Envelope = typeof Envelope.Type
+export type Envelope = typeof EnvelopeSchema.Type
 
-const decodeEnvelopeExit = Schema.decodeUnknownExit(Envelope)
+const decodeEnvelopeExit = Schema.decodeUnknownExit(EnvelopeSchema)
+
+const isId = (x: unknown): x is number => Number.isSafeInteger(x)
+
+/**
+ * The envelope as the Schema decodes it (a fresh array, the payload as it is), checked by hand
+ * for the shapes every message has; undefined when the Schema must decide (anything unusual).
+ */
+export const checkedEnvelope = (raw: unknown): Envelope | undefined => {
+  if (!Array.isArray(raw) || raw[0] !== ENVELOPE_VERSION) return undefined
+  switch (raw[1]) {
+    case 0:
+      return raw.length === 5 && isId(raw[2]) && typeof raw[3] === "string"
+        ? [ENVELOPE_VERSION, 0, raw[2], raw[3], raw[4]]
+        : undefined
+    case 1:
+      return raw.length === 4 && isId(raw[2]) ? [ENVELOPE_VERSION, 1, raw[2], raw[3]] : undefined
+    case 3:
+      return raw.length === 4 && typeof raw[2] === "string" ? [ENVELOPE_VERSION, 3, raw[2], raw[3]] : undefined
+    default:
+      return undefined
+  }
+}
 
 // One encoder/decoder per process: msgpack's are reusable and allocation-heavy to construct.
 const encoder = new Encoder({ ignoreUndefined: true })
-const decoder = new Decoder({ maxStrLength: 8 * 1024 * 1024, maxBinLength: 64 * 1024 * 1024 })
+const limits = { maxStrLength: 8 * 1024 * 1024, maxBinLength: 64 * 1024 * 1024 }
+const decoder = new Decoder(limits)
 
 export const encodeEnvelope = (envelope: Envelope): Uint8Array => encoder.encode(envelope)
+
+/** The msgpack value in `bytes` as `@msgpack/msgpack` decodes it; throws where it throws. */
+const decodeMsgpack = (bytes: Uint8Array): unknown => {
+  const read = readMessage(bytes, limits)
+  return read === notRead ? decoder.decode(bytes) : read
+}
 
 /** Undefined for bytes that are not msgpack or not a valid envelope: the caller counts a drop. */
 export const decodeEnvelope = (bytes: Uint8Array): Envelope | undefined => {
   let raw: unknown
   try {
-    raw = decoder.decode(bytes)
+    raw = decodeMsgpack(bytes)
   } catch {
     return undefined
   }
+  const checked = checkedEnvelope(raw)
+  if (checked !== undefined) return checked
   const exit = decodeEnvelopeExit(raw)
   return exit._tag === "Success" ? exit.value : undefined
 }

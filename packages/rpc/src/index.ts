@@ -15,7 +15,7 @@ export {
 export { HOST_REFRESH_MS, type HostLookup, HostNames, isSourceOf, sourceMatcher } from "./hostNames.ts"
 export { type KeyGrant, KeyRing, type Role, roleAllows, roles } from "./keyRing.ts"
 export type { DatagramHandler, Link } from "./link.ts"
-export { defineMethod, type Method } from "./method.ts"
+export { defineMethod, type FastDecoder, type FastDecoders, type Method } from "./method.ts"
 export { injectsFaults, type NetFaults, netFaultsFromEnv, noNetFaults } from "./netFaults.ts"
 export { SeededRandom, seedFromEnv } from "./random.ts"
 export { Reassembler, type ReassemblyOptions } from "./reassembly.ts"
