@@ -6,12 +6,21 @@
  *      (packages/kvraft/bench/restorePhases.ts): opening the storage (snapshot file read and
  *      checked, WAL replayed), unwrapping, restoring the state machine, decoding the tail;
  *   2. replica 0 alone is started and timed until its status answers with the snapshot applied;
- *   3. all three are started at once and timed until a linearizable get of the last key written
- *      answers (elections, a leader's first commit, ReadIndex included).
+ *   3. serving, case (b): all three are started at once and timed until a linearizable get of the
+ *      last key written answers (elections, a leader's first commit, ReadIndex included), with each
+ *      replica's CPU seconds to that point: three replicas share this machine's cores, while one
+ *      replica per host waits about its own CPU time;
+ *   4. serving, case (a), a rolling restart or a crashed host back: with the group running, one
+ *      follower is stopped and started again, and timed until it answers as a member (its status:
+ *      a voter, following the leader in the leader's term, everything the leader had committed
+ *      applied), with its CPU seconds.
+ * It also times starting the server process alone (`--version`: the runtime and module loading).
  *
  * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default 32 MiB), --concurrency C,
  * --reuse DIR (fill once into DIR and keep it; later runs with the same DIR restart a copy of it
- * instead of filling, on the same ports: the replicas' addresses are in their logs).
+ * instead of filling, on the same ports: the replicas' addresses are in their logs),
+ * --exe PATH (restart the replicas with a packaged kvraft executable, `bun run build`'s
+ * dist/bin/kv-kvraft, instead of `bun packages/kvraft/bin/kvraft.ts`; the fill always uses the latter).
  * Set KV_BENCH_PROFILE=<dir> for CPU profiles (markdown) of every process.
  */
 import { cpSync, existsSync, readdirSync, statSync } from "node:fs"
@@ -21,7 +30,16 @@ import { parseArgs } from "node:util"
 import { KvStatusMethod, makeKvClient } from "@kv/kvraft"
 import type { RpcNodeShape } from "@kv/rpc"
 import { Effect } from "effect"
-import { cleanUpOnExit, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "./lib/processes.ts"
+import {
+  cleanUpOnExit,
+  cpuSecondsOf,
+  freeUdpPorts,
+  makeTempDir,
+  removeTempDir,
+  type Started,
+  start,
+  stop,
+} from "./lib/processes.ts"
 import { openRpcNode } from "./lib/rpc.ts"
 import { repoRoot } from "./targets/target.ts"
 
@@ -36,6 +54,7 @@ const { values: options } = parseArgs({
     "max-raft-state-bytes": { type: "string", default: String(32 * 1024 * 1024) },
     concurrency: { type: "string", default: "16" },
     reuse: { type: "string" },
+    exe: { type: "string" },
   },
 })
 const keyCount = Number(options.keys)
@@ -43,6 +62,8 @@ const valueBytes = Number(options["value-bytes"])
 const maxRaftStateBytes = Number(options["max-raft-state-bytes"])
 const concurrency = Number(options.concurrency)
 const reuseDir = options.reuse
+/** How a restarted replica's process is started (the fill always runs from source). */
+const serverCommand: readonly string[] = options.exe !== undefined ? [options.exe] : ["bun", BIN]
 
 /** What a --reuse directory records of its fill besides the data. */
 interface FillRecord {
@@ -64,6 +85,9 @@ interface RestorePhases {
   readonly restore: { ms: number; cpuMs: number }
   readonly decodeTail: { ms: number; cpuMs: number }
   readonly applyTail: { ms: number; cpuMs: number }
+  readonly nextSnapshotBytes: number
+  readonly takeSnapshot: { ms: number; cpuMs: number }
+  readonly writeSnapshot: { ms: number; cpuMs: number }
 }
 
 const keyOf = (i: number) => `key${String(i).padStart(8, "0")}`
@@ -89,8 +113,22 @@ const dirBytes = (dir: string, match: (name: string) => boolean): number =>
     .filter(match)
     .reduce((sum, name) => sum + statSync(join(dir, name)).size, 0)
 
-const launchReplica = (config: string, k: number, phase: string) =>
-  start(`${phase}-replica-${k}`, ["bun", BIN, "--replica", String(k), "--config", config], { cwd: dirname(config) })
+const launchReplica = (config: string, k: number, phase: string, command: readonly string[] = ["bun", BIN]) =>
+  start(`${phase}-replica-${k}`, [...command, "--replica", String(k), "--config", config], { cwd: dirname(config) })
+
+/** Wall and CPU seconds of the server process started with `--version`: the runtime and module loading; medians of 5. */
+const processStart = (command: readonly string[]): { wall: number; cpu: number } => {
+  const runs = Array.from({ length: 5 }, () => {
+    const started = performance.now()
+    const run = Bun.spawnSync([...command, "--version"], { stdout: "ignore", stderr: "ignore" })
+    return {
+      wall: (performance.now() - started) / 1000,
+      cpu: Number(run.resourceUsage?.cpuTime.total ?? Number.NaN) / 1e6,
+    }
+  })
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[2]!
+  return { wall: median(runs.map((r) => r.wall)), cpu: median(runs.map((r) => r.cpu)) }
+}
 
 /** Starts a group in the directory of `config`, fills it, waits until every replica applied everything, stops it. */
 const fillGroup = async (
@@ -176,7 +214,8 @@ const main = async () => {
       await Bun.write(join(reuseDir, "fill.json"), JSON.stringify(fill))
     }
     const { replicas, target, fillSeconds } = fill
-    const launch = (k: number, phase: string) => launchReplica(config, k, phase)
+    const launch = (k: number, phase: string) => launchReplica(config, k, phase, serverCommand)
+    const started = processStart(serverCommand)
     const status = (k: number) => Effect.runPromise(rpc.call(replicas[k]!, KvStatusMethod, {}, { deadlineMs: 300 }))
 
     // 1. Phases, in a fresh process (as a restarting server's heap is), on replica 0's directory.
@@ -216,7 +255,33 @@ const main = async () => {
     const reader = await Effect.runPromise(makeKvClient(rpc, { servers: replicas, deadlineMs: 120_000 }))
     const value = await Effect.runPromise(reader.get(keyOf(lastKey)))
     const serveMs = performance.now() - groupStarted
+    const groupCpu = processes.map((p) => cpuSecondsOf(p.pid))
     if (value !== valueFor(lastKey)) throw new Error(`restart bench: read ${JSON.stringify(value)} after the restart`)
+
+    // 4. A rolling restart: one follower stopped and started again while the others serve.
+    const statuses = await Promise.all([0, 1, 2].map((k) => status(k)))
+    const leaderStatus = statuses.find((st) => st.role === "leader")
+    const follower = statuses.findIndex((st) => st.role !== "leader")
+    if (leaderStatus === undefined || follower < 0) throw new Error("restart bench: no leader and follower to roll")
+    await stop([processes[follower]!], 5_000)
+    const committed = (await status(statuses.indexOf(leaderStatus))).commitIndex
+    const rolled = launch(follower, "rolled")
+    processes[follower] = rolled
+    const member = await timeUntil(
+      "the restarted follower serving as a member",
+      async () => {
+        const st = await status(follower)
+        return st.role === "follower" &&
+          st.member === "voter" &&
+          st.leader === leaderStatus.id &&
+          st.term === leaderStatus.term &&
+          st.appliedIndex >= committed
+          ? true
+          : undefined
+      },
+      120_000,
+    )
+    const rolledCpu = cpuSecondsOf(rolled.pid)
     await stop(processes, 5_000)
     processes = []
 
@@ -225,14 +290,18 @@ const main = async () => {
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
     const phase = (p: { ms: number; cpuMs: number }) => `${s(p.ms)} / ${s(p.cpuMs)}`
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
+    const cpu = (seconds: number) => `${seconds.toFixed(2)} s`
     console.log(
       [
         `restart: ${keyCount.toLocaleString("en-US")} keys of ${valueBytes} B, commit ${commit}, ${cpus().length} cores, load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`,
         `  fill: ${reused ? `reused from ${reuseDir}, ` : ""}${fillSeconds.toFixed(0)} s (${Math.round(keyCount / fillSeconds).toLocaleString("en-US")} keys/s in transactions of ${KEYS_PER_TXN})`,
         `  replica 0 on disk: snapshot file ${mib(snapshotBytes)} at index ${phases.snapshotIndex}, WAL ${mib(walBytes)} (${phases.tailEntries} entries after the snapshot, ${phases.tailCommands} of them commands)`,
+        `  server process: ${serverCommand.join(" ")}; started with --version: ${s(started.wall * 1000)} / ${s(started.cpu * 1000)} (wall / CPU, median of 5)`,
         `  phases in a fresh process (wall / CPU): startup disk check ${phase(phases.diskCheck)}; open storage (read and check the snapshot, replay the WAL) ${phase(phases.openStorage)}; unwrap ${phase(phases.unwrap)}; restore the state machine (${phases.keys.toLocaleString("en-US")} keys) ${phase(phases.restore)}; decode the tail ${phase(phases.decodeTail)}; apply it ${phase(phases.applyTail)}`,
+        `  the next snapshot (a running replica takes it on its event loop, wall / CPU): ${mib(phases.nextSnapshotBytes)}, taken ${phase(phases.takeSnapshot)}, written and fdatasynced ${phase(phases.writeSnapshot)}`,
         `  one replica, process start to snapshot applied: ${s(alone.ms)}`,
-        `  three replicas, process start to a leader with everything applied: ${s(elected.ms)}; to the first linearizable get: ${s(serveMs)}`,
+        `  (a) one follower restarted while the group runs, to serving as a member: ${s(member.ms)}, ${cpu(rolledCpu)} of CPU`,
+        `  (b) three replicas started at once, to a leader with everything applied: ${s(elected.ms)}; to the first linearizable get: ${s(serveMs)}; CPU per replica to then: ${groupCpu.map(cpu).join(", ")}`,
       ].join("\n"),
     )
   } catch (error) {
