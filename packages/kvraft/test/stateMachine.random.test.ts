@@ -184,4 +184,4 @@ test("random duplicated and reordered commands from many clients apply exactly o
   }
   expect(plain.size()).toBe(model.data.size)
   expect(restored.snapshot()).toEqual(plain.snapshot())
-})
+}, 60_000)
