@@ -83,6 +83,34 @@ describe("limits give typed errors and change nothing", () => {
     expect(run({ op: "put", key: "1234", value: "v" })).toEqual({ ok: true })
   })
 
+  test("a transaction branch writing a key twice is refused, naming the first key written again", () => {
+    const machine = new KvStateMachine()
+    const run = sequentialClerk(machine)
+    const put = (key: string) => ({ op: "put", key, value: "v" }) as const
+    const refused = run({
+      op: "txn",
+      key: "",
+      compare: [],
+      success: [put("z"), put("b"), { op: "get", key: "a" }, put("a"), { op: "delete", key: "b" }, put("z"), put("a")],
+      failure: [],
+    })
+    expect(refused).toEqual({
+      ok: false,
+      error: "InvalidRequest",
+      message: 'a transaction branch writes "b" more than once',
+    })
+    expect(machine.size()).toBe(0)
+    const reads = run({
+      op: "txn",
+      key: "",
+      compare: [],
+      success: [{ op: "get", key: "a" }, put("a"), { op: "get", key: "a" }, put("b")],
+      failure: [put("a"), put("c")],
+    })
+    expect(reads).toMatchObject({ ok: true })
+    expect(machine.get("a")).toBe("v")
+  })
+
   test("key size is counted in UTF-8 bytes", () => {
     const machine = new KvStateMachine({ maxKeyBytes: 4 })
     const run = sequentialClerk(machine)
