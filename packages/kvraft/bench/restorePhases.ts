@@ -6,10 +6,14 @@
  * they are committed); then what the next snapshot of that state costs a running replica, whose
  * replicated state machine takes it inside its apply callback, on the event loop: the state
  * machine's snapshot wrapped in its envelope, then the file written as the storage writes it
- * (checksummed, written, fdatasynced; in a scratch file beside `<dataDir>`, removed after, so the
- * data directory is left as it was). Prints one JSON line.
+ * (checksummed, written, fdatasynced) into a scratch file beside `<dataDir>`, removed after: no
+ * snapshot of `<dataDir>` is replaced. Opening the storage may still trim a torn or preallocated
+ * tail of its log, as a server's start does: run it on a copy. Prints one JSON line.
  *
  *   bun packages/kvraft/bench/restorePhases.ts <dataDir>
+ *
+ * KV_PHASES_COPY_ENVELOPE=1 takes the snapshot as the RSM did before it wrote its envelope in place
+ * (the state machine's bytes, then copied into the envelope), for before/after figures.
  */
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from "node:fs"
 import { dirname, join } from "node:path"
