@@ -15,14 +15,29 @@ export interface MetricsSource {
 
 const latencyBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
-const fsyncSeconds = Metric.histogram("kv_raft_fsync_seconds", {
+const fsyncHelp = {
+  name: "kv_raft_fsync_seconds",
   description: "Duration of one durable write of Raft state (one per Ready batch)",
-  boundaries: latencyBoundaries,
-})
-const requestSeconds = Metric.histogram("kv_request_seconds", {
+}
+const requestHelp = {
+  name: "kv_request_seconds",
   description: "Time from a client request's arrival to its reply, by method",
-  boundaries: latencyBoundaries,
-})
+}
+
+/**
+ * One series of a histogram, updated in place: its attributes are fixed at creation, so an update
+ * finds its series by a key computed once, with no fiber and no attribute merging (both ran on
+ * every request before, a fiber and a JSON key per reply on a busy leader).
+ */
+const series = (help: { readonly name: string; readonly description: string }, attributes: Record<string, string>) => {
+  const metric = Metric.histogram(help.name, {
+    description: help.description,
+    boundaries: latencyBoundaries,
+    attributes,
+  })
+  const context = Context.empty()
+  return (seconds: number) => metric.updateUnsafe(seconds, context)
+}
 
 const gauge = (name: string, description: string) => Metric.gauge(name, { description })
 const raftGauges = {
@@ -51,11 +66,17 @@ const extraGauges = new Map<string, Metric.Gauge<number>>()
 /** Hooks for the hot-path histograms of one replica. */
 export const observeReplica = (service: string, replica: number) => {
   const attributes = { service, replica: String(replica) }
-  const fsync = Metric.withAttributes(fsyncSeconds, attributes)
+  const requests = new Map<string, (seconds: number) => void>()
   return {
-    onFsync: (seconds: number) => Effect.runSync(Metric.update(fsync, seconds)),
-    onRequest: (method: string, seconds: number) =>
-      Effect.runSync(Metric.update(Metric.withAttributes(requestSeconds, { ...attributes, method }), seconds)),
+    onFsync: series(fsyncHelp, attributes),
+    onRequest: (method: string, seconds: number) => {
+      let observe = requests.get(method)
+      if (observe === undefined) {
+        observe = series(requestHelp, { ...attributes, method })
+        requests.set(method, observe)
+      }
+      observe(seconds)
+    },
   }
 }
 
