@@ -32,8 +32,14 @@ export class RttEstimator {
     this.options = { ...defaultRttOptions, ...options }
   }
 
-  /** A round trip of `ms` to `to`, from a request sent once. */
-  sample(to: string, ms: number): void {
+  /**
+   * A round trip of `ms` to `to`, measured from the send of the copy the reply answers.
+   * `samplesPerRound` is how many samples arrive per round trip (the calls in flight): RFC 6298's
+   * gains assume one, so with more each weighs that much less (RFC 7323, appendix G). Otherwise 64
+   * concurrent calls, whose replies arrive together, would make the estimate forget within an
+   * eighth of a round trip, and one scheduler pause would time all of them out at once.
+   */
+  sample(to: string, ms: number, samplesPerRound = 1): void {
     const r = Math.max(0, ms)
     const state = this.byDestination.get(to)
     if (state === undefined) {
@@ -45,8 +51,11 @@ export class RttEstimator {
       return
     }
     // RFC 6298 §2.3, alpha 1/8 and beta 1/4; RTTVAR first, from the SRTT before this sample.
-    state.rttvarMs = 0.75 * state.rttvarMs + 0.25 * Math.abs(state.srttMs - r)
-    state.srttMs = 0.875 * state.srttMs + 0.125 * r
+    const n = Math.max(1, samplesPerRound)
+    const beta = 0.25 / n
+    const alpha = 0.125 / n
+    state.rttvarMs = (1 - beta) * state.rttvarMs + beta * Math.abs(state.srttMs - r)
+    state.srttMs = (1 - alpha) * state.srttMs + alpha * r
     // Most recently measured last, so eviction drops destinations no longer talked to.
     this.byDestination.delete(to)
     this.byDestination.set(to, state)

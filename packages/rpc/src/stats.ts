@@ -48,6 +48,8 @@ export class TransportStats {
   repliesChallenged = 0
   /** Challenges received as a caller (each answered by resending the request with its token). */
   challengesReceived = 0
+  /** Requests sent again by calls of this node (no reply within the retransmission timeout, or a challenge). */
+  requestsResent = 0
   /** Addresses proven by a valid token. */
   addressesProven = 0
   /** Outgoing datagrams dropped by fault injection (netFaults.ts); also counted as sent. */
@@ -92,6 +94,7 @@ export class TransportStats {
       messagesReceived: this.messagesReceived,
       repliesChallenged: this.repliesChallenged,
       challengesReceived: this.challengesReceived,
+      requestsResent: this.requestsResent,
       addressesProven: this.addressesProven,
       injectedLosses: this.injectedLosses,
       injectedDuplicates: this.injectedDuplicates,
@@ -110,6 +113,7 @@ export interface TransportStatsSnapshot {
   readonly messagesReceived: number
   readonly repliesChallenged: number
   readonly challengesReceived: number
+  readonly requestsResent: number
   readonly addressesProven: number
   readonly injectedLosses: number
   readonly injectedDuplicates: number

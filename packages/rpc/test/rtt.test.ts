@@ -87,15 +87,60 @@ describe("retransmission timeout from measured round trips", () => {
       }),
     ))
 
-  test("the reply to a resent request is no round-trip sample (Karn's rule)", () =>
+  test("a reply is a round-trip sample from the send of the copy it answers", () =>
     withEcho((call, loseNext, rtt) =>
       Effect.gen(function* () {
         loseNext()
         expect(yield* call(0)).toBe(0)
-        // The only reply answered a resend: which copy it answers is unknown, so nothing is learned.
-        expect(rtt.srttMs("s")).toBeUndefined()
-        yield* call(1)
+        // The first copy was lost; the reply answers the resend (its own request id), 2 ms after it,
+        // not 2 ms after the 250 ms the first copy waited.
         expect(rtt.srttMs("s")).toBeCloseTo(2, 0)
       }),
     ))
+
+  test("replies slower than the timeout raise it: slow requests are not sent again and again", () => {
+    // Every fourth request is answered after 30 ms, the others at once (round trips of 2 ms): a
+    // server whose batches are sometimes late. With one request id for every copy, a slow reply
+    // could not be told from a resend's, was never measured, and the timeout stayed at the 5 ms
+    // floor: every slow request went out three or four times.
+    const clock = new VirtualClock()
+    const root = new Seed(seed)
+    const timers = virtualTimers(clock, root.stream("rpc"))
+    const network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs + 1, fn) })
+    let served = 0
+    let resent = 0
+    const scoped: Effect.Effect<void, unknown, Scope.Scope> = Effect.gen(function* () {
+      const server = makeRpcNode(yield* makeTransport((d) => network.open("s", d), { timers }), { timers })
+      server.handleWith(Echo, (request, _from, reply) => {
+        served++
+        if (request.n % 4 === 0) timers.setTimer(30, () => reply({ ...request, servedBy: "s" }))
+        else reply({ ...request, servedBy: "s" })
+      })
+      const client = makeRpcNode(yield* makeTransport((d) => network.open("c", d), { timers }), { timers })
+      for (let n = 1; n <= 200; n++) expect((yield* client.call("s", Echo, { n, text: "" })).n).toBe(n)
+      resent = client.transport.stats.requestsResent
+    })
+    const exit = runInWorld(clock, root.stream("effect"), Effect.scoped(scoped))
+    if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+    // Only the first few slow requests (before the estimate has seen one) go out more than once,
+    // and the client counts every copy it sent again.
+    expect(served - 200).toBeLessThan(20)
+    expect(resent).toBe(served - 200)
+  })
+
+  test("with many calls in flight each sample weighs less, so the estimate keeps its memory", () => {
+    const one = new RttEstimator({ minRtoMs: 1 })
+    const many = new RttEstimator({ minRtoMs: 1 })
+    for (const rtt of [one, many]) rtt.sample("s", 10)
+    // A round of 64 fast replies arriving together, as 64 concurrent calls get them.
+    for (let i = 0; i < 64; i++) {
+      one.sample("s", 2)
+      many.sample("s", 2, 64)
+    }
+    // Alone, 64 samples forget the 10 ms round trips; weighed by 64 they move SRTT by about one
+    // sample's worth (RFC 6298's 1/8 of the difference).
+    expect(one.srttMs("s")).toBeLessThan(2.1)
+    expect(many.srttMs("s")).toBeGreaterThan(8.5)
+    expect(many.srttMs("s")).toBeLessThan(9.2)
+  })
 })
