@@ -36,6 +36,18 @@ const isStaleRefusal = (error: unknown): boolean => (error as { code?: unknown }
 
 type NativeSend = (datagram: Uint8Array, port: number, host: string) => boolean
 
+const ipLiterals = new Map<string, boolean>()
+/** Whether `host` is an IP literal: isIP's regular expression ran on every datagram sent. */
+const isIpLiteral = (host: string): boolean => {
+  let literal = ipLiterals.get(host)
+  if (literal === undefined) {
+    literal = isIP(host) !== 0
+    // Hosts come from configs and peers, a small set; the bound keeps a hostile one from growing it.
+    if (ipLiterals.size < 4096) ipLiterals.set(host, literal)
+  }
+  return literal
+}
+
 /**
  * A synchronous send that may throw. The kernel reports an ICMP "port unreachable" from an earlier
  * datagram (a crashed peer) on the next send, failing a datagram meant for a live peer: that one
@@ -120,7 +132,7 @@ const openDgramLink = (
           if (closed) return false
           const peer = parseAddress(to)
           if (peer === undefined) return false
-          const ip = isIP(peer.host) !== 0 ? peer.host : names.ipOf(peer.host)
+          const ip = isIpLiteral(peer.host) ? peer.host : names.ipOf(peer.host)
           // Not accepted now (a full socket buffer, no native socket, a name not yet resolved):
           // dgram.send() resolves and queues it.
           if (
@@ -184,7 +196,7 @@ const openBunLink = async (
       if (closed) return false
       const peer = parseAddress(to)
       if (peer === undefined) return false
-      const ip = isIP(peer.host) !== 0 ? peer.host : names.ipOf(peer.host)
+      const ip = isIpLiteral(peer.host) ? peer.host : names.ipOf(peer.host)
       // Until the name's first answer, Bun.udpSocket cannot send to it: like a lost datagram.
       if (ip === undefined) return false
       return sendResendingStaleRefusal(
