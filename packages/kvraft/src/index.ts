@@ -1,6 +1,7 @@
 export * from "./client/index.ts"
 export { commandStampMs, monotonicMs, randomClientId } from "./commandClock.ts"
 export * from "./config/index.ts"
+export { fastCommandReply, fastCommandRequest, fastGetReply, fastGetRequest } from "./fastDecoders.ts"
 export * from "./members/index.ts"
 export * from "./process/index.ts"
 export * from "./protocol.ts"

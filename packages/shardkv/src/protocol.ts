@@ -1,4 +1,16 @@
-import { CommandOk, CommandRequest, GetRequest, KvErrorReply, ReadOk, ReadRequest, WrongLeaderReply } from "@kv/kvraft"
+import {
+  CommandOk,
+  CommandRequest,
+  fastCommandReply,
+  fastCommandRequest,
+  fastGetReply,
+  fastGetRequest,
+  GetRequest,
+  KvErrorReply,
+  ReadOk,
+  ReadRequest,
+  WrongLeaderReply,
+} from "@kv/kvraft"
 import { raftStatusFields } from "@kv/raft"
 import { defineMethod } from "@kv/rpc"
 import { Schema } from "effect"
@@ -96,8 +108,16 @@ export const ShardKvStatusReply = Schema.Struct({
 })
 export type ShardKvStatusReply = typeof ShardKvStatusReply.Type
 
-export const ShardKvCommandMethod = defineMethod("shardkv.command", CommandRequest, ShardCommandReply)
-export const ShardKvGetMethod = defineMethod("shardkv.get", GetRequest, ShardGetReply)
+// The requests are kvraft's, and so are the common replies (success, WrongLeader), which come
+// before WrongGroup in these unions: kvraft's hand-written checks decode them as these Schemas do.
+export const ShardKvCommandMethod = defineMethod("shardkv.command", CommandRequest, ShardCommandReply, {
+  request: fastCommandRequest,
+  response: fastCommandReply,
+})
+export const ShardKvGetMethod = defineMethod("shardkv.get", GetRequest, ShardGetReply, {
+  request: fastGetRequest,
+  response: fastGetReply,
+})
 export const ShardKvReadMethod = defineMethod("shardkv.read", ReadRequest, ShardReadReply)
 export const ShardPullMethod = defineMethod("shard.pull", PullRequest, PullReply)
 export const ShardDeleteMethod = defineMethod("shard.delete", DeleteRequest, DeleteReply)

@@ -14,6 +14,7 @@ import {
   type ListPage,
   makeLeaderCaller,
   maxListLimit,
+  monotonicMs,
   opKeys,
   randomClientId,
   Timeout,
@@ -24,7 +25,7 @@ import {
 } from "@kv/kvraft"
 import { type PermissionDenied, RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { type Config, type Gid, hashTagOf, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
-import { Context, Duration, Effect, Layer, Option, Random, Semaphore } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option, Random, Semaphore } from "effect"
 import {
   type ShardCommandReply,
   type ShardGetReply,
@@ -82,6 +83,13 @@ interface WrongGroupReply {
 
 type ShardReply = ShardCommandReply | ShardGetReply | ShardReadReply
 
+/** An operation's name, key and start (monotonic ms), for its overall deadline. */
+interface Bound {
+  readonly operation: string
+  readonly key: string
+  readonly startMs: number
+}
+
 const isWrongGroup = (reply: ShardReply): boolean => !reply.ok && reply.error === "WrongGroup"
 
 /**
@@ -99,7 +107,8 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     }
     const deadlineMs = options.deadlineMs ?? 30_000
     const callerOptions = {
-      deadlineMs: options.groupAttemptMs ?? 2_000,
+      // One group attempt never outlasts the operation's own bound (see `route`).
+      deadlineMs: Math.min(options.groupAttemptMs ?? 2_000, deadlineMs),
       perServerMs: options.perServerMs ?? 500,
       attemptTimeoutMs: options.attemptTimeoutMs,
     }
@@ -158,47 +167,94 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       return caller
     }
 
+    /** Where `key`'s shard (or shard number `key`) is served in `current`; undefined if by no group yet. */
+    const targetOf = (current: Config, key: string | number) => {
+      const shard = typeof key === "number" ? key : shardOf(key, current.shards.length)
+      const gid = current.shards[shard] ?? noGroup
+      const servers = current.groups[String(gid)] ?? []
+      return gid === noGroup || servers.length === 0 ? undefined : callerFor(gid, servers)
+    }
+
+    /** One group attempt: its reply, or None when the group did not answer in time. */
+    const attempt = <Res extends ShardReply>(
+      caller: LeaderCaller,
+      send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout | PermissionDenied>,
+    ): Effect.Effect<Option.Option<Res>, PermissionDenied> =>
+      // PermissionDenied goes to the caller: every group would refuse this key the same way.
+      send(caller).pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("Timeout", () => Effect.succeed(Option.none())),
+      )
+
     /**
-     * Sends to the group serving `key`'s shard (or shard number `key`) until it answers other than
-     * WrongGroup, refreshing the configuration whenever the group refuses or does not answer.
-     * Unbounded: callers time it.
+     * Until a group answers other than WrongGroup: refreshes the configuration after a refusal or
+     * silence (`failed`: the reply of an attempt already made on the configuration numbered `triedOn`),
+     * backing off when the latest configuration was refused too. Unbounded: `route` bounds it.
      */
-    const route = <Res extends ShardReply>(
+    const retryRoute = <Res extends ShardReply>(
       key: string | number,
       send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout | PermissionDenied>,
+      failed: { readonly reply: Option.Option<Res>; readonly seen: number; readonly triedOn: number } | undefined,
     ): Effect.Effect<Exclude<Res, WrongGroupReply>, PermissionDenied> =>
       Effect.gen(function* () {
+        if (failed !== undefined) {
+          yield* refresh(failed.seen)
+          // Refused on the latest configuration: the group has not caught up yet, give it a moment.
+          if (failed.reply._tag === "Some" && config?.num === failed.triedOn) yield* backoff
+        }
         while (true) {
           const seen = generation
           const current = yield* currentConfig
-          const shard = typeof key === "number" ? key : shardOf(key, current.shards.length)
-          const gid = current.shards[shard] ?? noGroup
-          const servers = current.groups[String(gid)] ?? []
-          if (gid === noGroup || servers.length === 0) {
+          const caller = targetOf(current, key)
+          if (caller === undefined) {
             // No group serves the shard yet (nothing joined): wait for a configuration that has one.
             yield* backoff
             yield* refresh(seen)
             continue
           }
-          // PermissionDenied goes to the caller: every group would refuse this key the same way.
-          const reply = yield* send(callerFor(gid, servers)).pipe(
-            Effect.map(Option.some),
-            Effect.catchTag("Timeout", () => Effect.succeed(Option.none())),
-          )
+          const reply = yield* attempt(caller, send)
           if (reply._tag === "Some" && !isWrongGroup(reply.value)) return reply.value as Exclude<Res, WrongGroupReply>
           yield* refresh(seen)
-          // Refused on the latest configuration: the group has not caught up yet, give it a moment.
           if (reply._tag === "Some" && config?.num === current.num) yield* backoff
         }
       })
 
-    const bounded = <A, E>(operation: string, key: string, effect: Effect.Effect<A, E>) =>
-      effect.pipe(
-        Effect.timeoutOrElse({
-          duration: Duration.millis(deadlineMs),
-          orElse: () => Effect.fail(new Timeout({ operation, key, afterMs: deadlineMs })),
-        }),
+    /**
+     * Sends to the group serving `key`'s shard (or shard number `key`) until it answers other than
+     * WrongGroup, refreshing the configuration whenever the group refuses or does not answer, within
+     * `deadlineMs` of `startMs`; then `Timeout`. The usual case (the configuration is cached and its
+     * group answers) is one attempt, bounded by the group attempt's own deadline, which is never
+     * longer than the operation's: only the retries get a timer of their own.
+     */
+    const route = <Res extends ShardReply>(
+      key: string | number,
+      send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout | PermissionDenied>,
+      bound: Bound,
+    ): Effect.Effect<Exclude<Res, WrongGroupReply>, Timeout | PermissionDenied> => {
+      const seen = generation
+      const current = config
+      const caller = current === undefined ? undefined : targetOf(current, key)
+      if (current === undefined || caller === undefined) return within(bound, retryRoute(key, send, undefined))
+      return Effect.flatMap(attempt(caller, send), (reply) =>
+        reply._tag === "Some" && !isWrongGroup(reply.value)
+          ? Effect.succeed(reply.value as Exclude<Res, WrongGroupReply>)
+          : within(bound, retryRoute(key, send, { reply, seen, triedOn: current.num })),
       )
+    }
+
+    const boundOf = (operation: string, key: string): Effect.Effect<Bound> =>
+      Clock.clockWith((clock) => Effect.succeed({ operation, key, startMs: monotonicMs(clock) }))
+
+    /** `effect` within what is left of the operation's `deadlineMs`; then `Timeout`. */
+    const within = <A, E>(bound: Bound, effect: Effect.Effect<A, E>): Effect.Effect<A, E | Timeout> =>
+      Clock.clockWith((clock) => {
+        const left = deadlineMs - (monotonicMs(clock) - bound.startMs)
+        const timeout = new Timeout({ operation: bound.operation, key: bound.key, afterMs: deadlineMs })
+        if (left <= 0) return Effect.fail(timeout)
+        return effect.pipe(
+          Effect.timeoutOrElse({ duration: Duration.millis(left), orElse: () => Effect.fail(timeout) }),
+        )
+      })
 
     /**
      * The shard's current session. One that expired is replaced under a new id and never used
@@ -237,11 +293,9 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
         permits,
         1,
       )(
-        bounded(
-          op.op,
-          op.key,
+        Effect.flatMap(boundOf(op.op, op.key), (bound) =>
           Effect.gen(function* () {
-            const current = yield* currentConfig
+            const current = config ?? (yield* within(bound, currentConfig))
             const shard = shardOf(op.key, current.shards.length)
             const other = opKeys(op).find((key) => shardOf(key, current.shards.length) !== shard)
             if (other !== undefined) {
@@ -256,17 +310,21 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
               // The servers refuse seq >= floor + 1024: one slow operation must not let later ones in
               // the same shard push the next seq that far past it. Rare, so a short poll is enough.
               while (session.confirmed && session.nextSeq - lowestOutstanding(session) >= SEQ_WINDOW) {
-                yield* Effect.sleep(Duration.millis(2))
+                yield* within(bound, Effect.sleep(Duration.millis(2)))
                 session = sessionOf(shard)
               }
               const seq = session.nextSeq++
               session.outstanding.add(seq)
               const { clientId: id } = session
-              const reply = yield* route(op.key, (caller) =>
-                caller.call(ShardKvCommandMethod, () => ({ clientId: id, seq, ackedBelow: ackedBelow(session), op }), {
-                  operation: op.op,
-                  key: op.key,
-                }),
+              const reply = yield* route(
+                op.key,
+                (caller) =>
+                  caller.call(
+                    ShardKvCommandMethod,
+                    () => ({ clientId: id, seq, ackedBelow: ackedBelow(session), op }),
+                    bound,
+                  ),
+                bound,
               ).pipe(Effect.ensuring(Effect.sync(() => session.outstanding.delete(seq))))
               session.confirmed = true
               if (reply.ok) return "reply" in reply ? reply.reply : undefined
@@ -280,16 +338,11 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       )
 
     const get = (key: string): Effect.Effect<string, KvClientError> =>
-      bounded(
-        "get",
-        key,
-        Effect.gen(function* () {
-          const reply = yield* route(key, (caller) =>
-            caller.call(ShardKvGetMethod, () => ({ key }), { operation: "get", key }),
-          )
-          if (reply.ok) return reply.value
-          return yield* fromKvErrorReply(reply)
-        }),
+      Effect.flatMap(boundOf("get", key), (bound) =>
+        Effect.flatMap(
+          route(key, (caller) => caller.call(ShardKvGetMethod, () => ({ key }), bound), bound),
+          (reply) => (reply.ok ? Effect.succeed(reply.value) : fromKvErrorReply(reply)),
+        ),
       )
 
     // Only transactions can be refused as invalid or cross-shard; other writes are checked here too.
@@ -302,12 +355,12 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     const write = (op: KvOp): Effect.Effect<void, KvClientError> => narrow(Effect.asVoid(command(op)))
 
     const getEntry = (key: string) =>
-      bounded(
-        "getEntry",
-        key,
+      Effect.flatMap(boundOf("getEntry", key), (bound) =>
         Effect.gen(function* () {
-          const reply = yield* route(key, (caller) =>
-            caller.call(ShardKvReadMethod, () => ({ read: "entry", key }) as const, { operation: "getEntry", key }),
+          const reply = yield* route(
+            key,
+            (caller) => caller.call(ShardKvReadMethod, () => ({ read: "entry", key }) as const, bound),
+            bound,
           )
           if (!reply.ok) return yield* fromKvErrorReply(reply)
           if (!("entry" in reply)) return yield* Effect.die(new Error("shardkv.read entry answered with a listing"))
@@ -316,7 +369,14 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       )
 
     /** One shard's page of the listing. */
-    const listShard = (shard: number, prefix: string, after: string | undefined, limit: number, keysOnly: boolean) =>
+    const listShard = (
+      bound: Bound,
+      shard: number,
+      prefix: string,
+      after: string | undefined,
+      limit: number,
+      keysOnly: boolean,
+    ) =>
       Effect.gen(function* () {
         const request = {
           read: "list",
@@ -326,9 +386,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
           keysOnly,
           ...(after === undefined ? {} : { after }),
         } as const
-        const reply = yield* route(shard, (caller) =>
-          caller.call(ShardKvReadMethod, () => request, { operation: "list", key: prefix }),
-        )
+        const reply = yield* route(shard, (caller) => caller.call(ShardKvReadMethod, () => request, bound), bound)
         if (!reply.ok) return yield* fromKvErrorReply(reply)
         if (!("entries" in reply)) return yield* Effect.die(new Error("shardkv.read list answered with an entry"))
         return reply
@@ -344,35 +402,38 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       prefix: string,
       options: { after?: string | undefined; limit?: number | undefined; keysOnly?: boolean | undefined } = {},
     ) =>
-      bounded(
-        "list",
-        prefix,
-        Effect.gen(function* () {
-          const current = yield* currentConfig
-          const nShards = current.shards.length
-          const limit = Math.max(1, Math.min(options.limit ?? maxListLimit, maxListLimit))
-          const shards =
-            hashTagOf(prefix) !== prefix ? [shardOf(prefix, nShards)] : Array.from({ length: nShards }, (_, i) => i)
-          const pages = yield* Effect.forEach(
-            shards,
-            (shard) => listShard(shard, prefix, options.after, limit, options.keysOnly === true),
-            { concurrency: 4 },
-          )
-          const merged: KvListEntry[] = pages.flatMap((page) => page.entries).sort((a, b) => compareKeys(a.key, b.key))
-          // A shard's page may stop early (its byte bound): nothing past its last key is known yet.
-          let cut = Math.min(limit, merged.length)
-          for (const page of pages) {
-            const last = page.entries[page.entries.length - 1]
-            if (!page.more || last === undefined) continue
-            const at = merged.findIndex((e) => e.key === last.key)
-            if (at + 1 < cut) cut = at + 1
-          }
-          const entries = merged.slice(0, cut)
-          const more = cut < merged.length || pages.some((page) => page.more)
-          const next = more && entries.length > 0 ? entries[entries.length - 1]!.key : undefined
-          const page: ListPage = next === undefined ? { entries } : { entries, next }
-          return page
-        }),
+      Effect.flatMap(boundOf("list", prefix), (bound) =>
+        within(
+          bound,
+          Effect.gen(function* () {
+            const current = yield* currentConfig
+            const nShards = current.shards.length
+            const limit = Math.max(1, Math.min(options.limit ?? maxListLimit, maxListLimit))
+            const shards =
+              hashTagOf(prefix) !== prefix ? [shardOf(prefix, nShards)] : Array.from({ length: nShards }, (_, i) => i)
+            const pages = yield* Effect.forEach(
+              shards,
+              (shard) => listShard(bound, shard, prefix, options.after, limit, options.keysOnly === true),
+              { concurrency: 4 },
+            )
+            const merged: KvListEntry[] = pages
+              .flatMap((page) => page.entries)
+              .sort((a, b) => compareKeys(a.key, b.key))
+            // A shard's page may stop early (its byte bound): nothing past its last key is known yet.
+            let cut = Math.min(limit, merged.length)
+            for (const page of pages) {
+              const last = page.entries[page.entries.length - 1]
+              if (!page.more || last === undefined) continue
+              const at = merged.findIndex((e) => e.key === last.key)
+              if (at + 1 < cut) cut = at + 1
+            }
+            const entries = merged.slice(0, cut)
+            const more = cut < merged.length || pages.some((page) => page.more)
+            const next = more && entries.length > 0 ? entries[entries.length - 1]!.key : undefined
+            const page: ListPage = next === undefined ? { entries } : { entries, next }
+            return page
+          }),
+        ),
       )
 
     const watch = watchMethods(
