@@ -311,7 +311,9 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       const maxBackoffMs = options.maxBackoffMs ?? defaultCallOptions.maxBackoffMs
       let token: Uint8Array | undefined
       let challengeResends = 0
-      const deadline = timers.now() + deadlineMs
+      // One clock read serves the deadline, the first send's time and its timer.
+      const startedAt = timers.now()
+      const deadline = startedAt + deadlineMs
       let retries = 0
       let timer: TimerHandle | undefined
       let done = false
@@ -329,8 +331,8 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
         resume(outcome)
       }
       // Arms the single timer for `ms`, cut short by the deadline (which then fails the call).
-      const arm = (ms: number, next: () => void) => {
-        const remaining = deadline - timers.now()
+      const arm = (ms: number, next: () => void, now = timers.now()) => {
+        const remaining = deadline - now
         timer =
           remaining <= ms
             ? timers.setTimer(Math.max(0, remaining), () =>
@@ -345,17 +347,18 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           token === undefined
             ? encodeEnvelope([ENVELOPE_VERSION, 0, id, method.name, request])
             : encodeEnvelope([ENVELOPE_VERSION, 5, id, method.name, request, token])
+        const now = sends === 0 ? startedAt : timers.now()
         waiters.set(id, waiter)
         ids.push(id)
-        sentAt.push(timers.now())
+        sentAt.push(now)
         sends++
         if (sends > 1) transport.stats.requestsResent++
         if (!transport.send(to, bytes)) {
           finish(Effect.fail(new Unreachable({ to, reason: "the message could not be sent" })))
           return
         }
-        if (fixedAttemptMs !== undefined) arm(fixedAttemptMs, backOff)
-        else arm(rtt.rtoMs(to, sends - 1), send)
+        if (fixedAttemptMs !== undefined) arm(fixedAttemptMs, backOff, now)
+        else arm(rtt.rtoMs(to, sends - 1), send, now)
       }
       // Exponential backoff with ±20% jitter between an unanswered attempt and the next.
       const backOff = () => {

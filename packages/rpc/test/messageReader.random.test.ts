@@ -174,7 +174,7 @@ test("every input the wire reader accepts decodes as the generic decoder decodes
   let accepted = 0
   let maps = 0
   const differences: string[] = []
-  for (let i = 0; i < 60_000; i++) {
+  for (let i = 0; i < 20_000; i++) {
     let built = generate(random, 0)
     if (random.chance(0.1)) built = built.slice(0, random.int(built.length + 1))
     if (random.chance(0.05)) built.push(random.int(256))
@@ -195,9 +195,9 @@ test("every input the wire reader accepts decodes as the generic decoder decodes
     }
   }
   expect(differences).toEqual([])
-  expect(accepted).toBeGreaterThan(10_000)
-  expect(maps).toBeGreaterThan(1_000)
-}, 30_000)
+  expect(accepted).toBeGreaterThan(3_000)
+  expect(maps).toBeGreaterThan(300)
+}, 60_000)
 
 test("the messages the servers and clients exchange are read without the generic decoder", () => {
   const encoder = new Encoder({ ignoreUndefined: true })
