@@ -1,6 +1,7 @@
 import { Decoder, Encoder } from "@msgpack/msgpack"
 import { Schema } from "effect"
 import { notRead, readMessage } from "./messageReader.ts"
+import { writeMessage } from "./messageWriter.ts"
 
 /**
  * The msgpack envelope inside a (reassembled) datagram. The leading version lets a newer peer
@@ -63,7 +64,7 @@ const encoder = new Encoder({ ignoreUndefined: true })
 const limits = { maxStrLength: 8 * 1024 * 1024, maxBinLength: 64 * 1024 * 1024 }
 const decoder = new Decoder(limits)
 
-export const encodeEnvelope = (envelope: Envelope): Uint8Array => encoder.encode(envelope)
+export const encodeEnvelope = (envelope: Envelope): Uint8Array => writeMessage(envelope) ?? encoder.encode(envelope)
 
 /** The msgpack value in `bytes` as `@msgpack/msgpack` decodes it; throws where it throws. */
 const decodeMsgpack = (bytes: Uint8Array): unknown => {
