@@ -97,7 +97,8 @@ export const makeLeaderCaller = (
       const start = monotonicMs(clock)
       let tried = 0
       const attempt = (): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied> => {
-        const elapsed = monotonicMs(clock) - start
+        // The first attempt starts now: one clock read fewer on every call (Clock reads a BigInt).
+        const elapsed = tried === 0 ? 0 : monotonicMs(clock) - start
         if (elapsed >= deadlineMs || servers.length === 0) {
           return Effect.fail(new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs }))
         }
