@@ -70,6 +70,10 @@ interface FillRecord {
   readonly replicas: string[]
   readonly target: number
   readonly fillSeconds: number
+  /** Each transaction's latency during the fill, ms: p50, p99, max (a snapshot pauses a replica's event loop). */
+  readonly txnMs?: { readonly p50: number; readonly p99: number; readonly max: number }
+  /** The leader's term once filled: above 1, the group changed leader while filling. */
+  readonly term?: number
 }
 
 /** What packages/kvraft/bench/restorePhases.ts prints. */
@@ -149,6 +153,7 @@ const fillGroup = async (
   const fillStarted = performance.now()
   let next = 0
   let done = 0
+  const latencies: number[] = []
   const worker = async () => {
     for (;;) {
       const first = next
@@ -156,7 +161,9 @@ const fillGroup = async (
       next = Math.min(keyCount, first + KEYS_PER_TXN)
       const success = []
       for (let i = first; i < next; i++) success.push({ op: "put" as const, key: keyOf(i), value: valueFor(i) })
+      const sent = performance.now()
       await Effect.runPromise(client.txn({ compare: [], success }))
+      latencies.push(performance.now() - sent)
       done += success.length
       if (Math.floor(done / (keyCount / 10)) !== Math.floor((done - success.length) / (keyCount / 10))) {
         console.error(
@@ -167,14 +174,17 @@ const fillGroup = async (
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
   const fillSeconds = (performance.now() - fillStarted) / 1000
+  latencies.sort((a, b) => a - b)
+  const quantile = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
+  const txnMs = { p50: quantile(0.5), p99: quantile(0.99), max: latencies[latencies.length - 1] ?? 0 }
   // Every replica applied everything before the stop, so each restart has the same work.
-  const target = (
+  const { commitIndex: target, term } = (
     await timeUntil(
       "leader status",
       async () => {
         for (let k = 0; k < 3; k++) {
           const s = await status(k).catch(() => undefined)
-          if (s?.role === "leader") return s.commitIndex
+          if (s?.role === "leader") return s
         }
         return undefined
       },
@@ -191,7 +201,7 @@ const fillGroup = async (
   )
   await stop(processes, 5_000)
   track([])
-  return { replicas, target, fillSeconds }
+  return { replicas, target, fillSeconds, txnMs, term }
 }
 
 const main = async () => {
@@ -213,7 +223,7 @@ const main = async () => {
       cpSync(dir, reuseDir, { recursive: true })
       await Bun.write(join(reuseDir, "fill.json"), JSON.stringify(fill))
     }
-    const { replicas, target, fillSeconds } = fill
+    const { replicas, target, fillSeconds, txnMs, term } = fill
     const launch = (k: number, phase: string) => launchReplica(config, k, phase, serverCommand)
     const started = processStart(serverCommand)
     const status = (k: number) => Effect.runPromise(rpc.call(replicas[k]!, KvStatusMethod, {}, { deadlineMs: 300 }))
@@ -294,7 +304,10 @@ const main = async () => {
     console.log(
       [
         `restart: ${keyCount.toLocaleString("en-US")} keys of ${valueBytes} B, commit ${commit}, ${cpus().length} cores, load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`,
-        `  fill: ${reused ? `reused from ${reuseDir}, ` : ""}${fillSeconds.toFixed(0)} s (${Math.round(keyCount / fillSeconds).toLocaleString("en-US")} keys/s in transactions of ${KEYS_PER_TXN})`,
+        `  fill: ${reused ? `reused from ${reuseDir}, ` : ""}${fillSeconds.toFixed(0)} s (${Math.round(keyCount / fillSeconds).toLocaleString("en-US")} keys/s in transactions of ${KEYS_PER_TXN})` +
+          (txnMs === undefined
+            ? ""
+            : `; transaction latency p50 ${txnMs.p50.toFixed(0)} ms, p99 ${txnMs.p99.toFixed(0)} ms, max ${txnMs.max.toFixed(0)} ms; leader's term at the end ${term}`),
         `  replica 0 on disk: snapshot file ${mib(snapshotBytes)} at index ${phases.snapshotIndex}, WAL ${mib(walBytes)} (${phases.tailEntries} entries after the snapshot, ${phases.tailCommands} of them commands)`,
         `  server process: ${serverCommand.join(" ")}; started with --version: ${s(started.wall * 1000)} / ${s(started.cpu * 1000)} (wall / CPU, median of 5)`,
         `  phases in a fresh process (wall / CPU): startup disk check ${phase(phases.diskCheck)}; open storage (read and check the snapshot, replay the WAL) ${phase(phases.openStorage)}; unwrap ${phase(phases.unwrap)}; restore the state machine (${phases.keys.toLocaleString("en-US")} keys) ${phase(phases.restore)}; decode the tail ${phase(phases.decodeTail)}; apply it ${phase(phases.applyTail)}`,
