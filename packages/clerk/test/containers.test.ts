@@ -11,8 +11,9 @@
  *   write made through one host is read through another.
  * - deploy/kubernetes/kv.yaml: its headless Service, ConfigMap and StatefulSet are checked against
  *   each other, then its three pods are run as the StatefulSet would (the pod's hostname, its DNS
- *   name under the Service, the container's command and environment, the ConfigMap mounted), and
- *   one pod is rescheduled: removed and started again under its name with a new IP address. The
+ *   name under the Service, the container's command and environment, the ConfigMap mounted), its
+ *   readiness and liveness probes are made as the kubelet makes them (HTTP GET at the pod's
+ *   address and the named port) and answer 200, and one pod is rescheduled: removed and started again under its name with a new IP address. The
  *   others follow it by name (with the third pod stopped, a write needs the moved one).
  * - A sharded cluster (controller, groups 100 and 101) named by host names, one container each:
  *   joining 101 moves shards from 100, whose replica must recognise the puller by its name.
@@ -282,6 +283,18 @@ describe("containers", () => {
       timeoutMs: 90_000,
       intervalMs: 1_000,
     })
+    // The probes as the kubelet makes them: HTTP GET on the pod's address at the named port.
+    const portNamed = (name: string | number) =>
+      typeof name === "number" ? name : container.ports!.find((p) => p.name === name)!.containerPort
+    for (const probe of [container.readinessProbe!, container.livenessProbe!]) {
+      for (const k of [0, 1, 2]) {
+        const url = `http://${await ipOf(k)}:${portNamed(probe.httpGet.port)}${probe.httpGet.path}`
+        await pollUntil(`${url} answers 200`, async () => (await fetch(url).catch(() => undefined))?.status === 200, {
+          timeoutMs: 30_000,
+          intervalMs: 500,
+        })
+      }
+    }
     const before = await ipOf(1)
     // Rescheduled: the pod goes away and comes back under its name, with its volume, elsewhere.
     await must("pod 1 deleted", podman(["rm", "-f", "-t", "10", pod(1)]))
@@ -394,6 +407,10 @@ describe("containers", () => {
   }, 240_000)
 })
 
+interface HttpProbe {
+  readonly httpGet: { readonly path: string; readonly port: string | number }
+}
+
 interface Manifest {
   readonly kind: string
   readonly metadata: { readonly name: string }
@@ -410,6 +427,9 @@ interface Manifest {
         readonly containers: readonly {
           readonly command?: readonly string[]
           readonly args?: readonly string[]
+          readonly ports?: readonly { readonly name: string; readonly containerPort: number }[]
+          readonly readinessProbe?: HttpProbe
+          readonly livenessProbe?: HttpProbe
           readonly volumeMounts?: readonly { readonly name: string; readonly mountPath: string }[]
         }[]
       }

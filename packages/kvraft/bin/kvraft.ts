@@ -36,6 +36,7 @@ const serve = (flags: ServerFlags) =>
       clusterKey: config.clusterKey,
       keys: serverKeyGrants(config),
       metricsPort: Option.getOrUndefined(flags.metricsPort),
+      metricsHost: Option.getOrUndefined(flags.metricsHost),
       listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>
         makeKvServer({

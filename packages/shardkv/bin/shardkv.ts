@@ -17,10 +17,10 @@ import {
   runServerMain,
   type ServerFlags,
   StartupError,
-  serveMetrics,
   serveReplicas,
   serverFlags,
   serverKeyGrants,
+  startMetrics,
 } from "@kv/kvraft"
 import { SHARED_WAL_DIR, Storage } from "@kv/raft"
 import { Effect, Layer, Metric, Option } from "effect"
@@ -77,11 +77,7 @@ const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: 
     const metricsPort = Option.getOrUndefined(flags.metricsPort)
     const sources: MetricsSource[] = []
     if (metricsPort !== undefined && gids.length > 1) {
-      const server = yield* Effect.try({
-        try: () => serveMetrics(metricsPort, sources),
-        catch: (error) => new StartupError(`cannot serve metrics on 127.0.0.1:${metricsPort}: ${String(error)}`),
-      })
-      yield* Effect.addFinalizer(() => Effect.promise(() => server.stop(true)))
+      yield* startMetrics(metricsPort, Option.getOrUndefined(flags.metricsHost), sources)
     }
     yield* Effect.forEach(
       gids,
@@ -128,6 +124,7 @@ const serveGroup = ({ flags, config, gid, join, dataDir, storage, metricsPort, m
       clusterKey: config.clusterKey,
       keys: serverKeyGrants(config),
       metricsPort: metricsSources === undefined ? metricsPort : undefined,
+      metricsHost: Option.getOrUndefined(flags.metricsHost),
       metricsSources,
       storage,
       listen: Option.getOrUndefined(flags.listen),

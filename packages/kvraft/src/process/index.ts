@@ -13,5 +13,6 @@ export {
   type ServeOptions,
   StartupError,
   serveReplicas,
+  startMetrics,
 } from "./serve.ts"
 export { dataDirFrom, joinFrom, loadConfigFor, type ServerFlags, serverFlags } from "./serverFlags.ts"

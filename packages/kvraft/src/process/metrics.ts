@@ -1,3 +1,4 @@
+import { isIP } from "node:net"
 import type { RaftNodeShape } from "@kv/raft"
 import { dropReasons, type RpcNodeShape, roles } from "@kv/rpc"
 import { Context, Effect, Metric } from "effect"
@@ -125,13 +126,23 @@ export const scrape = (sources: readonly MetricsSource[]): string => {
   return PrometheusMetrics.formatUnsafe(Context.empty())
 }
 
+/** Where the metrics endpoint binds unless `--metrics-host` says otherwise: this host alone. */
+export const DEFAULT_METRICS_HOST = "127.0.0.1"
+
+/** Why `host` cannot be bound for metrics (a name, not an IP address), or undefined. */
+export const metricsHostProblem = (host: string): string | undefined =>
+  isIP(host) === 0
+    ? `--metrics-host ${host}: give an IP address to bind (0.0.0.0 for every interface, 127.0.0.1 for this host only)`
+    : undefined
+
 /**
  * HTTP for operators: `/metrics` (Prometheus text), `/livez` (the process runs), `/readyz` (every
- * replica here knows a leader, so it can serve or redirect clients).
+ * replica here knows a leader, so it can serve or redirect clients). `host` is an IP address to
+ * bind: 0.0.0.0 in a container, so that probes and a Prometheus elsewhere reach it.
  */
-export const serveMetrics = (port: number, sources: readonly MetricsSource[]) =>
+export const serveMetrics = (port: number, sources: readonly MetricsSource[], host = DEFAULT_METRICS_HOST) =>
   Bun.serve({
-    hostname: "127.0.0.1",
+    hostname: host,
     port,
     fetch(request) {
       const path = new URL(request.url).pathname

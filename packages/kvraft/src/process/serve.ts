@@ -6,7 +6,13 @@ import { advertisedNotLocalHint, listenPort, localAddresses, resolveListen } fro
 import { lockReplicaDir } from "./dataDirLock.ts"
 import { fsyncWarning, fsyncWarnThreshold, probeFsync } from "./diskCheck.ts"
 import { askGroup, commandsFor, freshest, isEmptyDataDir, lostIdentityProblem } from "./groupProbe.ts"
-import { type MetricsSource, observeReplica, serveMetrics } from "./metrics.ts"
+import {
+  DEFAULT_METRICS_HOST,
+  type MetricsSource,
+  metricsHostProblem,
+  observeReplica,
+  serveMetrics,
+} from "./metrics.ts"
 import { unauthenticatedWarning } from "./unauthenticatedWarning.ts"
 
 export type LogFormat = "text" | "json"
@@ -44,6 +50,8 @@ export interface ServeOptions {
   readonly listen?: string | undefined
   /** Serve /metrics, /livez and /readyz for this process's replicas on 127.0.0.1 at this port. */
   readonly metricsPort?: number | undefined
+  /** The IP address the metrics endpoint binds; 127.0.0.1 when undefined. */
+  readonly metricsHost?: string | undefined
   /**
    * Where the replicas' Raft state lives; default a write-ahead log per replica under `dataDir`
    * (Storage.layerFile). Several services in one process pass one shared layer (Storage.layerShared).
@@ -103,6 +111,10 @@ const hintFor = (advertised: string): string => {
  */
 export const serveReplicas = (options: ServeOptions): Effect.Effect<void, StartupError, Scope.Scope> =>
   Effect.gen(function* () {
+    // A mistyped flag is said before anything touches the data directory.
+    const metricsProblem =
+      options.metricsPort === undefined ? undefined : metricsHostProblem(options.metricsHost ?? DEFAULT_METRICS_HOST)
+    if (metricsProblem !== undefined) return yield* Effect.fail(new StartupError(metricsProblem))
     const bootstrap = peersOf(options.replicas)
     const bootstrapIds = Object.keys(bootstrap).map(Number)
     const join = options.join
@@ -251,13 +263,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       )
     }
     if (options.metricsPort !== undefined) {
-      const port = options.metricsPort
-      const server = yield* Effect.try({
-        try: () => serveMetrics(port, sources),
-        catch: (error) => new StartupError(`cannot serve metrics on 127.0.0.1:${port}: ${String(error)}`),
-      })
-      yield* Effect.addFinalizer(() => Effect.promise(() => server.stop(true)))
-      yield* Effect.logInfo("metrics served").pipe(Effect.annotateLogs({ url: `http://127.0.0.1:${port}/metrics` }))
+      yield* startMetrics(options.metricsPort, options.metricsHost, sources)
     }
     const signal = yield* Deferred.await(stop)
     yield* Effect.logInfo("stopping").pipe(Effect.annotateLogs({ service: options.service, signal }))
@@ -280,6 +286,25 @@ interface StartingPoint {
  * member learns where the current members are, since the group may have none of its bootstrap
  * replicas left. No answer: a bootstrap replica starts a new group as before; a joiner cannot join.
  */
+/** Serves /metrics, /livez and /readyz for `sources` at host:port until the scope closes. */
+export const startMetrics = (
+  port: number,
+  host: string | undefined,
+  sources: readonly MetricsSource[],
+): Effect.Effect<void, StartupError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const bind = host ?? DEFAULT_METRICS_HOST
+    const problem = metricsHostProblem(bind)
+    if (problem !== undefined) return yield* Effect.fail(new StartupError(problem))
+    const shown = bind.includes(":") ? `[${bind}]:${port}` : `${bind}:${port}`
+    const server = yield* Effect.try({
+      try: () => serveMetrics(port, sources, bind),
+      catch: (error) => new StartupError(`cannot serve metrics on ${shown}: ${String(error)}`),
+    })
+    yield* Effect.addFinalizer(() => Effect.promise(() => server.stop(true)))
+    yield* Effect.logInfo("metrics served").pipe(Effect.annotateLogs({ url: `http://${shown}/metrics` }))
+  })
+
 const startingPoint = (p: {
   readonly rpc: RpcNodeShape
   readonly service: string

@@ -46,7 +46,13 @@ export const serverFlags = {
   ),
   metricsPort: Flag.Int("metrics-port").pipe(
     Flag.withDescription(
-      "serve /metrics (Prometheus), /livez and /readyz on 127.0.0.1 at this port, for every replica in this process",
+      "serve /metrics (Prometheus), /livez and /readyz at this port (on 127.0.0.1 unless --metrics-host), for every replica in this process",
+    ),
+    Flag.optional,
+  ),
+  metricsHost: Flag.String("metrics-host").pipe(
+    Flag.withDescription(
+      "with --metrics-port: the IP address to serve them on (default 127.0.0.1; 0.0.0.0 in a container, for probes and Prometheus)",
     ),
     Flag.optional,
   ),
@@ -58,6 +64,7 @@ export interface ServerFlags {
   readonly replica: Option.Option<number>
   readonly logFormat: LogFormat
   readonly metricsPort: Option.Option<number>
+  readonly metricsHost: Option.Option<string>
   readonly listen: Option.Option<string>
   readonly join: boolean
   readonly id: Option.Option<number>
