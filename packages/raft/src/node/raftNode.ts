@@ -535,6 +535,7 @@ export const makeRaftNode = (
             const durable = startReady(ready)
             if (durable !== undefined) {
               let flushed: Exit.Exit<void> | undefined
+              // Started at once: a write that is durable on return (memory storage) costs no turn.
               yield* Effect.forkChild(
                 Effect.flatMap(Effect.exit(durable), (exit) =>
                   Effect.sync(() => {
@@ -542,6 +543,7 @@ export const makeRaftNode = (
                     wake.openUnsafe()
                   }),
                 ),
+                { startImmediately: true },
               )
               while (flushed === undefined) {
                 yield* wake.await
