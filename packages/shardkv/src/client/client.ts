@@ -46,7 +46,11 @@ export interface ShardKvClientOptions {
   readonly deadlineMs?: number
   /** How long one group gets (all its replicas) before the configuration is refreshed. Default 2 s. */
   readonly groupAttemptMs?: number
-  /** How long one replica gets before the next one of its group is tried. Default 500 ms. */
+  /**
+   * How long one replica gets before the next one of its group is tried. Default 1 s, as the kvraft
+   * client's: a leader slowed by lost datagrams often answers within it, where moving on costs a
+   * redirect from a follower and a second wait at the same leader.
+   */
   readonly perServerMs?: number
   /**
    * Fixed resend interval to the same replica while waiting for its reply. Default: the rpc node's
@@ -109,7 +113,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     const callerOptions = {
       // One group attempt never outlasts the operation's own bound (see `route`).
       deadlineMs: Math.min(options.groupAttemptMs ?? 2_000, deadlineMs),
-      perServerMs: options.perServerMs ?? 500,
+      perServerMs: options.perServerMs ?? 1_000,
       attemptTimeoutMs: options.attemptTimeoutMs,
     }
     const controller = yield* makeControllerClient(rpc, {
