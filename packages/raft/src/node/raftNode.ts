@@ -273,7 +273,16 @@ export const makeRaftNode = (
       attemptTimeoutMs: raftConfig.heartbeatTicks * tickMs,
     })
     const wake = Latch.makeUnsafe(false)
+    /** Opened by inputs while a Ready's write is in flight: the flush watcher acts on them. */
+    const flushWake = Latch.makeUnsafe(false)
+    /** The loop waits for a Ready's write; that Ready's committed entries are applied already. */
+    let flushing = false
     let stopped = false
+    /** An input stepped the core or left work for the loop. */
+    const wakeUp = () => {
+      wake.openUnsafe()
+      if (flushing) flushWake.openUnsafe()
+    }
     let readRound = 0
     let waitingReads: ReadIndexCallback[] = []
     // The service snapshots from inside its apply callback, i.e. mid-Ready; compaction waits for advance().
@@ -433,7 +442,7 @@ export const makeRaftNode = (
       }
       applyCommitted(work.committedEntries)
       // More may wait past the per-batch bound: look again after the event loop turns.
-      if (work.committedEntries.length > 0) wake.openUnsafe()
+      if (work.committedEntries.length > 0) flushWake.openUnsafe()
       answerReads(work.readStates)
     }
 
@@ -505,7 +514,7 @@ export const makeRaftNode = (
           stats.drop("outOfBounds")
         } else core.step(m)
       }
-      wake.openUnsafe()
+      wakeUp()
     })
 
     // Storage failing (a full disk) or the service's apply throwing leaves this replica unable to
@@ -530,35 +539,21 @@ export const makeRaftNode = (
             if (sent) yield* Effect.yieldNow
             if (stopped) return
             // While the disk flushes, the event loop turns: datagrams and proposals step the core
-            // and wake this loop, which acts on what needs nothing unflushed (actDuringFlush); the
-            // rest joins the next Ready. This Ready's applies answer their clients meanwhile.
+            // and wake the flush watcher, which acts on what needs nothing unflushed
+            // (actDuringFlush); the rest joins the next Ready.
             const durable = startReady(ready)
             if (durable !== undefined) {
-              let flushed: Exit.Exit<void> | undefined
-              // Started at once: a write that is durable on return (memory storage) costs no turn.
-              yield* Effect.forkChild(
-                Effect.flatMap(Effect.exit(durable), (exit) =>
-                  Effect.sync(() => {
-                    flushed = exit
-                    wake.openUnsafe()
-                  }),
-                ),
-                { startImmediately: true },
-              )
-              while (flushed === undefined) {
-                yield* wake.await
-                if (flushed !== undefined || stopped) break
-                yield* Effect.yieldNow
-                wake.closeUnsafe()
-                if (flushed !== undefined || stopped) break
-                actDuringFlush()
-              }
-              if (stopped) return
-              if (flushed !== undefined && Exit.isFailure(flushed)) {
+              // Inputs that arrived since this turn began are acted on too.
+              flushing = true
+              if (wake.isOpen()) flushWake.openUnsafe()
+              const flushed = yield* Effect.exit(durable)
+              flushing = false
+              if (Exit.isFailure(flushed)) {
                 fatal(Cause.squash(flushed.cause))
                 return
               }
             }
+            if (stopped) return
             finishReady(ready)
             // Under steady load the next Ready is waiting after every flush (inputs stepped the core
             // meanwhile), so this loop may not end for as long as the load lasts: reads waiting for
@@ -594,11 +589,32 @@ export const makeRaftNode = (
       while (!stopped) {
         yield* Effect.sleep(tickMs)
         core.tick()
-        wake.openUnsafe()
+        wakeUp()
         if (++ticks % raftConfig.heartbeatTicks === 0) yield* reportOversizedSnapshot
       }
     })
+    // A fiber apart from the loop, so a flush that ends resumes the loop as directly as before: a
+    // loop that listened for inputs and for its flush at once paid scheduler turns on every Ready
+    // (about 0.2 ms per commit at one client).
+    const flushWatcher = Effect.gen(function* () {
+      while (!stopped) {
+        yield* flushWake.await
+        // Inputs already due join this turn, as in the loop.
+        yield* Effect.yieldNow
+        flushWake.closeUnsafe()
+        if (!flushing || stopped) continue
+        try {
+          actDuringFlush()
+        } catch (error) {
+          // As in the loop: the replica stops (an apply that threw, a core defect).
+          stopped = true
+          fatal(error)
+          return
+        }
+      }
+    })
     yield* Effect.forkScoped(loop)
+    yield* Effect.forkScoped(flushWatcher)
     yield* Effect.forkScoped(ticker)
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -621,7 +637,7 @@ export const makeRaftNode = (
       const result = core.propose(data)
       if ("notLeader" in result) return new NotLeader({ leaderHint: result.leaderHint })
       counters.proposals++
-      wake.openUnsafe()
+      wakeUp()
       return { index: result.index, term: result.term }
     }
 
@@ -631,7 +647,7 @@ export const makeRaftNode = (
         return
       }
       waitingReads.push(done)
-      wake.openUnsafe()
+      wakeUp()
     }
 
     const changeMembership = (change: MembershipChange): Effect.Effect<MembershipChangeResult, MembershipChangeError> =>
@@ -654,7 +670,7 @@ export const makeRaftNode = (
                 : Effect.succeed(outcome),
             ),
         })
-        wake.openUnsafe()
+        wakeUp()
       })
 
     const members = (s: ReturnType<typeof core.status>): MemberStatus[] => {
@@ -726,7 +742,7 @@ export const makeRaftNode = (
           if (target === undefined || !core.transferLeadership(target)) {
             return Effect.fail(new NotLeader({ leaderHint: s.leader }))
           }
-          wake.openUnsafe()
+          wakeUp()
           return Effect.void
         }),
       addLearner: (id, address) => changeMembership({ type: "add-learner", id, address }),
