@@ -6,21 +6,20 @@
  * written. The next Ready holds only what was not taken.
  */
 import { describe, expect, test } from "bun:test"
-import type { AppendResp, Entry, Message, RaftConfig, RaftCore } from "../src/core/index.ts"
-import { ackAppends, Disk, enc, makeLeader, messagesOfType, newCore, sent, takeReady } from "./support/simCluster.ts"
+import type { Entry, Message, RaftConfig, RaftCore } from "../src/core/index.ts"
+import {
+  ackAppends,
+  appendAck,
+  Disk,
+  enc,
+  makeLeader,
+  messagesOfType,
+  newCore,
+  sent,
+  takeReady,
+} from "./support/simCluster.ts"
 
 const e = (index: number, term: number, data = `e${index}`): Entry => ({ index, term, data: enc(data) })
-
-const appendAck = (from: number, index: number, term = 1): AppendResp => ({
-  type: "AppendResp",
-  from,
-  to: 1,
-  term,
-  index,
-  reject: false,
-  conflictTerm: 0,
-  conflictIndex: 0,
-})
 
 /** A leader of term 1 in a group of three whose no-op (index 1) is committed and applied. */
 const leader = (overrides: Partial<RaftConfig> = {}): RaftCore => {

@@ -4,9 +4,11 @@
  * (persist → send → apply → advance).
  */
 import {
+  type AppendResp,
   createRaft,
   type Entry,
   type HardState,
+  type LogIndex,
   type Membership,
   type Message,
   type NodeId,
@@ -16,6 +18,7 @@ import {
   type Ready,
   type RestoredState,
   type Snapshot,
+  type Term,
 } from "../../src/core/index.ts"
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
@@ -296,15 +299,18 @@ export const makeLeader = (core: RaftCore, disk?: Disk): Ready => {
 export const ackAppends = (core: RaftCore, msgs: readonly Message[]): void => {
   for (const m of msgs) {
     if (m.type !== "Append") continue
-    core.step({
-      type: "AppendResp",
-      from: m.to,
-      to: m.from,
-      term: m.term,
-      index: m.prevIndex + m.entries.length,
-      reject: false,
-      conflictTerm: 0,
-      conflictIndex: 0,
-    })
+    core.step(appendAck(m.to, m.prevIndex + m.entries.length, m.term, m.from))
   }
 }
+
+/** A follower's acceptance of everything through `index` (to node 1 unless `to` says otherwise). */
+export const appendAck = (from: NodeId, index: LogIndex, term: Term = 1, to: NodeId = 1): AppendResp => ({
+  type: "AppendResp",
+  from,
+  to,
+  term,
+  index,
+  reject: false,
+  conflictTerm: 0,
+  conflictIndex: 0,
+})
