@@ -10,6 +10,12 @@
  *     state is then `#changed`'s: there if written, absent if deleted);
  *   - `#added` holds exactly the keys of `#changed` that are not in the base, in key order (a
  *     rewritten base key keeps its place in the base's order).
+ *
+ * A snapshot is written from a frozen view (`freeze`) a slice at a time while the store goes on
+ * changing: the view shares the base, a copy of `#shadowed` and a copy-on-write copy of `#added`;
+ * for the overlay, the store remembers in `#prior` what each key changed since held at the freeze
+ * (and stops changing those entries in place), so the view reads the live overlay for the others.
+ * `rebaseFrozen` then makes the written bytes the base and keeps only the changes since the freeze.
  */
 import { EntryBase } from "./entryBase.ts"
 import { compareKeys, OrderedKeys } from "./orderedKeys.ts"
@@ -38,6 +44,11 @@ export class EntryStore {
   #shadowedCount = 0
   #changed = new Map<string, ChangedEntry>()
   #added = new OrderedKeys()
+  /**
+   * While a frozen view is out: for every key changed since the freeze, its overlay entry then
+   * (undefined if the overlay did not hold it). That entry object is never changed again.
+   */
+  #prior: Map<string, ChangedEntry | undefined> | undefined
 
   constructor(base: EntryBase = EntryBase.empty) {
     this.#base = base
@@ -87,7 +98,14 @@ export class EntryStore {
    * a present one its next version. Returns the entry as it now is.
    */
   write(key: string, value: string, revision: number): StoredEntry {
+    if (this.#prior !== undefined) this.#remember(key)
     const changed = this.#changed.get(key)
+    if (changed !== undefined && this.#prior?.get(key) === changed) {
+      // The frozen view still reads this object: the key gets a new one.
+      const entry = { ...changed, value, version: changed.version + 1, modRevision: revision }
+      this.#changed.set(key, entry)
+      return entry
+    }
     if (changed !== undefined) {
       changed.value = value
       changed.version++
@@ -110,6 +128,7 @@ export class EntryStore {
 
   /** Removes `key`, which must be present. */
   delete(key: string): void {
+    if (this.#prior !== undefined) this.#remember(key)
     const changed = this.#changed.get(key)
     if (changed !== undefined) {
       this.#changed.delete(key)
@@ -190,6 +209,61 @@ export class EntryStore {
     this.#added = new OrderedKeys()
   }
 
+  /**
+   * A view of the entries as they are now, which later changes leave as it is, for writing a
+   * snapshot in slices. Ends with `rebaseFrozen` (the snapshot written) or `thaw` (given up);
+   * one view at a time.
+   */
+  freeze(): FrozenEntries {
+    if (this.#prior !== undefined) throw new Error("EntryStore: a frozen view is already out")
+    const prior = new Map<string, ChangedEntry | undefined>()
+    this.#prior = prior
+    const changed = this.#changed
+    return new FrozenEntries(
+      this.#base,
+      this.#shadowed.slice(),
+      this.#added.freeze(),
+      (key) => (prior.has(key) ? prior.get(key) : changed.get(key)),
+      this.size,
+      this.entriesBytesEstimate(),
+    )
+  }
+
+  /** Ends the frozen view without a new base. */
+  thaw(): void {
+    this.#prior = undefined
+  }
+
+  /**
+   * Makes `base` (what the frozen view's `write` wrote, indexed) the new base, keeping as the
+   * overlay only what changed since the freeze; ends the frozen view.
+   */
+  rebaseFrozen(base: EntryBase): void {
+    const prior = this.#prior
+    if (prior === undefined) throw new Error("EntryStore: no frozen view to rebase on")
+    const changed = this.#changed
+    this.#prior = undefined
+    this.#base = base
+    this.#shadowed = new Uint8Array(base.count)
+    this.#shadowedCount = 0
+    this.#changed = new Map()
+    this.#added = new OrderedKeys()
+    for (const key of prior.keys()) {
+      const live = changed.get(key)
+      const baseIndex = base.find(key)
+      if (baseIndex >= 0) this.#shadow(baseIndex)
+      if (live === undefined) continue
+      const { value, version, modRevision, createRevision } = live
+      this.#changed.set(key, { value, version, modRevision, createRevision, baseIndex })
+      if (baseIndex < 0) this.#added.insert(key)
+    }
+  }
+
+  #remember(key: string): void {
+    const prior = this.#prior!
+    if (!prior.has(key)) prior.set(key, this.#changed.get(key))
+  }
+
   *#baseEntries(start: string, exclusive: boolean): Generator<readonly [string, StoredEntry]> {
     const base = this.#base
     for (let i = base.lowerBound(start); i < base.count; i++) {
@@ -206,5 +280,97 @@ export class EntryStore {
   #shadow(i: number): void {
     this.#shadowed[i] = 1
     this.#shadowedCount++
+  }
+}
+
+/**
+ * The entries of a store as they were at its `freeze`: the base, which base entries the overlay
+ * replaced, the added keys in order, and the overlay's entries then (`changedAt`).
+ */
+export class FrozenEntries {
+  constructor(
+    readonly base: EntryBase,
+    readonly shadowed: Uint8Array,
+    readonly added: OrderedKeys,
+    readonly changedAt: (key: string) => StoredEntry | undefined,
+    readonly size: number,
+    readonly bytesEstimate: number,
+  ) {}
+
+  /**
+   * Adds every entry to `writer` in key order, copying the base's unchanged entries as they are;
+   * yields whenever about `sliceBytes` of work is done (a written entry counts its bytes and 512
+   * more). Returns false if the writer refused one (a string that is not well-formed UTF-16).
+   */
+  *write(writer: EntriesWriter, sliceBytes: number): Generator<void, boolean> {
+    const { base, shadowed } = this
+    const bytes = base.bytes
+    let cursor = 0
+    let work = 0
+    const copyRaw = function* (from: number, to: number): Generator<void> {
+      while (to - from > sliceBytes - work) {
+        const until = from + Math.max(0, sliceBytes - work)
+        writer.addRaw(bytes, from, until)
+        from = until
+        work = 0
+        yield
+      }
+      writer.addRaw(bytes, from, to)
+      work += to - from
+    }
+    const changedAt = this.changedAt
+    /** Base entries [cursor, until): unchanged runs copied, changed ones written from the overlay. */
+    const copyBase = function* (until: number): Generator<void, boolean> {
+      let runStart = cursor
+      for (let i = cursor; i < until; i++) {
+        if (shadowed[i] === 0) continue
+        yield* copyRaw(base.start(runStart), base.start(i))
+        runStart = i + 1
+        const key = base.key(i)
+        const changed = changedAt(key)
+        if (changed !== undefined) {
+          if (!writer.add(key, changed)) return false
+          work += 512 + key.length + changed.value.length
+        }
+        if (work >= sliceBytes) {
+          work = 0
+          yield
+        }
+      }
+      yield* copyRaw(base.start(runStart), base.start(until))
+      cursor = until
+      return true
+    }
+    for (const key of this.added.all()) {
+      if (!(yield* copyBase(base.lowerBound(key)))) return false
+      const entry = changedAt(key)!
+      if (!writer.add(key, entry)) return false
+      work += 512 + key.length + entry.value.length
+      if (work >= sliceBytes) {
+        work = 0
+        yield
+      }
+    }
+    return yield* copyBase(base.count)
+  }
+
+  /** Keys with their entries in order (for the msgpack snapshot of a store `write` refused). */
+  *entries(): Generator<readonly [string, StoredEntry]> {
+    const { base, shadowed } = this
+    const added = this.added.all()
+    let a = added.next()
+    for (let i = 0; i <= base.count; i++) {
+      const key = i < base.count ? base.key(i) : undefined
+      while (!a.done && (key === undefined || compareKeys(a.value, key) < 0)) {
+        yield [a.value, this.changedAt(a.value)!]
+        a = added.next()
+      }
+      if (key === undefined) break
+      if (shadowed[i] === 0) yield [key, base.entry(i)]
+      else {
+        const changed = this.changedAt(key)
+        if (changed !== undefined) yield [key, changed]
+      }
+    }
   }
 }

@@ -26,6 +26,8 @@ export {
   maxListBytes,
   maxListLimit,
   maxTxnOps,
+  type SnapshotJob,
+  type SnapshotSlice,
 } from "./kvStateMachine.ts"
 export { defaultKvLimits, type KvLimits, resolveKvLimits, type SessionLimits } from "./limits.ts"
 export { compareKeys, OrderedKeys } from "./orderedKeys.ts"

@@ -30,6 +30,33 @@ export class OrderedKeys {
   /** Non-empty blocks, each sorted, every key of a block below every key of the next. */
   #blocks: string[][] = []
   #size = 0
+  /**
+   * Blocks a frozen copy also holds (see `freeze`): changed only after being copied, so the copy
+   * keeps the keys it was made with.
+   */
+  #shared: Set<string[]> | undefined
+
+  /**
+   * A copy of the keys as they are now, that later changes to this index leave as it is. Costs
+   * one pointer per block; each block is copied when it is next changed here (copy on write).
+   * The copy itself must not be changed.
+   */
+  freeze(): OrderedKeys {
+    const copy = new OrderedKeys()
+    copy.#blocks = [...this.#blocks]
+    copy.#size = this.#size
+    this.#shared = new Set(this.#blocks)
+    return copy
+  }
+
+  /** Block b, ready to be changed: a private copy if a frozen index shares it. */
+  #own(b: number): string[] {
+    const block = this.#blocks[b]!
+    if (this.#shared === undefined || !this.#shared.has(block)) return block
+    const copy = block.slice()
+    this.#blocks[b] = copy
+    return copy
+  }
 
   get size(): number {
     return this.#size
@@ -44,14 +71,15 @@ export class OrderedKeys {
       return
     }
     // Keys often come in order (a bulk load, names that grow with time): past the last key, no search.
-    const last = blocks[blocks.length - 1]!
-    if (compareKeys(last[last.length - 1]!, key) < 0) {
+    const tail = blocks[blocks.length - 1]!
+    if (compareKeys(tail[tail.length - 1]!, key) < 0) {
+      const last = this.#own(blocks.length - 1)
       last.push(key)
       if (last.length > maxBlock) blocks.push(last.splice(last.length >> 1))
       return
     }
     const b = this.#blockFor(key)
-    const block = blocks[b]!
+    const block = this.#own(b)
     block.splice(lowerBound(block, key), 0, key)
     if (block.length > maxBlock) blocks.splice(b + 1, 0, block.splice(block.length >> 1))
   }
@@ -59,9 +87,9 @@ export class OrderedKeys {
   /** Removes `key`, which must be present. */
   remove(key: string): void {
     const b = this.#blockFor(key)
-    const block = this.#blocks[b]!
-    const at = lowerBound(block, key)
-    if (block[at] !== key) throw new Error(`OrderedKeys: ${JSON.stringify(key)} is not indexed`)
+    const at = lowerBound(this.#blocks[b]!, key)
+    if (this.#blocks[b]![at] !== key) throw new Error(`OrderedKeys: ${JSON.stringify(key)} is not indexed`)
+    const block = this.#own(b)
     block.splice(at, 1)
     this.#size--
     if (block.length === 0) this.#blocks.splice(b, 1)
