@@ -52,19 +52,26 @@ describe("takeDuringFlush", () => {
     core.advance(next)
   })
 
-  test("entries the outstanding Ready is writing are not handed out, even once a quorum holds them", () => {
+  test("entries the outstanding Ready is writing are handed out once both followers hold them, not before", () => {
     const core = leader()
     core.propose(enc("a"))
     const rd = core.ready()
-    // Both followers took the early Append and acknowledged: entry 2 is committed without the leader.
-    ackAppends(core, rd.messages)
-    expect(core.commitIndex).toBe(2)
+    // One follower's ack is no majority while the leader's own write is in flight.
+    const [first, second] = messagesOfType(rd.messages, "Append")
+    ackAppends(core, [first!])
+    expect(core.commitIndex).toBe(1)
     expect(core.takeDuringFlush().committedEntries).toEqual([])
+    // Both followers hold it: entry 2 is committed without the leader's disk, and applied at once.
+    ackAppends(core, [second!])
+    expect(core.commitIndex).toBe(2)
+    expect(indexes(core.takeDuringFlush().committedEntries)).toEqual([2])
+    expect(core.durableIndex()).toBe(1)
     core.advance(rd)
-    expect(indexes(core.ready().committedEntries)).toEqual([2])
+    expect(core.durableIndex()).toBe(2)
+    expect(core.ready().committedEntries).toEqual([])
   })
 
-  test("a follower hands out nothing that is not durable on its own disk, and acks nothing early", () => {
+  test("a follower hands out what the leader says is committed, before its own write, and acks nothing early", () => {
     const core = newCore(2, [1, 2, 3])
     core.step({
       type: "Append",
@@ -81,23 +88,25 @@ describe("takeDuringFlush", () => {
     // The leader learns of a quorum and says so while this follower's write is still in flight.
     core.step({ type: "Append", from: 1, to: 2, term: 1, prevIndex: 2, prevTerm: 1, entries: [e(3, 1)], commit: 3 })
     core.step({ type: "Heartbeat", from: 1, to: 2, term: 1, commit: 2, context: 0 })
+    // Entries 1 and 2 are committed (on the leader's majority): applied while this write of them is
+    // in flight. Entry 3 came with a commit of 3 but the heartbeat's lower one does not undo it.
     const work = core.takeDuringFlush()
-    expect(work).toEqual({ committedEntries: [], readStates: [], messages: [] })
+    expect(indexes(work.committedEntries)).toEqual([1, 2, 3])
+    expect(work.readStates).toEqual([])
+    // The heartbeat's term is not durable yet (this first Ready holds it): its answer waits.
+    expect(work.messages).toEqual([])
     core.advance(rd)
     const next = core.ready()
-    // Entries 1 and 2 are durable now; entry 3 is in this Ready's write, and so is its ack. The
-    // heartbeat's answer vouches for no entry and its term is durable now: it need not wait.
-    expect(indexes(next.committedEntries)).toEqual([1, 2])
+    // Entry 3 is in this Ready's write, and so is its ack. The heartbeat's answer vouches for no
+    // entry and its term is durable now: it need not wait.
+    expect(indexes(next.committedEntries)).toEqual([])
     expect(indexes(next.entries)).toEqual([3])
     expect(next.messages.map((m) => m.type)).toEqual(["HeartbeatResp"])
     expect(next.messagesAfterPersist.map((m) => m.type)).toEqual(["AppendResp"])
     expect(messagesOfType(next.messagesAfterPersist, "AppendResp").map((m) => m.index)).toEqual([3])
     core.advance(next)
-    // Entry 3, committed and now durable, is the next one out: during the next flush.
-    core.step({ type: "Heartbeat", from: 1, to: 2, term: 1, commit: 3, context: 0 })
-    const third = core.ready()
-    expect(indexes(third.committedEntries)).toEqual([3])
-    core.advance(third)
+    expect(core.appliedIndex).toBe(3)
+    expect(core.durableIndex()).toBe(3)
   })
 
   test("a follower applies, during its flush, entries its earlier write made durable and the leader commits now", () => {

@@ -118,11 +118,13 @@ describe("RaftLog", () => {
     expect(log.unstableEntries().map((x) => [x.index, x.term])).toEqual([[3, 2]])
   })
 
-  test("committed entries are handed out only once durable, and never past a pending snapshot", () => {
+  test("committed entries are handed out durable here or not, never past the commit or a pending snapshot", () => {
     const log = new RaftLog(undefined, [e(1, 1)], 0)
-    log.maybeAppend(1, 1, [e(2, 1), e(3, 1)])
+    log.maybeAppend(1, 1, [e(2, 1), e(3, 1), e(4, 1)])
     log.commitTo(3)
-    expect(log.committedAfter(0, 1 << 20).map((x) => x.index)).toEqual([1])
+    // Committed means on a majority's disks: entries 2 and 3 go out before this node's write of them.
+    expect(log.committedAfter(0, 1 << 20).map((x) => x.index)).toEqual([1, 2, 3])
+    expect(log.hasCommittedAfter(3)).toBe(false)
     log.stableTo(log.unstableEntries())
     expect(log.committedAfter(0, 1 << 20).map((x) => x.index)).toEqual([1, 2, 3])
     expect(log.committedAfter(1, 1).map((x) => x.index)).toEqual([2])

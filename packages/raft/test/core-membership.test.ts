@@ -379,8 +379,9 @@ describe("the latest configuration in the log rules, committed or not (thesis §
     const entries = learnerLog().entries
     core.step({ type: "Append", from: 1, to: 4, term: 1, prevIndex: 0, prevTerm: 0, entries, commit: 1 })
     expect(core.status().self).toBe("learner")
-    expect(takeReady(core).committedEntries).toEqual([])
-    expect(core.ready().committedEntries).toEqual(entries)
+    // Committed by the leader's majority: applied with the Ready that writes them.
+    expect(takeReady(core).committedEntries).toEqual(entries)
+    expect(core.hasReady()).toBe(false)
   })
 })
 

@@ -78,7 +78,6 @@ describe("Ready", () => {
     const core = newCore(2, [1, 2, 3], { maxCommittedBytesPerReady: 4 })
     const entries = [e(1, 1, "aaa"), e(2, 1, "bbb"), e(3, 1, "ccccccc")]
     core.step({ type: "Append", from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, entries, commit: 3 })
-    takeReady(core)
     expect(takeReady(core).committedEntries.map((x) => x.index)).toEqual([1])
     expect(takeReady(core).committedEntries.map((x) => x.index)).toEqual([2])
     expect(takeReady(core).committedEntries.map((x) => x.index)).toEqual([3])

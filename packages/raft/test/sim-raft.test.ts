@@ -81,6 +81,9 @@ if (replaySeed !== undefined) {
     expect(total.messagesSentDuringFlush).toBeGreaterThan(SEEDS * 10)
     expect(total.entriesAppliedDuringFlush).toBeGreaterThan(SEEDS * 2)
     expect(total.readsServedDuringFlush).toBeGreaterThan(SEEDS / 4)
+    // A state machine ahead of its own disk (entries committed by the others' writes), then lost.
+    expect(total.entriesAppliedBeforeDurable).toBeGreaterThan(SEEDS * 2)
+    expect(total.crashesLosingApplied).toBeGreaterThan(SEEDS / 50)
     // Membership churn (a third of the seeds run without it).
     expect(total.learnersAdded).toBeGreaterThan(SEEDS / 4)
     expect(total.votersAdded).toBeGreaterThan(SEEDS / 20)

@@ -310,16 +310,18 @@ export class RaftLog {
     this.snapshot = membership.members.length === 0 ? { index, term, data } : { index, term, data, membership }
   }
 
-  /** Committed, durable entries after `after`, bounded by `maxBytes` (at least one). */
+  /**
+   * Committed entries after `after`, bounded by `maxBytes` (at least one). They need not be durable
+   * here: committed means durable on a majority (this node counts only once its own write is), so
+   * the state machine may run ahead of this disk (thesis §10.2.1); a crash loses both alike.
+   */
   committedAfter(after: LogIndex, maxBytes: number): readonly Entry[] {
-    if (this.pendingSnapshot !== undefined) return EMPTY
-    const hi = Math.min(this.committed, this.stableIndex)
-    if (hi <= after) return EMPTY
-    return this.slice(after + 1, hi + 1, maxBytes)
+    if (this.pendingSnapshot !== undefined || this.committed <= after) return EMPTY
+    return this.slice(after + 1, this.committed + 1, maxBytes)
   }
 
   hasCommittedAfter(after: LogIndex): boolean {
-    return this.pendingSnapshot === undefined && Math.min(this.committed, this.stableIndex) > after
+    return this.pendingSnapshot === undefined && this.committed > after
   }
 
   appliedTo(index: LogIndex): void {

@@ -139,13 +139,19 @@ export interface RaftCore {
   readIndex(requestId: number): boolean
   /** Thesis §3.10; false if not leader or `to` is not another voter. */
   transferLeadership(to: NodeId): boolean
-  /** The service snapshotted its state at `index` (<= what it has applied): drop the log up to it. */
+  /**
+   * The service snapshotted its state at `index` (<= what it has applied, and <= `durableIndex()`:
+   * applied entries may not be on this disk yet, and a snapshot must not cover a hole in the log):
+   * drop the log up to it.
+   */
   compact(index: LogIndex, data: Uint8Array): void
+  /** The last index of this node's log that is on its disk. */
+  durableIndex(): LogIndex
   hasReady(): boolean
   ready(): Ready
   /**
    * While a Ready is outstanding (its writes on their way to the disk): what inputs since made
-   * possible that depends on nothing unflushed — entries newly committed and already durable, reads
+   * possible that depends on nothing unflushed here — entries newly committed (durable on a majority), reads
    * confirmed, a leader's replication traffic in a term and vote already durable. The shell acts on
    * it at once; the next Ready holds only the rest. Throws when no Ready is outstanding.
    */
@@ -470,6 +476,10 @@ class Raft implements RaftCore {
     this.electionElapsed = 0
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to)
     return true
+  }
+
+  durableIndex(): LogIndex {
+    return this.log.stableIndex
   }
 
   compact(index: LogIndex, data: Uint8Array): void {

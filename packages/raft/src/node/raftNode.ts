@@ -475,7 +475,11 @@ export const makeRaftNode = (
     }
     const compactPending = () => {
       while (pendingSnapshots.length > 0) {
-        const { index, data } = pendingSnapshots.shift()!
+        const { index, data } = pendingSnapshots[0]!
+        // Applied entries may not be on this disk yet (they are on a majority's): the storage must not
+        // save a snapshot past the Ready still writing them, so it waits for that write.
+        if (index > core.durableIndex()) return
+        pendingSnapshots.shift()
         const term = core.termAt(index)
         if (term === undefined || index <= core.status().snapshotIndex || index > core.status().applied) continue
         // The snapshot carries the membership at its index: the log that said it is dropped.

@@ -19,6 +19,8 @@ export interface Running {
 export interface NodeGroupOptions {
   /** Each node's memory disk takes this long to make a write durable (`MemoryStorageOptions`). */
   readonly flushDelay?: Effect.Effect<void>
+  /** Per node, instead of `flushDelay`: one slow disk among fast ones. */
+  readonly flushDelayOf?: (id: number) => Effect.Effect<void>
   /** Sees every command a node applies, with its index (all incarnations). */
   readonly onApply?: (id: number, index: number, data: Uint8Array) => void
   /** Replaces the default (print and exit the process) when a node cannot go on. */
@@ -54,17 +56,15 @@ export class NodeGroup {
     this.network.classifyReplies(RAFT_CHANNEL, isRaftReply)
   }
 
-  private async rpcAt(at: string): Promise<{ scope: Scope.Closeable; rpc: RpcNodeShape; storage: Storage["Service"] }> {
+  private async rpcAt(
+    at: string,
+    flushDelay: Effect.Effect<void> | undefined,
+  ): Promise<{ scope: Scope.Closeable; rpc: RpcNodeShape; storage: Storage["Service"] }> {
     const scope = await this.driver.promise(Scope.make())
     this.scopes.push(scope)
     const layer = RpcNode.layerWith({ timers: this.timers }).pipe(
       Layer.provide(Transport.layerSim(this.network, at, { timers: this.timers })),
-      Layer.merge(
-        Storage.layerMemory(
-          this.disks,
-          this.options.flushDelay === undefined ? {} : { flushDelay: this.options.flushDelay },
-        ),
-      ),
+      Layer.merge(Storage.layerMemory(this.disks, flushDelay === undefined ? {} : { flushDelay })),
     )
     const services = Effect.gen(function* () {
       return { rpc: yield* RpcNode, storage: yield* Storage }
@@ -74,7 +74,8 @@ export class NodeGroup {
   }
 
   async start(id: number, peers: Record<number, string>, join = false): Promise<void> {
-    const { scope, rpc, storage } = await this.rpcAt(address(id))
+    const flushDelay = this.options.flushDelayOf?.(id) ?? this.options.flushDelay
+    const { scope, rpc, storage } = await this.rpcAt(address(id), flushDelay)
     const applied: number[] = []
     const node = await this.driver.promise(
       makeRaftNode({
@@ -131,7 +132,7 @@ export class NodeGroup {
 
   /** An RpcNode at `at` that is no member: it sends whatever Raft datagrams the test writes. */
   async forger(at: string): Promise<(to: number, messages: readonly Message[]) => void> {
-    const { rpc } = await this.rpcAt(at)
+    const { rpc } = await this.rpcAt(at, this.options.flushDelay)
     return (to, messages) => {
       rpc.sendOneWay(address(to), RAFT_CHANNEL, encodeMessages(messages))
     }

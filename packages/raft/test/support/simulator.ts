@@ -63,6 +63,10 @@ export interface Coverage {
   /** Handed out by takeDuringFlush while the node's Ready waited for its write. */
   messagesSentDuringFlush: number
   entriesAppliedDuringFlush: number
+  /** Applied (committed on a majority) before the applying node's own write of them was durable. */
+  entriesAppliedBeforeDurable: number
+  /** Crashes of a node whose state machine had applied entries its disk did not hold yet. */
+  crashesLosingApplied: number
   readsServedDuringFlush: number
   messagesDropped: number
   messagesDuplicated: number
@@ -106,6 +110,8 @@ export const emptyCoverage = (): Coverage => ({
   messagesSentEarly: 0,
   messagesSentDuringFlush: 0,
   entriesAppliedDuringFlush: 0,
+  entriesAppliedBeforeDurable: 0,
+  crashesLosingApplied: 0,
   readsServedDuringFlush: 0,
   messagesDropped: 0,
   messagesDuplicated: 0,
@@ -608,8 +614,10 @@ export class Simulation {
     if (r.chance(this.p.compactRate)) {
       const n = this.nodes[r.nextInt(this.nodes.length)] as SimNode
       const core = n.core
-      if (core !== undefined && n.service.applied > core.firstIndex() - 1) {
-        const index = n.service.applied
+      // As the shell does: a snapshot waits until the entries it covers are on this node's disk
+      // (they are applied once committed, perhaps before).
+      const index = core === undefined ? 0 : Math.min(n.service.applied, core.durableIndex())
+      if (core !== undefined && index > core.firstIndex() - 1 && index === n.service.applied) {
         const term = core.termAt(index)
         if (term === undefined) this.fail(`compact: node ${n.id} has no term for applied index ${index}`)
         const data = encodeServiceSnapshot(n.service, r.nextInt(80))
@@ -807,6 +815,7 @@ export class Simulation {
   private crash(n: SimNode): void {
     this.coverage.crashes++
     if (n.pending !== undefined) this.coverage.crashesLosingReady++
+    if (n.core !== undefined && n.service.applied > n.core.durableIndex()) this.coverage.crashesLosingApplied++
     n.core = undefined
     n.pending = undefined
     this.trace(`crash ${n.id}`)
@@ -832,8 +841,9 @@ export class Simulation {
     // persisted then finds it already on the wire.
     n.sentEarly = rd.messages.length > 0 && this.rng.chance(0.5)
     if (n.sentEarly) this.sendEarly(rd)
-    // As the shell does: committed entries were durable before the Ready was made, so they are
-    // applied and reads answered while its own write is still pending (and may be lost to a crash).
+    // As the shell does: committed entries are durable on a majority (perhaps not yet here, even
+    // among this Ready's own), so they are applied and reads answered while its write is pending
+    // (and may be lost to a crash, as the applied state is).
     for (const e of rd.committedEntries) this.apply(n, e)
     this.answerReads(n, rd.readStates)
   }
@@ -927,6 +937,7 @@ export class Simulation {
     if (rec === undefined || rec.term !== e.term || rec.dataId !== dataId) {
       this.fail(`apply on ${n.id}: entry ${e.index} was not seen committed with this term/data`)
     }
+    if (n.core !== undefined && e.index > n.core.durableIndex()) this.coverage.entriesAppliedBeforeDurable++
     n.service.applied = e.index
     n.service.hash = mix(mix(n.service.hash, e.index), dataId)
     this.checkState(n.id, e.index, n.service.hash)
