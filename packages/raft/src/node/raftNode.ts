@@ -401,7 +401,7 @@ export const makeRaftNode = (
 
     /**
      * Starts this Ready's durable write and does at once what waits for none of it: the Ready's
-     * committed entries were durable before it was made (the core hands out no others), so they are
+     * committed entries are durable on a majority's disks (perhaps not yet this one's), so they are
      * applied, and their clients answered, while the disk flushes the new entries; a snapshot it
      * installs is made durable first. Returns the wait for the flush, undefined when nothing is written.
      */
