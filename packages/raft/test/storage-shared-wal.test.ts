@@ -85,6 +85,51 @@ describe("group commit", () => {
     wal.close()
   })
 
+  test("the flush after one waits a few turns for the replicas that one released, so their next batches share it", async () => {
+    const held = new HeldFlushes()
+    const wal = SharedWal.open(freshRoot(), { flush: held.flush })
+    const [a, b] = names.map((name) => wal.openReplica(name)) as [RaftStorage, RaftStorage]
+    const flushesBefore = wal.stats().flushes
+    const first = Effect.runFork(a.write({ term: 1, vote: 1, commit: 0 }, entries(1, 1)))
+    await settle()
+    // b writes while a's flush runs; a writes its next batch once that flush releases it, as a
+    // replica's loop does a few turns after its Ready is durable.
+    const fromB = Effect.runFork(b.write({ term: 1, vote: 2, commit: 0 }, entries(1, 1)))
+    const nextFromA = Effect.runPromise(Fiber.join(first)).then(
+      () => new Promise<void>((resolve) => setImmediate(resolve)),
+    )
+    held.release(0)
+    await nextFromA
+    const second = Effect.runFork(a.write(undefined, entries(2, 1)))
+    await settle()
+    expect(held.started.length).toBe(2)
+    held.release(1)
+    await settle()
+    expect(fromB.pollUnsafe()).toEqual(Exit.void)
+    expect(second.pollUnsafe()).toEqual(Exit.void)
+    expect(wal.stats().flushes - flushesBefore).toBe(2)
+    wal.close()
+  })
+
+  test("a flush waits no longer than gatherTurns for a released replica that does not write", async () => {
+    const held = new HeldFlushes()
+    const wal = SharedWal.open(freshRoot(), { flush: held.flush, gatherTurns: 3 })
+    const [a, b] = names.map((name) => wal.openReplica(name)) as [RaftStorage, RaftStorage]
+    const first = Effect.runFork(a.write({ term: 1, vote: 1, commit: 0 }, entries(1, 1)))
+    await settle()
+    const fromB = Effect.runFork(b.write({ term: 1, vote: 2, commit: 0 }, entries(1, 1)))
+    held.release(0)
+    await Effect.runPromise(Fiber.join(first))
+    // Three turns of the event loop at most, then b's flush starts without a.
+    for (let turn = 0; turn < 4 && held.started.length < 2; turn++) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+    expect(held.started.length).toBe(2)
+    held.release(1)
+    await Effect.runPromise(Fiber.join(fromB))
+    wal.close()
+  })
+
   test("writes of one turn of the event loop share one flush; nothing may change a replica before its write is durable", async () => {
     const held = new HeldFlushes()
     const wal = SharedWal.open(freshRoot(), { flush: held.flush })

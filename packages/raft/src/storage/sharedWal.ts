@@ -71,12 +71,26 @@ export interface SharedWalOptions {
   readonly flush?: (fd: number) => Promise<void>
   /** Told the duration of every flush of the log (for a metric: replicas' waits overlap on one flush). */
   readonly onFlush?: (seconds: number) => void
+  /**
+   * After a flush, how many turns of the event loop the next one may wait for the replicas that flush
+   * released to write again (see `gather`). Default GATHER_TURNS; 0 starts it at once.
+   */
+  readonly gatherTurns?: number
 }
+
+/**
+ * A replica released by a flush usually writes its next batch a few event-loop turns later (its
+ * loop resumes, builds the next Ready and sends its appends first); measured on three groups per
+ * process, a flush started at once covered 1.1 to 1.4 batches.
+ */
+export const GATHER_TURNS = 4
 
 interface Round {
   readonly promise: Promise<void>
   readonly resolve: () => void
   readonly reject: (error: unknown) => void
+  /** The replicas whose writes wait for this round's flush. */
+  readonly writers: Set<string>
 }
 
 const makeRound = (): Round => {
@@ -88,7 +102,7 @@ const makeRound = (): Round => {
   })
   // A flush failure with no waiter left must not become an unhandled rejection.
   promise.catch(() => {})
-  return { promise, resolve, reject }
+  return { promise, resolve, reject, writers: new Set() }
 }
 
 /** What the log knows of one replica, whether or not it is open. */
@@ -132,6 +146,11 @@ export class SharedWal {
   private generation: number
   private flushing = false
   private scheduled = false
+  private readonly gatherTurns: number
+  /** Replicas the last flush released that have not written since: the next flush waits a little for them. */
+  private awaited = new Set<string>()
+  /** The next flush waits for `awaited` (see `gather`): this turn of the event loop ends the wait. */
+  private gatherTimer: ReturnType<typeof setImmediate> | undefined
   /** Writers waiting for the next flush. */
   private next: Round | undefined
   /** Descriptors of rotated-out segments (or of a closed log) the running flush still uses. */
@@ -158,6 +177,7 @@ export class SharedWal {
     this.preallocateBytes = Math.min(options.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES, this.segmentBytes)
     this.flushDisk = options.flush ?? fdatasyncOnPool
     this.onFlush = options.onFlush ?? (() => {})
+    this.gatherTurns = options.gatherTurns ?? GATHER_TURNS
     this.dir = join(root, SHARED_WAL_DIR)
     makeDirDurably(this.dir)
     const listing = listDataDir(this.dir)
@@ -292,6 +312,8 @@ export class SharedWal {
   close(): void {
     if (this.closed) return
     this.closed = true
+    if (this.gatherTimer !== undefined) clearImmediate(this.gatherTimer)
+    this.gatherTimer = undefined
     for (const log of this.replicas.values()) log.storage = undefined
     // Writers waiting for a flush that will not start now get a synchronous one.
     const pending = this.next
@@ -339,13 +361,19 @@ export class SharedWal {
     return { segment: this.segment, batchStart }
   }
 
-  /** @internal Waits for a flush that starts after every write made so far. */
-  durable(): Promise<void> {
+  /** @internal Waits for a flush that starts after every write made so far (`writer`'s among them). */
+  durable(writer: string): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure)
     let round = this.next
     if (round === undefined) {
       round = makeRound()
       this.next = round
+    }
+    round.writers.add(writer)
+    if (this.gatherTimer !== undefined) {
+      // Every replica the last flush released has written again: writes of this turn join, then it starts.
+      if (this.awaited.delete(writer) && this.awaited.size === 0) queueMicrotask(this.endGather)
+      return round.promise
     }
     if (!this.flushing && !this.scheduled) {
       // Writes made in the same turn of the event loop join this flush.
@@ -441,7 +469,7 @@ export class SharedWal {
         this.flushing = false
         this.closeRetired()
         round.resolve()
-        if (this.next !== undefined && !this.closed) this.startFlush()
+        if (this.next !== undefined && !this.closed) this.gather(round.writers)
       },
       (error: unknown) => {
         this.flushing = false
@@ -452,6 +480,36 @@ export class SharedWal {
         this.next = undefined
       },
     )
+  }
+
+  /**
+   * Starts the next flush once every replica `released` has written again, or after gatherTurns
+   * turns of the event loop. Started at once, it covered only the writes made during the last flush
+   * (mostly one replica's), and the released replicas' next batches, written a few turns later,
+   * waited for the flush after it: as many flushes as batches, and each batch waiting for two.
+   */
+  private gather(released: ReadonlySet<string>): void {
+    const next = this.next
+    this.awaited.clear()
+    if (next !== undefined) for (const name of released) if (!next.writers.has(name)) this.awaited.add(name)
+    if (this.awaited.size === 0 || this.gatherTurns <= 0) {
+      this.startFlush()
+      return
+    }
+    let left = this.gatherTurns
+    const turn = () => {
+      if (--left > 0) this.gatherTimer = setImmediate(turn)
+      else this.endGather()
+    }
+    this.gatherTimer = setImmediate(turn)
+  }
+
+  private readonly endGather = (): void => {
+    if (this.gatherTimer === undefined) return
+    clearImmediate(this.gatherTimer)
+    this.gatherTimer = undefined
+    this.awaited.clear()
+    this.startFlush()
   }
 
   private closeRetired(): void {
@@ -606,7 +664,7 @@ class SharedReplicaStorage implements RaftStorage {
   write(hardState: HardState | undefined, entries: readonly Entry[]): Effect.Effect<void> {
     if (!this.writeBatch(hardState, entries)) return Effect.void
     this.waiting = true
-    const durable = this.wal.durable().then(
+    const durable = this.wal.durable(this.name).then(
       () => {
         this.waiting = false
         return undefined
