@@ -1,7 +1,17 @@
 /** Proves §5.3 log replication and §5.4.2 commitment (Figure 8), asserting the exact Appends and Readies. */
 import { describe, expect, test } from "bun:test"
 import type { Append, Entry, Message, RaftConfig, RaftCore } from "../src/core/index.ts"
-import { ackAppends, Cluster, enc, makeLeader, messagesOfType, newCore, sent, takeReady } from "./support/simCluster.ts"
+import {
+  ackAppends,
+  appendAck,
+  Cluster,
+  enc,
+  makeLeader,
+  messagesOfType,
+  newCore,
+  sent,
+  takeReady,
+} from "./support/simCluster.ts"
 
 const e = (index: number, term: number, data = `e${index}`): Entry => ({ index, term, data: enc(data) })
 const noop = (index: number, term: number): Entry => ({ index, term, data: new Uint8Array(0) })
@@ -14,17 +24,6 @@ const replicatingLeader = (overrides: Partial<RaftConfig> = {}): RaftCore => {
   expect(core.commitIndex).toBe(1)
   return core
 }
-
-const appendResp = (from: number, term: number, index: number): Message => ({
-  type: "AppendResp",
-  from,
-  to: 1,
-  term,
-  index,
-  reject: false,
-  conflictTerm: 0,
-  conflictIndex: 0,
-})
 
 describe("§5.3 the leader replicates", () => {
   test("proposals between two Readies travel in one Append per follower, behind the entry both hold", () => {
@@ -44,7 +43,7 @@ describe("§5.3 the leader replicates", () => {
     core.propose(enc("x"))
     const rd = core.ready()
     // Follower 2 acknowledges before the leader's own write is durable: no majority yet.
-    core.step(appendResp(2, 1, 2))
+    core.step(appendAck(2, 2, 1))
     expect(core.commitIndex).toBe(1)
     core.advance(rd)
     expect(core.commitIndex).toBe(2)
@@ -67,7 +66,7 @@ describe("§5.3 the leader replicates", () => {
     const core = replicatingLeader()
     core.propose(enc("x"))
     takeReady(core)
-    core.step(appendResp(2, 1, 2))
+    core.step(appendAck(2, 2, 1))
     takeReady(core)
     core.tick()
     const beats = messagesOfType(sent(core.ready()), "Heartbeat")
@@ -90,7 +89,7 @@ describe("§5.3 the leader replicates", () => {
     for (let i = 0; i < 5; i++) core.propose(enc(`p${i}`))
     const first = messagesOfType(sent(takeReady(core)), "Append").filter((m) => m.to === 2)
     expect(first.map((m) => m.entries.map((x) => x.index))).toEqual([[2], [3]])
-    core.step(appendResp(2, 1, 2))
+    core.step(appendAck(2, 2, 1))
     const second = messagesOfType(sent(core.ready()), "Append").filter((m) => m.to === 2)
     expect(second.map((m) => m.entries.map((x) => x.index))).toEqual([[4]])
   })
@@ -139,7 +138,7 @@ describe("§5.3 the follower appends", () => {
     const rd = core.ready()
     expect(rd.entries).toEqual([e(2, 1), e(3, 1)])
     expect(rd.hardState).toEqual({ term: 1, vote: 0, commit: 3 })
-    expect(sent(rd)).toEqual([appendResp(2, 1, 3)].map((m) => ({ ...m, to: 1 })))
+    expect(sent(rd)).toEqual([appendAck(2, 3, 1)].map((m) => ({ ...m, to: 1 })))
     // Entries 2..3 are committed (on the leader's majority) as this Ready writes them: they are
     // handed out with it, once.
     expect(rd.committedEntries).toEqual([e(1, 1), e(2, 1), e(3, 1)])
@@ -163,7 +162,7 @@ describe("§5.3 the follower appends", () => {
   test("an Append reaching below the commit index is answered with the commit index (that part matches)", () => {
     const core = follower([e(1, 1), e(2, 1), e(3, 1)], 3)
     core.step({ type: "Append", from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, entries: [e(1, 1)], commit: 1 })
-    expect(sent(core.ready())).toEqual([{ ...appendResp(2, 1, 3), to: 1 }])
+    expect(sent(core.ready())).toEqual([{ ...appendAck(2, 3, 1), to: 1 }])
   })
 
   test("a mismatch is rejected with the conflicting term and its first index", () => {
@@ -213,7 +212,7 @@ describe("fast back-off (conflict term / first index of that term)", () => {
     follower.advance(rejectReady)
     follower.step(probe2)
     const rd = follower.ready()
-    expect(sent(rd)).toEqual([{ ...appendResp(2, 5, 6), to: 1 }])
+    expect(sent(rd)).toEqual([{ ...appendAck(2, 6, 5), to: 1 }])
     expect(rd.entries.map((x) => [x.index, x.term])).toEqual([
       [4, 4],
       [5, 4],
@@ -277,10 +276,10 @@ describe("§5.4.2 commitment (Figure 8)", () => {
     makeLeader(core)
     expect(core.term).toBe(3)
     // A majority (leader + follower 2) now stores index 2 of term 2 ...
-    core.step(appendResp(2, 3, 2))
+    core.step(appendAck(2, 2, 3))
     expect(core.commitIndex).toBe(1)
     // ... but only the term-3 no-op at index 3 on a majority commits it.
-    core.step(appendResp(2, 3, 3))
+    core.step(appendAck(2, 3, 3))
     expect(core.commitIndex).toBe(3)
     expect(core.ready().committedEntries.map((x) => [x.index, x.term])).toEqual([
       [2, 2],
@@ -389,7 +388,7 @@ describe("malformed input from a peer", () => {
 
   test("an acknowledgement beyond the leader's log is ignored", () => {
     const core = replicatingLeader()
-    core.step(appendResp(2, 1, 99))
+    core.step(appendAck(2, 99, 1))
     expect(core.status().progress?.find((p) => p.id === 2)?.match).toBe(1)
     expect(core.commitIndex).toBe(1)
   })
