@@ -90,6 +90,7 @@ const kvReplica = (limits: Partial<KvLimits> | undefined, adopt: (machine: KvSta
       },
       snapshot: () => machine.snapshot(),
       snapshotWithRoom: (roomBytes: number) => machine.snapshotWithRoom(roomBytes),
+      beginSnapshot: (roomBytes: number) => machine.beginSnapshot(roomBytes),
       restore: (bytes: Uint8Array) => {
         machine = KvStateMachine.restore(bytes, limits)
         adopt(machine)

@@ -14,7 +14,7 @@
  * written before the record existed read as they always did (with an empty record).
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
-import type { ReplicatedStateMachine } from "./stateMachine.ts"
+import type { ReplicatedStateMachine, SnapshotInProgress } from "./stateMachine.ts"
 
 /** First byte of a record entry or an enveloped snapshot (never the first byte of msgpack). */
 export const RECORD_MARK = 0xc1
@@ -55,10 +55,36 @@ export class MemberRecord implements MemberRecordView {
    */
   snapshotOf(sm: ReplicatedStateMachine<unknown>): Uint8Array {
     if (sm.snapshotWithRoom === undefined) return this.wrapSnapshot(sm.snapshot())
-    const fields = encoder.encode([SNAPSHOT_FORMAT, [...this.named], [...this.heldData]])
-    // The mark, the fields as a 4-array instead of a 3-array, then a bin 32 head: 0xc6, u32 length.
-    const roomBytes = 1 + fields.length + 5
-    const out = sm.snapshotWithRoom(roomBytes)
+    const fields = this.#envelopeFields()
+    return this.#fillEnvelope(fields, sm.snapshotWithRoom(envelopeRoom(fields)))
+  }
+
+  /**
+   * `snapshotOf` taken a slice at a time when the state machine can (`beginSnapshot`): the record
+   * and the state as they are at this call. Otherwise taken at once, its job already done.
+   */
+  snapshotJobOf(sm: ReplicatedStateMachine<unknown>): SnapshotInProgress {
+    if (sm.beginSnapshot === undefined) {
+      const bytes = this.snapshotOf(sm)
+      return { step: () => bytes }
+    }
+    const fields = this.#envelopeFields()
+    const job = sm.beginSnapshot(envelopeRoom(fields))
+    return {
+      step: () => {
+        const out = job.step()
+        return out === undefined ? undefined : this.#fillEnvelope(fields, out)
+      },
+    }
+  }
+
+  #envelopeFields(): Uint8Array {
+    return encoder.encode([SNAPSHOT_FORMAT, [...this.named], [...this.heldData]])
+  }
+
+  /** Writes the envelope of `fields` into the room at the start of `out`. */
+  #fillEnvelope(fields: Uint8Array, out: Uint8Array): Uint8Array {
+    const roomBytes = envelopeRoom(fields)
     out[0] = RECORD_MARK
     out.set(fields, 1)
     out[1] = 0x94
@@ -90,6 +116,9 @@ export class MemberRecord implements MemberRecordView {
     return decoded[3]
   }
 }
+
+/** The mark, the fields as a 4-array instead of a 3-array, then a bin 32 head: 0xc6, u32 length. */
+const envelopeRoom = (fields: Uint8Array): number => 1 + fields.length + 5
 
 /** The log entry saying these members have acknowledged log entries. */
 export const heldDataEntry = (ids: readonly number[]): Uint8Array => recordEntry("held", ids)

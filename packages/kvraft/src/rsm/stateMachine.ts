@@ -13,6 +13,19 @@ export interface ReplicatedStateMachine<R> {
    * copy of a 100 MiB snapshot is a pause of the replica's event loop).
    */
   snapshotWithRoom?(roomBytes: number): Uint8Array
+  /**
+   * Optional: `snapshotWithRoom` taken a slice at a time, so that a large state's snapshot does not
+   * hold the replica's event loop: the state as it is at this call, while `apply` goes on being
+   * called between slices. The RSM calls `step` (each a few milliseconds of work) between turns of
+   * the event loop until it returns the bytes; it drops a job across a `restore`.
+   */
+  beginSnapshot?(roomBytes: number): SnapshotInProgress
   /** Replaces the state with a snapshot's. */
   restore(snapshot: Uint8Array): void
+}
+
+/** A snapshot being taken a slice at a time (see `beginSnapshot`). */
+export interface SnapshotInProgress {
+  /** Does one slice of the work; the snapshot's bytes once it is done. */
+  step(): Uint8Array | undefined
 }
