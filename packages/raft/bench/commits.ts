@@ -5,7 +5,8 @@
  *   udp: real UDP on 127.0.0.1 + file storage with fdatasync, each node its own process (the
  *        proposers run inside the leader's process, since a commit is measured there).
  *
- * `bun run bench:raft [--quick] [--only sim|udp] [--concurrency 1,64] [--bytes 100] [--json FILE]`
+ * `bun run bench:raft [--quick] [--only sim|udp] [--concurrency 1,64] [--bytes 100] [--seconds N]
+ * [--storage file|memory] [--json FILE]`
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -258,8 +259,20 @@ const main = async () => {
   process.exit(0)
 }
 
+const USAGE = `usage: bun run bench:raft [--quick] [--only sim|udp] [--concurrency 1,64] [--bytes 100] [--seconds N]
+                          [--storage file|memory] [--json FILE]
+Commits per second and commit latency of a 3-node Raft group (a commit: propose on the leader until
+the leader has applied it), at each concurrency:
+  sim   three nodes in this process over a simulated network with memory storage (the shell's cost)
+  udp   three processes over UDP on 127.0.0.1 with file storage and fdatasync (--storage memory takes
+        the disk out, as a diagnostic)
+  --seconds N   measured seconds per cell (default 5; 2 with --quick)
+  --json FILE   also write the figures, with each process's CPU, to FILE`
+
 const nodeId = argValue("--node")
-if (nodeId !== undefined) {
+if (process.argv.includes("--help") || process.argv.includes("-h")) {
+  console.log(USAGE)
+} else if (nodeId !== undefined) {
   await runNode(
     Number(nodeId),
     JSON.parse(argValue("--peers") ?? "{}"),
