@@ -14,6 +14,8 @@
  *
  * KV_PHASES_COPY_ENVELOPE=1 takes the snapshot as the RSM did before it wrote its envelope in place
  * (the state machine's bytes, then copied into the envelope), for before/after figures.
+ * KV_PHASES_SLICED=1 takes it as the RSM now does, a slice at a time (`beginSnapshot`), and says how
+ * long the event loop was held: by the begin (the head and the frozen view) and by each slice.
  */
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from "node:fs"
 import { dirname, join } from "node:path"
@@ -61,15 +63,35 @@ const apply = timed(() => {
 })
 
 const machine = restore.value
+/** Wall milliseconds of the begin and of each slice, when sliced. */
+const holds: number[] = []
+const sliced = (): Uint8Array => {
+  let at = performance.now()
+  const job = record.snapshotJobOf({
+    apply: () => undefined,
+    snapshot: () => machine.snapshot(),
+    beginSnapshot: (roomBytes) => machine.beginSnapshot(roomBytes),
+    restore: () => undefined,
+  })
+  for (;;) {
+    const bytes = job.step()
+    const now = performance.now()
+    holds.push(now - at)
+    at = now
+    if (bytes !== undefined) return bytes
+  }
+}
 const takeSnapshot = timed(() =>
-  process.env.KV_PHASES_COPY_ENVELOPE === "1"
-    ? record.wrapSnapshot(machine.snapshot())
-    : record.snapshotOf({
-        apply: () => undefined,
-        snapshot: () => machine.snapshot(),
-        snapshotWithRoom: (roomBytes) => machine.snapshotWithRoom(roomBytes),
-        restore: () => undefined,
-      }),
+  process.env.KV_PHASES_SLICED === "1"
+    ? sliced()
+    : process.env.KV_PHASES_COPY_ENVELOPE === "1"
+      ? record.wrapSnapshot(machine.snapshot())
+      : record.snapshotOf({
+          apply: () => undefined,
+          snapshot: () => machine.snapshot(),
+          snapshotWithRoom: (roomBytes) => machine.snapshotWithRoom(roomBytes),
+          restore: () => undefined,
+        }),
 )
 const scratch = join(dirname(dir), `.restore-phases-${process.pid}.snap`)
 const writeSnapshot = timed(() => {
@@ -100,6 +122,16 @@ console.log(
     applyTail: { ms: apply.ms, cpuMs: apply.cpuMs },
     nextSnapshotBytes: takeSnapshot.value.length,
     takeSnapshot: { ms: takeSnapshot.ms, cpuMs: takeSnapshot.cpuMs },
+    ...(holds.length === 0
+      ? {}
+      : {
+          slices: {
+            count: holds.length,
+            beginMs: holds[0],
+            maxMs: Math.max(...holds),
+            p99Ms: [...holds].sort((a, b) => a - b)[Math.floor(holds.length * 0.99)],
+          },
+        }),
     writeSnapshot: { ms: writeSnapshot.ms, cpuMs: writeSnapshot.cpuMs },
   }),
 )

@@ -98,6 +98,8 @@ export class EntryBaseBuilder {
   #maxRevision = 0
   #previousStart = 0
   #previousEnd = 0
+  /** Slots of the hash table written once so far: see `step`. */
+  #tableTouched = 0
   #done: EntryBase | undefined
 
   constructor(bytes: Uint8Array, count: number) {
@@ -118,6 +120,15 @@ export class EntryBaseBuilder {
   /** Indexes up to `maxEntries` more entries; the base once every entry is indexed. */
   step(maxEntries: number): EntryBase | undefined {
     if (this.#done !== undefined) return this.#done
+    // The table's fresh pages fault in on first write (≈15 µs a page here), and keys hash all over
+    // it: written in order first, a slice at a time, the first slices of keys do not fault in most
+    // of its pages at once.
+    if (maxEntries !== Number.POSITIVE_INFINITY && this.#tableTouched < this.#table.length) {
+      const to = Math.min(this.#table.length, this.#tableTouched + maxEntries * 32)
+      this.#table.fill(0, this.#tableTouched, to)
+      this.#tableTouched = to
+      return undefined
+    }
     const buffer = this.#buffer
     const count = this.#count
     const end = buffer.length

@@ -12,7 +12,8 @@
  *     rewritten base key keeps its place in the base's order).
  *
  * A snapshot is written from a frozen view (`freeze`) a slice at a time while the store goes on
- * changing: the view shares the base, a copy of `#shadowed` and a copy-on-write copy of `#added`;
+ * changing: the view shares the base, `#shadowed` less the marks made since (`#shadowedSince`) and
+ * a copy-on-write copy of `#added`;
  * for the overlay, the store remembers in `#prior` what each key changed since held at the freeze
  * (and stops changing those entries in place), so the view reads the live overlay for the others.
  * `rebaseFrozen` then makes the written bytes the base and keeps only the changes since the freeze.
@@ -49,6 +50,8 @@ export class EntryStore {
    * (undefined if the overlay did not hold it). That entry object is never changed again.
    */
   #prior: Map<string, ChangedEntry | undefined> | undefined
+  /** While a frozen view is out: the base entries marked in `#shadowed` since the freeze. */
+  #shadowedSince: Set<number> | undefined
 
   constructor(base: EntryBase = EntryBase.empty) {
     this.#base = base
@@ -218,10 +221,14 @@ export class EntryStore {
     if (this.#prior !== undefined) throw new Error("EntryStore: a frozen view is already out")
     const prior = new Map<string, ChangedEntry | undefined>()
     this.#prior = prior
+    const since = new Set<number>()
+    this.#shadowedSince = since
     const changed = this.#changed
+    const shadowed = this.#shadowed
     return new FrozenEntries(
       this.#base,
-      this.#shadowed.slice(),
+      // Marks only go from 0 to 1 until the next base, so the view's are today's less the new ones.
+      (i) => shadowed[i] === 1 && !since.has(i),
       this.#added.freeze(),
       (key) => (prior.has(key) ? prior.get(key) : changed.get(key)),
       this.size,
@@ -232,6 +239,7 @@ export class EntryStore {
   /** Ends the frozen view without a new base. */
   thaw(): void {
     this.#prior = undefined
+    this.#shadowedSince = undefined
   }
 
   /**
@@ -243,6 +251,7 @@ export class EntryStore {
     if (prior === undefined) throw new Error("EntryStore: no frozen view to rebase on")
     const changed = this.#changed
     this.#prior = undefined
+    this.#shadowedSince = undefined
     this.#base = base
     this.#shadowed = new Uint8Array(base.count)
     this.#shadowedCount = 0
@@ -278,6 +287,7 @@ export class EntryStore {
   }
 
   #shadow(i: number): void {
+    this.#shadowedSince?.add(i)
     this.#shadowed[i] = 1
     this.#shadowedCount++
   }
@@ -290,7 +300,8 @@ export class EntryStore {
 export class FrozenEntries {
   constructor(
     readonly base: EntryBase,
-    readonly shadowed: Uint8Array,
+    /** Whether base entry i had been replaced or deleted (its state is then the overlay's). */
+    readonly shadowed: (i: number) => boolean,
     readonly added: OrderedKeys,
     readonly changedAt: (key: string) => StoredEntry | undefined,
     readonly size: number,
@@ -323,7 +334,14 @@ export class FrozenEntries {
     const copyBase = function* (until: number): Generator<void, boolean> {
       let runStart = cursor
       for (let i = cursor; i < until; i++) {
-        if (shadowed[i] === 0) continue
+        if (!shadowed(i)) {
+          // A long unchanged run is scanned a slice at a time too.
+          if ((i & 0x3fff) === 0x3fff) {
+            yield* copyRaw(base.start(runStart), base.start(i))
+            runStart = i
+          }
+          continue
+        }
         yield* copyRaw(base.start(runStart), base.start(i))
         runStart = i + 1
         const key = base.key(i)
@@ -354,6 +372,14 @@ export class FrozenEntries {
     return yield* copyBase(base.count)
   }
 
+  /** The entry of `key` at the freeze, or undefined if absent. */
+  get(key: string): StoredEntry | undefined {
+    const changed = this.changedAt(key)
+    if (changed !== undefined) return changed
+    const i = this.base.find(key)
+    return i < 0 || this.shadowed(i) ? undefined : this.base.entry(i)
+  }
+
   /** Keys with their entries in order (for the msgpack snapshot of a store `write` refused). */
   *entries(): Generator<readonly [string, StoredEntry]> {
     const { base, shadowed } = this
@@ -366,7 +392,7 @@ export class FrozenEntries {
         a = added.next()
       }
       if (key === undefined) break
-      if (shadowed[i] === 0) yield [key, base.entry(i)]
+      if (!shadowed(i)) yield [key, base.entry(i)]
       else {
         const changed = this.changedAt(key)
         if (changed !== undefined) yield [key, changed]

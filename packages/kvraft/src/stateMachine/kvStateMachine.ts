@@ -47,7 +47,7 @@ export interface SnapshotSlice {
   readonly bytes: number
   readonly entries: number
 }
-const defaultSnapshotSlice: SnapshotSlice = { bytes: 1 << 20, entries: 4096 }
+const defaultSnapshotSlice: SnapshotSlice = { bytes: 256 * 1024, entries: 2048 }
 
 /** A snapshot being taken a slice at a time (see `KvStateMachine.beginSnapshot`). */
 export interface SnapshotJob {
@@ -294,28 +294,35 @@ export class KvStateMachine {
   beginSnapshot(roomBytes: number, slice: SnapshotSlice = defaultSnapshotSlice): SnapshotJob {
     const count = this.#store.size
     const sessions = this.#sessions.toSnapshot()
-    const history = this.#history.toSnapshot((key) => this.#store.get(key)?.modRevision)
     const leases = this.#leases.toSnapshot()
     const revision = this.#revision
     if (count < binaryFromKeys) {
+      const history = this.#history.toSnapshot((key) => this.#store.get(key)?.modRevision)
       const entries = this.#store.entries("")
       const bytes = withRoom(roomBytes, msgpackSnapshot(entries, count, sessions, revision, history, leases))
       return { step: () => bytes }
     }
-    const head = snapshotEncoder.encode([revision, sessions, history, leases, count])
+    // What changes as commands apply is captured now (the history's events are immutable; the
+    // store is frozen); the work on it waits for the first slice.
+    const events = this.#history.all()
+    const compactRevision = this.#history.compactRevision
     const store = this.#store
     const frozen = store.freeze()
-    // The entries go straight after the head, in the buffer returned: a second copy of a large
-    // store's bytes into fresh memory cost more than writing them.
-    const entriesAt = roomBytes + binaryHeadAt + head.length
-    const writer = new EntriesWriter(entriesAt + frozen.bytesEstimate)
-    const start = new Uint8Array(roomBytes + binaryHeadAt)
-    start[roomBytes] = binaryMark
-    start[roomBytes + 1] = snapshotVersion
-    new DataView(start.buffer).setUint32(roomBytes + 2, head.length, true)
-    writer.addRaw(start, 0, start.length)
-    writer.addRaw(head, 0, head.length)
     const slices = (function* (): Generator<void, Uint8Array> {
+      yield
+      const history = WatchHistory.snapshotOf(events, compactRevision, (key) => frozen.get(key)?.modRevision)
+      const head = snapshotEncoder.encode([revision, sessions, history, leases, count])
+      // The entries go straight after the head, in the buffer returned: a second copy of a large
+      // store's bytes into fresh memory cost more than writing them.
+      const entriesAt = roomBytes + binaryHeadAt + head.length
+      const writer = new EntriesWriter(entriesAt + frozen.bytesEstimate)
+      const start = new Uint8Array(roomBytes + binaryHeadAt)
+      start[roomBytes] = binaryMark
+      start[roomBytes + 1] = snapshotVersion
+      new DataView(start.buffer).setUint32(roomBytes + 2, head.length, true)
+      writer.addRaw(start, 0, start.length)
+      writer.addRaw(head, 0, head.length)
+      yield
       if (!(yield* frozen.write(writer, slice.bytes))) {
         const flat = msgpackSnapshot(frozen.entries(), count, sessions, revision, history, leases)
         store.thaw()
@@ -324,12 +331,12 @@ export class KvStateMachine {
       const out = writer.finish()
       const builder = new EntryBaseBuilder(out.subarray(entriesAt), count)
       for (;;) {
+        yield
         const base = builder.step(slice.entries)
         if (base !== undefined) {
           store.rebaseFrozen(base)
           return out
         }
-        yield
       }
     })()
     let done: Uint8Array | undefined

@@ -31,10 +31,10 @@ export class OrderedKeys {
   #blocks: string[][] = []
   #size = 0
   /**
-   * Blocks a frozen copy also holds (see `freeze`): changed only after being copied, so the copy
-   * keeps the keys it was made with.
+   * While a frozen copy is out (see `freeze`): the blocks made since, which it does not hold and
+   * which may be changed in place; any other block is copied before it is changed.
    */
-  #shared: Set<string[]> | undefined
+  #owned: Set<string[]> | undefined
 
   /**
    * A copy of the keys as they are now, that later changes to this index leave as it is. Costs
@@ -43,19 +43,26 @@ export class OrderedKeys {
    */
   freeze(): OrderedKeys {
     const copy = new OrderedKeys()
-    copy.#blocks = [...this.#blocks]
+    copy.#blocks = this.#blocks.slice()
     copy.#size = this.#size
-    this.#shared = new Set(this.#blocks)
+    this.#owned = new Set()
     return copy
   }
 
-  /** Block b, ready to be changed: a private copy if a frozen index shares it. */
+  /** Block b, ready to be changed: a private copy if a frozen copy may share it. */
   #own(b: number): string[] {
     const block = this.#blocks[b]!
-    if (this.#shared === undefined || !this.#shared.has(block)) return block
+    if (this.#owned === undefined || this.#owned.has(block)) return block
     const copy = block.slice()
+    this.#owned.add(copy)
     this.#blocks[b] = copy
     return copy
+  }
+
+  /** A block split off or started since a freeze is this index's own. */
+  #made(block: string[]): string[] {
+    this.#owned?.add(block)
+    return block
   }
 
   get size(): number {
@@ -67,7 +74,7 @@ export class OrderedKeys {
     this.#size++
     const blocks = this.#blocks
     if (blocks.length === 0) {
-      blocks.push([key])
+      blocks.push(this.#made([key]))
       return
     }
     // Keys often come in order (a bulk load, names that grow with time): past the last key, no search.
@@ -75,13 +82,13 @@ export class OrderedKeys {
     if (compareKeys(tail[tail.length - 1]!, key) < 0) {
       const last = this.#own(blocks.length - 1)
       last.push(key)
-      if (last.length > maxBlock) blocks.push(last.splice(last.length >> 1))
+      if (last.length > maxBlock) blocks.push(this.#made(last.splice(last.length >> 1)))
       return
     }
     const b = this.#blockFor(key)
     const block = this.#own(b)
     block.splice(lowerBound(block, key), 0, key)
-    if (block.length > maxBlock) blocks.splice(b + 1, 0, block.splice(block.length >> 1))
+    if (block.length > maxBlock) blocks.splice(b + 1, 0, this.#made(block.splice(block.length >> 1)))
   }
 
   /** Removes `key`, which must be present. */

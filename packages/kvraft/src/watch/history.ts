@@ -179,11 +179,23 @@ export class WatchHistory {
    * costs what was appended, not every intermediate value.
    */
   toSnapshot(currentRevision: (key: string) => number | undefined): [number, SnapshotField[]] {
-    const flat: SnapshotField[] = new Array(this.size * 6)
+    return WatchHistory.snapshotOf(this.all(), this.#compactRevision, currentRevision)
+  }
+
+  /**
+   * `toSnapshot` of a history that held `events` above `compactRevision` (`all()` and
+   * `compactRevision` of a moment), with the current revisions of that moment: a snapshot taken
+   * while the store goes on changing.
+   */
+  static snapshotOf(
+    events: readonly WatchEvent[],
+    compactRevision: number,
+    currentRevision: (key: string) => number | undefined,
+  ): [number, SnapshotField[]] {
+    const flat: SnapshotField[] = new Array(events.length * 6)
     const previousValue = new Map<string, string>()
     let at = 0
-    for (let i = this.#head; i < this.#events.length; i++) {
-      const e = this.#events[i]!
+    for (const e of events) {
       flat[at++] = e.modRevision
       flat[at++] = typeCode(e.type)
       flat[at++] = e.key
@@ -193,7 +205,7 @@ export class WatchHistory {
       if (e.value === undefined) previousValue.delete(e.key)
       else previousValue.set(e.key, e.value)
     }
-    return [this.#compactRevision, flat]
+    return [compactRevision, flat]
   }
 
   /**
