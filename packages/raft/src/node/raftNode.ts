@@ -286,7 +286,8 @@ export const makeRaftNode = (
     let readRound = 0
     let waitingReads: ReadIndexCallback[] = []
     // The service snapshots from inside its apply callback, i.e. mid-Ready; compaction waits for advance().
-    const pendingSnapshots: { index: LogIndex; data: Uint8Array }[] = []
+    // A storage that can write the file off the event loop does so first (`ready` once written).
+    const pendingSnapshots: { index: LogIndex; data: Uint8Array; ready: boolean }[] = []
     const counters = { messagesSent: 0, requestsSent: 0, proposals: 0, fsyncs: 0 }
     const readRounds = new Map<number, ReadIndexCallback[]>()
     /** Membership changes waiting for their entry to commit, by index. */
@@ -475,7 +476,8 @@ export const makeRaftNode = (
     }
     const compactPending = () => {
       while (pendingSnapshots.length > 0) {
-        const { index, data } = pendingSnapshots[0]!
+        const { index, data, ready } = pendingSnapshots[0]!
+        if (!ready) return
         // Applied entries may not be on this disk yet (they are on a majority's): the storage must not
         // save a snapshot past the Ready still writing them, so it waits for that write.
         if (index > core.durableIndex()) return
@@ -735,7 +737,19 @@ export const makeRaftNode = (
       readIndexWith,
       snapshot: (index, data) =>
         Effect.sync(() => {
-          pendingSnapshots.push({ index, data })
+          const pending = { index, data, ready: storage.prepareSnapshot === undefined }
+          pendingSnapshots.push(pending)
+          const term = core.termAt(index)
+          if (!pending.ready && term !== undefined && index > core.status().snapshotIndex) {
+            const membership = core.membershipAt(index)
+            const snapshot = membership.members.length === 0 ? { index, term, data } : { index, term, data, membership }
+            // If the write fails, saveSnapshot does the whole work when compacting.
+            const done = () => {
+              pending.ready = true
+              wakeUp()
+            }
+            storage.prepareSnapshot!(snapshot).then(done, done)
+          } else pending.ready = true
           wake.openUnsafe()
         }),
       transferLeadership: (to) =>

@@ -20,7 +20,8 @@ export const TEMP_SUFFIX = ".tmp"
 
 const SEGMENT_NAME = /^wal-(\d{16})\.log$/
 const SNAPSHOT_NAME = /^snap-(\d{16})\.snap$/
-const TEMP_NAME = /^(wal-\d{16}\.log|snap-\d{16}\.snap)\.tmp$/
+// A snapshot written off the event loop has a temporary name of its own (prepareSnapshotFile).
+const TEMP_NAME = /^(wal-\d{16}\.log|snap-\d{16}\.snap)(\.prepared)?\.tmp$/
 
 export interface DataDirListing {
   /** WAL segment sequence numbers, ascending. */

@@ -36,7 +36,7 @@ import {
 } from "./dataDir.ts"
 import { StorageCorrupt } from "./errors.ts"
 import { checkAppend, checkHardState, checkSnapshot, keepsLogAfter } from "./logRules.ts"
-import { readSnapshotFile, writeSnapshotFile } from "./snapshotFile.ts"
+import { prepareSnapshotFile, publishSnapshotFile, readSnapshotFile, writeSnapshotFile } from "./snapshotFile.ts"
 import type { Entry, HardState, PersistedState, RaftStorage, Snapshot } from "./types.ts"
 import type { FrameLocation, WalIndex } from "./walIndex.ts"
 import { FrameBatch, hardStateFrameBytes } from "./walRecord.ts"
@@ -165,6 +165,8 @@ class FileStorage implements RaftStorage {
   private hardStateBytes: number
   private snapshotIndex: number
   private snapshotDataBytes: number
+  /** A snapshot file written and synced under its temporary name (prepareSnapshot), by index. */
+  private prepared: { readonly index: number; readonly term: number; readonly temp: string } | undefined
   private closed = false
   /** A write's fdatasync runs on the thread pool; nothing else may touch the files until it ends. */
   private syncing = false
@@ -275,13 +277,38 @@ class FileStorage implements RaftStorage {
     if (snapshot.index <= this.snapshotIndex) return
     this.recovered = undefined
     const previous = this.snapshotIndex
+    const prepared = this.prepared
+    this.prepared = undefined
     this.guardIo(() => {
-      writeSnapshotFile(this.dir, snapshot)
+      if (prepared !== undefined && prepared.index === snapshot.index && prepared.term === snapshot.term) {
+        publishSnapshotFile(this.dir, prepared.temp, snapshot.index)
+      } else {
+        if (prepared !== undefined) rmSync(prepared.temp, { force: true })
+        writeSnapshotFile(this.dir, snapshot)
+      }
       this.compactThrough(snapshot)
       if (previous > 0) rmSync(join(this.dir, snapshotFileName(previous)), { force: true })
     })
     this.snapshotIndex = snapshot.index
     this.snapshotDataBytes = snapshot.data.length
+  }
+
+  /**
+   * The snapshot's file written and synced off the event loop, so that `saveSnapshot` of it then
+   * only renames it into place (a 100 MiB snapshot written at once held the loop 0.2–0.5 s).
+   * Changes nothing the storage holds: until that rename the file is a temporary one.
+   */
+  async prepareSnapshot(snapshot: Snapshot): Promise<void> {
+    this.ensureUsable()
+    checkSnapshot(snapshot)
+    if (snapshot.index <= this.snapshotIndex) return
+    const temp = await prepareSnapshotFile(this.dir, snapshot)
+    if (this.closed || snapshot.index <= this.snapshotIndex) {
+      rmSync(temp, { force: true })
+      return
+    }
+    if (this.prepared !== undefined && this.prepared.temp !== temp) rmSync(this.prepared.temp, { force: true })
+    this.prepared = { index: snapshot.index, term: snapshot.term, temp }
   }
 
   raftStateBytes(): number {

@@ -65,6 +65,12 @@ export interface RaftStorage {
    * A snapshot not newer than the stored one is ignored.
    */
   saveSnapshot(snapshot: Snapshot): void
+  /**
+   * Optional: does the slow part of `saveSnapshot(snapshot)` (writing and syncing the file) without
+   * holding the caller, changing nothing stored; a `saveSnapshot` of the same snapshot after it
+   * resolves is then quick. If it fails, `saveSnapshot` does the whole work.
+   */
+  prepareSnapshot?(snapshot: Snapshot): Promise<void>
   /** Bytes of the hard state plus the entries after the snapshot, as stored. O(1). */
   raftStateBytes(): number
   /** Bytes of the stored snapshot's data, 0 without one. */
