@@ -5,7 +5,7 @@ import { type CallError, PermissionDenied, RemoteError, Timeout, Unreachable } f
 import type { Sender } from "./frame.ts"
 import { type Role, roleAllows } from "./keyRing.ts"
 import type { Method } from "./method.ts"
-import { RttEstimator, type RttOptions } from "./rttEstimator.ts"
+import { RttEstimator, type RttOptions, THIN_CALLS } from "./rttEstimator.ts"
 import { type TimerHandle, Timers } from "./timers.ts"
 import { Transport, type TransportShape } from "./transport.ts"
 
@@ -13,7 +13,8 @@ export interface CallOptions {
   /**
    * How long one attempt waits for a reply before the request is sent again (after a backoff).
    * Default: the destination's retransmission timeout from measured round trips (rttEstimator.ts),
-   * doubled on each resend, and no backoff beyond that doubling.
+   * doubled on each resend (after six resends that wait one timeout each when at most three calls
+   * are in flight to that destination), and no backoff beyond that doubling.
    */
   readonly attemptTimeoutMs?: number
   /** Overall bound for the call, retries included; then `Timeout` (outcome unknown). */
@@ -358,7 +359,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           return
         }
         if (fixedAttemptMs !== undefined) arm(fixedAttemptMs, backOff, now)
-        else arm(rtt.rtoMs(to, sends - 1), send, now)
+        else arm(rtt.rtoMs(to, sends - 1, (callsInFlight.get(to) ?? 0) <= THIN_CALLS), send, now)
       }
       // Exponential backoff with ±20% jitter between an unanswered attempt and the next.
       const backOff = () => {

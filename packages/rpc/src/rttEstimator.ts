@@ -16,6 +16,11 @@ export interface RttOptions {
 
 export const defaultRttOptions: Required<RttOptions> = { minRtoMs: 5, maxRtoMs: 2_000, initialRtoMs: 250 }
 
+/** Resends of a thin call that wait one timeout each before the doubling starts. */
+export const THIN_LINEAR_RESENDS = 6
+/** Calls in flight to one destination up to which a call is thin (Linux: fewer than 4 packets). */
+export const THIN_CALLS = 3
+
 /** Destinations remembered; the least recently measured is forgotten beyond this. */
 const MAX_DESTINATIONS = 4096
 
@@ -61,12 +66,19 @@ export class RttEstimator {
     this.byDestination.set(to, state)
   }
 
-  /** The timeout for the `attempt`-th send (0: the first), doubled per resend, clamped. */
-  rtoMs(to: string, attempt = 0): number {
+  /**
+   * The timeout for the `attempt`-th send (0: the first), clamped, and doubled per resend, except
+   * the first THIN_LINEAR_RESENDS resends of a `thin` call (few in flight to `to`). As Linux does for
+   * thin TCP streams: with little in flight a timeout means a lost datagram far more often than a
+   * congested peer, and doubling from the first loss made three losses in a row of a lone call
+   * (one in 150 at 19% round-trip loss) cost 7 timeouts (about a second) instead of 3.
+   */
+  rtoMs(to: string, attempt = 0, thin = false): number {
     const state = this.byDestination.get(to)
     const base = state === undefined ? this.options.initialRtoMs : state.srttMs + 4 * state.rttvarMs
     const clamped = Math.min(this.options.maxRtoMs, Math.max(this.options.minRtoMs, base))
-    return Math.min(this.options.maxRtoMs, clamped * 2 ** Math.min(attempt, 30))
+    const doublings = thin ? Math.max(0, attempt - THIN_LINEAR_RESENDS) : attempt
+    return Math.min(this.options.maxRtoMs, clamped * 2 ** Math.min(doublings, 30))
   }
 
   /** The smoothed round trip to `to` in ms, undefined before the first sample. */

@@ -31,6 +31,14 @@ describe("retransmission timeout from measured round trips", () => {
     expect(rtt.rtoMs("s", 10)).toBe(100)
   })
 
+  test("a thin call's first six resends wait one timeout each, then the doubling starts", () => {
+    const rtt = new RttEstimator({ minRtoMs: 5, maxRtoMs: 1_000 })
+    for (let i = 0; i < 50; i++) rtt.sample("s", 0.2)
+    const thin = Array.from({ length: 10 }, (_, attempt) => rtt.rtoMs("s", attempt, true))
+    expect(thin).toEqual([5, 5, 5, 5, 5, 5, 5, 10, 20, 40])
+    expect(rtt.rtoMs("s", 40, true)).toBe(1_000)
+  })
+
   /**
    * A client and an echo server over SimNetwork in virtual time (each datagram takes 1 ms); the
    * client's next datagram to the server is lost after `loseNext()`.
@@ -38,7 +46,7 @@ describe("retransmission timeout from measured round trips", () => {
   const withEcho = (
     body: (
       call: (n: number) => Effect.Effect<number, unknown>,
-      loseNext: () => void,
+      loseNext: (count?: number) => void,
       rtt: RttEstimator,
       timers: Timers,
     ) => Effect.Effect<void, unknown>,
@@ -47,10 +55,10 @@ describe("retransmission timeout from measured round trips", () => {
     const root = new Seed(seed)
     const timers = virtualTimers(clock, root.stream("rpc"))
     const network = new SimNetwork({ seed, schedule: (delayMs, fn) => clock.setTimer(delayMs + 1, fn) })
-    let lose = false
+    let lose = 0
     network.setLinkFilter((from, to) => {
-      if (!lose || from !== "c" || to !== "s") return true
-      lose = false
+      if (lose === 0 || from !== "c" || to !== "s") return true
+      lose--
       return false
     })
     const scoped: Effect.Effect<void, unknown, Scope.Scope> = Effect.gen(function* () {
@@ -60,8 +68,8 @@ describe("retransmission timeout from measured round trips", () => {
       const call = (n: number) => Effect.map(client.call("s", Echo, { n, text: "" }), (reply) => reply.n)
       yield* body(
         call,
-        () => {
-          lose = true
+        (count = 1) => {
+          lose = count
         },
         client.rtt,
         timers,
@@ -84,6 +92,22 @@ describe("retransmission timeout from measured round trips", () => {
         // One timeout (5 ms) and one more round trip; a fixed 250 ms timer would take over 250 ms.
         expect(elapsed).toBeLessThan(20)
         expect(elapsed).toBeGreaterThanOrEqual(5)
+      }),
+    ))
+
+  test("a lone call that loses three datagrams in a row waits three timeouts, not seven", () =>
+    withEcho((call, loseNext, rtt, timers) =>
+      Effect.gen(function* () {
+        for (let n = 0; n < 20; n++) yield* call(n)
+        const rto = rtt.rtoMs("s")
+        loseNext(3)
+        const start = timers.now()
+        expect(yield* call(20)).toBe(20)
+        const elapsed = timers.now() - start
+        // Resent after 1, 2 and 3 timeouts, answered a round trip later; doubling from the first
+        // loss would have sent the fourth copy after 1 + 2 + 4 = 7.
+        expect(elapsed).toBeGreaterThanOrEqual(3 * rto)
+        expect(elapsed).toBeLessThan(4 * rto)
       }),
     ))
 
