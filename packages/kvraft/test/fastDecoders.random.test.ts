@@ -7,6 +7,7 @@
  */
 import { expect, test } from "bun:test"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
+import { mutateFields, mutateOp } from "@kv/sim"
 import { Schema } from "effect"
 import { fastCommandReply, fastCommandRequest, fastGetReply, fastGetRequest } from "../src/fastDecoders.ts"
 import { CommandReply, CommandRequest, GetReply, GetRequest, KvCommandMethod, KvGetMethod } from "../src/protocol.ts"
@@ -50,24 +51,9 @@ const getReplies = (random: SeededRandom): Fields =>
 
 const FIELDS = ["ok", "value", "key", "op", "error", "leaderHint", "reply", "lease", "clientId", "seq", "ackedBelow"]
 
-/** Drops, replaces or adds fields, at the top or in the nested op. */
+/** Drops, replaces or adds fields, at the top or in the nested op; now and then wraps it in an array. */
 const mutate = (random: SeededRandom, value: Fields): unknown => {
-  const out: Fields = { ...value }
-  if (typeof out.op === "object" && out.op !== null && random.chance(0.5)) out.op = mutate(random, out.op as Fields)
-  const times = random.int(3)
-  for (let n = 0; n < times; n++) {
-    const keys = Object.keys(out)
-    switch (random.int(3)) {
-      case 0:
-        if (keys.length > 0) delete out[keys[random.int(keys.length)]!]
-        break
-      case 1:
-        if (keys.length > 0) out[keys[random.int(keys.length)]!] = oddValue(random)
-        break
-      default:
-        out[FIELDS[random.int(FIELDS.length)]!] = oddValue(random)
-    }
-  }
+  const out = mutateFields(random, value, { fields: FIELDS, oddValue, nested: mutateOp(random) })
   return random.chance(0.02) ? [out] : out
 }
 

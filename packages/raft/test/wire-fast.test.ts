@@ -7,6 +7,7 @@
  */
 import { expect, test } from "bun:test"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
+import { mutateFields } from "@kv/sim"
 import { MAX_TERM_OR_INDEX, type Message } from "../src/core/index.ts"
 import { decodeMessages, decodeMessagesBySchema, replicationBatch } from "../src/node/wire.ts"
 
@@ -67,30 +68,20 @@ const FIELDS = [
   "config",
 ]
 
-const mutate = (random: SeededRandom, value: Fields): Fields => {
-  const out: Fields = { ...value }
-  if (Array.isArray(out.entries) && out.entries.length > 0 && random.chance(0.4)) {
-    const list = [...(out.entries as Fields[])]
-    const at = random.int(list.length)
-    list[at] = mutate(random, list[at]!)
-    out.entries = list
-  }
-  const times = random.int(3)
-  for (let n = 0; n < times; n++) {
-    const keys = Object.keys(out)
-    switch (random.int(3)) {
-      case 0:
-        if (keys.length > 0) delete out[keys[random.int(keys.length)]!]
-        break
-      case 1:
-        if (keys.length > 0) out[keys[random.int(keys.length)]!] = oddValue(random)
-        break
-      default:
-        out[FIELDS[random.int(FIELDS.length)]!] = oddValue(random)
-    }
-  }
-  return out
-}
+/** Drops, replaces or adds fields of the message, and now and then of one of its entries. */
+const mutate = (random: SeededRandom, value: Fields): Fields =>
+  mutateFields(random, value, {
+    fields: FIELDS,
+    oddValue,
+    nested: (out, mutateOne) => {
+      if (Array.isArray(out.entries) && out.entries.length > 0 && random.chance(0.4)) {
+        const list = [...(out.entries as Fields[])]
+        const at = random.int(list.length)
+        list[at] = mutateOne(list[at]!) as Fields
+        out.entries = list
+      }
+    },
+  })
 
 /** Same messages, fields in the same order, data the very bytes that came in. */
 const same = (a: readonly unknown[] | undefined, b: readonly unknown[] | undefined): boolean => {

@@ -6,6 +6,7 @@
  */
 import { expect, test } from "bun:test"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
+import { mutateFields, mutateOp } from "@kv/sim"
 import { Schema } from "effect"
 import { ShardCommandReply, ShardGetReply, ShardKvCommandMethod, ShardKvGetMethod } from "../src/protocol.ts"
 
@@ -47,18 +48,8 @@ const generators: Record<string, (random: SeededRandom) => Fields> = {
     ][random.int(4)]!,
 }
 
-const mutate = (random: SeededRandom, value: Fields): unknown => {
-  const out: Fields = { ...value }
-  if (typeof out.op === "object" && out.op !== null && random.chance(0.5)) out.op = mutate(random, out.op as Fields)
-  for (let n = random.int(3); n > 0; n--) {
-    const keys = Object.keys(out)
-    const which = random.int(3)
-    if (which === 0 && keys.length > 0) delete out[keys[random.int(keys.length)]!]
-    else if (which === 1 && keys.length > 0) out[keys[random.int(keys.length)]!] = odd[random.int(odd.length)]
-    else out[FIELDS[random.int(FIELDS.length)]!] = odd[random.int(odd.length)]
-  }
-  return out
-}
+const mutate = (random: SeededRandom, value: Fields): unknown =>
+  mutateFields(random, value, { fields: FIELDS, oddValue: (r) => odd[r.int(odd.length)], nested: mutateOp(random) })
 
 const cases: readonly [string, (input: unknown) => unknown, Schema.Decoder<unknown>][] = [
   ["command request", ShardKvCommandMethod.decodeRequest, ShardKvCommandMethod.request],

@@ -3,6 +3,7 @@ export { TraceDigest, type TraceField } from "./digest.ts"
 export { type DiskError, DiskFull, type DiskOptions, FileNotFound, FsyncFailed, SimDisk } from "./disk.ts"
 export { type DriveOptions, VirtualDriver } from "./drive.ts"
 export { effectClock, effectRandom, effectScheduler, runInWorld, simLayer, VirtualDeadlock } from "./effect.ts"
+export { type FieldRandom, type MutateOptions, mutateFields, mutateOp } from "./mutateFields.ts"
 export {
   type Address,
   type Datagram,
