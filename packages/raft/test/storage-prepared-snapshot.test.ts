@@ -1,10 +1,12 @@
 // Proves that a snapshot file prepared off the event loop (prepareSnapshot) changes nothing stored
 // until saveSnapshot renames it into place, that a crash before then recovers the state before the
-// snapshot, and that saveSnapshot of another snapshot than the prepared one writes its own file.
+// snapshot, that saveSnapshot of another snapshot than the prepared one writes its own file, and that
+// a snapshot is prepared while a write of the log is in flight (the node hands it over at any time).
 import { afterAll, expect, test } from "bun:test"
 import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
 import { type Entry, openFileStorage } from "../src/storage/index.ts"
 
 const root = mkdtempSync(join(tmpdir(), "kv-storage-prepared-"))
@@ -58,4 +60,19 @@ test("saveSnapshot of a snapshot other than the prepared one writes its own and 
   const state = openFileStorage(dir, { segmentBytes: 200 }).load()
   expect(state.snapshot?.index).toBe(35)
   expect(state.snapshot!.data[0]).toBe(8)
+})
+
+test("a snapshot is prepared while a write of the log is still being made durable", async () => {
+  const dir = freshDir()
+  const storage = storageWith40(dir)
+  const durable = storage.write({ term: 2, vote: 1, commit: 40 }, [entry(41)])
+  await storage.prepareSnapshot!({ index: 30, term: 2, data: data(9) })
+  expect(snapFiles(dir)).toEqual(["snap-0000000000000030.snap.prepared.tmp"])
+  await Effect.runPromise(durable)
+  storage.saveSnapshot({ index: 30, term: 2, data: data(9) })
+  expect(snapFiles(dir)).toEqual(["snap-0000000000000030.snap"])
+  storage.close()
+  const state = openFileStorage(dir, { segmentBytes: 200 }).load()
+  expect(state.snapshot?.index).toBe(30)
+  expect(state.entries.map((e) => e.index)).toEqual(Array.from({ length: 11 }, (_, k) => 31 + k))
 })

@@ -299,7 +299,8 @@ class FileStorage implements RaftStorage {
    * Changes nothing the storage holds: until that rename the file is a temporary one.
    */
   async prepareSnapshot(snapshot: Snapshot): Promise<void> {
-    this.ensureUsable()
+    // A write of the log may be in flight: this touches only a file of its own, so it may run beside it.
+    if (this.closed || this.failure !== undefined) throw new Error(`storage ${this.dir} is closed or failed`)
     checkSnapshot(snapshot)
     if (snapshot.index <= this.snapshotIndex) return
     const temp = await prepareSnapshotFile(this.dir, snapshot)
