@@ -364,8 +364,20 @@ const isAlive = (pid: number): boolean => {
   }
 }
 
-/** A leader transfers leadership before stopping and waits (bounded) until it has happened. */
-const handOffLeadership = (raft: RaftNodeShape): Effect.Effect<void> =>
+/** What a hand-off needs of a Raft node. */
+export interface HandOffTarget {
+  status(): { readonly id: number; readonly role: string; readonly leader: number }
+  transferLeadership(): Effect.Effect<void, unknown>
+}
+
+/**
+ * A leader transfers leadership before stopping and waits (bounded) until it has happened: until
+ * another node leads, not only until this one stepped down. Stepping down is the target's vote
+ * request arriving; the vote it needs (with another replica down, the only one it can get) leaves
+ * after this node's write of it, and a process that exits at the first sight of "follower" could
+ * take it along and leave the group without a leader.
+ */
+export const handOffLeadership = (raft: HandOffTarget): Effect.Effect<void> =>
   Effect.gen(function* () {
     if (raft.status().role !== "leader") return
     const transferred = yield* raft.transferLeadership().pipe(
@@ -373,9 +385,12 @@ const handOffLeadership = (raft: RaftNodeShape): Effect.Effect<void> =>
       Effect.orElseSucceed(() => false),
     )
     if (!transferred) return
+    const handedOver = () => {
+      const s = raft.status()
+      return s.role !== "leader" && s.leader !== 0 && s.leader !== s.id
+    }
     // At most about 2 s: the new leader usually takes over within a few heartbeats.
-    for (let polls = 0; polls < 100 && raft.status().role === "leader"; polls++)
-      yield* Effect.sleep(Duration.millis(20))
+    for (let polls = 0; polls < 100 && !handedOver(); polls++) yield* Effect.sleep(Duration.millis(20))
     yield* Effect.logInfo("leadership handed off").pipe(Effect.annotateLogs({ leader: raft.status().leader }))
   })
 
