@@ -36,7 +36,7 @@ describe("the root cluster.toml", () => {
     const config = loadClusterConfig(ROOT_CLUSTER_TOML, { env: noEnv })
     expect(config.source).toBe(ROOT_CLUSTER_TOML)
     expect(config.nShards).toBe(10)
-    expect(config.maxRaftStateBytes).toBe(67_108_864)
+    expect(config.maxRaftStateBytes).toBe(16_777_216)
     expect(config.dataDir).toBe(resolve(ROOT_CLUSTER_TOML, "../data"))
     // No key is configured; only the one `bun run cluster` generates in ./data can be in force.
     expect(config.clusterKeySource === undefined || config.clusterKeySource === "dataDir").toBe(true)
@@ -55,7 +55,7 @@ describe("values and defaults", () => {
     expect(config.source).toBe("<inline>")
     expect(config.dataDir).toBe(join(scratch, "data"))
     expect(config.nShards).toBe(10)
-    expect(config.maxRaftStateBytes).toBe(67_108_864)
+    expect(config.maxRaftStateBytes).toBe(16_777_216)
     expect(config.metrics).toBeUndefined()
     expect(config.groups.size).toBe(0)
     // A kvraft-only cluster has no controller replicas.
