@@ -114,6 +114,13 @@ export interface RaftCore {
   readonly membership: Membership
   tick(): void
   /**
+   * How many ticks until tick() next has anything to do: a leader at its next heartbeat or
+   * check-quorum (every tick while a message may need a resend); any other node at its election
+   * timeout (Infinity for one that never campaigns). Inputs can shorten it; ticks before it only
+   * count, so a shell may deliver them late, all at once, before its next input.
+   */
+  ticksUntilDue(): number
+  /**
    * Messages for another node, from a non-member, from self, or outside the bounds of bounds.ts
    * (terms and indexes no honest peer sends) are ignored.
    */
@@ -306,6 +313,28 @@ class Raft implements RaftCore {
     this.ticks++
     if (this.currentRole === "leader") this.tickLeader()
     else this.tickElection()
+  }
+
+  ticksUntilDue(): number {
+    if (this.currentRole === "leader") return this.leaderTicksUntilDue()
+    if (!this.promotable()) return Number.POSITIVE_INFINITY
+    return Math.max(1, this.randomizedElectionTimeout - this.electionElapsed)
+  }
+
+  /**
+   * An idle leader acts at its next heartbeat or check-quorum; one with a message that may need a
+   * resend (tickLeader's resendUnacknowledged), a retiring member or a transfer acts on every tick.
+   */
+  private leaderTicksUntilDue(): number {
+    if (this.retiring.size > 0 || this.leadTransferee !== 0) return 1
+    for (const pr of this.followers) {
+      if (pr.resendTimeoutTicks() >= this.cfg.heartbeatTicks) continue
+      if (pr.state === "replicate" && pr.inflights.oldestSentAt() >= 0) return 1
+      if (pr.state === "probe" && pr.probeSent && pr.probeSentAt >= 0) return 1
+    }
+    const heartbeat = this.cfg.heartbeatTicks - this.heartbeatElapsed
+    const quorumCheck = this.cfg.electionTicks - this.electionElapsed
+    return Math.max(1, Math.min(heartbeat, quorumCheck))
   }
 
   private tickElection(): void {

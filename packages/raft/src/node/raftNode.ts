@@ -282,6 +282,41 @@ export const makeRaftNode = (
     const wakeUp = () => {
       wake.openUnsafe()
       if (flushing) flushWake.openUnsafe()
+      rescheduleTicker()
+    }
+    /**
+     * Ticks are counted from `tickedAt`. Between heartbeats an idle leader has nothing to do, nor
+     * has a follower before its election timeout, so the ticker sleeps until the core's next due
+     * tick instead of waking every tickMs; the ticks in between only count, and are delivered
+     * before the next input is stepped (lease checks and round-trip samples read them).
+     */
+    const tickerWake = Latch.makeUnsafe(false)
+    const nowMs = () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
+    let tickedAt = nowMs()
+    /** The deadline of the ticker's long sleep; 0 while it ticks every tickMs. */
+    let tickerSleepsUntil = 0
+    const dueAt = () => tickedAt + Math.min(core.ticksUntilDue(), raftConfig.electionTicks * 2) * tickMs
+    /** An input made a tick due sooner (a vote won, an Append out that may need a resend). */
+    const rescheduleTicker = () => {
+      if (tickerSleepsUntil !== 0 && dueAt() < tickerSleepsUntil) tickerWake.openUnsafe()
+    }
+    /**
+     * Delivers the ticks owed since `tickedAt`, at most `limit`; a loop held up past that (a long
+     * pause) loses the rest, as a late timer would, rather than campaigning or stepping down before
+     * reading what arrived meanwhile.
+     */
+    const catchUpTicks = (limit: number): number => {
+      const now = nowMs()
+      const owed = Math.floor((now - tickedAt) / tickMs)
+      const n = Math.min(owed, limit)
+      if (n <= 0) return 0
+      tickedAt = n === owed ? tickedAt + n * tickMs : now
+      for (let i = 0; i < n; i++) core.tick()
+      return n
+    }
+    /** The ticks that only count: the due one is the ticker's to deliver. */
+    const catchUpQuietTicks = () => {
+      if (tickerSleepsUntil !== 0) catchUpTicks(core.ticksUntilDue() - 1)
     }
     let readRound = 0
     let waitingReads: ReadIndexCallback[] = []
@@ -508,6 +543,7 @@ export const makeRaftNode = (
         lastSource = normalizeAddress(from)
       }
       const stats = rpc.transport.stats
+      catchUpQuietTicks()
       for (const m of messages) {
         if (m.to !== config.id) continue
         // A member speaks only from its own address: anyone else claiming its id is dropped. An id
@@ -535,10 +571,13 @@ export const makeRaftNode = (
         yield* Effect.yieldNow
         wake.closeUnsafe()
         try {
+          // Before a Ready stamps its Appends with the tick they left at.
+          catchUpQuietTicks()
           startReadRound()
           while (!stopped && core.hasReady()) {
             const ready = core.ready()
             const sent = sendEarly(ready)
+            rescheduleTicker()
             // Bun hands datagrams to the kernel when the event loop turns, not in send(): without
             // this turn, the appends would wait for this Ready's write and applies.
             // Inputs arriving meanwhile step the core; it allows that while a Ready is out.
@@ -593,10 +632,27 @@ export const makeRaftNode = (
     const ticker = Effect.gen(function* () {
       let ticks = 0
       while (!stopped) {
-        yield* Effect.sleep(tickMs)
-        core.tick()
+        let delivered: number
+        if (core.ticksUntilDue() <= 1) {
+          yield* Effect.sleep(tickMs)
+          tickedAt = nowMs()
+          core.tick()
+          delivered = 1
+        } else {
+          tickerSleepsUntil = dueAt()
+          tickerWake.closeUnsafe()
+          yield* tickerWake.await.pipe(Effect.timeoutOption(Math.max(1, tickerSleepsUntil - nowMs())))
+          tickerSleepsUntil = 0
+          if (stopped) return
+          delivered = catchUpTicks(core.ticksUntilDue())
+        }
+        if (delivered === 0) continue
         wakeUp()
-        if (++ticks % raftConfig.heartbeatTicks === 0) yield* reportOversizedSnapshot
+        const before = ticks
+        ticks += delivered
+        if (Math.floor(ticks / raftConfig.heartbeatTicks) !== Math.floor(before / raftConfig.heartbeatTicks)) {
+          yield* reportOversizedSnapshot
+        }
       }
     })
     // A fiber apart from the loop, so a flush that ends resumes the loop as directly as before: a
@@ -610,7 +666,9 @@ export const makeRaftNode = (
         flushWake.closeUnsafe()
         if (!flushing || stopped) continue
         try {
+          catchUpQuietTicks()
           actDuringFlush()
+          rescheduleTicker()
         } catch (error) {
           // As in the loop: the replica stops (an apply that threw, a core defect).
           stopped = true
