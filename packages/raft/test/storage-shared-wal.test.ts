@@ -50,6 +50,12 @@ class HeldFlushes {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 5))
 
+/** Waits (2 s at most) until `done`: on a loaded machine a fixed pause may end before the log's turns do. */
+const until = async (what: string, done: () => boolean) => {
+  for (let k = 0; k < 400 && !done(); k++) await settle()
+  if (!done()) throw new Error(`not within 2 s: ${what}`)
+}
+
 const summary = (state: PersistedState) => ({
   hardState: state.hardState,
   snapshot: state.snapshot === undefined ? undefined : [state.snapshot.index, state.snapshot.term],
@@ -72,13 +78,13 @@ describe("group commit", () => {
     expect(first.pollUnsafe()).toBeUndefined()
     expect(held.started.length).toBe(1)
     held.release(0)
-    await settle()
+    await until("the second flush starts", () => held.started.length === 2)
     expect(first.pollUnsafe()).toEqual(Exit.void)
     expect(second.pollUnsafe()).toBeUndefined()
     expect(third.pollUnsafe()).toBeUndefined()
     expect(held.started.length).toBe(2)
     held.release(1)
-    await settle()
+    await until("both writes are durable", () => second.pollUnsafe() !== undefined && third.pollUnsafe() !== undefined)
     expect(second.pollUnsafe()).toEqual(Exit.void)
     expect(third.pollUnsafe()).toEqual(Exit.void)
     expect(wal.stats().flushes - flushesBefore).toBe(2)
@@ -101,10 +107,9 @@ describe("group commit", () => {
     held.release(0)
     await nextFromA
     const second = Effect.runFork(a.write(undefined, entries(2, 1)))
-    await settle()
-    expect(held.started.length).toBe(2)
+    await until("the second flush starts", () => held.started.length === 2)
     held.release(1)
-    await settle()
+    await until("both writes are durable", () => fromB.pollUnsafe() !== undefined && second.pollUnsafe() !== undefined)
     expect(fromB.pollUnsafe()).toEqual(Exit.void)
     expect(second.pollUnsafe()).toEqual(Exit.void)
     expect(wal.stats().flushes - flushesBefore).toBe(2)
@@ -158,7 +163,7 @@ describe("group commit", () => {
     await settle()
     const second = Effect.runFork(b.write({ term: 2, vote: 1, commit: 0 }, entries(1, 1, 2)))
     wal.close()
-    await settle()
+    await until("the waiting write is flushed", () => second.pollUnsafe() !== undefined)
     expect(second.pollUnsafe()).toEqual(Exit.void)
     held.release(0)
     await Effect.runPromise(Fiber.join(first))
