@@ -76,6 +76,9 @@ export class HeldPolls<Reply> {
     this.maxWaitMs = options.maxWaitMs ?? defaultMaxWaitMs
   }
 
+  /** Called when a poll is held while none was: the sweep sleeps while nothing is held. */
+  onFirstHeld: () => void = () => {}
+
   get size(): number {
     return this.#byId.size
   }
@@ -113,6 +116,7 @@ export class HeldPolls<Reply> {
     }
     this.#byId.set(id, held)
     this.#index(held).add(held)
+    if (this.#byId.size === 1) this.onFirstHeld()
   }
 
   /**

@@ -6,7 +6,7 @@
  * (applied), and a progress notification "nothing up to R" is true of the log whoever says it.
  */
 import type { RpcNodeShape } from "@kv/rpc"
-import { Clock, Duration, Effect, type Scope } from "effect"
+import { Clock, Duration, Effect, Latch, type Scope } from "effect"
 import { monotonicMs } from "../commandClock.ts"
 import type { RsmShape } from "../rsm/index.ts"
 import type { KvResult, KvStateMachine } from "../stateMachine/index.ts"
@@ -28,13 +28,19 @@ export const sweepHeldPolls = <R>(
   clock: Clock.Clock,
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
+    // With nothing held there is nothing to sweep: an idle replica does not wake 20 times a second.
+    const holding = Latch.makeUnsafe(false)
+    held.onFirstHeld = () => holding.openUnsafe()
     yield* Effect.forkScoped(
       Effect.forever(
-        Effect.flatMap(Effect.sleep(Duration.millis(WATCH_SWEEP_MS)), () =>
-          Effect.sync(() => {
-            if (held.size > 0) held.sweep(monotonicMs(clock), isLeader())
-          }),
-        ),
+        Effect.gen(function* () {
+          if (held.size === 0) {
+            holding.closeUnsafe()
+            yield* holding.await
+          }
+          yield* Effect.sleep(Duration.millis(WATCH_SWEEP_MS))
+          if (held.size > 0) held.sweep(monotonicMs(clock), isLeader())
+        }),
       ),
     )
     yield* Effect.addFinalizer(() => Effect.sync(() => held.close()))
