@@ -192,10 +192,26 @@ export class WatchHistory {
     compactRevision: number,
     currentRevision: (key: string) => number | undefined,
   ): [number, SnapshotField[]] {
+    const slices = WatchHistory.snapshotSlices(events, compactRevision, currentRevision, events.length + 1)
+    for (;;) {
+      const next = slices.next()
+      if (next.done === true) return next.value
+    }
+  }
+
+  /** `snapshotOf`, yielding after every `eventsPerSlice` events (a large history takes ≈17 ms). */
+  static *snapshotSlices(
+    events: readonly WatchEvent[],
+    compactRevision: number,
+    currentRevision: (key: string) => number | undefined,
+    eventsPerSlice: number,
+  ): Generator<void, [number, SnapshotField[]]> {
     const flat: SnapshotField[] = new Array(events.length * 6)
     const previousValue = new Map<string, string>()
     let at = 0
-    for (const e of events) {
+    for (let i = 0; i < events.length; i++) {
+      if (i > 0 && i % eventsPerSlice === 0) yield
+      const e = events[i]!
       flat[at++] = e.modRevision
       flat[at++] = typeCode(e.type)
       flat[at++] = e.key
