@@ -7,6 +7,7 @@
  */
 import { expect, test } from "bun:test"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
+import { EntryBase } from "../src/stateMachine/entryBase.ts"
 import { EntryStore, type StoredEntry } from "../src/stateMachine/entryStore.ts"
 import { compareKeys } from "../src/stateMachine/orderedKeys.ts"
 import { EntriesWriter } from "../src/stateMachine/snapshotEntries.ts"
@@ -102,13 +103,20 @@ test("the store answers as a sorted map through writes, deletes and snapshots fo
       } else {
         // A snapshot: the entries written equal a fresh write of the contents, and become the base.
         const writer = new EntriesWriter(16)
-        const wrote = store.writeEntries(writer)
+        const frozen = store.freeze()
+        const writing = frozen.write(writer, 1 + random.int(4_096))
+        let next = writing.next()
+        while (next.done !== true) next = writing.next()
+        const wrote = next.value
         const fresh = model.written()
         expect(wrote).toBe(fresh !== undefined)
-        if (fresh === undefined) continue
+        if (fresh === undefined) {
+          store.thaw()
+          continue
+        }
         const bytes = new Uint8Array(writer.bytes())
         expect(Buffer.from(bytes).equals(fresh)).toBe(true)
-        if (random.chance(0.5)) store.rebase(bytes, model.entries.size)
+        if (random.chance(0.5)) store.rebaseFrozen(new EntryBase(bytes, model.entries.size))
         else store = EntryStore.fromSnapshotEntries(bytes, model.entries.size)
       }
       expect(store.size).toBe(model.entries.size)

@@ -166,50 +166,9 @@ export class EntryStore {
     }
   }
 
-  /**
-   * Adds every entry to `writer` in key order, copying the base's unchanged entries as they are.
-   * False if the writer refused one (a string that is not well-formed UTF-16).
-   */
-  writeEntries(writer: EntriesWriter): boolean {
-    const base = this.#base
-    const bytes = base.bytes
-    let cursor = 0
-    /** Base entries [cursor, until): unchanged runs copied, changed ones written from the overlay. */
-    const copyBase = (until: number): boolean => {
-      let runStart = cursor
-      for (let i = cursor; i < until; i++) {
-        if (this.#shadowed[i] === 0) continue
-        writer.addRaw(bytes, base.start(runStart), base.start(i))
-        runStart = i + 1
-        const key = base.key(i)
-        const changed = this.#changed.get(key)
-        if (changed !== undefined && !writer.add(key, changed)) return false
-      }
-      writer.addRaw(bytes, base.start(runStart), base.start(until))
-      cursor = until
-      return true
-    }
-    for (const key of this.#added.all()) {
-      if (!copyBase(base.lowerBound(key)) || !writer.add(key, this.#changed.get(key)!)) return false
-    }
-    return copyBase(base.count)
-  }
-
-  /** About how many bytes `writeEntries` writes. */
+  /** About how many bytes a frozen view's `write` writes. */
   entriesBytesEstimate(): number {
     return this.#base.start(this.#base.count) + this.#changed.size * 128
-  }
-
-  /**
-   * Makes `bytes` (what `writeEntries` wrote, `count` entries, holding this store's state) the new
-   * base, and forgets the overlay.
-   */
-  rebase(bytes: Uint8Array, count: number): void {
-    this.#base = new EntryBase(bytes, count)
-    this.#shadowed = new Uint8Array(count)
-    this.#shadowedCount = 0
-    this.#changed = new Map()
-    this.#added = new OrderedKeys()
   }
 
   /**
