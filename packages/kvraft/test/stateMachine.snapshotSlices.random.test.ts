@@ -94,7 +94,11 @@ test("a snapshot taken in slices while commands apply holds the state of its sta
     } else if (job === undefined) {
       if (random.chance(0.1)) {
         const room = random.int(3) * 7
-        const slice = { bytes: 64 + random.int(2_000), entries: 1 + random.int(300), historyEvents: 1 + random.int(2_000) }
+        const slice = {
+          bytes: 64 + random.int(2_000),
+          entries: 1 + random.int(300),
+          historyEvents: 1 + random.int(2_000),
+        }
         // What a snapshot taken at once gives now; a copy, since the plain store reads its own.
         const expected = plain.snapshotWithRoom(room).slice()
         job = { job: sliced.beginSnapshot(room, slice), expected, room, since: [] }
