@@ -103,7 +103,21 @@ export const serveLeases = (
         if (remaining.length > 0) yield* propose(encodeLeaderCommand({ kind: "leaseCheckpoint", remaining }))
       }
     })
-    yield* Effect.forkScoped(Effect.forever(Effect.andThen(round, Effect.sleep(Duration.millis(tickMs)))))
+    yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.gen(function* () {
+          yield* round
+          yield* Effect.sleep(Duration.millis(tickMs))
+          // Expiry is the leader's work: a follower sleeps until it leads rather than waking every
+          // tick. Its leadership begins now, as the round before would have counted it.
+          if (!isLeader()) {
+            yield* rsm.raft.leading
+            proposed.clear()
+            lastCheckpoint = deadlines.now()
+          }
+        }),
+      ),
+    )
 
     const statusOf = (machine: KvStateMachine, id: number, withKeys: boolean): LeaseStatus | undefined => {
       const lease = machine.leases.get(id)

@@ -138,6 +138,11 @@ export interface ProposeResult {
 export interface RaftNodeShape {
   readonly id: NodeId
   /**
+   * Waits until this node leads (at once while it does): background work only a leader does
+   * sleeps on it instead of waking on a timer to find it has nothing to do.
+   */
+  readonly leading: Effect.Effect<void>
+  /**
    * Largest command `propose` accepts: what one Raft message carries (the transport's largest
    * message less the Raft envelope), and within one WAL record. Servers can refuse larger
    * requests early with their own error.
@@ -291,6 +296,12 @@ export const makeRaftNode = (
      * before the next input is stepped (lease checks and round-trip samples read them).
      */
     const tickerWake = Latch.makeUnsafe(false)
+    /** Open while this node leads: `leading`. Every role change wakes the loop, which follows it. */
+    const leadership = Latch.makeUnsafe(false)
+    const followLeadership = () => {
+      if (core.role === "leader") leadership.openUnsafe()
+      else leadership.closeUnsafe()
+    }
     const nowMs = () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
     let tickedAt = nowMs()
     /** The deadline of the ticker's long sleep; 0 while it ticks every tickMs. */
@@ -573,6 +584,7 @@ export const makeRaftNode = (
         try {
           // Before a Ready stamps its Appends with the tick they left at.
           catchUpQuietTicks()
+          followLeadership()
           startReadRound()
           while (!stopped && core.hasReady()) {
             const ready = core.ready()
@@ -611,6 +623,7 @@ export const makeRaftNode = (
           }
           compactPending()
           yield* followMembership
+          followLeadership()
         } catch (error) {
           fatal(error)
           return
@@ -776,6 +789,7 @@ export const makeRaftNode = (
 
     return {
       id: config.id,
+      leading: leadership.await,
       maxEntryBytes,
       proposeUnsafe,
       propose: (data) =>
