@@ -72,6 +72,9 @@ interface PendingRead {
 const toWrongLeader = (error: NotLeader | NodeStopped): WrongLeader =>
   new WrongLeader({ leaderHint: error._tag === "NotLeader" ? error.leaderHint : 0 })
 
+/** How often a follower with no command or read waiting sweeps for deadlines (a leader: every 100 ms). */
+const IDLE_FOLLOWER_SWEEP_MS = 1_000
+
 /** A leader's record that a member holds data is proposed again after this long if it has not been applied. */
 const HELD_RETRY_MS = 2_000
 
@@ -223,6 +226,11 @@ export const makeRsm = <R>(
           for (const [index, waiter] of waiters) if (waiter.deadline <= now) failWaiter(index, waiter)
           for (const read of pendingReads) if (read.deadline <= now) read.fail(wrongLeader())
           recordHeldData(now)
+          // A follower with nothing waiting has nothing to sweep until it leads; it still looks once
+          // a second, for a command proposed just before its leadership was lost.
+          if (waiters.size === 0 && pendingReads.size === 0 && node.status().role !== "leader") {
+            yield* Effect.timeoutOption(node.leading, IDLE_FOLLOWER_SWEEP_MS)
+          }
         }
       }),
     )
