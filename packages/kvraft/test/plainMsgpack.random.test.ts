@@ -145,6 +145,16 @@ test("the plain reader reads what the generic decoder reads, or leaves the bytes
   expect(plain).toBeGreaterThan(5_000)
 }, 30_000)
 
+const utf8 = new TextEncoder()
+const fromUtf8 = new TextDecoder()
+/** Every string in `value` survives UTF-8 encoding (no lone surrogates). */
+const wellFormed = (value: unknown): boolean =>
+  typeof value === "string"
+    ? fromUtf8.decode(utf8.encode(value)) === value
+    : Array.isArray(value)
+      ? value.every(wellFormed)
+      : true
+
 test("commands decode the same through the plain reader as through the generic decoder", () => {
   const seed = seedFromEnv()
   console.log(`command decode: seed ${seed} (replay: KV_SEED=${seed})`)
@@ -166,6 +176,9 @@ test("commands decode the same through the plain reader as through the generic d
       if (bytes === encoded) throw new Error(`a valid command did not decode: ${JSON.stringify(command)}`)
       continue
     }
+    // Damaged UTF-8 decodes to lone surrogates, which re-encoding turns into U+FFFD: such a command
+    // cannot round-trip, and only the generic decoder reads it (the plain reader takes ASCII alone).
+    if (!wellFormed(fields)) continue
     expect(generic(encodeCommand(decoded))).toEqual(fields)
     if (bytes === encoded) expect(decoded).toEqual(command)
     expect(decodeLeaderCommand(bytes)).toBeUndefined()

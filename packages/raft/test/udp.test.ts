@@ -107,6 +107,9 @@ describe("three Raft nodes over real UDP with file storage", () => {
       await waitFor("1,000 entries applied on all nodes", () => [...nodes.values()].every((n) => n.applied >= first))
 
       const follower = [...nodes.entries()].find(([, n]) => n.raft.status().role !== "leader")![0]
+      // Applied entries may still be on their way to this node's disk, and its snapshots wait for
+      // them: it is stopped once its own snapshot covers what the restart below expects back.
+      await waitFor("the follower to compact its log", () => nodes.get(follower)!.raft.status().snapshotIndex >= 900)
       await stop(nodes, follower)
       const second = await propose(500)
       await waitFor("500 more applied on the live nodes", () => [...nodes.values()].every((n) => n.applied >= second))
