@@ -16,7 +16,7 @@
  *      applied), with its CPU seconds.
  * It also times starting the server process alone (`--version`: the runtime and module loading).
  *
- * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default 32 MiB), --concurrency C,
+ * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default: the servers' own, 16 MiB), --concurrency C,
  * --reuse DIR (fill once into DIR and keep it; later runs with the same DIR restart a copy of it
  * instead of filling, on the same ports: the replicas' addresses are in their logs),
  * --exe PATH (restart the replicas with a packaged kvraft executable, `bun run build`'s
@@ -27,7 +27,7 @@ import { cpSync, existsSync, readdirSync, statSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { dirname, join } from "node:path"
 import { parseArgs } from "node:util"
-import { KvStatusMethod, makeKvClient } from "@kv/kvraft"
+import { DEFAULT_MAX_RAFT_STATE_BYTES, KvStatusMethod, makeKvClient } from "@kv/kvraft"
 import type { RpcNodeShape } from "@kv/rpc"
 import { Effect } from "effect"
 import {
@@ -47,16 +47,31 @@ const BIN = join(repoRoot, "packages/kvraft/bin/kvraft.ts")
 const PHASES = join(repoRoot, "packages/kvraft/bench/restorePhases.ts")
 const KEYS_PER_TXN = 100
 
+const USAGE = `usage: bun run bench:restart [--keys N] [--value-bytes V] [--max-raft-state-bytes B] [--concurrency C]
+                             [--reuse DIR] [--exe PATH]
+Fills a three-replica kvraft group on 127.0.0.1 (default 1,000,000 keys of 100 B), stops it, then
+times a restart's phases, one replica to its snapshot applied, the whole group to a linearizable get
+(b), and one follower restarted while the others run (a), with CPU seconds per replica.
+  --max-raft-state-bytes B   the fill's snapshot threshold (default ${DEFAULT_MAX_RAFT_STATE_BYTES}, the servers' own)
+  --reuse DIR                fill once into DIR and keep it; later runs restart a copy of it
+  --exe PATH                 restart with a packaged executable (bun run build: dist/bin/kv-kvraft)
+  KV_BENCH_PROFILE=DIR       CPU profiles (markdown) of every process`
+
 const { values: options } = parseArgs({
   options: {
     keys: { type: "string", default: "1000000" },
     "value-bytes": { type: "string", default: "100" },
-    "max-raft-state-bytes": { type: "string", default: String(32 * 1024 * 1024) },
+    "max-raft-state-bytes": { type: "string", default: String(DEFAULT_MAX_RAFT_STATE_BYTES) },
     concurrency: { type: "string", default: "16" },
     reuse: { type: "string" },
     exe: { type: "string" },
+    help: { type: "boolean", short: "h" },
   },
 })
+if (options.help === true) {
+  console.log(USAGE)
+  process.exit(0)
+}
 const keyCount = Number(options.keys)
 const valueBytes = Number(options["value-bytes"])
 const maxRaftStateBytes = Number(options["max-raft-state-bytes"])

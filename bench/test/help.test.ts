@@ -4,7 +4,7 @@ import { join } from "node:path"
 
 const root = join(import.meta.dir, "..", "..")
 
-for (const script of ["bench", "bench:raft", "bench:rpc"]) {
+for (const script of ["bench", "bench:raft", "bench:rpc", "bench:restart"]) {
   test(`bun run ${script} --help prints its usage and exits 0`, async () => {
     const proc = Bun.spawn(["bun", "run", script, "--help"], { cwd: root, stdout: "pipe", stderr: "pipe" })
     const killer = setTimeout(() => proc.kill("SIGKILL"), 15_000)
