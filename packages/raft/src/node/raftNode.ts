@@ -529,7 +529,7 @@ export const makeRaftNode = (
         if (index > core.durableIndex()) return
         pendingSnapshots.shift()
         const term = core.termAt(index)
-        if (term === undefined || index <= core.status().snapshotIndex || index > core.status().applied) continue
+        if (term === undefined || index <= core.firstIndex() - 1 || index > core.appliedIndex) continue
         // The snapshot carries the membership at its index: the log that said it is dropped.
         const membership = core.membershipAt(index)
         storage.saveSnapshot(
