@@ -148,7 +148,11 @@ export interface Matrix {
 }
 
 export const fullMatrix: Matrix = {
-  targetWarmupSeconds: 3,
+  // Bun's JIT keeps compiling a fresh kv server's hot paths for about 15 s under load (its JIT
+  // thread took a fifth of a follower's CPU 6–10 s after start, a few percent after 20 s), and
+  // that competes for the cores with every process of the run: measure the servers as they run
+  // for days, not their first seconds.
+  targetWarmupSeconds: 20,
   workloads: basicWorkloads,
   concurrency: [1, 16, 64, 256],
   valueBytes: [100, 4096],

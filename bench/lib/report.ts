@@ -275,7 +275,10 @@ const renderWatch = (run: RunRecord, cells: readonly Cell[]): string[] => {
   return lines
 }
 
-/** The goals of issue 8, checked against this run's etcd (both measured on the same machine, same run). */
+/**
+ * The goals of issue 18 (issue 8's, raised), checked against this run's etcd: both measured on the
+ * same machine in the same run.
+ */
 const renderGoals = (kv: readonly CellResult[], etcd: readonly CellResult[]): string[] => {
   const lines = ["#### Goals (this run)", "", "| goal | kvraft | etcd | met |", "|---|---:|---:|---|"]
   const row = (
@@ -288,21 +291,22 @@ const renderGoals = (kv: readonly CellResult[], etcd: readonly CellResult[]): st
     const [kText, eText, met] = check(k, e)
     lines.push(`| ${label} | ${kText} | ${eText} | ${met ? "yes" : "no"} |`)
   }
-  row("put, 64 concurrent, ≥ 2× etcd ops/s", find(kv, "put", 64, 100), find(etcd, "put", 64, 100), (k, e) => [
-    `${int(k.opsPerSecond)} (${(k.opsPerSecond / e.opsPerSecond).toFixed(2)}×)`,
-    int(e.opsPerSecond),
-    k.opsPerSecond >= 2 * e.opsPerSecond,
+  const atLeast =
+    (times: number) =>
+    (k: CellResult, e: CellResult): [string, string, boolean] => [
+      `${int(k.opsPerSecond)} (${(k.opsPerSecond / e.opsPerSecond).toFixed(2)}×)`,
+      int(e.opsPerSecond),
+      k.opsPerSecond >= times * e.opsPerSecond,
+    ]
+  const sequentialPut = [find(kv, "put", 1, 100), find(etcd, "put", 1, 100)] as const
+  row("put, 1 client, ≥ etcd ops/s", ...sequentialPut, atLeast(1))
+  row("put, 1 client, p99 ≤ etcd's", ...sequentialPut, (k, e) => [
+    `${ms(k.p99Ms)} ms`,
+    `${ms(e.p99Ms)} ms`,
+    k.p99Ms <= e.p99Ms,
   ])
-  row("sequential put p50 ≤ etcd's", find(kv, "put", 1, 100), find(etcd, "put", 1, 100), (k, e) => [
-    `${ms(k.p50Ms)} ms`,
-    `${ms(e.p50Ms)} ms`,
-    k.p50Ms <= e.p50Ms,
-  ])
-  row("get, 64 concurrent, ≥ 3× etcd ops/s", find(kv, "get", 64, 100), find(etcd, "get", 64, 100), (k, e) => [
-    `${int(k.opsPerSecond)} (${(k.opsPerSecond / e.opsPerSecond).toFixed(2)}×)`,
-    int(e.opsPerSecond),
-    k.opsPerSecond >= 3 * e.opsPerSecond,
-  ])
+  row("put, 64 concurrent, ≥ 3× etcd ops/s", find(kv, "put", 64, 100), find(etcd, "put", 64, 100), atLeast(3))
+  row("get, 64 concurrent, ≥ 6× etcd ops/s", find(kv, "get", 64, 100), find(etcd, "get", 64, 100), atLeast(6))
   // A run without the goals' cells (only coordination workloads, say) has no goals table.
   return lines.length > 4 ? lines : []
 }

@@ -1,0 +1,57 @@
+/**
+ * Proves that the report checks issue 18's goals against the same run's etcd: one client's put at
+ * least etcd's ops/s with a p99 no higher, put at 64 at least 3× and get at 64 at least 6×, each
+ * row saying whether it is met.
+ */
+import { expect, test } from "bun:test"
+import { renderMarkdown } from "../lib/report.ts"
+import type { CellResult } from "../plan.ts"
+
+const cell = (workload: "put" | "get", concurrency: number, opsPerSecond: number, p99Ms: number): CellResult => ({
+  cell: { workload, concurrency, valueBytes: 100, warmupSeconds: 1, seconds: 5 },
+  ops: opsPerSecond * 5,
+  errors: 0,
+  conditionalWrites: 0,
+  conflicts: 0,
+  unfinished: 0,
+  oldestUnfinishedMs: 0,
+  opsPerSecond,
+  p50Ms: 1,
+  p99Ms,
+  p999Ms: p99Ms * 2,
+  maxMs: p99Ms * 3,
+  cpu: {},
+})
+
+const goalRows = (kvraft: CellResult[], etcd: CellResult[]) => {
+  const lines = renderMarkdown({
+    date: "2026-12-06",
+    commit: "abc1234",
+    machine: "test",
+    command: "bun run bench",
+    settings: "test",
+    loadAverage: { before: 0, after: 0 },
+    targets: { kvraft, etcd },
+    skipped: {},
+  }).split("\n")
+  const at = lines.findIndex((l) => l.startsWith("#### Goals"))
+  const end = lines.findIndex((l, i) => i > at + 3 && !l.startsWith("|"))
+  return lines.slice(at + 4, end === -1 ? undefined : end)
+}
+
+const etcd = [cell("put", 1, 600, 4.5), cell("put", 64, 2_000, 50), cell("get", 64, 4_000, 40)]
+
+test("every goal of the run is met when kv clears each bar", () => {
+  const rows = goalRows([cell("put", 1, 900, 4.4), cell("put", 64, 6_000, 20), cell("get", 64, 24_000, 8)], etcd)
+  expect(rows).toEqual([
+    "| put, 1 client, ≥ etcd ops/s | 900 (1.50×) | 600 | yes |",
+    "| put, 1 client, p99 ≤ etcd's | 4.40 ms | 4.50 ms | yes |",
+    "| put, 64 concurrent, ≥ 3× etcd ops/s | 6,000 (3.00×) | 2,000 | yes |",
+    "| get, 64 concurrent, ≥ 6× etcd ops/s | 24,000 (6.00×) | 4,000 | yes |",
+  ])
+})
+
+test("a goal just missed says no: a higher p99 at one client, put at 64 under 3×, get at 64 under 6×", () => {
+  const rows = goalRows([cell("put", 1, 599, 4.6), cell("put", 64, 5_999, 20), cell("get", 64, 23_999, 8)], etcd)
+  expect(rows.map((r) => r.split("|").at(-2)!.trim())).toEqual(["no", "no", "no", "no"])
+})
