@@ -138,6 +138,9 @@ export const makeShardKvServer = (
           return result
         },
         snapshot: () => machine.snapshot(),
+        snapshotWithRoom: (roomBytes) => machine.snapshotWithRoom(roomBytes),
+        // Bound to the machine of this moment: the RSM drops the job if a restore replaces it.
+        beginSnapshot: (roomBytes) => machine.beginSnapshot(roomBytes),
         restore: (bytes) => {
           machine = ShardStateMachine.restore(bytes, machineOptions)
           watch?.restored()

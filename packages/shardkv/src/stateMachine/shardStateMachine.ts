@@ -16,14 +16,16 @@ import {
   kvError,
   opKeys,
   resolveKvLimits,
+  type SnapshotJob,
   utf8ByteLength,
 } from "@kv/kvraft"
 import { type Config, type Gid, initialConfig, noGroup, shardOf } from "@kv/shardctrler"
-import { Decoder, Encoder } from "@msgpack/msgpack"
+import { Decoder } from "@msgpack/msgpack"
 import { parseConfig, type ShardCommand, type ShardHolder } from "./command.ts"
 import { crc32 } from "./crc32.ts"
 import { type GetResult, ignored, notReady, type ReadResult, type ShardResult, wrongGroup } from "./result.ts"
 import { holdsData, type ShardState, servesClients, shardStateCode, shardStateCodes } from "./shardState.ts"
+import { Blob, SnapshotPieces } from "./snapshotPieces.ts"
 
 export interface ShardStateMachineOptions {
   /** The replica group this state machine belongs to. */
@@ -84,6 +86,8 @@ interface Slot {
   bytes: Uint8Array | undefined
   /** CRC-32 of `bytes`, computed when first handed off. */
   checksum: number | undefined
+  /** A snapshot of kv being taken in slices whose bytes, once done, are still kv's state (then `bytes`). */
+  snapshotJob: SnapshotJob | undefined
   /** Pulling and AwaitingGc: where the data comes from. */
   source: Source | undefined
   /** Pulling: the pieces installed so far (none until the first piece). */
@@ -101,6 +105,7 @@ interface ParkedCopy {
   readonly kv: KvStateMachine
   bytes: Uint8Array | undefined
   checksum: number | undefined
+  snapshotJob: SnapshotJob | undefined
 }
 
 /** The group that holds a shard parked, while the configurations give the shard to no group. */
@@ -112,8 +117,10 @@ interface LastHolder {
 
 const snapshotVersion = 2
 
-// Snapshots are rare and large; separate instances keep the command codec's buffers small.
-const snapshotEncoder = new Encoder()
+/** Bytes copied per slice of a snapshot taken while serving (about a millisecond of work). */
+const snapshotCopySliceBytes = 2 * 1024 * 1024
+
+// Snapshots are rare and large; a separate instance keeps the command codec's buffers small.
 const snapshotDecoder = new Decoder()
 
 const encodeConfig = (c: Config) => [c.num, c.shards, c.groups]
@@ -130,6 +137,11 @@ export class ShardStateMachine {
   #parked: (ParkedCopy | undefined)[]
   /** The id this group's log was started with; a group whose data was lost comes back with a new one. */
   #incarnation: string | undefined
+  /**
+   * The shard stores whose snapshot is being taken in slices (a store takes one at a time): a
+   * snapshot wanted at once meanwhile finishes the store's first.
+   */
+  #kvJobs = new Map<KvStateMachine, SnapshotJob>()
 
   constructor(options: ShardStateMachineOptions) {
     if (!Number.isSafeInteger(options.gid) || options.gid <= 0) {
@@ -297,9 +309,9 @@ export class ShardStateMachine {
       if (this.#config.num > configNum || this.#slot(shard).state !== "HandingOff") return { kind: "gone" }
     }
     if (slot.kv === undefined) return { kind: "gone" }
-    slot.bytes ??= slot.kv.snapshot()
-    slot.checksum ??= crc32(slot.bytes)
-    return { kind: "data", bytes: slot.bytes, checksum: slot.checksum }
+    const bytes = this.#kvBytes(slot, slot.kv)
+    slot.checksum ??= crc32(bytes)
+    return { kind: "data", bytes, checksum: slot.checksum }
   }
 
   /**
@@ -322,39 +334,134 @@ export class ShardStateMachine {
    * `details` nor `incarnation`.
    */
   snapshot(): Uint8Array {
-    const shards: (number | Uint8Array)[] = []
+    return this.snapshotWithRoom(0)
+  }
+
+  /** The bytes of `snapshot()` after `roomBytes` free bytes, for an envelope the caller writes there. */
+  snapshotWithRoom(roomBytes: number): Uint8Array {
+    const job = this.beginSnapshot(roomBytes)
+    for (;;) {
+      const bytes = job.step()
+      if (bytes !== undefined) return bytes
+    }
+  }
+
+  /**
+   * `snapshotWithRoom` of the state as it is now, taken a slice at a time by `step` while commands
+   * go on being applied between slices (a group holding a million keys keeps serving while it is
+   * written). What changes in place is captured here: the group's own state now, each shard's
+   * store as a frozen view whose snapshot its own job takes in slices; the slices then wait for
+   * those jobs and copy everything into one buffer. Call `step` until it returns the bytes (and it
+   * returns them on every call after); one job at a time, and none across a restore (a restored
+   * machine is a new one): a job given up leaves its stores' jobs to be finished by the next one.
+   */
+  beginSnapshot(roomBytes: number): SnapshotJob {
+    this.#finishKvJobs()
+    const pending: {
+      readonly shard: number
+      readonly kv: KvStateMachine
+      readonly job: SnapshotJob
+      readonly blob: Blob
+    }[] = []
+    const dataOf = (shard: number, holder: Slot | ParkedCopy, kv: KvStateMachine): Blob => {
+      if (holder.bytes !== undefined) return new Blob([holder.bytes])
+      const job = kv.beginSnapshot(0)
+      this.#kvJobs.set(kv, job)
+      holder.snapshotJob = job
+      const blob = new Blob()
+      pending.push({ shard, kv, job, blob })
+      return blob
+    }
+    const shards: (number | Blob)[] = []
     const details: unknown[] = []
     this.#slots.forEach((slot, shard) => {
       shards.push(shardStateCode(slot.state))
       if (holdsData(slot.state)) {
         if (slot.kv === undefined) throw new Error(`ShardStateMachine: shard in state ${slot.state} has no data`)
-        slot.bytes ??= slot.kv.snapshot()
-        shards.push(slot.bytes)
+        shards.push(dataOf(shard, slot, slot.kv))
       }
       const holder = this.#lastHolder[shard]
       const parked = this.#parked[shard]
       const { source, incoming } = slot
       if (parked === undefined && source === undefined && incoming === undefined && holder === undefined) return
-      if (parked !== undefined) parked.bytes ??= parked.kv.snapshot()
       details.push([
         shard,
-        parked === undefined ? null : [parked.parkedAt, parked.bytes],
+        parked === undefined ? null : [parked.parkedAt, dataOf(shard, parked, parked.kv)],
         source === undefined ? null : [source.gid, source.servers, source.handOffConfigNum],
         incoming === undefined
           ? null
-          : [incoming.total, incoming.checksum ?? null, incoming.crc, incoming.received, joinParts(incoming)],
+          : [incoming.total, incoming.checksum ?? null, incoming.crc, incoming.received, new Blob([...incoming.parts])],
         holder === undefined ? null : [holder.gid, holder.servers, holder.configNum],
       ])
     })
-    return snapshotEncoder.encode([
-      snapshotVersion,
-      this.gid,
-      encodeConfig(this.#config),
-      encodeConfig(this.#prevConfig),
-      shards,
-      details,
-      this.#incarnation ?? null,
-    ])
+    const head = [snapshotVersion, this.gid, encodeConfig(this.#config), encodeConfig(this.#prevConfig)]
+    const incarnation = this.#incarnation ?? null
+    const machine = this
+    const slices = (function* (): Generator<void, Uint8Array> {
+      for (const { shard, kv, job, blob } of pending) {
+        let bytes = job.step()
+        while (bytes === undefined) {
+          yield
+          bytes = job.step()
+        }
+        blob.parts = [bytes]
+        machine.#settleKvJob(shard, kv, job, bytes)
+      }
+      const pieces = new SnapshotPieces().add([...head, shards, details, incarnation])
+      yield
+      return yield* pieces.copy(roomBytes, snapshotCopySliceBytes)
+    })()
+    let done: Uint8Array | undefined
+    return {
+      step: () => {
+        if (done !== undefined) return done
+        const next = slices.next()
+        if (next.done === true) done = next.value
+        return done
+      },
+    }
+  }
+
+  /**
+   * A shard store's job is done: its bytes become the store's cached snapshot if it has not changed
+   * since (a store stays with its shard, in the slot or parked).
+   */
+  #settleKvJob(shard: number, kv: KvStateMachine, job: SnapshotJob, bytes: Uint8Array): void {
+    if (this.#kvJobs.get(kv) === job) this.#kvJobs.delete(kv)
+    for (const holder of [this.#slot(shard), this.#parked[shard]]) {
+      if (holder === undefined || holder.snapshotJob !== job) continue
+      holder.snapshotJob = undefined
+      holder.bytes = bytes
+    }
+  }
+
+  /** Finishes the store jobs left by a snapshot given up, so that their stores can be frozen again. */
+  #finishKvJobs(): void {
+    for (const kv of [...this.#kvJobs.keys()]) this.#finishKvJob(kv)
+  }
+
+  /** Finishes the slice-wise snapshot of `kv` if one is being taken; its bytes. */
+  #finishKvJob(kv: KvStateMachine): { readonly job: SnapshotJob; readonly bytes: Uint8Array } | undefined {
+    const job = this.#kvJobs.get(kv)
+    if (job === undefined) return undefined
+    this.#kvJobs.delete(kv)
+    let bytes = job.step()
+    while (bytes === undefined) bytes = job.step()
+    return { job, bytes }
+  }
+
+  /** `kv.snapshot()` of the store `holder` holds, cached in the holder until the store changes. */
+  #kvBytes(holder: Slot | ParkedCopy, kv: KvStateMachine): Uint8Array {
+    if (holder.bytes !== undefined) return holder.bytes
+    const finished = this.#finishKvJob(kv)
+    if (finished !== undefined && finished.job === holder.snapshotJob) {
+      holder.snapshotJob = undefined
+      holder.bytes = finished.bytes
+      return finished.bytes
+    }
+    holder.snapshotJob = undefined
+    holder.bytes = kv.snapshot()
+    return holder.bytes
   }
 
   /** Rebuilds a state machine from `snapshot()` bytes. Throws an Error saying what is wrong if corrupt. */
@@ -427,7 +534,7 @@ export class ShardStateMachine {
         } catch (cause) {
           throw corrupt(`parked shard ${String(shard)}: ${(cause as Error).message}`)
         }
-        this.#parked[shard as number] = { parkedAt, kv, bytes: data, checksum: undefined }
+        this.#parked[shard as number] = { parkedAt, kv, bytes: data, checksum: undefined, snapshotJob: undefined }
       }
       if (source !== null)
         slot.source = parseHolder(source, corrupt, what, (gid, servers, num) => ({
@@ -493,6 +600,7 @@ export class ShardStateMachine {
     const slot = this.#slot(shard)
     slot.bytes = undefined
     slot.checksum = undefined
+    slot.snapshotJob = undefined
     return kv.apply(command)
   }
 
@@ -523,7 +631,13 @@ export class ShardStateMachine {
         // No group to hand the shard to: keep it, frozen, for whichever group gets it next. A copy
         // parked earlier is obsolete: the shard came back here through a group that installed it.
         if (after === noGroup) {
-          this.#parked[shard] = { parkedAt: next.num, kv: slot.kv!, bytes: slot.bytes, checksum: slot.checksum }
+          this.#parked[shard] = {
+            parkedAt: next.num,
+            kv: slot.kv!,
+            bytes: slot.bytes,
+            checksum: slot.checksum,
+            snapshotJob: slot.snapshotJob,
+          }
           this.#drop(slot)
         } else {
           slot.state = "HandingOff"
@@ -703,19 +817,13 @@ const emptySlot = (): Slot => ({
   kv: undefined,
   bytes: undefined,
   checksum: undefined,
+  snapshotJob: undefined,
   source: undefined,
   incoming: undefined,
 })
 
 const isCount = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 0
-
-/** The installed bytes as one buffer, kept joined so that later snapshots do not copy them again. */
-const joinParts = (incoming: Incoming): Uint8Array => {
-  const joined = concat(incoming.parts)
-  incoming.parts = [joined]
-  return joined
-}
 
 const concat = (parts: readonly Uint8Array[]): Uint8Array => {
   if (parts.length === 1) return parts[0]!
