@@ -354,8 +354,9 @@ export class ShardStateMachine {
    * those jobs and copy everything into one buffer. Call `step` until it returns the bytes (and it
    * returns them on every call after); one job at a time, and none across a restore (a restored
    * machine is a new one): a job given up leaves its stores' jobs to be finished by the next one.
+   * `copySliceBytes` sets the bytes copied per step (tests make it small).
    */
-  beginSnapshot(roomBytes: number): SnapshotJob {
+  beginSnapshot(roomBytes: number, copySliceBytes: number = snapshotCopySliceBytes): SnapshotJob {
     this.#finishKvJobs()
     const pending: {
       readonly shard: number
@@ -409,7 +410,7 @@ export class ShardStateMachine {
       }
       const pieces = new SnapshotPieces().add([...head, shards, details, incarnation])
       yield
-      return yield* pieces.copy(roomBytes, snapshotCopySliceBytes)
+      return yield* pieces.copy(roomBytes, copySliceBytes)
     })()
     let done: Uint8Array | undefined
     return {
