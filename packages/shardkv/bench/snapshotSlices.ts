@@ -49,7 +49,8 @@ const cpuMs = () => {
   const u = process.cpuUsage()
   return (u.user + u.system) / 1000
 }
-const quantile = (sorted: readonly number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
+const quantile = (sorted: readonly number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
 const fmt = (n: number) => n.toFixed(1)
 
 console.log(`${keys} keys, ${between} puts before each snapshot, ${values.machine ?? "this tree's ShardStateMachine"}`)

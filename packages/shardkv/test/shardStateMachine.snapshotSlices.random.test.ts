@@ -41,7 +41,13 @@ const donorBytes = (shard: number, large: boolean): Uint8Array => {
   const keys = keysOf[shard]!
   const n = large ? 300 : 5
   for (let i = 0; i < n; i++) {
-    kv.apply({ clientId: 900, seq: i + 1, ackedBelow: i + 1, nowMs: 1, op: { op: "put", key: keys[i]!, value: `d${i}` } })
+    kv.apply({
+      clientId: 900,
+      seq: i + 1,
+      ackedBelow: i + 1,
+      nowMs: 1,
+      op: { op: "put", key: keys[i]!, value: `d${i}` },
+    })
   }
   return kv.snapshot()
 }
