@@ -106,6 +106,16 @@ export const makeRsm = <R>(
     let lastApplied = 0
     let lastSnapshot = 0
     /**
+     * Where the log this replica restarted with was committed to: until it has applied that far it
+     * is replaying its own tail, handed a Ready (1 MiB) at a time. A snapshot begun at the first
+     * Ready would hold the state a few entries past the snapshot just restored (leaving most of the
+     * tail in the log, for the next restart to replay again) and share the CPU with the rest of the
+     * replay; it waits for the replay's end instead and covers the whole tail. Set once the node
+     * exists, before its loop applies anything.
+     */
+    let replayEnd = 0
+    const replaying = (): boolean => lastApplied < replayEnd
+    /**
      * The snapshot being taken a slice at a time, of the state applied through `index`; the
      * snapshot fiber steps it between turns of the event loop and hands the bytes to Raft.
      */
@@ -172,7 +182,8 @@ export const makeRsm = <R>(
         raft.raftStateBytes() >= maxRaftStateBytes &&
         // The last one may still wait for the local write of what it covers (applied entries can
         // run ahead of this disk); until it is compacted into, the log has not shrunk.
-        raft.status().snapshotIndex >= lastSnapshot
+        raft.status().snapshotIndex >= lastSnapshot &&
+        !replaying()
       ) {
         // Begun here, between two applies, so it holds exactly what was applied through lastApplied;
         // the rest (most of a large state's snapshot) runs in slices, the replica serving between them.
@@ -194,6 +205,7 @@ export const makeRsm = <R>(
 
     const node = yield* makeRaftNode({ ...options.raft, apply })
     raft = node
+    replayEnd = node.status().commitIndex
 
     /**
      * The leader records which members have acknowledged log entries, so a replica that comes back
