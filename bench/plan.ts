@@ -93,6 +93,8 @@ export interface Verdict {
 export interface FsyncFigures {
   readonly perSecond: number
   readonly meanMs: number
+  /** Datagrams the server process sent per second (every replica in it), when it exports them. */
+  readonly datagramsPerSecond?: number
 }
 
 /** How the load process reaches a target. */

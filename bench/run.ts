@@ -15,7 +15,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
 import { parseBenchArgs, UsageError, usage } from "./cli.ts"
 import { cleanUpOnExit, cpuSecondsOf, type Started, start, stop } from "./lib/processes.ts"
-import { conflictRate, type RunRecord, renderMarkdown, unfinishedNote } from "./lib/report.ts"
+import { conflictRate, datagramsPerOp, type RunRecord, renderMarkdown, unfinishedNote } from "./lib/report.ts"
 import type { LoadWindowMessage } from "./load.ts"
 import {
   type Cell,
@@ -189,7 +189,11 @@ const fsyncFigures = (
     const a = before[name]
     if (a === undefined) continue
     const count = b.count - a.count
-    figures[name] = { perSecond: count / seconds, meanMs: count > 0 ? ((b.seconds - a.seconds) / count) * 1000 : 0 }
+    figures[name] = {
+      perSecond: count / seconds,
+      meanMs: count > 0 ? ((b.seconds - a.seconds) / count) * 1000 : 0,
+      datagramsPerSecond: (b.datagramsSent - a.datagramsSent) / seconds,
+    }
   }
   return figures
 }
@@ -211,6 +215,7 @@ const fmt = (r: CellResult) => {
   const fsync = Object.entries(r.fsync ?? {})
     .map(([name, f]) => `${name} ${Math.round(f.perSecond)}/s ${f.meanMs.toFixed(2)} ms`)
     .join(", ")
+  const datagrams = datagramsPerOp(r)
   const conflicts =
     r.conditionalWrites > 0 ? `  conflicts ${conflictRate(r)} of ${r.conditionalWrites} conditional writes` : ""
   const unfinished = unfinishedNote(r)
@@ -220,7 +225,7 @@ const fmt = (r: CellResult) => {
     r.watch === undefined
       ? ""
       : `\n      watch: ${r.watch.writesPerSecond} writes/s${r.watch.writeErrors > 0 ? ` (${r.watch.writeErrors} failed)` : ""} to ${r.watch.prefixes} prefixes, ${r.opsPerSecond} events/s to ${r.watch.watchers} watchers; delivery ms from the answer above, from the send p50 ${r.watch.fromSendP50Ms.toFixed(2)} p99 ${r.watch.fromSendP99Ms.toFixed(2)}`
-  return `${String(r.opsPerSecond).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2)}  p99 ${r.p99Ms.toFixed(2)}  p999 ${r.p999Ms.toFixed(2)} ms${r.errors > 0 ? `  ${r.errors} errors` : ""}${conflicts}  cpu: ${cpu}${fsync === "" ? "" : `  fsync: ${fsync}`}${unfinished === "" ? "" : `\n      ${unfinished}`}${watch}${verdict}`
+  return `${String(r.opsPerSecond).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2)}  p99 ${r.p99Ms.toFixed(2)}  p999 ${r.p999Ms.toFixed(2)} ms${r.errors > 0 ? `  ${r.errors} errors` : ""}${conflicts}  cpu: ${cpu}${fsync === "" ? "" : `  fsync: ${fsync}`}${datagrams === undefined ? "" : `  datagrams/op ${datagrams.toFixed(2)}`}${unfinished === "" ? "" : `\n      ${unfinished}`}${watch}${verdict}`
 }
 
 const main = async () => {

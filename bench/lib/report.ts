@@ -50,6 +50,18 @@ export const fsyncsPerOp = (r: CellResult): number | undefined => {
   if (servers.length === 0 || !(r.opsPerSecond > 0)) return undefined
   return servers.reduce((sum, f) => sum + f.perSecond, 0) / r.opsPerSecond
 }
+/** Datagrams every server sent over the measured window per operation in it; undefined without figures. */
+export const datagramsPerOp = (r: CellResult): number | undefined => {
+  const servers = Object.values(r.fsync ?? {})
+  if (servers.length === 0 || !(r.opsPerSecond > 0) || servers.some((f) => f.datagramsPerSecond === undefined)) {
+    return undefined
+  }
+  return servers.reduce((sum, f) => sum + (f.datagramsPerSecond ?? 0), 0) / r.opsPerSecond
+}
+const datagramsPerOpText = (r: CellResult) => {
+  const perOp = datagramsPerOp(r)
+  return perOp === undefined ? "" : perOp >= 10 ? perOp.toFixed(1) : perOp.toFixed(2)
+}
 const fsyncsPerOpText = (r: CellResult) => {
   const perOp = fsyncsPerOp(r)
   return perOp === undefined ? "" : perOp >= 10 ? perOp.toFixed(1) : perOp.toFixed(3)
@@ -131,10 +143,10 @@ export const renderMarkdown = (run: RunRecord): string => {
     )
 
   lines.push(
-    "#### CPU (cores busy over the measured window, per process; CPU time per operation) and fsyncs",
+    "#### CPU (cores busy over the measured window, per process; CPU time per operation), fsyncs and datagrams",
     "",
-    "| target | cell | servers (cores) | load (cores) | servers µs/op | load µs/op | fsyncs/op (all servers) | fsyncs/s (mean ms) per server |",
-    "|---|---|---|---:|---:|---:|---:|---|",
+    "| target | cell | servers (cores) | load (cores) | servers µs/op | load µs/op | fsyncs/op (all servers) | datagrams/op (all servers) | fsyncs/s (mean ms) per server |",
+    "|---|---|---|---:|---:|---:|---:|---:|---|",
   )
   for (const [target, results] of Object.entries(run.targets)) {
     for (const r of results) {
@@ -143,7 +155,7 @@ export const renderMarkdown = (run: RunRecord): string => {
       const load = r.cpu.load ?? Number.NaN
       const perOp = (cores: number) => (r.opsPerSecond > 0 ? int((cores / r.opsPerSecond) * 1e6) : "")
       lines.push(
-        `| ${target} | ${describeCell(r.cell).replace(/ +/g, " ")} | ${servers.map(([, c]) => c.toFixed(2)).join(" / ")} | ${load.toFixed(2)} | ${perOp(serverCores)} | ${perOp(load)} | ${fsyncsPerOpText(r)} | ${fsyncs(r)} |`,
+        `| ${target} | ${describeCell(r.cell).replace(/ +/g, " ")} | ${servers.map(([, c]) => c.toFixed(2)).join(" / ")} | ${load.toFixed(2)} | ${perOp(serverCores)} | ${perOp(load)} | ${fsyncsPerOpText(r)} | ${datagramsPerOpText(r)} | ${fsyncs(r)} |`,
       )
     }
   }

@@ -18,6 +18,8 @@ export interface RunningTarget {
 export interface FsyncCounters {
   readonly count: number
   readonly seconds: number
+  /** Datagrams sent by every transport of the process (`kv_transport_datagrams_sent_total`). */
+  readonly datagramsSent: number
 }
 
 /**
@@ -33,9 +35,12 @@ export const scrapeFsyncs = async (metricsPort: number): Promise<FsyncCounters |
         .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
         .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(" ") + 1)), 0)
     // A shared write-ahead log flushes once for the waits of several replicas: count its flushes.
+    const datagramsSent = sum("kv_transport_datagrams_sent_total")
     const sharedFlushes = sum("kv_shared_wal_flush_seconds_count")
-    if (sharedFlushes > 0) return { count: sharedFlushes, seconds: sum("kv_shared_wal_flush_seconds_sum") }
-    return { count: sum("kv_raft_fsync_seconds_count"), seconds: sum("kv_raft_fsync_seconds_sum") }
+    if (sharedFlushes > 0) {
+      return { count: sharedFlushes, seconds: sum("kv_shared_wal_flush_seconds_sum"), datagramsSent }
+    }
+    return { count: sum("kv_raft_fsync_seconds_count"), seconds: sum("kv_raft_fsync_seconds_sum"), datagramsSent }
   } catch {
     return undefined
   }
