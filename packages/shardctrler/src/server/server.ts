@@ -62,6 +62,8 @@ export const makeControllerServer = (
       stateMachine: {
         apply: (command) => machine.apply(command),
         snapshot: () => machine.snapshot(),
+        // Bound to the machine of this moment: the RSM drops the job if a restore replaces it.
+        beginSnapshot: (roomBytes) => machine.beginSnapshot(roomBytes),
         restore: (bytes) => {
           const next = new ControllerStateMachine(nShards)
           next.restore(bytes)
