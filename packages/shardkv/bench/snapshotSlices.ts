@@ -84,7 +84,7 @@ for (let round = 1; round <= 3; round++) {
     `snapshot ${round}: ${(bytes.length / 2 ** 20).toFixed(1)} MiB; ` +
       (slicesWall.length === 0
         ? `at once ${fmt(begin)} ms wall, ${fmt(cpu[0]!)} ms CPU`
-        : `begin ${fmt(begin)} ms; ${slicesWall.length} slices, wall p50 ${fmt(quantile(slicesWall, 0.5))} / ` +
+        : `begin ${fmt(begin)} ms wall, ${fmt(cpu[0]!)} ms CPU; ${slicesWall.length} slices, wall p50 ${fmt(quantile(slicesWall, 0.5))} / ` +
           `p99 ${fmt(quantile(slicesWall, 0.99))} / longest ${fmt(slicesWall.at(-1)!)} ms, CPU p99 ` +
           `${fmt(quantile(slicesCpu, 0.99))} / longest ${fmt(slicesCpu.at(-1)!)} ms; whole ${fmt(total)} ms CPU`),
   )
