@@ -79,7 +79,15 @@ test("a shard group's snapshot taken in slices while commands apply holds the st
   let configNum = 0
   /** Per shard being pulled: the bytes it is pulled from (fixed for the pull). */
   const pulling = new Map<number, Uint8Array>()
-  const counts = { completed: 0, slices: 0, appliedDuring: 0, withIncoming: 0, withParked: 0, restored: 0 }
+  const counts = {
+    completed: 0,
+    slices: 0,
+    appliedDuring: 0,
+    withLargeStore: 0,
+    withIncoming: 0,
+    withParked: 0,
+    restored: 0,
+  }
 
   const apply = (command: ShardCommand) => {
     const result = plain.apply(command)
@@ -90,9 +98,26 @@ test("a shard group's snapshot taken in slices while commands apply holds the st
     }
   }
 
+  const write = (shard: number, key?: string): ShardCommand => {
+    const keys = keysOf[shard]!
+    const clientId = 1 + random.int(3)
+    const seqKey = `${clientId}/${shard}`
+    const seq = (seqs.get(seqKey) ?? 0) + 1
+    seqs.set(seqKey, seq)
+    const k = key ?? keys[random.int(keys.length)]!
+    const command: KvCommand = {
+      clientId,
+      seq,
+      ackedBelow: seq,
+      nowMs: 1_000,
+      op: random.chance(0.15) ? { op: "delete", key: k } : { op: "put", key: k, value: `v${seq}` },
+    }
+    return { type: "client", command }
+  }
+
   const nextCommand = (): ShardCommand | undefined => {
     const roll = random.int(100)
-    if (roll < 4 && plain.canReconfigure()) {
+    if (roll < 3 && plain.canReconfigure()) {
       // This group, the other one, or no group (the shard is parked by its last holder).
       const owners = [GID, GID, OTHER, noGroup]
       const shards = Array.from({ length: N_SHARDS }, () => owners[random.int(owners.length)]!)
@@ -128,25 +153,17 @@ test("a shard group's snapshot taken in slices while commands apply holds the st
       const configNum = parkedAt !== undefined && random.chance(0.5) ? parkedAt : plain.config.num
       return { type: "deleteShard", configNum, shard }
     }
-    const shard = random.int(N_SHARDS)
-    const keys = keysOf[shard]!
-    const clientId = 1 + random.int(3)
-    const seqKey = `${clientId}/${shard}`
-    const seq = (seqs.get(seqKey) ?? 0) + 1
-    seqs.set(seqKey, seq)
-    const key = keys[random.int(keys.length)]!
-    const command: KvCommand = {
-      clientId,
-      seq,
-      ackedBelow: seq,
-      nowMs: 1_000,
-      op: random.chance(0.15) ? { op: "delete", key } : { op: "put", key, value: `v${seq}` },
-    }
-    return { type: "client", command }
+    // Writes go to the shards this group serves (the others answer WrongGroup).
+    const serving = plain.shardStates().flatMap((state, shard) => (state === "Serving" ? [shard] : []))
+    return write(serving.length > 0 && random.chance(0.9) ? serving[random.int(serving.length)]! : random.int(N_SHARDS))
   }
 
   apply({ type: "incarnate", incarnation: "inc-1" })
   apply({ type: "reconfigure", config: configOf(++configNum, new Array(N_SHARDS).fill(GID)) })
+  // Stores past the binary snapshot format's threshold take their own snapshot in several slices.
+  for (let shard = 0; shard < N_SHARDS; shard++) {
+    for (const key of keysOf[shard]!.slice(0, 300)) apply(write(shard, key))
+  }
   for (let step = 0; step < 12_000; step++) {
     const roll = random.int(100)
     if (roll < 60) {
@@ -168,6 +185,7 @@ test("a shard group's snapshot taken in slices while commands apply holds the st
         const expected = plain.snapshot()
         job = { job: sliced.beginSnapshot(room, 1 + random.int(4_096)), expected, room, since: [] }
         if (plain.shardStates().some((_, shard) => plain.installedBytes(shard) > 0)) counts.withIncoming++
+        if (plain.shardKeyCounts().some((n) => n >= 256)) counts.withLargeStore++
         if (plain.shardStates().includes("Parked")) counts.withParked++
       }
     } else if (roll < 71) {
@@ -198,9 +216,10 @@ test("a shard group's snapshot taken in slices while commands apply holds the st
     }
   }
   expect(same(sliced.snapshot(), plain.snapshot())).toBe(true)
-  console.log(`shard snapshot slices: ${JSON.stringify(counts)}`)
+  console.log(`shard snapshot slices: ${JSON.stringify(counts)}; keys per shard ${plain.shardKeyCounts().join(" ")}`)
   expect(counts.completed).toBeGreaterThan(20)
   expect(counts.appliedDuring).toBeGreaterThan(counts.completed)
   expect(counts.withIncoming).toBeGreaterThan(0)
   expect(counts.withParked).toBeGreaterThan(0)
+  expect(counts.withLargeStore).toBeGreaterThan(10)
 }, 60_000)
