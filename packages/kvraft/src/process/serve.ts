@@ -4,7 +4,7 @@ import { type KeyGrant, RpcNode, type RpcNodeShape, Transport, type TransportErr
 import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
 import { advertisedNotLocalHint, listenPort, localAddresses, resolveListen } from "../config/listenAddress.ts"
 import { lockReplicaDir } from "./dataDirLock.ts"
-import { fsyncWarning, fsyncWarnThreshold, probeFsync } from "./diskCheck.ts"
+import { fsyncWarning, fsyncWarnThreshold, probeFsyncOffThread } from "./diskCheck.ts"
 import { askGroup, commandsFor, freshest, isEmptyDataDir, lostIdentityProblem } from "./groupProbe.ts"
 import {
   DEFAULT_METRICS_HOST,
@@ -342,18 +342,27 @@ const startingPoint = (p: {
     return { peers: withSelf(peers) }
   })
 
-/** Measures the data directory's disk once and warns in the log when it is too slow for Raft. */
-const checkDisk = (dataDir: string): Effect.Effect<void> =>
-  Effect.gen(function* () {
-    const probe = yield* Effect.try(() => probeFsync(dataDir)).pipe(Effect.option)
-    if (probe._tag === "None") return
-    const warning = fsyncWarning(dataDir, probe.value, fsyncWarnThreshold())
-    if (warning !== undefined) yield* Effect.logWarning(warning)
-    else
-      yield* Effect.logInfo("disk checked").pipe(
-        Effect.annotateLogs({ fsyncP90Ms: Number(probe.value.p90Ms.toFixed(3)), dataDir }),
-      )
-  })
+/**
+ * Measures the data directory's disk once and warns in the log when it is too slow for Raft. The
+ * probe starts now on a worker thread and is answered while the replicas start: its syncs do not
+ * delay reading the snapshot.
+ */
+const checkDisk = (dataDir: string): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const probe = probeFsyncOffThread(dataDir).catch(() => undefined)
+    return Effect.forkScoped(
+      Effect.gen(function* () {
+        const answer = yield* Effect.promise(() => probe)
+        if (answer === undefined) return
+        const warning = fsyncWarning(dataDir, answer, fsyncWarnThreshold())
+        if (warning !== undefined) yield* Effect.logWarning(warning)
+        else
+          yield* Effect.logInfo("disk checked").pipe(
+            Effect.annotateLogs({ fsyncP90Ms: Number(answer.p90Ms.toFixed(3)), dataDir }),
+          )
+      }),
+    )
+  }).pipe(Effect.asVoid)
 
 const isAlive = (pid: number): boolean => {
   try {
