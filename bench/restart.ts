@@ -10,10 +10,10 @@
  *      last key written answers (elections, a leader's first commit, ReadIndex included), with each
  *      replica's CPU seconds to that point: three replicas share this machine's cores, while one
  *      replica per host waits about its own CPU time;
- *   4. serving, case (a), a rolling restart or a crashed host back: with the group running, one
- *      follower is stopped and started again, and timed until it answers as a member (its status:
- *      a voter, following the leader in the leader's term, everything the leader had committed
- *      applied), with its CPU seconds.
+ *   4. serving, case (a), a rolling restart or a crashed host back: with the group running, the
+ *      follower with the longest log after its snapshot is stopped and started again, and timed
+ *      until it answers as a member (its status: a voter, following the leader in the leader's
+ *      term, everything the leader had committed applied), with its CPU seconds.
  * It also times starting the server process alone (`--version`: the runtime and module loading).
  *
  * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default: the servers' own, 16 MiB), --concurrency C,
@@ -291,7 +291,14 @@ const main = async () => {
       30_000,
     )
     const leaderStatus = statuses.find((st) => st.role === "leader")
-    const follower = statuses.findIndex((st) => st.role !== "leader")
+    // The follower with the longest log after its snapshot (the most to replay): the replicas'
+    // tails differ (each snapshots on its own), and one with a short tail serves in half the time.
+    const follower = statuses.reduce(
+      (best, st, k) =>
+        st.role !== "leader" && (best < 0 || st.raftStateBytes > statuses[best]!.raftStateBytes) ? k : best,
+      -1,
+    )
+    const followerLogBytes = statuses[follower]?.raftStateBytes ?? 0
     if (leaderStatus === undefined || follower < 0) throw new Error("restart bench: no leader and follower to roll")
     await stop([processes[follower]!], 5_000)
     const leaderIndex = statuses.indexOf(leaderStatus)
@@ -327,7 +334,7 @@ const main = async () => {
     const commit = (await Bun.$`git -C ${repoRoot} rev-parse --short HEAD`.quiet().nothrow()).stdout.toString().trim()
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
     const phase = (p: { ms: number; cpuMs: number }) => `${s(p.ms)} / ${s(p.cpuMs)}`
-    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MiB`
     const cpu = (seconds: number) => `${seconds.toFixed(2)} s`
     console.log(
       [
@@ -341,7 +348,7 @@ const main = async () => {
         `  phases in a fresh process (wall / CPU): startup disk check ${phase(phases.diskCheck)}; open storage (read and check the snapshot, replay the WAL) ${phase(phases.openStorage)}; unwrap ${phase(phases.unwrap)}; restore the state machine (${phases.keys.toLocaleString("en-US")} keys) ${phase(phases.restore)}; decode the tail ${phase(phases.decodeTail)}; apply it ${phase(phases.applyTail)}`,
         `  the next snapshot (a running replica takes it on its event loop, wall / CPU): ${mib(phases.nextSnapshotBytes)}, taken ${phase(phases.takeSnapshot)}, written and fdatasynced ${phase(phases.writeSnapshot)}`,
         `  one replica, process start to snapshot applied: ${s(alone.ms)}`,
-        `  (a) one follower restarted while the group runs, to serving as a member: ${s(member.ms)}, ${cpu(rolledCpu)} of CPU${leaderChanged ? " (the group changed leader meanwhile)" : ""}`,
+        `  (a) one follower restarted while the group runs (replica ${follower}, ${mib(followerLogBytes)} of log after its snapshot), to serving as a member: ${s(member.ms)}, ${cpu(rolledCpu)} of CPU${leaderChanged ? " (the group changed leader meanwhile)" : ""}`,
         `  (b) three replicas started at once, to a leader with everything applied: ${s(elected.ms)}; to the first linearizable get: ${s(serveMs)}; CPU per replica to then: ${groupCpu.map(cpu).join(", ")}`,
       ].join("\n"),
     )
