@@ -13,7 +13,12 @@
  *   4. serving, case (a), a rolling restart or a crashed host back: with the group running, the
  *      follower with the longest log after its snapshot is stopped and started again, and timed
  *      until it answers as a member (its status: a voter, following the leader in the leader's
- *      term, everything the leader had committed applied), with its CPU seconds.
+ *      term, everything the leader had committed applied), with its CPU seconds;
+ *   5. case (a'), a host back while the others run on hosts of their own: the same replica, from
+ *      its data as the fill left it, started once the other two have settled (their logs under the
+ *      budget, so no snapshot of their own restart shares these cores with it), timed the same way.
+ *      Their restarts' snapshots covered the whole log, so the leader holds none of the entries it
+ *      lacks and sends its snapshot instead (said in the output).
  * It also times starting the server process alone (`--version`: the runtime and module loading).
  *
  * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default: the servers' own, 16 MiB), --concurrency C,
@@ -23,7 +28,7 @@
  * dist/bin/kv-kvraft, instead of `bun packages/kvraft/bin/kvraft.ts`; the fill always uses the latter).
  * Set KV_BENCH_PROFILE=<dir> for CPU profiles (markdown) of every process.
  */
-import { cpSync, existsSync, readdirSync, statSync } from "node:fs"
+import { cpSync, existsSync, readdirSync, rmSync, statSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
 import { dirname, join } from "node:path"
 import { parseArgs } from "node:util"
@@ -238,6 +243,12 @@ const main = async () => {
       cpSync(dir, reuseDir, { recursive: true })
       await Bun.write(join(reuseDir, "fill.json"), JSON.stringify(fill))
     }
+    // The data as the fill left it, for case (a'): the reused directory, or a copy.
+    const pristineData = reuseDir !== undefined ? join(reuseDir, "data") : join(dir, "pristine-data")
+    if (reuseDir === undefined) cpSync(join(dir, "data"), pristineData, { recursive: true })
+    const budget = Number(
+      /maxRaftStateBytes\s*=\s*(\d+)/.exec(await Bun.file(config).text())?.[1] ?? DEFAULT_MAX_RAFT_STATE_BYTES,
+    )
     const { replicas, target, fillSeconds, txnMs, term } = fill
     const launch = (k: number, phase: string) => launchReplica(config, k, phase, serverCommand)
     const started = processStart(serverCommand)
@@ -330,6 +341,45 @@ const main = async () => {
     await stop(processes, 5_000)
     processes = []
 
+    // 5. (a'), a host back while the others run on hosts of their own: the same replica, from its data
+    // as the fill left it, started once the other two have settled (a leader with everything applied,
+    // each log under the budget: no snapshot of their own restart runs beside it on these cores).
+    const replicaDir = join(dir, "data", "kvraft", `replica-${follower}`)
+    rmSync(replicaDir, { recursive: true, force: true })
+    cpSync(join(pristineData, "kvraft", `replica-${follower}`), replicaDir, { recursive: true })
+    const others = [0, 1, 2].filter((k) => k !== follower)
+    processes = others.map((k) => launch(k, "settled"))
+    const { value: settled } = await timeUntil(
+      "the other two settled",
+      async () => {
+        const st = await Promise.all(others.map(status))
+        const leader = st.find((x) => x.role === "leader")
+        return leader !== undefined &&
+          st.every((x) => x.appliedIndex >= leader.commitIndex && x.raftStateBytes < budget)
+          ? leader
+          : undefined
+      },
+      60_000,
+    )
+    const back = launch(follower, "back")
+    processes.push(back)
+    const backMember = await timeUntil(
+      "the replica back serving as a member",
+      async () => {
+        const st = await status(follower)
+        return st.role === "follower" &&
+          st.member === "voter" &&
+          st.leader !== 0 &&
+          st.appliedIndex >= settled.commitIndex
+          ? st
+          : undefined
+      },
+      120_000,
+    )
+    const backCpu = cpuSecondsOf(back.pid)
+    await stop(processes, 5_000)
+    processes = []
+
     const loadAfter = loadavg()[0]!
     const commit = (await Bun.$`git -C ${repoRoot} rev-parse --short HEAD`.quiet().nothrow()).stdout.toString().trim()
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
@@ -349,6 +399,10 @@ const main = async () => {
         `  the next snapshot (a running replica takes it on its event loop, wall / CPU): ${mib(phases.nextSnapshotBytes)}, taken ${phase(phases.takeSnapshot)}, written and fdatasynced ${phase(phases.writeSnapshot)}`,
         `  one replica, process start to snapshot applied: ${s(alone.ms)}`,
         `  (a) one follower restarted while the group runs (replica ${follower}, ${mib(followerLogBytes)} of log after its snapshot), to serving as a member: ${s(member.ms)}, ${cpu(rolledCpu)} of CPU${leaderChanged ? " (the group changed leader meanwhile)" : ""}`,
+        `  (a') the same replica from its data as filled, back to the other two once they had settled (no snapshot of theirs running): ${s(backMember.ms)}, ${cpu(backCpu)} of CPU` +
+          (backMember.value.snapshotIndex >= target
+            ? `; the leader's log no longer held what it lacked: sent the leader's snapshot (index ${backMember.value.snapshotIndex})`
+            : ""),
         `  (b) three replicas started at once, to a leader with everything applied: ${s(elected.ms)}; to the first linearizable get: ${s(serveMs)}; CPU per replica to then: ${groupCpu.map(cpu).join(", ")}`,
       ].join("\n"),
     )
