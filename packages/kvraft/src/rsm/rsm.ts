@@ -166,6 +166,10 @@ export const makeRsm = <R>(
           result = RECORDED as R
         } else result = sm.apply(entry.data, entry.index)
         lastApplied = entry.index
+        // The replay's last entry: begun between it and what the new term committed after it, the
+        // snapshot covers exactly the tail this replica had (a peer that stopped with the same
+        // log can still be sent entries from here, not the whole snapshot).
+        if (entry.index === replayEnd) maybeBeginSnapshot()
         const waiter = waiters.get(entry.index)
         if (waiter === undefined) continue
         waiters.delete(entry.index)
@@ -174,6 +178,11 @@ export const makeRsm = <R>(
         else failWaiter(entry.index, waiter)
       }
       releaseReads()
+      maybeBeginSnapshot()
+    }
+
+    /** Begins a snapshot of what is applied now, when the log is over the budget and none is under way. */
+    const maybeBeginSnapshot = () => {
       if (
         raft !== undefined &&
         snapshotting === undefined &&
