@@ -154,6 +154,12 @@ export interface RaftCore {
   compact(index: LogIndex, data: Uint8Array): void
   /** The last index of this node's log that is on its disk. */
   durableIndex(): LogIndex
+  /**
+   * On a leader, the lowest index acknowledged by a follower that is being sent entries, not a
+   * snapshot: compacting past it could cost that follower the whole snapshot after one late or lost
+   * Append. Infinity when there is none (or this node does not lead).
+   */
+  lowestFollowerMatch(): LogIndex
   hasReady(): boolean
   ready(): Ready
   /**
@@ -509,6 +515,13 @@ class Raft implements RaftCore {
 
   durableIndex(): LogIndex {
     return this.log.stableIndex
+  }
+
+  lowestFollowerMatch(): LogIndex {
+    let lowest = Number.POSITIVE_INFINITY
+    if (this.currentRole !== "leader") return lowest
+    for (const pr of this.followers) if (pr.state !== "snapshot" && pr.match < lowest) lowest = pr.match
+    return lowest
   }
 
   compact(index: LogIndex, data: Uint8Array): void {

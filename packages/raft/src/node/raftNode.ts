@@ -72,6 +72,11 @@ export interface RaftNodeConfig {
   /** Largest snapshot a follower accepts and a leader sends. Default 1 GiB; the same on every replica. */
   readonly maxSnapshotBytes?: number
   /**
+   * How long a leader keeps the entries a snapshot covers while an active follower has not yet
+   * acknowledged them (see `compactPending`). Default 1000 ms.
+   */
+  readonly snapshotCatchUpMs?: number
+  /**
    * Called when the node cannot go on (its storage failed, or `apply` threw); the loop stops.
    * Default: print the error and exit the process with code 70, so a supervisor restarts it.
    */
@@ -206,6 +211,7 @@ export const raftDefaults = {
   snapshotChunkBytes: 32 * 1024,
   /** Largest snapshot a follower accepts; the same on every replica (see RaftConfig). */
   maxSnapshotBytes: 1024 * 1024 * 1024,
+  snapshotCatchUpMs: 1000,
 } as const
 
 const exitOnFatal = (error: unknown): void => {
@@ -333,7 +339,15 @@ export const makeRaftNode = (
     let waitingReads: ReadIndexCallback[] = []
     // The service snapshots from inside its apply callback, i.e. mid-Ready; compaction waits for advance().
     // A storage that can write the file off the event loop does so first (`ready` once written).
-    const pendingSnapshots: { index: LogIndex; data: Uint8Array; ready: boolean }[] = []
+    const pendingSnapshots: {
+      index: LogIndex
+      data: Uint8Array
+      ready: boolean
+      /** When the service handed it over, and the log's bytes then: what the catch-up wait is bounded by. */
+      queuedAt: number
+      logBytesThen: number
+    }[] = []
+    const snapshotCatchUpMs = config.snapshotCatchUpMs ?? raftDefaults.snapshotCatchUpMs
     const counters = { messagesSent: 0, requestsSent: 0, proposals: 0, fsyncs: 0 }
     const readRounds = new Map<number, ReadIndexCallback[]>()
     /** Membership changes waiting for their entry to commit, by index. */
@@ -522,11 +536,22 @@ export const makeRaftNode = (
     }
     const compactPending = () => {
       while (pendingSnapshots.length > 0) {
-        const { index, data, ready } = pendingSnapshots[0]!
+        const { index, data, ready, queuedAt, logBytesThen } = pendingSnapshots[0]!
         if (!ready) return
         // Applied entries may not be on this disk yet (they are on a majority's): the storage must not
         // save a snapshot past the Ready still writing them, so it waits for that write.
         if (index > core.durableIndex()) return
+        // A leader keeps, for a while, the entries a follower has not acknowledged: one late ack (a
+        // disk stall) or lost Append sends it back to its match, and a log compacted past that would
+        // cost it the whole snapshot instead of a few entries. A follower behind for longer (or down)
+        // gets the snapshot as before, a second later, or once the log has doubled meanwhile.
+        if (
+          index > core.lowestFollowerMatch() &&
+          nowMs() - queuedAt < snapshotCatchUpMs &&
+          storage.raftStateBytes() < 2 * logBytesThen
+        ) {
+          return
+        }
         pendingSnapshots.shift()
         const term = core.termAt(index)
         if (term === undefined || index <= core.firstIndex() - 1 || index > core.appliedIndex) continue
@@ -809,7 +834,13 @@ export const makeRaftNode = (
       readIndexWith,
       snapshot: (index, data) =>
         Effect.sync(() => {
-          const pending = { index, data, ready: storage.prepareSnapshot === undefined }
+          const pending = {
+            index,
+            data,
+            ready: storage.prepareSnapshot === undefined,
+            queuedAt: nowMs(),
+            logBytesThen: storage.raftStateBytes(),
+          }
           pendingSnapshots.push(pending)
           const term = core.termAt(index)
           if (!pending.ready && term !== undefined && index > core.status().snapshotIndex) {
