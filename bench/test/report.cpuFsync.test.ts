@@ -5,29 +5,7 @@
  */
 import { expect, test } from "bun:test"
 import { datagramsPerOp, fsyncsPerOp, renderMarkdown } from "../lib/report.ts"
-import type { CellResult } from "../plan.ts"
-
-const cell = (
-  workload: "put" | "get",
-  concurrency: number,
-  opsPerSecond: number,
-  extra: Partial<CellResult>,
-): CellResult => ({
-  cell: { workload, concurrency, valueBytes: 100, warmupSeconds: 1, seconds: 5 },
-  ops: opsPerSecond * 5,
-  errors: 0,
-  conditionalWrites: 0,
-  conflicts: 0,
-  unfinished: 0,
-  oldestUnfinishedMs: 0,
-  opsPerSecond,
-  p50Ms: 1,
-  p99Ms: 2,
-  p999Ms: 3,
-  maxMs: 4,
-  cpu: {},
-  ...extra,
-})
+import { cellResult as cell } from "./support/cellResult.ts"
 
 const kvraft = [
   cell("put", 1, 500, {

@@ -6,22 +6,10 @@
 import { expect, test } from "bun:test"
 import { renderMarkdown } from "../lib/report.ts"
 import type { CellResult } from "../plan.ts"
+import { cellResult } from "./support/cellResult.ts"
 
-const cell = (workload: "put" | "get", concurrency: number, opsPerSecond: number, p99Ms: number): CellResult => ({
-  cell: { workload, concurrency, valueBytes: 100, warmupSeconds: 1, seconds: 5 },
-  ops: opsPerSecond * 5,
-  errors: 0,
-  conditionalWrites: 0,
-  conflicts: 0,
-  unfinished: 0,
-  oldestUnfinishedMs: 0,
-  opsPerSecond,
-  p50Ms: 1,
-  p99Ms,
-  p999Ms: p99Ms * 2,
-  maxMs: p99Ms * 3,
-  cpu: {},
-})
+const cell = (workload: "put" | "get", concurrency: number, opsPerSecond: number, p99Ms: number): CellResult =>
+  cellResult(workload, concurrency, opsPerSecond, { p99Ms, p999Ms: p99Ms * 2, maxMs: p99Ms * 3 })
 
 const goalRows = (kvraft: CellResult[], etcd: CellResult[]) => {
   const lines = renderMarkdown({

@@ -28,6 +28,7 @@ export {
   maxTxnOps,
   type SnapshotJob,
   type SnapshotSlice,
+  snapshotJobOf,
 } from "./kvStateMachine.ts"
 export { defaultKvLimits, type KvLimits, resolveKvLimits, type SessionLimits } from "./limits.ts"
 export { compareKeys, OrderedKeys } from "./orderedKeys.ts"

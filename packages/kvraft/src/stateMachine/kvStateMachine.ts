@@ -57,6 +57,19 @@ export interface SnapshotJob {
   step(): Uint8Array | undefined
 }
 
+/** The job of a generator that yields between slices and returns the snapshot's bytes. */
+export const snapshotJobOf = (slices: Generator<void, Uint8Array>): SnapshotJob => {
+  let done: Uint8Array | undefined
+  return {
+    step: () => {
+      if (done !== undefined) return done
+      const next = slices.next()
+      if (next.done === true) done = next.value
+      return done
+    },
+  }
+}
+
 const restoreError = (what: string, cause?: unknown) =>
   new Error(`KvStateMachine.restore: ${what}`, cause === undefined ? undefined : { cause })
 
@@ -346,15 +359,7 @@ export class KvStateMachine {
         }
       }
     })()
-    let done: Uint8Array | undefined
-    return {
-      step: () => {
-        if (done !== undefined) return done
-        const next = slices.next()
-        if (next.done === true) done = next.value
-        return done
-      },
-    }
+    return snapshotJobOf(slices)
   }
 
   /**

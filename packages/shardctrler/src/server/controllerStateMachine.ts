@@ -1,4 +1,4 @@
-import { ClientSessions, type SessionResult } from "@kv/kvraft"
+import { ClientSessions, type SessionResult, snapshotJobOf } from "@kv/kvraft"
 import { Decoder, Encoder } from "@msgpack/msgpack"
 import { type Config, ConfigStateMachine, type IncarnationInfo } from "../config/index.ts"
 import { decodeControllerCommand } from "./command.ts"
@@ -112,15 +112,7 @@ export class ControllerStateMachine {
       }
       return out
     })()
-    let done: Uint8Array | undefined
-    return {
-      step: () => {
-        if (done !== undefined) return done
-        const next = slices.next()
-        if (next.done === true) done = next.value
-        return done
-      },
-    }
+    return snapshotJobOf(slices)
   }
 
   restore(bytes: Uint8Array): void {

@@ -17,6 +17,7 @@ import {
   opKeys,
   resolveKvLimits,
   type SnapshotJob,
+  snapshotJobOf,
   utf8ByteLength,
 } from "@kv/kvraft"
 import { type Config, type Gid, initialConfig, noGroup, shardOf } from "@kv/shardctrler"
@@ -412,15 +413,7 @@ export class ShardStateMachine {
       yield
       return yield* pieces.copy(roomBytes, copySliceBytes)
     })()
-    let done: Uint8Array | undefined
-    return {
-      step: () => {
-        if (done !== undefined) return done
-        const next = slices.next()
-        if (next.done === true) done = next.value
-        return done
-      },
-    }
+    return snapshotJobOf(slices)
   }
 
   /**
