@@ -91,6 +91,15 @@ const startReplica = (
     }),
   )
 
+const leaderAmong = async (replicas: readonly RsmShape<number>[], deadline: number): Promise<RsmShape<number>> => {
+  for (;;) {
+    const leader = replicas.find((r) => r.raft.status().role === "leader")
+    if (leader !== undefined) return leader
+    if (Date.now() > deadline) throw new Error(`no leader among ${replicas.length} replicas`)
+    await Bun.sleep(5)
+  }
+}
+
 const untilLeader = async (rsm: RsmShape<number>, deadline: number) => {
   while (rsm.raft.status().role !== "leader") {
     if (Date.now() > deadline) throw new Error("no leader")
@@ -113,11 +122,7 @@ test("a replica that learns of the new term's entries while it replays snapshots
         const replicas = await Promise.all(
           dirs.map((dir, k) => startReplica(dir, scope, 0, counting([]), { id: k + 1, size: 3, network })),
         )
-        let leader: RsmShape<number> | undefined
-        while ((leader = replicas.find((r) => r.raft.status().role === "leader")) === undefined) {
-          if (Date.now() > deadline) throw new Error("no leader")
-          await Bun.sleep(5)
-        }
+        const leader = await leaderAmong(replicas, deadline)
         for (let i = 0; i < LONG_TAIL_COMMANDS; i += 20) {
           await Promise.all(
             Array.from({ length: 20 }, (_, k) =>
@@ -147,11 +152,7 @@ test("a replica that learns of the new term's entries while it replays snapshots
       const others = await Promise.all(
         [2, 3].map((id) => startReplica(dirs[id - 1]!, scope, 0, counting([]), { id, size: 3, network })),
       )
-      let leader: RsmShape<number> | undefined
-      while ((leader = others.find((r) => r.raft.status().role === "leader")) === undefined) {
-        if (Date.now() > deadline) throw new Error("no leader among the two")
-        await Bun.sleep(5)
-      }
+      const leader = await leaderAmong(others, deadline)
       await Effect.runPromise(leader.submit(new Uint8Array(1).fill(2)))
       const begun: number[] = []
       const slow = await startReplica(dirs[0]!, scope, 1 << 20, counting(begun, 2), { id: 1, size: 3, network })
