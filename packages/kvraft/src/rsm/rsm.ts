@@ -191,7 +191,7 @@ export const makeRsm = <R>(
         raft.raftStateBytes() >= maxRaftStateBytes &&
         // The last one may still wait for the local write of what it covers (applied entries can
         // run ahead of this disk); until it is compacted into, the log has not shrunk.
-        raft.status().snapshotIndex >= lastSnapshot &&
+        raft.snapshotIndex() >= lastSnapshot &&
         !replaying()
       ) {
         // Begun here, between two applies, so it holds exactly what was applied through lastApplied;

@@ -200,6 +200,8 @@ export interface RaftNodeShape {
   }
   /** Bytes of persisted Raft state (hard state + log after the snapshot): the services' snapshot trigger. */
   raftStateBytes(): number
+  /** The index the log was last compacted to (`status().snapshotIndex` without building the status). */
+  snapshotIndex(): LogIndex
 }
 
 export const raftDefaults = {
@@ -873,6 +875,7 @@ export const makeRaftNode = (
       status,
       counters: () => ({ ...counters }),
       raftStateBytes: () => storage.raftStateBytes(),
+      snapshotIndex: () => core.firstIndex() - 1,
     } satisfies RaftNodeShape
   })
 
