@@ -30,7 +30,7 @@ import {
 import { etcdTarget } from "./targets/etcd.ts"
 import { kvraftTarget } from "./targets/kvraft.ts"
 import { shardkvTarget } from "./targets/shardkv.ts"
-import { type FsyncCounters, type RunningTarget, repoRoot, type Target } from "./targets/target.ts"
+import { type RunningTarget, repoRoot, type ServerCounters, type Target } from "./targets/target.ts"
 
 const parsed = (() => {
   const argv = process.argv.slice(2)
@@ -101,7 +101,7 @@ const drive = async (
 ): Promise<void> => {
   const cpuAt = new Map<number, number[]>()
   const windowCpu = new Map<number, Record<string, number>>()
-  const fsyncAt = new Map<number, Promise<Record<string, FsyncCounters>>>()
+  const countersAt = new Map<number, Promise<Record<string, ServerCounters>>>()
   const windowFsync = new Map<number, Promise<Record<string, FsyncFigures>>>()
   const pids = () => target.processes.map((p) => p.pid)
   // Results are reported in order once their (asynchronous) fsync samples are in.
@@ -110,12 +110,12 @@ const drive = async (
   const finished = new Promise<void>((resolve, reject) => {
     settle = { resolve, reject }
   })
-  const sampleFsyncs = () => target.fsyncCounters?.() ?? Promise.resolve({})
+  const sampleServerCounters = () => target.serverCounters?.() ?? Promise.resolve({})
   const onMessage = (message: FromLoad | LoadWindowMessage) => {
     switch (message.type) {
       case "measuring":
         cpuAt.set(message.index, pids().map(cpuSecondsOf))
-        fsyncAt.set(message.index, sampleFsyncs())
+        countersAt.set(message.index, sampleServerCounters())
         return
       case "measured": {
         const before = cpuAt.get(message.index) ?? []
@@ -125,10 +125,10 @@ const drive = async (
           cpu[p.name] = (cpuSecondsOf(p.pid) - (before[k] ?? Number.NaN)) / seconds
         })
         windowCpu.set(message.index, cpu)
-        const fsyncBefore = fsyncAt.get(message.index) ?? Promise.resolve({})
+        const countersBefore = countersAt.get(message.index) ?? Promise.resolve({})
         windowFsync.set(
           message.index,
-          Promise.all([fsyncBefore, sampleFsyncs()]).then(([a, b]) => fsyncFigures(a, b, seconds)),
+          Promise.all([countersBefore, sampleServerCounters()]).then(([a, b]) => fsyncFigures(a, b, seconds)),
         )
         return
       }
@@ -180,8 +180,8 @@ const drive = async (
 
 /** fsyncs per second and their mean duration over a window, per server process. */
 const fsyncFigures = (
-  before: Record<string, FsyncCounters>,
-  after: Record<string, FsyncCounters>,
+  before: Record<string, ServerCounters>,
+  after: Record<string, ServerCounters>,
   seconds: number,
 ): Record<string, FsyncFigures> => {
   const figures: Record<string, FsyncFigures> = {}

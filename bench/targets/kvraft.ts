@@ -7,15 +7,7 @@ import { KvStatusMethod } from "@kv/kvraft"
 import { Effect } from "effect"
 import { freeTcpPorts, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "../lib/processes.ts"
 import { openRpcNode } from "../lib/rpc.ts"
-import {
-  type FsyncCounters,
-  type RunningTarget,
-  repoRoot,
-  STOP_GRACE_MS,
-  scrapeFsyncs,
-  type Target,
-  waitFor,
-} from "./target.ts"
+import { type RunningTarget, repoRoot, STOP_GRACE_MS, serverCountersOf, type Target, waitFor } from "./target.ts"
 
 const BIN = join(repoRoot, "packages/kvraft/bin/kvraft.ts")
 
@@ -81,20 +73,15 @@ export const kvraftTarget = (options: {
       } finally {
         await close()
       }
-      const fsyncCounters = async () => {
-        const counters: Record<string, FsyncCounters> = {}
-        const scraped = await Promise.all(metricsPorts.map(scrapeFsyncs))
-        scraped.forEach((c, k) => {
-          if (c !== undefined) counters[`replica-${k}`] = c
-        })
-        return counters
-      }
+      const serverCounters = serverCountersOf(
+        metricsPorts.map((metricsPort, k) => ({ name: `replica-${k}`, metricsPort })),
+      )
       return {
         name,
         client: { kind: "kvraft", servers: replicas },
         processes,
         stop: stopAll,
-        fsyncCounters,
+        serverCounters,
         loadEnv: env,
       }
     },

@@ -10,15 +10,7 @@ import { makeShardKvClient } from "@kv/shardkv"
 import { Effect } from "effect"
 import { freeTcpPorts, freeUdpPorts, makeTempDir, removeTempDir, type Started, start, stop } from "../lib/processes.ts"
 import { openRpcNode } from "../lib/rpc.ts"
-import {
-  type FsyncCounters,
-  type RunningTarget,
-  repoRoot,
-  STOP_GRACE_MS,
-  scrapeFsyncs,
-  type Target,
-  waitFor,
-} from "./target.ts"
+import { type RunningTarget, repoRoot, STOP_GRACE_MS, serverCountersOf, type Target, waitFor } from "./target.ts"
 
 const CONTROLLER_BIN = join(repoRoot, "packages/shardctrler/bin/shardctrler.ts")
 const SHARDKV_BIN = join(repoRoot, "packages/shardkv/bin/shardkv.ts")
@@ -119,16 +111,10 @@ export const shardkvTarget = (options: ShardkvTargetOptions): Target => {
       } finally {
         await close()
       }
-      const fsyncCounters = async () => {
-        const counters: Record<string, FsyncCounters> = {}
-        const scraped = await Promise.all(metricsPorts.map(scrapeFsyncs))
-        scraped.forEach((c, n) => {
-          const name = servers[n]?.name
-          if (c !== undefined && name !== undefined) counters[name] = c
-        })
-        return counters
-      }
-      return { name, client: { kind: "shardkv", controllers }, processes, stop: stopAll, fsyncCounters }
+      const serverCounters = serverCountersOf(
+        servers.map((server, n) => ({ name: server.name, metricsPort: metricsPorts[n] as number })),
+      )
+      return { name, client: { kind: "shardkv", controllers }, processes, stop: stopAll, serverCounters }
     },
   }
 }

@@ -11,11 +11,12 @@ export interface RunningTarget {
   stop(): Promise<void>
   /** Environment of the load process that drives this target (the servers' injected faults). */
   readonly loadEnv?: Readonly<Record<string, string>>
-  /** Cumulative fsync count and seconds per server process, where the servers export them. */
-  fsyncCounters?(): Promise<Record<string, FsyncCounters>>
+  /** Cumulative fsyncs and datagrams per server process, where the servers export them. */
+  serverCounters?(): Promise<Record<string, ServerCounters>>
 }
 
-export interface FsyncCounters {
+export interface ServerCounters {
+  /** Durable writes (a shared log's flushes where the process has one) and their seconds. */
   readonly count: number
   readonly seconds: number
   /** Datagrams sent by every transport of the process (`kv_transport_datagrams_sent_total`). */
@@ -23,10 +24,10 @@ export interface FsyncCounters {
 }
 
 /**
- * Reads `kv_raft_fsync_seconds` (count and sum) from a kv server's Prometheus endpoint.
- * Undefined when it does not answer (the figure is then left out, not guessed).
+ * Reads `kv_raft_fsync_seconds` (count and sum) and the datagrams sent from a kv server's
+ * Prometheus endpoint. Undefined when it does not answer (the figure is then left out, not guessed).
  */
-export const scrapeFsyncs = async (metricsPort: number): Promise<FsyncCounters | undefined> => {
+export const scrapeServerCounters = async (metricsPort: number): Promise<ServerCounters | undefined> => {
   try {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
     const sum = (name: string) =>
@@ -45,6 +46,18 @@ export const scrapeFsyncs = async (metricsPort: number): Promise<FsyncCounters |
     return undefined
   }
 }
+
+/** `serverCounters` of a target: every named server's counters that answered. */
+export const serverCountersOf =
+  (servers: readonly { readonly name: string; readonly metricsPort: number }[]) =>
+  async (): Promise<Record<string, ServerCounters>> => {
+    const counters: Record<string, ServerCounters> = {}
+    const scraped = await Promise.all(servers.map((s) => scrapeServerCounters(s.metricsPort)))
+    scraped.forEach((c, n) => {
+      if (c !== undefined) counters[servers[n]!.name] = c
+    })
+    return counters
+  }
 
 export interface Target {
   readonly name: string

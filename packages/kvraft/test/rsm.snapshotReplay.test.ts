@@ -100,6 +100,17 @@ const leaderAmong = async (replicas: readonly RsmShape<number>[], deadline: numb
   }
 }
 
+/** `count` commands of COMMAND_BYTES through `leader`, 20 at a time. */
+const writeCommands = async (leader: RsmShape<number>, count: number): Promise<void> => {
+  for (let i = 0; i < count; i += 20) {
+    await Promise.all(
+      Array.from({ length: 20 }, (_, k) =>
+        Effect.runPromise(leader.submit(new Uint8Array(COMMAND_BYTES).fill(1 + ((i + k) % 100)))),
+      ),
+    )
+  }
+}
+
 const untilLeader = async (rsm: RsmShape<number>, deadline: number) => {
   while (rsm.raft.status().role !== "leader") {
     if (Date.now() > deadline) throw new Error("no leader")
@@ -123,13 +134,7 @@ test("a replica that learns of the new term's entries while it replays snapshots
           dirs.map((dir, k) => startReplica(dir, scope, 0, counting([]), { id: k + 1, size: 3, network })),
         )
         const leader = await leaderAmong(replicas, deadline)
-        for (let i = 0; i < LONG_TAIL_COMMANDS; i += 20) {
-          await Promise.all(
-            Array.from({ length: 20 }, (_, k) =>
-              Effect.runPromise(leader.submit(new Uint8Array(COMMAND_BYTES).fill(1 + ((i + k) % 100)))),
-            ),
-          )
-        }
+        await writeCommands(leader, LONG_TAIL_COMMANDS)
         committed = leader.appliedIndex()
         // Every replica's hard state records that commit with the next write.
         await Effect.runPromise(leader.submit(new Uint8Array(1).fill(1)))
@@ -184,13 +189,7 @@ test("a restarted replica past its snapshot budget snapshots after replaying its
     try {
       const rsm = await startReplica(dir, first, 0, counting([]))
       await untilLeader(rsm, deadline)
-      for (let i = 0; i < COMMANDS; i += 20) {
-        await Promise.all(
-          Array.from({ length: 20 }, (_, k) =>
-            Effect.runPromise(rsm.submit(new Uint8Array(COMMAND_BYTES).fill(1 + ((i + k) % 100)))),
-          ),
-        )
-      }
+      await writeCommands(rsm, COMMANDS)
       committedBefore = rsm.appliedIndex()
       // The hard state on disk says the commit of what was written before it: one more write
       // records that the 3 MiB are committed.

@@ -18,6 +18,7 @@ export {
   opKeys,
 } from "./command.ts"
 export {
+  finishSnapshotJob,
   holds,
   type KvListEntry,
   type KvListOptions,

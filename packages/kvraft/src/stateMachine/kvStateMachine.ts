@@ -57,6 +57,14 @@ export interface SnapshotJob {
   step(): Uint8Array | undefined
 }
 
+/** Runs `job` to its end at once: its bytes. */
+export const finishSnapshotJob = (job: SnapshotJob): Uint8Array => {
+  for (;;) {
+    const bytes = job.step()
+    if (bytes !== undefined) return bytes
+  }
+}
+
 /** The job of a generator that yields between slices and returns the snapshot's bytes. */
 export const snapshotJobOf = (slices: Generator<void, Uint8Array>): SnapshotJob => {
   let done: Uint8Array | undefined
@@ -290,11 +298,7 @@ export class KvStateMachine {
    * wrapped.
    */
   snapshotWithRoom(roomBytes: number): Uint8Array {
-    const job = this.beginSnapshot(roomBytes)
-    for (;;) {
-      const bytes = job.step()
-      if (bytes !== undefined) return bytes
-    }
+    return finishSnapshotJob(this.beginSnapshot(roomBytes))
   }
 
   /**

@@ -845,7 +845,7 @@ export const makeRaftNode = (
           }
           pendingSnapshots.push(pending)
           const term = core.termAt(index)
-          if (!pending.ready && term !== undefined && index > core.status().snapshotIndex) {
+          if (!pending.ready && term !== undefined && index > core.firstIndex() - 1) {
             const membership = core.membershipAt(index)
             const snapshot = membership.members.length === 0 ? { index, term, data } : { index, term, data, membership }
             // If the write fails, saveSnapshot does the whole work when compacting.

@@ -8,6 +8,7 @@
  */
 import {
   answerRead,
+  finishSnapshotJob,
   type KvCommand,
   type KvLimits,
   type KvOp,
@@ -340,11 +341,7 @@ export class ShardStateMachine {
 
   /** The bytes of `snapshot()` after `roomBytes` free bytes, for an envelope the caller writes there. */
   snapshotWithRoom(roomBytes: number): Uint8Array {
-    const job = this.beginSnapshot(roomBytes)
-    for (;;) {
-      const bytes = job.step()
-      if (bytes !== undefined) return bytes
-    }
+    return finishSnapshotJob(this.beginSnapshot(roomBytes))
   }
 
   /**
@@ -439,9 +436,7 @@ export class ShardStateMachine {
     const job = this.#kvJobs.get(kv)
     if (job === undefined) return undefined
     this.#kvJobs.delete(kv)
-    let bytes = job.step()
-    while (bytes === undefined) bytes = job.step()
-    return { job, bytes }
+    return { job, bytes: finishSnapshotJob(job) }
   }
 
   /** `kv.snapshot()` of the store `holder` holds, cached in the holder until the store changes. */
