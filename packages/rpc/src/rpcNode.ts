@@ -91,6 +91,16 @@ export interface RpcNodeShape {
    * keys every caller has the server role (see keyRing.ts).
    */
   allow(role: Role, methods: Iterable<{ readonly name: string } | string>): void
+  /**
+   * A view of this node for one of several services sharing its socket (replicas of different
+   * shard groups in one process): what it registers, and the requests and one-way messages it
+   * sends, carry `name@scope` on the wire, so one datagram can carry every group's messages to the
+   * same peer process. A qualified message is served by the handler registered under that scope,
+   * or else by one registered on the node itself (a controller asked by a group); an unqualified
+   * one, by a scope's handler while only one scope has registered that name. `scoped` of a view
+   * scopes the node anew: a call to another group must name that group's scope.
+   */
+  scoped(scope: string): RpcNodeShape
 }
 
 export type RequestObserver = (method: string, seconds: number) => void
@@ -112,6 +122,8 @@ export interface RpcNodeOptions extends AddressProofOptions {
  */
 export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions = {}): RpcNodeShape => {
   const handlers = new Map<string, Dispatch>()
+  /** Plain names served for a scope (not by the node itself), by kind: no fallback from `name@other` to them. */
+  const aliased = { handlers: new Map<string, string>(), oneWay: new Map<string, string>() }
   const timers = options.timers ?? Timers.defaultValue()
   const runCallback = options.services === undefined ? Effect.runCallback : Effect.runCallbackWith(options.services)
   const proof = new AddressProof(options.now === undefined ? { ...options, now: () => timers.now() } : options)
@@ -128,7 +140,8 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     if (n <= 0) callsInFlight.delete(to)
     else callsInFlight.set(to, n)
   }
-  let observer: RequestObserver | undefined
+  /** Request observers by scope ("" for the node's own handlers). */
+  const observers = new Map<string, RequestObserver>()
   // A random start keeps a restarted client from matching replies meant for its previous life.
   let nextId = Math.floor(timers.random() * 2 ** 40)
 
@@ -163,13 +176,18 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     requestBytes: number,
     sender: Sender,
   ) => {
-    const handler = handlers.get(method)
+    const name = resolve(handlers, aliased.handlers, method)
+    const handler = name === undefined ? undefined : handlers.get(name)
     // A server still starting has no handler yet: "unknown" makes a client try another server.
-    if (handler === undefined) {
-      replyError(from, id, requestBytes, sender.keyId, "UnknownMethod", `no method ${method}`)
+    if (name === undefined || handler === undefined) {
+      const why =
+        aliased.handlers.get(method) === SHARED
+          ? `${method} is served here for several scopes: name one (${method}@<scope>)`
+          : `no method ${method}`
+      replyError(from, id, requestBytes, sender.keyId, "UnknownMethod", why)
       return
     }
-    const needed = access.get(method) ?? "server"
+    const needed = access.get(name) ?? "server"
     if (!roleAllows(sender.role, needed)) {
       transport.stats.refuse(sender.role)
       // Short, so that the refusal of even a small request needs no address proof round trip.
@@ -200,7 +218,8 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           transport.stats.drop("forbidden")
           return
         }
-        const handler = oneWay.get(envelope[2])
+        const name = resolve(oneWay, aliased.oneWay, envelope[2])
+        const handler = name === undefined ? undefined : oneWay.get(name)
         if (handler === undefined) transport.stats.drop("malformed")
         else handler(envelope[3], from)
         return
@@ -218,14 +237,15 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     }
   })
 
-  const handle = <Req, Res>(method: Method<Req, Res>, handler: Handler<Req, Res>): void => {
-    handlers.set(method.name, (payload, from, id, requestBytes, keyId) => {
+  const handle = <Req, Res>(method: Method<Req, Res>, handler: Handler<Req, Res>, scope = ""): void => {
+    register(handlers, aliased.handlers, method.name, scope, (payload, from, id, requestBytes, keyId) => {
       const request = method.decodeRequest(payload)
       if (request === undefined) {
         transport.stats.drop("malformed")
         replyError(from, id, requestBytes, keyId, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
+      const observer = observers.get(scope)
       const start = observer === undefined ? 0 : timers.now()
       const served = () => observer?.(method.name, (timers.now() - start) / 1000)
       let result: Effect.Effect<Res> | Res
@@ -260,14 +280,16 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
   const handleWith = <Req, Res>(
     method: Method<Req, Res>,
     handler: (request: Req, from: string, reply: (response: Res) => void) => void,
+    scope = "",
   ): void => {
-    handlers.set(method.name, (payload, from, id, requestBytes, keyId) => {
+    register(handlers, aliased.handlers, method.name, scope, (payload, from, id, requestBytes, keyId) => {
       const request = method.decodeRequest(payload)
       if (request === undefined) {
         transport.stats.drop("malformed")
         replyError(from, id, requestBytes, keyId, "BadRequest", `request for ${method.name} failed validation`)
         return
       }
+      const observer = observers.get(scope)
       const start = observer === undefined ? 0 : timers.now()
       try {
         handler(request, from, (response) => {
@@ -304,6 +326,7 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     method: Method<Req, Res>,
     request: Req,
     options: CallOptions = {},
+    wireName: string = method.name,
   ): Effect.Effect<Res, CallError> =>
     Effect.callback<Res, CallError>((resume) => {
       const fixedAttemptMs = options.attemptTimeoutMs
@@ -346,8 +369,8 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
         const id = nextId++
         const bytes =
           token === undefined
-            ? encodeEnvelope([ENVELOPE_VERSION, 0, id, method.name, request])
-            : encodeEnvelope([ENVELOPE_VERSION, 5, id, method.name, request, token])
+            ? encodeEnvelope([ENVELOPE_VERSION, 0, id, wireName, request])
+            : encodeEnvelope([ENVELOPE_VERSION, 5, id, wireName, request, token])
         const now = sends === 0 ? startedAt : timers.now()
         waiters.set(id, waiter)
         ids.push(id)
@@ -420,31 +443,104 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       })
     })
 
+  const sendOneWay = (to: string, channel: string, payload: unknown): boolean =>
+    transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 3, channel, payload]))
+  const trust = (addresses: Iterable<string>): void => proof.trust(addresses)
+  const observe = (scope: string, next: RequestObserver | undefined): void => {
+    if (next === undefined) observers.delete(scope)
+    else observers.set(scope, next)
+  }
+  const nameOf = (method: { readonly name: string } | string): string =>
+    typeof method === "string" ? method : method.name
+
+  const scoped = (scope: string): RpcNodeShape => {
+    if (scope === "" || scope.includes("@"))
+      throw new RangeError(`a scope is a non-empty name without "@", got ${JSON.stringify(scope)}`)
+    const wire = (name: string) => `${name}@${scope}`
+    return {
+      get address() {
+        return transport.address
+      },
+      transport,
+      rtt,
+      handle: (method, handler) => handle(method, handler, scope),
+      handleWith: (method, handler) => handleWith(method, handler, scope),
+      call: (to, method, request, options) => call(to, method, request, options, wire(method.name)),
+      onOneWay: (channel, handler) => register(oneWay, aliased.oneWay, channel, scope, handler),
+      sendOneWay: (to, channel, payload) => sendOneWay(to, wire(channel), payload),
+      observeRequests: (next) => observe(scope, next),
+      trust,
+      allow(role, methods) {
+        for (const method of methods) {
+          access.set(wire(nameOf(method)), role)
+          access.set(nameOf(method), role)
+        }
+      },
+      scoped,
+    }
+  }
+
   return {
     get address() {
       return transport.address
     },
     transport,
     rtt,
-    handle,
-    handleWith,
-    call,
-    onOneWay(channel, handler) {
-      oneWay.set(channel, handler)
-    },
-    sendOneWay(to, channel, payload) {
-      return transport.send(to, encodeEnvelope([ENVELOPE_VERSION, 3, channel, payload]))
-    },
-    observeRequests(next) {
-      observer = next
-    },
-    trust(addresses) {
-      proof.trust(addresses)
-    },
+    handle: (method, handler) => handle(method, handler),
+    handleWith: (method, handler) => handleWith(method, handler),
+    call: (to, method, request, options) => call(to, method, request, options),
+    onOneWay: (channel, handler) => register(oneWay, aliased.oneWay, channel, "", handler),
+    sendOneWay,
+    observeRequests: (next) => observe("", next),
+    trust,
     allow(role, methods) {
-      for (const method of methods) access.set(typeof method === "string" ? method : method.name, role)
+      for (const method of methods) access.set(nameOf(method), role)
     },
+    scoped,
   }
+}
+
+/** Marks a plain name more than one scope registered: only qualified messages reach them. */
+const SHARED = "@"
+
+/**
+ * Registers `value` under `name` for `scope`: as `name@scope`, and as the plain `name` too while no
+ * other scope registers it (so a peer that does not qualify still reaches a socket serving one scope).
+ */
+const register = <V>(
+  map: Map<string, V>,
+  aliases: Map<string, string>,
+  name: string,
+  scope: string,
+  value: V,
+): void => {
+  if (scope === "") {
+    map.set(name, value)
+    aliases.delete(name)
+    return
+  }
+  map.set(`${name}@${scope}`, value)
+  const owner = aliases.get(name)
+  if (owner === undefined && map.has(name)) return // the node's own handler keeps the plain name
+  if (owner === undefined || owner === scope) {
+    map.set(name, value)
+    aliases.set(name, scope)
+  } else if (owner !== SHARED) {
+    map.delete(name)
+    aliases.set(name, SHARED)
+  }
+}
+
+/**
+ * The registered name a message for `wireName` goes to: itself, or for `name@scope` with no handler
+ * of that scope the node's own `name` (never another scope's alias of it); undefined when none.
+ */
+const resolve = (map: ReadonlyMap<string, unknown>, aliases: ReadonlyMap<string, string>, wireName: string) => {
+  if (map.has(wireName)) return wireName
+  const at = wireName.indexOf("@")
+  if (at <= 0) return undefined
+  const plain = wireName.slice(0, at)
+  return map.has(plain) && !aliases.has(plain) ? plain : undefined
 }
 
 export class RpcNode extends Context.Service<RpcNode, RpcNodeShape>()("@kv/rpc/RpcNode") {
