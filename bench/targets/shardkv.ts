@@ -23,10 +23,16 @@ export interface ShardkvTargetOptions {
   readonly hosts?: boolean
   /** With `hosts`: each process keeps its replicas' logs in one shared write-ahead log (`--shared-wal`). */
   readonly sharedWal?: boolean
+  /**
+   * With `hosts` and `sharedWal`: replica k of every group has host k's one address, so each process
+   * serves its groups on one socket (one datagram carries every group's messages to a peer host).
+   */
+  readonly sharedSocket?: boolean
 }
 
 export const shardkvTarget = (options: ShardkvTargetOptions): Target => {
-  const name = `shardkv-${options.groups}${options.hosts ? `-hosts${options.sharedWal ? "-shared-wal" : ""}` : ""}`
+  const layout = options.sharedSocket ? "-shared" : options.sharedWal ? "-shared-wal" : ""
+  const name = `shardkv-${options.groups}${options.hosts ? `-hosts${layout}` : ""}`
   return {
     name,
     unavailable: () => undefined,
@@ -37,7 +43,7 @@ export const shardkvTarget = (options: ShardkvTargetOptions): Target => {
       const controllers = ports.slice(0, 3).map(address)
       const groups = Array.from({ length: options.groups }, (_, g) => ({
         gid: FIRST_GID + g,
-        replicas: ports.slice(3 + 3 * g, 6 + 3 * g).map(address),
+        replicas: ports.slice(options.sharedSocket ? 3 : 3 + 3 * g, options.sharedSocket ? 6 : 6 + 3 * g).map(address),
       }))
       const config = join(dir, "cluster.toml")
       await Bun.write(

@@ -134,7 +134,10 @@ export class KvMembers extends Context.Service<KvMembers, MembersShape>()("@kv/c
                 return yield* Effect.fail(new Error("connectMembers() needs `servers` or `config`"))
               servers = yield* groupServers(node, config, options.group ?? "kvraft", deadlineMs)
             }
-            return makeMembers(yield* makeMemberClient(node, { servers, deadlineMs }))
+            // A shard group is asked in its own name: a host may serve several groups on one address.
+            const group = options.group ?? "kvraft"
+            const rpc = typeof group === "object" ? node.scoped(String(group.gid)) : node
+            return makeMembers(yield* makeMemberClient(rpc, { servers, deadlineMs }))
           }),
         ).pipe(Layer.provide(rpc))
       }),

@@ -171,9 +171,17 @@ describe("replica addresses", () => {
   test("an address used twice anywhere in the file names both places", () => {
     const file = `[controller]\nreplicas = ["127.0.0.1:7000", "127.0.0.1:7001"]\n[groups.100]\nreplicas = ["127.0.0.1:7100", "127.0.0.1:7001"]\n[groups.101]\nreplicas = ["127.0.0.1:7110", "127.0.0.1:7110"]\n[kvraft]\nreplicas = ["LOCALHOST:7200", "localhost:7200"]\n`
     expect(problemsOf(file)).toEqual([
-      'groups.100.replicas[1]: "127.0.0.1:7001" is already used by controller.replicas[1] (every replica needs its own address)',
-      'groups.101.replicas[1]: "127.0.0.1:7110" is already used by groups.101.replicas[0] (every replica needs its own address)',
-      'kvraft.replicas[1]: "localhost:7200" is already used by kvraft.replicas[0] (every replica needs its own address)',
+      'groups.100.replicas[1]: "127.0.0.1:7001" is already used by controller.replicas[1] (every replica needs its own address; only replicas of different groups at the same position may share one)',
+      'groups.101.replicas[1]: "127.0.0.1:7110" is already used by groups.101.replicas[0] (every replica needs its own address; only replicas of different groups at the same position may share one)',
+      'kvraft.replicas[1]: "localhost:7200" is already used by kvraft.replicas[0] (every replica needs its own address; only replicas of different groups at the same position may share one)',
+    ])
+  })
+
+  test("replicas of different groups at the same position may share an address (one process serves both)", () => {
+    const file = `[controller]\nreplicas = ["127.0.0.1:7000"]\n[groups.100]\nreplicas = ["127.0.0.1:7100", "127.0.0.1:7101"]\n[groups.101]\nreplicas = ["127.0.0.1:7100", "127.0.0.1:7101"]\n[groups.102]\nreplicas = ["127.0.0.1:7101", "127.0.0.1:7000"]\n`
+    expect(problemsOf(file)).toEqual([
+      'groups.102.replicas[0]: "127.0.0.1:7101" is already used by groups.100.replicas[1] (every replica needs its own address; only replicas of different groups at the same position may share one)',
+      'groups.102.replicas[1]: "127.0.0.1:7000" is already used by controller.replicas[0] (every replica needs its own address; only replicas of different groups at the same position may share one)',
     ])
   })
 })
@@ -258,7 +266,7 @@ basePort = 70000
       'groups.101.replicas[1]: "127.0.0.1:99999" is not a valid host:port (port must be 1–65535)',
       "metrics.basePort: 70000 is out of range (must be an integer 1–65535)",
       "controller: is missing; [groups.*] need a [controller] section listing the controller replicas",
-      'groups.101.replicas[2]: "127.0.0.1:7110" is already used by groups.101.replicas[0] (every replica needs its own address)',
+      'groups.101.replicas[2]: "127.0.0.1:7110" is already used by groups.101.replicas[0] (every replica needs its own address; only replicas of different groups at the same position may share one)',
       'clusterKeyFile: "/nonexistent-kv-config-base/missing.key" does not exist',
     ])
   })

@@ -6,6 +6,7 @@
  */
 import {
   type ClusterConfig,
+  canonicalAddress,
   cliEnvironment,
   configuredLimits,
   dataDirFrom,
@@ -16,6 +17,7 @@ import {
   type MetricsSource,
   runServerMain,
   type ServerFlags,
+  SharedSockets,
   StartupError,
   serveReplicas,
   serverFlags,
@@ -40,6 +42,33 @@ const parseGids = (text: string): number[] | undefined => {
   return valid ? gids : undefined
 }
 
+/**
+ * Replicas of several groups given one address share a socket, so one process must serve them all:
+ * names the groups to add to --gid when this process would serve only some of them.
+ */
+const sharedAddressProblem = (
+  config: ClusterConfig,
+  gids: readonly number[],
+  replica: number | undefined,
+): string | undefined => {
+  const missing = new Set<number>()
+  const shared: string[] = []
+  for (const gid of gids) {
+    for (const [k, address] of (config.groups.get(gid)?.replicas ?? []).entries()) {
+      if (replica !== undefined && k !== replica) continue
+      for (const [other, group] of config.groups) {
+        const theirs = group.replicas[k]
+        if (gids.includes(other) || theirs === undefined) continue
+        if (canonicalAddress(theirs) !== canonicalAddress(address)) continue
+        missing.add(other)
+        shared.push(`group ${other} replica ${k} shares ${address} with group ${gid}`)
+      }
+    }
+  }
+  if (missing.size === 0) return undefined
+  return `${shared.join("; ")} (in ${config.source}): one process serves every group on an address (--gid ${[...gids, ...missing].join(",")})`
+}
+
 const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: boolean }) =>
   Effect.gen(function* () {
     const config = yield* loadConfigFor(flags)
@@ -57,7 +86,10 @@ const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: 
     if (join !== undefined && gids.length > 1) {
       return yield* Effect.fail(new StartupError("--join starts a new member of one group: give one --gid"))
     }
+    const shareProblem = sharedAddressProblem(config, gids, Option.getOrUndefined(flags.replica))
+    if (shareProblem !== undefined) return yield* Effect.fail(new StartupError(shareProblem))
     const dataDir = dataDirFrom(flags, config)
+    const sockets = new SharedSockets()
     let storage: Layer.Layer<Storage> | undefined
     if (flags.sharedWal) {
       // One process per shared log: the replicas' own locks do not cover the log they share.
@@ -89,6 +121,7 @@ const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: 
           join,
           dataDir,
           storage,
+          sockets,
           metricsPort,
           metricsSources: gids.length > 1 ? sources : undefined,
         }),
@@ -106,12 +139,23 @@ interface GroupServing {
   readonly join: JoinOptions | undefined
   readonly dataDir: string
   readonly storage: Layer.Layer<Storage> | undefined
+  readonly sockets: SharedSockets
   readonly metricsPort: number | undefined
   /** Set when the process serves one metrics endpoint for several groups. */
   readonly metricsSources: MetricsSource[] | undefined
 }
 
-const serveGroup = ({ flags, config, gid, join, dataDir, storage, metricsPort, metricsSources }: GroupServing) =>
+const serveGroup = ({
+  flags,
+  config,
+  gid,
+  join,
+  dataDir,
+  storage,
+  sockets,
+  metricsPort,
+  metricsSources,
+}: GroupServing) =>
   Effect.gen(function* () {
     const group = config.groups.get(gid)
     if (group === undefined) return yield* Effect.fail(new StartupError(`group ${gid} is not in ${config.source}`))
@@ -127,6 +171,9 @@ const serveGroup = ({ flags, config, gid, join, dataDir, storage, metricsPort, m
       metricsHost: Option.getOrUndefined(flags.metricsHost),
       metricsSources,
       storage,
+      // Every group's messages are named for it, so groups given one address per host share a socket.
+      scope: String(gid),
+      sockets,
       listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>
         makeShardKvServer({

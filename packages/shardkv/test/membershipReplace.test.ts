@@ -37,6 +37,8 @@ const spyOnTargets = (rpc: RpcNodeShape, seen: (to: string) => void): RpcNodeSha
     seen(to)
     return rpc.call(to, method, request, options)
   },
+  // The clerk asks each group through a view named for it.
+  scoped: (scope) => spyOnTargets(rpc.scoped(scope), seen),
 })
 
 const runReplacement = (seed: number): Outcome => {

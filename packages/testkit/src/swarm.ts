@@ -90,6 +90,8 @@ export const watchExpiredSessions = (rpc: RpcNodeShape, onExpired: (method: stri
         }),
       ),
     ),
+  // A sharded clerk asks each group through a view named for it: watched too.
+  scoped: (scope) => watchExpiredSessions(rpc.scoped(scope), onExpired),
 })
 
 /** What one seed of a swarm found. */

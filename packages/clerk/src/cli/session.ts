@@ -117,7 +117,13 @@ export class CliSession {
         Effect.mapError((e) =>
           "_tag" in e && e._tag === "Timeout" ? e : new CliFailure(e.message, ExitCode.badInput),
         ),
-        Effect.flatMap((servers) => makeMemberClient(this.rpc, { servers, deadlineMs })),
+        // A shard group is asked in its own name: a host may serve several groups on one address.
+        Effect.flatMap((servers) =>
+          makeMemberClient(typeof group === "object" ? this.rpc.scoped(String(group.gid)) : this.rpc, {
+            servers,
+            deadlineMs,
+          }),
+        ),
       ),
     )
   }

@@ -56,6 +56,10 @@ const services = (session: CliSession): [string, readonly string[]][] => {
   return out
 }
 
+/** Asks a group's replicas in its own name: a host may serve several groups on one address. */
+const rpcOf = (session: CliSession, service: string) =>
+  service.startsWith("group ") ? session.rpc.scoped(service.slice("group ".length)) : session.rpc
+
 const probe = async (
   session: CliSession,
   service: string,
@@ -64,7 +68,9 @@ const probe = async (
   names: readonly string[],
 ) => {
   const reply = await session.run(
-    session.rpc.call(address, RaftStatusMethod, {}, { attemptTimeoutMs: 150, deadlineMs: 600 }).pipe(Effect.option),
+    rpcOf(session, service)
+      .call(address, RaftStatusMethod, {}, { attemptTimeoutMs: 150, deadlineMs: 600 })
+      .pipe(Effect.option),
   )
   if (reply._tag === "None") return { service, replica, address, up: false }
   const s = reply.value
@@ -96,7 +102,7 @@ const withMembers = async (session: CliSession, rows: readonly ReplicaStatus[]):
   for (const [service, replicas] of byService) {
     const ask = (address: string, leaderOnly: boolean) =>
       session.run(
-        session.rpc
+        rpcOf(session, service)
           .call(address, MemberListMethod, { leaderOnly }, { attemptTimeoutMs: 150, deadlineMs: 600 })
           .pipe(Effect.option),
       )
@@ -154,7 +160,7 @@ export const collectStatus = async (session: CliSession): Promise<ClusterStatus>
       .filter((r) => r.up && r.role === "leader" && r.service.startsWith("group "))
       .map(async (r) => {
         const reply = await session.run(
-          session.rpc
+          rpcOf(session, r.service)
             .call(r.address, ShardKvStatusMethod, {}, { attemptTimeoutMs: 150, deadlineMs: 600 })
             .pipe(Effect.option),
         )

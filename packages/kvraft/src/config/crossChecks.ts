@@ -27,30 +27,39 @@ const serviceProblems = (raw: Record<string, unknown>): string[] => {
   return []
 }
 
-/** Two replicas on one address would steal each other's datagrams; name both places so either can move. */
+/**
+ * Two replicas on one address would steal each other's datagrams; name both places so either can
+ * move. Replicas of different shard groups at the same position may share one: a process serving
+ * both groups' replica k gives them one socket (see SharedSockets).
+ */
 const duplicateAddressProblems = (raw: Record<string, unknown>): string[] => {
-  const lists: Array<[ReadonlyArray<PropertyKey>, unknown]> = []
-  if (isTable(raw.controller)) lists.push([["controller", "replicas"], raw.controller.replicas])
+  const lists: Array<[ReadonlyArray<PropertyKey>, unknown, string | undefined]> = []
+  if (isTable(raw.controller)) lists.push([["controller", "replicas"], raw.controller.replicas, undefined])
   if (isTable(raw.groups)) {
     for (const [gid, group] of Object.entries(raw.groups)) {
-      if (isTable(group)) lists.push([["groups", gid, "replicas"], group.replicas])
+      if (isTable(group)) lists.push([["groups", gid, "replicas"], group.replicas, gid])
     }
   }
-  if (isTable(raw.kvraft)) lists.push([["kvraft", "replicas"], raw.kvraft.replicas])
+  if (isTable(raw.kvraft)) lists.push([["kvraft", "replicas"], raw.kvraft.replicas, undefined])
 
-  const firstUse = new Map<string, string>()
+  const firstUse = new Map<
+    string,
+    { readonly where: string; readonly gid: string | undefined; readonly index: number }
+  >()
   const problems: string[] = []
-  for (const [listPath, replicas] of lists) {
+  for (const [listPath, replicas, gid] of lists) {
     if (!Array.isArray(replicas)) continue
     replicas.forEach((address: unknown, index) => {
       if (typeof address !== "string" || replicaAddressProblem(address) !== undefined) return
       const where = formatFieldPath([...listPath, index])
       const key = canonicalAddress(address)
       const earlier = firstUse.get(key)
-      if (earlier === undefined) firstUse.set(key, where)
-      else {
+      if (earlier === undefined) firstUse.set(key, { where, gid, index })
+      else if (gid !== undefined && earlier.gid !== undefined && earlier.gid !== gid && earlier.index === index) {
+        // Replica `index` of both groups, served by one process.
+      } else {
         problems.push(
-          `${where}: ${JSON.stringify(address)} is already used by ${earlier} (every replica needs its own address)`,
+          `${where}: ${JSON.stringify(address)} is already used by ${earlier.where} (every replica needs its own address; only replicas of different groups at the same position may share one)`,
         )
       }
     })

@@ -35,3 +35,4 @@ export {
   localAddresses,
   resolveListen,
 } from "./listenAddress.ts"
+export { canonicalAddress } from "./replicaAddress.ts"

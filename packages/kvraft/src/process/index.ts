@@ -16,3 +16,4 @@ export {
   startMetrics,
 } from "./serve.ts"
 export { dataDirFrom, joinFrom, loadConfigFor, type ServerFlags, serverFlags } from "./serverFlags.ts"
+export { SharedSockets } from "./sharedSockets.ts"

@@ -86,11 +86,15 @@ const set = (metric: Metric.Gauge<number>, attributes: Record<string, string>, v
 
 /** Samples every replica's state into the registry, then renders the Prometheus text format. */
 export const scrape = (sources: readonly MetricsSource[]): string => {
+  // A socket several groups' replicas share is counted once, under the first of them.
+  const socketsSeen = new Set<unknown>()
   for (const source of sources) {
     const a = { service: source.service, replica: String(source.replica) }
     const s = source.raft.status()
     const c = source.raft.counters()
     const t = source.rpc.transport.stats
+    const socketCounted = socketsSeen.has(t)
+    socketsSeen.add(t)
     Effect.runSync(
       Effect.all(
         [
@@ -102,14 +106,18 @@ export const scrape = (sources: readonly MetricsSource[]): string => {
           set(raftGauges.snapshotBytes, a, s.snapshotBytes),
           set(raftGauges.proposals, a, c.proposals),
           set(raftGauges.messages, a, c.messagesSent),
-          set(transportGauges.datagramsSent, a, t.datagramsSent),
-          set(transportGauges.datagramsReceived, a, t.datagramsReceived),
-          set(transportGauges.bytesSent, a, t.bytesSent),
-          set(transportGauges.bytesReceived, a, t.bytesReceived),
-          ...dropReasons.map((reason) => set(transportGauges.dropped, { ...a, reason }, t.drops[reason])),
-          ...roles.map((role) =>
-            set(transportGauges.refused, { ...a, reason: "PermissionDenied", role }, t.refused[role]),
-          ),
+          ...(socketCounted
+            ? []
+            : [
+                set(transportGauges.datagramsSent, a, t.datagramsSent),
+                set(transportGauges.datagramsReceived, a, t.datagramsReceived),
+                set(transportGauges.bytesSent, a, t.bytesSent),
+                set(transportGauges.bytesReceived, a, t.bytesReceived),
+                ...dropReasons.map((reason) => set(transportGauges.dropped, { ...a, reason }, t.drops[reason])),
+                ...roles.map((role) =>
+                  set(transportGauges.refused, { ...a, reason: "PermissionDenied", role }, t.refused[role]),
+                ),
+              ]),
           ...Object.entries(source.gauges?.() ?? {}).map(([name, value]) => {
             let metric = extraGauges.get(name)
             if (metric === undefined) {

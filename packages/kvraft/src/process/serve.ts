@@ -1,6 +1,6 @@
 import { join as joinPath } from "node:path"
 import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
-import { type KeyGrant, RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
+import { type KeyGrant, RpcNode, type RpcNodeShape, type TransportError } from "@kv/rpc"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, type Scope } from "effect"
 import { advertisedNotLocalHint, listenPort, localAddresses, resolveListen } from "../config/listenAddress.ts"
 import { lockReplicaDir } from "./dataDirLock.ts"
@@ -13,6 +13,7 @@ import {
   observeReplica,
   serveMetrics,
 } from "./metrics.ts"
+import { type SharedSockets, scopedContext, socketLayer } from "./sharedSockets.ts"
 import { unauthenticatedWarning } from "./unauthenticatedWarning.ts"
 
 export type LogFormat = "text" | "json"
@@ -52,6 +53,16 @@ export interface ServeOptions {
   readonly metricsPort?: number | undefined
   /** The IP address the metrics endpoint binds; 127.0.0.1 when undefined. */
   readonly metricsHost?: string | undefined
+  /**
+   * This service's name on the wire when its replicas may share sockets with other services'
+   * (a shard group's gid): its methods and Raft messages travel as `name@scope`.
+   */
+  readonly scope?: string | undefined
+  /**
+   * The process's sockets by address, for services whose replicas share addresses (shard groups
+   * given one address per host); undefined: every replica binds its own.
+   */
+  readonly sockets?: SharedSockets | undefined
   /**
    * Where the replicas' Raft state lives; default a write-ahead log per replica under `dataDir`
    * (Storage.layerFile). Several services in one process pass one shared layer (Storage.layerShared).
@@ -204,14 +215,15 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       const bind = bindOf.get(k) ?? address
       const storageName =
         join !== undefined ? `${options.service}/member-${join.id}` : `${options.service}/replica-${k}`
-      const layer = RpcNode.layer.pipe(
-        Layer.provide(Transport.layerUdp({ bind, key: options.clusterKey, keys: options.keys })),
-        Layer.merge(options.storage ?? Storage.layerFile(options.dataDir)),
-      )
+      const socket = { bind, key: options.clusterKey, keys: options.keys }
+      const storage = options.storage ?? Storage.layerFile(options.dataDir)
       const observe = observeReplica(options.service, k)
       const [replica, rpc] = yield* Effect.gen(function* () {
         yield* lockReplicaDir(options.dataDir, storageName).pipe(Effect.mapError((e) => new StartupError(e.message)))
-        const context = yield* Layer.build(layer)
+        const sockets = options.sockets
+        const node =
+          sockets === undefined ? yield* Layer.build(socketLayer(socket)) : yield* sockets.node(address, socket)
+        const context = scopedContext(Context.merge(node, yield* Layer.build(storage)), options.scope)
         const rpc = Context.get(context, RpcNode)
         rpc.observeRequests(observe.onRequest)
         // The group's own replicas get replies of any size without proving their address first.

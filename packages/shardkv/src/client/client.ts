@@ -165,7 +165,8 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     const callerFor = (gid: Gid, servers: readonly string[]): LeaderCaller => {
       let caller = groups.get(gid)
       if (caller === undefined) {
-        caller = makeLeaderCaller(rpc, servers, callerOptions)
+        // Named for its group: a host may serve several groups on one address.
+        caller = makeLeaderCaller(rpc.scoped(String(gid)), servers, callerOptions)
         groups.set(gid, caller)
       }
       return caller

@@ -270,6 +270,7 @@ export const makeShardKvServer = (
       Effect.gen(function* () {
         for (const server of latestServers.of(config.shards[shard] ?? 0, ownerServers(config, shard))) {
           const reply = yield* rpc
+            .scoped(String(config.shards[shard] ?? 0))
             .call(
               server,
               ShardInstalledMethod,
@@ -367,7 +368,11 @@ export const makeShardKvServer = (
           const start = fromStart ? 0 : machine.installedBytes(task.shard)
           const buffer = new ShardPullBuffer(current.handOffConfigNum, task.shard, start, installPieceBytes)
           const source = { ...current, servers: latestServers.of(current.fromGid, current.servers) }
-          if (!(yield* pullShard(rpc, source, buffer, { callDeadlineMs: LOOP_CALL_DEADLINE_MS }))) {
+          if (
+            !(yield* pullShard(rpc.scoped(String(current.fromGid)), source, buffer, {
+              callDeadlineMs: LOOP_CALL_DEADLINE_MS,
+            }))
+          ) {
             // The source may have replaced members since: the next round also tries its latest list.
             yield* latestServers.refresh(current.fromGid)
             return
@@ -405,7 +410,7 @@ export const makeShardKvServer = (
       const servers = latestServers.of(task.fromGid, task.servers)
       let caller = previousOwners.get(task.fromGid)
       if (caller === undefined) {
-        caller = makeLeaderCaller(rpc, servers, {
+        caller = makeLeaderCaller(rpc.scoped(String(task.fromGid)), servers, {
           deadlineMs: LOOP_CALL_DEADLINE_MS,
           perServerMs: 400,
           attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS,

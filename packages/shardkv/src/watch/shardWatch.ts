@@ -62,7 +62,7 @@ export const watchShards = (
       const callerFor = (gid: Gid, servers: readonly string[]): LeaderCaller => {
         let caller = callers.get(gid)
         if (caller === undefined) {
-          caller = makeLeaderCaller(rpc, servers, pollOptions)
+          caller = makeLeaderCaller(rpc.scoped(String(gid)), servers, pollOptions)
           callers.set(gid, caller)
         } else if (servers.some((s) => !caller!.servers.includes(s))) {
           caller.setServers(servers)

@@ -1,0 +1,193 @@
+/**
+ * Three processes, each serving replica k of three groups on one address (cluster.toml gives
+ * replica k of every group host k's address: one socket and one shared write-ahead log per
+ * process). Under load, with shards moving between groups that share hosts and a process killed
+ * with `kill -9`, nothing acknowledged is lost and the history stays linearizable; `kv status`
+ * reports every replica; a process that would serve only some of an address's groups is refused.
+ */
+import { afterAll, describe, expect, test } from "bun:test"
+import { join, resolve } from "node:path"
+import type { KvClientShape } from "@kv/kvraft"
+import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
+import { makeControllerClient } from "@kv/shardctrler"
+import {
+  checkLinearizable,
+  freeUdpPorts,
+  HistoryRecorder,
+  type KvInput,
+  ProcessGroup,
+  pollUntil,
+  runCommand,
+  tempDir,
+  udpClientNode,
+  writeFile,
+} from "@kv/testkit"
+import { Effect, Exit, Scope } from "effect"
+import { makeShardKvClient } from "../src/index.ts"
+
+const root = resolve(import.meta.dir, "../../..")
+const bins = {
+  controller: join(root, "packages/shardctrler/bin/shardctrler.ts"),
+  group: join(root, "packages/shardkv/bin/shardkv.ts"),
+}
+const seed = seedFromEnv()
+const processes = new ProcessGroup()
+const dir = tempDir("kv-shared-socket")
+const scope = Effect.runSync(Scope.make())
+const gids = [100, 101, 102]
+
+afterAll(async () => {
+  await processes.killAll()
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  dir.remove()
+})
+
+const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
+
+interface StatusJson {
+  replicas: { service: string; replica: number; address: string; up: boolean; role?: string }[]
+  shards: Record<string, number[]>
+}
+
+describe("three groups per process on one address", () => {
+  test("moves between co-hosted groups and kill -9 under load: nothing lost, linearizable; kv status; partial --gid refused", async () => {
+    console.log(`seed ${seed} (replay the choices: KV_SEED=${seed} bun test test/sharedSocket.processes.test.ts)`)
+    const random = new SeededRandom(seed)
+    const ports = await freeUdpPorts(6)
+    const address = (i: number) => `127.0.0.1:${ports[i]}`
+    const controllers = [0, 1, 2].map(address)
+    const hosts = [3, 4, 5].map(address)
+    const config = join(dir.path, "cluster.toml")
+    writeFile(
+      config,
+      [
+        `dataDir = "./data"`,
+        `maxRaftStateBytes = 8192`,
+        `[controller]`,
+        `replicas = ${JSON.stringify(controllers)}`,
+        ...gids.flatMap((gid) => [`[groups.${gid}]`, `replicas = ${JSON.stringify(hosts)}`]),
+      ].join("\n"),
+    )
+    for (let k = 0; k < 3; k++) {
+      processes.start(`ctrl-${k}`, ["bun", bins.controller, "--replica", String(k), "--config", config], {
+        cwd: dir.path,
+      })
+    }
+    const hostArgs = (k: number, served: readonly number[]) => [
+      "bun",
+      bins.group,
+      "--gid",
+      served.join(","),
+      "--replica",
+      String(k),
+      "--shared-wal",
+      "--config",
+      config,
+      "--data",
+      join(dir.path, `host-${k}`),
+    ]
+
+    // Serving only group 100 on host 0's address would leave groups 101 and 102 without a socket there.
+    const partial = await runCommand(hostArgs(0, [100]), { cwd: dir.path, timeoutMs: 30_000 })
+    expect(partial.code).not.toBe(0)
+    expect(partial.stderr).toContain(`shares ${hosts[0]}`)
+    expect(partial.stderr).toContain("--gid 100,101,102")
+
+    const startHost = (k: number) => processes.start(`host-${k}`, hostArgs(k, gids), { cwd: dir.path })
+    for (let k = 0; k < 3; k++) startHost(k)
+
+    const admin = await Effect.runPromise(makeControllerClient(await rpcNode(), { controllers, deadlineMs: 60_000 }))
+    await Effect.runPromise(admin.join(Object.fromEntries(gids.map((gid) => [String(gid), hosts]))))
+
+    const history = new HistoryRecorder()
+    const clients: KvClientShape[] = []
+    for (let c = 0; c < 4; c++) {
+      clients.push(await Effect.runPromise(makeShardKvClient(await rpcNode(), { controllers, deadlineMs: 60_000 })))
+    }
+    let completed = 0
+    const record = async (c: number, input: KvInput, run: () => Effect.Effect<string | undefined, unknown>) => {
+      const token = history.begin(c, input)
+      const exit = await Effect.runPromiseExit(run())
+      if (Exit.isSuccess(exit)) {
+        history.end(token, typeof exit.value === "string" ? exit.value : undefined)
+        completed++
+        return exit.value
+      }
+      history.unknown(token)
+      throw new Error(`${input.op} ${input.key} failed: ${String(exit.cause)}`)
+    }
+    let done = false
+    const appended: Map<string, string[]>[] = []
+    const load = clients.map(async (client, c) => {
+      const mine = new Map<string, string[]>()
+      appended.push(mine)
+      for (let j = 0; !done; j++) {
+        const key = `c${c}-k${j % 10}`
+        if (j % 4 === 3) {
+          await record(c, { op: "get", key }, () => client.get(key))
+        } else {
+          const value = `${c}.${j};`
+          await record(c, { op: "append", key, value }, () => Effect.as(client.append(key, value), undefined))
+          mine.set(key, [...(mine.get(key) ?? []), value])
+        }
+      }
+    })
+    const whileClientsComplete = async (n: number) => {
+      const target = completed + n
+      await Promise.race([
+        pollUntil(`the clients to complete ${n} more operations`, () => completed >= target, { timeoutMs: 45_000 }),
+        Promise.all(load),
+      ])
+    }
+
+    try {
+      await whileClientsComplete(100)
+      // Shards move between groups whose replicas share every socket: pulls and deletes name their group.
+      for (let move = 0; move < 6; move++) {
+        const shard = random.int(10)
+        const to = gids[random.int(gids.length)] as number
+        await Effect.runPromise(admin.move(shard, to))
+        await whileClientsComplete(30)
+      }
+      const victim = random.int(3)
+      await processes.kill(`host-${victim}`)
+      await whileClientsComplete(80)
+      startHost(victim)
+      await whileClientsComplete(100)
+
+      const status = await runCommand(["bun", "run", "kv", "status", "--json", "--config", config], {
+        cwd: root,
+        timeoutMs: 60_000,
+      })
+      expect(status.code).toBe(0)
+      const parsed = JSON.parse(status.stdout) as StatusJson
+      const groupRows = parsed.replicas.filter((r) => r.service.startsWith("group "))
+      expect(groupRows).toHaveLength(9)
+      expect(groupRows.every((r) => r.up)).toBe(true)
+      // Each group has its own leader, found through the shared addresses.
+      for (const gid of gids) {
+        expect(groupRows.filter((r) => r.service === `group ${gid}` && r.role === "leader")).toHaveLength(1)
+      }
+
+      done = true
+      await Promise.all(load)
+      const reader = clients[0] as KvClientShape
+      for (const mine of appended) {
+        for (const [key, values] of mine) {
+          const value = await record(0, { op: "get", key }, () => reader.get(key))
+          expect(value).toBe(values.join(""))
+        }
+      }
+      const ops = history.history()
+      const verdict = checkLinearizable(ops)
+      console.log(`${ops.length} operations; linearizable: ${verdict.ok}`)
+      if (!verdict.ok) throw new Error(verdict.explanation)
+    } catch (error) {
+      done = true
+      for (const name of ["ctrl-0", "host-0", "host-1", "host-2"]) {
+        console.error(`--- ${name}\n${processes.output(name).slice(-3000)}`)
+      }
+      throw error
+    }
+  }, 240_000)
+})
