@@ -10,20 +10,10 @@ import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
 import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
-import {
-  checkLinearizable,
-  freeUdpPorts,
-  HistoryRecorder,
-  type KvInput,
-  ProcessGroup,
-  pollUntil,
-  runCommand,
-  tempDir,
-  udpClientNode,
-  writeFile,
-} from "@kv/testkit"
+import { freeUdpPorts, ProcessGroup, runCommand, tempDir, udpClientNode, writeFile } from "@kv/testkit"
 import { Effect, Exit, Scope } from "effect"
 import { makeShardKvClient } from "../src/index.ts"
+import { startRecordedLoad } from "./support/recordedLoad.ts"
 
 const root = resolve(import.meta.dir, "../../..")
 const bins = {
@@ -99,61 +89,26 @@ describe("three groups per process on one address", () => {
     const admin = await Effect.runPromise(makeControllerClient(await rpcNode(), { controllers, deadlineMs: 60_000 }))
     await Effect.runPromise(admin.join(Object.fromEntries(gids.map((gid) => [String(gid), hosts]))))
 
-    const history = new HistoryRecorder()
     const clients: KvClientShape[] = []
     for (let c = 0; c < 4; c++) {
       clients.push(await Effect.runPromise(makeShardKvClient(await rpcNode(), { controllers, deadlineMs: 60_000 })))
     }
-    let completed = 0
-    const record = async (c: number, input: KvInput, run: () => Effect.Effect<string | undefined, unknown>) => {
-      const token = history.begin(c, input)
-      const exit = await Effect.runPromiseExit(run())
-      if (Exit.isSuccess(exit)) {
-        history.end(token, typeof exit.value === "string" ? exit.value : undefined)
-        completed++
-        return exit.value
-      }
-      history.unknown(token)
-      throw new Error(`${input.op} ${input.key} failed: ${String(exit.cause)}`)
-    }
-    let done = false
-    const appended: Map<string, string[]>[] = []
-    const load = clients.map(async (client, c) => {
-      const mine = new Map<string, string[]>()
-      appended.push(mine)
-      for (let j = 0; !done; j++) {
-        const key = `c${c}-k${j % 10}`
-        if (j % 4 === 3) {
-          await record(c, { op: "get", key }, () => client.get(key))
-        } else {
-          const value = `${c}.${j};`
-          await record(c, { op: "append", key, value }, () => Effect.as(client.append(key, value), undefined))
-          mine.set(key, [...(mine.get(key) ?? []), value])
-        }
-      }
-    })
-    const whileClientsComplete = async (n: number) => {
-      const target = completed + n
-      await Promise.race([
-        pollUntil(`the clients to complete ${n} more operations`, () => completed >= target, { timeoutMs: 45_000 }),
-        Promise.all(load),
-      ])
-    }
+    const load = startRecordedLoad(clients)
 
     try {
-      await whileClientsComplete(100)
+      await load.whileClientsComplete(100)
       // Shards move between groups whose replicas share every socket: pulls and deletes name their group.
       for (let move = 0; move < 6; move++) {
         const shard = random.int(10)
         const to = gids[random.int(gids.length)] as number
         await Effect.runPromise(admin.move(shard, to))
-        await whileClientsComplete(30)
+        await load.whileClientsComplete(30)
       }
       const victim = random.int(3)
       await processes.kill(`host-${victim}`)
-      await whileClientsComplete(80)
+      await load.whileClientsComplete(80)
       startHost(victim)
-      await whileClientsComplete(100)
+      await load.whileClientsComplete(100)
 
       const status = await runCommand(["bun", "run", "kv", "status", "--json", "--config", config], {
         cwd: root,
@@ -169,21 +124,9 @@ describe("three groups per process on one address", () => {
         expect(groupRows.filter((r) => r.service === `group ${gid}` && r.role === "leader")).toHaveLength(1)
       }
 
-      done = true
-      await Promise.all(load)
-      const reader = clients[0] as KvClientShape
-      for (const mine of appended) {
-        for (const [key, values] of mine) {
-          const value = await record(0, { op: "get", key }, () => reader.get(key))
-          expect(value).toBe(values.join(""))
-        }
-      }
-      const ops = history.history()
-      const verdict = checkLinearizable(ops)
-      console.log(`${ops.length} operations; linearizable: ${verdict.ok}`)
-      if (!verdict.ok) throw new Error(verdict.explanation)
+      await load.finish(clients[0] as KvClientShape)
     } catch (error) {
-      done = true
+      load.abort()
       for (const name of ["ctrl-0", "host-0", "host-1", "host-2"]) {
         console.error(`--- ${name}\n${processes.output(name).slice(-3000)}`)
       }

@@ -9,19 +9,10 @@ import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
 import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
-import {
-  checkLinearizable,
-  freeUdpPorts,
-  HistoryRecorder,
-  type KvInput,
-  ProcessGroup,
-  pollUntil,
-  tempDir,
-  udpClientNode,
-  writeFile,
-} from "@kv/testkit"
+import { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
 import { Effect, Exit, Scope } from "effect"
 import { makeShardKvClient } from "../src/index.ts"
+import { startRecordedLoad } from "./support/recordedLoad.ts"
 
 const root = resolve(import.meta.dir, "../../..")
 const bins = {
@@ -92,73 +83,25 @@ describe("three groups per process on a shared write-ahead log", () => {
     const admin = await Effect.runPromise(makeControllerClient(await rpcNode(), { controllers, deadlineMs: 60_000 }))
     await Effect.runPromise(admin.join(Object.fromEntries([...groups].map(([gid, r]) => [String(gid), r]))))
 
-    const history = new HistoryRecorder()
     const clients: KvClientShape[] = []
     for (let c = 0; c < 4; c++) {
       clients.push(await Effect.runPromise(makeShardKvClient(await rpcNode(), { controllers, deadlineMs: 60_000 })))
     }
-    let completed = 0
-    const record = async (c: number, input: KvInput, run: () => Effect.Effect<string | undefined, unknown>) => {
-      const token = history.begin(c, input)
-      const exit = await Effect.runPromiseExit(run())
-      if (Exit.isSuccess(exit)) {
-        history.end(token, typeof exit.value === "string" ? exit.value : undefined)
-        completed++
-        return exit.value
-      }
-      history.unknown(token)
-      throw new Error(`${input.op} ${input.key} failed: ${String(exit.cause)}`)
-    }
-    let done = false
-    const appended: Map<string, string[]>[] = []
-    const load = clients.map(async (client, c) => {
-      const mine = new Map<string, string[]>()
-      appended.push(mine)
-      for (let j = 0; !done; j++) {
-        // Keys over every shard, so every group takes writes.
-        const key = `c${c}-k${j % 10}`
-        if (j % 4 === 3) {
-          await record(c, { op: "get", key }, () => client.get(key))
-        } else {
-          const value = `${c}.${j};`
-          await record(c, { op: "append", key, value }, () => Effect.as(client.append(key, value), undefined))
-          mine.set(key, [...(mine.get(key) ?? []), value])
-        }
-      }
-    })
-    const whileClientsComplete = async (n: number) => {
-      const target = completed + n
-      await Promise.race([
-        pollUntil(`the clients to complete ${n} more operations`, () => completed >= target, { timeoutMs: 45_000 }),
-        Promise.all(load),
-      ])
-    }
+    const load = startRecordedLoad(clients)
 
     try {
-      await whileClientsComplete(150)
+      await load.whileClientsComplete(150)
       // One host down hard: each group loses one replica, and keeps a majority.
       const victim = random.int(3)
       await processes.kill(`host-${victim}`)
-      await whileClientsComplete(100)
+      await load.whileClientsComplete(100)
       startHost(victim)
-      await whileClientsComplete(150)
+      await load.whileClientsComplete(150)
       // Every host down hard at once, in the middle of the load: all back from the shared logs alone.
       await Promise.all([0, 1, 2].map((k) => processes.kill(`host-${k}`)))
       for (let k = 0; k < 3; k++) startHost(k)
-      await whileClientsComplete(150)
-      done = true
-      await Promise.all(load)
-      const reader = clients[0] as KvClientShape
-      for (const mine of appended) {
-        for (const [key, values] of mine) {
-          const value = await record(0, { op: "get", key }, () => reader.get(key))
-          expect(value).toBe(values.join(""))
-        }
-      }
-      const ops = history.history()
-      const verdict = checkLinearizable(ops)
-      console.log(`${ops.length} operations; linearizable: ${verdict.ok}`)
-      if (!verdict.ok) throw new Error(verdict.explanation)
+      await load.whileClientsComplete(150)
+      await load.finish(clients[0] as KvClientShape)
       // The replicas' logs are in the shared log; their own directories hold snapshots only.
       let snapshots = 0
       for (let k = 0; k < 3; k++) {
@@ -173,7 +116,7 @@ describe("three groups per process on a shared write-ahead log", () => {
       }
       expect(snapshots).toBeGreaterThan(0)
     } catch (error) {
-      done = true
+      load.abort()
       for (const name of ["ctrl-0", "host-0", "host-1", "host-2"]) {
         console.error(`--- ${name}\n${processes.output(name).slice(-3000)}`)
       }
