@@ -1,7 +1,7 @@
 /**
  * Proves that the report checks issue 18's goals against the same run's etcd: one client's put at
  * least etcd's ops/s with a p99 no higher, put at 64 at least 3× and get at 64 at least 6×, each
- * row saying whether it is met.
+ * row saying whether it is met; and three groups per process against one group.
  */
 import { expect, test } from "bun:test"
 import { renderMarkdown } from "../lib/report.ts"
@@ -42,4 +42,29 @@ test("every goal of the run is met when kv clears each bar", () => {
 test("a goal just missed says no: a higher p99 at one client, put at 64 under 3×, get at 64 under 6×", () => {
   const rows = goalRows([cell("put", 1, 599, 4.6), cell("put", 64, 5_999, 20), cell("get", 64, 23_999, 8)], etcd)
   expect(rows.map((r) => r.split("|").at(-2)!.trim())).toEqual(["no", "no", "no", "no"])
+})
+
+test("three groups per process are checked against one group, cell by cell of the same run", () => {
+  const lines = renderMarkdown({
+    date: "2026-12-06",
+    commit: "abc1234",
+    machine: "test",
+    command: "bun run bench",
+    settings: "test",
+    loadAverage: { before: 0, after: 0 },
+    targets: {
+      "shardkv-1": [cell("put", 64, 8_000, 30), cell("get", 64, 30_000, 10)],
+      "shardkv-3": [cell("put", 64, 9_000, 30)],
+      "shardkv-3-hosts-shared": [cell("put", 64, 6_000, 30), cell("get", 64, 30_000, 10)],
+    },
+    skipped: {},
+  }).split("\n")
+  const at = lines.findIndex((l) => l.startsWith("#### Three groups per process"))
+  expect(at).toBeGreaterThan(0)
+  // The groups spread over nine processes (shardkv-3) are not this goal's layout.
+  expect(lines.slice(at + 4, at + 6).map((l) => l.replace(/ +/g, " "))).toEqual([
+    "| shardkv-3-hosts-shared | put c=64 100 B | 6,000 (0.75×) | 8,000 | no |",
+    "| shardkv-3-hosts-shared | get c=64 100 B | 30,000 (1.00×) | 30,000 | yes |",
+  ])
+  expect(lines[at + 6]).toBe("")
 })
