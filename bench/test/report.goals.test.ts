@@ -11,17 +11,20 @@ import { cellResult } from "./support/cellResult.ts"
 const cell = (workload: "put" | "get", concurrency: number, opsPerSecond: number, p99Ms: number): CellResult =>
   cellResult(workload, concurrency, opsPerSecond, { p99Ms, p999Ms: p99Ms * 2, maxMs: p99Ms * 3 })
 
-const goalRows = (kvraft: CellResult[], etcd: CellResult[]) => {
-  const lines = renderMarkdown({
+const reportLines = (targets: Record<string, CellResult[]>) =>
+  renderMarkdown({
     date: "2026-12-06",
     commit: "abc1234",
     machine: "test",
     command: "bun run bench",
     settings: "test",
     loadAverage: { before: 0, after: 0 },
-    targets: { kvraft, etcd },
+    targets,
     skipped: {},
   }).split("\n")
+
+const goalRows = (kvraft: CellResult[], etcd: CellResult[]) => {
+  const lines = reportLines({ kvraft, etcd })
   const at = lines.findIndex((l) => l.startsWith("#### Goals"))
   const end = lines.findIndex((l, i) => i > at + 3 && !l.startsWith("|"))
   return lines.slice(at + 4, end === -1 ? undefined : end)
@@ -45,20 +48,11 @@ test("a goal just missed says no: a higher p99 at one client, put at 64 under 3Ã
 })
 
 test("three groups per process are checked against one group, cell by cell of the same run", () => {
-  const lines = renderMarkdown({
-    date: "2026-12-06",
-    commit: "abc1234",
-    machine: "test",
-    command: "bun run bench",
-    settings: "test",
-    loadAverage: { before: 0, after: 0 },
-    targets: {
-      "shardkv-1": [cell("put", 64, 8_000, 30), cell("get", 64, 30_000, 10)],
-      "shardkv-3": [cell("put", 64, 9_000, 30)],
-      "shardkv-3-hosts-shared": [cell("put", 64, 6_000, 30), cell("get", 64, 30_000, 10)],
-    },
-    skipped: {},
-  }).split("\n")
+  const lines = reportLines({
+    "shardkv-1": [cell("put", 64, 8_000, 30), cell("get", 64, 30_000, 10)],
+    "shardkv-3": [cell("put", 64, 9_000, 30)],
+    "shardkv-3-hosts-shared": [cell("put", 64, 6_000, 30), cell("get", 64, 30_000, 10)],
+  })
   const at = lines.findIndex((l) => l.startsWith("#### Three groups per process"))
   expect(at).toBeGreaterThan(0)
   // The groups spread over nine processes (shardkv-3) are not this goal's layout.

@@ -453,10 +453,9 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
   const nameOf = (method: { readonly name: string } | string): string =>
     typeof method === "string" ? method : method.name
 
-  const scoped = (scope: string): RpcNodeShape => {
-    if (scope === "" || scope.includes("@"))
-      throw new RangeError(`a scope is a non-empty name without "@", got ${JSON.stringify(scope)}`)
-    const wire = (name: string) => `${name}@${scope}`
+  /** The node itself (scope "") or its view for one scope: names on the wire are `name@scope`. */
+  const view = (scope: string): RpcNodeShape => {
+    const wire = scope === "" ? (name: string) => name : (name: string) => `${name}@${scope}`
     return {
       get address() {
         return transport.address
@@ -473,31 +472,19 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
       allow(role, methods) {
         for (const method of methods) {
           access.set(wire(nameOf(method)), role)
+          // A scope's plain alias (see register) is served under the same role.
           access.set(nameOf(method), role)
         }
       },
-      scoped,
+      scoped(next) {
+        if (next === "" || next.includes("@")) {
+          throw new RangeError(`a scope is a non-empty name without "@", got ${JSON.stringify(next)}`)
+        }
+        return view(next)
+      },
     }
   }
-
-  return {
-    get address() {
-      return transport.address
-    },
-    transport,
-    rtt,
-    handle: (method, handler) => handle(method, handler),
-    handleWith: (method, handler) => handleWith(method, handler),
-    call: (to, method, request, options) => call(to, method, request, options),
-    onOneWay: (channel, handler) => register(oneWay, aliased.oneWay, channel, "", handler),
-    sendOneWay,
-    observeRequests: (next) => observe("", next),
-    trust,
-    allow(role, methods) {
-      for (const method of methods) access.set(nameOf(method), role)
-    },
-    scoped,
-  }
+  return view("")
 }
 
 /** Marks a plain name more than one scope registered: only qualified messages reach them. */
