@@ -13,6 +13,7 @@ import {
 } from "@kv/kvraft"
 import { type PermissionDenied, RpcNode, type RpcNodeShape, Transport, type TransportError } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
+import { groupRpc } from "@kv/shardkv"
 import { Context, Effect, Layer, ManagedRuntime } from "effect"
 import { clientBind, configAddresses } from "./clientBind.ts"
 
@@ -134,9 +135,8 @@ export class KvMembers extends Context.Service<KvMembers, MembersShape>()("@kv/c
                 return yield* Effect.fail(new Error("connectMembers() needs `servers` or `config`"))
               servers = yield* groupServers(node, config, options.group ?? "kvraft", deadlineMs)
             }
-            // A shard group is asked in its own name: a host may serve several groups on one address.
             const group = options.group ?? "kvraft"
-            const rpc = typeof group === "object" ? node.scoped(String(group.gid)) : node
+            const rpc = typeof group === "object" ? groupRpc(node, group.gid) : node
             return makeMembers(yield* makeMemberClient(rpc, { servers, deadlineMs }))
           }),
         ).pipe(Layer.provide(rpc))

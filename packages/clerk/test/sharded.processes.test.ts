@@ -8,17 +8,7 @@ import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
 import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
-import {
-  checkLinearizable,
-  freeUdpPorts,
-  HistoryRecorder,
-  type KvInput,
-  ProcessGroup,
-  pollUntil,
-  tempDir,
-  udpClientNode,
-  writeFile,
-} from "@kv/testkit"
+import { freeUdpPorts, ProcessGroup, startRecordedLoad, tempDir, udpClientNode, writeFile } from "@kv/testkit"
 import { Effect, Exit, Scope } from "effect"
 import { connectAdmin } from "../src/index.ts"
 
@@ -83,54 +73,12 @@ describe("the sharded cluster as processes", () => {
     const joinGroup = (gid: number) => admin.join({ [String(gid)]: groups.get(gid)! })
     await joinGroup(100)
 
-    const history = new HistoryRecorder()
     const nclients = 5
     const clients: KvClientShape[] = []
     for (let c = 0; c < nclients; c++) {
       clients.push(await Effect.runPromise(makeShardKvClient(await rpcNode(), { controllers, deadlineMs: 60_000 })))
     }
-    let completed = 0
-    const record = async (c: number, input: KvInput, run: () => Effect.Effect<string | undefined, unknown>) => {
-      const token = history.begin(c, input)
-      const exit = await Effect.runPromiseExit(run())
-      if (Exit.isSuccess(exit)) {
-        history.end(token, typeof exit.value === "string" ? exit.value : undefined)
-        completed++
-      } else {
-        history.unknown(token)
-        throw new Error(`${input.op} ${input.key} failed: ${String(exit.cause)}`)
-      }
-      return exit.value
-    }
-
-    let done = false
-    const appended: Map<string, string[]>[] = []
-    const load = clients.map(async (client, c) => {
-      const mine = new Map<string, string[]>()
-      appended.push(mine)
-      for (let j = 0; !done; j++) {
-        const key = `c${c}-k${j % 4}`
-        if (j % 3 === 2) {
-          await record(c, { op: "get", key }, () => client.get(key))
-        } else {
-          const value = `x ${c} ${j} y;`
-          await record(c, { op: "append", key, value }, () => Effect.as(client.append(key, value), undefined))
-          mine.set(key, [...(mine.get(key) ?? []), value])
-        }
-      }
-    })
-
-    /**
-     * A fault lasts while the clients complete `n` more operations: it meets the load, however slow
-     * the machine. A client's failure ends the wait at once.
-     */
-    const whileClientsComplete = async (n: number) => {
-      const target = completed + n
-      await Promise.race([
-        pollUntil(`the clients to complete ${n} more operations`, () => completed >= target, { timeoutMs: 30_000 }),
-        Promise.all(load),
-      ])
-    }
+    const load = startRecordedLoad(clients, { keysPerClient: 4, getEvery: 3, timeoutMs: 30_000 })
 
     // Reconfigure and kill while the clients run.
     const chaos = async () => {
@@ -149,38 +97,26 @@ describe("the sharded cluster as processes", () => {
         const gid = [100, 101, 102][random.int(3)]!
         const k = random.int(3)
         await processes.kill(`g${gid}-${k}`)
-        await whileClientsComplete(20 + random.int(40))
+        await load.whileClientsComplete(20 + random.int(40))
         startReplica(gid, k)
         if (random.chance(0.3)) {
           const c = random.int(3)
           await processes.kill(`ctrl-${c}`)
-          await whileClientsComplete(10 + random.int(20))
+          await load.whileClientsComplete(10 + random.int(20))
           startController(c)
         }
-        await whileClientsComplete(10)
+        await load.whileClientsComplete(10)
       }
     }
     try {
       await chaos()
-      done = true
-      await Promise.all(load)
-      // Every acknowledged append is present exactly once, in order.
-      const reader = clients[0]!
-      for (const mine of appended) {
-        for (const [key, values] of mine) {
-          const value = await record(0, { op: "get", key }, () => reader.get(key))
-          expect(value).toBe(values.join(""))
-        }
-      }
+      // Every acknowledged append is present exactly once, in order; the history is linearizable.
+      await load.finish(clients[0]!)
       const latest = await admin.query()
       expect(Object.keys(latest.groups).sort()).toEqual(["100", "101", "102"])
       await admin.close()
-      const ops = history.history()
-      const verdict = checkLinearizable(ops)
-      console.log(`${ops.length} operations; linearizable: ${verdict.ok}`)
-      if (!verdict.ok) throw new Error(verdict.explanation)
     } catch (error) {
-      done = true
+      load.abort()
       for (const name of ["ctrl-0", "g100-0", "g101-0", "g102-0"]) {
         console.error(`--- ${name}\n${processes.output(name).slice(-3000)}`)
       }

@@ -176,8 +176,13 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     requestBytes: number,
     sender: Sender,
   ) => {
-    const name = resolve(handlers, aliased.handlers, method)
-    const handler = name === undefined ? undefined : handlers.get(name)
+    // One lookup on the hot path; a qualified name without a handler of its scope falls back.
+    let name: string | undefined = method
+    let handler = handlers.get(method)
+    if (handler === undefined) {
+      name = fallbackOf(handlers, aliased.handlers, method)
+      handler = name === undefined ? undefined : handlers.get(name)
+    }
     // A server still starting has no handler yet: "unknown" makes a client try another server.
     if (name === undefined || handler === undefined) {
       const why =
@@ -218,8 +223,12 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           transport.stats.drop("forbidden")
           return
         }
-        const name = resolve(oneWay, aliased.oneWay, envelope[2])
-        const handler = name === undefined ? undefined : oneWay.get(name)
+        const channel = envelope[2]
+        let handler = oneWay.get(channel)
+        if (handler === undefined) {
+          const name = fallbackOf(oneWay, aliased.oneWay, channel)
+          handler = name === undefined ? undefined : oneWay.get(name)
+        }
         if (handler === undefined) transport.stats.drop("malformed")
         else handler(envelope[3], from)
         return
@@ -519,11 +528,10 @@ const register = <V>(
 }
 
 /**
- * The registered name a message for `wireName` goes to: itself, or for `name@scope` with no handler
- * of that scope the node's own `name` (never another scope's alias of it); undefined when none.
+ * Where a message for `wireName` that has no handler of its own goes: for `name@scope`, the node's
+ * own `name` (never another scope's alias of it); undefined when none.
  */
-const resolve = (map: ReadonlyMap<string, unknown>, aliases: ReadonlyMap<string, string>, wireName: string) => {
-  if (map.has(wireName)) return wireName
+const fallbackOf = (map: ReadonlyMap<string, unknown>, aliases: ReadonlyMap<string, string>, wireName: string) => {
   const at = wireName.indexOf("@")
   if (at <= 0) return undefined
   const plain = wireName.slice(0, at)

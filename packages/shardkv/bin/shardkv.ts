@@ -27,7 +27,7 @@ import {
 import { SHARED_WAL_DIR, Storage } from "@kv/raft"
 import { Effect, Layer, Metric, Option } from "effect"
 import { Command, Flag } from "effect/cli"
-import { makeShardKvServer } from "../src/index.ts"
+import { groupScope, makeShardKvServer } from "../src/index.ts"
 
 const sharedWalFlushSeconds = Metric.histogram("kv_shared_wal_flush_seconds", {
   description:
@@ -111,25 +111,17 @@ const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: 
     if (metricsPort !== undefined && gids.length > 1) {
       yield* startMetrics(metricsPort, Option.getOrUndefined(flags.metricsHost), sources)
     }
-    yield* Effect.forEach(
-      gids,
-      (gid) =>
-        serveGroup({
-          flags,
-          config,
-          gid,
-          join,
-          dataDir,
-          storage,
-          sockets,
-          metricsPort,
-          metricsSources: gids.length > 1 ? sources : undefined,
-        }),
-      {
-        concurrency: "unbounded",
-        discard: true,
-      },
-    )
+    const serving = {
+      flags,
+      config,
+      join,
+      dataDir,
+      storage,
+      sockets,
+      metricsPort,
+      metricsSources: gids.length > 1 ? sources : undefined,
+    }
+    yield* Effect.forEach(gids, (gid) => serveGroup({ ...serving, gid }), { concurrency: "unbounded", discard: true })
   })
 
 interface GroupServing {
@@ -171,8 +163,7 @@ const serveGroup = ({
       metricsHost: Option.getOrUndefined(flags.metricsHost),
       metricsSources,
       storage,
-      // Every group's messages are named for it, so groups given one address per host share a socket.
-      scope: String(gid),
+      scope: groupScope(gid),
       sockets,
       listen: Option.getOrUndefined(flags.listen),
       build: (_k, { id, peers, storageName, join, onFsync }) =>

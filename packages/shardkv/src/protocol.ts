@@ -12,7 +12,7 @@ import {
   WrongLeaderReply,
 } from "@kv/kvraft"
 import { raftStatusFields } from "@kv/raft"
-import { defineMethod } from "@kv/rpc"
+import { defineMethod, type RpcNodeShape } from "@kv/rpc"
 import { Schema } from "effect"
 
 /**
@@ -123,3 +123,12 @@ export const ShardPullMethod = defineMethod("shard.pull", PullRequest, PullReply
 export const ShardDeleteMethod = defineMethod("shard.delete", DeleteRequest, DeleteReply)
 export const ShardInstalledMethod = defineMethod("shard.installed", InstalledRequest, InstalledReply)
 export const ShardKvStatusMethod = defineMethod("shardkv.status", Schema.Struct({}), ShardKvStatusReply)
+
+/**
+ * A shard group's name on the wire (`shardkv.command@101`, `raft@101`): a host may serve several
+ * groups' replicas on one address, one socket (RpcNodeShape.scoped).
+ */
+export const groupScope = (gid: number): string => String(gid)
+
+/** `rpc` speaking to shard group `gid`, as its clients, its peers and the other groups do. */
+export const groupRpc = (rpc: RpcNodeShape, gid: number): RpcNodeShape => rpc.scoped(groupScope(gid))

@@ -9,10 +9,9 @@ import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
 import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
-import { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
+import { freeUdpPorts, ProcessGroup, startRecordedLoad, tempDir, udpClientNode, writeFile } from "@kv/testkit"
 import { Effect, Exit, Scope } from "effect"
 import { makeShardKvClient } from "../src/index.ts"
-import { startRecordedLoad } from "./support/recordedLoad.ts"
 
 const root = resolve(import.meta.dir, "../../..")
 const bins = {

@@ -12,6 +12,7 @@ export {
   udpClientNode,
   writeFile,
 } from "./realProcesses.ts"
+export { type RecordedLoadOptions, startRecordedLoad } from "./recordedLoad.ts"
 export { SimProcesses } from "./simProcesses.ts"
 export { SimWorld, type SimWorldOptions } from "./simWorld.ts"
 export {

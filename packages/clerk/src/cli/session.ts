@@ -10,7 +10,7 @@ import {
 } from "@kv/kvraft"
 import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import { type ControllerClientShape, makeControllerClient } from "@kv/shardctrler"
-import { makeShardKvClient } from "@kv/shardkv"
+import { groupRpc, makeShardKvClient } from "@kv/shardkv"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { clientBind, configAddresses } from "../clientBind.ts"
 import { groupServers, type MemberGroup } from "../members.ts"
@@ -117,9 +117,8 @@ export class CliSession {
         Effect.mapError((e) =>
           "_tag" in e && e._tag === "Timeout" ? e : new CliFailure(e.message, ExitCode.badInput),
         ),
-        // A shard group is asked in its own name: a host may serve several groups on one address.
         Effect.flatMap((servers) =>
-          makeMemberClient(typeof group === "object" ? this.rpc.scoped(String(group.gid)) : this.rpc, {
+          makeMemberClient(typeof group === "object" ? groupRpc(this.rpc, group.gid) : this.rpc, {
             servers,
             deadlineMs,
           }),

@@ -1,7 +1,7 @@
 import { MemberListMethod } from "@kv/kvraft"
 import { RaftStatusMethod } from "@kv/raft"
 import type { Config } from "@kv/shardctrler"
-import { ShardKvStatusMethod } from "@kv/shardkv"
+import { groupRpc, ShardKvStatusMethod } from "@kv/shardkv"
 import { Effect } from "effect"
 import type { CliSession } from "./session.ts"
 import { formatBytes, renderTable } from "./table.ts"
@@ -56,9 +56,9 @@ const services = (session: CliSession): [string, readonly string[]][] => {
   return out
 }
 
-/** Asks a group's replicas in its own name: a host may serve several groups on one address. */
+/** The node to ask `service`'s replicas with: a shard group ("group <gid>") is asked in its own name. */
 const rpcOf = (session: CliSession, service: string) =>
-  service.startsWith("group ") ? session.rpc.scoped(service.slice("group ".length)) : session.rpc
+  service.startsWith("group ") ? groupRpc(session.rpc, Number(service.slice("group ".length))) : session.rpc
 
 const probe = async (
   session: CliSession,

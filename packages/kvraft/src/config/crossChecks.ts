@@ -54,10 +54,13 @@ const duplicateAddressProblems = (raw: Record<string, unknown>): string[] => {
       const where = formatFieldPath([...listPath, index])
       const key = canonicalAddress(address)
       const earlier = firstUse.get(key)
-      if (earlier === undefined) firstUse.set(key, { where, gid, index })
-      else if (gid !== undefined && earlier.gid !== undefined && earlier.gid !== gid && earlier.index === index) {
-        // Replica `index` of both groups, served by one process.
-      } else {
+      if (earlier === undefined) {
+        firstUse.set(key, { where, gid, index })
+        return
+      }
+      // Replica `index` of two groups: one process serves both.
+      const sharable = gid !== undefined && earlier.gid !== undefined && earlier.gid !== gid && earlier.index === index
+      if (!sharable) {
         problems.push(
           `${where}: ${JSON.stringify(address)} is already used by ${earlier.where} (every replica needs its own address; only replicas of different groups at the same position may share one)`,
         )

@@ -27,6 +27,7 @@ import { type PermissionDenied, RpcNode, type RpcNodeShape } from "@kv/rpc"
 import { type Config, type Gid, hashTagOf, makeControllerClient, noGroup, shardOf } from "@kv/shardctrler"
 import { Clock, Context, Duration, Effect, Layer, Option, Random, Semaphore } from "effect"
 import {
+  groupRpc,
   type ShardCommandReply,
   type ShardGetReply,
   ShardKvCommandMethod,
@@ -165,8 +166,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     const callerFor = (gid: Gid, servers: readonly string[]): LeaderCaller => {
       let caller = groups.get(gid)
       if (caller === undefined) {
-        // Named for its group: a host may serve several groups on one address.
-        caller = makeLeaderCaller(rpc.scoped(String(gid)), servers, callerOptions)
+        caller = makeLeaderCaller(groupRpc(rpc, gid), servers, callerOptions)
         groups.set(gid, caller)
       }
       return caller

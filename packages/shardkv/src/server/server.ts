@@ -15,6 +15,7 @@ import { type Config, defaultShardCount, type Gid, makeControllerClient } from "
 import { Clock, Duration, Effect, type Scope } from "effect"
 import {
   type DeleteReply,
+  groupRpc,
   INSTALL_PIECE_BYTES,
   PULL_CHUNK_BYTES,
   type PullReply,
@@ -269,8 +270,7 @@ export const makeShardKvServer = (
     const ownerInstalled = (config: Config, shard: number) =>
       Effect.gen(function* () {
         for (const server of latestServers.of(config.shards[shard] ?? 0, ownerServers(config, shard))) {
-          const reply = yield* rpc
-            .scoped(String(config.shards[shard] ?? 0))
+          const reply = yield* groupRpc(rpc, config.shards[shard] ?? 0)
             .call(
               server,
               ShardInstalledMethod,
@@ -369,7 +369,7 @@ export const makeShardKvServer = (
           const buffer = new ShardPullBuffer(current.handOffConfigNum, task.shard, start, installPieceBytes)
           const source = { ...current, servers: latestServers.of(current.fromGid, current.servers) }
           if (
-            !(yield* pullShard(rpc.scoped(String(current.fromGid)), source, buffer, {
+            !(yield* pullShard(groupRpc(rpc, current.fromGid), source, buffer, {
               callDeadlineMs: LOOP_CALL_DEADLINE_MS,
             }))
           ) {
@@ -410,7 +410,7 @@ export const makeShardKvServer = (
       const servers = latestServers.of(task.fromGid, task.servers)
       let caller = previousOwners.get(task.fromGid)
       if (caller === undefined) {
-        caller = makeLeaderCaller(rpc.scoped(String(task.fromGid)), servers, {
+        caller = makeLeaderCaller(groupRpc(rpc, task.fromGid), servers, {
           deadlineMs: LOOP_CALL_DEADLINE_MS,
           perServerMs: 400,
           attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS,

@@ -25,6 +25,7 @@ import {
 import type { RpcNodeShape } from "@kv/rpc"
 import { type Config, type Gid, hashTagOf, noGroup, shardOf } from "@kv/shardctrler"
 import { Effect, Stream } from "effect"
+import { groupRpc } from "../protocol.ts"
 import { ShardKvWatchPollMethod } from "./protocol.ts"
 
 /** What a watch needs of the client's view of the configurations. */
@@ -62,7 +63,7 @@ export const watchShards = (
       const callerFor = (gid: Gid, servers: readonly string[]): LeaderCaller => {
         let caller = callers.get(gid)
         if (caller === undefined) {
-          caller = makeLeaderCaller(rpc.scoped(String(gid)), servers, pollOptions)
+          caller = makeLeaderCaller(groupRpc(rpc, gid), servers, pollOptions)
           callers.set(gid, caller)
         } else if (servers.some((s) => !caller!.servers.includes(s))) {
           caller.setServers(servers)
