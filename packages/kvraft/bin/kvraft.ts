@@ -48,7 +48,9 @@ const serve = (flags: ServerFlags) =>
           maxRaftStateBytes: config.maxRaftStateBytes,
           limits: configuredLimits(config),
           leases: config.leases,
-        }).pipe(Effect.map((server) => ({ raft: server.rsm.raft, gauges: server.gauges }))),
+        }).pipe(
+          Effect.map((server) => ({ raft: server.rsm.raft, replayed: server.rsm.replayed, gauges: server.gauges })),
+        ),
     })
   })
 

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Storage } from "@kv/raft"
 import { RpcNode, SimNetwork, Transport } from "@kv/rpc"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Layer, Option, Scope } from "effect"
 import { makeRsm, type RsmShape } from "../src/index.ts"
 import type { ReplicatedStateMachine } from "../src/rsm/stateMachine.ts"
 
@@ -209,6 +209,43 @@ test("a restarted replica past its snapshot budget snapshots after replaying its
       }
       console.log(`committed before the restart: ${committedBefore}; first snapshot after it began at ${begun[0]}`)
       expect(begun[0]!).toBeGreaterThanOrEqual(committedBefore)
+    } finally {
+      await Effect.runPromise(Scope.close(second, Exit.void))
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}, 40_000)
+
+test("replayed is done once a restarted replica has applied the tail it started with, and at once for an empty log", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "kv-rsm-replay-"))
+  const deadline = Date.now() + 30_000
+  try {
+    const first = await Effect.runPromise(Scope.make())
+    let committedBefore: number
+    try {
+      const rsm = await startReplica(dir, first, 0, counting([]))
+      // An empty log has nothing to replay.
+      expect(await Effect.runPromise(rsm.replayed.pipe(Effect.timeoutOption(1_000)))).toEqual(Option.some(undefined))
+      await untilLeader(rsm, deadline)
+      await writeCommands(rsm, COMMANDS)
+      await Effect.runPromise(rsm.submit(new Uint8Array(1).fill(1)))
+      committedBefore = rsm.appliedIndex()
+      await Effect.runPromise(rsm.submit(new Uint8Array(1).fill(1)))
+    } finally {
+      await Effect.runPromise(Scope.close(first, Exit.void))
+    }
+    // Replayed at 1 ms an entry: 0.3 s of tail, three Readies.
+    const second = await Effect.runPromise(Scope.make())
+    try {
+      const rsm = await startReplica(dir, second, 0, counting([], 1))
+      const appliedAtStart = rsm.appliedIndex()
+      const appliedWhenReplayed = await Effect.runPromise(rsm.replayed.pipe(Effect.map(() => rsm.appliedIndex())))
+      console.log(
+        `applied at start ${appliedAtStart}, when replayed ${appliedWhenReplayed}, committed ${committedBefore}`,
+      )
+      expect(appliedAtStart).toBeLessThan(committedBefore)
+      expect(appliedWhenReplayed).toBeGreaterThanOrEqual(committedBefore)
     } finally {
       await Effect.runPromise(Scope.close(second, Exit.void))
     }

@@ -41,7 +41,7 @@ const serve = (flags: ServerFlags) =>
           onFsync,
           nShards: config.nShards,
           maxRaftStateBytes: config.maxRaftStateBytes,
-        }).pipe(Effect.map((server) => ({ raft: server.rsm.raft }))),
+        }).pipe(Effect.map((server) => ({ raft: server.rsm.raft, replayed: server.rsm.replayed }))),
     })
   })
 

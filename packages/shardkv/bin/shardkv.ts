@@ -181,6 +181,7 @@ const serveGroup = ({
         }).pipe(
           Effect.map((server) => ({
             raft: server.rsm.raft,
+            replayed: server.rsm.replayed,
             gauges: () => {
               const s = server.status()
               const count = (state: string) => s.shards.filter((x) => x === state).length

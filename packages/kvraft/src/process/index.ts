@@ -17,3 +17,4 @@ export {
 } from "./serve.ts"
 export { dataDirFrom, joinFrom, loadConfigFor, type ServerFlags, serverFlags } from "./serverFlags.ts"
 export { SharedSockets } from "./sharedSockets.ts"
+export { StartupJit } from "./startupJit.ts"

@@ -14,6 +14,7 @@ import {
   serveMetrics,
 } from "./metrics.ts"
 import { type SharedSockets, scopedContext, socketLayer } from "./sharedSockets.ts"
+import { processStartupJit, type StartupJit } from "./startupJit.ts"
 import { unauthenticatedWarning } from "./unauthenticatedWarning.ts"
 
 export type LogFormat = "text" | "json"
@@ -21,6 +22,8 @@ export type LogFormat = "text" | "json"
 /** What a served replica exposes to the process around it. */
 export interface Served {
   readonly raft: RaftNodeShape
+  /** Done once the replica has replayed the log it started with (see RsmShape.replayed). */
+  readonly replayed: Effect.Effect<void>
   /** Service-specific gauges for the metrics endpoint (sessions, shard states...). */
   readonly gauges?: () => Readonly<Record<string, number>>
 }
@@ -68,6 +71,8 @@ export interface ServeOptions {
    * (Storage.layerFile). Several services in one process pass one shared layer (Storage.layerShared).
    */
   readonly storage?: Layer.Layer<Storage> | undefined
+  /** The JIT policy raised while the replicas replay their logs; default the process's own. */
+  readonly startupJit?: StartupJit | undefined
   /** The replicas' metric sources are added here, for a metrics endpoint the caller serves for several services. */
   readonly metricsSources?: MetricsSource[] | undefined
   /**
@@ -205,6 +210,8 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       }),
     )
 
+    // Before any replica restores its snapshot, which runs as the replica is built.
+    const jitUntil = yield* (options.startupJit ?? processStartupJit).raiseUntil()
     yield* checkDisk(options.dataDir)
     const sources: MetricsSource[] = options.metricsSources ?? []
     const served = new Map<number, Served>()
@@ -274,6 +281,8 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         ),
       )
     }
+    const replays = [...served.values()].map((replica) => replica.replayed)
+    yield* Effect.forkScoped(jitUntil(Effect.all(replays, { concurrency: "unbounded", discard: true })))
     if (options.metricsPort !== undefined) {
       yield* startMetrics(options.metricsPort, options.metricsHost, sources)
     }

@@ -49,6 +49,11 @@ export interface RsmShape<R> {
   /** `read` with a callback (called once); `read` runs inside the apply loop and must not throw. */
   readWith<A>(read: () => A, done: (outcome: RsmOutcome<A>) => void): void
   appliedIndex(): number
+  /**
+   * Done once this replica has applied the log it started with (its stored snapshot and the
+   * committed tail after it), at once for an empty one: the end of a restart's replay.
+   */
+  readonly replayed: Effect.Effect<void>
   /** Ids the group has ever named in a configuration, and ids seen holding log entries (see memberRecord.ts). */
   readonly members: MemberRecordView
 }
@@ -115,6 +120,13 @@ export const makeRsm = <R>(
      */
     let replayEnd = 0
     const replaying = (): boolean => lastApplied < replayEnd
+    const replayDone = Latch.makeUnsafe(false)
+    let replayOver = false
+    const noteReplayEnd = () => {
+      if (replayOver || raft === undefined || replaying()) return
+      replayOver = true
+      replayDone.openUnsafe()
+    }
     /**
      * The snapshot being taken a slice at a time, of the state applied through `index`; the
      * snapshot fiber steps it between turns of the event loop and hands the bytes to Raft.
@@ -154,6 +166,7 @@ export const makeRsm = <R>(
         // Commands waiting at covered indexes were applied by others; their results are not known here.
         for (const [index, waiter] of waiters) if (index <= lastApplied) failWaiter(index, waiter)
         releaseReads()
+        noteReplayEnd()
         return
       }
       for (const entry of event.entries) {
@@ -179,6 +192,7 @@ export const makeRsm = <R>(
       }
       releaseReads()
       maybeBeginSnapshot()
+      noteReplayEnd()
     }
 
     /** Begins a snapshot of what is applied now, when the log is over the budget and none is under way. */
@@ -215,6 +229,7 @@ export const makeRsm = <R>(
     const node = yield* makeRaftNode({ ...options.raft, apply })
     raft = node
     replayEnd = node.status().commitIndex
+    noteReplayEnd()
 
     /**
      * The leader records which members have acknowledged log entries, so a replica that comes back
@@ -369,5 +384,6 @@ export const makeRsm = <R>(
       submitWith,
       readWith,
       appliedIndex: () => lastApplied,
+      replayed: replayDone.await,
     }
   })
