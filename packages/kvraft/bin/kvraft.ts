@@ -49,7 +49,12 @@ const serve = (flags: ServerFlags) =>
           limits: configuredLimits(config),
           leases: config.leases,
         }).pipe(
-          Effect.map((server) => ({ raft: server.rsm.raft, replayed: server.rsm.replayed, gauges: server.gauges })),
+          Effect.map((server) => ({
+            raft: server.rsm.raft,
+            replayed: server.rsm.replayed,
+            snapshotBeforeStop: server.rsm.snapshotBeforeStop,
+            gauges: server.gauges,
+          })),
         ),
     })
   })

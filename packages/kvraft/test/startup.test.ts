@@ -1,10 +1,11 @@
 /**
  * Proves that a kvraft server explains why it cannot start (port in use, bad config, damaged data
- * directory) with exit code 1, and that SIGTERM on a leader hands leadership off and exits 0.
+ * directory) with exit code 1, that SIGTERM on a leader hands leadership off and exits 0, and
+ * that a replica stopped with a long log tail snapshots it first, so its next start replays none.
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import dgram from "node:dgram"
-import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { RaftStatusMethod } from "@kv/raft"
 import type { RpcNodeShape } from "@kv/rpc"
@@ -25,11 +26,11 @@ afterAll(async () => {
 
 const run = (args: string[]) => runCommand(["bun", BIN, ...args], { cwd: dir.path, timeoutMs: 20_000 })
 
-const configWith = async (name: string) => {
+const configWith = async (name: string, top = "") => {
   const ports = await freeUdpPorts(3)
   const replicas = ports.map((p) => `127.0.0.1:${p}`)
   const path = join(dir.path, `${name}.toml`)
-  writeFile(path, `dataDir = "./${name}"\n[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`)
+  writeFile(path, `dataDir = "./${name}"\n${top}[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`)
   return { path, replicas }
 }
 
@@ -108,4 +109,51 @@ describe("kvraft startup and shutdown", () => {
       expect(newLeader.value.term).toBeGreaterThan(before.value.term)
     expect(await Effect.runPromise(kv.get("a"))).toBe("1")
   }, 60_000)
+
+  test("SIGTERM with a log tail past a quarter of the snapshot budget snapshots it first; a short tail does not", async () => {
+    const budget = 1 << 20
+    const { path, replicas } = await configWith("stopSnapshot", `maxRaftStateBytes = ${budget}\n`)
+    const start = (k: number) =>
+      processes.start(`s${k}`, ["bun", BIN, "--replica", String(k), "--config", path], { cwd: dir.path })
+    for (let k = 0; k < 3; k++) start(k)
+    const rpc = await rpcNode()
+    const kv = await Effect.runPromise(makeKvClient(rpc, { servers: replicas }))
+    const replicaDir = (k: number) => join(dir.path, "stopSnapshot", "kvraft", `replica-${k}`)
+    const bytesOf = (k: number, kind: "snap" | "wal") =>
+      readdirSync(replicaDir(k))
+        .filter((name) => name.startsWith(kind))
+        .reduce((total, name) => total + statSync(join(replicaDir(k), name)).size, 0)
+    await Effect.runPromise(kv.put("short", "tail"))
+    // A short tail: the replica stops without a snapshot.
+    expect(await processes.stop("s2")).toBe(0)
+    expect(bytesOf(2, "snap")).toBe(0)
+    expect(processes.output("s2")).not.toContain("snapshot taken for the next start")
+    start(2)
+    // 400 KB of values: a tail of more than a quarter of the budget, under the budget (no snapshot yet).
+    const value = "v".repeat(4_000)
+    for (let i = 0; i < 100; i += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => Effect.runPromise(kv.put(`k${i + j}`, value))))
+    }
+    const applied = async (k: number) => {
+      const s = await Effect.runPromise(rpc.call(replicas[k]!, RaftStatusMethod, {}, { deadlineMs: 1_000 }))
+      return s.commitIndex
+    }
+    const committed = Math.max(...(await Promise.all([0, 1, 2].map(applied))))
+    for (let k = 0; k < 3; k++) {
+      while ((await applied(k)) < committed) await Bun.sleep(20)
+      expect(bytesOf(k, "snap")).toBe(0)
+    }
+    for (let k = 0; k < 3; k++) {
+      expect(await processes.stop(`s${k}`, 20_000)).toBe(0)
+      expect(processes.output(`s${k}`)).toContain("snapshot taken for the next start")
+      // The snapshot holds the values; the log after it is a few entries, not the 400 KB.
+      expect(bytesOf(k, "snap")).toBeGreaterThan(400_000)
+      expect(bytesOf(k, "wal")).toBeLessThan(100_000)
+    }
+    for (let k = 0; k < 3; k++) start(k)
+    const again = await Effect.runPromise(makeKvClient(rpc, { servers: replicas }))
+    expect(await Effect.runPromise(again.get("short"))).toBe("tail")
+    for (let i = 0; i < 100; i++) expect(await Effect.runPromise(again.get(`k${i}`))).toBe(value)
+    await processes.stopAll()
+  }, 90_000)
 })

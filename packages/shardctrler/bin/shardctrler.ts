@@ -41,7 +41,13 @@ const serve = (flags: ServerFlags) =>
           onFsync,
           nShards: config.nShards,
           maxRaftStateBytes: config.maxRaftStateBytes,
-        }).pipe(Effect.map((server) => ({ raft: server.rsm.raft, replayed: server.rsm.replayed }))),
+        }).pipe(
+          Effect.map((server) => ({
+            raft: server.rsm.raft,
+            replayed: server.rsm.replayed,
+            snapshotBeforeStop: server.rsm.snapshotBeforeStop,
+          })),
+        ),
     })
   })
 

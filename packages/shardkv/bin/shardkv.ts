@@ -182,6 +182,7 @@ const serveGroup = ({
           Effect.map((server) => ({
             raft: server.rsm.raft,
             replayed: server.rsm.replayed,
+            snapshotBeforeStop: server.rsm.snapshotBeforeStop,
             gauges: () => {
               const s = server.status()
               const count = (state: string) => s.shards.filter((x) => x === state).length

@@ -54,6 +54,13 @@ export interface RsmShape<R> {
    * committed tail after it), at once for an empty one: the end of a restart's replay.
    */
   readonly replayed: Effect.Effect<void>
+  /**
+   * For a replica about to stop: when its log holds at least a quarter of the snapshot budget past
+   * its snapshot, takes a snapshot of everything applied and waits until it is on disk and the log
+   * compacted to it, so the next start restores it instead of replaying that tail. The index it
+   * snapshotted, or undefined when the tail was too short for one (or snapshots are off).
+   */
+  readonly snapshotBeforeStop: Effect.Effect<number | undefined>
   /** Ids the group has ever named in a configuration, and ids seen holding log entries (see memberRecord.ts). */
   readonly members: MemberRecordView
 }
@@ -231,6 +238,27 @@ export const makeRsm = <R>(
     replayEnd = node.status().commitIndex
     noteReplayEnd()
 
+    const snapshotBeforeStop = Effect.gen(function* () {
+      // A snapshot under way (taken, or still being written) is finished first: it covers part of
+      // the tail, and only one runs at a time.
+      while (snapshotting !== undefined || node.snapshotIndex() < lastSnapshot) yield* Effect.sleep(Duration.millis(5))
+      if (
+        maxRaftStateBytes === 0 ||
+        replaying() ||
+        lastApplied <= node.snapshotIndex() ||
+        node.raftStateBytes() < maxRaftStateBytes / 4
+      ) {
+        return undefined
+      }
+      const index = lastApplied
+      lastSnapshot = index
+      snapshotting = { index, job: record.snapshotJobOf(sm) }
+      snapshotWake.openUnsafe()
+      // Compacted to it (or past it, by a snapshot a leader installed meanwhile).
+      while (node.snapshotIndex() < index) yield* Effect.sleep(Duration.millis(5))
+      return index
+    })
+
     /**
      * The leader records which members have acknowledged log entries, so a replica that comes back
      * under such an id with an empty data directory can be told it lost them (see serve.ts).
@@ -385,5 +413,6 @@ export const makeRsm = <R>(
       readWith,
       appliedIndex: () => lastApplied,
       replayed: replayDone.await,
+      snapshotBeforeStop,
     }
   })
