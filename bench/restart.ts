@@ -1,24 +1,29 @@
 /**
  * Restart to serving with a large store (`bun run bench:restart`): a three-replica kvraft group
  * on loopback is filled with N keys of V bytes (default 1,000,000 of 100 B) through transactions
- * of puts, so each replica holds a snapshot and a tail of log; then every replica is stopped and
+ * of puts, so each replica holds a snapshot and a tail of log; then every replica is killed (kill -9,
+ * as a crash: a replica stopped by a signal snapshots a long tail first) and
  *   1. the phases of a restart are timed in a fresh process on replica 0's data directory
  *      (packages/kvraft/bench/restorePhases.ts): opening the storage (snapshot file read and
  *      checked, WAL replayed), unwrapping, restoring the state machine, decoding the tail;
  *   2. replica 0 alone is started and timed until its status answers with the snapshot applied;
- *   3. serving, case (b): all three are started at once and timed until a linearizable get of the
- *      last key written answers (elections, a leader's first commit, ReadIndex included), with each
- *      replica's CPU seconds to that point: three replicas share this machine's cores, while one
- *      replica per host waits about its own CPU time;
- *   4. serving, case (a), a rolling restart or a crashed host back: with the group running, the
- *      follower with the longest log after its snapshot is stopped and started again, and timed
- *      until it answers as a member (its status: a voter, following the leader in the leader's
- *      term, everything the leader had committed applied), with its CPU seconds;
- *   5. case (a'), a host back while the others run on hosts of their own: the same replica, from
- *      its data as the fill left it, started once the other two have settled (their logs under the
- *      budget, so no snapshot of their own restart shares these cores with it), timed the same way.
- *      Their restarts' snapshots covered the whole log, so the leader holds none of the entries it
- *      lacks and sends its snapshot instead (said in the output).
+ *   3. serving, case (b), the group back after a crash: all three are started at once and timed
+ *      until a linearizable get of the last key written answers (elections, a leader's first
+ *      commit, ReadIndex included), with each replica's CPU seconds to that point: three replicas
+ *      share this machine's cores, while one replica per host waits about its own CPU time;
+ *   4. serving, case (a), a rolling restart: with the group running, the follower with the longest
+ *      log after its snapshot is stopped (SIGTERM) and started again, and timed until it answers as
+ *      a member (its status: a voter, following the leader in the leader's term, everything the
+ *      leader had committed applied), with its CPU seconds;
+ *   5. case (a'), a crashed host back while the others run on hosts of their own: the same replica,
+ *      from its data as the fill left it, started once the other two have settled (their logs under
+ *      the budget, so no snapshot of their own restart shares these cores with it), timed the same
+ *      way. Their restarts' snapshots covered the whole log, so the leader holds none of the entries
+ *      it lacks and sends its snapshot instead (said in the output);
+ *   6. case (c), a graceful restart of the group: started from the fill's data and settled, written
+ *      to until every replica's log holds more than half the budget past its snapshot, stopped with
+ *      SIGTERM (timed: each replica snapshots that tail before it exits) and started again, timed
+ *      until a linearizable get answers.
  * It also times starting the server process alone (`--version`: the runtime and module loading).
  *
  * Options: --keys N, --value-bytes V, --max-raft-state-bytes B (default: the servers' own, 16 MiB), --concurrency C,
@@ -154,7 +159,7 @@ const processStart = (command: readonly string[]): { wall: number; cpu: number }
   return { wall: median(runs.map((r) => r.wall)), cpu: median(runs.map((r) => r.cpu)) }
 }
 
-/** Starts a group in the directory of `config`, fills it, waits until every replica applied everything, stops it. */
+/** Starts a group in the directory of `config`, fills it, waits until every replica applied everything, kills it. */
 const fillGroup = async (
   config: string,
   rpc: RpcNodeShape,
@@ -219,7 +224,8 @@ const fillGroup = async (
     },
     120_000,
   )
-  await stop(processes, 5_000)
+  // As a crash: a replica stopped by a signal would snapshot its tail first (a graceful stop is case (c)).
+  await Promise.all(processes.map((p) => p.kill()))
   track([])
   return { replicas, target, fillSeconds, txnMs, term }
 }
@@ -380,6 +386,63 @@ const main = async () => {
     await stop(processes, 5_000)
     processes = []
 
+    // 6. (c), a graceful restart: the group from the fill's data, settled, then written to until every
+    // replica's log holds more than half the budget past its snapshot (what a restart would replay);
+    // stopped with SIGTERM (each replica snapshots that tail first) and started again.
+    rmSync(join(dir, "data"), { recursive: true, force: true })
+    cpSync(pristineData, join(dir, "data"), { recursive: true })
+    processes = replicas.map((_, k) => launch(k, "graceful"))
+    await timeUntil(
+      "the group settled",
+      async () => {
+        const st = await Promise.all([0, 1, 2].map(status))
+        const leader = st.find((x) => x.role === "leader")
+        return leader !== undefined &&
+          st.every((x) => x.appliedIndex >= leader.commitIndex && x.raftStateBytes < budget / 4)
+          ? true
+          : undefined
+      },
+      60_000,
+    )
+    const writer = await Effect.runPromise(makeKvClient(rpc, { servers: replicas, deadlineMs: 60_000 }))
+    let rewritten = 0
+    const tails = async () => (await Promise.all([0, 1, 2].map(status))).map((x) => x.raftStateBytes)
+    const tailed = await timeUntil(
+      "a tail of half the budget on every replica",
+      async () => {
+        const bytes = await tails()
+        if (bytes.every((b) => b > budget / 2)) return bytes
+        // The fill's keys again, with their values: the store stays as filled.
+        await Promise.all(
+          Array.from({ length: 8 }, () => {
+            const success = []
+            for (let n = 0; n < KEYS_PER_TXN; n++, rewritten++) {
+              const i = rewritten % keyCount
+              success.push({ op: "put" as const, key: keyOf(i), value: valueFor(i) })
+            }
+            return Effect.runPromise(writer.txn({ compare: [], success }))
+          }),
+        )
+        return undefined
+      },
+      120_000,
+    )
+    const stopStarted = performance.now()
+    await stop(processes, 60_000)
+    const gracefulStopMs = performance.now() - stopStarted
+    const tailsAfterStop = [0, 1, 2].map((k) =>
+      dirBytes(join(dir, "data", "kvraft", `replica-${k}`), (n) => n.startsWith("wal")),
+    )
+    const gracefulStarted = performance.now()
+    processes = replicas.map((_, k) => launch(k, "graceful-again"))
+    const again = await Effect.runPromise(makeKvClient(rpc, { servers: replicas, deadlineMs: 120_000 }))
+    const readBack = await Effect.runPromise(again.get(keyOf(lastKey)))
+    const gracefulServeMs = performance.now() - gracefulStarted
+    const gracefulCpu = processes.map((p) => cpuSecondsOf(p.pid))
+    if (readBack !== valueFor(lastKey)) throw new Error(`restart bench: read ${JSON.stringify(readBack)} in case (c)`)
+    await stop(processes, 5_000)
+    processes = []
+
     const loadAfter = loadavg()[0]!
     const commit = (await Bun.$`git -C ${repoRoot} rev-parse --short HEAD`.quiet().nothrow()).stdout.toString().trim()
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
@@ -403,7 +466,8 @@ const main = async () => {
           (backMember.value.snapshotIndex >= target
             ? `; the leader's log no longer held what it lacked: sent the leader's snapshot (index ${backMember.value.snapshotIndex})`
             : ""),
-        `  (b) three replicas started at once, to a leader with everything applied: ${s(elected.ms)}; to the first linearizable get: ${s(serveMs)}; CPU per replica to then: ${groupCpu.map(cpu).join(", ")}`,
+        `  (b) three replicas started at once after a crash (kill -9), to a leader with everything applied: ${s(elected.ms)}; to the first linearizable get: ${s(serveMs)}; CPU per replica to then: ${groupCpu.map(cpu).join(", ")}`,
+        `  (c) a graceful restart: with ${tailed.value.map(mib).join(", ")} of log past their snapshots, the replicas stopped (SIGTERM) in ${s(gracefulStopMs)}, leaving WALs of ${tailsAfterStop.map(mib).join(", ")}; started again, to the first linearizable get: ${s(gracefulServeMs)}; CPU per replica to then: ${gracefulCpu.map(cpu).join(", ")}`,
       ].join("\n"),
     )
   } catch (error) {
