@@ -12,7 +12,8 @@
  *      commit, ReadIndex included), with each replica's CPU seconds to that point: three replicas
  *      share this machine's cores, while one replica per host waits about its own CPU time;
  *   4. serving, case (a), a rolling restart: with the group running, the follower with the longest
- *      log after its snapshot is stopped (SIGTERM) and started again, and timed until it answers as
+ *      log after its snapshot is stopped (SIGTERM, timed: it may finish a snapshot first) and started
+ *      again, and timed until it answers as
  *      a member (its status: a voter, following the leader in the leader's term, everything the
  *      leader had committed applied), with its CPU seconds;
  *   5. case (a'), a crashed host back while the others run on hosts of their own: the same replica,
@@ -317,7 +318,11 @@ const main = async () => {
     )
     const followerLogBytes = statuses[follower]?.raftStateBytes ?? 0
     if (leaderStatus === undefined || follower < 0) throw new Error("restart bench: no leader and follower to roll")
-    await stop([processes[follower]!], 5_000)
+    // A process manager's stop timeout, not a short grace: the replica may finish a snapshot first.
+    const rollStopStarted = performance.now()
+    await stop([processes[follower]!], 60_000)
+    const rollStopMs = performance.now() - rollStopStarted
+    const rolledWalBytes = dirBytes(join(dir, "data", "kvraft", `replica-${follower}`), (n) => n.startsWith("wal"))
     const leaderIndex = statuses.indexOf(leaderStatus)
     const { value: committed } = await timeUntil(
       "the leader's commit index",
@@ -461,7 +466,7 @@ const main = async () => {
         `  phases in a fresh process (wall / CPU): startup disk check ${phase(phases.diskCheck)}; open storage (read and check the snapshot, replay the WAL) ${phase(phases.openStorage)}; unwrap ${phase(phases.unwrap)}; restore the state machine (${phases.keys.toLocaleString("en-US")} keys) ${phase(phases.restore)}; decode the tail ${phase(phases.decodeTail)}; apply it ${phase(phases.applyTail)}`,
         `  the next snapshot (a running replica takes it on its event loop, wall / CPU): ${mib(phases.nextSnapshotBytes)}, taken ${phase(phases.takeSnapshot)}, written and fdatasynced ${phase(phases.writeSnapshot)}`,
         `  one replica, process start to snapshot applied: ${s(alone.ms)}`,
-        `  (a) one follower restarted while the group runs (replica ${follower}, ${mib(followerLogBytes)} of log after its snapshot), to serving as a member: ${s(member.ms)}, ${cpu(rolledCpu)} of CPU${leaderChanged ? " (the group changed leader meanwhile)" : ""}`,
+        `  (a) one follower restarted while the group runs (replica ${follower}, ${mib(followerLogBytes)} of log after its snapshot), stopped in ${s(rollStopMs)} leaving a WAL of ${mib(rolledWalBytes)}, to serving as a member: ${s(member.ms)}, ${cpu(rolledCpu)} of CPU${leaderChanged ? " (the group changed leader meanwhile)" : ""}`,
         `  (a') the same replica from its data as filled, back to the other two once they had settled (no snapshot of theirs running): ${s(backMember.ms)}, ${cpu(backCpu)} of CPU` +
           (backMember.value.snapshotIndex >= target
             ? `; the leader's log no longer held what it lacked: sent the leader's snapshot (index ${backMember.value.snapshotIndex})`
