@@ -1,7 +1,8 @@
 import { join as joinPath } from "node:path"
 import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
 import { type KeyGrant, RpcNode, type RpcNodeShape, type TransportError } from "@kv/rpc"
-import { Cause, Context, Deferred, Duration, Effect, Exit, Layer, Logger, Option, type Scope } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Logger, Option, type Scope } from "effect"
+import { monotonicMs } from "../commandClock.ts"
 import { advertisedNotLocalHint, listenPort, localAddresses, resolveListen } from "../config/listenAddress.ts"
 import { lockReplicaDir } from "./dataDirLock.ts"
 import { fsyncWarning, fsyncWarnThreshold, probeFsyncOffThread } from "./diskCheck.ts"
@@ -191,8 +192,14 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
     if (warning !== undefined) process.stderr.write(warning)
     const stop = yield* Deferred.make<string>()
     const again = yield* Deferred.make<void>()
+    const clock = yield* Clock.Clock
+    let firstSignalAt = Number.NaN
     const onSignal = (signal: string) => () => {
-      if (!Deferred.doneUnsafe(stop, Exit.succeed(signal))) Deferred.doneUnsafe(again, Exit.void)
+      const now = monotonicMs(clock)
+      if (Deferred.doneUnsafe(stop, Exit.succeed(signal))) firstSignalAt = now
+      // Ctrl-C reaches a process group at once, and a launcher may signal its children as well: a
+      // signal right after the first is the same request.
+      else if (now - firstSignalAt >= SAME_STOP_MS) Deferred.doneUnsafe(again, Exit.void)
     }
     const sigint = onSignal("SIGINT")
     const sigterm = onSignal("SIGTERM")
@@ -407,6 +414,9 @@ const isAlive = (pid: number): boolean => {
     return false
   }
 }
+
+/** Signals this close to the first ask for the same stop; a later one asks to stop at once. */
+const SAME_STOP_MS = 1_000
 
 /** How long a stopping replica waits for its snapshot before it exits without. */
 const STOP_SNAPSHOT_MS = 30_000
