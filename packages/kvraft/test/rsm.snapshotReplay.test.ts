@@ -118,6 +118,30 @@ const untilLeader = async (rsm: RsmShape<number>, deadline: number) => {
   }
 }
 
+/**
+ * A lone replica in `dir` writes COMMANDS (a 3 MiB log, no snapshot), then one more command, so
+ * that its hard state on disk says the 3 MiB are committed; then it stops. `started` sees it first.
+ * The index applied after the 3 MiB.
+ */
+const writeTailAndStop = async (
+  dir: string,
+  deadline: number,
+  started: (rsm: RsmShape<number>) => Promise<void> = async () => {},
+): Promise<number> => {
+  const scope = await Effect.runPromise(Scope.make())
+  try {
+    const rsm = await startReplica(dir, scope, 0, counting([]))
+    await started(rsm)
+    await untilLeader(rsm, deadline)
+    await writeCommands(rsm, COMMANDS)
+    const committed = rsm.appliedIndex()
+    await Effect.runPromise(rsm.submit(new Uint8Array(1).fill(1)))
+    return committed
+  } finally {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
 test("a replica that learns of the new term's entries while it replays snapshots at its own tail's end, not past them", async () => {
   const root = mkdtempSync(join(tmpdir(), "kv-rsm-replay-"))
   const dirs = [1, 2, 3].map((k) => join(root, `replica-${k}`))
@@ -184,19 +208,7 @@ test("a restarted replica past its snapshot budget snapshots after replaying its
   const deadline = Date.now() + 30_000
   try {
     // A 3 MiB log and no snapshot (no budget).
-    const first = await Effect.runPromise(Scope.make())
-    let committedBefore: number
-    try {
-      const rsm = await startReplica(dir, first, 0, counting([]))
-      await untilLeader(rsm, deadline)
-      await writeCommands(rsm, COMMANDS)
-      committedBefore = rsm.appliedIndex()
-      // The hard state on disk says the commit of what was written before it: one more write
-      // records that the 3 MiB are committed.
-      await Effect.runPromise(rsm.submit(new Uint8Array(1).fill(1)))
-    } finally {
-      await Effect.runPromise(Scope.close(first, Exit.void))
-    }
+    const committedBefore = await writeTailAndStop(dir, deadline)
 
     // Restarted with a 1 MiB budget: the log is three times over it from the start.
     const second = await Effect.runPromise(Scope.make())
@@ -221,20 +233,10 @@ test("replayed is done once a restarted replica has applied the tail it started 
   const dir = mkdtempSync(join(tmpdir(), "kv-rsm-replay-"))
   const deadline = Date.now() + 30_000
   try {
-    const first = await Effect.runPromise(Scope.make())
-    let committedBefore: number
-    try {
-      const rsm = await startReplica(dir, first, 0, counting([]))
+    const committedBefore = await writeTailAndStop(dir, deadline, async (rsm) => {
       // An empty log has nothing to replay.
       expect(await Effect.runPromise(rsm.replayed.pipe(Effect.timeoutOption(1_000)))).toEqual(Option.some(undefined))
-      await untilLeader(rsm, deadline)
-      await writeCommands(rsm, COMMANDS)
-      await Effect.runPromise(rsm.submit(new Uint8Array(1).fill(1)))
-      committedBefore = rsm.appliedIndex()
-      await Effect.runPromise(rsm.submit(new Uint8Array(1).fill(1)))
-    } finally {
-      await Effect.runPromise(Scope.close(first, Exit.void))
-    }
+    })
     // Replayed at 1 ms an entry: 0.3 s of tail, three Readies.
     const second = await Effect.runPromise(Scope.make())
     try {

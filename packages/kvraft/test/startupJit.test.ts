@@ -7,9 +7,14 @@ import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { STARTUP_JIT_CAP_MS, STARTUP_JIT_SCALE, StartupJit } from "../src/process/startupJit.ts"
 
-test("the thresholds stay raised until every start in the process has replayed", async () => {
+/** A policy holder whose every setting is recorded in `set`. */
+const recorded = () => {
   const set: number[] = []
-  const jit = new StartupJit((scale) => set.push(scale))
+  return { set, jit: new StartupJit((scale) => set.push(scale)) }
+}
+
+test("the thresholds stay raised until every start in the process has replayed", async () => {
+  const { set, jit } = recorded()
   await Effect.runPromise(
     Effect.gen(function* () {
       const scope = yield* Scope.make()
@@ -34,8 +39,7 @@ test("the thresholds stay raised until every start in the process has replayed",
 })
 
 test("a replay that never ends releases the thresholds at the cap, and so does a start that fails", async () => {
-  const set: number[] = []
-  const jit = new StartupJit((scale) => set.push(scale))
+  const { set, jit } = recorded()
   await Effect.runPromise(
     Effect.gen(function* () {
       const scope = yield* Scope.make()
