@@ -5,13 +5,13 @@
  * (`Refused`); with one the stranger's datagrams are dropped unanswered. Throughout and after,
  * every key keeps its value and writes go on.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { ShardDeleteMethod, ShardInstalledMethod, ShardPullMethod } from "@kv/shardkv"
-import { freeUdpPorts, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { freeUdpPorts, processFixture, writeFile } from "@kv/testkit"
+import { Effect } from "effect"
 import { connect, connectAdmin } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
@@ -20,15 +20,7 @@ const bins = {
   group: join(root, "packages/shardkv/bin/shardkv.ts"),
 }
 const seed = seedFromEnv()
-const processes = new ProcessGroup()
-const dir = tempDir("kv-hostile-shard")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
+const { processes, dir, rpcNode } = processFixture("kv-hostile-shard")
 
 describe("forged shard messages at a live sharded cluster", () => {
   for (const keyed of [false, true]) {
@@ -77,7 +69,7 @@ describe("forged shard messages at a live sharded cluster", () => {
         const { num } = await admin.query(-1)
 
         // The stranger has no key; it asks each replica about each shard, at this configuration and the one before.
-        const stranger = await udpClientNode(scope)
+        const stranger = await rpcNode()
         const replicas = Object.values(groups).flat()
         const sent = { pulls: 0, deletes: 0, installed: 0 }
         const answers: string[] = []

@@ -5,20 +5,14 @@
  * flags), and `kv status` showing each member's role and lag, a new member the config does not
  * list included, with the replaced replica not counted as down.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
-import { freeUdpPorts, ProcessGroup, pollUntil, runCommand, tempDir, writeFile } from "@kv/testkit"
+import { freeUdpPorts, pollUntil, processFixture, runCommand, writeFile } from "@kv/testkit"
 
 const root = resolve(import.meta.dir, "../../..")
-const dir = tempDir("kv-membership-cli")
-const processes = new ProcessGroup()
+const { processes, dir } = processFixture("kv-membership-cli")
 const KVRAFT = join(root, "packages/kvraft/bin/kvraft.ts")
 const CONTROLLER = join(root, "packages/shardctrler/bin/shardctrler.ts")
-
-afterAll(async () => {
-  await processes.killAll()
-  dir.remove()
-})
 
 describe("kv admin member", () => {
   test("list, replace with progress, refusals, and status with roles and lag", async () => {

@@ -7,25 +7,23 @@
  * once, the history is linearizable, the controller's latest configuration lists the new member for
  * gid 100 (and no longer the old one), and `kv status` shows it.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
 import type { KvClientShape, ReplaceProgress } from "@kv/kvraft"
 import { RaftStatusMethod } from "@kv/raft"
-import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
+import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
 import {
   checkLinearizable,
   freeUdpPorts,
   HistoryRecorder,
   type KvInput,
-  ProcessGroup,
   pollUntil,
+  processFixture,
   runCommand,
-  tempDir,
-  udpClientNode,
   writeFile,
 } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit } from "effect"
 import { connectAdmin, connectMembers } from "../src/index.ts"
 
 const FILE = "packages/clerk/test/membership.sharded.processes.test.ts"
@@ -40,17 +38,7 @@ const KEYS = Array.from({ length: 8 }, (_, i) => `key-${i}`)
 /** The replacement's id: the bootstrap replicas of group 100 have ids 1..3, ids are single-use. */
 const NEW_ID = 4
 const seed = seedFromEnv()
-const processes = new ProcessGroup()
-const dir = tempDir("kv-membership-sharded")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
+const { processes, dir, rpcNode } = processFixture("kv-membership-sharded")
 
 describe("a shard group's member replaced over real processes", () => {
   test("while shards move and another replica is killed during the change: every acknowledged append exactly once, linearizable, the new member in the configuration and in kv status", async () => {

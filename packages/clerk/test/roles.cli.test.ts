@@ -4,21 +4,15 @@
  * read-write client writes, a read-only client reads, and the read-only client's write fails at
  * once: PermissionDenied from connect(), "permission denied" and exit 4 from the CLI.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
-import { freeUdpPorts, ProcessGroup, runCommand, tempDir, writeFile } from "@kv/testkit"
+import { freeUdpPorts, processFixture, runCommand, writeFile } from "@kv/testkit"
 import { connect } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
 const KV = join(root, "packages/clerk/bin/kv.ts")
 const KVRAFT = join(root, "packages/kvraft/bin/kvraft.ts")
-const processes = new ProcessGroup()
-const dir = tempDir("kv-roles-cli")
-
-afterAll(async () => {
-  await processes.killAll()
-  dir.remove()
-})
+const { processes, dir } = processFixture("kv-roles-cli")
 
 const KEYS = { server: "server secret", reader: "reader secret", writer: "writer secret" }
 

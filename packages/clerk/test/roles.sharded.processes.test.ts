@@ -4,26 +4,18 @@
  * PermissionDenied (the shard routing does not retry it), a read-write client writes but may not
  * join a group, and no client key may pull or delete a shard (the servers' own messages).
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
 import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
 import { ShardDeleteMethod, ShardPullMethod } from "@kv/shardkv"
-import { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "@kv/testkit"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { freeUdpPorts, processFixture, writeFile } from "@kv/testkit"
+import { Context, Effect, Layer } from "effect"
 import { connect, connectAdmin } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
 const CONTROLLER = join(root, "packages/shardctrler/bin/shardctrler.ts")
 const GROUP = join(root, "packages/shardkv/bin/shardkv.ts")
-const processes = new ProcessGroup()
-const dir = tempDir("kv-roles-sharded")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
+const { processes, dir, scope } = processFixture("kv-roles-sharded")
 
 const KEYS = { server: "server secret", reader: "reader secret", writer: "writer secret", admin: "admin secret" }
 

@@ -3,13 +3,13 @@
  * once, with a linearizable history, while groups join, leave and shards move under concurrent
  * load, and replicas are killed with `kill -9` and restarted.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
-import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
+import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
-import { freeUdpPorts, ProcessGroup, startRecordedLoad, tempDir, udpClientNode, writeFile } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { freeUdpPorts, processFixture, startRecordedLoad, writeFile } from "@kv/testkit"
+import { Effect } from "effect"
 import { connectAdmin } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
@@ -18,17 +18,7 @@ const bins = {
   group: join(root, "packages/shardkv/bin/shardkv.ts"),
 }
 const seed = seedFromEnv()
-const processes = new ProcessGroup()
-const dir = tempDir("kv-sharded")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
+const { processes, dir, rpcNode } = processFixture("kv-sharded")
 
 describe("the sharded cluster as processes", () => {
   test("joins, leaves and moves under load with kill -9 and restarts: every acknowledged write exactly once, linearizable", async () => {

@@ -9,12 +9,12 @@
  * commit, so the skewed replica is the leader's most up-to-date follower, and the leader is
  * stopped with SIGTERM, which hands leadership to exactly that follower.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
 import type { RpcNodeShape } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, pollUntil, tempDir, udpClientNode, writeFile } from "@kv/testkit"
-import { Effect, Exit, Fiber, Scope } from "effect"
+import { freeUdpPorts, pollUntil, processFixture, writeFile } from "@kv/testkit"
+import { Effect, Exit, Fiber } from "effect"
 import {
   type KvClientShape,
   KvCommandMethod,
@@ -32,15 +32,7 @@ const FAKETIME_CANDIDATES = [
   "/usr/lib/faketime/libfaketime.so.1",
   "/usr/local/lib/faketime/libfaketime.so.1",
 ]
-const processes = new ProcessGroup()
-const dir = tempDir("kvraft-clock-skew")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
+const { processes, dir, rpcNode } = processFixture("kvraft-clock-skew")
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 
@@ -68,7 +60,7 @@ describe("kvraft processes with skewed clocks", () => {
       })
     for (let k = 0; k < 3; k++) start(k)
 
-    const rpc: RpcNodeShape = await udpClientNode(scope)
+    const rpc: RpcNodeShape = await rpcNode()
     const status = (k: number): Promise<StatusReply | undefined> =>
       Effect.runPromise(
         rpc.call(replicas[k]!, KvStatusMethod, {}, { deadlineMs: 500 }).pipe(Effect.orElseSucceed(() => undefined)),

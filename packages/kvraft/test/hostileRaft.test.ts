@@ -9,7 +9,7 @@
  *
  * Seeded: prints its seed; KV_SEED=<n> replays the same forgeries.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import dgram from "node:dgram"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
@@ -25,7 +25,7 @@ import {
   seedFromEnv,
   Transport,
 } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "@kv/testkit"
+import { freeUdpPorts, processFixture, writeFile } from "@kv/testkit"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { type KvClientShape, KvStatusMethod, makeKvClient, makeRsm, type StatusReply } from "../src/index.ts"
 
@@ -33,14 +33,7 @@ const BIN = join(import.meta.dir, "../bin/kvraft.ts")
 const SEED = seedFromEnv()
 console.log(`hostileRaft: seed ${SEED} (replay with KV_SEED=${SEED})`)
 
-const processes = new ProcessGroup()
-const dir = tempDir("kvraft-hostile")
-const scope = Effect.runSync(Scope.make())
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
+const { processes, dir } = processFixture("kvraft-hostile")
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 

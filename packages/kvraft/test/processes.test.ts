@@ -2,25 +2,14 @@
  * Proves that three kvraft processes over real UDP with file storage keep every acknowledged write
  * through `kill -9` of one replica, then another, and through a restart of all three.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import type { RpcNodeShape } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, pollUntil, tempDir, udpClientNode, writeFile } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { freeUdpPorts, pollUntil, processFixture, writeFile } from "@kv/testkit"
+import { Effect } from "effect"
 import { type KvClientShape, KvStatusMethod, makeKvClient, type StatusReply } from "../src/index.ts"
 
 const BIN = join(import.meta.dir, "../bin/kvraft.ts")
-const processes = new ProcessGroup()
-const dir = tempDir("kvraft-processes")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
+const { processes, dir, rpcNode } = processFixture("kvraft-processes")
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 

@@ -3,26 +3,17 @@
  * directory) with exit code 1, that SIGTERM on a leader hands leadership off and exits 0, and
  * that a replica stopped with a long log tail snapshots it first, so its next start replays none.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import dgram from "node:dgram"
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { RaftStatusMethod } from "@kv/raft"
-import type { RpcNodeShape } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, runCommand, tempDir, udpClientNode, writeFile } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { freeUdpPorts, processFixture, runCommand, writeFile } from "@kv/testkit"
+import { Effect } from "effect"
 import { makeKvClient } from "../src/index.ts"
 
 const BIN = join(import.meta.dir, "../bin/kvraft.ts")
-const processes = new ProcessGroup()
-const dir = tempDir("kvraft-startup")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
+const { processes, dir, rpcNode } = processFixture("kvraft-startup")
 
 const run = (args: string[]) => runCommand(["bun", BIN, ...args], { cwd: dir.path, timeoutMs: 20_000 })
 
@@ -33,8 +24,6 @@ const configWith = async (name: string, top = "") => {
   writeFile(path, `dataDir = "./${name}"\n${top}[kvraft]\nreplicas = ${JSON.stringify(replicas)}\n`)
   return { path, replicas }
 }
-
-const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
 
 describe("kvraft startup and shutdown", () => {
   test("a port in use is reported with the address", async () => {

@@ -2,19 +2,13 @@
  * Proves that a server reachable from other machines without a cluster key says so, loudly, on
  * stderr as it starts, and that a loopback-only or keyed server does not.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
-import { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "@kv/testkit"
+import { freeUdpPorts, processFixture, writeFile } from "@kv/testkit"
 import { isLoopbackHost, unauthenticatedWarning } from "../src/process/unauthenticatedWarning.ts"
 
 const BIN = join(import.meta.dir, "../bin/kvraft.ts")
-const dir = tempDir("kvraft-warning")
-const processes = new ProcessGroup()
-
-afterAll(async () => {
-  await processes.killAll()
-  dir.remove()
-})
+const { processes, dir } = processFixture("kvraft-warning")
 
 // 192.0.2.0/24 is reserved for documentation (RFC 5737): no machine has it, so a server given it
 // prints its warning and then fails to bind; no datagram leaves loopback.

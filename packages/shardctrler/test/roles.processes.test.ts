@@ -4,23 +4,15 @@
  * move and leave from a read-write (or read-only) key fail at once with PermissionDenied and change
  * nothing; the admin's go through.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join } from "node:path"
 import { RpcNode, type RpcNodeShape, Transport } from "@kv/rpc"
-import { freeUdpPorts, ProcessGroup, tempDir, writeFile } from "@kv/testkit"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { freeUdpPorts, processFixture, writeFile } from "@kv/testkit"
+import { Context, Effect, Layer } from "effect"
 import { makeControllerClient } from "../src/index.ts"
 
 const BIN = join(import.meta.dir, "../bin/shardctrler.ts")
-const processes = new ProcessGroup()
-const dir = tempDir("shardctrler-roles")
-const scope = Effect.runSync(Scope.make())
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
+const { processes, dir, scope } = processFixture("shardctrler-roles")
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 const failureOf = <A, E>(effect: Effect.Effect<A, E>): Promise<E> => run(Effect.flip(effect))

@@ -5,21 +5,13 @@
  * with `kill -9`, nothing acknowledged is lost and the history stays linearizable; `kv status`
  * reports every replica; a process that would serve only some of an address's groups is refused.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
-import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
+import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
-import {
-  freeUdpPorts,
-  ProcessGroup,
-  runCommand,
-  startRecordedLoad,
-  tempDir,
-  udpClientNode,
-  writeFile,
-} from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { freeUdpPorts, processFixture, runCommand, startRecordedLoad, writeFile } from "@kv/testkit"
+import { Effect } from "effect"
 import { makeShardKvClient } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
@@ -28,18 +20,8 @@ const bins = {
   group: join(root, "packages/shardkv/bin/shardkv.ts"),
 }
 const seed = seedFromEnv()
-const processes = new ProcessGroup()
-const dir = tempDir("kv-shared-socket")
-const scope = Effect.runSync(Scope.make())
+const { processes, dir, rpcNode } = processFixture("kv-shared-socket")
 const gids = [100, 101, 102]
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
 
 interface StatusJson {
   replicas: { service: string; replica: number; address: string; up: boolean; role?: string }[]

@@ -3,14 +3,14 @@
  * log (`--gid 100,101,102 --replica k --shared-wal`), lose nothing acknowledged and stay
  * linearizable when a process is killed with `kill -9` under load, and when all three are.
  */
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { existsSync, readdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
-import { type RpcNodeShape, SeededRandom, seedFromEnv } from "@kv/rpc"
+import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
-import { freeUdpPorts, ProcessGroup, startRecordedLoad, tempDir, udpClientNode, writeFile } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { freeUdpPorts, processFixture, startRecordedLoad, writeFile } from "@kv/testkit"
+import { Effect } from "effect"
 import { makeShardKvClient } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
@@ -19,18 +19,8 @@ const bins = {
   group: join(root, "packages/shardkv/bin/shardkv.ts"),
 }
 const seed = seedFromEnv()
-const processes = new ProcessGroup()
-const dir = tempDir("kv-shared-wal")
-const scope = Effect.runSync(Scope.make())
+const { processes, dir, rpcNode } = processFixture("kv-shared-wal")
 const gids = [100, 101, 102]
-
-afterAll(async () => {
-  await processes.killAll()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  dir.remove()
-})
-
-const rpcNode = (): Promise<RpcNodeShape> => udpClientNode(scope)
 
 describe("three groups per process on a shared write-ahead log", () => {
   test("kill -9 of one process, then of all three, under load: every acknowledged append exactly once, linearizable", async () => {

@@ -1,4 +1,5 @@
 export * from "./linearizability/index.ts"
+export { type ProcessFixture, processFixture } from "./processFixture.ts"
 export {
   type CommandResult,
   freeUdpPorts,
