@@ -7,18 +7,14 @@
  */
 import { describe, expect, test } from "bun:test"
 import { mkdirSync } from "node:fs"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { ShardDeleteMethod, ShardInstalledMethod, ShardPullMethod } from "@kv/shardkv"
-import { freeUdpPorts, processFixture, writeFile } from "@kv/testkit"
+import { freeUdpPorts, processFixture, serverBins, writeFile } from "@kv/testkit"
 import { Effect } from "effect"
 import { connect, connectAdmin } from "../src/index.ts"
 
-const root = resolve(import.meta.dir, "../../..")
-const bins = {
-  controller: join(root, "packages/shardctrler/bin/shardctrler.ts"),
-  group: join(root, "packages/shardkv/bin/shardkv.ts"),
-}
+const bins = serverBins
 const seed = seedFromEnv()
 const { processes, dir, rpcNode } = processFixture("kv-hostile-shard")
 

@@ -21,6 +21,7 @@ import {
   pollUntil,
   processFixture,
   runCommand,
+  serverBins,
   writeFile,
 } from "@kv/testkit"
 import { Effect, Exit } from "effect"
@@ -28,10 +29,7 @@ import { connectAdmin, connectMembers } from "../src/index.ts"
 
 const FILE = "packages/clerk/test/membership.sharded.processes.test.ts"
 const root = resolve(import.meta.dir, "../../..")
-const bins = {
-  controller: join(root, "packages/shardctrler/bin/shardctrler.ts"),
-  group: join(root, "packages/shardkv/bin/shardkv.ts"),
-}
+const bins = serverBins
 const N_SHARDS = 10
 /** Keys every clerk appends to and reads, so the history has real concurrency on each key. */
 const KEYS = Array.from({ length: 8 }, (_, i) => `key-${i}`)

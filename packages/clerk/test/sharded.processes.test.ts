@@ -4,19 +4,15 @@
  * load, and replicas are killed with `kill -9` and restarted.
  */
 import { describe, expect, test } from "bun:test"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeShardKvClient } from "@kv/shardkv"
-import { freeUdpPorts, processFixture, startRecordedLoad, writeFile } from "@kv/testkit"
+import { freeUdpPorts, processFixture, serverBins, startRecordedLoad, writeFile } from "@kv/testkit"
 import { Effect } from "effect"
 import { connectAdmin } from "../src/index.ts"
 
-const root = resolve(import.meta.dir, "../../..")
-const bins = {
-  controller: join(root, "packages/shardctrler/bin/shardctrler.ts"),
-  group: join(root, "packages/shardkv/bin/shardkv.ts"),
-}
+const bins = serverBins
 const seed = seedFromEnv()
 const { processes, dir, rpcNode } = processFixture("kv-sharded")
 

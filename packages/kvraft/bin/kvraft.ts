@@ -50,9 +50,7 @@ const serve = (flags: ServerFlags) =>
           leases: config.leases,
         }).pipe(
           Effect.map((server) => ({
-            raft: server.rsm.raft,
-            replayed: server.rsm.replayed,
-            snapshotBeforeStop: server.rsm.snapshotBeforeStop,
+            rsm: server.rsm,
             gauges: server.gauges,
           })),
         ),

@@ -43,9 +43,7 @@ const serve = (flags: ServerFlags) =>
           maxRaftStateBytes: config.maxRaftStateBytes,
         }).pipe(
           Effect.map((server) => ({
-            raft: server.rsm.raft,
-            replayed: server.rsm.replayed,
-            snapshotBeforeStop: server.rsm.snapshotBeforeStop,
+            rsm: server.rsm,
           })),
         ),
     })

@@ -180,9 +180,7 @@ const serveGroup = ({
           limits: configuredLimits(config),
         }).pipe(
           Effect.map((server) => ({
-            raft: server.rsm.raft,
-            replayed: server.rsm.replayed,
-            snapshotBeforeStop: server.rsm.snapshotBeforeStop,
+            rsm: server.rsm,
             gauges: () => {
               const s = server.status()
               const count = (state: string) => s.shards.filter((x) => x === state).length

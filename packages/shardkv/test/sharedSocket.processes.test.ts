@@ -10,15 +10,12 @@ import { join, resolve } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
 import { makeControllerClient } from "@kv/shardctrler"
-import { freeUdpPorts, processFixture, runCommand, startRecordedLoad, writeFile } from "@kv/testkit"
+import { freeUdpPorts, processFixture, runCommand, serverBins, startRecordedLoad, writeFile } from "@kv/testkit"
 import { Effect } from "effect"
 import { makeShardKvClient } from "../src/index.ts"
 
 const root = resolve(import.meta.dir, "../../..")
-const bins = {
-  controller: join(root, "packages/shardctrler/bin/shardctrler.ts"),
-  group: join(root, "packages/shardkv/bin/shardkv.ts"),
-}
+const bins = serverBins
 const seed = seedFromEnv()
 const { processes, dir, rpcNode } = processFixture("kv-shared-socket")
 const gids = [100, 101, 102]

@@ -14,6 +14,7 @@ export {
   writeFile,
 } from "./realProcesses.ts"
 export { type RecordedLoadOptions, startRecordedLoad } from "./recordedLoad.ts"
+export { serverBins } from "./serverBins.ts"
 export { SimProcesses } from "./simProcesses.ts"
 export { SimWorld, type SimWorldOptions } from "./simWorld.ts"
 export {

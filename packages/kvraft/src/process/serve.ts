@@ -1,9 +1,10 @@
 import { join as joinPath } from "node:path"
-import { type RaftNodeShape, Storage, type StorageCorrupt } from "@kv/raft"
+import { Storage, type StorageCorrupt } from "@kv/raft"
 import { type KeyGrant, RpcNode, type RpcNodeShape, type TransportError } from "@kv/rpc"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Logger, Option, type Scope } from "effect"
 import { monotonicMs } from "../commandClock.ts"
 import { advertisedNotLocalHint, listenPort, localAddresses, resolveListen } from "../config/listenAddress.ts"
+import type { RsmShape } from "../rsm/rsm.ts"
 import { lockReplicaDir } from "./dataDirLock.ts"
 import { fsyncWarning, fsyncWarnThreshold, probeFsyncOffThread } from "./diskCheck.ts"
 import { askGroup, commandsFor, freshest, isEmptyDataDir, lostIdentityProblem } from "./groupProbe.ts"
@@ -22,11 +23,8 @@ export type LogFormat = "text" | "json"
 
 /** What a served replica exposes to the process around it. */
 export interface Served {
-  readonly raft: RaftNodeShape
-  /** Done once the replica has replayed the log it started with (see RsmShape.replayed). */
-  readonly replayed: Effect.Effect<void>
-  /** Before the process exits: a snapshot in place of a long log tail (see RsmShape.snapshotBeforeStop). */
-  readonly snapshotBeforeStop: Effect.Effect<number | undefined>
+  /** Its replicated state machine: the Raft node, the end of its replay, its snapshot before a stop. */
+  readonly rsm: Pick<RsmShape<unknown>, "raft" | "replayed" | "snapshotBeforeStop">
   /** Service-specific gauges for the metrics endpoint (sessions, shard states...). */
   readonly gauges?: () => Readonly<Record<string, number>>
 }
@@ -281,7 +279,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
       sources.push({
         service: options.service,
         replica: k,
-        raft: replica.raft,
+        raft: replica.rsm.raft,
         rpc,
         ...(replica.gauges ? { gauges: replica.gauges } : {}),
       })
@@ -293,7 +291,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         ),
       )
     }
-    const replays = [...served.values()].map((replica) => replica.replayed)
+    const replays = [...served.values()].map((replica) => replica.rsm.replayed)
     yield* Effect.forkScoped(jitUntil(Effect.all(replays, { concurrency: "unbounded", discard: true })))
     if (options.metricsPort !== undefined) {
       yield* startMetrics(options.metricsPort, options.metricsHost, sources)
@@ -303,7 +301,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
     yield* Effect.forEach(
       served,
       ([k, replica]) =>
-        handOffLeadership(replica.raft).pipe(
+        handOffLeadership(replica.rsm.raft).pipe(
           Effect.andThen(snapshotForNextStart(replica, STOP_SNAPSHOT_MS)),
           Effect.annotateLogs({ service: options.service, replica: k }),
         ),
@@ -428,7 +426,7 @@ const STOP_SNAPSHOT_MS = 30_000
  */
 const snapshotForNextStart = (replica: Served, capMs: number): Effect.Effect<void> =>
   Effect.gen(function* () {
-    const [took, index] = yield* replica.snapshotBeforeStop.pipe(
+    const [took, index] = yield* replica.rsm.snapshotBeforeStop.pipe(
       Effect.timeoutOption(Duration.millis(capMs)),
       Effect.timed,
     )

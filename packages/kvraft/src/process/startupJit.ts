@@ -30,7 +30,7 @@ export class StartupJit {
   }
 
   /** Raises the thresholds until the returned release is called (the second call does nothing). */
-  raise(): () => void {
+  #raise(): () => void {
     if (this.#holders++ === 0) this.#setPolicy(STARTUP_JIT_SCALE)
     let released = false
     return () => {
@@ -48,7 +48,7 @@ export class StartupJit {
     capMs = STARTUP_JIT_CAP_MS,
   ): Effect.Effect<(replayed: Effect.Effect<void>) => Effect.Effect<void>, never, Scope.Scope> {
     return Effect.acquireRelease(
-      Effect.sync(() => this.raise()),
+      Effect.sync(() => this.#raise()),
       (release) => Effect.sync(release),
     ).pipe(
       Effect.map(

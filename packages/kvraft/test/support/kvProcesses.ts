@@ -1,14 +1,13 @@
 /**
  * A test file's kvraft processes: a temporary directory, a cluster.toml on free ports, replicas
- * started from the kvraft binary, and client nodes; everything stopped and removed after the file.
+ * started from the kvraft binary, and client nodes; everything stopped and removed after the file
+ * (testkit's processFixture).
  */
-import { afterAll } from "bun:test"
 import { join } from "node:path"
-import type { RpcNodeShape } from "@kv/rpc"
-import { freeUdpPorts, type LaunchOptions, ProcessGroup, tempDir, udpClientNode, writeFile } from "@kv/testkit"
-import { Effect, Exit, Scope } from "effect"
+import { freeUdpPorts, type LaunchOptions, processFixture, serverBins, writeFile } from "@kv/testkit"
+import { Effect } from "effect"
 
-export const KVRAFT_BIN = join(import.meta.dir, "../../bin/kvraft.ts")
+export const KVRAFT_BIN = serverBins.kvraft
 
 export interface KvGroupFiles {
   /** The cluster.toml's path. */
@@ -17,14 +16,7 @@ export interface KvGroupFiles {
 }
 
 export const kvProcesses = (name: string) => {
-  const processes = new ProcessGroup()
-  const dir = tempDir(name)
-  const scope = Effect.runSync(Scope.make())
-  afterAll(async () => {
-    await processes.killAll()
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-    dir.remove()
-  })
+  const { processes, dir, rpcNode } = processFixture(name)
   return {
     processes,
     dir,
@@ -50,6 +42,6 @@ export const kvProcesses = (name: string) => {
       )
     },
     /** A client RpcNode (sealing with `key`, if given), closed after the file. */
-    node: (key?: string): Promise<RpcNodeShape> => udpClientNode(scope, key),
+    node: rpcNode,
   }
 }
