@@ -8,12 +8,9 @@ import { existsSync, readdirSync } from "node:fs"
 import { join } from "node:path"
 import type { KvClientShape } from "@kv/kvraft"
 import { SeededRandom, seedFromEnv } from "@kv/rpc"
-import { makeControllerClient } from "@kv/shardctrler"
-import { freeUdpPorts, processFixture, serverBins, startRecordedLoad, writeFile } from "@kv/testkit"
-import { Effect } from "effect"
-import { makeShardKvClient } from "../src/index.ts"
+import { freeUdpPorts, processFixture, startRecordedLoad } from "@kv/testkit"
+import { coHostedGroups } from "./support/coHostedGroups.ts"
 
-const bins = serverBins
 const seed = seedFromEnv()
 const { processes, dir, rpcNode } = processFixture("kv-shared-wal")
 const gids = [100, 101, 102]
@@ -27,51 +24,18 @@ describe("three groups per process on a shared write-ahead log", () => {
     const controllers = [0, 1, 2].map(address)
     // Process k runs replica k of every group.
     const groups = new Map(gids.map((gid, g) => [gid, [0, 1, 2].map((k) => address(3 + 3 * g + k))]))
-    const config = join(dir.path, "cluster.toml")
-    writeFile(
-      config,
-      [
-        `dataDir = "./data"`,
-        // Small, so the replicas snapshot while the test runs.
-        `maxRaftStateBytes = 4096`,
-        `[controller]`,
-        `replicas = ${JSON.stringify(controllers)}`,
-        ...[...groups].flatMap(([gid, r]) => [`[groups.${gid}]`, `replicas = ${JSON.stringify(r)}`]),
-      ].join("\n"),
-    )
-    for (let k = 0; k < 3; k++) {
-      processes.start(`ctrl-${k}`, ["bun", bins.controller, "--replica", String(k), "--config", config], {
-        cwd: dir.path,
-      })
-    }
-    const startHost = (k: number) =>
-      processes.start(
-        `host-${k}`,
-        [
-          "bun",
-          bins.group,
-          "--gid",
-          gids.join(","),
-          "--replica",
-          String(k),
-          "--shared-wal",
-          "--config",
-          config,
-          // A data directory per host, as on separate machines: one shared log per process and root.
-          "--data",
-          join(dir.path, `host-${k}`),
-        ],
-        { cwd: dir.path },
-      )
+    // Small, so the replicas snapshot while the test runs.
+    const hostGroups = coHostedGroups({
+      processes,
+      dir: dir.path,
+      rpcNode,
+      controllers,
+      groups,
+      maxRaftStateBytes: 4096,
+    })
+    const { startHost } = hostGroups
     for (let k = 0; k < 3; k++) startHost(k)
-
-    const admin = await Effect.runPromise(makeControllerClient(await rpcNode(), { controllers, deadlineMs: 60_000 }))
-    await Effect.runPromise(admin.join(Object.fromEntries([...groups].map(([gid, r]) => [String(gid), r]))))
-
-    const clients: KvClientShape[] = []
-    for (let c = 0; c < 4; c++) {
-      clients.push(await Effect.runPromise(makeShardKvClient(await rpcNode(), { controllers, deadlineMs: 60_000 })))
-    }
+    const { clients } = await hostGroups.connect(4)
     const load = startRecordedLoad(clients)
 
     try {
