@@ -14,7 +14,8 @@ import {
   type Workload,
 } from "./plan.ts"
 
-export const usage = `usage: bun run bench [WORKLOAD ...] [--quick] [--out DIR] [--targets kvraft,etcd,shardkv-1,shardkv-3,shardkv-3-hosts,shardkv-3-hosts-shared-wal,shardkv-3-hosts-shared]
+export const usage = `usage: bun run bench [WORKLOAD ...] [--quick] [--out DIR] [--targets kvraft,etcd,shardkv-1,shardkv-3,shardkv-3-hosts,shardkv-3-hosts-shared-wal,shardkv-3-hosts-shared,
+                                 shardkv-3-hosts-one-leader]
                      [--workloads ${[...basicWorkloads, ...coordinationWorkloads].join(",")}]
                      [--concurrency 1,16,64,256] [--sizes 100,4096] [--counters 1,64]
                      [--watchers 1000] [--write-rate 1000,max]

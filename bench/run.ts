@@ -72,6 +72,14 @@ const allTargets: Target[] = [
   shardkvTarget({ groups: 3, maxRaftStateBytes, hosts: true }),
   shardkvTarget({ groups: 3, maxRaftStateBytes, hosts: true, sharedWal: true }),
   shardkvTarget({ groups: 3, maxRaftStateBytes, hosts: true, sharedWal: true, sharedSocket: true }),
+  shardkvTarget({
+    groups: 3,
+    maxRaftStateBytes,
+    hosts: true,
+    sharedWal: true,
+    sharedSocket: true,
+    oneLeaderHost: true,
+  }),
 ]
 /** Run only when named: the same three groups laid out as on three machines. */
 const namedOnly = (t: Target): boolean => t.name.includes("-hosts")

@@ -28,10 +28,21 @@ export interface ShardkvTargetOptions {
    * serves its groups on one socket (one datagram carries every group's messages to a peer host).
    */
   readonly sharedSocket?: boolean
+  /**
+   * With `sharedSocket`: every group prefers replica 0 as its leader (`preferredLeader = 0`), so
+   * host 0 leads them all and the groups' batches travel together.
+   */
+  readonly oneLeaderHost?: boolean
 }
 
 export const shardkvTarget = (options: ShardkvTargetOptions): Target => {
-  const layout = options.sharedSocket ? "-shared" : options.sharedWal ? "-shared-wal" : ""
+  const layout = options.oneLeaderHost
+    ? "-one-leader"
+    : options.sharedSocket
+      ? "-shared"
+      : options.sharedWal
+        ? "-shared-wal"
+        : ""
   const name = `shardkv-${options.groups}${options.hosts ? `-hosts${layout}` : ""}`
   return {
     name,
@@ -53,7 +64,11 @@ export const shardkvTarget = (options: ShardkvTargetOptions): Target => {
           `maxRaftStateBytes = ${options.maxRaftStateBytes}`,
           `[controller]`,
           `replicas = ${JSON.stringify(controllers)}`,
-          ...groups.flatMap((g) => [`[groups.${g.gid}]`, `replicas = ${JSON.stringify(g.replicas)}`]),
+          ...groups.flatMap((g) => [
+            `[groups.${g.gid}]`,
+            `replicas = ${JSON.stringify(g.replicas)}`,
+            ...(options.oneLeaderHost ? ["preferredLeader = 0"] : []),
+          ]),
           "",
         ].join("\n"),
       )

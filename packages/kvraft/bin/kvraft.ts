@@ -31,6 +31,7 @@ const serve = (flags: ServerFlags) =>
       join,
       service: "kvraft",
       replicas: config.kvraft.replicas,
+      preferredLeader: config.kvraft.preferredLeader,
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
@@ -38,13 +39,14 @@ const serve = (flags: ServerFlags) =>
       metricsPort: Option.getOrUndefined(flags.metricsPort),
       metricsHost: Option.getOrUndefined(flags.metricsHost),
       listen: Option.getOrUndefined(flags.listen),
-      build: (_k, { id, peers, storageName, join, onFsync }) =>
+      build: (_k, { id, peers, storageName, join, onFsync, preferredLeader }) =>
         makeKvServer({
           id,
           peers,
           storageName,
           join,
           onFsync,
+          preferredLeader,
           maxRaftStateBytes: config.maxRaftStateBytes,
           limits: configuredLimits(config),
           leases: config.leases,

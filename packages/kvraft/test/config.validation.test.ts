@@ -51,7 +51,7 @@ describe("unknown keys", () => {
 
   test("a typo inside a section is named with its section", () => {
     expect(problemsOf(`${KVRAFT_ONLY}[controller]\nreplica = ["127.0.0.1:7000"]\n`)).toEqual([
-      'controller.replica: unknown key (did you mean "replicas"? allowed here: replicas)',
+      'controller.replica: unknown key (did you mean "replicas"? allowed here: replicas, preferredLeader)',
       'controller.replicas: is missing (every replica group needs replicas = ["host:port", ...])',
     ])
   })
@@ -61,7 +61,7 @@ describe("unknown keys", () => {
       `[controller]\nreplicas = ["127.0.0.1:7000"]\n[groups.100]\nreplicas = ["127.0.0.1:7100"]\nweight = 2\n[metrics]\nport = 9000\n`,
     )
     expect(problems).toEqual([
-      "groups.100.weight: unknown key (allowed here: replicas)",
+      "groups.100.weight: unknown key (allowed here: replicas, preferredLeader)",
       'metrics.port: unknown key (did you mean "basePort"? allowed here: basePort)',
     ])
   })
@@ -261,7 +261,7 @@ basePort = 70000
       "nShards: 0 is out of range (must be an integer 1–1024)",
       "maxRaftStateBytes: -5 is out of range (must be an integer ≥ 0; 0 means never snapshot)",
       'groups.x: "x" is not a valid group id (group ids are positive integers, e.g. [groups.100])',
-      'groups.100.replica: unknown key (did you mean "replicas"? allowed here: replicas)',
+      'groups.100.replica: unknown key (did you mean "replicas"? allowed here: replicas, preferredLeader)',
       'groups.100.replicas: is missing (every replica group needs replicas = ["host:port", ...])',
       'groups.101.replicas[1]: "127.0.0.1:99999" is not a valid host:port (port must be 1–65535)',
       "metrics.basePort: 70000 is out of range (must be an integer 1–65535)",
@@ -285,5 +285,33 @@ basePort = 70000
         ].join("\n"),
       )
     }
+  })
+})
+
+describe("preferredLeader", () => {
+  const threeGroups =
+    '[controller]\nreplicas = ["127.0.0.1:7000"]\n' +
+    '[groups.100]\nreplicas = ["127.0.0.1:7100", "127.0.0.1:7101", "127.0.0.1:7102"]\npreferredLeader = 2\n' +
+    '[groups.101]\nreplicas = ["127.0.0.1:7110", "127.0.0.1:7111", "127.0.0.1:7112"]\n'
+
+  test("names the replica by its index, per group; unset leaves any replica to lead", () => {
+    const config = parseClusterConfig(threeGroups, { env: {} })
+    expect(config.groups.get(100)?.preferredLeader).toBe(2)
+    expect(config.groups.get(101)?.preferredLeader).toBeUndefined()
+    expect(config.controller.preferredLeader).toBeUndefined()
+    const kvraft = parseClusterConfig(`${KVRAFT_ONLY}preferredLeader = 0\n`, { env: {} })
+    expect(kvraft.kvraft?.preferredLeader).toBe(0)
+  })
+
+  test("an index past the group's replicas, a negative one or a string is reported", () => {
+    expect(problemsOf(threeGroups.replace("preferredLeader = 2", "preferredLeader = 3"))).toEqual([
+      "groups.100.preferredLeader: 3 names no replica (replicas lists 3: 0–2)",
+    ])
+    expect(problemsOf(`${KVRAFT_ONLY}preferredLeader = -1\n`)).toEqual([
+      "kvraft.preferredLeader: -1 is out of range (must be an integer 0–6, an index into replicas)",
+    ])
+    expect(problemsOf(`${KVRAFT_ONLY}preferredLeader = "0"\n`)).toEqual([
+      'kvraft.preferredLeader: expected an integer 0–6, an index into replicas, got "0"',
+    ])
   })
 })

@@ -21,6 +21,7 @@ export {
   type RaftStatus,
   raftDefaults,
 } from "./node/raftNode.ts"
+export { makeReadyRounds, ReadyRounds, type ReadyRoundsShape, type RoundMember } from "./node/readyRounds.ts"
 export { RaftStatusMethod, raftStatusFields } from "./node/statusMethod.ts"
 export { isRaftReply, RAFT_CHANNEL } from "./node/wire.ts"
 export {

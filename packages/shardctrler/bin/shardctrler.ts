@@ -25,6 +25,7 @@ const serve = (flags: ServerFlags) =>
       join,
       service: "controller",
       replicas: config.controller.replicas,
+      preferredLeader: config.controller.preferredLeader,
       replica: Option.getOrUndefined(flags.replica),
       dataDir: dataDirFrom(flags, config),
       clusterKey: config.clusterKey,
@@ -32,13 +33,14 @@ const serve = (flags: ServerFlags) =>
       metricsPort: Option.getOrUndefined(flags.metricsPort),
       metricsHost: Option.getOrUndefined(flags.metricsHost),
       listen: Option.getOrUndefined(flags.listen),
-      build: (_k, { id, peers, storageName, join, onFsync }) =>
+      build: (_k, { id, peers, storageName, join, onFsync, preferredLeader }) =>
         makeControllerServer({
           id,
           peers,
           storageName,
           join,
           onFsync,
+          preferredLeader,
           nShards: config.nShards,
           maxRaftStateBytes: config.maxRaftStateBytes,
         }).pipe(

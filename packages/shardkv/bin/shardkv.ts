@@ -24,7 +24,7 @@ import {
   serverKeyGrants,
   startMetrics,
 } from "@kv/kvraft"
-import { SHARED_WAL_DIR, Storage } from "@kv/raft"
+import { makeReadyRounds, type ReadyRoundsShape, SHARED_WAL_DIR, Storage } from "@kv/raft"
 import { Effect, Layer, Metric, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { groupScope, makeShardKvServer } from "../src/index.ts"
@@ -111,8 +111,12 @@ const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: 
     if (metricsPort !== undefined && gids.length > 1) {
       yield* startMetrics(metricsPort, Option.getOrUndefined(flags.metricsHost), sources)
     }
+    // Co-hosted groups take their Readies in the same rounds: one write and one datagram per peer
+    // process carry every group's batch.
+    const readyRounds = gids.length > 1 ? yield* makeReadyRounds : undefined
     const serving = {
       flags,
+      readyRounds,
       config,
       join,
       dataDir,
@@ -132,6 +136,7 @@ interface GroupServing {
   readonly dataDir: string
   readonly storage: Layer.Layer<Storage> | undefined
   readonly sockets: SharedSockets
+  readonly readyRounds: ReadyRoundsShape | undefined
   readonly metricsPort: number | undefined
   /** Set when the process serves one metrics endpoint for several groups. */
   readonly metricsSources: MetricsSource[] | undefined
@@ -145,6 +150,7 @@ const serveGroup = ({
   dataDir,
   storage,
   sockets,
+  readyRounds,
   metricsPort,
   metricsSources,
 }: GroupServing) =>
@@ -155,6 +161,7 @@ const serveGroup = ({
       join,
       service: `group-${gid}`,
       replicas: group.replicas,
+      preferredLeader: group.preferredLeader,
       replica: Option.getOrUndefined(flags.replica),
       dataDir,
       clusterKey: config.clusterKey,
@@ -165,8 +172,9 @@ const serveGroup = ({
       storage,
       scope: groupScope(gid),
       sockets,
+      readyRounds,
       listen: Option.getOrUndefined(flags.listen),
-      build: (_k, { id, peers, storageName, join, onFsync }) =>
+      build: (_k, { id, peers, storageName, join, onFsync, preferredLeader }) =>
         makeShardKvServer({
           gid,
           id,
@@ -174,6 +182,7 @@ const serveGroup = ({
           storageName,
           join,
           onFsync,
+          preferredLeader,
           controllers: config.controller.replicas,
           nShards: config.nShards,
           maxRaftStateBytes: config.maxRaftStateBytes,

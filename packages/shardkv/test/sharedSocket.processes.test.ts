@@ -3,7 +3,8 @@
  * replica k of every group host k's address: one socket and one shared write-ahead log per
  * process). Under load, with shards moving between groups that share hosts and a process killed
  * with `kill -9`, nothing acknowledged is lost and the history stays linearizable; `kv status`
- * reports every replica; a process that would serve only some of an address's groups is refused.
+ * reports every replica, and every group led from host 1, the replica cluster.toml names its
+ * preferredLeader; a process that would serve only some of an address's groups is refused.
  */
 import { describe, expect, test } from "bun:test"
 import { resolve } from "node:path"
@@ -38,6 +39,8 @@ describe("three groups per process on one address", () => {
       controllers,
       groups: new Map(gids.map((gid) => [gid, hosts])),
       maxRaftStateBytes: 8192,
+      // Every group prefers host 1 as its leader: its round carries all three groups' batches.
+      preferredLeader: 1,
     })
     const { config, hostArgs, startHost } = hostGroups
 
@@ -69,22 +72,27 @@ describe("three groups per process on one address", () => {
       // The restarted host may still be restoring (kv status then exits 3, naming it down): asked again.
       const askStatus = () =>
         runCommand(["bun", "run", "kv", "status", "--json", "--config", config], { cwd: root, timeoutMs: 60_000 })
+      const groupRowsOf = (stdout: string) =>
+        (JSON.parse(stdout) as StatusJson).replicas.filter((r) => r.service.startsWith("group "))
+      const ledFromHost1 = (rows: StatusJson["replicas"]) =>
+        gids.every((gid) => rows.some((r) => r.service === `group ${gid}` && r.replica === 1 && r.role === "leader"))
+      // Up, and (once host 1 is back and caught up, had it been the one killed) led from host 1.
       const status = await pollUntil(
-        "kv status with every replica up",
+        "kv status with every replica up and every group led from host 1",
         async () => {
           const answer = await askStatus()
-          return answer.code === 0 ? answer : undefined
+          return answer.code === 0 && ledFromHost1(groupRowsOf(answer.stdout)) ? answer : undefined
         },
         { timeoutMs: 60_000, intervalMs: 500 },
       ).catch(askStatus)
       expect(status.code).toBe(0)
-      const parsed = JSON.parse(status.stdout) as StatusJson
-      const groupRows = parsed.replicas.filter((r) => r.service.startsWith("group "))
+      const groupRows = groupRowsOf(status.stdout)
       expect(groupRows).toHaveLength(9)
       expect(groupRows.every((r) => r.up)).toBe(true)
-      // Each group has its own leader, found through the shared addresses.
+      // Each group has its own leader, found through the shared addresses: replica 1, its preferred one.
       for (const gid of gids) {
-        expect(groupRows.filter((r) => r.service === `group ${gid}` && r.role === "leader")).toHaveLength(1)
+        const leaders = groupRows.filter((r) => r.service === `group ${gid}` && r.role === "leader")
+        expect(leaders.map((r) => r.replica)).toEqual([1])
       }
 
       await load.finish(clients[0] as KvClientShape)

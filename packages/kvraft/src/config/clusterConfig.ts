@@ -26,6 +26,8 @@ import { parseToml } from "./tomlSyntax.ts"
 /** The `host:port` UDP addresses of the replicas of one Raft group; replica k is `replicas[k]`. */
 export interface ReplicaGroupConfig {
   readonly replicas: readonly string[]
+  /** `replicas[preferredLeader]` leads whenever it is up and holds the log; undefined: any replica. */
+  readonly preferredLeader?: number | undefined
 }
 
 /** A validated `cluster.toml`, with defaults applied and paths made absolute. */
@@ -182,6 +184,14 @@ const replicaGroupOf = (config: ClusterConfig, service: ServiceName): ReplicaGro
   return config.groups.get(Number(service.slice("group-".length)))
 }
 
+const replicaGroup = (group: {
+  readonly replicas: readonly string[]
+  readonly preferredLeader?: number
+}): ReplicaGroupConfig =>
+  group.preferredLeader === undefined
+    ? { replicas: [...group.replicas] }
+    : { replicas: [...group.replicas], preferredLeader: group.preferredLeader }
+
 const build = (
   file: ClusterFile,
   context: {
@@ -195,7 +205,7 @@ const build = (
   },
 ): ClusterConfig => {
   const groups = Object.entries(file.groups ?? {})
-    .map(([gid, group]) => [Number(gid), { replicas: [...group.replicas] }] as const)
+    .map(([gid, group]) => [Number(gid), replicaGroup(group)] as const)
     .sort(([a], [b]) => a - b)
   return {
     source: context.source,
@@ -208,9 +218,9 @@ const build = (
     clientKeys: context.clientKeys,
     clientKey: context.clientKey,
     // A kvraft-only cluster has no controller; an empty list keeps the field total for callers.
-    controller: { replicas: [...(file.controller?.replicas ?? [])] },
+    controller: file.controller === undefined ? { replicas: [] } : replicaGroup(file.controller),
     groups: new Map(groups),
-    kvraft: file.kvraft === undefined ? undefined : { replicas: [...file.kvraft.replicas] },
+    kvraft: file.kvraft === undefined ? undefined : replicaGroup(file.kvraft),
     metrics: file.metrics?.basePort === undefined ? undefined : { basePort: file.metrics.basePort },
     watch: { ...file.watch },
     leases: { ...file.leases },

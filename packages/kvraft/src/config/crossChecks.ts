@@ -9,6 +9,7 @@ import { canonicalAddress, replicaAddressProblem } from "./replicaAddress.ts"
 export const crossCheckProblems = (raw: Record<string, unknown>): string[] => [
   ...serviceProblems(raw),
   ...duplicateAddressProblems(raw),
+  ...preferredLeaderProblems(raw),
 ]
 
 const isTable = (value: unknown): value is Record<string, unknown> =>
@@ -66,6 +67,25 @@ const duplicateAddressProblems = (raw: Record<string, unknown>): string[] => {
         )
       }
     })
+  }
+  return problems
+}
+
+/** A preferred leader names one of its group's replicas. */
+const preferredLeaderProblems = (raw: Record<string, unknown>): string[] => {
+  const groups: Array<[ReadonlyArray<PropertyKey>, unknown]> = []
+  if (isTable(raw.controller)) groups.push([["controller"], raw.controller])
+  if (isTable(raw.groups)) for (const [gid, group] of Object.entries(raw.groups)) groups.push([["groups", gid], group])
+  if (isTable(raw.kvraft)) groups.push([["kvraft"], raw.kvraft])
+  const problems: string[] = []
+  for (const [path, group] of groups) {
+    if (!isTable(group) || !Array.isArray(group.replicas) || typeof group.preferredLeader !== "number") continue
+    const k = group.preferredLeader
+    if (Number.isInteger(k) && k >= 0 && k >= group.replicas.length && group.replicas.length > 0) {
+      problems.push(
+        `${formatFieldPath([...path, "preferredLeader"])}: ${k} names no replica (replicas lists ${group.replicas.length}: 0–${group.replicas.length - 1})`,
+      )
+    }
   }
   return problems
 }

@@ -53,6 +53,10 @@ const ReplicaGroup = Schema.Struct({
   replicas: ReplicaList.annotateKey({
     messageMissingKey: 'is missing (every replica group needs replicas = ["host:port", ...])',
   }),
+  /** The replica (an index into `replicas`) that leads whenever it is up and holds the log. */
+  preferredLeader: Schema.optionalKey(
+    integerIn(0, MAX_REPLICAS - 1, `an integer 0–${MAX_REPLICAS - 1}, an index into replicas`),
+  ),
 }).annotate({ expected: "a table" })
 
 const GroupId = Schema.String.annotate({

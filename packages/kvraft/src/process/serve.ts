@@ -1,5 +1,5 @@
 import { join as joinPath } from "node:path"
-import { Storage, type StorageCorrupt } from "@kv/raft"
+import { ReadyRounds, type ReadyRoundsShape, Storage, type StorageCorrupt } from "@kv/raft"
 import { type KeyGrant, RpcNode, type RpcNodeShape, type TransportError } from "@kv/rpc"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Logger, Option, type Scope } from "effect"
 import { monotonicMs } from "../commandClock.ts"
@@ -53,6 +53,8 @@ export interface ServeOptions {
    * the advertised address itself.
    */
   readonly listen?: string | undefined
+  /** The replica (an index into `replicas`) that should lead whenever it is up and holds the log. */
+  readonly preferredLeader?: number | undefined
   /** Serve /metrics, /livez and /readyz for this process's replicas on 127.0.0.1 at this port. */
   readonly metricsPort?: number | undefined
   /** The IP address the metrics endpoint binds; 127.0.0.1 when undefined. */
@@ -72,6 +74,11 @@ export interface ServeOptions {
    * (Storage.layerFile). Several services in one process pass one shared layer (Storage.layerShared).
    */
   readonly storage?: Layer.Layer<Storage> | undefined
+  /**
+   * One loop of Ready rounds for the Raft nodes of several services in one process (shard groups
+   * co-hosted by one process), so their batches are written and sent together; default a loop per node.
+   */
+  readonly readyRounds?: ReadyRoundsShape | undefined
   /** The JIT policy raised while the replicas replay their logs; default the process's own. */
   readonly startupJit?: StartupJit | undefined
   /** The replicas' metric sources are added here, for a metrics endpoint the caller serves for several services. */
@@ -100,6 +107,8 @@ export interface ReplicaContext {
   readonly join: boolean
   /** Pass to the Raft node: feeds the fsync latency histogram. */
   readonly onFsync: (seconds: number) => void
+  /** Pass to the Raft node: the member that should lead (cluster.toml's preferredLeader), if any. */
+  readonly preferredLeader: number | undefined
 }
 
 export class StartupError extends Error {
@@ -108,6 +117,18 @@ export class StartupError extends Error {
 
 export const loggerLayer = (format: LogFormat) =>
   Logger.layer([format === "json" ? Logger.consoleJson : Logger.consoleLogFmt])
+
+/** The member at the preferred replica's address (its bootstrap id unless it was replaced under a new one). */
+const preferredLeaderId = (
+  options: { readonly replicas: readonly string[]; readonly preferredLeader?: number | undefined },
+  peers: Readonly<Record<number, string>>,
+): number | undefined => {
+  const k = options.preferredLeader
+  if (k === undefined) return undefined
+  const address = options.replicas[k]
+  const found = Object.entries(peers).find(([, a]) => a === address)
+  return found === undefined ? k + 1 : Number(found[0])
+}
 
 const peersOf = (replicas: readonly string[]): Record<number, string> =>
   Object.fromEntries(replicas.map((address, k) => [k + 1, address]))
@@ -240,7 +261,8 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         const sockets = options.sockets
         const node =
           sockets === undefined ? yield* Layer.build(socketLayer(socket)) : yield* sockets.node(address, socket)
-        const context = scopedContext(Context.merge(node, yield* Layer.build(storage)), options.scope)
+        const own = scopedContext(Context.merge(node, yield* Layer.build(storage)), options.scope)
+        const context = options.readyRounds === undefined ? own : Context.add(own, ReadyRounds, options.readyRounds)
         const rpc = Context.get(context, RpcNode)
         rpc.observeRequests(observe.onRequest)
         // The group's own replicas get replies of any size without proving their address first.
@@ -263,6 +285,7 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
             storageName,
             join: join !== undefined,
             onFsync: observe.onFsync,
+            preferredLeader: preferredLeaderId(options, start.peers),
           })
           .pipe(Effect.provideContext(context))
         return [replica, rpc] as const

@@ -1,5 +1,5 @@
 import { normalizeAddress, RpcNode } from "@kv/rpc"
-import { Cause, Clock, Context, Effect, Exit, Latch, Layer, Random, type Scope } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Latch, Layer, Option, Random, type Scope } from "effect"
 import {
   type ChangeRefusal,
   createRaft,
@@ -33,6 +33,8 @@ import {
   UnknownMember,
 } from "./errors.ts"
 import { isFromPeer, PeerDirectory, resolvePeerSources } from "./peerSources.ts"
+import { PREFERRED_RETRY_ELECTIONS, preferredLeaderReady } from "./preferredLeader.ts"
+import { makeReadyRounds, ReadyRounds, type RoundMember } from "./readyRounds.ts"
 import { RaftStatusMethod } from "./statusMethod.ts"
 import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse, RAFT_CHANNEL } from "./wire.ts"
 
@@ -76,6 +78,11 @@ export interface RaftNodeConfig {
    * acknowledged them (see `compactPending`). Default 1000 ms.
    */
   readonly snapshotCatchUpMs?: number
+  /**
+   * The member that should lead the group whenever it is up and holds the log: a leader that is
+   * not it hands leadership over once that member is caught up (preferredLeader.ts). Unset: any.
+   */
+  readonly preferredLeader?: NodeId | undefined
   /**
    * Called when the node cannot go on (its storage failed, or `apply` threw); the loop stops.
    * Default: print the error and exit the process with code 70, so a supervisor restarts it.
@@ -285,7 +292,10 @@ export const makeRaftNode = (
       intervalMs: raftConfig.electionTicks * tickMs,
       attemptTimeoutMs: raftConfig.heartbeatTicks * tickMs,
     })
-    const wake = Latch.makeUnsafe(false)
+    /** Says the rounds that this node has work; inputs before it is set are covered by a first wake. */
+    let wake: (() => void) | undefined
+    /** An input arrived since the node last joined a round. */
+    let wokenSincePrepare = false
     /** Opened by inputs while a Ready's write is in flight: the flush watcher acts on them. */
     const flushWake = Latch.makeUnsafe(false)
     /** The loop waits for a Ready's write; that Ready's committed entries are applied already. */
@@ -293,7 +303,8 @@ export const makeRaftNode = (
     let stopped = false
     /** An input stepped the core or left work for the loop. */
     const wakeUp = () => {
-      wake.openUnsafe()
+      wokenSincePrepare = true
+      wake?.()
       if (flushing) flushWake.openUnsafe()
       rescheduleTicker()
     }
@@ -432,18 +443,6 @@ export const makeRaftNode = (
       readRounds.clear()
       for (const done of waiting) done(error)
       for (const waiters of rounds) for (const done of waiters) done(error)
-    }
-
-    /**
-     * Thesis §10.2.1 (etcd does the same): the core lets a leader's appends leave before its own
-     * fsync (`ready.messages`), so the disk write and the followers' round trip overlap instead of
-     * adding up. Returns whether any left now.
-     */
-    const sendEarly = (ready: Ready): boolean => {
-      if (ready.messages.length === 0) return false
-      send(ready.messages)
-      rpc.transport.flush()
-      return true
     }
 
     const applyCommitted = (entries: readonly Entry[]) => {
@@ -600,63 +599,67 @@ export const makeRaftNode = (
     // Storage failing (a full disk) or the service's apply throwing leaves this replica unable to
     // make progress; a replica that answers status but never acts would hide that.
     const fatal = config.onFatal ?? exitOnFatal
-    const loop = Effect.gen(function* () {
-      while (!stopped) {
-        yield* wake.await
-        // The first input resumes this fiber at once; yielding lets the rest of what is already
-        // due (proposals resolved in the same tick, datagrams already read) join this turn, so
-        // they share one fsync and one Append per follower instead of one each.
-        yield* Effect.yieldNow
-        wake.closeUnsafe()
-        try {
-          // Before a Ready stamps its Appends with the tick they left at.
-          catchUpQuietTicks()
-          followLeadership()
-          startReadRound()
-          while (!stopped && core.hasReady()) {
-            const ready = core.ready()
-            const sent = sendEarly(ready)
-            rescheduleTicker()
-            // Bun hands datagrams to the kernel when the event loop turns, not in send(): without
-            // this turn, the appends would wait for this Ready's write and applies.
-            // Inputs arriving meanwhile step the core; it allows that while a Ready is out.
-            if (sent) yield* Effect.yieldNow
-            if (stopped) return
-            // While the disk flushes, the event loop turns: datagrams and proposals step the core
-            // and wake the flush watcher, which acts on what needs nothing unflushed
-            // (actDuringFlush); the rest joins the next Ready.
-            const durable = startReady(ready)
-            if (durable !== undefined) {
-              // Inputs that arrived since this turn began are acted on too.
-              flushing = true
-              if (wake.isOpen()) flushWake.openUnsafe()
-              const flushed = yield* Effect.exit(durable)
-              flushing = false
-              if (Exit.isFailure(flushed)) {
-                fatal(Cause.squash(flushed.cause))
-                return
-              }
-            }
-            if (stopped) return
-            finishReady(ready)
-            // Under steady load the next Ready is waiting after every flush (inputs stepped the core
-            // meanwhile), so this loop may not end for as long as the load lasts: reads waiting for
-            // a round, compaction and new members' addresses cannot wait for it to.
-            startReadRound()
-            compactPending()
-            yield* followMembership
-            // The same for this Ready's replies and acks: out before the next Ready's fsync.
-            if (core.hasReady()) yield* Effect.yieldNow
-          }
-          compactPending()
-          yield* followMembership
-          followLeadership()
-        } catch (error) {
-          fatal(error)
+    /** The Ready taken in the current round, until it is finished. */
+    let taken: Ready | undefined
+    const member: RoundMember = {
+      transport: rpc.transport,
+      stopped: () => stopped,
+      prepare: () => {
+        wokenSincePrepare = false
+        // Before a Ready stamps its Appends with the tick they left at.
+        catchUpQuietTicks()
+        followLeadership()
+        startReadRound()
+      },
+      hasReady: () => !stopped && core.hasReady(),
+      // Thesis §10.2.1 (etcd does the same): the core lets a leader's appends leave before its own
+      // fsync (`ready.messages`), so the disk write and the followers' round trip overlap instead of
+      // adding up.
+      take: () => {
+        const ready = core.ready()
+        taken = ready
+        if (ready.messages.length > 0) send(ready.messages)
+        rescheduleTicker()
+        return ready.messages.length > 0
+      },
+      write: () => {
+        const durable = startReady(taken!)
+        if (durable !== undefined) {
+          // Inputs that arrived since this round began are acted on too.
+          flushing = true
+          if (wokenSincePrepare) flushWake.openUnsafe()
+        }
+        return durable
+      },
+      finish: (written) => {
+        flushing = false
+        const ready = taken
+        taken = undefined
+        if (written !== undefined && Exit.isFailure(written)) {
+          stopped = true
+          fatal(Cause.squash(written.cause))
           return
         }
-      }
-    })
+        if (stopped || ready === undefined) return
+        finishReady(ready)
+        // Under steady load the next Ready is waiting after every flush (inputs stepped the core
+        // meanwhile), so rounds may not end for as long as the load lasts: reads waiting for a
+        // round, compaction and new members' addresses cannot wait for them to.
+        startReadRound()
+        compactPending()
+      },
+      settle: followMembership,
+      rest: Effect.suspend(() => {
+        compactPending()
+        return Effect.map(followMembership, followLeadership)
+      }),
+      fail: (error) => {
+        stopped = true
+        fatal(error)
+      },
+    }
+    const rounds = Option.getOrUndefined(yield* Effect.serviceOption(ReadyRounds)) ?? (yield* makeReadyRounds)
+    wake = (yield* rounds.join(member)).wake
     // A follower that needs a snapshot past maxSnapshotBytes cannot catch up: said once per size.
     let reportedOversizedBytes = 0
     const reportOversizedSnapshot = Effect.suspend(() => {
@@ -669,6 +672,27 @@ export const makeRaftNode = (
           `${maxSnapshotBytes}; followers refuse it, so it is not sent and that follower stays behind`,
       ).pipe(Effect.annotateLogs({ node: config.id }))
     })
+    const preferred = config.preferredLeader
+    /** Ticks when this node was first seen leading (undefined: not leading), and when it last handed over. */
+    let leadingSince: number | undefined
+    let handedAt = Number.NEGATIVE_INFINITY
+    /** Leadership goes to the preferred member once this node has led for an election timeout. */
+    const handToPreferred = (ticks: number) =>
+      Effect.suspend(() => {
+        if (preferred === undefined || preferred === config.id || core.role !== "leader") {
+          leadingSince = undefined
+          return Effect.void
+        }
+        leadingSince ??= ticks
+        if (ticks - leadingSince < raftConfig.electionTicks) return Effect.void
+        if (ticks - handedAt < PREFERRED_RETRY_ELECTIONS * raftConfig.electionTicks) return Effect.void
+        if (!preferredLeaderReady(core.status(), preferred) || !core.transferLeadership(preferred)) return Effect.void
+        handedAt = ticks
+        wakeUp()
+        return Effect.logInfo(`raft: handing leadership to the preferred leader, node ${preferred}`).pipe(
+          Effect.annotateLogs({ node: config.id }),
+        )
+      })
     const ticker = Effect.gen(function* () {
       let ticks = 0
       while (!stopped) {
@@ -692,6 +716,7 @@ export const makeRaftNode = (
         ticks += delivered
         if (Math.floor(ticks / raftConfig.heartbeatTicks) !== Math.floor(before / raftConfig.heartbeatTicks)) {
           yield* reportOversizedSnapshot
+          yield* handToPreferred(ticks)
         }
       }
     })
@@ -717,7 +742,6 @@ export const makeRaftNode = (
         }
       }
     })
-    yield* Effect.forkScoped(loop)
     yield* Effect.forkScoped(flushWatcher)
     yield* Effect.forkScoped(ticker)
     yield* Effect.addFinalizer(() =>
@@ -728,7 +752,7 @@ export const makeRaftNode = (
         failChanges(new NodeStopped())
       }),
     )
-    wake.openUnsafe()
+    wakeUp()
 
     const proposeUnsafe = (data: Uint8Array): ProposeResult | NotLeader | ProposalTooLarge => {
       if (stopped) return new NotLeader({ leaderHint: 0 })
@@ -855,7 +879,7 @@ export const makeRaftNode = (
             }
             storage.prepareSnapshot!(snapshot).then(done, done)
           } else pending.ready = true
-          wake.openUnsafe()
+          wake?.()
         }),
       transferLeadership: (to) =>
         Effect.suspend(() => {

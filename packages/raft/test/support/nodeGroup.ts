@@ -25,6 +25,8 @@ export interface NodeGroupOptions {
   readonly onApply?: (id: number, index: number, data: Uint8Array) => void
   /** Replaces the default (print and exit the process) when a node cannot go on. */
   readonly onFatal?: (id: number, error: unknown) => void
+  /** Every node's `preferredLeader`. */
+  readonly preferredLeader?: number
 }
 
 /**
@@ -83,6 +85,7 @@ export class NodeGroup {
         peers,
         join,
         seed: this.seed + id * 7919,
+        preferredLeader: this.options.preferredLeader as NodeId | undefined,
         ...(this.options.onFatal === undefined
           ? {}
           : { onFatal: (error: unknown) => this.options.onFatal?.(id, error) }),

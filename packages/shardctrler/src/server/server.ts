@@ -29,6 +29,8 @@ export interface ControllerServerOptions {
   readonly maxRaftStateBytes?: number | undefined
   readonly seed?: number
   readonly onFsync?: (seconds: number) => void
+  /** The member that should lead whenever it is up and holds the log (RaftNodeConfig.preferredLeader). */
+  readonly preferredLeader?: number | undefined
 }
 
 export interface ControllerServerShape {
@@ -58,6 +60,7 @@ export const makeControllerServer = (
         ...(options.join === true ? { join: true } : {}),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
+        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader as NodeId }),
       },
       stateMachine: {
         apply: (command) => machine.apply(command),

@@ -31,6 +31,8 @@ export const coHostedGroups = (options: {
   /** Each group's replica addresses, replica k on host k. */
   readonly groups: ReadonlyMap<number, readonly string[]>
   readonly maxRaftStateBytes: number
+  /** Every group's `preferredLeader` (replica k, i.e. host k); unset: none. */
+  readonly preferredLeader?: number
 }): CoHostedGroups => {
   const { processes, dir, rpcNode, controllers, groups } = options
   const gids = [...groups.keys()]
@@ -42,7 +44,11 @@ export const coHostedGroups = (options: {
       `maxRaftStateBytes = ${options.maxRaftStateBytes}`,
       `[controller]`,
       `replicas = ${JSON.stringify(controllers)}`,
-      ...[...groups].flatMap(([gid, replicas]) => [`[groups.${gid}]`, `replicas = ${JSON.stringify(replicas)}`]),
+      ...[...groups].flatMap(([gid, replicas]) => [
+        `[groups.${gid}]`,
+        `replicas = ${JSON.stringify(replicas)}`,
+        ...(options.preferredLeader === undefined ? [] : [`preferredLeader = ${options.preferredLeader}`]),
+      ]),
     ].join("\n"),
   )
   for (let k = 0; k < controllers.length; k++) {

@@ -1,0 +1,63 @@
+/**
+ * A group that names a preferred leader: the member leading when the preferred one arrives hands
+ * leadership over once it holds the log, the group elects another while it is down, and it leads
+ * again once back and caught up; commands commit throughout. Three nodes in virtual time.
+ */
+import { expect, test } from "bun:test"
+import { address, NodeGroup } from "./support/nodeGroup.ts"
+
+const peers = { 1: address(1), 2: address(2), 3: address(3) }
+
+test("leadership goes to the preferred member once it holds the log, and back to it after it was down", async () => {
+  const g = new NodeGroup(11, { preferredLeader: 3 })
+  try {
+    await g.run(async () => {
+      // Node 3 starts last, so another node leads first and has to hand over.
+      await g.start(1, peers)
+      await g.start(2, peers)
+      await g.commit([1, 2], "before 3 starts")
+      const first = g.leader([1, 2])
+      expect(first).toBeDefined()
+      await g.start(3, peers)
+      await g.waitFor("node 3 leading", () => g.leader([1, 2, 3]) === 3, 5_000)
+      await g.commit([1, 2, 3], "under node 3")
+
+      // It stays: no hand-over goes anywhere else, and no election follows.
+      const term = g.node(3).status().term
+      for (let i = 0; i < 20; i++) await g.commit([1, 2, 3], `steady ${i}`)
+      await g.driver.sleep(3_000)
+      expect(g.leader([1, 2, 3])).toBe(3)
+      expect(g.node(3).status().term).toBe(term)
+
+      // Down: the others elect one of themselves and go on committing.
+      await g.stop(3)
+      for (let i = 0; i < 5; i++) await g.commit([1, 2], `without 3, ${i}`)
+      // Back: once it has caught up, it leads again.
+      await g.start(3, peers)
+      await g.waitFor("node 3 leading again", () => g.leader([1, 2, 3]) === 3, 10_000)
+      const last = await g.commit([1, 2, 3], "node 3 back")
+      for (const id of [1, 2, 3]) expect(g.running(id).applied.at(-1)).toBe(last)
+    })
+  } finally {
+    await g.close()
+  }
+  console.log(`seed ${g.seed}`)
+})
+
+test("without a preferred leader, the member leading when another arrives keeps leading", async () => {
+  const g = new NodeGroup(11)
+  try {
+    await g.run(async () => {
+      await g.start(1, peers)
+      await g.start(2, peers)
+      await g.commit([1, 2], "before 3 starts")
+      const first = g.leader([1, 2])
+      await g.start(3, peers)
+      await g.commit([1, 2, 3], "with 3")
+      await g.driver.sleep(3_000)
+      expect(g.leader([1, 2, 3])).toBe(first)
+    })
+  } finally {
+    await g.close()
+  }
+})

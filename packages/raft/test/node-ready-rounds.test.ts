@@ -1,0 +1,178 @@
+/**
+ * The loop of Ready rounds that co-hosted replicas share (readyRounds.ts), driven with scripted
+ * members: nodes woken while a round's write is in flight take their Readies together in the next
+ * round, their messages leave on one flush of a shared transport, and one member's failure stops
+ * only that member.
+ */
+import { expect, test } from "bun:test"
+import { Deferred, Effect, Exit, Scope } from "effect"
+import { makeReadyRounds, type ReadyRoundsShape, type RoundMember } from "../src/node/readyRounds.ts"
+
+interface Scripted {
+  readonly member: RoundMember
+  /** Readies waiting to be taken. */
+  readies: number
+  failOnTake: boolean
+  stopped: boolean
+}
+
+/** A member whose writes wait for the test; every step is logged as `name:step`. */
+const scripted = (
+  name: string,
+  log: string[],
+  transport: RoundMember["transport"],
+  writes: Deferred.Deferred<void>[],
+): Scripted => {
+  const s: Scripted = {
+    readies: 0,
+    failOnTake: false,
+    stopped: false,
+    member: {
+      transport,
+      stopped: () => s.stopped,
+      prepare: () => log.push(`${name}:prepare`),
+      hasReady: () => s.readies > 0,
+      take: () => {
+        if (s.failOnTake) throw new Error(`${name} failed`)
+        s.readies--
+        log.push(`${name}:take`)
+        return true
+      },
+      write: () => {
+        log.push(`${name}:write`)
+        const written = Deferred.makeUnsafe<void>()
+        writes.push(written)
+        return Deferred.await(written)
+      },
+      finish: (written) => log.push(`${name}:finish:${written !== undefined && Exit.isSuccess(written)}`),
+      settle: Effect.void,
+      rest: Effect.sync(() => log.push(`${name}:rest`)),
+      fail: (error) => {
+        s.stopped = true
+        log.push(`${name}:fail:${error instanceof Error ? error.message : String(error)}`)
+      },
+    },
+  }
+  return s
+}
+
+/** Lets the loop's fiber run until it waits again. */
+const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+
+const withRounds = <A>(body: (rounds: ReadyRoundsShape, scope: Scope.Scope) => Effect.Effect<A>) =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const scope = yield* Effect.scope
+        const rounds = yield* makeReadyRounds
+        return yield* body(rounds, scope)
+      }),
+    ),
+  )
+
+test("members woken while a round's write is in flight share the next round and one transport flush", async () => {
+  const log: string[] = []
+  const writes: Deferred.Deferred<void>[] = []
+  let flushes = 0
+  const socket = {
+    flush: () => {
+      flushes++
+      log.push("socket:flush")
+    },
+  }
+  const a = scripted("a", log, socket, writes)
+  const b = scripted("b", log, socket, writes)
+  const c = scripted("c", log, socket, writes)
+  await withRounds((rounds, scope) =>
+    Effect.gen(function* () {
+      const wakeA = (yield* rounds.join(a.member).pipe(Scope.provide(scope))).wake
+      const wakeB = (yield* rounds.join(b.member).pipe(Scope.provide(scope))).wake
+      const wakeC = (yield* rounds.join(c.member).pipe(Scope.provide(scope))).wake
+      a.readies = 1
+      wakeA()
+      yield* settle
+      // a's round is writing; b and c get work at different moments meanwhile.
+      expect(log).toEqual(["a:prepare", "a:take", "socket:flush", "a:write"])
+      b.readies = 1
+      wakeB()
+      yield* settle
+      c.readies = 1
+      wakeC()
+      yield* settle
+      expect(writes.length).toBe(1)
+      log.length = 0
+      flushes = 0
+      yield* Deferred.succeed(writes[0]!, undefined)
+      yield* settle
+      // One round for both: taken together, one flush of their shared socket, both written.
+      expect(log).toEqual([
+        "a:finish:true",
+        "b:prepare",
+        "c:prepare",
+        "b:take",
+        "c:take",
+        "socket:flush",
+        "b:write",
+        "c:write",
+      ])
+      expect(flushes).toBe(1)
+      log.length = 0
+      yield* Deferred.succeed(writes[1]!, undefined)
+      yield* settle
+      expect(log).toEqual([])
+      yield* Deferred.succeed(writes[2]!, undefined)
+      yield* settle
+      // The round ends once every member's write is durable.
+      expect(log).toEqual(["b:finish:true", "c:finish:true", "a:rest", "b:rest", "c:rest"])
+    }),
+  )
+})
+
+test("a member whose step throws stops; the others' round goes on", async () => {
+  const log: string[] = []
+  const writes: Deferred.Deferred<void>[] = []
+  const socket = { flush: () => {} }
+  const a = scripted("a", log, socket, writes)
+  const b = scripted("b", log, socket, writes)
+  await withRounds((rounds, scope) =>
+    Effect.gen(function* () {
+      const wakeA = (yield* rounds.join(a.member).pipe(Scope.provide(scope))).wake
+      const wakeB = (yield* rounds.join(b.member).pipe(Scope.provide(scope))).wake
+      a.readies = 1
+      a.failOnTake = true
+      b.readies = 1
+      wakeA()
+      wakeB()
+      yield* settle
+      expect(log).toEqual(["a:prepare", "b:prepare", "a:fail:a failed", "b:take", "b:write"])
+      yield* Deferred.succeed(writes[0]!, undefined)
+      yield* settle
+      expect(log.slice(5)).toEqual(["b:finish:true", "b:rest"])
+      // Stopped, it takes part in no round again.
+      a.readies = 1
+      b.readies = 1
+      wakeA()
+      wakeB()
+      yield* settle
+      expect(log.slice(7)).toEqual(["b:prepare", "b:take", "b:write"])
+    }),
+  )
+})
+
+test("a member that left the rounds is not woken into one", async () => {
+  const log: string[] = []
+  const writes: Deferred.Deferred<void>[] = []
+  const socket = { flush: () => {} }
+  const a = scripted("a", log, socket, writes)
+  await withRounds((rounds) =>
+    Effect.gen(function* () {
+      const memberScope = yield* Scope.make()
+      const wakeA = (yield* rounds.join(a.member).pipe(Scope.provide(memberScope))).wake
+      yield* Scope.close(memberScope, Exit.void)
+      a.readies = 1
+      wakeA()
+      yield* settle
+      expect(log).toEqual([])
+    }),
+  )
+})
