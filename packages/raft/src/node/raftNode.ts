@@ -33,7 +33,7 @@ import {
   UnknownMember,
 } from "./errors.ts"
 import { isFromPeer, PeerDirectory, resolvePeerSources } from "./peerSources.ts"
-import { PREFERRED_RETRY_ELECTIONS, preferredLeaderReady } from "./preferredLeader.ts"
+import { PREFERRED_RETRY_ELECTIONS, PREFERRED_SETTLE_ELECTIONS, preferredLeaderState } from "./preferredLeader.ts"
 import { makeReadyRounds, ReadyRounds, type RoundMember } from "./readyRounds.ts"
 import { RaftStatusMethod } from "./statusMethod.ts"
 import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse, RAFT_CHANNEL } from "./wire.ts"
@@ -673,20 +673,26 @@ export const makeRaftNode = (
       ).pipe(Effect.annotateLogs({ node: config.id }))
     })
     const preferred = config.preferredLeader
-    /** Ticks when this node was first seen leading (undefined: not leading), and when it last handed over. */
-    let leadingSince: number | undefined
+    /** In ticks: since when the preferred member has been ready (undefined: it is not), and the last hand-over. */
+    let preferredReadySince: number | undefined
+    let preferredUnheard = false
     let handedAt = Number.NEGATIVE_INFINITY
-    /** Leadership goes to the preferred member once this node has led for an election timeout. */
+    /** Leadership goes to the preferred member once it has held the log for a while (preferredLeader.ts). */
     const handToPreferred = (ticks: number) =>
       Effect.suspend(() => {
-        if (preferred === undefined || preferred === config.id || core.role !== "leader") {
-          leadingSince = undefined
+        if (preferred === undefined || preferred === config.id) return Effect.void
+        const state = core.role === "leader" ? preferredLeaderState(core.status(), preferred) : "not-ready"
+        if (state === "not-ready" || (state === "unheard" && preferredUnheard)) {
+          preferredReadySince = undefined
+          preferredUnheard = false
           return Effect.void
         }
-        leadingSince ??= ticks
-        if (ticks - leadingSince < raftConfig.electionTicks) return Effect.void
+        preferredUnheard = state === "unheard"
+        preferredReadySince ??= ticks
+        if (state === "unheard") return Effect.void
+        if (ticks - preferredReadySince < PREFERRED_SETTLE_ELECTIONS * raftConfig.electionTicks) return Effect.void
         if (ticks - handedAt < PREFERRED_RETRY_ELECTIONS * raftConfig.electionTicks) return Effect.void
-        if (!preferredLeaderReady(core.status(), preferred) || !core.transferLeadership(preferred)) return Effect.void
+        if (!core.transferLeadership(preferred)) return Effect.void
         handedAt = ticks
         wakeUp()
         return Effect.logInfo(`raft: handing leadership to the preferred leader, node ${preferred}`).pipe(
