@@ -13,6 +13,8 @@ interface Scripted {
   /** Readies waiting to be taken. */
   readies: number
   failOnTake: boolean
+  /** Its Readies hold nothing to write. */
+  writesNothing: boolean
   stopped: boolean
 }
 
@@ -26,6 +28,7 @@ const scripted = (
   const s: Scripted = {
     readies: 0,
     failOnTake: false,
+    writesNothing: false,
     stopped: false,
     member: {
       transport,
@@ -40,11 +43,15 @@ const scripted = (
       },
       write: () => {
         log.push(`${name}:write`)
+        if (s.writesNothing) return undefined
         const written = Deferred.makeUnsafe<void>()
         writes.push(written)
         return Deferred.await(written)
       },
-      finish: (written) => log.push(`${name}:finish:${written !== undefined && Exit.isSuccess(written)}`),
+      finish: (written) =>
+        log.push(
+          `${name}:finish:${written === undefined ? "nothing written" : Exit.isSuccess(written) ? "durable" : "failed"}`,
+        ),
       settle: Effect.void,
       rest: Effect.sync(() => log.push(`${name}:rest`)),
       fail: (error) => {
@@ -106,7 +113,7 @@ test("members woken while a round's write is in flight share the next round and 
       yield* settle
       // One round for both: taken together, one flush of their shared socket, both written.
       expect(log).toEqual([
-        "a:finish:true",
+        "a:finish:durable",
         "b:prepare",
         "c:prepare",
         "b:take",
@@ -123,7 +130,39 @@ test("members woken while a round's write is in flight share the next round and 
       yield* Deferred.succeed(writes[2]!, undefined)
       yield* settle
       // The round ends once every member's write is durable.
-      expect(log).toEqual(["b:finish:true", "c:finish:true", "a:rest", "b:rest", "c:rest"])
+      expect(log).toEqual(["b:finish:durable", "c:finish:durable", "a:rest", "b:rest", "c:rest"])
+    }),
+  )
+})
+
+test("a member whose Ready writes nothing finishes without waiting for the others' writes", async () => {
+  const log: string[] = []
+  const writes: Deferred.Deferred<void>[] = []
+  const socket = { flush: () => {} }
+  const a = scripted("a", log, socket, writes)
+  const b = scripted("b", log, socket, writes)
+  b.writesNothing = true
+  await withRounds((rounds, scope) =>
+    Effect.gen(function* () {
+      const wakeA = (yield* rounds.join(a.member).pipe(Scope.provide(scope))).wake
+      const wakeB = (yield* rounds.join(b.member).pipe(Scope.provide(scope))).wake
+      a.readies = 1
+      b.readies = 1
+      wakeA()
+      wakeB()
+      yield* settle
+      expect(log).toEqual([
+        "a:prepare",
+        "b:prepare",
+        "a:take",
+        "b:take",
+        "a:write",
+        "b:write",
+        "b:finish:nothing written",
+      ])
+      yield* Deferred.succeed(writes[0]!, undefined)
+      yield* settle
+      expect(log.slice(7)).toEqual(["a:finish:durable", "a:rest", "b:rest"])
     }),
   )
 })
@@ -147,7 +186,7 @@ test("a member whose step throws stops; the others' round goes on", async () => 
       expect(log).toEqual(["a:prepare", "b:prepare", "a:fail:a failed", "b:take", "b:write"])
       yield* Deferred.succeed(writes[0]!, undefined)
       yield* settle
-      expect(log.slice(5)).toEqual(["b:finish:true", "b:rest"])
+      expect(log.slice(5)).toEqual(["b:finish:durable", "b:rest"])
       // Stopped, it takes part in no round again.
       a.readies = 1
       b.readies = 1

@@ -94,11 +94,21 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
         }
         // While the disk flushes, the event loop turns: inputs step the cores and each node's flush
         // watcher acts on what needs nothing unflushed; the rest joins the next round.
-        const writes: (Effect.Effect<void> | undefined)[] = []
-        for (const m of taken) writes.push(m.stopped() ? undefined : guarded(m, m.write, undefined))
+        const writing: RoundMember[] = []
+        const writes: Effect.Effect<void>[] = []
+        for (const m of taken) {
+          const write = m.stopped() ? undefined : guarded(m, m.write, undefined)
+          if (write !== undefined) {
+            writing.push(m)
+            writes.push(write)
+          } else if (!m.stopped()) {
+            // Nothing of its Ready waits for a disk: what it sends leaves now, not after the others' writes.
+            guarded(m, () => m.finish(undefined), undefined)
+          }
+        }
         const written = yield* awaitWrites(writes)
-        for (let i = 0; i < taken.length; i++) {
-          const m = taken[i]!
+        for (let i = 0; i < writing.length; i++) {
+          const m = writing[i]!
           if (!m.stopped()) guarded(m, () => m.finish(written[i]), undefined)
         }
         for (const m of taken) if (!m.stopped()) yield* m.settle
@@ -138,19 +148,10 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
 })
 
 /** Waits for every write of a round; the outcome of each, in order. */
-const awaitWrites = (
-  writes: readonly (Effect.Effect<void> | undefined)[],
-): Effect.Effect<(Exit.Exit<void> | undefined)[]> => {
-  const pending = writes.filter((w) => w !== undefined)
-  if (pending.length === 0) return Effect.succeed(writes.map(() => undefined))
+const awaitWrites = (writes: readonly Effect.Effect<void>[]): Effect.Effect<readonly Exit.Exit<void>[]> => {
+  if (writes.length === 0) return Effect.succeed([])
   if (writes.length === 1) return Effect.map(Effect.exit(writes[0]!), (exit) => [exit])
-  return Effect.map(
-    Effect.all(
-      writes.map((w) => (w === undefined ? Effect.succeed(undefined) : Effect.exit(w))),
-      { concurrency: "unbounded" },
-    ),
-    (exits) => exits,
-  )
+  return Effect.all(writes.map(Effect.exit), { concurrency: "unbounded" })
 }
 
 /**
