@@ -4,6 +4,7 @@
  * and it leads again once back and settled; commands commit throughout. Three nodes in virtual time.
  */
 import { expect, test } from "bun:test"
+import { Effect } from "effect"
 import { PREFERRED_SETTLE_ELECTIONS } from "../src/node/preferredLeader.ts"
 import { raftDefaults } from "../src/node/raftNode.ts"
 import { address, NodeGroup } from "./support/nodeGroup.ts"
@@ -49,6 +50,38 @@ test("leadership goes to the preferred member once it holds the log, and back to
     await g.close()
   }
   console.log(`seed ${g.seed}`)
+})
+
+test("under steady load, leadership goes to a preferred member whose acknowledgements trail the others'", async () => {
+  // Node 3's disk is the slowest: the commit index is the others' quorum's, ahead of it at almost every look.
+  const g = new NodeGroup(12, {
+    preferredLeader: 3,
+    flushDelayOf: (id) => Effect.sleep(id === 3 ? 15 : 1),
+  })
+  try {
+    await g.run(async () => {
+      await g.start(1, peers)
+      await g.start(2, peers)
+      await g.commit([1, 2], "before 3 starts")
+      await g.start(3, peers)
+      let proposed = 0
+      await g.waitFor(
+        "node 3 leading under load",
+        () => {
+          const leader = g.leader([1, 2, 3])
+          for (let i = 0; leader !== undefined && i < 10; i++) {
+            if ("index" in g.node(leader).proposeUnsafe(new TextEncoder().encode(`load ${proposed}`))) proposed++
+          }
+          return leader === 3
+        },
+        10_000,
+      )
+      expect(proposed).toBeGreaterThan(3_000)
+      await g.commit([1, 2, 3], "under node 3")
+    })
+  } finally {
+    await g.close()
+  }
 })
 
 test("without a preferred leader, the member leading when another arrives keeps leading", async () => {

@@ -19,16 +19,21 @@ export const PREFERRED_SETTLE_ELECTIONS = 10
 export type PreferredState = "not-ready" | "ready" | "unheard"
 
 /**
- * Where `preferred` stands for a hand-over, on the leader: "ready" is a voter it replicates to,
- * heard from within the last election timeout, holding every committed entry (so the transfer
- * refuses proposals for one round trip at most), with no transfer under way. "unheard" is all of
+ * Where `preferred` stands for a hand-over, on the leader: "ready" is a voter it replicates to (not
+ * sending it a snapshot), heard from within the last election timeout, holding every entry
+ * committed by `committedBefore` (the commit index at the leader's previous look: under load the
+ * newest commit is often a quorum's without it yet, while a follower that keeps up has always
+ * caught up with the commit of a moment ago), with no transfer under way. The transfer itself waits
+ * for it to hold the whole log, refusing proposals meanwhile (a round trip). "unheard" is all of
  * that but not heard from since the last quorum check, which forgets every follower once per
  * election timeout: one such look proves nothing, two in a row do.
  */
-export const preferredLeaderState = (status: Status, preferred: NodeId): PreferredState => {
+export const preferredLeaderState = (status: Status, preferred: NodeId, committedBefore: number): PreferredState => {
   if (status.role !== "leader" || status.id === preferred || status.leadTransferee !== 0) return "not-ready"
   const pr = status.progress?.find((p) => p.id === preferred)
-  if (pr === undefined || pr.role !== "voter" || pr.state !== "replicate" || pr.match < status.commit) {
+  // Probing is no bar: a follower whose acknowledgements wait for a slow disk is sent back to probe
+  // now and then and keeps up all the same.
+  if (pr === undefined || pr.role !== "voter" || pr.state === "snapshot" || pr.match < committedBefore) {
     return "not-ready"
   }
   return pr.recentActive ? "ready" : "unheard"

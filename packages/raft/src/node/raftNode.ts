@@ -673,32 +673,45 @@ export const makeRaftNode = (
       ).pipe(Effect.annotateLogs({ node: config.id }))
     })
     const preferred = config.preferredLeader
-    /** In ticks: since when the preferred member has been ready (undefined: it is not), and the last hand-over. */
+    const electionMs = raftConfig.electionTicks * tickMs
+    /** Monotonic ms: the last look, since when the preferred member has been ready (undefined: it is not), the last hand-over. */
+    let lookedAt = Number.NEGATIVE_INFINITY
     let preferredReadySince: number | undefined
     let preferredUnheard = false
     let handedAt = Number.NEGATIVE_INFINITY
-    /** Leadership goes to the preferred member once it has held the log for a while (preferredLeader.ts). */
-    const handToPreferred = (ticks: number) =>
-      Effect.suspend(() => {
-        if (preferred === undefined || preferred === config.id) return Effect.void
-        const state = core.role === "leader" ? preferredLeaderState(core.status(), preferred) : "not-ready"
-        if (state === "not-ready" || (state === "unheard" && preferredUnheard)) {
-          preferredReadySince = undefined
-          preferredUnheard = false
-          return Effect.void
-        }
-        preferredUnheard = state === "unheard"
-        preferredReadySince ??= ticks
-        if (state === "unheard") return Effect.void
-        if (ticks - preferredReadySince < PREFERRED_SETTLE_ELECTIONS * raftConfig.electionTicks) return Effect.void
-        if (ticks - handedAt < PREFERRED_RETRY_ELECTIONS * raftConfig.electionTicks) return Effect.void
-        if (!core.transferLeadership(preferred)) return Effect.void
-        handedAt = ticks
-        wakeUp()
-        return Effect.logInfo(`raft: handing leadership to the preferred leader, node ${preferred}`).pipe(
-          Effect.annotateLogs({ node: config.id }),
-        )
-      })
+    /** The commit index at the previous look. */
+    let previousCommit = 0
+    /**
+     * Once per heartbeat interval of wall time (the ticker's own count misses the ticks inputs
+     * deliver): leadership goes to the preferred member once it has held the log for a while
+     * (preferredLeader.ts).
+     */
+    const handToPreferred = Effect.suspend(() => {
+      if (preferred === undefined || preferred === config.id) return Effect.void
+      const now = nowMs()
+      if (now - lookedAt < raftConfig.heartbeatTicks * tickMs) return Effect.void
+      lookedAt = now
+      const committedBefore = previousCommit
+      previousCommit = core.commitIndex
+      const state =
+        core.role === "leader" ? preferredLeaderState(core.status(), preferred, committedBefore) : "not-ready"
+      if (state === "not-ready" || (state === "unheard" && preferredUnheard)) {
+        preferredReadySince = undefined
+        preferredUnheard = false
+        return Effect.void
+      }
+      preferredUnheard = state === "unheard"
+      preferredReadySince ??= now
+      if (state === "unheard") return Effect.void
+      if (now - preferredReadySince < PREFERRED_SETTLE_ELECTIONS * electionMs) return Effect.void
+      if (now - handedAt < PREFERRED_RETRY_ELECTIONS * electionMs) return Effect.void
+      if (!core.transferLeadership(preferred)) return Effect.void
+      handedAt = now
+      wakeUp()
+      return Effect.logInfo(`raft: handing leadership to the preferred leader, node ${preferred}`).pipe(
+        Effect.annotateLogs({ node: config.id }),
+      )
+    })
     const ticker = Effect.gen(function* () {
       let ticks = 0
       while (!stopped) {
@@ -716,13 +729,13 @@ export const makeRaftNode = (
           if (stopped) return
           delivered = catchUpTicks(core.ticksUntilDue())
         }
+        yield* handToPreferred
         if (delivered === 0) continue
         wakeUp()
         const before = ticks
         ticks += delivered
         if (Math.floor(ticks / raftConfig.heartbeatTicks) !== Math.floor(before / raftConfig.heartbeatTicks)) {
           yield* reportOversizedSnapshot
-          yield* handToPreferred(ticks)
         }
       }
     })
