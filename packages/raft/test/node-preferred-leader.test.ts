@@ -11,17 +11,22 @@ import { address, NodeGroup } from "./support/nodeGroup.ts"
 
 const peers = { 1: address(1), 2: address(2), 3: address(3) }
 
+/** Nodes 1 and 2 start and commit, then node 3: it arrives under a leader that is not it. Returns that leader. */
+const startThreeLast = async (g: NodeGroup): Promise<number | undefined> => {
+  await g.start(1, peers)
+  await g.start(2, peers)
+  await g.commit([1, 2], "before 3 starts")
+  const first = g.leader([1, 2])
+  await g.start(3, peers)
+  return first
+}
+
 test("leadership goes to the preferred member once it holds the log, and back to it after it was down", async () => {
   const g = new NodeGroup(11, { preferredLeader: 3 })
   try {
     await g.run(async () => {
       // Node 3 starts last, so another node leads first and has to hand over.
-      await g.start(1, peers)
-      await g.start(2, peers)
-      await g.commit([1, 2], "before 3 starts")
-      const first = g.leader([1, 2])
-      expect(first).toBeDefined()
-      await g.start(3, peers)
+      expect(await startThreeLast(g)).toBeDefined()
       await g.waitFor("node 3 leading", () => g.leader([1, 2, 3]) === 3, 10_000)
       await g.commit([1, 2, 3], "under node 3")
 
@@ -60,10 +65,7 @@ test("under steady load, leadership goes to a preferred member whose acknowledge
   })
   try {
     await g.run(async () => {
-      await g.start(1, peers)
-      await g.start(2, peers)
-      await g.commit([1, 2], "before 3 starts")
-      await g.start(3, peers)
+      await startThreeLast(g)
       let proposed = 0
       await g.waitFor(
         "node 3 leading under load",
@@ -88,11 +90,7 @@ test("without a preferred leader, the member leading when another arrives keeps 
   const g = new NodeGroup(11)
   try {
     await g.run(async () => {
-      await g.start(1, peers)
-      await g.start(2, peers)
-      await g.commit([1, 2], "before 3 starts")
-      const first = g.leader([1, 2])
-      await g.start(3, peers)
+      const first = await startThreeLast(g)
       await g.commit([1, 2, 3], "with 3")
       await g.driver.sleep(3_000)
       expect(g.leader([1, 2, 3])).toBe(first)

@@ -66,6 +66,14 @@ const scripted = (
 /** Lets the loop's fiber run until it waits again. */
 const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
 
+/** Joins `members` to `rounds` for the life of `scope`; says that one of them has work. */
+const joinAll = (rounds: ReadyRoundsShape, scope: Scope.Scope, ...members: Scripted[]) =>
+  Effect.gen(function* () {
+    const wakes = new Map<Scripted, () => void>()
+    for (const m of members) wakes.set(m, (yield* rounds.join(m.member).pipe(Scope.provide(scope))).wake)
+    return (m: Scripted) => wakes.get(m)?.()
+  })
+
 const withRounds = <A>(body: (rounds: ReadyRoundsShape, scope: Scope.Scope) => Effect.Effect<A>) =>
   Effect.runPromise(
     Effect.scoped(
@@ -92,19 +100,17 @@ test("members woken while a round's write is in flight share the next round and 
   const c = scripted("c", log, socket, writes)
   await withRounds((rounds, scope) =>
     Effect.gen(function* () {
-      const wakeA = (yield* rounds.join(a.member).pipe(Scope.provide(scope))).wake
-      const wakeB = (yield* rounds.join(b.member).pipe(Scope.provide(scope))).wake
-      const wakeC = (yield* rounds.join(c.member).pipe(Scope.provide(scope))).wake
+      const wake = yield* joinAll(rounds, scope, a, b, c)
       a.readies = 1
-      wakeA()
+      wake(a)
       yield* settle
       // a's round is writing; b and c get work at different moments meanwhile.
       expect(log).toEqual(["a:prepare", "a:take", "socket:flush", "a:write"])
       b.readies = 1
-      wakeB()
+      wake(b)
       yield* settle
       c.readies = 1
-      wakeC()
+      wake(c)
       yield* settle
       expect(writes.length).toBe(1)
       log.length = 0
@@ -144,12 +150,11 @@ test("a member whose Ready writes nothing finishes without waiting for the other
   b.writesNothing = true
   await withRounds((rounds, scope) =>
     Effect.gen(function* () {
-      const wakeA = (yield* rounds.join(a.member).pipe(Scope.provide(scope))).wake
-      const wakeB = (yield* rounds.join(b.member).pipe(Scope.provide(scope))).wake
+      const wake = yield* joinAll(rounds, scope, a, b)
       a.readies = 1
       b.readies = 1
-      wakeA()
-      wakeB()
+      wake(a)
+      wake(b)
       yield* settle
       expect(log).toEqual([
         "a:prepare",
@@ -175,13 +180,12 @@ test("a member whose step throws stops; the others' round goes on", async () => 
   const b = scripted("b", log, socket, writes)
   await withRounds((rounds, scope) =>
     Effect.gen(function* () {
-      const wakeA = (yield* rounds.join(a.member).pipe(Scope.provide(scope))).wake
-      const wakeB = (yield* rounds.join(b.member).pipe(Scope.provide(scope))).wake
+      const wake = yield* joinAll(rounds, scope, a, b)
       a.readies = 1
       a.failOnTake = true
       b.readies = 1
-      wakeA()
-      wakeB()
+      wake(a)
+      wake(b)
       yield* settle
       expect(log).toEqual(["a:prepare", "b:prepare", "a:fail:a failed", "b:take", "b:write"])
       yield* Deferred.succeed(writes[0]!, undefined)
@@ -190,8 +194,8 @@ test("a member whose step throws stops; the others' round goes on", async () => 
       // Stopped, it takes part in no round again.
       a.readies = 1
       b.readies = 1
-      wakeA()
-      wakeB()
+      wake(a)
+      wake(b)
       yield* settle
       expect(log.slice(7)).toEqual(["b:prepare", "b:take", "b:write"])
     }),
@@ -206,10 +210,10 @@ test("a member that left the rounds is not woken into one", async () => {
   await withRounds((rounds) =>
     Effect.gen(function* () {
       const memberScope = yield* Scope.make()
-      const wakeA = (yield* rounds.join(a.member).pipe(Scope.provide(memberScope))).wake
+      const wake = yield* joinAll(rounds, memberScope, a)
       yield* Scope.close(memberScope, Exit.void)
       a.readies = 1
-      wakeA()
+      wake(a)
       yield* settle
       expect(log).toEqual([])
     }),
