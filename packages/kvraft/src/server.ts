@@ -44,8 +44,8 @@ export interface KvServerOptions {
   readonly tickMs?: number
   readonly seed?: number
   readonly onFsync?: (seconds: number) => void
-  /** The member that should lead whenever it is up and holds the log (RaftNodeConfig.preferredLeader). */
-  readonly preferredLeader?: number | undefined
+  /** The address of the member that should lead whenever it is up and holds the log (RaftNodeConfig.preferredLeader). */
+  readonly preferredLeader?: string | undefined
   /** Bounds on the watch polls this replica holds while it leads (see watch/heldPolls.ts). */
   readonly watch?: HeldPollsOptions
   /** The leader's lease loop (see lease/serveLeases.ts). */
@@ -128,7 +128,7 @@ export const makeKvServer = (
         ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
-        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader as NodeId }),
+        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader }),
       },
       stateMachine: replica.stateMachine,
       maxRaftStateBytes: options.maxRaftStateBytes,

@@ -1,7 +1,8 @@
 /**
  * A group that names a preferred leader: the member leading when the preferred one arrives hands
  * leadership over once it has held the log for a while, the group elects another while it is down,
- * and it leads again once back and settled; commands commit throughout. Three nodes in virtual time.
+ * and it leads again once back and settled, or its replacement at its address does; commands commit
+ * throughout. Three nodes in virtual time.
  */
 import { expect, test } from "bun:test"
 import { Effect } from "effect"
@@ -80,6 +81,29 @@ test("under steady load, leadership goes to a preferred member whose acknowledge
       )
       expect(proposed).toBeGreaterThan(3_000)
       await g.commit([1, 2, 3], "under node 3")
+    })
+  } finally {
+    await g.close()
+  }
+})
+
+test("a member that replaces the preferred one at its address is preferred in its turn", async () => {
+  const g = new NodeGroup(13, { preferredLeader: 3 })
+  try {
+    await g.run(async () => {
+      for (const id of [1, 2, 3]) await g.start(id, peers)
+      await g.waitFor("node 3 leading", () => g.leader([1, 2, 3]) === 3, 10_000)
+      // Node 3's machine is lost: the others elect one of themselves and remove it.
+      await g.stop(3)
+      await g.commit([1, 2], "without 3")
+      const leader = g.leader([1, 2]) as number
+      await g.driver.promise(g.node(leader).removeMember(3))
+      // Its replacement, node 4, joins at the same address and becomes a voter.
+      await g.start(4, { 1: address(1), 2: address(2), 4: address(3) }, true, address(3))
+      await g.driver.promise(g.node(g.leader([1, 2]) as number).addVoter(4, address(3)))
+      await g.waitFor("node 4 leading", () => g.leader([1, 2, 4]) === 4, 10_000)
+      const last = await g.commit([1, 2, 4], "under node 4")
+      for (const id of [1, 2, 4]) expect(g.running(id).applied.at(-1)).toBe(last)
     })
   } finally {
     await g.close()

@@ -107,8 +107,8 @@ export interface ReplicaContext {
   readonly join: boolean
   /** Pass to the Raft node: feeds the fsync latency histogram. */
   readonly onFsync: (seconds: number) => void
-  /** Pass to the Raft node: the member that should lead (cluster.toml's preferredLeader), if any. */
-  readonly preferredLeader: number | undefined
+  /** Pass to the Raft node: the address of the replica that should lead (cluster.toml's preferredLeader), if any. */
+  readonly preferredLeader: string | undefined
 }
 
 export class StartupError extends Error {
@@ -117,18 +117,6 @@ export class StartupError extends Error {
 
 export const loggerLayer = (format: LogFormat) =>
   Logger.layer([format === "json" ? Logger.consoleJson : Logger.consoleLogFmt])
-
-/** The member at the preferred replica's address (its bootstrap id unless it was replaced under a new one). */
-const preferredLeaderId = (
-  options: { readonly replicas: readonly string[]; readonly preferredLeader?: number | undefined },
-  peers: Readonly<Record<number, string>>,
-): number | undefined => {
-  const k = options.preferredLeader
-  if (k === undefined) return undefined
-  const address = options.replicas[k]
-  const found = Object.entries(peers).find(([, a]) => a === address)
-  return found === undefined ? k + 1 : Number(found[0])
-}
 
 const peersOf = (replicas: readonly string[]): Record<number, string> =>
   Object.fromEntries(replicas.map((address, k) => [k + 1, address]))
@@ -285,7 +273,8 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
             storageName,
             join: join !== undefined,
             onFsync: observe.onFsync,
-            preferredLeader: preferredLeaderId(options, start.peers),
+            preferredLeader:
+              options.preferredLeader === undefined ? undefined : options.replicas[options.preferredLeader],
           })
           .pipe(Effect.provideContext(context))
         return [replica, rpc] as const

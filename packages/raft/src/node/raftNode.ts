@@ -79,10 +79,12 @@ export interface RaftNodeConfig {
    */
   readonly snapshotCatchUpMs?: number
   /**
-   * The member that should lead the group whenever it is up and holds the log: a leader that is
-   * not it hands leadership over once that member is caught up (preferredLeader.ts). Unset: any.
+   * The address ("host:port") of the member that should lead the group whenever it is up and holds
+   * the log: a leader that is not it hands leadership over once that member has settled
+   * (preferredLeader.ts). An address rather than an id, so a member replaced under a new id at the
+   * same address is preferred in its turn. Unset: any member.
    */
-  readonly preferredLeader?: NodeId | undefined
+  readonly preferredLeader?: string | undefined
   /**
    * Called when the node cannot go on (its storage failed, or `apply` threw); the loop stops.
    * Default: print the error and exit the process with code 70, so a supervisor restarts it.
@@ -672,7 +674,15 @@ export const makeRaftNode = (
           `${maxSnapshotBytes}; followers refuse it, so it is not sent and that follower stays behind`,
       ).pipe(Effect.annotateLogs({ node: config.id }))
     })
-    const preferred = config.preferredLeader
+    const preferredAddress = config.preferredLeader === undefined ? undefined : normalizeAddress(config.preferredLeader)
+    /** The member at the preferred address in the latest configuration, if any. */
+    const preferredMember = (): NodeId | undefined => {
+      if (preferredAddress === undefined) return undefined
+      for (const m of core.membership.members) {
+        if (normalizeAddress(peerSources.addressOf(m.id) ?? m.address) === preferredAddress) return m.id
+      }
+      return undefined
+    }
     const electionMs = raftConfig.electionTicks * tickMs
     /** Monotonic ms: the last look, since when the preferred member has been ready (undefined: it is not), the last hand-over. */
     let lookedAt = Number.NEGATIVE_INFINITY
@@ -687,14 +697,15 @@ export const makeRaftNode = (
      * (preferredLeader.ts).
      */
     const handToPreferred = Effect.suspend(() => {
-      if (preferred === undefined || preferred === config.id) return Effect.void
+      if (preferredAddress === undefined) return Effect.void
       const now = nowMs()
       if (now - lookedAt < raftConfig.heartbeatTicks * tickMs) return Effect.void
       lookedAt = now
+      const preferred = core.role === "leader" ? preferredMember() : undefined
       const committedBefore = previousCommit
       previousCommit = core.commitIndex
       const state =
-        core.role === "leader" ? preferredLeaderState(core.status(), preferred, committedBefore) : "not-ready"
+        preferred === undefined ? "not-ready" : preferredLeaderState(core.status(), preferred, committedBefore)
       if (state === "not-ready" || (state === "unheard" && preferredUnheard)) {
         preferredReadySince = undefined
         preferredUnheard = false
@@ -705,7 +716,7 @@ export const makeRaftNode = (
       if (state === "unheard") return Effect.void
       if (now - preferredReadySince < PREFERRED_SETTLE_ELECTIONS * electionMs) return Effect.void
       if (now - handedAt < PREFERRED_RETRY_ELECTIONS * electionMs) return Effect.void
-      if (!core.transferLeadership(preferred)) return Effect.void
+      if (preferred === undefined || !core.transferLeadership(preferred)) return Effect.void
       handedAt = now
       wakeUp()
       return Effect.logInfo(`raft: handing leadership to the preferred leader, node ${preferred}`).pipe(

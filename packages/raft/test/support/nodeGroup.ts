@@ -25,7 +25,7 @@ export interface NodeGroupOptions {
   readonly onApply?: (id: number, index: number, data: Uint8Array) => void
   /** Replaces the default (print and exit the process) when a node cannot go on. */
   readonly onFatal?: (id: number, error: unknown) => void
-  /** Every node's `preferredLeader`. */
+  /** Every node's `preferredLeader`: the member with this id's address. */
   readonly preferredLeader?: number
 }
 
@@ -75,9 +75,10 @@ export class NodeGroup {
     return { scope, ...(await this.driver.promise(services.pipe(Effect.provideContext(context)))) }
   }
 
-  async start(id: number, peers: Record<number, string>, join = false): Promise<void> {
+  /** Starts node `id` at `at` (its own address unless it takes over another's, as a replaced machine does). */
+  async start(id: number, peers: Record<number, string>, join = false, at = address(id)): Promise<void> {
     const flushDelay = this.options.flushDelayOf?.(id) ?? this.options.flushDelay
-    const { scope, rpc, storage } = await this.rpcAt(address(id), flushDelay)
+    const { scope, rpc, storage } = await this.rpcAt(at, flushDelay)
     const applied: number[] = []
     const node = await this.driver.promise(
       makeRaftNode({
@@ -85,7 +86,7 @@ export class NodeGroup {
         peers,
         join,
         seed: this.seed + id * 7919,
-        preferredLeader: this.options.preferredLeader as NodeId | undefined,
+        preferredLeader: this.options.preferredLeader === undefined ? undefined : address(this.options.preferredLeader),
         ...(this.options.onFatal === undefined
           ? {}
           : { onFatal: (error: unknown) => this.options.onFatal?.(id, error) }),
@@ -103,7 +104,7 @@ export class NodeGroup {
         Scope.provide(scope),
       ),
     )
-    this.network.connect(address(id))
+    this.network.connect(at)
     this.nodes.set(id, { scope, node, rpc, applied })
   }
 

@@ -29,8 +29,8 @@ export interface ControllerServerOptions {
   readonly maxRaftStateBytes?: number | undefined
   readonly seed?: number
   readonly onFsync?: (seconds: number) => void
-  /** The member that should lead whenever it is up and holds the log (RaftNodeConfig.preferredLeader). */
-  readonly preferredLeader?: number | undefined
+  /** The address of the member that should lead whenever it is up and holds the log (RaftNodeConfig.preferredLeader). */
+  readonly preferredLeader?: string | undefined
 }
 
 export interface ControllerServerShape {
@@ -60,7 +60,7 @@ export const makeControllerServer = (
         ...(options.join === true ? { join: true } : {}),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
-        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader as NodeId }),
+        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader }),
       },
       stateMachine: {
         apply: (command) => machine.apply(command),

@@ -72,8 +72,8 @@ export interface ShardKvServerOptions {
   readonly seed?: number
   /** Observes each fsync's duration (metrics). */
   readonly onFsync?: (seconds: number) => void
-  /** The member that should lead whenever it is up and holds the log (RaftNodeConfig.preferredLeader). */
-  readonly preferredLeader?: number | undefined
+  /** The address of the member that should lead whenever it is up and holds the log (RaftNodeConfig.preferredLeader). */
+  readonly preferredLeader?: string | undefined
   /** Period of the leader's configuration, pull and garbage-collection loops. Default 100 ms. */
   readonly loopIntervalMs?: number
   /** Bounds on the watch polls this replica holds while it leads (see @kv/kvraft watch/heldPolls.ts). */
@@ -129,7 +129,7 @@ export const makeShardKvServer = (
         ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
-        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader as NodeId }),
+        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader }),
       },
       stateMachine: {
         apply: (bytes) => {
