@@ -128,7 +128,7 @@ export const makeKvServer = (
         ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
-        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader }),
+        preferredLeader: options.preferredLeader,
       },
       stateMachine: replica.stateMachine,
       maxRaftStateBytes: options.maxRaftStateBytes,

@@ -66,6 +66,12 @@ const scripted = (
 /** Lets the loop's fiber run until it waits again. */
 const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
 
+/** Waits (up to 2 s: a loaded machine delays the loop's turns) for `log` to hold `n` steps, then settles. */
+const logged = (log: readonly string[], n: number) =>
+  Effect.promise(async () => {
+    for (let waited = 0; log.length < n && waited < 2_000; waited++) await Bun.sleep(1)
+  }).pipe(Effect.andThen(settle))
+
 /** Joins `members` to `rounds` for the life of `scope`; says that one of them has work. */
 const joinAll = (rounds: ReadyRoundsShape, scope: Scope.Scope, ...members: Scripted[]) =>
   Effect.gen(function* () {
@@ -103,7 +109,7 @@ test("members woken while a round's write is in flight share the next round and 
       const wake = yield* joinAll(rounds, scope, a, b, c)
       a.readies = 1
       wake(a)
-      yield* settle
+      yield* logged(log, 4)
       // a's round is writing; b and c get work at different moments meanwhile.
       expect(log).toEqual(["a:prepare", "a:take", "socket:flush", "a:write"])
       b.readies = 1
@@ -116,7 +122,7 @@ test("members woken while a round's write is in flight share the next round and 
       log.length = 0
       flushes = 0
       yield* Deferred.succeed(writes[0]!, undefined)
-      yield* settle
+      yield* logged(log, 8)
       // One round for both: taken together, one flush of their shared socket, both written.
       expect(log).toEqual([
         "a:finish:durable",
@@ -134,7 +140,7 @@ test("members woken while a round's write is in flight share the next round and 
       yield* settle
       expect(log).toEqual([])
       yield* Deferred.succeed(writes[2]!, undefined)
-      yield* settle
+      yield* logged(log, 5)
       // The round ends once every member's write is durable.
       expect(log).toEqual(["b:finish:durable", "c:finish:durable", "a:rest", "b:rest", "c:rest"])
     }),
@@ -155,7 +161,7 @@ test("a member whose Ready writes nothing finishes without waiting for the other
       b.readies = 1
       wake(a)
       wake(b)
-      yield* settle
+      yield* logged(log, 7)
       expect(log).toEqual([
         "a:prepare",
         "b:prepare",
@@ -166,7 +172,7 @@ test("a member whose Ready writes nothing finishes without waiting for the other
         "b:finish:nothing written",
       ])
       yield* Deferred.succeed(writes[0]!, undefined)
-      yield* settle
+      yield* logged(log, 10)
       expect(log.slice(7)).toEqual(["a:finish:durable", "a:rest", "b:rest"])
     }),
   )
@@ -186,17 +192,17 @@ test("a member whose step throws stops; the others' round goes on", async () => 
       b.readies = 1
       wake(a)
       wake(b)
-      yield* settle
+      yield* logged(log, 5)
       expect(log).toEqual(["a:prepare", "b:prepare", "a:fail:a failed", "b:take", "b:write"])
       yield* Deferred.succeed(writes[0]!, undefined)
-      yield* settle
+      yield* logged(log, 7)
       expect(log.slice(5)).toEqual(["b:finish:durable", "b:rest"])
       // Stopped, it takes part in no round again.
       a.readies = 1
       b.readies = 1
       wake(a)
       wake(b)
-      yield* settle
+      yield* logged(log, 10)
       expect(log.slice(7)).toEqual(["b:prepare", "b:take", "b:write"])
     }),
   )

@@ -34,14 +34,9 @@ const serviceProblems = (raw: Record<string, unknown>): string[] => {
  * both groups' replica k gives them one socket (see SharedSockets).
  */
 const duplicateAddressProblems = (raw: Record<string, unknown>): string[] => {
-  const lists: Array<[ReadonlyArray<PropertyKey>, unknown, string | undefined]> = []
-  if (isTable(raw.controller)) lists.push([["controller", "replicas"], raw.controller.replicas, undefined])
-  if (isTable(raw.groups)) {
-    for (const [gid, group] of Object.entries(raw.groups)) {
-      if (isTable(group)) lists.push([["groups", gid, "replicas"], group.replicas, gid])
-    }
-  }
-  if (isTable(raw.kvraft)) lists.push([["kvraft", "replicas"], raw.kvraft.replicas, undefined])
+  const lists = replicaGroupTables(raw).map(
+    ({ path, table, gid }) => [[...path, "replicas"], table.replicas, gid] as const,
+  )
 
   const firstUse = new Map<
     string,
@@ -73,19 +68,35 @@ const duplicateAddressProblems = (raw: Record<string, unknown>): string[] => {
 
 /** A preferred leader names one of its group's replicas. */
 const preferredLeaderProblems = (raw: Record<string, unknown>): string[] => {
-  const groups: Array<[ReadonlyArray<PropertyKey>, unknown]> = []
-  if (isTable(raw.controller)) groups.push([["controller"], raw.controller])
-  if (isTable(raw.groups)) for (const [gid, group] of Object.entries(raw.groups)) groups.push([["groups", gid], group])
-  if (isTable(raw.kvraft)) groups.push([["kvraft"], raw.kvraft])
   const problems: string[] = []
-  for (const [path, group] of groups) {
-    if (!isTable(group) || !Array.isArray(group.replicas) || typeof group.preferredLeader !== "number") continue
-    const k = group.preferredLeader
-    if (Number.isInteger(k) && k >= 0 && k >= group.replicas.length && group.replicas.length > 0) {
+  for (const { path, table } of replicaGroupTables(raw)) {
+    const { replicas, preferredLeader: k } = table
+    if (!Array.isArray(replicas) || replicas.length === 0 || typeof k !== "number") continue
+    // Not an integer or negative: the schema says so.
+    if (Number.isInteger(k) && k >= replicas.length) {
       problems.push(
-        `${formatFieldPath([...path, "preferredLeader"])}: ${k} names no replica (replicas lists ${group.replicas.length}: 0–${group.replicas.length - 1})`,
+        `${formatFieldPath([...path, "preferredLeader"])}: ${k} names no replica (replicas lists ${replicas.length}: 0–${replicas.length - 1})`,
       )
     }
   }
   return problems
+}
+
+/** Every replica group's table as written ([controller], each [groups.<gid>], [kvraft]), with where it is. */
+const replicaGroupTables = (
+  raw: Record<string, unknown>,
+): {
+  readonly path: readonly string[]
+  readonly table: Record<string, unknown>
+  readonly gid: string | undefined
+}[] => {
+  const tables: { path: readonly string[]; table: Record<string, unknown>; gid: string | undefined }[] = []
+  if (isTable(raw.controller)) tables.push({ path: ["controller"], table: raw.controller, gid: undefined })
+  if (isTable(raw.groups)) {
+    for (const [gid, group] of Object.entries(raw.groups)) {
+      if (isTable(group)) tables.push({ path: ["groups", gid], table: group, gid })
+    }
+  }
+  if (isTable(raw.kvraft)) tables.push({ path: ["kvraft"], table: raw.kvraft, gid: undefined })
+  return tables
 }

@@ -3,6 +3,7 @@
  * (`RaftNodeConfig.preferredLeader`). Co-hosted groups that name the same host this way take their
  * Readies in the same rounds on both ends (readyRounds.ts), so their batches travel together.
  */
+import { normalizeAddress } from "@kv/rpc"
 import type { NodeId, Status } from "../core/index.ts"
 
 /** After a hand-over that did not take (the preferred member lost the election), wait this many election timeouts. */
@@ -16,7 +17,7 @@ export const PREFERRED_RETRY_ELECTIONS = 10
  */
 export const PREFERRED_SETTLE_ELECTIONS = 10
 
-export type PreferredState = "not-ready" | "ready" | "unheard"
+type PreferredState = "not-ready" | "ready" | "unheard"
 
 /**
  * Where `preferred` stands for a hand-over, on the leader: "ready" is a voter it replicates to (not
@@ -28,7 +29,7 @@ export type PreferredState = "not-ready" | "ready" | "unheard"
  * that but not heard from since the last quorum check, which forgets every follower once per
  * election timeout: one such look proves nothing, two in a row do.
  */
-export const preferredLeaderState = (status: Status, preferred: NodeId, committedBefore: number): PreferredState => {
+const preferredLeaderState = (status: Status, preferred: NodeId, committedBefore: number): PreferredState => {
   if (status.role !== "leader" || status.id === preferred || status.leadTransferee !== 0) return "not-ready"
   const pr = status.progress?.find((p) => p.id === preferred)
   // Probing is no bar: a follower whose acknowledgements wait for a slow disk is sent back to probe
@@ -37,4 +38,68 @@ export const preferredLeaderState = (status: Status, preferred: NodeId, committe
     return "not-ready"
   }
   return pr.recentActive ? "ready" : "unheard"
+}
+
+/** What a leader's look at the preferred member reads from its node. */
+export interface LeaderView {
+  readonly leading: boolean
+  readonly commit: number
+  readonly status: () => Status
+  /** Where a member lives (the bootstrap peers', or what the configuration entry said). */
+  readonly addressOf: (id: NodeId) => string | undefined
+}
+
+/**
+ * A leader's watch over the preferred member, given by address (a member replaced under a new id
+ * at the same address is preferred in its turn): looked at once per `lookEveryMs` of wall time, it
+ * says when to hand leadership over.
+ */
+export class PreferredLeaderWatch {
+  readonly #address: string
+  readonly #lookEveryMs: number
+  readonly #electionMs: number
+  #lookedAt = Number.NEGATIVE_INFINITY
+  /** Since when the preferred member has been ready; undefined while it is not. */
+  #readySince: number | undefined
+  #unheard = false
+  #handedAt = Number.NEGATIVE_INFINITY
+  #previousCommit = 0
+
+  constructor(address: string, timing: { readonly lookEveryMs: number; readonly electionMs: number }) {
+    this.#address = normalizeAddress(address)
+    this.#lookEveryMs = timing.lookEveryMs
+    this.#electionMs = timing.electionMs
+  }
+
+  /** The member to hand leadership to now, if any (counted as handed to). */
+  look(now: number, node: LeaderView): NodeId | undefined {
+    if (now - this.#lookedAt < this.#lookEveryMs) return undefined
+    this.#lookedAt = now
+    const committedBefore = this.#previousCommit
+    this.#previousCommit = node.commit
+    const status = node.leading ? node.status() : undefined
+    const preferred = status === undefined ? undefined : this.#memberIn(status, node.addressOf)
+    const state =
+      status === undefined || preferred === undefined
+        ? "not-ready"
+        : preferredLeaderState(status, preferred, committedBefore)
+    if (state === "not-ready" || (state === "unheard" && this.#unheard)) {
+      this.#readySince = undefined
+      this.#unheard = false
+      return undefined
+    }
+    this.#unheard = state === "unheard"
+    this.#readySince ??= now
+    if (state === "unheard" || now - this.#readySince < PREFERRED_SETTLE_ELECTIONS * this.#electionMs) return undefined
+    if (now - this.#handedAt < PREFERRED_RETRY_ELECTIONS * this.#electionMs) return undefined
+    this.#handedAt = now
+    return preferred
+  }
+
+  #memberIn(status: Status, addressOf: LeaderView["addressOf"]): NodeId | undefined {
+    for (const m of status.membership.members) {
+      if (normalizeAddress(addressOf(m.id) ?? m.address) === this.#address) return m.id
+    }
+    return undefined
+  }
 }

@@ -33,7 +33,7 @@ import {
   UnknownMember,
 } from "./errors.ts"
 import { isFromPeer, PeerDirectory, resolvePeerSources } from "./peerSources.ts"
-import { PREFERRED_RETRY_ELECTIONS, PREFERRED_SETTLE_ELECTIONS, preferredLeaderState } from "./preferredLeader.ts"
+import { PreferredLeaderWatch } from "./preferredLeader.ts"
 import { makeReadyRounds, ReadyRounds, type RoundMember } from "./readyRounds.ts"
 import { RaftStatusMethod } from "./statusMethod.ts"
 import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse, RAFT_CHANNEL } from "./wire.ts"
@@ -674,52 +674,24 @@ export const makeRaftNode = (
           `${maxSnapshotBytes}; followers refuse it, so it is not sent and that follower stays behind`,
       ).pipe(Effect.annotateLogs({ node: config.id }))
     })
-    const preferredAddress = config.preferredLeader === undefined ? undefined : normalizeAddress(config.preferredLeader)
-    /** The member at the preferred address in the latest configuration, if any. */
-    const preferredMember = (): NodeId | undefined => {
-      if (preferredAddress === undefined) return undefined
-      for (const m of core.membership.members) {
-        if (normalizeAddress(peerSources.addressOf(m.id) ?? m.address) === preferredAddress) return m.id
-      }
-      return undefined
-    }
-    const electionMs = raftConfig.electionTicks * tickMs
-    /** Monotonic ms: the last look, since when the preferred member has been ready (undefined: it is not), the last hand-over. */
-    let lookedAt = Number.NEGATIVE_INFINITY
-    let preferredReadySince: number | undefined
-    let preferredUnheard = false
-    let handedAt = Number.NEGATIVE_INFINITY
-    /** The commit index at the previous look. */
-    let previousCommit = 0
-    /**
-     * Once per heartbeat interval of wall time (the ticker's own count misses the ticks inputs
-     * deliver): leadership goes to the preferred member once it has held the log for a while
-     * (preferredLeader.ts).
-     */
+    const preferredWatch =
+      config.preferredLeader === undefined
+        ? undefined
+        : new PreferredLeaderWatch(config.preferredLeader, {
+            // Wall time: the ticker's own count misses the ticks inputs deliver.
+            lookEveryMs: raftConfig.heartbeatTicks * tickMs,
+            electionMs: raftConfig.electionTicks * tickMs,
+          })
     const handToPreferred = Effect.suspend(() => {
-      if (preferredAddress === undefined) return Effect.void
-      const now = nowMs()
-      if (now - lookedAt < raftConfig.heartbeatTicks * tickMs) return Effect.void
-      lookedAt = now
-      const preferred = core.role === "leader" ? preferredMember() : undefined
-      const committedBefore = previousCommit
-      previousCommit = core.commitIndex
-      const state =
-        preferred === undefined ? "not-ready" : preferredLeaderState(core.status(), preferred, committedBefore)
-      if (state === "not-ready" || (state === "unheard" && preferredUnheard)) {
-        preferredReadySince = undefined
-        preferredUnheard = false
-        return Effect.void
-      }
-      preferredUnheard = state === "unheard"
-      preferredReadySince ??= now
-      if (state === "unheard") return Effect.void
-      if (now - preferredReadySince < PREFERRED_SETTLE_ELECTIONS * electionMs) return Effect.void
-      if (now - handedAt < PREFERRED_RETRY_ELECTIONS * electionMs) return Effect.void
-      if (preferred === undefined || !core.transferLeadership(preferred)) return Effect.void
-      handedAt = now
+      const to = preferredWatch?.look(nowMs(), {
+        leading: core.role === "leader",
+        commit: core.commitIndex,
+        status: () => core.status(),
+        addressOf: (id) => peerSources.addressOf(id),
+      })
+      if (to === undefined || !core.transferLeadership(to)) return Effect.void
       wakeUp()
-      return Effect.logInfo(`raft: handing leadership to the preferred leader, node ${preferred}`).pipe(
+      return Effect.logInfo(`raft: handing leadership to the preferred leader, node ${to}`).pipe(
         Effect.annotateLogs({ node: config.id }),
       )
     })

@@ -2,7 +2,7 @@
  * Ready rounds: the loop that takes Raft nodes' Readies, writes them and sends what they hold.
  *
  * Every node has one of its own by default. Replicas of several groups in one process can share one
- * (`ReadyRounds.layer`), as a multi-Raft store's single loop does: a round takes the Ready of every
+ * (`makeReadyRounds`, provided as `ReadyRounds`), as a multi-Raft store's single loop does: a round takes the Ready of every
  * node that has one, sends all their early messages before one transport flush (on a shared socket,
  * the groups' messages to one peer process leave in one datagram), writes all of them in one
  * synchronous stretch (on the shared write-ahead log, one flush covers them) and, once that is
@@ -10,7 +10,7 @@
  * round instead of starting a round of its own: the groups' batches grow together rather than each
  * group's loop cutting its own small batches at its own moments.
  */
-import { Context, Effect, type Exit, Latch, Layer, type Scope } from "effect"
+import { Context, Effect, type Exit, Latch, type Scope } from "effect"
 
 /** One node's part in a round (raftNode.ts implements it over its core). */
 export interface RoundMember {
@@ -112,14 +112,9 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
           if (!m.stopped()) guarded(m, () => m.finish(written[i]), undefined)
         }
         for (const m of taken) if (!m.stopped()) yield* m.settle
-        admit(participants)
         // This round's replies and acks go out before the next round's write.
-        for (const m of participants) {
-          if (!m.stopped() && guarded(m, m.hasReady, false)) {
-            yield* Effect.yieldNow
-            break
-          }
-        }
+        const more = woken.size > 0 || [...participants].some((m) => !m.stopped() && guarded(m, m.hasReady, false))
+        if (more) yield* Effect.yieldNow
         admit(participants)
       }
       for (const m of participants) if (!m.stopped()) yield* m.rest
@@ -158,6 +153,4 @@ const awaitWrites = (writes: readonly Effect.Effect<void>[]): Effect.Effect<read
  * One loop of rounds for every Raft node built in its context: for replicas of several groups in one
  * process. Without it, each node runs rounds of its own.
  */
-export class ReadyRounds extends Context.Service<ReadyRounds, ReadyRoundsShape>()("@kv/raft/ReadyRounds") {
-  static readonly layer: Layer.Layer<ReadyRounds> = Layer.effect(ReadyRounds, makeReadyRounds)
-}
+export class ReadyRounds extends Context.Service<ReadyRounds, ReadyRoundsShape>()("@kv/raft/ReadyRounds") {}

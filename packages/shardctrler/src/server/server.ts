@@ -60,7 +60,7 @@ export const makeControllerServer = (
         ...(options.join === true ? { join: true } : {}),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
-        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader }),
+        preferredLeader: options.preferredLeader,
       },
       stateMachine: {
         apply: (command) => machine.apply(command),

@@ -129,7 +129,7 @@ export const makeShardKvServer = (
         ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
         ...(options.seed === undefined ? {} : { seed: options.seed }),
         ...(options.onFsync === undefined ? {} : { onFsync: options.onFsync }),
-        ...(options.preferredLeader === undefined ? {} : { preferredLeader: options.preferredLeader }),
+        preferredLeader: options.preferredLeader,
       },
       stateMachine: {
         apply: (bytes) => {
