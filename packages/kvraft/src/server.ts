@@ -98,6 +98,19 @@ const kvReplica = (limits: Partial<KvLimits> | undefined, adopt: (machine: KvSta
         adopt(machine)
         watch?.restored()
       },
+      beginRestore: (bytes: Uint8Array) => {
+        const job = KvStateMachine.beginRestore(bytes, limits)
+        return {
+          step: () => {
+            const restored = job.step()
+            if (restored === undefined) return false
+            machine = restored
+            adopt(machine)
+            watch?.restored()
+            return true
+          },
+        }
+      },
     },
   }
 }
@@ -191,7 +204,9 @@ export const makeKvServer = (
 
     const status = (): StatusReply => {
       const s = rsm.raft.status()
-      return { ...s, leaderAddress: addressOf(s.leader), keys: replica.current().size() }
+      // Raft hands a restart's tail over before the state machine has applied it (rsm/startupReplay.ts).
+      const appliedIndex = Math.min(s.appliedIndex, rsm.appliedIndex())
+      return { ...s, appliedIndex, leaderAddress: addressOf(s.leader), keys: replica.current().size() }
     }
     rpc.handle(KvStatusMethod, () => status())
 

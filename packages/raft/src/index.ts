@@ -11,6 +11,7 @@ export {
 } from "./node/errors.ts"
 export {
   type ApplyEvent,
+  exitOnFatal,
   type MemberStatus,
   type MembershipChangeResult,
   makeRaftNode,

@@ -1,11 +1,14 @@
 import {
   type ApplyEvent,
+  type Entry,
+  exitOnFatal,
   makeRaftNode,
   type NodeStopped,
   type NotLeader,
   ProposalTooLarge,
   type RaftNodeConfig,
   type RaftNodeShape,
+  type Snapshot,
   type Storage,
   type StorageCorrupt,
 } from "@kv/raft"
@@ -15,6 +18,7 @@ import { monotonicMs } from "../commandClock.ts"
 import { serveMemberAdmin } from "../members/admin.ts"
 import { WrongLeader } from "./errors.ts"
 import { heldDataEntry, MemberRecord, type MemberRecordView, namedEntry, RECORD_MARK } from "./memberRecord.ts"
+import { FOLLOWER_REPLAY_PAUSE, StartupReplay } from "./startupReplay.ts"
 import type { ReplicatedStateMachine, SnapshotInProgress } from "./stateMachine.ts"
 
 export interface RsmOptions<R> {
@@ -162,21 +166,21 @@ export const makeRsm = <R>(
       for (const r of ready) r.run()
     }
 
-    const apply = (event: ApplyEvent) => {
-      if (event.type === "snapshot") {
-        sm.restore(record.unwrapSnapshot(event.snapshot.data))
-        if (event.snapshot.membership !== undefined) record.noteConfiguration(event.snapshot.membership.members)
-        lastApplied = event.snapshot.index
-        lastSnapshot = event.snapshot.index
-        // The state it was taking a snapshot of is gone: the installed snapshot is newer.
-        snapshotting = undefined
-        // Commands waiting at covered indexes were applied by others; their results are not known here.
-        for (const [index, waiter] of waiters) if (index <= lastApplied) failWaiter(index, waiter)
-        releaseReads()
-        noteReplayEnd()
-        return
-      }
-      for (const entry of event.entries) {
+    const applySnapshot = (snapshot: Snapshot) => {
+      sm.restore(record.unwrapSnapshot(snapshot.data))
+      if (snapshot.membership !== undefined) record.noteConfiguration(snapshot.membership.members)
+      lastApplied = snapshot.index
+      lastSnapshot = snapshot.index
+      // The state it was taking a snapshot of is gone: the installed snapshot is newer.
+      snapshotting = undefined
+      // Commands waiting at covered indexes were applied by others; their results are not known here.
+      for (const [index, waiter] of waiters) if (index <= lastApplied) failWaiter(index, waiter)
+      releaseReads()
+      noteReplayEnd()
+    }
+
+    const applyEntries = (entries: readonly Entry[]) => {
+      for (const entry of entries) {
         if (entry.config !== undefined) record.noteConfiguration(entry.config.members)
         let result: R | undefined
         if (entry.data.length === 0) result = undefined
@@ -200,6 +204,46 @@ export const makeRsm = <R>(
       releaseReads()
       maybeBeginSnapshot()
       noteReplayEnd()
+    }
+
+    /** The stored snapshot and the entries after it, while they are restored and applied in slices. */
+    let replay: { readonly work: StartupReplay; readonly snapshotIndex: number } | undefined
+
+    const apply = (event: ApplyEvent) => {
+      if (event.type === "snapshot") {
+        const { snapshot } = event
+        // The stored snapshot, handed over while the node is made: restored a slice at a time by
+        // the replay fiber where the state machine can, so that the node answers meanwhile.
+        if (raft === undefined && sm.beginRestore !== undefined) {
+          replay = {
+            work: new StartupReplay(sm.beginRestore(record.unwrapSnapshot(snapshot.data))),
+            snapshotIndex: snapshot.index,
+          }
+          if (snapshot.membership !== undefined) record.noteConfiguration(snapshot.membership.members)
+          lastSnapshot = snapshot.index
+          return
+        }
+        replay?.work.drop()
+        replay = undefined
+        applySnapshot(snapshot)
+        return
+      }
+      if (replay !== undefined) replay.work.push(event.entries)
+      else applyEntries(event.entries)
+    }
+
+    /** One slice of the replay; false once it is over. */
+    const stepReplay = (): boolean => {
+      if (replay === undefined) return false
+      const { work, snapshotIndex } = replay
+      if (work.step(applyEntries) === "restored") {
+        lastApplied = snapshotIndex
+        releaseReads()
+        noteReplayEnd()
+      }
+      if (work.pending) return true
+      replay = undefined
+      return false
     }
 
     /** Begins a snapshot of what is applied now, when the log is over the budget and none is under way. */
@@ -237,6 +281,35 @@ export const makeRsm = <R>(
     raft = node
     replayEnd = node.status().commitIndex
     noteReplayEnd()
+    if (replay !== undefined) {
+      const fatal = options.raft.onFatal ?? exitOnFatal
+      // A leader elected since this replica started may be replaying as long a tail as this one (the
+      // group restarted together); one it rejoined (a rolling restart) is not waiting for it.
+      const startTerm = node.status().term
+      const givesWay = () => {
+        const s = node.status()
+        return s.role === "follower" && s.leader !== 0 && s.term > startTerm
+      }
+      yield* Effect.forkScoped(
+        Effect.gen(function* () {
+          for (;;) {
+            const started = monotonicMs(clock)
+            let more: boolean
+            try {
+              more = stepReplay()
+            } catch (error) {
+              // As an apply that throws in Raft's loop: the replica stops (a corrupt snapshot, a defect).
+              fatal(error)
+              return
+            }
+            if (!more) return
+            const pauseMs = givesWay() ? (monotonicMs(clock) - started) * FOLLOWER_REPLAY_PAUSE : 0
+            yield* Effect.yieldNow
+            if (pauseMs > 0) yield* Effect.sleep(Duration.millis(pauseMs))
+          }
+        }),
+      )
+    }
 
     const snapshotBeforeStop = Effect.gen(function* () {
       // A snapshot under way (taken, or still being written) is finished first: it covers part of

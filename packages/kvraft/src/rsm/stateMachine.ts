@@ -22,6 +22,19 @@ export interface ReplicatedStateMachine<R> {
   beginSnapshot?(roomBytes: number): SnapshotInProgress
   /** Replaces the state with a snapshot's. */
   restore(snapshot: Uint8Array): void
+  /**
+   * Optional: `restore` a slice at a time, for the snapshot a replica starts from: the RSM calls
+   * `step` (each a few milliseconds of work) between turns of the event loop, so the replica's
+   * Raft node answers its peers while a large store is restored; the state is replaced when
+   * `step` returns true. Nothing else is called meanwhile.
+   */
+  beginRestore?(snapshot: Uint8Array): RestoreInProgress
+}
+
+/** A restore done a slice at a time (see `beginRestore`). */
+export interface RestoreInProgress {
+  /** Does one slice of the work; true once the state is replaced. */
+  step(): boolean
 }
 
 /** A snapshot being taken a slice at a time (see `beginSnapshot`). */

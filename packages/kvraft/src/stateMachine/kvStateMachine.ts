@@ -51,6 +51,12 @@ export interface SnapshotSlice {
 }
 const defaultSnapshotSlice: SnapshotSlice = { bytes: 256 * 1024, entries: 2048, historyEvents: 1024 }
 
+/** A restore done a slice at a time (see `KvStateMachine.beginRestore`). */
+export interface RestoreJob {
+  /** Does one slice of the work; the restored machine once it is done (and on every call after). */
+  step(): KvStateMachine | undefined
+}
+
 /** A snapshot being taken a slice at a time (see `KvStateMachine.beginSnapshot`). */
 export interface SnapshotJob {
   /** Does one slice of the work; the snapshot's bytes once it is done (and on every call after). */
@@ -373,12 +379,45 @@ export class KvStateMachine {
    * wrong if corrupt.
    */
   static restore(bytes: Uint8Array, limits?: Partial<KvLimits>): KvStateMachine {
-    return bytes[0] === binaryMark
-      ? KvStateMachine.#restoreBinary(bytes, limits)
-      : KvStateMachine.#restoreMsgpack(bytes, limits)
+    const job = KvStateMachine.beginRestore(bytes, limits, Number.POSITIVE_INFINITY)
+    for (;;) {
+      const machine = job.step()
+      if (machine !== undefined) return machine
+    }
   }
 
-  static #restoreBinary(bytes: Uint8Array, limits: Partial<KvLimits> | undefined): KvStateMachine {
+  /**
+   * `restore` a slice at a time: each `step` indexes up to `entriesPerSlice` of the snapshot's
+   * entries (a few milliseconds of work at the default), so that a replica restoring a large store
+   * at startup answers its peers between slices. `step` returns the machine once done and throws
+   * as `restore` does; the bytes must not change meanwhile.
+   */
+  static beginRestore(
+    bytes: Uint8Array,
+    limits?: Partial<KvLimits>,
+    entriesPerSlice = defaultSnapshotSlice.entries,
+  ): RestoreJob {
+    if (bytes[0] !== binaryMark) {
+      const machine = KvStateMachine.#restoreMsgpack(bytes, limits)
+      return { step: () => machine }
+    }
+    const slices = KvStateMachine.#restoreBinary(bytes, limits, entriesPerSlice)
+    let done: KvStateMachine | undefined
+    return {
+      step: () => {
+        if (done !== undefined) return done
+        const next = slices.next()
+        if (next.done === true) done = next.value
+        return done
+      },
+    }
+  }
+
+  static *#restoreBinary(
+    bytes: Uint8Array,
+    limits: Partial<KvLimits> | undefined,
+    entriesPerSlice: number,
+  ): Generator<void, KvStateMachine> {
     if (bytes.length < binaryHeadAt) throw restoreError("corrupt snapshot: shorter than its header")
     if (bytes[1] !== snapshotVersion) throw restoreError(`unsupported snapshot version ${bytes[1]}`)
     const headBytes = new DataView(bytes.buffer, bytes.byteOffset, binaryHeadAt).getUint32(2, true)
@@ -395,7 +434,15 @@ export class KvStateMachine {
     const [revision, sessions, history, leases, count] = head as [unknown, unknown, unknown, unknown, number]
     const machine = new KvStateMachine(limits)
     try {
-      machine.#store = EntryStore.fromSnapshotEntries(bytes.subarray(binaryHeadAt + headBytes), count)
+      const builder = new EntryBaseBuilder(bytes.subarray(binaryHeadAt + headBytes), count)
+      for (;;) {
+        const base = builder.step(entriesPerSlice)
+        if (base !== undefined) {
+          machine.#store = new EntryStore(base)
+          break
+        }
+        yield
+      }
     } catch (cause) {
       if (!(cause instanceof EntriesCorrupt)) throw cause
       throw restoreError(`corrupt snapshot: ${cause.message}`, cause)

@@ -225,7 +225,8 @@ export const raftDefaults = {
   snapshotCatchUpMs: 1000,
 } as const
 
-const exitOnFatal = (error: unknown): void => {
+/** What a node does on a fatal error unless `onFatal` says otherwise: the process exits. */
+export const exitOnFatal = (error: unknown): void => {
   console.error("raft: fatal error, stopping:", error)
   process.exit(70)
 }

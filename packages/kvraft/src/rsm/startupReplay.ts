@@ -1,0 +1,75 @@
+/**
+ * A restart's replay, a slice at a time: the stored snapshot restored through the state machine's
+ * `beginRestore`, then the committed entries Raft handed over meanwhile, applied in log order.
+ * Restoring a million keys and applying a 16 MiB tail held a replica's event loop for most of a
+ * second, during which its Raft node answered no vote and no append: three replicas restarting
+ * together elected a leader only once their restores were over, and split votes followed when their
+ * overdue election timers all fired at their first turn. Replayed in slices, the node answers
+ * between them and the group elects a leader while the replicas restore.
+ *
+ * The leader is the replica whose replay the group waits for (a follower's state is read by
+ * nobody), so a follower of a leader elected since it started pauses after each slice for a
+ * multiple of the slice's time: where the group's replicas share a machine's cores, the leader's
+ * replay gets them. A follower that rejoins the leader it had (a rolling restart) replays at full
+ * speed: that leader is serving already.
+ */
+import type { Entry } from "@kv/raft"
+import type { RestoreInProgress } from "./stateMachine.ts"
+
+/** Command bytes applied per slice: about a millisecond of a key/value store's work. */
+export const REPLAY_SLICE_BYTES = 64 * 1024
+
+/** How long a follower pauses after a slice, as a multiple of the slice's own time. */
+export const FOLLOWER_REPLAY_PAUSE = 3
+
+export class StartupReplay {
+  #restore: RestoreInProgress | undefined
+  #batches: (readonly Entry[])[] = []
+  /** Entries of the first batch already applied. */
+  #at = 0
+
+  constructor(restore: RestoreInProgress) {
+    this.#restore = restore
+  }
+
+  /** Work is left: the restore, or entries handed over since it began. */
+  get pending(): boolean {
+    return this.#restore !== undefined || this.#batches.length > 0
+  }
+
+  /** Committed entries, in log order, to apply after what is pending. */
+  push(entries: readonly Entry[]): void {
+    if (entries.length > 0) this.#batches.push(entries)
+  }
+
+  /** Gives up what is pending: a snapshot installed since replaces the state it would build. */
+  drop(): void {
+    this.#restore = undefined
+    this.#batches = []
+    this.#at = 0
+  }
+
+  /**
+   * One slice: a step of the restore, or pending entries handed to `apply` in order, up to
+   * `maxBytes` of command data (at least one entry). "restored" when the restore just finished.
+   */
+  step(apply: (entries: readonly Entry[]) => void, maxBytes = REPLAY_SLICE_BYTES): "restored" | undefined {
+    if (this.#restore !== undefined) {
+      if (!this.#restore.step()) return undefined
+      this.#restore = undefined
+      return "restored"
+    }
+    const batch = this.#batches[0]
+    if (batch === undefined) return undefined
+    let end = this.#at
+    let bytes = 0
+    while (end < batch.length && (end === this.#at || bytes < maxBytes)) bytes += batch[end++]!.data.length
+    const slice = this.#at === 0 && end === batch.length ? batch : batch.slice(this.#at, end)
+    if (end === batch.length) {
+      this.#batches.shift()
+      this.#at = 0
+    } else this.#at = end
+    apply(slice)
+    return undefined
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * Proves that a restarting replica restores its stored snapshot a slice at a time while its Raft
+ * node answers: a group restarted together elects a leader before any replica's restore is over,
+ * reads wait for the leader's state, and a follower of that new leader pauses after each slice
+ * (the group waits for the leader's replay, not its own) while a follower that rejoins the leader
+ * it had replays at full speed. Before, the snapshot was restored inside the node's start: three
+ * replicas of a 1M-key store answered no vote for the first second of a restart.
+ */
+
+import { expect, test } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Storage } from "@kv/raft"
+import { RpcNode, SimNetwork, Transport } from "@kv/rpc"
+import { Effect, Exit, Layer, Option, Scope } from "effect"
+import { makeRsm, type RsmShape } from "../src/index.ts"
+import { FOLLOWER_REPLAY_PAUSE } from "../src/rsm/startupReplay.ts"
+import type { ReplicatedStateMachine } from "../src/rsm/stateMachine.ts"
+
+const COMMAND_BYTES = 1_000
+/** Every replica snapshots several times over these commands at this budget. */
+const COMMANDS = 60
+const BUDGET = 8 * 1024
+/** A restore: this many slices of this much work each. */
+const SLICES = 40
+const SLICE_MS = 3
+
+/** What a replica's restore did: its work in slices, and when it began and ended (performance.now). */
+interface RestoreLog {
+  busyMs: number
+  firstStepAt: number | undefined
+  restoredAt: number | undefined
+}
+
+/**
+ * A state machine counting applies, whose snapshot is the count. Its restore does nothing until
+ * `gate.open`, then takes SLICES slices of SLICE_MS of work each (a restore without slices ends
+ * at once, logged the same way).
+ */
+const counting = (gate: { open: boolean }, log: RestoreLog): ReplicatedStateMachine<number> & { count(): number } => {
+  let applied = 0
+  const bytes = () => new TextEncoder().encode(String(applied))
+  const restored = (snapshot: Uint8Array) => {
+    applied = Number(new TextDecoder().decode(snapshot))
+    log.restoredAt = performance.now()
+  }
+  return {
+    count: () => applied,
+    apply: () => ++applied,
+    snapshot: bytes,
+    restore: restored,
+    beginRestore: (snapshot) => {
+      let left = SLICES
+      return {
+        step: () => {
+          if (!gate.open) return false
+          const start = performance.now()
+          log.firstStepAt ??= start
+          while (performance.now() < start + SLICE_MS) {}
+          log.busyMs += performance.now() - start
+          if (--left > 0) return false
+          restored(snapshot)
+          return true
+        },
+      }
+    },
+  }
+}
+
+const newLog = (): RestoreLog => ({ busyMs: 0, firstStepAt: undefined, restoredAt: undefined })
+
+/** Replica `id` of three on `network`, with its data in `dirs[id - 1]`. */
+const startReplica = (
+  dirs: readonly string[],
+  id: number,
+  network: SimNetwork,
+  scope: Scope.Scope,
+  stateMachine: ReplicatedStateMachine<number>,
+): Promise<RsmShape<number>> =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      const context = yield* Layer.buildWithScope(
+        RpcNode.layer.pipe(
+          Layer.provide(Transport.layerSim(network, `rsm-${id}`)),
+          Layer.merge(Storage.layerFile(dirs[id - 1]!)),
+        ),
+        scope,
+      )
+      const peers = { 1: "rsm-1", 2: "rsm-2", 3: "rsm-3" }
+      return yield* makeRsm({ raft: { id, peers, seed: id }, maxRaftStateBytes: BUDGET, stateMachine }).pipe(
+        Effect.provideContext(context),
+        Scope.provide(scope),
+      )
+    }),
+  )
+
+const waitFor = async (what: string, ok: () => boolean, deadline: number): Promise<void> => {
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await Bun.sleep(2)
+  }
+}
+
+const leaderOf = (replicas: readonly RsmShape<number>[]) => replicas.find((r) => r.raft.status().role === "leader")
+
+/** Three replicas in `dirs` apply COMMANDS and each snapshots; then they stop. The count written. */
+const fillAndStop = async (dirs: readonly string[], deadline: number): Promise<number> => {
+  const network = new SimNetwork({ seed: 11 })
+  const scope = await Effect.runPromise(Scope.make())
+  try {
+    const gate = { open: true }
+    const replicas = await Promise.all(
+      [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, counting(gate, newLog()))),
+    )
+    await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
+    const leader = leaderOf(replicas)!
+    for (let i = 0; i < COMMANDS; i++) await Effect.runPromise(leader.submit(new Uint8Array(COMMAND_BYTES).fill(1)))
+    const applied = leader.appliedIndex()
+    await waitFor(
+      "every replica's snapshot",
+      () => replicas.every((r) => r.appliedIndex() >= applied && r.raft.snapshotIndex() > 0),
+      deadline,
+    )
+    return COMMANDS
+  } finally {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
+test("a group restarted together elects a leader while its replicas restore; followers of it give way to its replay", async () => {
+  const root = mkdtempSync(join(tmpdir(), "kv-rsm-startup-"))
+  const dirs = [1, 2, 3].map((k) => join(root, `replica-${k}`))
+  const deadline = Date.now() + 30_000
+  try {
+    const written = await fillAndStop(dirs, deadline)
+    const network = new SimNetwork({ seed: 12 })
+    const scope = await Effect.runPromise(Scope.make())
+    try {
+      const gate = { open: false }
+      const logs = [newLog(), newLog(), newLog()]
+      const machines = logs.map((log) => counting(gate, log))
+      const replicas = await Promise.all(
+        [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, machines[id - 1]!)),
+      )
+      await waitFor("a leader while every restore waits", () => leaderOf(replicas) !== undefined, deadline)
+      expect(logs.map((l) => l.restoredAt)).toEqual([undefined, undefined, undefined])
+      const leader = leaderOf(replicas)!
+      const k = replicas.indexOf(leader)
+
+      // A read waits for the leader's state.
+      const read = Effect.runPromise(leader.read(() => machines[k]!.count()))
+      const early = await Effect.runPromise(
+        leader.read(() => machines[k]!.count()).pipe(Effect.timeoutOption(200), Effect.option),
+      )
+      expect(early).toEqual(Option.some(Option.none()))
+      expect(leader.appliedIndex()).toBe(0)
+
+      gate.open = true
+      expect(await read).toBe(written)
+      await waitFor("every restore", () => logs.every((l) => l.restoredAt !== undefined), deadline)
+      const walls = logs.map((l) => l.restoredAt! - l.firstStepAt!)
+      console.log(
+        `leader replica ${k + 1}; restore wall/work ms: ${logs.map((l, i) => `${walls[i]!.toFixed(0)}/${l.busyMs.toFixed(0)}`).join(", ")}`,
+      )
+      for (const [i, log] of logs.entries()) {
+        if (i === k) continue
+        // Paused after every slice but the last for FOLLOWER_REPLAY_PAUSE times the slice.
+        expect(walls[i]!).toBeGreaterThan(log.busyMs * (1 + FOLLOWER_REPLAY_PAUSE * 0.9))
+        expect(logs[k]!.restoredAt!).toBeLessThan(log.restoredAt!)
+      }
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true })
+  }
+}, 40_000)
+
+test("a follower restarted while its leader serves restores at full speed", async () => {
+  const root = mkdtempSync(join(tmpdir(), "kv-rsm-startup-"))
+  const dirs = [1, 2, 3].map((k) => join(root, `replica-${k}`))
+  const deadline = Date.now() + 30_000
+  try {
+    await fillAndStop(dirs, deadline)
+    const network = new SimNetwork({ seed: 13 })
+    const scopes = await Promise.all([1, 2, 3].map(() => Effect.runPromise(Scope.make())))
+    try {
+      const open = { open: true }
+      const replicas = await Promise.all(
+        [1, 2, 3].map((id) => startReplica(dirs, id, network, scopes[id - 1]!, counting(open, newLog()))),
+      )
+      await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
+      const leader = leaderOf(replicas)!
+      await waitFor("the leader's replay", () => leader.appliedIndex() >= leader.raft.status().commitIndex, deadline)
+      const f = replicas.findIndex((r) => r !== leader)
+      const term = leader.raft.status().term
+      await Effect.runPromise(Scope.close(scopes[f]!, Exit.void))
+      scopes[f] = await Effect.runPromise(Scope.make())
+      const log = newLog()
+      const back = await startReplica(dirs, f + 1, network, scopes[f]!, counting(open, log))
+      await waitFor("the follower's restore", () => log.restoredAt !== undefined, deadline)
+      const wall = log.restoredAt! - log.firstStepAt!
+      console.log(`rolled replica ${f + 1}: restore wall/work ms ${wall.toFixed(0)}/${log.busyMs.toFixed(0)}`)
+      expect(back.raft.status().term).toBe(term)
+      expect(wall).toBeLessThan(log.busyMs * (1 + FOLLOWER_REPLAY_PAUSE * 0.5))
+    } finally {
+      for (const scope of scopes) await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true })
+  }
+}, 40_000)
