@@ -47,7 +47,13 @@ const message = (random: SeededRandom): Fields =>
   [
     () => ({ type: "Append", ...header, prevIndex: 9, prevTerm: 5, entries: entries(random), commit: 8 }),
     () => ({ type: "AppendResp", ...header, index: 12, reject: random.chance(0.5), conflictTerm: 0, conflictIndex: 0 }),
-    () => ({ type: "Heartbeat", ...header, commit: 8, context: random.int(3) }),
+    () => ({
+      type: "Heartbeat",
+      ...header,
+      commit: 8,
+      context: random.int(3),
+      ...(random.chance(0.3) ? { replaying: true } : {}),
+    }),
     () => ({ type: "HeartbeatResp", ...header, context: 2 }),
     () => ({ type: "Vote", ...header, lastLogIndex: 3, lastLogTerm: 2, transfer: false }),
     () => ({ type: "PreVoteResp", ...header, reject: true }),
@@ -65,6 +71,7 @@ const FIELDS = [
   "commit",
   "index",
   "context",
+  "replaying",
   "config",
 ]
 
@@ -132,7 +139,9 @@ test("replication messages are taken by the hand-written checks, not the Schema"
     },
     { type: "AppendResp", ...header, index: 12, reject: false, conflictTerm: 0, conflictIndex: 0 },
     { type: "Heartbeat", ...header, commit: 8, context: 0 },
+    { type: "Heartbeat", ...header, commit: 8, context: 0, replaying: true },
     { type: "HeartbeatResp", ...header, context: 2 },
   ]
+  expect(replicationBatch(batch)?.length).toBe(batch.length)
   expect(replicationBatch(batch)).toEqual(decodeMessagesBySchema(batch) as Message[])
 })

@@ -22,7 +22,7 @@ import { FOLLOWER_REPLAY_PAUSE, StartupReplay } from "./startupReplay.ts"
 import type { ReplicatedStateMachine, SnapshotInProgress } from "./stateMachine.ts"
 
 export interface RsmOptions<R> {
-  readonly raft: Omit<RaftNodeConfig, "apply">
+  readonly raft: Omit<RaftNodeConfig, "apply" | "serviceReplaying">
   readonly stateMachine: ReplicatedStateMachine<R>
   /** Snapshot once persisted Raft state reaches this many bytes; undefined or <= 0 never snapshots. */
   readonly maxRaftStateBytes?: number | undefined
@@ -59,9 +59,10 @@ export interface RsmShape<R> {
    */
   readonly replayed: Effect.Effect<void>
   /**
-   * For a replica about to stop: when its log holds at least a quarter of the snapshot budget past
-   * its snapshot, takes a snapshot of everything applied and waits until it is on disk and the log
-   * compacted to it, so the next start restores it instead of replaying that tail. The index it
+   * For a replica about to stop: finishes the replay of its start if one is under way, then, when
+   * its log holds at least a quarter of the snapshot budget past its snapshot, takes a snapshot of
+   * everything applied and waits until it is on disk and the log compacted to it, so the next
+   * start restores it instead of replaying that tail. The index it
    * snapshotted, or undefined when the tail was too short for one (or snapshots are off).
    */
   readonly snapshotBeforeStop: Effect.Effect<number | undefined>
@@ -206,6 +207,8 @@ export const makeRsm = <R>(
       noteReplayEnd()
     }
 
+    /** A stop is under way: the replay no longer gives way (see snapshotBeforeStop). */
+    let stopping = false
     /** The stored snapshot and the entries after it, while they are restored and applied in slices. */
     let replay: { readonly work: StartupReplay; readonly snapshotIndex: number } | undefined
 
@@ -277,19 +280,15 @@ export const makeRsm = <R>(
       Effect.runSync(raft.snapshot(index, bytes))
     }
 
-    const node = yield* makeRaftNode({ ...options.raft, apply })
+    const node = yield* makeRaftNode({ ...options.raft, apply, serviceReplaying: replaying })
     raft = node
     replayEnd = node.status().commitIndex
     noteReplayEnd()
     if (replay !== undefined) {
       const fatal = options.raft.onFatal ?? exitOnFatal
-      // A leader elected since this replica started may be replaying as long a tail as this one (the
-      // group restarted together); one it rejoined (a rolling restart) is not waiting for it.
-      const startTerm = node.status().term
-      const givesWay = () => {
-        const s = node.status()
-        return s.role === "follower" && s.leader !== 0 && s.term > startTerm
-      }
+      // The group waits for its leader's replay, not this one's: while the leader says it replays
+      // (the group restarted together), this replica leaves it the cores they may share.
+      const givesWay = () => !stopping && node.leaderReplaying() && node.status().role === "follower"
       yield* Effect.forkScoped(
         Effect.gen(function* () {
           for (;;) {
@@ -312,12 +311,15 @@ export const makeRsm = <R>(
     }
 
     const snapshotBeforeStop = Effect.gen(function* () {
+      // A replay under way is finished first, no longer giving way to a leader: a snapshot of part
+      // of it would leave the rest of the tail to replay again at the next start.
+      stopping = true
+      yield* replayDone.await
       // A snapshot under way (taken, or still being written) is finished first: it covers part of
       // the tail, and only one runs at a time.
       while (snapshotting !== undefined || node.snapshotIndex() < lastSnapshot) yield* Effect.sleep(Duration.millis(5))
       if (
         maxRaftStateBytes === 0 ||
-        replaying() ||
         lastApplied <= node.snapshotIndex() ||
         node.raftStateBytes() < maxRaftStateBytes / 4
       ) {

@@ -8,10 +8,10 @@
  * between them and the group elects a leader while the replicas restore.
  *
  * The leader is the replica whose replay the group waits for (a follower's state is read by
- * nobody), so a follower of a leader elected since it started pauses after each slice for a
- * multiple of the slice's time: where the group's replicas share a machine's cores, the leader's
- * replay gets them. A follower that rejoins the leader it had (a rolling restart) replays at full
- * speed: that leader is serving already.
+ * nobody), so while the leader's heartbeats say it is still replaying too (the group restarted
+ * together), a follower pauses after each slice for a multiple of the slice's time: where the
+ * group's replicas share a machine's cores, the leader's replay gets them. A replica that comes
+ * back to a leader that serves (a rolling restart, a crashed host back) replays at full speed.
  */
 import type { Entry } from "@kv/raft"
 import type { RestoreInProgress } from "./stateMachine.ts"

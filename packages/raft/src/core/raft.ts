@@ -86,6 +86,11 @@ export interface RaftConfig {
    * dropped. Default DEFAULT_MAX_ENTRY_BYTES (the rpc layer's default message size, less overhead).
    */
   readonly maxEntryBytes?: number
+  /**
+   * Whether the service behind this node is still applying the log it restarted with: a leader
+   * says so in its heartbeats, and its followers' services give way to it (see `leaderReplaying`).
+   */
+  readonly serviceReplaying?: () => boolean
 }
 
 export interface RestoredState {
@@ -110,6 +115,8 @@ export interface RaftCore {
   readonly leader: NodeId | 0
   readonly commitIndex: LogIndex
   readonly appliedIndex: LogIndex
+  /** Follower: the leader's last heartbeat said its service is still replaying its restart's log. */
+  readonly leaderReplaying: boolean
   /** The latest configuration in the log, committed or not (the same object until it changes). */
   readonly membership: Membership
   tick(): void
@@ -238,6 +245,7 @@ class Raft implements RaftCore {
   private currentTerm: Term
   private vote: NodeId | 0
   private lead: NodeId | 0 = 0
+  private leadReplaying = false
   private currentRole: Role = "follower"
   /** Ticks since the last valid leader contact (follower) or the last quorum check (leader). */
   private electionElapsed = 0
@@ -299,6 +307,10 @@ class Raft implements RaftCore {
 
   get leader(): NodeId | 0 {
     return this.lead
+  }
+
+  get leaderReplaying(): boolean {
+    return this.leadReplaying && this.lead !== 0 && this.lead !== this.id
   }
 
   get membership(): Membership {
@@ -727,6 +739,7 @@ class Raft implements RaftCore {
       this.vote = 0
     }
     this.lead = 0
+    this.leadReplaying = false
     this.electionElapsed = 0
     this.heartbeatElapsed = 0
     this.resetElectionTimeout()
@@ -963,6 +976,7 @@ class Raft implements RaftCore {
   }
 
   private handleHeartbeat(m: Heartbeat): void {
+    this.leadReplaying = m.replaying === true
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()))
     const r: HeartbeatResp = {
       type: "HeartbeatResp",
@@ -1430,6 +1444,8 @@ class Raft implements RaftCore {
 
   private broadcastHeartbeat(context: number): void {
     const commit = this.log.committed
+    // Said only while true: the heartbeat of a leader that is not replaying is as it always was.
+    const replaying = this.cfg.serviceReplaying?.() === true
     for (const pr of this.followers) {
       // Never beyond what the follower is known to hold: its log may still diverge past match.
       const m: Heartbeat = {
@@ -1439,6 +1455,7 @@ class Raft implements RaftCore {
         term: this.currentTerm,
         commit: Math.min(pr.match, commit),
         context,
+        ...(replaying ? { replaying } : {}),
       }
       this.msgs.push(m)
     }

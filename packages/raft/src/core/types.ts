@@ -137,6 +137,8 @@ export interface Heartbeat extends MessageHeader {
   readonly commit: LogIndex
   /** ReadIndex round being confirmed (§6.4), 0 if none. */
   readonly context: number
+  /** Present (true) while the leader's service still applies the log it restarted with. */
+  readonly replaying?: true
 }
 
 export interface HeartbeatResp extends MessageHeader {

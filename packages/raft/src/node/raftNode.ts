@@ -100,6 +100,11 @@ export interface RaftNodeConfig {
    * stored snapshot at startup). The service must not block here.
    */
   readonly apply: (event: ApplyEvent) => void
+  /**
+   * Whether the service is still applying the log this node restarted with: while it leads, its
+   * heartbeats say so, and its followers' `leaderReplaying()` is true.
+   */
+  readonly serviceReplaying?: () => boolean
 }
 
 export interface RaftStatus {
@@ -211,6 +216,8 @@ export interface RaftNodeShape {
   raftStateBytes(): number
   /** The index the log was last compacted to (`status().snapshotIndex` without building the status). */
   snapshotIndex(): LogIndex
+  /** This node follows a leader whose last heartbeat said its service is still replaying (`serviceReplaying`). */
+  leaderReplaying(): boolean
 }
 
 export const raftDefaults = {
@@ -285,6 +292,7 @@ export const makeRaftNode = (
       checkQuorum: true,
       maxEntryBytes,
       maxSnapshotBytes,
+      ...(config.serviceReplaying === undefined ? {} : { serviceReplaying: config.serviceReplaying }),
     }
     const core = createRaft(raftConfig, restored)
     const tickMs = config.tickMs ?? raftDefaults.tickMs
@@ -903,6 +911,7 @@ export const makeRaftNode = (
       counters: () => ({ ...counters }),
       raftStateBytes: () => storage.raftStateBytes(),
       snapshotIndex: () => core.firstIndex() - 1,
+      leaderReplaying: () => core.leaderReplaying,
     } satisfies RaftNodeShape
   })
 

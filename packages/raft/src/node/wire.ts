@@ -61,7 +61,13 @@ const MessageSchema = Schema.Union([
     conflictTerm: Count,
     conflictIndex: Count,
   }),
-  Schema.Struct({ type: Schema.Literal("Heartbeat"), ...header, commit: Count, context: Count }),
+  Schema.Struct({
+    type: Schema.Literal("Heartbeat"),
+    ...header,
+    commit: Count,
+    context: Count,
+    replaying: Schema.optionalKey(Schema.Literal(true)),
+  }),
   Schema.Struct({ type: Schema.Literal("HeartbeatResp"), ...header, context: Count }),
   Schema.Struct({
     type: Schema.Literal("Snap"),
@@ -148,9 +154,11 @@ const fastMessage = (m: unknown): Message | undefined => {
       return { type: "AppendResp", from, to, term, index, reject, conflictTerm, conflictIndex }
     }
     case "Heartbeat":
-      return isCount(m.commit) && isCount(m.context)
-        ? { type: "Heartbeat", from, to, term, commit: m.commit, context: m.context }
-        : undefined
+      if (!isCount(m.commit) || !isCount(m.context)) return undefined
+      if (m.replaying === true) {
+        return { type: "Heartbeat", from, to, term, commit: m.commit, context: m.context, replaying: true }
+      }
+      return "replaying" in m ? undefined : { type: "Heartbeat", from, to, term, commit: m.commit, context: m.context }
     case "HeartbeatResp":
       return isCount(m.context) ? { type: "HeartbeatResp", from, to, term, context: m.context } : undefined
     default:
