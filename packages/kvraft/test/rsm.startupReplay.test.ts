@@ -159,6 +159,8 @@ test("a group restarted together elects a leader while its replicas restore; fol
       )
       expect(early).toEqual(Option.some(Option.none()))
       expect(leader.appliedIndex()).toBe(0)
+      // What its status says (`kv status`, metrics): the state machine's index, not what Raft handed over.
+      expect(leader.raft.status().appliedIndex).toBe(0)
 
       gate.open = true
       expect(await read).toBe(written)

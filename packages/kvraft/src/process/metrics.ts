@@ -9,8 +9,6 @@ export interface MetricsSource {
   readonly service: string
   readonly replica: number
   readonly raft: RaftNodeShape
-  /** The state machine's applied index, which trails Raft's while a restart replays in slices. */
-  readonly appliedIndex?: () => number
   readonly rpc: RpcNodeShape
   /** Service-specific gauges (sessions, shard states...), read at scrape time. */
   readonly gauges?: () => Readonly<Record<string, number>>
@@ -103,7 +101,7 @@ export const scrape = (sources: readonly MetricsSource[]): string => {
           set(raftGauges.term, a, s.term),
           set(raftGauges.leader, a, s.role === "leader" ? 1 : 0),
           set(raftGauges.commit, a, s.commitIndex),
-          set(raftGauges.applied, a, Math.min(s.appliedIndex, source.appliedIndex?.() ?? s.appliedIndex)),
+          set(raftGauges.applied, a, s.appliedIndex),
           set(raftGauges.stateBytes, a, s.raftStateBytes),
           set(raftGauges.snapshotBytes, a, s.snapshotBytes),
           set(raftGauges.proposals, a, c.proposals),

@@ -24,7 +24,7 @@ export type LogFormat = "text" | "json"
 /** What a served replica exposes to the process around it. */
 export interface Served {
   /** Its replicated state machine: the Raft node, the end of its replay, its snapshot before a stop. */
-  readonly rsm: Pick<RsmShape<unknown>, "raft" | "replayed" | "snapshotBeforeStop" | "appliedIndex">
+  readonly rsm: Pick<RsmShape<unknown>, "raft" | "replayed" | "snapshotBeforeStop">
   /** Service-specific gauges for the metrics endpoint (sessions, shard states...). */
   readonly gauges?: () => Readonly<Record<string, number>>
 }
@@ -292,7 +292,6 @@ export const serveReplicas = (options: ServeOptions): Effect.Effect<void, Startu
         service: options.service,
         replica: k,
         raft: replica.rsm.raft,
-        appliedIndex: replica.rsm.appliedIndex,
         rpc,
         ...(replica.gauges ? { gauges: replica.gauges } : {}),
       })

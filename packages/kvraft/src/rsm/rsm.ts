@@ -22,7 +22,7 @@ import { FOLLOWER_REPLAY_PAUSE, StartupReplay } from "./startupReplay.ts"
 import type { ReplicatedStateMachine, SnapshotInProgress } from "./stateMachine.ts"
 
 export interface RsmOptions<R> {
-  readonly raft: Omit<RaftNodeConfig, "apply" | "serviceReplaying">
+  readonly raft: Omit<RaftNodeConfig, "apply" | "serviceReplaying" | "serviceApplied">
   readonly stateMachine: ReplicatedStateMachine<R>
   /** Snapshot once persisted Raft state reaches this many bytes; undefined or <= 0 never snapshots. */
   readonly maxRaftStateBytes?: number | undefined
@@ -280,7 +280,12 @@ export const makeRsm = <R>(
       Effect.runSync(raft.snapshot(index, bytes))
     }
 
-    const node = yield* makeRaftNode({ ...options.raft, apply, serviceReplaying: replaying })
+    const node = yield* makeRaftNode({
+      ...options.raft,
+      apply,
+      serviceReplaying: replaying,
+      serviceApplied: () => lastApplied,
+    })
     raft = node
     replayEnd = node.status().commitIndex
     noteReplayEnd()

@@ -105,6 +105,11 @@ export interface RaftNodeConfig {
    * heartbeats say so, and its followers' `leaderReplaying()` is true.
    */
   readonly serviceReplaying?: () => boolean
+  /**
+   * The last index the service has applied, when it applies some of what it is handed later (a
+   * restart's replay in slices): status() reports it rather than what was handed over.
+   */
+  readonly serviceApplied?: () => LogIndex
 }
 
 export interface RaftStatus {
@@ -835,7 +840,7 @@ export const makeRaftNode = (
         role: s.role,
         leader: s.leader,
         commitIndex: s.commit,
-        appliedIndex: s.applied,
+        appliedIndex: config.serviceApplied === undefined ? s.applied : Math.min(s.applied, config.serviceApplied()),
         lastIndex: s.lastIndex,
         snapshotIndex: s.snapshotIndex,
         raftStateBytes: storage.raftStateBytes(),
