@@ -51,17 +51,17 @@ export interface SnapshotSlice {
 }
 const defaultSnapshotSlice: SnapshotSlice = { bytes: 256 * 1024, entries: 2048, historyEvents: 1024 }
 
-/** A restore done a slice at a time (see `KvStateMachine.beginRestore`). */
-export interface RestoreJob {
-  /** Does one slice of the work; the restored machine once it is done (and on every call after). */
-  step(): KvStateMachine | undefined
+/** Work done a slice at a time: a snapshot's bytes (`beginSnapshot`), a restored machine (`beginRestore`). */
+export interface SlicedJob<A> {
+  /** Does one slice of the work; the result once it is done (and on every call after). */
+  step(): A | undefined
 }
 
+/** A restore done a slice at a time (see `KvStateMachine.beginRestore`). */
+export type RestoreJob = SlicedJob<KvStateMachine>
+
 /** A snapshot being taken a slice at a time (see `KvStateMachine.beginSnapshot`). */
-export interface SnapshotJob {
-  /** Does one slice of the work; the snapshot's bytes once it is done (and on every call after). */
-  step(): Uint8Array | undefined
-}
+export type SnapshotJob = SlicedJob<Uint8Array>
 
 /** Runs `job` to its end at once: its bytes. */
 export const finishSnapshotJob = (job: SnapshotJob): Uint8Array => {
@@ -72,8 +72,11 @@ export const finishSnapshotJob = (job: SnapshotJob): Uint8Array => {
 }
 
 /** The job of a generator that yields between slices and returns the snapshot's bytes. */
-export const snapshotJobOf = (slices: Generator<void, Uint8Array>): SnapshotJob => {
-  let done: Uint8Array | undefined
+export const snapshotJobOf = (slices: Generator<void, Uint8Array>): SnapshotJob => slicedJobOf(slices)
+
+/** The job of a generator that yields between slices and returns the result. */
+const slicedJobOf = <A>(slices: Generator<void, A>): SlicedJob<A> => {
+  let done: A | undefined
   return {
     step: () => {
       if (done !== undefined) return done
@@ -401,16 +404,7 @@ export class KvStateMachine {
       const machine = KvStateMachine.#restoreMsgpack(bytes, limits)
       return { step: () => machine }
     }
-    const slices = KvStateMachine.#restoreBinary(bytes, limits, entriesPerSlice)
-    let done: KvStateMachine | undefined
-    return {
-      step: () => {
-        if (done !== undefined) return done
-        const next = slices.next()
-        if (next.done === true) done = next.value
-        return done
-      },
-    }
+    return slicedJobOf(KvStateMachine.#restoreBinary(bytes, limits, entriesPerSlice))
   }
 
   static *#restoreBinary(
