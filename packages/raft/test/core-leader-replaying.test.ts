@@ -10,7 +10,13 @@ import { ackAppends, makeLeader, messagesOfType, newCore, sent, takeReady } from
 test("a leader's heartbeats carry `replaying` while its service replays, and only then", () => {
   let replaying = true
   const core = newCore(1, [1, 2, 3], { serviceReplaying: () => replaying })
-  ackAppends(core, sent(makeLeader(core)))
+  const elected = sent(makeLeader(core))
+  // Said at once, with the new term's first Append.
+  expect(messagesOfType(elected, "Heartbeat").map((m) => [m.to, m.replaying])).toEqual([
+    [2, true],
+    [3, true],
+  ])
+  ackAppends(core, elected)
   takeReady(core)
   core.readIndex(1)
   const during = messagesOfType(sent(takeReady(core)), "Heartbeat")

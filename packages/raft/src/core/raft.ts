@@ -781,6 +781,8 @@ class Raft implements RaftCore {
     for (const pr of this.followers) pr.resetForLeader(last)
     // A no-op of the new term lets earlier entries commit (§5.4.2) and ReadIndex start (§6.4).
     this.log.append({ term: this.currentTerm, index: last + 1, data: EMPTY_DATA })
+    // Followers give way to a leader that replays from its first moment, not its first heartbeat.
+    if (this.cfg.serviceReplaying?.() === true) this.broadcastHeartbeat(0)
   }
 
   /** §5.2 election, preceded by a pre-vote round when configured (thesis §9.6). */
