@@ -27,8 +27,8 @@ describe("§6.4 ReadIndex", () => {
     expect(core.readIndex(7)).toBe(true)
     const rd = takeReady(core)
     expect(sent(rd)).toEqual([
-      { type: "Heartbeat", from: 1, to: 2, term: 1, commit: 1, context: 1 },
-      { type: "Heartbeat", from: 1, to: 3, term: 1, commit: 1, context: 1 },
+      { type: "Heartbeat", from: 1, to: 2, term: 1, commit: 1, context: 1, commitTerm: 1 },
+      { type: "Heartbeat", from: 1, to: 3, term: 1, commit: 1, context: 1, commitTerm: 1 },
     ])
     expect(rd.readStates).toEqual([])
     // With the leader itself, one answer makes a majority of three.

@@ -62,7 +62,7 @@ describe("§5.3 the leader replicates", () => {
     expect(() => replicatingLeader().propose(new Uint8Array(0))).toThrow("needs data")
   })
 
-  test("heartbeats carry min(match, commit) so a follower never commits past what it is known to hold", () => {
+  test("heartbeats carry min(match, commit) and that entry's term, so a follower never commits past what it is known to hold", () => {
     const core = replicatingLeader()
     core.propose(enc("x"))
     takeReady(core)
@@ -71,8 +71,8 @@ describe("§5.3 the leader replicates", () => {
     core.tick()
     const beats = messagesOfType(sent(core.ready()), "Heartbeat")
     expect(beats).toEqual([
-      { type: "Heartbeat", from: 1, to: 2, term: 1, commit: 2, context: 0 },
-      { type: "Heartbeat", from: 1, to: 3, term: 1, commit: 1, context: 0 },
+      { type: "Heartbeat", from: 1, to: 2, term: 1, commit: 2, context: 0, commitTerm: 1 },
+      { type: "Heartbeat", from: 1, to: 3, term: 1, commit: 1, context: 0, commitTerm: 1 },
     ])
   })
 

@@ -52,6 +52,7 @@ const message = (random: SeededRandom): Fields =>
       ...header,
       commit: 8,
       context: random.int(3),
+      ...(random.chance(0.8) ? { commitTerm: 4 } : {}),
       ...(random.chance(0.3) ? { replaying: true } : {}),
     }),
     () => ({ type: "HeartbeatResp", ...header, context: 2 }),
@@ -71,6 +72,7 @@ const FIELDS = [
   "commit",
   "index",
   "context",
+  "commitTerm",
   "replaying",
   "config",
 ]
@@ -139,7 +141,7 @@ test("replication messages are taken by the hand-written checks, not the Schema"
     },
     { type: "AppendResp", ...header, index: 12, reject: false, conflictTerm: 0, conflictIndex: 0 },
     { type: "Heartbeat", ...header, commit: 8, context: 0 },
-    { type: "Heartbeat", ...header, commit: 8, context: 0, replaying: true },
+    { type: "Heartbeat", ...header, commit: 8, context: 0, commitTerm: 5, replaying: true },
     { type: "HeartbeatResp", ...header, context: 2 },
   ]
   expect(replicationBatch(batch)?.length).toBe(batch.length)

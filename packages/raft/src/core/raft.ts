@@ -979,7 +979,15 @@ class Raft implements RaftCore {
 
   private handleHeartbeat(m: Heartbeat): void {
     this.leadReplaying = m.replaying === true
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()))
+    if (m.commitTerm === undefined) {
+      // A leader of an earlier version, which vouches for the index alone.
+      this.log.commitTo(Math.min(m.commit, this.log.lastIndex()))
+    } else if (m.commit > this.log.committed && this.log.matchTerm(m.commit, m.commitTerm)) {
+      // Our entry there is the leader's (§5.3 Log Matching), and so is everything before it. A log
+      // that diverges below what the leader recorded as matched (a learner that lost its disk and
+      // then took a stale leader's entries) commits nothing here; the leader's Appends repair it.
+      this.log.commitTo(m.commit)
+    }
     const r: HeartbeatResp = {
       type: "HeartbeatResp",
       from: this.id,
@@ -1449,14 +1457,19 @@ class Raft implements RaftCore {
     // Said only while true: the heartbeat of a leader that is not replaying is as it always was.
     const replaying = this.cfg.serviceReplaying?.() === true
     for (const pr of this.followers) {
-      // Never beyond what the follower is known to hold: its log may still diverge past match.
+      // Never beyond what the follower is known to hold: its log may still diverge past match. With
+      // that entry's term, which the follower checks against its own; below our snapshot, where
+      // terms are gone, nothing (that follower catches up through Appends or the snapshot).
+      const at = Math.min(pr.match, commit)
+      const atTerm = this.log.term(at)
       const m: Heartbeat = {
         type: "Heartbeat",
         from: this.id,
         to: pr.id,
         term: this.currentTerm,
-        commit: Math.min(pr.match, commit),
+        commit: atTerm === undefined ? 0 : at,
         context,
+        commitTerm: atTerm ?? 0,
         ...(replaying ? { replaying } : {}),
       }
       this.msgs.push(m)

@@ -137,6 +137,11 @@ export interface Heartbeat extends MessageHeader {
   readonly commit: LogIndex
   /** ReadIndex round being confirmed (§6.4), 0 if none. */
   readonly context: number
+  /**
+   * The term of the leader's entry at `commit`: the follower commits only if its own entry there
+   * has it. Absent from leaders of earlier versions.
+   */
+  readonly commitTerm?: Term
   /** Present (true) while the leader's service still applies the log it restarted with. */
   readonly replaying?: true
 }

@@ -66,6 +66,7 @@ const MessageSchema = Schema.Union([
     ...header,
     commit: Count,
     context: Count,
+    commitTerm: Schema.optionalKey(Count),
     replaying: Schema.optionalKey(Schema.Literal(true)),
   }),
   Schema.Struct({ type: Schema.Literal("HeartbeatResp"), ...header, context: Count }),
@@ -153,12 +154,24 @@ const fastMessage = (m: unknown): Message | undefined => {
       }
       return { type: "AppendResp", from, to, term, index, reject, conflictTerm, conflictIndex }
     }
-    case "Heartbeat":
-      if (!isCount(m.commit) || !isCount(m.context)) return undefined
-      if (m.replaying === true) {
-        return { type: "Heartbeat", from, to, term, commit: m.commit, context: m.context, replaying: true }
+    case "Heartbeat": {
+      const { commit, context, commitTerm, replaying } = m
+      if (!isCount(commit) || !isCount(context)) return undefined
+      // Optional keys: absent, or of their type (a key present with another value is the Schema's to refuse).
+      const withTerm = "commitTerm" in m
+      const withReplaying = "replaying" in m
+      if ((withTerm && !isCount(commitTerm)) || (withReplaying && replaying !== true)) return undefined
+      return {
+        type: "Heartbeat",
+        from,
+        to,
+        term,
+        commit,
+        context,
+        ...(withTerm ? { commitTerm: commitTerm as number } : {}),
+        ...(withReplaying ? { replaying: true as const } : {}),
       }
-      return "replaying" in m ? undefined : { type: "Heartbeat", from, to, term, commit: m.commit, context: m.context }
+    }
     case "HeartbeatResp":
       return isCount(m.context) ? { type: "HeartbeatResp", from, to, term, context: m.context } : undefined
     default:
