@@ -141,7 +141,7 @@ describe("§5.2 leader election", () => {
   })
 
   // Messages from ids outside the membership are heard (thesis §4.1): core-membership.test.ts.
-  test("messages of a lower term are ignored; messages for another node are ignored", () => {
+  test("a vote of a lower term is refused with our term and changes nothing; messages for another node are ignored", () => {
     const core = newCore(
       1,
       [1, 2, 3],
@@ -151,7 +151,9 @@ describe("§5.2 leader election", () => {
     core.step(vote(2, 1, 3, 9, 3))
     core.step(vote(2, 3, 5, 9, 3))
     expect(core.term).toBe(4)
-    expect(core.hasReady()).toBe(false)
+    const rd = core.ready()
+    expect(rd.hardState).toBeUndefined()
+    expect(sent(rd)).toEqual([{ type: "VoteResp", from: 1, to: 2, term: 4, reject: true }])
   })
 
   test("a single-node group elects itself at its first timeout", () => {

@@ -438,8 +438,10 @@ class Raft implements RaftCore {
         if (this.cfg.checkQuorum || this.cfg.preVote || roleOf(this.currentMembership, m.from) === undefined) {
           this.sendAppendResp(m.from, 0, true, 0, 0)
         }
-      } else if (m.type === "PreVote") {
-        // Tell a pre-candidate from an older term about ours, or it could keep trying forever.
+      } else if (m.type === "PreVote" || m.type === "Vote") {
+        // Tell a candidate from an older term about ours (Figure 2: the refusal carries our term),
+        // or it could keep trying forever: a voter whose configuration does not name it never
+        // sends it anything else (a lagging member that still holds an older configuration).
         this.respondVote(m, false)
       }
       return
