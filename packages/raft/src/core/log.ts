@@ -107,6 +107,12 @@ export class RaftLog {
     return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex())
   }
 
+  /** A log ending at (lastIndex, lastTerm) is strictly more up to date than ours. */
+  isBehind(lastIndex: LogIndex, lastTerm: Term): boolean {
+    const myTerm = this.lastTerm()
+    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex > this.lastIndex())
+  }
+
   /** Leader path: appends one new entry at lastIndex + 1. */
   append(entry: Entry): void {
     if (entry.index !== this.lastIndex() + 1)

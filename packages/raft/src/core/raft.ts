@@ -858,6 +858,19 @@ class Raft implements RaftCore {
       }
     } else {
       this.respondVote(m, false)
+      // A candidate of our own term whose log is ahead of ours is the one who can win: we stand
+      // down (our vote stays ours) and wait a whole timeout before campaigning again, so its next
+      // term's request finds us a follower. Without this, a candidate that could not win (its log
+      // behind its voters') campaigned in step with one that could, always first, and the group
+      // stayed without a leader (sim-raft seed 60740916, pre-vote off).
+      if (
+        !isPreVote &&
+        this.currentRole === "candidate" &&
+        m.term === this.currentTerm &&
+        this.log.isBehind(m.lastLogIndex, m.lastLogTerm)
+      ) {
+        this.becomeFollower(this.currentTerm, 0)
+      }
     }
   }
 
