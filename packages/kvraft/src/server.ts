@@ -67,6 +67,12 @@ const kvReplica = (limits: Partial<KvLimits> | undefined, adopt: (machine: KvSta
   adopt(machine)
   /** Set once the watch service is up; nothing is applied before. */
   let watch: WatchServing | undefined
+  /** A restored machine takes the place of the current one. */
+  const install = (restored: KvStateMachine) => {
+    machine = restored
+    adopt(machine)
+    watch?.restored()
+  }
   return {
     current: () => machine,
     setWatch: (serving: WatchServing) => {
@@ -93,21 +99,14 @@ const kvReplica = (limits: Partial<KvLimits> | undefined, adopt: (machine: KvSta
       snapshot: () => machine.snapshot(),
       snapshotWithRoom: (roomBytes: number) => machine.snapshotWithRoom(roomBytes),
       beginSnapshot: (roomBytes: number) => machine.beginSnapshot(roomBytes),
-      restore: (bytes: Uint8Array) => {
-        machine = KvStateMachine.restore(bytes, limits)
-        adopt(machine)
-        watch?.restored()
-      },
+      restore: (bytes: Uint8Array) => install(KvStateMachine.restore(bytes, limits)),
       beginRestore: (bytes: Uint8Array) => {
         const job = KvStateMachine.beginRestore(bytes, limits)
         return {
           step: () => {
             const restored = job.step()
-            if (restored === undefined) return false
-            machine = restored
-            adopt(machine)
-            watch?.restored()
-            return true
+            if (restored !== undefined) install(restored)
+            return restored !== undefined
           },
         }
       },

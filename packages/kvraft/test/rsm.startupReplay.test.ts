@@ -108,189 +108,195 @@ const waitFor = async (what: string, ok: () => boolean, deadline: number): Promi
 
 const leaderOf = (replicas: readonly RsmShape<number>[]) => replicas.find((r) => r.raft.status().role === "leader")
 
-/** Three replicas in `dirs` apply COMMANDS and each snapshots; then they stop. The count written. */
-const fillAndStop = async (dirs: readonly string[], deadline: number): Promise<number> => {
-  const network = new SimNetwork({ seed: 11 })
+/**
+ * Three replicas in `dirs`, on a network of `seed`, apply `commands` more commands of COMMAND_BYTES
+ * at `budget`; once every replica has applied them (and, when `snapshotted`, holds a snapshot) they stop.
+ */
+const writeAndStop = async (
+  dirs: readonly string[],
+  deadline: number,
+  options: {
+    readonly seed: number
+    readonly commands: number
+    readonly budget?: number
+    readonly snapshotted?: boolean
+  },
+): Promise<void> => {
+  const network = new SimNetwork({ seed: options.seed })
   const scope = await Effect.runPromise(Scope.make())
   try {
-    const gate = { open: true }
+    const open = { open: true }
     const replicas = await Promise.all(
-      [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, counting(gate, newLog()))),
+      [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, counting(open, newLog()), options.budget)),
     )
     await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
     const leader = leaderOf(replicas)!
-    for (let i = 0; i < COMMANDS; i++) await Effect.runPromise(leader.submit(new Uint8Array(COMMAND_BYTES).fill(1)))
+    for (let i = 0; i < options.commands; i++) {
+      await Effect.runPromise(leader.submit(new Uint8Array(COMMAND_BYTES).fill(1 + (i % 100))))
+    }
     const applied = leader.appliedIndex()
     await waitFor(
-      "every replica's snapshot",
-      () => replicas.every((r) => r.appliedIndex() >= applied && r.raft.snapshotIndex() > 0),
+      "every replica's apply",
+      () =>
+        replicas.every(
+          (r) => r.appliedIndex() >= applied && (options.snapshotted !== true || r.raft.snapshotIndex() > 0),
+        ),
       deadline,
     )
-    return COMMANDS
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
 
-test("a group restarted together elects a leader while its replicas restore; followers of it give way to its replay", async () => {
+/**
+ * Runs `body` on the data directories of three replicas that applied COMMANDS and each snapshotted,
+ * then stopped; removes them after.
+ */
+const withFilledGroup = async (body: (dirs: readonly string[], deadline: number) => Promise<void>): Promise<void> => {
   const root = mkdtempSync(join(tmpdir(), "kv-rsm-startup-"))
   const dirs = [1, 2, 3].map((k) => join(root, `replica-${k}`))
   const deadline = Date.now() + 30_000
   try {
-    const written = await fillAndStop(dirs, deadline)
-    const network = new SimNetwork({ seed: 12 })
-    const scope = await Effect.runPromise(Scope.make())
-    try {
-      const gate = { open: false }
-      const logs = [newLog(), newLog(), newLog()]
-      const machines = logs.map((log) => counting(gate, log))
-      const replicas = await Promise.all(
-        [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, machines[id - 1]!)),
-      )
-      await waitFor("a leader while every restore waits", () => leaderOf(replicas) !== undefined, deadline)
-      expect(logs.map((l) => l.restoredAt)).toEqual([undefined, undefined, undefined])
-      const leader = leaderOf(replicas)!
-      const k = replicas.indexOf(leader)
-
-      // A read waits for the leader's state.
-      const read = Effect.runPromise(leader.read(() => machines[k]!.count()))
-      const early = await Effect.runPromise(
-        leader.read(() => machines[k]!.count()).pipe(Effect.timeoutOption(200), Effect.option),
-      )
-      expect(early).toEqual(Option.some(Option.none()))
-      expect(leader.appliedIndex()).toBe(0)
-      // What its status says (`kv status`, metrics): the state machine's index, not what Raft handed over.
-      expect(leader.raft.status().appliedIndex).toBe(0)
-
-      gate.open = true
-      expect(await read).toBe(written)
-      await waitFor("every restore", () => logs.every((l) => l.restoredAt !== undefined), deadline)
-      // While the leader replayed, each follower did a slice for every 1 + FOLLOWER_REPLAY_PAUSE of
-      // its own at most (the three share this process's thread): without the pause, all three
-      // restore in turn and end together.
-      const leaderDone = logs[k]!.restoredAt!
-      const doneBefore = logs.map((l) => l.stepsAt.filter((at) => at < leaderDone).length)
-      console.log(
-        `leader replica ${k + 1}; slices of ${SLICES} done when the leader's restore ended: ${doneBefore.join(", ")}`,
-      )
-      for (const [i, log] of logs.entries()) {
-        if (i === k) continue
-        expect(log.restoredAt!).toBeGreaterThan(leaderDone)
-        expect(doneBefore[i]!).toBeLessThan(SLICES / 2)
-      }
-    } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
+    await writeAndStop(dirs, deadline, { seed: 11, commands: COMMANDS, snapshotted: true })
+    await body(dirs, deadline)
   } finally {
     rmSync(root, { recursive: true, force: true })
   }
-}, 40_000)
+}
 
-test("a replica back to a serving leader restores at full speed, whether that leader was elected before or while it was down", async () => {
-  const root = mkdtempSync(join(tmpdir(), "kv-rsm-startup-"))
-  const dirs = [1, 2, 3].map((k) => join(root, `replica-${k}`))
-  const deadline = Date.now() + 30_000
-  try {
-    await fillAndStop(dirs, deadline)
-    const network = new SimNetwork({ seed: 13 })
-    const scopes = await Promise.all([1, 2, 3].map(() => Effect.runPromise(Scope.make())))
-    try {
-      const open = { open: true }
-      const replicas = await Promise.all(
-        [1, 2, 3].map((id) => startReplica(dirs, id, network, scopes[id - 1]!, counting(open, newLog()))),
-      )
-      await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
-      const first = leaderOf(replicas)!
-      await waitFor("the leader's replay", () => first.appliedIndex() >= first.raft.status().commitIndex, deadline)
-      const f = replicas.findIndex((r) => r !== first)
-      const restartFollower = async () => {
-        await Effect.runPromise(Scope.close(scopes[f]!, Exit.void))
-        scopes[f] = await Effect.runPromise(Scope.make())
-        const log = newLog()
-        replicas[f] = await startReplica(dirs, f + 1, network, scopes[f]!, counting(open, log))
-        await waitFor("the follower's restore", () => log.restoredAt !== undefined, deadline)
-        return log
-      }
-      const rolled = await restartFollower()
-
-      // Down again while the leader hands over to the third replica: back to a leader of a later term.
-      await Effect.runPromise(Scope.close(scopes[f]!, Exit.void))
-      const third = replicas.find((r, i) => i !== f && r !== first)!
-      await Effect.runPromise(first.raft.transferLeadership(third.raft.id))
-      await waitFor("the handover", () => third.raft.status().role === "leader", deadline)
-      const crashed = await restartFollower()
-
-      for (const [what, log] of [
-        ["rolled", rolled],
-        ["back after an election", crashed],
-      ] as const) {
-        const wall = log.restoredAt! - log.firstStepAt!
-        console.log(`${what}: replica ${f + 1}'s restore wall/work ms ${wall.toFixed(0)}/${log.busyMs.toFixed(0)}`)
-        expect(wall).toBeLessThan(log.busyMs * (1 + FOLLOWER_REPLAY_PAUSE * 0.5))
-      }
-    } finally {
-      for (const scope of scopes) await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
-  } finally {
-    rmSync(root, { recursive: true, force: true })
-  }
-}, 40_000)
-
-test("a replica stopped while it replays finishes the replay and snapshots the tail, so its next start has none", async () => {
-  const root = mkdtempSync(join(tmpdir(), "kv-rsm-startup-"))
-  const dirs = [1, 2, 3].map((k) => join(root, `replica-${k}`))
-  const deadline = Date.now() + 30_000
-  /** A budget whose quarter the tail written below passes, and which it stays under. */
-  const budget = 256 * 1024
-  try {
-    await fillAndStop(dirs, deadline)
-    // A tail past the snapshot of more than a quarter of the budget, and under it.
-    {
-      const network = new SimNetwork({ seed: 14 })
+test(
+  "a group restarted together elects a leader while its replicas restore; followers of it give way to its replay",
+  () =>
+    withFilledGroup(async (dirs, deadline) => {
+      const network = new SimNetwork({ seed: 12 })
       const scope = await Effect.runPromise(Scope.make())
       try {
-        const open = { open: true }
+        const gate = { open: false }
+        const logs = [newLog(), newLog(), newLog()]
+        const machines = logs.map((log) => counting(gate, log))
         const replicas = await Promise.all(
-          [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, counting(open, newLog()), budget)),
+          [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, machines[id - 1]!)),
         )
-        await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
+        await waitFor("a leader while every restore waits", () => leaderOf(replicas) !== undefined, deadline)
+        expect(logs.map((l) => l.restoredAt)).toEqual([undefined, undefined, undefined])
         const leader = leaderOf(replicas)!
-        for (let i = 0; i < 100; i++) {
-          await Effect.runPromise(leader.submit(new Uint8Array(COMMAND_BYTES).fill(2)))
+        const k = replicas.indexOf(leader)
+
+        // A read waits for the leader's state.
+        const read = Effect.runPromise(leader.read(() => machines[k]!.count()))
+        const early = await Effect.runPromise(
+          leader.read(() => machines[k]!.count()).pipe(Effect.timeoutOption(200), Effect.option),
+        )
+        expect(early).toEqual(Option.some(Option.none()))
+        expect(leader.appliedIndex()).toBe(0)
+        // What its status says (`kv status`, metrics): the state machine's index, not what Raft handed over.
+        expect(leader.raft.status().appliedIndex).toBe(0)
+
+        gate.open = true
+        expect(await read).toBe(COMMANDS)
+        await waitFor("every restore", () => logs.every((l) => l.restoredAt !== undefined), deadline)
+        // While the leader replayed, each follower did a slice for every 1 + FOLLOWER_REPLAY_PAUSE of
+        // its own at most (the three share this process's thread): without the pause, all three
+        // restore in turn and end together.
+        const leaderDone = logs[k]!.restoredAt!
+        const doneBefore = logs.map((l) => l.stepsAt.filter((at) => at < leaderDone).length)
+        console.log(
+          `leader replica ${k + 1}; slices of ${SLICES} done when the leader's restore ended: ${doneBefore.join(", ")}`,
+        )
+        for (const [i, log] of logs.entries()) {
+          if (i === k) continue
+          expect(log.restoredAt!).toBeGreaterThan(leaderDone)
+          expect(doneBefore[i]!).toBeLessThan(SLICES / 2)
         }
-        const applied = leader.appliedIndex()
-        await waitFor("every replica's apply", () => replicas.every((r) => r.appliedIndex() >= applied), deadline)
       } finally {
         await Effect.runPromise(Scope.close(scope, Exit.void))
       }
-    }
-    const network = new SimNetwork({ seed: 15 })
-    const scope = await Effect.runPromise(Scope.make())
-    try {
-      const gate = { open: false }
-      const replicas = await Promise.all(
-        [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, counting(gate, newLog()), budget)),
-      )
-      const replica = replicas[0]!
-      const replayEnd = replica.raft.status().commitIndex
-      const snapshotBefore = replica.raft.snapshotIndex()
-      expect(replica.raft.raftStateBytes()).toBeGreaterThan(budget / 4)
-      const stop = Effect.runPromise(replica.snapshotBeforeStop)
-      let stopped: number | undefined | "pending" = "pending"
-      void stop.then((index) => {
-        stopped = index
-      })
-      await Bun.sleep(200)
-      expect(stopped).toBe("pending")
-      gate.open = true
-      const index = await stop
-      console.log(`replay end ${replayEnd}; snapshot ${snapshotBefore} before the stop, ${index} at it`)
-      expect(index).toBeGreaterThanOrEqual(replayEnd)
-      expect(replica.raft.snapshotIndex()).toBeGreaterThanOrEqual(replayEnd)
-    } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
-    }
-  } finally {
-    rmSync(root, { recursive: true, force: true })
-  }
-}, 40_000)
+    }),
+  40_000,
+)
+
+test(
+  "a replica back to a serving leader restores at full speed, whether that leader was elected before or while it was down",
+  () =>
+    withFilledGroup(async (dirs, deadline) => {
+      const network = new SimNetwork({ seed: 13 })
+      const scopes = await Promise.all([1, 2, 3].map(() => Effect.runPromise(Scope.make())))
+      try {
+        const open = { open: true }
+        const replicas = await Promise.all(
+          [1, 2, 3].map((id) => startReplica(dirs, id, network, scopes[id - 1]!, counting(open, newLog()))),
+        )
+        await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
+        const first = leaderOf(replicas)!
+        await waitFor("the leader's replay", () => first.appliedIndex() >= first.raft.status().commitIndex, deadline)
+        const f = replicas.findIndex((r) => r !== first)
+        const restartFollower = async () => {
+          await Effect.runPromise(Scope.close(scopes[f]!, Exit.void))
+          scopes[f] = await Effect.runPromise(Scope.make())
+          const log = newLog()
+          replicas[f] = await startReplica(dirs, f + 1, network, scopes[f]!, counting(open, log))
+          await waitFor("the follower's restore", () => log.restoredAt !== undefined, deadline)
+          return log
+        }
+        const rolled = await restartFollower()
+
+        // Down again while the leader hands over to the third replica: back to a leader of a later term.
+        await Effect.runPromise(Scope.close(scopes[f]!, Exit.void))
+        const third = replicas.find((r, i) => i !== f && r !== first)!
+        await Effect.runPromise(first.raft.transferLeadership(third.raft.id))
+        await waitFor("the handover", () => third.raft.status().role === "leader", deadline)
+        const crashed = await restartFollower()
+
+        for (const [what, log] of [
+          ["rolled", rolled],
+          ["back after an election", crashed],
+        ] as const) {
+          const wall = log.restoredAt! - log.firstStepAt!
+          console.log(`${what}: replica ${f + 1}'s restore wall/work ms ${wall.toFixed(0)}/${log.busyMs.toFixed(0)}`)
+          expect(wall).toBeLessThan(log.busyMs * (1 + FOLLOWER_REPLAY_PAUSE * 0.5))
+        }
+      } finally {
+        for (const scope of scopes) await Effect.runPromise(Scope.close(scope, Exit.void))
+      }
+    }),
+  40_000,
+)
+
+test(
+  "a replica stopped while it replays finishes the replay and snapshots the tail, so its next start has none",
+  () =>
+    withFilledGroup(async (dirs, deadline) => {
+      /** A budget whose quarter the tail written below passes, and which it stays under. */
+      const budget = 256 * 1024
+      // A tail past the snapshot of more than a quarter of the budget, and under it.
+      await writeAndStop(dirs, deadline, { seed: 14, commands: 100, budget })
+      const network = new SimNetwork({ seed: 15 })
+      const scope = await Effect.runPromise(Scope.make())
+      try {
+        const gate = { open: false }
+        const replicas = await Promise.all(
+          [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, counting(gate, newLog()), budget)),
+        )
+        const replica = replicas[0]!
+        const replayEnd = replica.raft.status().commitIndex
+        const snapshotBefore = replica.raft.snapshotIndex()
+        expect(replica.raft.raftStateBytes()).toBeGreaterThan(budget / 4)
+        const stop = Effect.runPromise(replica.snapshotBeforeStop)
+        let stopped: number | undefined | "pending" = "pending"
+        void stop.then((index) => {
+          stopped = index
+        })
+        // The group elects a leader while every restore waits (first test): the stop waits on.
+        await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
+        expect(stopped).toBe("pending")
+        gate.open = true
+        const index = await stop
+        console.log(`replay end ${replayEnd}; snapshot ${snapshotBefore} before the stop, ${index} at it`)
+        expect(index).toBeGreaterThanOrEqual(replayEnd)
+        expect(replica.raft.snapshotIndex()).toBeGreaterThanOrEqual(replayEnd)
+      } finally {
+        await Effect.runPromise(Scope.close(scope, Exit.void))
+      }
+    }),
+  40_000,
+)

@@ -12,6 +12,7 @@ import {
   appendAck,
   Disk,
   enc,
+  firstAppend,
   makeLeader,
   messagesOfType,
   newCore,
@@ -73,16 +74,7 @@ describe("takeDuringFlush", () => {
 
   test("a follower hands out what the leader says is committed, before its own write, and acks nothing early", () => {
     const core = newCore(2, [1, 2, 3])
-    core.step({
-      type: "Append",
-      from: 1,
-      to: 2,
-      term: 1,
-      prevIndex: 0,
-      prevTerm: 0,
-      entries: [e(1, 1), e(2, 1)],
-      commit: 0,
-    })
+    core.step(firstAppend([e(1, 1), e(2, 1)]))
     const rd = core.ready()
     expect(indexes(rd.entries)).toEqual([1, 2])
     // The leader learns of a quorum and says so while this follower's write is still in flight.

@@ -5,23 +5,13 @@
  * term, and committing it would commit what the group never did (found by sim-raft, seed 630115966).
  */
 import { expect, test } from "bun:test"
-import type { Append, Heartbeat } from "../src/core/index.ts"
-import { enc, newCore } from "./support/simCluster.ts"
+import type { Heartbeat } from "../src/core/index.ts"
+import { enc, firstAppend, newCore } from "./support/simCluster.ts"
 
 /** Follower 2 holding entries 1..3 of term 1, from leader 1, none committed. */
 const followerWithTerm1Entries = () => {
   const follower = newCore(2, [1, 2, 3])
-  const append: Append = {
-    type: "Append",
-    from: 1,
-    to: 2,
-    term: 1,
-    prevIndex: 0,
-    prevTerm: 0,
-    entries: [1, 2, 3].map((index) => ({ term: 1, index, data: enc(`e${index}`) })),
-    commit: 0,
-  }
-  follower.step(append)
+  follower.step(firstAppend([1, 2, 3].map((index) => ({ term: 1, index, data: enc(`e${index}`) }))))
   expect(follower.commitIndex).toBe(0)
   return follower
 }

@@ -14,7 +14,17 @@ import {
   type RaftCore,
   SnapshotReceiver,
 } from "../src/core/index.ts"
-import { baseConfig, Disk, emptyState, makeLeader, newCore, sent, takeReady, tickUntil } from "./support/simCluster.ts"
+import {
+  baseConfig,
+  Disk,
+  emptyState,
+  firstAppend,
+  makeLeader,
+  newCore,
+  sent,
+  takeReady,
+  tickUntil,
+} from "./support/simCluster.ts"
 
 const data = (n: number) => new Uint8Array([n])
 
@@ -22,16 +32,12 @@ const data = (n: number) => new Uint8Array([n])
 const follower = (overrides = {}): { core: RaftCore; disk: Disk } => {
   const disk = new Disk()
   const core = newCore(2, [1, 2, 3], overrides)
-  core.step({
-    type: "Append",
-    from: 1,
-    to: 2,
-    term: 1,
-    prevIndex: 0,
-    prevTerm: 0,
-    entries: [1, 2, 3].map((index) => ({ term: 1, index, data: data(index) })),
-    commit: 1,
-  })
+  core.step(
+    firstAppend(
+      [1, 2, 3].map((index) => ({ term: 1, index, data: data(index) })),
+      1,
+    ),
+  )
   while (core.hasReady()) takeReady(core, disk)
   return { core, disk }
 }

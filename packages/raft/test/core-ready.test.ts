@@ -6,6 +6,7 @@ import {
   Cluster,
   Disk,
   enc,
+  firstAppend,
   makeLeader,
   newCore,
   sent,
@@ -48,16 +49,7 @@ describe("Ready", () => {
 
   test("entries replaced by a new leader while their Ready was being persisted are written again", () => {
     const core = newCore(2, [1, 2, 3])
-    core.step({
-      type: "Append",
-      from: 1,
-      to: 2,
-      term: 1,
-      prevIndex: 0,
-      prevTerm: 0,
-      entries: [e(1, 1), e(2, 1), e(3, 1)],
-      commit: 1,
-    })
+    core.step(firstAppend([e(1, 1), e(2, 1), e(3, 1)], 1))
     const rd = core.ready()
     core.step({
       type: "Append",

@@ -6,6 +6,7 @@ import {
   appendAck,
   Cluster,
   enc,
+  firstAppend,
   makeLeader,
   messagesOfType,
   newCore,
@@ -370,18 +371,9 @@ describe("message economy", () => {
 describe("malformed input from a peer", () => {
   test("an Append whose entries do not follow prevIndex, or carry a future term, is dropped", () => {
     const core = newCore(2, [1, 2, 3])
-    core.step({ type: "Append", from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, entries: [e(2, 1)], commit: 0 })
-    core.step({ type: "Append", from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, entries: [e(1, 2)], commit: 0 })
-    core.step({
-      type: "Append",
-      from: 1,
-      to: 2,
-      term: 1,
-      prevIndex: 0,
-      prevTerm: 0,
-      entries: [e(1, 1), e(2, 0)],
-      commit: 0,
-    })
+    core.step(firstAppend([e(2, 1)]))
+    core.step(firstAppend([e(1, 2)]))
+    core.step(firstAppend([e(1, 1), e(2, 0)]))
     expect(core.lastIndex()).toBe(0)
     expect(sent(core.ready())).toEqual([])
   })

@@ -210,7 +210,7 @@ export const makeRsm = <R>(
     /** A stop is under way: the replay no longer gives way (see snapshotBeforeStop). */
     let stopping = false
     /** The stored snapshot and the entries after it, while they are restored and applied in slices. */
-    let replay: { readonly work: StartupReplay; readonly snapshotIndex: number } | undefined
+    let replay: StartupReplay | undefined
 
     const apply = (event: ApplyEvent) => {
       if (event.type === "snapshot") {
@@ -218,33 +218,28 @@ export const makeRsm = <R>(
         // The stored snapshot, handed over while the node is made: restored a slice at a time by
         // the replay fiber where the state machine can, so that the node answers meanwhile.
         if (raft === undefined && sm.beginRestore !== undefined) {
-          replay = {
-            work: new StartupReplay(sm.beginRestore(record.unwrapSnapshot(snapshot.data))),
-            snapshotIndex: snapshot.index,
-          }
+          replay = new StartupReplay(sm.beginRestore(record.unwrapSnapshot(snapshot.data)), snapshot.index)
           if (snapshot.membership !== undefined) record.noteConfiguration(snapshot.membership.members)
           lastSnapshot = snapshot.index
           return
         }
-        replay?.work.drop()
         replay = undefined
         applySnapshot(snapshot)
         return
       }
-      if (replay !== undefined) replay.work.push(event.entries)
+      if (replay !== undefined) replay.push(event.entries)
       else applyEntries(event.entries)
     }
 
     /** One slice of the replay; false once it is over. */
     const stepReplay = (): boolean => {
       if (replay === undefined) return false
-      const { work, snapshotIndex } = replay
-      if (work.step(applyEntries) === "restored") {
-        lastApplied = snapshotIndex
+      if (replay.step(applyEntries) === "restored") {
+        lastApplied = replay.snapshotIndex
         releaseReads()
         noteReplayEnd()
       }
-      if (work.pending) return true
+      if (replay.pending) return true
       replay = undefined
       return false
     }
@@ -293,7 +288,7 @@ export const makeRsm = <R>(
       const fatal = options.raft.onFatal ?? exitOnFatal
       // The group waits for its leader's replay, not this one's: while the leader says it replays
       // (the group restarted together), this replica leaves it the cores they may share.
-      const givesWay = () => !stopping && node.leaderReplaying() && node.status().role === "follower"
+      const givesWay = () => !stopping && node.leaderReplaying()
       yield* Effect.forkScoped(
         Effect.gen(function* () {
           for (;;) {

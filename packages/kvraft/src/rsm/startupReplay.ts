@@ -28,8 +28,12 @@ export class StartupReplay {
   /** Entries of the first batch already applied. */
   #at = 0
 
-  constructor(restore: RestoreInProgress) {
+  /** The index of the snapshot being restored: applied once the restore is over. */
+  readonly snapshotIndex: number
+
+  constructor(restore: RestoreInProgress, snapshotIndex: number) {
     this.#restore = restore
+    this.snapshotIndex = snapshotIndex
   }
 
   /** Work is left: the restore, or entries handed over since it began. */
@@ -40,13 +44,6 @@ export class StartupReplay {
   /** Committed entries, in log order, to apply after what is pending. */
   push(entries: readonly Entry[]): void {
     if (entries.length > 0) this.#batches.push(entries)
-  }
-
-  /** Gives up what is pending: a snapshot installed since replaces the state it would build. */
-  drop(): void {
-    this.#restore = undefined
-    this.#batches = []
-    this.#at = 0
   }
 
   /**

@@ -18,7 +18,7 @@ export {
   opKeys,
 } from "./command.ts"
 export {
-  finishSnapshotJob,
+  finishSlicedJob,
   holds,
   type KvListEntry,
   type KvListOptions,

@@ -63,11 +63,11 @@ export type RestoreJob = SlicedJob<KvStateMachine>
 /** A snapshot being taken a slice at a time (see `KvStateMachine.beginSnapshot`). */
 export type SnapshotJob = SlicedJob<Uint8Array>
 
-/** Runs `job` to its end at once: its bytes. */
-export const finishSnapshotJob = (job: SnapshotJob): Uint8Array => {
+/** Runs `job` to its end at once: its result. */
+export const finishSlicedJob = <A>(job: SlicedJob<A>): A => {
   for (;;) {
-    const bytes = job.step()
-    if (bytes !== undefined) return bytes
+    const done = job.step()
+    if (done !== undefined) return done
   }
 }
 
@@ -307,7 +307,7 @@ export class KvStateMachine {
    * wrapped.
    */
   snapshotWithRoom(roomBytes: number): Uint8Array {
-    return finishSnapshotJob(this.beginSnapshot(roomBytes))
+    return finishSlicedJob(this.beginSnapshot(roomBytes))
   }
 
   /**
@@ -382,11 +382,7 @@ export class KvStateMachine {
    * wrong if corrupt.
    */
   static restore(bytes: Uint8Array, limits?: Partial<KvLimits>): KvStateMachine {
-    const job = KvStateMachine.beginRestore(bytes, limits, Number.POSITIVE_INFINITY)
-    for (;;) {
-      const machine = job.step()
-      if (machine !== undefined) return machine
-    }
+    return finishSlicedJob(KvStateMachine.beginRestore(bytes, limits, Number.POSITIVE_INFINITY))
   }
 
   /**

@@ -4,6 +4,7 @@
  * (persist → send → apply → advance).
  */
 import {
+  type Append,
   type AppendResp,
   createRaft,
   type Entry,
@@ -313,4 +314,16 @@ export const appendAck = (from: NodeId, index: LogIndex, term: Term = 1, to: Nod
   reject: false,
   conflictTerm: 0,
   conflictIndex: 0,
+})
+
+/** Leader 1's first Append to node 2 in term 1: `entries` from the log's start, with its commit. */
+export const firstAppend = (entries: readonly Entry[], commit: LogIndex = 0): Append => ({
+  type: "Append",
+  from: 1,
+  to: 2,
+  term: 1,
+  prevIndex: 0,
+  prevTerm: 0,
+  entries,
+  commit,
 })

@@ -8,7 +8,7 @@
  */
 import {
   answerRead,
-  finishSnapshotJob,
+  finishSlicedJob,
   type KvCommand,
   type KvLimits,
   type KvOp,
@@ -341,7 +341,7 @@ export class ShardStateMachine {
 
   /** The bytes of `snapshot()` after `roomBytes` free bytes, for an envelope the caller writes there. */
   snapshotWithRoom(roomBytes: number): Uint8Array {
-    return finishSnapshotJob(this.beginSnapshot(roomBytes))
+    return finishSlicedJob(this.beginSnapshot(roomBytes))
   }
 
   /**
@@ -436,7 +436,7 @@ export class ShardStateMachine {
     const job = this.#kvJobs.get(kv)
     if (job === undefined) return undefined
     this.#kvJobs.delete(kv)
-    return { job, bytes: finishSnapshotJob(job) }
+    return { job, bytes: finishSlicedJob(job) }
   }
 
   /** `kv.snapshot()` of the store `holder` holds, cached in the holder until the store changes. */
