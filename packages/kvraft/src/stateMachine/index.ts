@@ -27,8 +27,11 @@ export {
   maxListBytes,
   maxListLimit,
   maxTxnOps,
+  type RestoreJob,
+  type SlicedJob,
   type SnapshotJob,
   type SnapshotSlice,
+  slicedJobOf,
   snapshotJobOf,
 } from "./kvStateMachine.ts"
 export { defaultKvLimits, type KvLimits, resolveKvLimits, type SessionLimits } from "./limits.ts"

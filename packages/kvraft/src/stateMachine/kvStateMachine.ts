@@ -75,7 +75,7 @@ export const finishSlicedJob = <A>(job: SlicedJob<A>): A => {
 export const snapshotJobOf = (slices: Generator<void, Uint8Array>): SnapshotJob => slicedJobOf(slices)
 
 /** The job of a generator that yields between slices and returns the result. */
-const slicedJobOf = <A>(slices: Generator<void, A>): SlicedJob<A> => {
+export const slicedJobOf = <A>(slices: Generator<void, A>): SlicedJob<A> => {
   let done: A | undefined
   return {
     step: () => {

@@ -120,6 +120,16 @@ export const makeShardKvServer = (
     let machine = new ShardStateMachine(machineOptions)
     /** Set once the watch service is up (after the Raft node, which may apply entries at once). */
     let watch: ShardWatchServing | undefined
+    /**
+     * The snapshot this replica started from is still being restored: `machine` is an empty one
+     * meanwhile, whose view of ownership and configuration must not answer anyone.
+     */
+    let restoring = false
+    const install = (restored: ShardStateMachine) => {
+      machine = restored
+      restoring = false
+      watch?.restored()
+    }
     const rsm = yield* makeRsm<ShardResult>({
       raft: {
         id: options.id,
@@ -145,9 +155,18 @@ export const makeShardKvServer = (
         snapshotWithRoom: (roomBytes) => machine.snapshotWithRoom(roomBytes),
         // Bound to the machine of this moment: the RSM drops the job if a restore replaces it.
         beginSnapshot: (roomBytes) => machine.beginSnapshot(roomBytes),
-        restore: (bytes) => {
-          machine = ShardStateMachine.restore(bytes, machineOptions)
-          watch?.restored()
+        restore: (bytes) => install(ShardStateMachine.restore(bytes, machineOptions)),
+        // The snapshot a replica starts from, restored a slice at a time while its Raft node answers.
+        beginRestore: (bytes) => {
+          restoring = true
+          const job = ShardStateMachine.beginRestore(bytes, machineOptions)
+          return {
+            step: () => {
+              const restored = job.step()
+              if (restored !== undefined) install(restored)
+              return restored !== undefined
+            },
+          }
         },
       },
       maxRaftStateBytes: options.maxRaftStateBytes,
@@ -172,7 +191,8 @@ export const makeShardKvServer = (
       const status = rsm.raft.status()
       // A follower's view of ownership may lag; only the leader's refusal is worth acting on.
       if (status.role !== "leader") return reply(wrongLeader(status.leader))
-      const rejected = machine.precheck(request.op)
+      // Refused early only by restored state; applying checks again in any case.
+      const rejected = restoring ? undefined : machine.precheck(request.op)
       if (rejected !== undefined && !rejected.ok) return reply(commandReply(rejected))
       const command = encodeShardCommand({
         type: "client",
@@ -347,7 +367,7 @@ export const makeShardKvServer = (
      * controller first learns of this incarnation, and of every change to its membership.
      */
     const followConfig = Effect.gen(function* () {
-      if (!isLeader() || !machine.canReconfigure()) return false
+      if (restoring || !isLeader() || !machine.canReconfigure()) return false
       if (!(yield* incarnation.ensure(0))) return false
       const num = machine.config.num + 1
       const next = yield* controller.query(num)

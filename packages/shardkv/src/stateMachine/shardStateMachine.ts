@@ -17,7 +17,9 @@ import {
   kvError,
   opKeys,
   resolveKvLimits,
+  type SlicedJob,
   type SnapshotJob,
+  slicedJobOf,
   snapshotJobOf,
   utf8ByteLength,
 } from "@kv/kvraft"
@@ -28,6 +30,26 @@ import { crc32 } from "./crc32.ts"
 import { type GetResult, ignored, notReady, type ReadResult, type ShardResult, wrongGroup } from "./result.ts"
 import { holdsData, type ShardState, servesClients, shardStateCode, shardStateCodes } from "./shardState.ts"
 import { Blob, SnapshotPieces } from "./snapshotPieces.ts"
+
+/** A shard's store restored by its own sliced job, yielding between slices; its errors go through `wrap`. */
+function* restoreStore(
+  data: Uint8Array,
+  limits: KvLimits,
+  entriesPerSlice: number | undefined,
+  wrap: (cause: unknown) => Error,
+): Generator<void, KvStateMachine> {
+  const job = KvStateMachine.beginRestore(data, limits, entriesPerSlice)
+  for (;;) {
+    let kv: KvStateMachine | undefined
+    try {
+      kv = job.step()
+    } catch (cause) {
+      throw wrap(cause)
+    }
+    if (kv !== undefined) return kv
+    yield
+  }
+}
 
 export interface ShardStateMachineOptions {
   /** The replica group this state machine belongs to. */
@@ -455,6 +477,28 @@ export class ShardStateMachine {
 
   /** Rebuilds a state machine from `snapshot()` bytes. Throws an Error saying what is wrong if corrupt. */
   static restore(bytes: Uint8Array, options: ShardStateMachineOptions): ShardStateMachine {
+    return finishSlicedJob(ShardStateMachine.beginRestore(bytes, options, Number.POSITIVE_INFINITY))
+  }
+
+  /**
+   * `restore` a slice at a time: each `step` restores up to `entriesPerSlice` keys of one shard's
+   * store (KvStateMachine.beginRestore), so that a replica of a group holding large shards answers
+   * its peers while it restores at startup. `step` returns the machine once done and throws as
+   * `restore` does; the bytes must not change meanwhile.
+   */
+  static beginRestore(
+    bytes: Uint8Array,
+    options: ShardStateMachineOptions,
+    entriesPerSlice?: number,
+  ): SlicedJob<ShardStateMachine> {
+    return slicedJobOf(ShardStateMachine.#restoreSlices(bytes, options, entriesPerSlice))
+  }
+
+  static *#restoreSlices(
+    bytes: Uint8Array,
+    options: ShardStateMachineOptions,
+    entriesPerSlice: number | undefined,
+  ): Generator<void, ShardStateMachine> {
     const corrupt = (what: string, cause?: unknown) =>
       new Error(`ShardStateMachine.restore: corrupt snapshot: ${what}`, cause === undefined ? undefined : { cause })
     let decoded: unknown
@@ -482,15 +526,13 @@ export class ShardStateMachine {
       if (!holdsData(state)) continue
       const data: unknown = shards[at++]
       if (!(data instanceof Uint8Array)) throw corrupt(`data of shard ${shard}`)
-      try {
-        slot.kv = KvStateMachine.restore(data, machine.limits)
-      } catch (cause) {
-        throw corrupt(`shard ${shard}: ${(cause as Error).message}`, cause)
-      }
+      slot.kv = yield* restoreStore(data, machine.limits, entriesPerSlice, (cause) =>
+        corrupt(`shard ${shard}: ${(cause as Error).message}`, cause),
+      )
     }
     if (at !== shards.length) throw corrupt("trailing shard entries")
     if (version === 1) machine.#sourcesFromPrevConfig()
-    else machine.#restoreDetails(details, corrupt)
+    else yield* machine.#restoreDetails(details, corrupt, entriesPerSlice)
     if (incarnation !== undefined && incarnation !== null) {
       if (typeof incarnation !== "string") throw corrupt("incarnation is not a string")
       machine.#incarnation = incarnation
@@ -507,7 +549,11 @@ export class ShardStateMachine {
     })
   }
 
-  #restoreDetails(details: unknown, corrupt: (what: string) => Error): void {
+  *#restoreDetails(
+    details: unknown,
+    corrupt: (what: string) => Error,
+    entriesPerSlice: number | undefined,
+  ): Generator<void, void> {
     if (!Array.isArray(details)) throw corrupt("details is not a list")
     for (const entry of details as unknown[]) {
       const [shard, parked, source, incoming, holder] = Array.isArray(entry) ? (entry as unknown[]) : []
@@ -517,12 +563,9 @@ export class ShardStateMachine {
       if (parked !== null) {
         const [parkedAt, data] = Array.isArray(parked) ? (parked as unknown[]) : []
         if (!isCount(parkedAt) || !(data instanceof Uint8Array)) throw corrupt(what)
-        let kv: KvStateMachine
-        try {
-          kv = KvStateMachine.restore(data, this.limits)
-        } catch (cause) {
-          throw corrupt(`parked shard ${String(shard)}: ${(cause as Error).message}`)
-        }
+        const kv = yield* restoreStore(data, this.limits, entriesPerSlice, (cause) =>
+          corrupt(`parked shard ${String(shard)}: ${(cause as Error).message}`),
+        )
         this.#parked[shard as number] = { parkedAt, kv, bytes: data, checksum: undefined, snapshotJob: undefined }
       }
       if (source !== null)

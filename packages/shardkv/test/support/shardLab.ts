@@ -17,7 +17,7 @@ import {
   shardOf,
 } from "@kv/shardctrler"
 import { checkLinearizable, HistoryRecorder, type KvInput, SimProcesses, SimWorld } from "@kv/testkit"
-import { type Effect, Exit } from "effect"
+import { Effect, Exit } from "effect"
 import { makeShardKvClient, makeShardKvServer, type ShardKvServerShape } from "../../src/index.ts"
 
 export const N_SHARDS = 10
@@ -167,8 +167,11 @@ export class ShardLab {
     return Object.values(this.groups[gi]!.peers)
   }
 
-  /** Starts replica i of group gi, or restarts it from what its disk kept. */
-  async restart(gi: number, i: number): Promise<void> {
+  /**
+   * Starts replica i of group gi, or restarts it from what its disk kept. `started` sees the server
+   * the moment it is built, before anything else of the world runs.
+   */
+  async restart(gi: number, i: number, started?: (server: ShardKvServerShape) => void): Promise<void> {
     const group = this.groups[gi]!
     group.servers[i] = undefined
     group.servers[i] = await this.processes.start(
@@ -182,7 +185,7 @@ export class ShardLab {
         maxRaftStateBytes: this.options.maxRaftStateBytes > 0 ? this.options.maxRaftStateBytes : undefined,
         storageName: storageName(group.gid, i),
         seed: this.options.seed + 7_919 * group.gid + 31 * i,
-      }),
+      }).pipe(Effect.tap((server) => Effect.sync(() => started?.(server)))),
     )
   }
 
