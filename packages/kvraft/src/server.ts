@@ -16,7 +16,7 @@ import {
   type StatusReply,
 } from "./protocol.ts"
 import { handleKvReads } from "./reads.ts"
-import { makeRsm, type RsmShape, type SubmitError, type WrongLeader } from "./rsm/index.ts"
+import { installWhenRestored, makeRsm, type RsmShape, type SubmitError, type WrongLeader } from "./rsm/index.ts"
 import {
   decodeCommand,
   decodeLeaderCommand,
@@ -100,16 +100,7 @@ const kvReplica = (limits: Partial<KvLimits> | undefined, adopt: (machine: KvSta
       snapshotWithRoom: (roomBytes: number) => machine.snapshotWithRoom(roomBytes),
       beginSnapshot: (roomBytes: number) => machine.beginSnapshot(roomBytes),
       restore: (bytes: Uint8Array) => install(KvStateMachine.restore(bytes, limits)),
-      beginRestore: (bytes: Uint8Array) => {
-        const job = KvStateMachine.beginRestore(bytes, limits)
-        return {
-          step: () => {
-            const restored = job.step()
-            if (restored !== undefined) install(restored)
-            return restored !== undefined
-          },
-        }
-      },
+      beginRestore: (bytes: Uint8Array) => installWhenRestored(KvStateMachine.beginRestore(bytes, limits), install),
     },
   }
 }

@@ -37,6 +37,19 @@ export interface RestoreInProgress {
   step(): boolean
 }
 
+/** The restore that steps `job` and hands the machine it gives to `install`. */
+export const installWhenRestored = <A>(
+  job: { step(): A | undefined },
+  install: (restored: A) => void,
+): RestoreInProgress => ({
+  step: () => {
+    const restored = job.step()
+    if (restored === undefined) return false
+    install(restored)
+    return true
+  },
+})
+
 /** A snapshot being taken a slice at a time (see `beginSnapshot`). */
 export interface SnapshotInProgress {
   /** Does one slice of the work; the snapshot's bytes once it is done. */

@@ -2,6 +2,7 @@ import {
   allowReplicaClients,
   commandStampMs,
   type HeldPollsOptions,
+  installWhenRestored,
   type KvLimits,
   type LeaderCaller,
   makeLeaderCaller,
@@ -159,14 +160,7 @@ export const makeShardKvServer = (
         // The snapshot a replica starts from, restored a slice at a time while its Raft node answers.
         beginRestore: (bytes) => {
           restoring = true
-          const job = ShardStateMachine.beginRestore(bytes, machineOptions)
-          return {
-            step: () => {
-              const restored = job.step()
-              if (restored !== undefined) install(restored)
-              return restored !== undefined
-            },
-          }
+          return installWhenRestored(ShardStateMachine.beginRestore(bytes, machineOptions), install)
         },
       },
       maxRaftStateBytes: options.maxRaftStateBytes,
