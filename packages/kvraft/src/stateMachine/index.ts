@@ -27,7 +27,6 @@ export {
   maxListBytes,
   maxListLimit,
   maxTxnOps,
-  type RestoreJob,
   type SlicedJob,
   type SnapshotJob,
   type SnapshotSlice,
