@@ -59,7 +59,14 @@ const message = (random: SeededRandom): Fields =>
     () => ({ type: "Vote", ...header, lastLogIndex: 3, lastLogTerm: 2, transfer: false }),
     () => ({ type: "PreVoteResp", ...header, reject: true }),
     () => ({ type: "TimeoutNow", ...header }),
-  ][random.int(7)]!()
+    () => ({
+      type: "PreVote",
+      ...header,
+      lastLogIndex: 3,
+      lastLogTerm: 2,
+      ...(random.chance(0.5) ? { backlog: random.int(1 << 30) } : {}),
+    }),
+  ][random.int(8)]!()
 
 const FIELDS = [
   "type",
@@ -74,6 +81,7 @@ const FIELDS = [
   "context",
   "commitTerm",
   "replaying",
+  "backlog",
   "config",
 ]
 
@@ -146,4 +154,12 @@ test("replication messages are taken by the hand-written checks, not the Schema"
   ]
   expect(replicationBatch(batch)?.length).toBe(batch.length)
   expect(replicationBatch(batch)).toEqual(decodeMessagesBySchema(batch) as Message[])
+})
+
+test("a pre-vote carries its candidate's backlog, a count of bytes, or none", () => {
+  const preVote = { type: "PreVote", ...header, lastLogIndex: 3, lastLogTerm: 2 }
+  expect(decodeMessages([{ ...preVote, backlog: 21 << 20 }])).toEqual([{ ...preVote, backlog: 21 << 20 }] as Message[])
+  expect(decodeMessages([preVote])).toEqual([preVote] as Message[])
+  expect(decodeMessages([{ ...preVote, backlog: -1 }])).toBeUndefined()
+  expect(decodeMessages([{ ...preVote, backlog: 1.5 }])).toBeUndefined()
 })

@@ -275,14 +275,22 @@ export const makeRsm = <R>(
       Effect.runSync(raft.snapshot(index, bytes))
     }
 
+    /** The log this replica restarted with past its snapshot, entries and bytes: what it replays. */
+    let tail = { entries: 0, bytes: 0 }
     const node = yield* makeRaftNode({
       ...options.raft,
       apply,
       serviceReplaying: replaying,
+      // Pro rata of the tail's bytes: entries vary in size, and the log keeps no running total.
+      serviceBacklogBytes: () =>
+        replaying() && tail.entries > 0
+          ? (tail.bytes * (replayEnd - Math.max(lastApplied, lastSnapshot))) / tail.entries
+          : 0,
       serviceApplied: () => lastApplied,
     })
     raft = node
     replayEnd = node.status().commitIndex
+    tail = { entries: Math.max(0, replayEnd - lastSnapshot), bytes: node.raftStateBytes() }
     noteReplayEnd()
     if (replay !== undefined) {
       const fatal = options.raft.onFatal ?? exitOnFatal

@@ -23,6 +23,7 @@ export {
 export { Inflights, Progress } from "./progress.ts"
 export { majority, quorumValue, type VoteResult, voteResult } from "./quorum.ts"
 export {
+  BACKLOG_MARGIN_BYTES,
   createRaft,
   type MembershipProposal,
   type ProposeResult,

@@ -91,7 +91,21 @@ export interface RaftConfig {
    * says so in its heartbeats, and its followers' services give way to it (see `leaderReplaying`).
    */
   readonly serviceReplaying?: () => boolean
+  /**
+   * Bytes of log the service behind this node still has to apply before it serves (a restart's
+   * replay; 0 once caught up). Its pre-votes carry it, and while a node with no leader has a
+   * backlog of its own, it refuses its pre-vote to a candidate whose backlog is well above its own:
+   * of replicas restarted together, one with less to replay leads, and the group serves sooner.
+   */
+  readonly serviceBacklogBytes?: () => number
 }
+
+/**
+ * A replaying voter refuses a pre-vote only to a candidate whose backlog exceeds its own by more
+ * than this many bytes or a quarter of its own, whichever is more: replicas with about the same
+ * backlog campaign as ever.
+ */
+export const BACKLOG_MARGIN_BYTES = 1 << 20
 
 export interface RestoredState {
   readonly hardState: HardState
@@ -800,6 +814,7 @@ class Raft implements RaftCore {
     }
     const lastLogIndex = this.log.lastIndex()
     const lastLogTerm = this.log.lastTerm()
+    const backlog = kind === "pre-vote" ? this.backlog() : 0
     for (const to of this.voters) {
       if (to === this.id) continue
       if (kind === "pre-vote") {
@@ -810,6 +825,7 @@ class Raft implements RaftCore {
           term: this.currentTerm + 1,
           lastLogIndex,
           lastLogTerm,
+          ...(backlog > 0 ? { backlog } : {}),
         }
         this.msgs.push(m)
       } else {
@@ -850,7 +866,7 @@ class Raft implements RaftCore {
     const canVote =
       this.vote === m.from || (this.vote === 0 && this.lead === 0) || (isPreVote && m.term > this.currentTerm)
     // §5.4.1: only for a candidate whose log is at least as up to date as ours.
-    if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+    if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm) && !(isPreVote && this.replaysLess(m))) {
       this.respondVote(m, true)
       if (!isPreVote) {
         this.electionElapsed = 0
@@ -872,6 +888,24 @@ class Raft implements RaftCore {
         this.becomeFollower(this.currentTerm, 0)
       }
     }
+  }
+
+  /** The service's backlog, in whole bytes (see `serviceBacklogBytes`). */
+  private backlog(): number {
+    return Math.max(0, Math.ceil(this.cfg.serviceBacklogBytes?.() ?? 0))
+  }
+
+  /**
+   * Whether this node, with no leader and still replaying, has well less to replay than the
+   * candidate asking for its pre-vote: then it leaves the campaign to itself (its own timer), or to
+   * a peer with about as little, so that the group's leader serves sooner. It is refused nothing
+   * for this by a peer with more to replay, and the rule ends with its replay, so someone is elected.
+   */
+  private replaysLess(m: PreVote): boolean {
+    if (this.lead !== 0) return false
+    const own = this.backlog()
+    if (own === 0) return false
+    return (m.backlog ?? 0) > own + Math.max(BACKLOG_MARGIN_BYTES, own / 4)
   }
 
   private respondVote(m: PreVote | Vote, granted: boolean): void {

@@ -85,6 +85,8 @@ export interface PreVote extends MessageHeader {
   readonly type: "PreVote"
   readonly lastLogIndex: LogIndex
   readonly lastLogTerm: Term
+  /** Bytes of log the candidate's service still has to replay before it serves; absent: none. */
+  readonly backlog?: number
 }
 
 /** Granted: `term` echoes the PreVote's term. Rejected: `term` is the voter's own term. */

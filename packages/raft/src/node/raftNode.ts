@@ -105,6 +105,8 @@ export interface RaftNodeConfig {
    * heartbeats say so, and its followers' `leaderReplaying()` is true.
    */
   readonly serviceReplaying?: () => boolean
+  /** Bytes of log the service still has to apply before it serves (RaftConfig.serviceBacklogBytes). */
+  readonly serviceBacklogBytes?: () => number
   /**
    * The last index the service has applied, when it applies some of what it is handed later (a
    * restart's replay in slices): status() reports it rather than what was handed over.
@@ -298,6 +300,7 @@ export const makeRaftNode = (
       maxEntryBytes,
       maxSnapshotBytes,
       ...(config.serviceReplaying === undefined ? {} : { serviceReplaying: config.serviceReplaying }),
+      ...(config.serviceBacklogBytes === undefined ? {} : { serviceBacklogBytes: config.serviceBacklogBytes }),
     }
     const core = createRaft(raftConfig, restored)
     const tickMs = config.tickMs ?? raftDefaults.tickMs

@@ -35,7 +35,13 @@ const Entry = Schema.Struct({
 const SnapshotMeta = Schema.Struct({ index: Count, term: Count, membership: Schema.optionalKey(MembershipSchema) })
 
 const MessageSchema = Schema.Union([
-  Schema.Struct({ type: Schema.Literal("PreVote"), ...header, lastLogIndex: Count, lastLogTerm: Count }),
+  Schema.Struct({
+    type: Schema.Literal("PreVote"),
+    ...header,
+    lastLogIndex: Count,
+    lastLogTerm: Count,
+    backlog: Schema.optionalKey(Count),
+  }),
   Schema.Struct({ type: Schema.Literal("PreVoteResp"), ...header, reject: Schema.Boolean }),
   Schema.Struct({
     type: Schema.Literal("Vote"),
