@@ -68,16 +68,22 @@ test("a voter done replaying, or one that knows a leader, answers a pre-vote by 
   expect(messagesOfType(sent(takeReady(voter)), "PreVoteResp").map((m) => m.reject)).toEqual([false])
 })
 
-test("restarted together, the replica with the least to replay leads, whoever times out first", () => {
-  const backlog = new Map([
-    [1, 34 * MiB],
-    [2, 21 * MiB],
-    [3, 22 * MiB],
-  ])
+/** Three replicas restarted together, each with its backlog (MiB, changeable); none has a leader. */
+const restartedTogether = (mib: readonly [number, number, number]) => {
+  const backlog = new Map(mib.map((m, i) => [i + 1, m * MiB]))
   const cluster = new Cluster([1, 2, 3], (id) => ({ preVote: true, serviceBacklogBytes: () => backlog.get(id)! }))
+  /** Node `id`'s timer fires once, and the cluster runs until nothing moves. */
+  const campaign = (id: number) => {
+    for (let t = 0; t < 100 && cluster.core(id).role === "follower"; t++) cluster.tick(id)
+    cluster.stabilize()
+  }
+  return { backlog, cluster, campaign }
+}
+
+test("restarted together, the replica with the least to replay leads, whoever times out first", () => {
+  const { cluster, campaign } = restartedTogether([34, 21, 22])
   // Node 1, with the most to replay, campaigns first: both voters refuse it.
-  for (let t = 0; t < 100 && cluster.core(1).role === "follower"; t++) cluster.tick(1)
-  cluster.stabilize()
+  campaign(1)
   expect(cluster.leaders()).toEqual([])
   expect(cluster.core(1).term).toBe(0)
   // Node 2 next: granted by node 3 (about as much) and node 1 (less than its own).
@@ -86,16 +92,10 @@ test("restarted together, the replica with the least to replay leads, whoever ti
 })
 
 test("a candidate refused for its backlog is elected once the voter's replay ends", () => {
-  const backlog = new Map([
-    [1, 34 * MiB],
-    [2, 1 * MiB],
-    [3, 1 * MiB],
-  ])
+  const { backlog, cluster, campaign } = restartedTogether([34, 1, 1])
   // Node 3 is down and node 2 does not campaign (its timer has not fired): node 1 needs node 2.
-  const cluster = new Cluster([1, 2, 3], (id) => ({ preVote: true, serviceBacklogBytes: () => backlog.get(id)! }))
   cluster.isolate(3)
-  for (let t = 0; t < 100 && cluster.core(1).role === "follower"; t++) cluster.tick(1)
-  cluster.stabilize()
+  campaign(1)
   expect(cluster.leaders()).toEqual([])
   backlog.set(2, 0)
   // Its next campaign (its timer, as a pre-candidate) is granted.
