@@ -105,6 +105,11 @@ export const ShardKvStatusReply = Schema.Struct({
   keys: Schema.Array(Count),
   /** Why this group refuses to take part (its gid is retired), or "". */
   retired: Schema.String,
+  /**
+   * The replica still restores the snapshot it started from: configNum, shards and keys are not
+   * its own yet (absent from servers before it).
+   */
+  restoring: Schema.optionalKey(Schema.Boolean),
 })
 export type ShardKvStatusReply = typeof ShardKvStatusReply.Type
 

@@ -1,7 +1,8 @@
 /**
  * Proves that a shard group's replica restarting from a large snapshot restores it a slice at a
  * time while its Raft node is up: it is started and answers its status before its state is
- * restored (applied 0, the snapshot's index not reached), then the group serves every key. Before,
+ * restored (applied 0, the snapshot's index not reached; its group status says it is restoring),
+ * then the group serves every key. Before,
  * the snapshot was restored inside the node's start, which answered nothing until it was over (a
  * group holding a million keys missed every election timer of its restart).
  */
@@ -42,10 +43,14 @@ describe("restart of a shard group", () => {
 
       await lab.crashGroup(0)
       let first: RaftStatus | undefined
+      let restoringAtFirst: boolean | undefined
       await lab.restart(0, 0, (server) => {
         first = server.rsm.raft.status()
+        restoringAtFirst = server.status().restoring
       })
       if (first === undefined) throw new Error("the restarted replica was never built")
+      // Its status says so (kv status shows it rather than the empty machine it holds meanwhile).
+      expect(restoringAtFirst).toBe(true)
       // Up, with its log and the snapshot's index known, and the snapshot not yet restored.
       expect(first.snapshotIndex).toBeGreaterThan(0)
       expect(first.appliedIndex).toBeLessThan(first.snapshotIndex)
@@ -57,6 +62,7 @@ describe("restart of a shard group", () => {
         const status = lab.server(0, 0)!.rsm.raft.status()
         return status.appliedIndex >= (first?.snapshotIndex ?? 0)
       })
+      expect(lab.server(0, 0)!.status()).toMatchObject({ restoring: false, configNum: 1 })
       for (const key of [keys[0]!, keys[KEYS >> 1]!, keys[KEYS - 1]!]) {
         expect(await lab.run(ck.client.get(key))).toBe(`v-${key}`)
       }

@@ -37,6 +37,8 @@ export interface GroupShards {
   readonly parked: readonly number[]
   /** Why the group refuses to take part (its gid is retired), or "". */
   readonly retired: string
+  /** Its leader still restores the snapshot it started from: the shards above are not its own yet. */
+  readonly restoring: boolean
 }
 
 export interface ClusterStatus {
@@ -174,6 +176,7 @@ export const collectStatus = async (session: CliSession): Promise<ClusterStatus>
           handingOff: where("HandingOff"),
           parked: where("Parked"),
           retired: reply.value.retired,
+          restoring: reply.value.restoring === true,
         }
       }),
   )
@@ -230,11 +233,13 @@ export const renderStatus = (status: ClusterStatus): string => {
         ? gid === "0"
           ? ""
           : "  (leader unreachable)"
-        : `  serving ${list(g.serving)}  pulling ${list(g.pulling)}  handing off ${list(g.handingOff)}  (at #${g.configNum})`
+        : g.restoring
+          ? "  (its leader is restoring its snapshot)"
+          : `  serving ${list(g.serving)}  pulling ${list(g.pulling)}  handing off ${list(g.handingOff)}  (at #${g.configNum})`
     return `  group ${gid === "0" ? "(none)" : gid}: assigned ${list(shards)}${live}`
   })
   for (const [gid, g] of Object.entries(status.groups)) {
-    if (g.parked.length > 0)
+    if (g.parked.length > 0 && !g.restoring)
       shardLines.push(`  group ${gid}: parked ${list(g.parked)} (kept until a group is given them)`)
     if (g.retired !== "") shardLines.push(`  group ${gid}: RETIRED: ${g.retired}`)
   }

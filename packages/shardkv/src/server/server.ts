@@ -336,6 +336,7 @@ export const makeShardKvServer = (
         shards: machine.shardStates(),
         retired: registration?.state.kind === "retired" ? registration.state.message : "",
         keys: machine.shardKeyCounts(),
+        restoring,
       }
     }
     rpc.handle(ShardKvStatusMethod, () => status())
