@@ -9,8 +9,7 @@
  * when the leader has applied everything, and the get, in ms since the group's exec; and each
  * replica's CPU seconds at the get.
  *
- *   bun packages/shardkv/bench/restartGroup.ts [--keys N] [--value-bytes V] [--runs R]
- *       [--reuse DIR] [--exe PATH ...]
+ *   bun run bench:restart-shards [--keys N] [--value-bytes V] [--runs R] [--reuse DIR] [--exe PATH ...]
  *
  * --reuse DIR fills once into DIR and restarts copies of it later; --exe (repeatable) restarts the
  * group with a packaged executable (`bun run build`'s dist/bin/kv-shardkv), alternating them run by
