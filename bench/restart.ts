@@ -41,6 +41,7 @@ import { parseArgs } from "node:util"
 import { DEFAULT_MAX_RAFT_STATE_BYTES, KvStatusMethod, makeKvClient } from "@kv/kvraft"
 import type { RpcNodeShape } from "@kv/rpc"
 import { Effect } from "effect"
+import { timeUntil } from "./lib/poll.ts"
 import {
   cleanUpOnExit,
   cpuSecondsOf,
@@ -122,21 +123,6 @@ interface RestorePhases {
 
 const keyOf = (i: number) => `key${String(i).padStart(8, "0")}`
 const valueFor = (i: number) => String(i).padStart(valueBytes, "v")
-
-/** Polls `probe` until it returns a value, or throws after `timeoutMs`; the value and the ms it took. */
-const timeUntil = async <A>(
-  what: string,
-  probe: () => Promise<A | undefined>,
-  timeoutMs: number,
-): Promise<{ value: A; ms: number }> => {
-  const started = performance.now()
-  while (performance.now() - started < timeoutMs) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return { value, ms: performance.now() - started }
-    await Bun.sleep(10)
-  }
-  throw new Error(`restart bench: no ${what} within ${timeoutMs} ms`)
-}
 
 const dirBytes = (dir: string, match: (name: string) => boolean): number =>
   readdirSync(dir)

@@ -21,6 +21,7 @@ import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { makeControllerClient, shardOf } from "@kv/shardctrler"
 import { Effect } from "effect"
+import { timeUntil } from "../../../bench/lib/poll.ts"
 import {
   cleanUpOnExit,
   cpuSecondsOf,
@@ -85,16 +86,6 @@ const startGroup = (dir: string, command: readonly string[], phase: string): Sta
     ),
   )
 
-const until = async <A>(what: string, probe: () => Promise<A | undefined>, timeoutMs: number): Promise<A> => {
-  const started = performance.now()
-  while (performance.now() - started < timeoutMs) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    await Bun.sleep(pollMs)
-  }
-  throw new Error(`restartGroup: no ${what} within ${timeoutMs} ms`)
-}
-
 const fill = async (dir: string): Promise<Fill> => {
   const ports = await freeUdpPorts(6)
   const controllers = ports.slice(0, 3).map((p) => `127.0.0.1:${p}`)
@@ -143,18 +134,20 @@ const fill = async (dir: string): Promise<Fill> => {
     console.log(
       `filled ${keyCount.toLocaleString("en-US")} keys in ${((performance.now() - filled) / 1000).toFixed(0)} s`,
     )
-    const leader = await until(
+    const { value: leader } = await timeUntil(
       "leader status",
       async () => (await Promise.all(replicas.map(status))).find((s) => s.role === "leader"),
       30_000,
+      pollMs,
     )
-    const all = await until(
+    const { value: all } = await timeUntil(
       "every replica applied",
       async () => {
         const statuses = await Promise.all(replicas.map(status))
         return statuses.every((s) => s.appliedIndex >= leader.commitIndex) ? statuses : undefined
       },
       120_000,
+      pollMs,
     )
     return { controllers, replicas, target: leader.commitIndex, snapshotIndexes: all.map((s) => s.snapshotIndex) }
   } finally {
@@ -196,7 +189,7 @@ for (let run = 0; run < Number(options.runs); run++) {
       const firstAnswer: string[] = ["", "", ""]
       let leaderSeen = 0
       let leaderApplied = 0
-      await until(
+      await timeUntil(
         "a leader with everything applied",
         async () => {
           const statuses = await Promise.all(record.replicas.map((a) => status(a).catch(() => undefined)))
@@ -212,6 +205,7 @@ for (let run = 0; run < Number(options.runs); run++) {
           return undefined
         },
         120_000,
+        pollMs,
       )
       const client = await Effect.runPromise(
         makeShardKvClient(rpc, { controllers: record.controllers, deadlineMs: 60_000 }),

@@ -103,14 +103,18 @@ export class RaftLog {
 
   /** §5.4.1: a candidate's log is at least as up to date as ours. */
   isUpToDate(lastIndex: LogIndex, lastTerm: Term): boolean {
-    const myTerm = this.lastTerm()
-    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex())
+    return this.compareToOurs(lastIndex, lastTerm) >= 0
   }
 
   /** A log ending at (lastIndex, lastTerm) is strictly more up to date than ours. */
   isBehind(lastIndex: LogIndex, lastTerm: Term): boolean {
+    return this.compareToOurs(lastIndex, lastTerm) > 0
+  }
+
+  /** How a log ending at (lastIndex, lastTerm) ranks against ours (§5.4.1): by last term, then length. */
+  private compareToOurs(lastIndex: LogIndex, lastTerm: Term): number {
     const myTerm = this.lastTerm()
-    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex > this.lastIndex())
+    return lastTerm !== myTerm ? lastTerm - myTerm : lastIndex - this.lastIndex()
   }
 
   /** Leader path: appends one new entry at lastIndex + 1. */
