@@ -30,6 +30,8 @@ test("leadership goes to the preferred member once it holds the log, and back to
       expect(await startThreeLast(g)).toBeDefined()
       await g.waitFor("node 3 leading", () => g.leader([1, 2, 3]) === 3, 10_000)
       await g.commit([1, 2, 3], "under node 3")
+      // leader() is status().leader without the status: the leader's own id there, its leader's here.
+      for (const id of [1, 2, 3]) expect(g.node(id).leader()).toBe(3)
 
       // It stays: no hand-over goes anywhere else, and no election follows.
       const term = g.node(3).status().term
@@ -41,6 +43,9 @@ test("leadership goes to the preferred member once it holds the log, and back to
       // Down: the others elect one of themselves and go on committing.
       await g.stop(3)
       for (let i = 0; i < 5; i++) await g.commit([1, 2], `without 3, ${i}`)
+      const interim = g.leader([1, 2])
+      expect(interim).not.toBe(3)
+      for (const id of [1, 2]) expect(g.node(id).leader()).toBe(interim!)
       // Back: it holds the log at once, but leads only once it has held it for a while (a replica
       // back from a restart may still be applying its log), then does.
       await g.start(3, peers)

@@ -225,6 +225,11 @@ export interface RaftNodeShape {
   snapshotIndex(): LogIndex
   /** This node follows a leader whose last heartbeat said its service is still replaying (`serviceReplaying`). */
   leaderReplaying(): boolean
+  /**
+   * The leader this node knows: its own id while it leads, 0 when it knows none
+   * (`status().leader` without building the status, for checks made on every request).
+   */
+  leader(): NodeId | 0
 }
 
 export const raftDefaults = {
@@ -920,6 +925,7 @@ export const makeRaftNode = (
       raftStateBytes: () => storage.raftStateBytes(),
       snapshotIndex: () => core.firstIndex() - 1,
       leaderReplaying: () => core.leaderReplaying,
+      leader: () => core.leader,
     } satisfies RaftNodeShape
   })
 

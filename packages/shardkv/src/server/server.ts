@@ -171,7 +171,7 @@ export const makeShardKvServer = (
     const wrongLeader = (leaderHint: number) =>
       ({ ok: false, error: "WrongLeader", leaderHint: addressOf(leaderHint) }) as const
     const fromWrongLeader = (e: WrongLeader) => wrongLeader(e.leaderHint)
-    const isLeader = () => rsm.raft.status().role === "leader"
+    const isLeader = () => rsm.raft.leader() === options.id
     const submit = (command: ShardCommand) => rsm.submit(encodeShardCommand(command))
     // A piece is one log entry and a chunk one message: both stay within what this node's transport
     // and Raft carry, however small the transport's messages are configured.
@@ -182,9 +182,9 @@ export const makeShardKvServer = (
 
     // Callback handlers: a client request costs no fiber of its own.
     rpc.handleWith(ShardKvCommandMethod, (request, _from, reply: (reply: ShardCommandReply) => void) => {
-      const status = rsm.raft.status()
+      const leader = rsm.raft.leader()
       // A follower's view of ownership may lag; only the leader's refusal is worth acting on.
-      if (status.role !== "leader") return reply(wrongLeader(status.leader))
+      if (leader !== options.id) return reply(wrongLeader(leader))
       // Refused early only by restored state; applying checks again in any case.
       const rejected = restoring ? undefined : machine.precheck(request.op)
       if (rejected !== undefined && !rejected.ok) return reply(commandReply(rejected))
@@ -216,7 +216,7 @@ export const makeShardKvServer = (
       rpc,
       rsm,
       () => machine,
-      () => wrongLeader(rsm.raft.status().leader),
+      () => wrongLeader(rsm.raft.leader()),
       options.watch,
     )
 
