@@ -18,6 +18,7 @@
  * `[0, opCode, ...]` (no client id is 0), see `KvLeaderCommand`.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack"
+import { readCommonCommand } from "./commonCommand.ts"
 import { notPlain, readPlainMsgpack } from "./plainMsgpack.ts"
 
 /** What a compare reads of a key; an absent key has version, modRevision and createRevision 0. */
@@ -277,7 +278,11 @@ const isCount = (value: unknown): value is number =>
 const isTime = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value) && value >= 0
 
 /** The command in `bytes`, or undefined if they are not a well-formed command. Never throws. */
-export const decodeCommand = (bytes: Uint8Array): KvCommand | undefined => {
+export const decodeCommand = (bytes: Uint8Array): KvCommand | undefined =>
+  readCommonCommand(bytes) ?? decodeCommandFields(bytes)
+
+/** `decodeCommand` for any command: the bytes read into plain values first, then checked. */
+export const decodeCommandFields = (bytes: Uint8Array): KvCommand | undefined => {
   let fields: unknown
   try {
     fields = decodeFields(bytes)
