@@ -31,8 +31,9 @@ class CommonReader {
   failed = false
   readonly #bytes: Uint8Array
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, start: number) {
     this.#bytes = bytes
+    this.at = start
   }
 
   #u16(at: number): number {
@@ -164,9 +165,13 @@ const txnOps = (reader: CommonReader): KvTxnOp[] | undefined => {
   return ops
 }
 
-/** The command in `bytes` if it is one of the common kinds, read as `decodeCommand` reads it; else undefined. */
-export const readCommonCommand = (bytes: Uint8Array): KvCommand | undefined => {
-  const reader = new CommonReader(bytes)
+/**
+ * The command in `bytes` from `start` to the end if it is one of the common kinds, read as
+ * `decodeCommand` reads those bytes; else undefined. (An offset rather than a subarray: a
+ * subarray, like `.buffer`, gives the array an ArrayBuffer.)
+ */
+export const readCommonCommand = (bytes: Uint8Array, start = 0): KvCommand | undefined => {
+  const reader = new CommonReader(bytes, start)
   const n = reader.arrayHead()
   if (n < 6 || n > 9) return undefined
   const clientId = reader.positive()

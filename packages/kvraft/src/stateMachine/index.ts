@@ -17,6 +17,7 @@ export {
   type KvTxnOp,
   opKeys,
 } from "./command.ts"
+export { readCommonCommand } from "./commonCommand.ts"
 export {
   finishSlicedJob,
   holds,

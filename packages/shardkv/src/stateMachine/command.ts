@@ -15,7 +15,7 @@
  *                                       `config` (see ShardStateMachine); holders lists
  *                                       [shard, gid, servers, configNum] of every parked shard
  */
-import { decodeCommand, encodeCommand, type KvCommand } from "@kv/kvraft"
+import { decodeCommand, encodeCommand, type KvCommand, readCommonCommand } from "@kv/kvraft"
 import { type Config, type Gid, isGid, makeConfig } from "@kv/shardctrler"
 import { Decoder, Encoder } from "@msgpack/msgpack"
 
@@ -109,6 +109,36 @@ export const parseConfig = (num: unknown, shards: unknown, groups: unknown): Con
 
 /** The command in `bytes`, or undefined if they are not a well-formed shard command. Never throws. */
 export const decodeShardCommand = (bytes: Uint8Array): ShardCommand | undefined => {
+  const at = clientCommandAt(bytes)
+  const command = at < 0 ? undefined : readCommonCommand(bytes, at)
+  return command !== undefined ? { type: "client", command } : decodeShardCommandFields(bytes)
+}
+
+/**
+ * Where a client write's command starts in `bytes` if they are `[0, bin]` with the bin running to
+ * their end, else -1: the command is then read in place, not from a subarray (which would give
+ * every entry's array an ArrayBuffer of its own, as the generic decoder does).
+ */
+const clientCommandAt = (bytes: Uint8Array): number => {
+  if (bytes.length < 4 || bytes[0] !== 0x92 || bytes[1] !== tagClient) return -1
+  const head = bytes[2]
+  let start = -1
+  let length = 0
+  if (head === 0xc4) {
+    start = 4
+    length = bytes[3]!
+  } else if (head === 0xc5 && bytes.length >= 5) {
+    start = 5
+    length = (bytes[3]! << 8) | bytes[4]!
+  } else if (head === 0xc6 && bytes.length >= 7) {
+    start = 7
+    length = bytes[3]! * 0x1000000 + ((bytes[4]! << 16) | (bytes[5]! << 8) | bytes[6]!)
+  }
+  return start >= 0 && start + length === bytes.length ? start : -1
+}
+
+/** `decodeShardCommand` for any command, through the generic decoder. */
+export const decodeShardCommandFields = (bytes: Uint8Array): ShardCommand | undefined => {
   let fields: unknown
   try {
     fields = decoder.decode(bytes)
