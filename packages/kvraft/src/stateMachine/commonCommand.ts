@@ -1,9 +1,9 @@
 /**
  * The commands nearly every log holds (puts, appends, deletes, and transactions without compares),
  * read straight from their msgpack bytes into the command (command.ts gives the layout). Every
- * replica decodes every entry, and a restarted one a tail of a million puts before it serves,
- * mostly once per code path: reading into intermediate arrays first, then checking them, cost
- * twice the work in code the JIT has not yet compiled.
+ * replica decodes every entry it applies, and a restarted one a tail of many thousands before it
+ * serves: reading them into plain arrays first and checking those after allocated every command
+ * twice over.
  *
  * Anything else, or anything unusual about these (a non-ASCII string, a float where an integer is
  * usual, a compare, bytes left over), is `undefined`: the caller decodes those bytes the general
