@@ -10,20 +10,12 @@
  * way, which stays the authority and gives the same result for whatever this reads.
  */
 import type { KvCommand, KvOp, KvTxnOp } from "./command.ts"
+import { float, latin1, u16, u32 } from "./msgpackBytes.ts"
 
 const opCodePut = 0
 const opCodeAppend = 1
 const opCodeDelete = 2
 const opCodeTxn = 5
-
-/**
- * Buffer's own reader of Latin-1, called on a plain Uint8Array: a log entry's bytes are usually an
- * array of their own, and reaching its `.buffer` (for a Buffer or a DataView over it) made the
- * engine give it an ArrayBuffer, which cost more than reading the command.
- */
-const latin1Slice = (
-  Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
-).latin1Slice
 
 class CommonReader {
   at = 0
@@ -34,16 +26,6 @@ class CommonReader {
   constructor(bytes: Uint8Array, start: number) {
     this.#bytes = bytes
     this.at = start
-  }
-
-  #u16(at: number): number {
-    return (this.#bytes[at]! << 8) | this.#bytes[at + 1]!
-  }
-
-  #u32(at: number): number {
-    return (
-      this.#bytes[at]! * 0x1000000 + ((this.#bytes[at + 1]! << 16) | (this.#bytes[at + 2]! << 8) | this.#bytes[at + 3]!)
-    )
   }
 
   get done(): boolean {
@@ -65,7 +47,7 @@ class CommonReader {
     }
     if (head !== 0xdc || this.at + 3 > bytes.length) return this.#fail() - 1
     this.at += 3
-    return this.#u16(this.at - 2)
+    return u16(this.#bytes, this.at - 2)
   }
 
   /** An unsigned integer of up to 32 bits; 0 (failed) for any other value. */
@@ -81,7 +63,7 @@ class CommonReader {
     const width = head === 0xcc ? 1 : head === 0xcd ? 2 : head === 0xce ? 4 : 0
     if (width === 0 || at + 1 + width > bytes.length) return this.#fail()
     this.at = at + 1 + width
-    return width === 1 ? bytes[at + 1]! : width === 2 ? this.#u16(at + 1) : this.#u32(at + 1)
+    return width === 1 ? bytes[at + 1]! : width === 2 ? u16(this.#bytes, at + 1) : u32(this.#bytes, at + 1)
   }
 
   /** An unsigned integer of any width (uint 64 as the platform reads it: as a double). */
@@ -90,7 +72,7 @@ class CommonReader {
     if (this.#bytes[at] !== 0xcf) return this.uint()
     if (at + 9 > this.#bytes.length) return this.#fail()
     this.at = at + 9
-    return this.#u32(at + 1) * 4294967296 + this.#u32(at + 5)
+    return u32(this.#bytes, at + 1) * 4294967296 + u32(this.#bytes, at + 5)
   }
 
   /** A positive integer of up to 53 bits (client ids take 53); 0 (failed) for any other value. */
@@ -104,8 +86,8 @@ class CommonReader {
     const at = this.at
     if (this.#bytes[at] !== 0xcb) return this.#anyUint()
     if (at + 9 > this.#bytes.length) return this.#fail()
-    // Rare (the leader's clock gives integers): a DataView only for it.
-    const n = new DataView(this.#bytes.buffer, this.#bytes.byteOffset + at + 1, 8).getFloat64(0)
+    // Rare: the leader's clock gives integers.
+    const n = float(this.#bytes, at + 1, 8)
     if (!Number.isFinite(n) || n < 0) return this.#fail()
     this.at = at + 9
     return n
@@ -121,14 +103,14 @@ class CommonReader {
     if (head >= 0xa0 && head <= 0xbf) length = head & 0x1f
     else if (head === 0xd9 && start < bytes.length) length = bytes[start++]!
     else if (head === 0xda && start + 2 <= bytes.length) {
-      length = this.#u16(start)
+      length = u16(this.#bytes, start)
       start += 2
     } else return this.#failString()
     const end = start + length
     if (end > bytes.length) return this.#failString()
     for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return this.#failString()
     this.at = end
-    return latin1Slice.call(bytes, start, end)
+    return latin1(bytes, start, end)
   }
 
   #failString(): string {

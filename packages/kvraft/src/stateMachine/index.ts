@@ -35,6 +35,7 @@ export {
   snapshotJobOf,
 } from "./kvStateMachine.ts"
 export { defaultKvLimits, type KvLimits, resolveKvLimits, type SessionLimits } from "./limits.ts"
+export { u16, u32 } from "./msgpackBytes.ts"
 export { compareKeys, OrderedKeys } from "./orderedKeys.ts"
 export { answerRead, type KvReadAnswer, type KvReadRequest, listOptions } from "./reads.ts"
 export {

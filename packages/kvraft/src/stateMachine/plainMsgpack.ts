@@ -8,6 +8,7 @@
  * the authority on them. Non-ASCII strings go there because its way with unusual UTF-8 (lone
  * surrogates, which its encoder writes for short strings) is not the platform's.
  */
+import { float, latin1, u16, u32 } from "./msgpackBytes.ts"
 
 /** The bytes hold something this reader leaves to the generic decoder. */
 export const notPlain: unique symbol = Symbol("notPlain")
@@ -20,13 +21,9 @@ const maxDepth = 8
 class PlainReader {
   at = 0
   readonly #bytes: Uint8Array
-  readonly #view: DataView
-  readonly #text: Buffer
 
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    this.#text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   }
 
   get end(): number {
@@ -52,33 +49,29 @@ class PlainReader {
       case 0xcc:
         return this.#fixed(1) ? bytes[this.at - 1]! : notPlain
       case 0xcd:
-        return this.#fixed(2) ? this.#view.getUint16(this.at - 2) : notPlain
+        return this.#fixed(2) ? u16(bytes, this.at - 2) : notPlain
       case 0xce:
-        return this.#fixed(4) ? this.#view.getUint32(this.at - 4) : notPlain
+        return this.#fixed(4) ? u32(bytes, this.at - 4) : notPlain
       case 0xd0:
-        return this.#fixed(1) ? this.#view.getInt8(this.at - 1) : notPlain
+        return this.#fixed(1) ? (bytes[this.at - 1]! << 24) >> 24 : notPlain
       case 0xd1:
-        return this.#fixed(2) ? this.#view.getInt16(this.at - 2) : notPlain
+        return this.#fixed(2) ? (u16(bytes, this.at - 2) << 16) >> 16 : notPlain
       case 0xd2:
-        return this.#fixed(4) ? this.#view.getInt32(this.at - 4) : notPlain
+        return this.#fixed(4) ? u32(bytes, this.at - 4) | 0 : notPlain
       case 0xcf:
-        return this.#fixed(8)
-          ? this.#view.getUint32(this.at - 8) * 4294967296 + this.#view.getUint32(this.at - 4)
-          : notPlain
+        return this.#fixed(8) ? u32(bytes, this.at - 8) * 4294967296 + u32(bytes, this.at - 4) : notPlain
       case 0xd3:
-        return this.#fixed(8)
-          ? this.#view.getInt32(this.at - 8) * 4294967296 + this.#view.getUint32(this.at - 4)
-          : notPlain
+        return this.#fixed(8) ? (u32(bytes, this.at - 8) | 0) * 4294967296 + u32(bytes, this.at - 4) : notPlain
       case 0xca:
-        return this.#fixed(4) ? this.#view.getFloat32(this.at - 4) : notPlain
+        return this.#fixed(4) ? float(bytes, this.at - 4, 4) : notPlain
       case 0xcb:
-        return this.#fixed(8) ? this.#view.getFloat64(this.at - 8) : notPlain
+        return this.#fixed(8) ? float(bytes, this.at - 8, 8) : notPlain
       case 0xd9:
         return this.#fixed(1) ? this.#string(bytes[this.at - 1]!) : notPlain
       case 0xda:
-        return this.#fixed(2) ? this.#string(this.#view.getUint16(this.at - 2)) : notPlain
+        return this.#fixed(2) ? this.#string(u16(bytes, this.at - 2)) : notPlain
       case 0xdc:
-        return this.#fixed(2) ? this.#array(this.#view.getUint16(this.at - 2), depth) : notPlain
+        return this.#fixed(2) ? this.#array(u16(bytes, this.at - 2), depth) : notPlain
       default:
         return notPlain
     }
@@ -97,7 +90,7 @@ class PlainReader {
     const bytes = this.#bytes
     for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return notPlain
     this.at = end
-    return this.#text.toString("latin1", start, end)
+    return latin1(bytes, start, end)
   }
 
   #array(length: number, depth: number): PlainValue[] | typeof notPlain {

@@ -15,7 +15,7 @@
  *                                       `config` (see ShardStateMachine); holders lists
  *                                       [shard, gid, servers, configNum] of every parked shard
  */
-import { decodeCommand, encodeCommand, type KvCommand, readCommonCommand } from "@kv/kvraft"
+import { decodeCommand, encodeCommand, type KvCommand, readCommonCommand, u16, u32 } from "@kv/kvraft"
 import { type Config, type Gid, isGid, makeConfig } from "@kv/shardctrler"
 import { Decoder, Encoder } from "@msgpack/msgpack"
 
@@ -129,10 +129,10 @@ const clientCommandAt = (bytes: Uint8Array): number => {
     length = bytes[3]!
   } else if (head === 0xc5 && bytes.length >= 5) {
     start = 5
-    length = (bytes[3]! << 8) | bytes[4]!
+    length = u16(bytes, 3)
   } else if (head === 0xc6 && bytes.length >= 7) {
     start = 7
-    length = bytes[3]! * 0x1000000 + ((bytes[4]! << 16) | (bytes[5]! << 8) | bytes[6]!)
+    length = u32(bytes, 3)
   }
   return start >= 0 && start + length === bytes.length ? start : -1
 }
