@@ -22,9 +22,15 @@ export interface CallOptions {
   /** First backoff between attempts; doubles per attempt up to maxBackoffMs, with jitter. */
   readonly backoffMs?: number
   readonly maxBackoffMs?: number
+  /**
+   * Called each time an attempt's timer runs out without a reply, before the request goes out
+   * again, with a function that ends the call at once as a `Timeout`. For a caller that can learn
+   * elsewhere, while it waits, that this server is no longer the one to ask.
+   */
+  readonly onUnanswered?: (abandon: () => void) => void
 }
 
-export const defaultCallOptions: Required<Omit<CallOptions, "attemptTimeoutMs">> = {
+export const defaultCallOptions: Required<Omit<CallOptions, "attemptTimeoutMs" | "onUnanswered">> = {
   deadlineMs: 10_000,
   backoffMs: 10,
   maxBackoffMs: 500,
@@ -390,9 +396,21 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
           finish(Effect.fail(new Unreachable({ to, reason: "the message could not be sent" })))
           return
         }
-        if (fixedAttemptMs !== undefined) arm(fixedAttemptMs, backOff, now)
-        else arm(rtt.rtoMs(to, sends - 1, (callsInFlight.get(to) ?? 0) <= THIN_CALLS), send, now)
+        if (fixedAttemptMs !== undefined) arm(fixedAttemptMs, unanswered ?? backOff, now)
+        else arm(rtt.rtoMs(to, sends - 1, (callsInFlight.get(to) ?? 0) <= THIN_CALLS), unanswered ?? send, now)
       }
+      const onUnanswered = options.onUnanswered
+      const abandon = () =>
+        finish(Effect.fail(new Timeout({ to, method: method.name, afterMs: timers.now() - startedAt })))
+      const unanswered =
+        onUnanswered === undefined
+          ? undefined
+          : () => {
+              onUnanswered(abandon)
+              if (done) return
+              if (fixedAttemptMs !== undefined) backOff()
+              else send()
+            }
       // Exponential backoff with ±20% jitter between an unanswered attempt and the next.
       const backOff = () => {
         const delay = Math.min(backoffMs * 2 ** retries, maxBackoffMs) * (0.8 + 0.4 * timers.random())

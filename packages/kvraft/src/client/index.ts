@@ -25,7 +25,7 @@ export {
   Timeout,
   ValueTooLarge,
 } from "./errors.ts"
-export { type LeaderCaller, type LeaderCallerOptions, makeLeaderCaller } from "./leaderCaller.ts"
+export { type CallWatch, type LeaderCaller, type LeaderCallerOptions, makeLeaderCaller } from "./leaderCaller.ts"
 export { type KvLeasesShape, type LeaseGrant, type LeaseStatus, makeKvLeases } from "./leases.ts"
 export {
   campaign,

@@ -33,6 +33,16 @@ interface WrongLeaderReply {
 const isWrongLeader = (reply: unknown): reply is WrongLeaderReply =>
   typeof reply === "object" && reply !== null && (reply as { error?: unknown }).error === "WrongLeader"
 
+/** What a caller may do while a call waits. */
+export interface CallWatch {
+  /**
+   * A server left a request unanswered for a retransmission timeout (it is resent). `abandon`
+   * ends the whole call at once as a `Timeout`, without trying the group's other servers: for a
+   * caller that learns meanwhile that the group is not the one to ask.
+   */
+  readonly onUnanswered: (abandon: () => void) => void
+}
+
 export interface LeaderCaller {
   readonly servers: readonly string[]
   /**
@@ -43,6 +53,7 @@ export interface LeaderCaller {
     method: Method<Req, Res>,
     request: () => Req,
     what: { readonly operation: string; readonly key: string },
+    watch?: CallWatch,
   ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied>
   /** Replaces the server list (a group's membership changed); keeps the leader if still listed. */
   setServers(servers: readonly string[]): void
@@ -89,6 +100,7 @@ export const makeLeaderCaller = (
     method: Method<Req, Res>,
     request: () => Req,
     what: { readonly operation: string; readonly key: string },
+    watch?: CallWatch,
   ): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied> =>
     Effect.withFiber((fiber) => {
       // Time and randomness from the fiber's services: virtual in a simulation.
@@ -96,12 +108,20 @@ export const makeLeaderCaller = (
       const random = fiber.getRef(Random.Random)
       const start = monotonicMs(clock)
       let tried = 0
+      let abandoned = false
+      const onUnanswered =
+        watch === undefined
+          ? undefined
+          : (abandonRpc: () => void) =>
+              watch.onUnanswered(() => {
+                abandoned = true
+                abandonRpc()
+              })
+      const timeout = () => new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs })
       const attempt = (): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied> => {
         // The first attempt starts now: one clock read fewer on every call (Clock reads a BigInt).
         const elapsed = tried === 0 ? 0 : monotonicMs(clock) - start
-        if (elapsed >= deadlineMs || servers.length === 0) {
-          return Effect.fail(new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs }))
-        }
+        if (elapsed >= deadlineMs || servers.length === 0) return Effect.fail(timeout())
         const target = leader % servers.length
         // The list may be replaced (setServers, members learned) while the call is out.
         const address = servers[target]!
@@ -109,6 +129,7 @@ export const makeLeaderCaller = (
           rpc.call(address, method, request(), {
             attemptTimeoutMs,
             deadlineMs: Math.max(1, Math.min(perServerMs, deadlineMs - elapsed)),
+            onUnanswered,
           }),
           {
             onSuccess: (reply) => {
@@ -125,7 +146,12 @@ export const makeLeaderCaller = (
               return Effect.as(Effect.forkDetach(refreshMembers(answered)), answer)
             },
             // The key does not allow this: every server would say the same, so the caller hears it now.
-            onFailure: (error) => (error._tag === "PermissionDenied" ? Effect.fail(error) : moveOn(target, undefined)),
+            onFailure: (error) =>
+              error._tag === "PermissionDenied"
+                ? Effect.fail(error)
+                : abandoned
+                  ? Effect.fail(timeout())
+                  : moveOn(target, undefined),
           },
         )
       }

@@ -1,4 +1,5 @@
 import {
+  type CallWatch,
   CrossShard,
   casResult,
   compareKeys,
@@ -59,6 +60,14 @@ export interface ShardKvClientOptions {
    */
   readonly attemptTimeoutMs?: number
 }
+
+/** Unanswered sends of one attempt after which the client asks whether the shard moved. */
+const PROBE_AFTER_UNANSWERED = 2
+/**
+ * Least time between two such questions from one client (the groups ask as often): slow replies
+ * and lost datagrams leave requests unanswered without any shard moving.
+ */
+const PROBE_INTERVAL_MS = 100
 
 /** Beyond this many operations in flight, new ones wait (the servers keep 1024 results per client and shard). */
 const MAX_OUTSTANDING = 1000
@@ -124,6 +133,8 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       attemptTimeoutMs: callerOptions.attemptTimeoutMs,
     })
     const random = yield* Random.Random
+    const clock = yield* Clock.Clock
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
     const clientId = randomClientId(random)
     let config: Config | undefined
     // Bumped after every refresh, so that operations that failed on the same view share one query.
@@ -132,6 +143,9 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     const groups = new Map<Gid, LeaderCaller>()
     const sessions = new Map<number, ShardSession>()
     const permits = Semaphore.makeUnsafe(MAX_OUTSTANDING)
+    /** Checks waiting on the controller query in flight for attempts a group left unanswered. */
+    let probeWaiters: Array<() => boolean> | undefined
+    let lastProbeMs = Number.NEGATIVE_INFINITY
 
     const refresh = (seen: number): Effect.Effect<void> =>
       Semaphore.withPermits(
@@ -180,13 +194,57 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
       return gid === noGroup || servers.length === 0 ? undefined : callerFor(gid, servers)
     }
 
+    /**
+     * Once a group has left an attempt's request unanswered twice (one lost datagram is common, two
+     * in a row rarely only that), the controller is asked whether the shard has moved (at most once
+     * per PROBE_INTERVAL_MS per client; attempts waiting meanwhile share the answer), and if it has,
+     * the attempt ends and the operation goes to the new owner. Otherwise a group that gave the shard
+     * away and then went silent (crashed, cut off) held every operation of a client on the older
+     * configuration for a whole group attempt.
+     */
+    const watchFor = (key: string | number, caller: LeaderCaller): CallWatch => {
+      let unanswered = 0
+      return {
+        onUnanswered: (abandon) => {
+          if (++unanswered < PROBE_AFTER_UNANSWERED) return
+          const moved = () => {
+            const latest = config
+            if (latest === undefined || targetOf(latest, key) === caller) return false
+            abandon()
+            return true
+          }
+          // A refresh since the attempt began (another operation's) may already know.
+          if (moved()) return
+          if (probeWaiters !== undefined) {
+            probeWaiters.push(moved)
+            return
+          }
+          const now = monotonicMs(clock)
+          if (now - lastProbeMs < PROBE_INTERVAL_MS) return
+          lastProbeMs = now
+          const waiters = [moved]
+          probeWaiters = waiters
+          runFork(
+            Effect.ensuring(
+              refresh(generation),
+              Effect.sync(() => {
+                probeWaiters = undefined
+                for (const waiter of waiters) waiter()
+              }),
+            ),
+          )
+        },
+      }
+    }
+
     /** One group attempt: its reply, or None when the group did not answer in time. */
     const attempt = <Res extends ShardReply>(
+      key: string | number,
       caller: LeaderCaller,
-      send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout | PermissionDenied>,
+      send: (caller: LeaderCaller, watch: CallWatch) => Effect.Effect<Res, Timeout | PermissionDenied>,
     ): Effect.Effect<Option.Option<Res>, PermissionDenied> =>
       // PermissionDenied goes to the caller: every group would refuse this key the same way.
-      send(caller).pipe(
+      send(caller, watchFor(key, caller)).pipe(
         Effect.map(Option.some),
         Effect.catchTag("Timeout", () => Effect.succeed(Option.none())),
       )
@@ -198,7 +256,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
      */
     const retryRoute = <Res extends ShardReply>(
       key: string | number,
-      send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout | PermissionDenied>,
+      send: (caller: LeaderCaller, watch: CallWatch) => Effect.Effect<Res, Timeout | PermissionDenied>,
       failed: { readonly reply: Option.Option<Res>; readonly seen: number; readonly triedOn: number } | undefined,
     ): Effect.Effect<Exclude<Res, WrongGroupReply>, PermissionDenied> =>
       Effect.gen(function* () {
@@ -217,7 +275,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
             yield* refresh(seen)
             continue
           }
-          const reply = yield* attempt(caller, send)
+          const reply = yield* attempt(key, caller, send)
           if (reply._tag === "Some" && !isWrongGroup(reply.value)) return reply.value as Exclude<Res, WrongGroupReply>
           yield* refresh(seen)
           if (reply._tag === "Some" && config?.num === current.num) yield* backoff
@@ -233,14 +291,14 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
      */
     const route = <Res extends ShardReply>(
       key: string | number,
-      send: (caller: LeaderCaller) => Effect.Effect<Res, Timeout | PermissionDenied>,
+      send: (caller: LeaderCaller, watch: CallWatch) => Effect.Effect<Res, Timeout | PermissionDenied>,
       bound: Bound,
     ): Effect.Effect<Exclude<Res, WrongGroupReply>, Timeout | PermissionDenied> => {
       const seen = generation
       const current = config
       const caller = current === undefined ? undefined : targetOf(current, key)
       if (current === undefined || caller === undefined) return within(bound, retryRoute(key, send, undefined))
-      return Effect.flatMap(attempt(caller, send), (reply) =>
+      return Effect.flatMap(attempt(key, caller, send), (reply) =>
         reply._tag === "Some" && !isWrongGroup(reply.value)
           ? Effect.succeed(reply.value as Exclude<Res, WrongGroupReply>)
           : within(bound, retryRoute(key, send, { reply, seen, triedOn: current.num })),
@@ -323,11 +381,12 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
               const { clientId: id } = session
               const reply = yield* route(
                 op.key,
-                (caller) =>
+                (caller, watch) =>
                   caller.call(
                     ShardKvCommandMethod,
                     () => ({ clientId: id, seq, ackedBelow: ackedBelow(session), op }),
                     bound,
+                    watch,
                   ),
                 bound,
               ).pipe(Effect.ensuring(Effect.sync(() => session.outstanding.delete(seq))))
@@ -345,7 +404,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
     const get = (key: string): Effect.Effect<string, KvClientError> =>
       Effect.flatMap(boundOf("get", key), (bound) =>
         Effect.flatMap(
-          route(key, (caller) => caller.call(ShardKvGetMethod, () => ({ key }), bound), bound),
+          route(key, (caller, watch) => caller.call(ShardKvGetMethod, () => ({ key }), bound, watch), bound),
           (reply) => (reply.ok ? Effect.succeed(reply.value) : fromKvErrorReply(reply)),
         ),
       )
@@ -364,7 +423,7 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
         Effect.gen(function* () {
           const reply = yield* route(
             key,
-            (caller) => caller.call(ShardKvReadMethod, () => ({ read: "entry", key }) as const, bound),
+            (caller, watch) => caller.call(ShardKvReadMethod, () => ({ read: "entry", key }) as const, bound, watch),
             bound,
           )
           if (!reply.ok) return yield* fromKvErrorReply(reply)
@@ -391,7 +450,11 @@ export const makeShardKvClient = (rpc: RpcNodeShape, options: ShardKvClientOptio
           keysOnly,
           ...(after === undefined ? {} : { after }),
         } as const
-        const reply = yield* route(shard, (caller) => caller.call(ShardKvReadMethod, () => request, bound), bound)
+        const reply = yield* route(
+          shard,
+          (caller, watch) => caller.call(ShardKvReadMethod, () => request, bound, watch),
+          bound,
+        )
         if (!reply.ok) return yield* fromKvErrorReply(reply)
         if (!("entries" in reply)) return yield* Effect.die(new Error("shardkv.read list answered with an entry"))
         return reply
