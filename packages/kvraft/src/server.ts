@@ -186,7 +186,7 @@ export const makeKvServer = (
       rpc,
       rsm,
       replica.current,
-      () => ({ ok: false, error: "WrongLeader", leaderHint: addressOf(rsm.raft.status().leader) }),
+      () => ({ ok: false, error: "WrongLeader", leaderHint: addressOf(rsm.raft.leader()) }),
       options.watch,
     )
     replica.setWatch(watch)

@@ -151,7 +151,7 @@ export const makeRsm = <R>(
     /** When this leader last proposed that a member holds data, by id: such a proposal is retried, not repeated. */
     const heldProposedAt = new Map<number, number>()
 
-    const wrongLeader = () => new WrongLeader({ leaderHint: raft?.status().leader ?? 0 })
+    const wrongLeader = () => new WrongLeader({ leaderHint: raft?.leader() ?? 0 })
 
     const failWaiter = (index: number, waiter: ApplyWaiter<R>) => {
       waiters.delete(index)

@@ -537,16 +537,17 @@ export const makeRaftNode = (
       send(ready.messagesAfterPersist)
       // A read round belongs to one leadership: a lost leadership, or a new term (possibly lost and
       // regained between two Readies, which no role change reveals), ends every round in flight.
-      const term = core.status().term
+      // The core's fields, not status(): this runs for every Ready, and a leader's status lists every follower's progress.
+      const term = core.term
       if ((ready.softState !== undefined && ready.softState.role !== "leader") || term !== readTerm) {
-        failReads(new NotLeader({ leaderHint: core.status().leader }))
-        failChanges(new NotLeader({ leaderHint: core.status().leader }))
+        failReads(new NotLeader({ leaderHint: core.leader }))
+        failChanges(new NotLeader({ leaderHint: core.leader }))
       }
       readTerm = term
       core.advance(ready)
     }
 
-    let readTerm = core.status().term
+    let readTerm = core.term
     const startReadRound = () => {
       if (waitingReads.length > 0) {
         const waiters = waitingReads
@@ -554,7 +555,7 @@ export const makeRaftNode = (
         const round = ++readRound
         if (core.readIndex(round)) readRounds.set(round, waiters)
         else {
-          const error = new NotLeader({ leaderHint: core.status().leader })
+          const error = new NotLeader({ leaderHint: core.leader })
           for (const done of waiters) done(error)
         }
       }
