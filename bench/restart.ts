@@ -36,7 +36,7 @@
  */
 import { cpSync, existsSync, readdirSync, rmSync, statSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
-import { dirname, join } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { DEFAULT_MAX_RAFT_STATE_BYTES, KvStatusMethod, makeKvClient } from "@kv/kvraft"
 import type { RpcNodeShape } from "@kv/rpc"
@@ -90,7 +90,8 @@ const maxRaftStateBytes = Number(options["max-raft-state-bytes"])
 const concurrency = Number(options.concurrency)
 const reuseDir = options.reuse
 /** How a restarted replica's process is started (the fill always runs from source). */
-const serverCommand: readonly string[] = options.exe !== undefined ? [options.exe] : ["bun", BIN]
+// Absolute: the replicas start in their own directories.
+const serverCommand: readonly string[] = options.exe !== undefined ? [resolve(options.exe)] : ["bun", BIN]
 
 /** What a --reuse directory records of its fill besides the data. */
 interface FillRecord {
