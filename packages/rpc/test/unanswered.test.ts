@@ -6,7 +6,15 @@
 import { describe, expect, test } from "bun:test"
 import { runInWorld, Seed, VirtualClock, virtualTimers } from "@kv/sim"
 import { Cause, Effect, Exit, type Scope } from "effect"
-import { makeRpcNode, makeTransport, type RpcNodeShape, SimNetwork, seedFromEnv, type Timers } from "../src/index.ts"
+import {
+  type CallOptions,
+  makeRpcNode,
+  makeTransport,
+  type RpcNodeShape,
+  SimNetwork,
+  seedFromEnv,
+  type Timers,
+} from "../src/index.ts"
 import { Echo } from "./support.ts"
 
 const seed = seedFromEnv()
@@ -30,27 +38,34 @@ const withServer = (body: (client: RpcNodeShape, timers: Timers) => Effect.Effec
   if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
 }
 
+/** A call the server never answers, abandoned when told for the `abandonAt`-th time: its exit, how often it was told, and how long it took. */
+const abandonedCall = (client: RpcNodeShape, timers: Timers, abandonAt: number, options: CallOptions = {}) =>
+  Effect.gen(function* () {
+    let told = 0
+    const start = timers.now()
+    const exit = yield* Effect.exit(
+      client.call(
+        "s",
+        Echo,
+        { n: 100, text: "" },
+        {
+          deadlineMs: 10_000,
+          ...options,
+          onUnanswered: (abandon) => {
+            if (++told === abandonAt) abandon()
+          },
+        },
+      ),
+    )
+    return { exit, told, elapsed: timers.now() - start }
+  })
+
 describe("a call told of each unanswered timeout", () => {
   test("is told once per timeout, and ends at once when it abandons", () =>
     withServer((client, timers) =>
       Effect.gen(function* () {
         for (let n = 0; n < 20; n++) yield* client.call("s", Echo, { n, text: "" })
-        let told = 0
-        const start = timers.now()
-        const exit = yield* Effect.exit(
-          client.call(
-            "s",
-            Echo,
-            { n: 100, text: "" },
-            {
-              deadlineMs: 10_000,
-              onUnanswered: (abandon) => {
-                if (++told === 3) abandon()
-              },
-            },
-          ),
-        )
-        const elapsed = timers.now() - start
+        const { exit, told, elapsed } = yield* abandonedCall(client, timers, 3)
         expect(told).toBe(3)
         expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({ _tag: "Timeout", to: "s" })
         // Three timeouts of a few ms each, not the 10 s deadline.
@@ -75,28 +90,12 @@ describe("a call told of each unanswered timeout", () => {
   test("with a fixed attempt interval it is told before each backoff", () =>
     withServer((client, timers) =>
       Effect.gen(function* () {
-        let told = 0
-        const start = timers.now()
-        const exit = yield* Effect.exit(
-          client.call(
-            "s",
-            Echo,
-            { n: 100, text: "" },
-            {
-              attemptTimeoutMs: 50,
-              backoffMs: 10,
-              deadlineMs: 10_000,
-              onUnanswered: (abandon) => {
-                if (++told === 2) abandon()
-              },
-            },
-          ),
-        )
+        const { exit, told, elapsed } = yield* abandonedCall(client, timers, 2, { attemptTimeoutMs: 50, backoffMs: 10 })
         expect(told).toBe(2)
         expect(Exit.isFailure(exit)).toBe(true)
         // Two attempts of 50 ms and one backoff of 8–12 ms between them.
-        expect(timers.now() - start).toBeGreaterThanOrEqual(100)
-        expect(timers.now() - start).toBeLessThan(120)
+        expect(elapsed).toBeGreaterThanOrEqual(100)
+        expect(elapsed).toBeLessThan(120)
       }),
     ))
 })

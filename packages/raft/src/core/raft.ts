@@ -69,6 +69,13 @@ export interface RaftConfig {
   readonly snapshotChunkBytes: number
   readonly preVote: boolean
   readonly checkQuorum: boolean
+  /**
+   * The first election timeout after this node starts is the usual random one less electionTicks - 1
+   * ticks: [1, electionTicks] instead of [electionTicks, 2 * electionTicks). A group restarted
+   * together elects a leader that much sooner; a lone restarted member's early pre-vote changes
+   * nothing while the others hear from their leader (they refuse it, and no term moves). Default false.
+   */
+  readonly advanceFirstElection?: boolean
   /** Data bytes of committed entries per Ready (at least one). Default 1 MiB. */
   readonly maxCommittedBytesPerReady?: number
   /** ReadIndex requests a leader holds unanswered; readIndex() returns false beyond. Default 4096. */
@@ -309,6 +316,7 @@ class Raft implements RaftCore {
     this.durableHardState = hs
     this.prevSoftState = { role: "follower", leader: 0 }
     this.resetElectionTimeout()
+    if (config.advanceFirstElection === true) this.electionElapsed = this.cfg.electionTicks - 1
   }
 
   get term(): Term {

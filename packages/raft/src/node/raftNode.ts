@@ -302,6 +302,9 @@ export const makeRaftNode = (
       snapshotChunkBytes: config.snapshotChunkBytes ?? raftDefaults.snapshotChunkBytes,
       preVote: true,
       checkQuorum: true,
+      // As etcd's initial election tick advance: safe with pre-vote and check-quorum, and a whole
+      // group restarted together (after a crash, a deploy) serves about an election timeout sooner.
+      advanceFirstElection: true,
       maxEntryBytes,
       maxSnapshotBytes,
       ...(config.serviceReplaying === undefined ? {} : { serviceReplaying: config.serviceReplaying }),
