@@ -2,7 +2,7 @@ import { isGroupLinearizable } from "./groupSearch.ts"
 import { isLinearizable, type KeyOperation, outcomeUnknown } from "./keySearch.ts"
 import { casRejected, type Operation, type TxnCompare, type TxnOp, txnSucceeded } from "./operation.ts"
 import { shrinkFailure } from "./shrink.ts"
-import { SearchBudgetExhausted, StepBudget } from "./stepBudget.ts"
+import { checkWithin, SearchBudgetExhausted, StepBudget } from "./stepBudget.ts"
 
 /**
  * Shrinking re-checks many sub-histories, each costing time linear in the key's history and its
@@ -137,14 +137,8 @@ export const explainGroupFailure = (
 ): string => {
   const sorted = [...ops].sort((a, b) => a.operation.call - b.operation.call || a.index - b.index)
   const budget = new StepBudget(shrinkGroupMaxSteps)
-  const fails = (candidate: readonly KeyOperation[]): boolean => {
-    try {
-      return !isGroupLinearizable(keys, candidate, budget)
-    } catch (error) {
-      if (error instanceof SearchBudgetExhausted) return false
-      throw error
-    }
-  }
+  const fails = (candidate: readonly KeyOperation[]): boolean =>
+    checkWithin(budget, shrinkGroupStepsPerCheck, (check) => !isGroupLinearizable(keys, candidate, check), false)
   const cutAt = (count: number): KeyOperation[] => {
     const instant = sorted[count - 1]!.operation.call
     return sorted.slice(0, count).flatMap((op) => {
@@ -189,6 +183,8 @@ export const explainGroupFailure = (
 }
 
 const shrinkGroupMaxSteps = 2_000_000
+/** Steps one candidate cut may take (as a key's shrinking, see shrink.ts). */
+const shrinkGroupStepsPerCheck = 200_000
 const maxListedGroupOperations = 40
 
 /** Whether a known operation wrote nothing: a get, a rejected cas, a txn whose branch that ran only read. */

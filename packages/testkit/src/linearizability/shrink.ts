@@ -1,6 +1,6 @@
 import { isLinearizable, type KeyOperation } from "./keySearch.ts"
 import type { Operation } from "./operation.ts"
-import { SearchBudgetExhausted, StepBudget } from "./stepBudget.ts"
+import { checkWithin, StepBudget } from "./stepBudget.ts"
 
 /** Steps the shrinking may spend in total; past that the result still fails, it is just not minimal. */
 const shrinkMaxSteps = 300_000
@@ -39,21 +39,17 @@ export interface FailingCore {
 export const shrinkFailure = (ops: readonly KeyOperation[]): FailingCore => {
   const sorted = [...ops].sort((a, b) => a.operation.call - b.operation.call || a.index - b.index)
   const budget = new StepBudget(shrinkMaxSteps)
-  const fails = (positions: readonly number[]): boolean => {
-    const check = new StepBudget(Math.min(shrinkStepsPerCheck, budget.remaining))
-    const allowed = check.remaining
-    try {
-      return !isLinearizable(
-        positions.map((p) => sorted[p]!),
-        check,
-      )
-    } catch (error) {
-      if (error instanceof SearchBudgetExhausted) return false
-      throw error
-    } finally {
-      budget.remaining -= allowed - Math.max(0, check.remaining)
-    }
-  }
+  const fails = (positions: readonly number[]): boolean =>
+    checkWithin(
+      budget,
+      shrinkStepsPerCheck,
+      (check) =>
+        !isLinearizable(
+          positions.map((p) => sorted[p]!),
+          check,
+        ),
+      false,
+    )
 
   const values = valuesOf(sorted)
   const gets = sorted.flatMap(({ operation }, p) =>
