@@ -399,14 +399,15 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
         if (fixedAttemptMs !== undefined) arm(fixedAttemptMs, unanswered ?? backOff, now)
         else arm(rtt.rtoMs(to, sends - 1, (callsInFlight.get(to) ?? 0) <= THIN_CALLS), unanswered ?? send, now)
       }
+      // Only a call that asks to be told gets these closures: every call of every client comes here.
       const onUnanswered = options.onUnanswered
-      const abandon = () =>
-        finish(Effect.fail(new Timeout({ to, method: method.name, afterMs: timers.now() - startedAt })))
       const unanswered =
         onUnanswered === undefined
           ? undefined
           : () => {
-              onUnanswered(abandon)
+              onUnanswered(() =>
+                finish(Effect.fail(new Timeout({ to, method: method.name, afterMs: timers.now() - startedAt }))),
+              )
               if (done) return
               if (fixedAttemptMs !== undefined) backOff()
               else send()

@@ -75,6 +75,8 @@ export const makeLeaderCaller = (
   const attemptTimeoutMs = options.attemptTimeoutMs
   const refreshMembersMs = options.refreshMembersMs ?? 1_000
   let lastRefresh = Number.NEGATIVE_INFINITY
+  const timeoutOf = (what: { readonly operation: string; readonly key: string }) =>
+    new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs })
   let lastAnswered = ""
 
   const learn = (address: string): void => {
@@ -117,11 +119,10 @@ export const makeLeaderCaller = (
                 abandoned = true
                 abandonRpc()
               })
-      const timeout = () => new Timeout({ operation: what.operation, key: what.key, afterMs: deadlineMs })
       const attempt = (): Effect.Effect<Exclude<Res, WrongLeaderReply>, Timeout | PermissionDenied> => {
         // The first attempt starts now: one clock read fewer on every call (Clock reads a BigInt).
         const elapsed = tried === 0 ? 0 : monotonicMs(clock) - start
-        if (elapsed >= deadlineMs || servers.length === 0) return Effect.fail(timeout())
+        if (elapsed >= deadlineMs || servers.length === 0) return Effect.fail(timeoutOf(what))
         const target = leader % servers.length
         // The list may be replaced (setServers, members learned) while the call is out.
         const address = servers[target]!
@@ -150,7 +151,7 @@ export const makeLeaderCaller = (
               error._tag === "PermissionDenied"
                 ? Effect.fail(error)
                 : abandoned
-                  ? Effect.fail(timeout())
+                  ? Effect.fail(timeoutOf(what))
                   : moveOn(target, undefined),
           },
         )

@@ -2,7 +2,7 @@ import { isGroupLinearizable } from "./groupSearch.ts"
 import { isLinearizable, type KeyOperation, outcomeUnknown } from "./keySearch.ts"
 import { casRejected, type Operation, type TxnCompare, type TxnOp, txnSucceeded } from "./operation.ts"
 import { shrinkFailure } from "./shrink.ts"
-import { checkWithin, SearchBudgetExhausted, StepBudget } from "./stepBudget.ts"
+import { checkWithin, StepBudget } from "./stepBudget.ts"
 
 /**
  * Shrinking re-checks many sub-histories, each costing time linear in the key's history and its
@@ -95,14 +95,9 @@ const quote = (text: string): string => {
  */
 const locateFailure = (key: string, ops: readonly KeyOperation[], historySize: number): string => {
   const sorted = [...ops].sort((a, b) => a.operation.call - b.operation.call || a.index - b.index)
-  const fails = (length: number): boolean => {
-    try {
-      return !isLinearizable(sorted.slice(0, length), new StepBudget(2_000_000))
-    } catch (error) {
-      if (error instanceof SearchBudgetExhausted) return false
-      throw error
-    }
-  }
+  const budget = new StepBudget(locateMaxSteps)
+  const fails = (length: number): boolean =>
+    checkWithin(budget, locateStepsPerCheck, (check) => !isLinearizable(sorted.slice(0, length), check), false)
   let low = 1
   let high = sorted.length
   while (low < high) {
@@ -181,6 +176,10 @@ export const explainGroupFailure = (
     ...shown.map((op) => `  ${describeOperation(op.index, op.operation)}`),
   ].join("\n")
 }
+
+/** Steps of locating a large history's failure: each prefix tried, and the bisection in all. */
+const locateStepsPerCheck = 2_000_000
+const locateMaxSteps = 20_000_000
 
 const shrinkGroupMaxSteps = 2_000_000
 /** Steps one candidate cut may take (as a key's shrinking, see shrink.ts). */
