@@ -18,7 +18,7 @@ import { monotonicMs } from "../commandClock.ts"
 import { serveMemberAdmin } from "../members/admin.ts"
 import { WrongLeader } from "./errors.ts"
 import { heldDataEntry, MemberRecord, type MemberRecordView, namedEntry, RECORD_MARK } from "./memberRecord.ts"
-import { FOLLOWER_REPLAY_PAUSE, StartupReplay } from "./startupReplay.ts"
+import { GIVE_WAY_POLL_MS, StartupReplay } from "./startupReplay.ts"
 import type { ReplicatedStateMachine, SnapshotInProgress } from "./stateMachine.ts"
 
 export interface RsmOptions<R> {
@@ -300,7 +300,10 @@ export const makeRsm = <R>(
       yield* Effect.forkScoped(
         Effect.gen(function* () {
           for (;;) {
-            const started = monotonicMs(clock)
+            if (givesWay()) {
+              yield* Effect.sleep(Duration.millis(GIVE_WAY_POLL_MS))
+              continue
+            }
             let more: boolean
             try {
               more = stepReplay()
@@ -310,9 +313,7 @@ export const makeRsm = <R>(
               return
             }
             if (!more) return
-            const pauseMs = givesWay() ? (monotonicMs(clock) - started) * FOLLOWER_REPLAY_PAUSE : 0
             yield* Effect.yieldNow
-            if (pauseMs > 0) yield* Effect.sleep(Duration.millis(pauseMs))
           }
         }),
       )
