@@ -5,9 +5,12 @@
  * bytes (measured here: 88 MiB read 220–250 ms of CPU, mapped and checksummed 55–60 ms).
  *
  * A mapping stays valid when its file is removed, which is all that happens to a snapshot file once
- * it is in place. A file truncated below bytes still read through a mapping would crash the
- * process (SIGBUS): snapshot files are never truncated, and WAL segments are copied out of their
- * mapping during replay, before the torn tail is cut off.
+ * it is in place, and to a WAL segment once compacted. A file truncated below bytes still read
+ * through a mapping would crash the process (SIGBUS): snapshot files are never truncated, and a
+ * replica's WAL segment only above the end of its last complete save (a torn tail, preallocated
+ * zeros), past every entry its replay keeps as a view of the mapping. The shared WAL's replay copies
+ * its entries out (its torn-tail rules are its own). Appends write past those bytes, and a private
+ * mapping never writes back to the file.
  */
 import { statSync } from "node:fs"
 
