@@ -259,6 +259,8 @@ class Raft implements RaftCore {
   /** Leader: index of its first entry (the no-op); a membership change waits until it is committed. */
   private termStartIndex: LogIndex = 0
   private readonly votes = new Map<NodeId, boolean>()
+  /** What the campaign under way (as pre-candidate or candidate) asks for. */
+  private campaignKind: CampaignKind = "election"
   private readonly readOnly = new ReadOnly()
   private readonly snapshotReceiver: SnapshotReceiver
   private readonly matchScratch: number[] = []
@@ -385,7 +387,23 @@ class Raft implements RaftCore {
       // A member whose removal is pending campaigns only if a pre-vote says its log is needed, so
       // a removed node that missed the commit cannot raise the group's term (thesis §4.2.3).
       this.campaign(this.cfg.preVote || this.selfRole !== "voter" ? "pre-vote" : "election")
+      return
     }
+    // A campaign's requests are datagrams: one sent to a peer not yet listening (a group started
+    // together, the first one up campaigns) or lost on the way would otherwise wait for the next
+    // election timeout, 300–600 ms, while a quorum may already be up. Asked again, a voter answers as
+    // it did (a pre-vote changes nothing; a vote already given in this term goes to the same node).
+    if (
+      (this.currentRole === "pre-candidate" || this.currentRole === "candidate") &&
+      this.electionElapsed % this.campaignResendTicks() === 0
+    ) {
+      this.requestVotes(this.currentRole === "pre-candidate" ? "pre-vote" : this.campaignKind, true)
+    }
+  }
+
+  /** How often a campaign asks again the voters that have not answered. */
+  private campaignResendTicks(): number {
+    return Math.max(1, Math.floor(this.cfg.heartbeatTicks / 2))
   }
 
   private tickLeader(): void {
@@ -820,11 +838,17 @@ class Raft implements RaftCore {
       else this.becomeLeader()
       return
     }
+    this.campaignKind = kind
+    this.requestVotes(kind, false)
+  }
+
+  /** Asks the voters (only those that have not answered, when `unanswered`) for this campaign's votes. */
+  private requestVotes(kind: CampaignKind, unanswered: boolean): void {
     const lastLogIndex = this.log.lastIndex()
     const lastLogTerm = this.log.lastTerm()
     const backlog = kind === "pre-vote" ? this.backlog() : 0
     for (const to of this.voters) {
-      if (to === this.id) continue
+      if (to === this.id || (unanswered && this.votes.has(to))) continue
       if (kind === "pre-vote") {
         const m: PreVote = {
           type: "PreVote",
