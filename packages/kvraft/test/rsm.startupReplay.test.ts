@@ -117,6 +117,7 @@ const writeAndStop = async (
   options: {
     readonly seed: number
     readonly commands: number
+    readonly commandBytes?: number
     readonly budget?: number
     readonly snapshotted?: boolean
   },
@@ -131,7 +132,7 @@ const writeAndStop = async (
     await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
     const leader = leaderOf(replicas)!
     for (let i = 0; i < options.commands; i++) {
-      await Effect.runPromise(leader.submit(new Uint8Array(COMMAND_BYTES).fill(1 + (i % 100))))
+      await Effect.runPromise(leader.submit(new Uint8Array(options.commandBytes ?? COMMAND_BYTES).fill(1 + (i % 100))))
     }
     const applied = leader.appliedIndex()
     await waitFor(
@@ -334,4 +335,62 @@ test(
       }
     }),
   40_000,
+)
+
+test(
+  "a replica whose tail comes in several Readies replays all of it through the replay, giving way to a replaying leader throughout",
+  () =>
+    withFilledGroup(async (dirs, deadline) => {
+      // A tail of 3 MiB past every replica's snapshot: Raft hands a restart's committed entries over
+      // 1 MiB per Ready.
+      await writeAndStop(dirs, deadline, { seed: 17, commands: 96, commandBytes: 32 * 1024, budget: 64 * 1024 * 1024 })
+      const network = new SimNetwork({ seed: 18 })
+      const scope = await Effect.runPromise(Scope.make())
+      try {
+        const open = { open: true }
+        // Each apply takes 4 ms: every replica's tail takes a while, its restore none.
+        const machines = [1, 2, 3].map(() => {
+          const machine = counting(open, newLog())
+          return {
+            ...machine,
+            apply: (command: Uint8Array, index: number) => {
+              const until = performance.now() + 4
+              while (performance.now() < until) {}
+              return machine.apply(command, index)
+            },
+            beginRestore: (snapshot: Uint8Array) => ({
+              step: () => {
+                machine.restore(snapshot)
+                return true
+              },
+            }),
+          }
+        })
+        const replicas = await Promise.all(
+          [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, machines[id - 1]!, 64 * 1024 * 1024)),
+        )
+        await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
+        const leader = leaderOf(replicas)!
+        const followers = replicas.filter((r) => r !== leader)
+        // (Applied whole in Raft's loop, the tails held the thread until every replay was over, and
+        // no follower heard a leader still replaying.)
+        await waitFor(
+          "the leader's heartbeat",
+          () => followers.every((r) => r.raft.leaderReplaying()),
+          Math.min(deadline, Date.now() + 10_000),
+        )
+        const heard = followers.map((r) => r.appliedIndex())
+        const replayEnd = leader.raft.status().commitIndex
+        await waitFor("the leader's replay", () => leader.appliedIndex() >= replayEnd, deadline)
+        const atLeaderEnd = followers.map((r) => r.appliedIndex())
+        console.log(
+          `followers applied ${heard.join(", ")} when they heard the leader, ${atLeaderEnd.join(", ")} when it had replayed through ${replayEnd}`,
+        )
+        expect(atLeaderEnd).toEqual(heard)
+        expect(heard.some((applied) => applied < replayEnd)).toBe(true)
+      } finally {
+        await Effect.runPromise(Scope.close(scope, Exit.void))
+      }
+    }),
+  60_000,
 )

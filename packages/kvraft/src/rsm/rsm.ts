@@ -224,25 +224,37 @@ export const makeRsm = <R>(
           return
         }
         replay = undefined
+        replayWake.openUnsafe()
         applySnapshot(snapshot)
         return
       }
-      if (replay !== undefined) replay.push(event.entries)
-      else applyEntries(event.entries)
+      if (replay !== undefined) {
+        replay.push(event.entries)
+        replayWake.openUnsafe()
+      } else applyEntries(event.entries)
     }
 
-    /** One slice of the replay; false once it is over. */
-    const stepReplay = (): boolean => {
-      if (replay === undefined) return false
+    /**
+     * One slice of the replay: "done" once it is over, "waiting" while committed entries of the
+     * tail are still to be handed over. Raft hands them over a Ready at a time; a replay that
+     * ended whenever it had applied what it was given (a snapshot restored at once, then the first
+     * Ready's entries) left the rest of the tail to Raft's loop, applied whole and without giving
+     * way to a replaying leader.
+     */
+    const stepReplay = (): "more" | "waiting" | "done" => {
+      if (replay === undefined) return "done"
       if (replay.step(applyEntries) === "restored") {
         lastApplied = replay.snapshotIndex
         releaseReads()
         noteReplayEnd()
       }
-      if (replay.pending) return true
+      if (replay.pending) return "more"
+      if (replaying()) return "waiting"
       replay = undefined
-      return false
+      return "done"
     }
+    /** Opened when the replay is handed entries (or ended by an installed snapshot). */
+    const replayWake = Latch.makeUnsafe(false)
 
     /** Begins a snapshot of what is applied now, when the log is over the budget and none is under way. */
     const maybeBeginSnapshot = () => {
@@ -304,16 +316,19 @@ export const makeRsm = <R>(
               yield* Effect.sleep(Duration.millis(GIVE_WAY_POLL_MS))
               continue
             }
-            let more: boolean
+            let outcome: "more" | "waiting" | "done"
             try {
-              more = stepReplay()
+              outcome = stepReplay()
             } catch (error) {
               // As an apply that throws in Raft's loop: the replica stops (a corrupt snapshot, a defect).
               fatal(error)
               return
             }
-            if (!more) return
-            yield* Effect.yieldNow
+            if (outcome === "done") return
+            if (outcome === "waiting") {
+              replayWake.closeUnsafe()
+              yield* replayWake.await
+            } else yield* Effect.yieldNow
           }
         }),
       )
