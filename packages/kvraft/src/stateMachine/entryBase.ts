@@ -48,14 +48,21 @@ export class BaseEntry implements EntryFields {
 }
 
 /** FNV-1a, 32 bits, over `bytes[start, end)`. */
-const hashBytes = (bytes: Uint8Array, start: number, end: number): number => {
+export const hashBytes = (bytes: Uint8Array, start: number, end: number): number => {
   let hash = 0x811c9dc5
   for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193)
   return hash >>> 0
 }
 
 /** Byte order of `a[aStart, aEnd)` and `b[bStart, bEnd)`: negative, 0 or positive. */
-const compareBytes = (a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number) => {
+export const compareBytes = (
+  a: Uint8Array,
+  aStart: number,
+  aEnd: number,
+  b: Uint8Array,
+  bStart: number,
+  bEnd: number,
+) => {
   const n = Math.min(aEnd - aStart, bEnd - bStart)
   for (let i = 0; i < n; i++) {
     const d = a[aStart + i]! - b[bStart + i]!
@@ -67,8 +74,11 @@ const compareBytes = (a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array
 /** Why a base cannot be built: the bytes are damaged. */
 export class EntriesCorrupt extends Error {}
 
+/** Slots of the hash table over `count` entries: a power of two, at most half full. */
+export const tableSlotsFor = (count: number): number => 2 ** Math.ceil(Math.log2(Math.max(2, count * 2)))
+
 /** What indexing a base's bytes yields. */
-interface EntryIndex {
+export interface EntryIndex {
   readonly buffer: Buffer
   readonly count: number
   readonly maxRevision: number
@@ -108,7 +118,7 @@ export class EntryBaseBuilder {
     if (count * 5 > bytes.length) throw new EntriesCorrupt(`${count} entries cannot fit in ${bytes.length} bytes`)
     this.#buffer = buffer
     this.#count = count
-    const slots = 2 ** Math.ceil(Math.log2(Math.max(2, count * 2)))
+    const slots = tableSlotsFor(count)
     this.#table = new Int32Array(slots)
     this.#mask = slots - 1
     // Offsets fit 32 bits below 4 GiB (always, under maxSnapshotBytes' default): half the memory to fault in.
@@ -279,6 +289,11 @@ export class EntryBase {
     }
   }
 
+  /** The index over the entries (entryIndexSection.ts stores it in a snapshot). */
+  get index(): EntryIndex {
+    return this.#index()
+  }
+
   /** The bytes the entries are read from. */
   get bytes(): Buffer {
     return this.#bytes
@@ -397,7 +412,7 @@ export class EntryBase {
 }
 
 /** Whether `bytes[start, end)` is UTF-8 (what decoding and encoding again gives back). */
-const isUtf8 = (bytes: Buffer, start: number, end: number): boolean => {
+export const isUtf8 = (bytes: Buffer, start: number, end: number): boolean => {
   const text = bytes.toString("utf8", start, end)
   return Buffer.byteLength(text, "utf8") === end - start && Buffer.from(text, "utf8").equals(bytes.subarray(start, end))
 }

@@ -18,6 +18,7 @@ import { LeaseTable, maxLeaseTtlMs, minLeaseTtlMs } from "../lease/leaseTable.ts
 import { WatchHistory } from "../watch/history.ts"
 import { type KvCommand, type KvCondition, type KvLeaderCommand, type KvOp, type KvTxnOp, opKeys } from "./command.ts"
 import { EntriesCorrupt, EntryBaseBuilder } from "./entryBase.ts"
+import { IndexedBaseReader, indexSectionBytes, maxIndexedEntriesBytes, writeIndexSection } from "./entryIndexSection.ts"
 import { EntryStore, type StoredEntry } from "./entryStore.ts"
 import { type KvLimits, resolveKvLimits } from "./limits.ts"
 import { compareKeys } from "./orderedKeys.ts"
@@ -29,11 +30,17 @@ import { utf8ByteLength, utf8ConcatExceeds, utf8Exceeds } from "./utf8.ts"
 /**
  * Version 1: `[1, [key, value, ...], sessions]`; version 2 adds metadata and the revision; version 3
  * the watch history; version 4 the leases; version 5 keeps the same fields but lays the entries
- * out as plain bytes (see `snapshot()`), which restore several times faster than msgpack.
+ * out as plain bytes (see `snapshot()`), which restore several times faster than msgpack; version 6
+ * adds the entries' index after them (entryIndexSection.ts), which a restore reads instead of
+ * building.
  */
-const snapshotVersion = 5
-/** The first byte of a version 5 snapshot: "never used" in msgpack, so no older snapshot starts with it. */
+const snapshotVersion = 6
+/** The version of a snapshot whose entries come without their index (above 4 GiB of entries). */
+const unindexedVersion = 5
+/** The first byte of a version 5 or 6 snapshot: "never used" in msgpack, so no older snapshot starts with it. */
 const binaryMark = 0xc1
+/** A version 6 snapshot ends with the entries' length and the highest modRevision among them (float64 each). */
+const trailerBytes = 16
 /** Stores with fewer keys snapshot in version 4: a few bytes smaller, and older servers read them. */
 export const binaryFromKeys = 256
 /** Mark, version, u32 head length. */
@@ -288,9 +295,13 @@ export class KvStateMachine {
   }
 
   /**
-   * Version 5: byte 0xc1 (which never starts msgpack), the version byte, the length of the head
+   * Version 6: byte 0xc1 (which never starts msgpack), the version byte, the length of the head
    * (u32, little-endian), the head (msgpack `[revision, sessions, history, leases, keyCount]`), then
-   * the entries in key order as snapshotEntries.ts lays them out (so a restore needs no sort).
+   * the entries in key order as snapshotEntries.ts lays them out (so a restore needs no sort), zero
+   * to three bytes to align what follows to 4 within these bytes, the entries' index
+   * (entryIndexSection.ts), and a trailer: the entries' length and their highest modRevision
+   * (float64, little-endian). Version 5 is the same without the index, the padding and the trailer
+   * (written when the entries take 4 GiB or more; read as ever).
    * The machine goes on reading the entries from the bytes returned (they become its EntryStore's
    * base), so they must not be changed.
    * A small store (under `binaryFromKeys` keys), or one holding a string that is not well-formed
@@ -346,9 +357,10 @@ export class KvStateMachine {
       )
       const head = snapshotEncoder.encode([revision, sessions, history, leases, count])
       // The entries go straight after the head, in the buffer returned: a second copy of a large
-      // store's bytes into fresh memory cost more than writing them.
+      // store's bytes into fresh memory cost more than writing them. So does their index after them.
       const entriesAt = roomBytes + binaryHeadAt + head.length
-      const writer = new EntriesWriter(entriesAt + frozen.bytesEstimate)
+      const sectionBytes = indexSectionBytes(count)
+      const writer = new EntriesWriter(entriesAt + frozen.bytesEstimate + sectionBytes + 4 + trailerBytes)
       const start = new Uint8Array(roomBytes + binaryHeadAt)
       start[roomBytes] = binaryMark
       start[roomBytes + 1] = snapshotVersion
@@ -361,13 +373,27 @@ export class KvStateMachine {
         store.thaw()
         return withRoom(roomBytes, flat)
       }
+      const entriesBytes = writer.length - entriesAt
+      const indexed = entriesBytes <= maxIndexedEntriesBytes
+      // Aligned within the snapshot's bytes: where those lie aligned (a file mapped as a whole), a
+      // restore reads the index where it is.
+      const sectionAt = indexed ? roomBytes + align4(writer.length - roomBytes) : writer.length
+      if (indexed) writer.skip(sectionAt - writer.length + sectionBytes + trailerBytes)
       const out = writer.finish()
-      const builder = new EntryBaseBuilder(out.subarray(entriesAt), count)
+      if (indexed) out.fill(0, entriesAt + entriesBytes, sectionAt)
+      else out[roomBytes + 1] = unindexedVersion
+      const builder = new EntryBaseBuilder(out.subarray(entriesAt, entriesAt + entriesBytes), count)
       for (;;) {
         yield
         const base = builder.step(slice.entries)
         if (base !== undefined) {
           store.rebaseFrozen(base)
+          if (indexed) {
+            writeIndexSection(base, out, sectionAt)
+            const trailer = new DataView(out.buffer, out.byteOffset + sectionAt + sectionBytes, trailerBytes)
+            trailer.setFloat64(0, entriesBytes, true)
+            trailer.setFloat64(8, base.maxRevision, true)
+          }
           return out
         }
       }
@@ -409,7 +435,10 @@ export class KvStateMachine {
     entriesPerSlice: number,
   ): Generator<void, KvStateMachine> {
     if (bytes.length < binaryHeadAt) throw restoreError("corrupt snapshot: shorter than its header")
-    if (bytes[1] !== snapshotVersion) throw restoreError(`unsupported snapshot version ${bytes[1]}`)
+    const version = bytes[1]
+    if (version !== snapshotVersion && version !== unindexedVersion) {
+      throw restoreError(`unsupported snapshot version ${version}`)
+    }
     const headBytes = new DataView(bytes.buffer, bytes.byteOffset, binaryHeadAt).getUint32(2, true)
     if (binaryHeadAt + headBytes > bytes.length) throw restoreError("corrupt snapshot: the head runs past the end")
     let head: unknown
@@ -423,8 +452,12 @@ export class KvStateMachine {
     }
     const [revision, sessions, history, leases, count] = head as [unknown, unknown, unknown, unknown, number]
     const machine = new KvStateMachine(limits)
+    const entriesAt = binaryHeadAt + headBytes
     try {
-      const builder = new EntryBaseBuilder(bytes.subarray(binaryHeadAt + headBytes), count)
+      const builder =
+        version === snapshotVersion
+          ? KvStateMachine.#indexedBase(bytes, entriesAt, count)
+          : new EntryBaseBuilder(bytes.subarray(entriesAt), count)
       for (;;) {
         const base = builder.step(entriesPerSlice)
         if (base !== undefined) {
@@ -440,6 +473,27 @@ export class KvStateMachine {
     const maxRevision = machine.#store.baseMaxRevision
     machine.#restoreRest(5, revision, maxRevision, history, leases, sessions)
     return machine
+  }
+
+  /** The reader of a version 6 snapshot's base: its entries with the index stored after them. */
+  static #indexedBase(bytes: Uint8Array, entriesAt: number, count: number): IndexedBaseReader {
+    if (bytes.length < entriesAt + trailerBytes) throw new EntriesCorrupt("the snapshot ends before its trailer")
+    const trailer = new DataView(bytes.buffer, bytes.byteOffset + bytes.length - trailerBytes, trailerBytes)
+    const entriesBytes = trailer.getFloat64(0, true)
+    const maxRevision = trailer.getFloat64(8, true)
+    if (!isCount(entriesBytes) || !isCount(maxRevision) || entriesBytes > maxIndexedEntriesBytes) {
+      throw new EntriesCorrupt("the trailer holds no entries' length or revision")
+    }
+    const sectionAt = align4(entriesAt + entriesBytes)
+    if (sectionAt + indexSectionBytes(count) + trailerBytes !== bytes.length) {
+      throw new EntriesCorrupt(`${entriesBytes} bytes of entries and their index do not fill the snapshot`)
+    }
+    return new IndexedBaseReader(
+      bytes.subarray(entriesAt, entriesAt + entriesBytes),
+      count,
+      maxRevision,
+      bytes.subarray(sectionAt, bytes.length - trailerBytes),
+    )
   }
 
   static #restoreMsgpack(bytes: Uint8Array, limits: Partial<KvLimits> | undefined): KvStateMachine {
@@ -762,6 +816,9 @@ const withRoom = (roomBytes: number, bytes: Uint8Array): Uint8Array => {
   out.set(bytes, roomBytes)
   return out
 }
+
+/** `n` rounded up to a multiple of 4. */
+const align4 = (n: number): number => n + ((4 - (n % 4)) % 4)
 
 const isCount = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 0

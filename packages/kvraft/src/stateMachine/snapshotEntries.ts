@@ -49,6 +49,17 @@ export class EntriesWriter {
     this.#at += end - start
   }
 
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#at
+  }
+
+  /** Moves past `bytes` bytes, left as they are for the caller to fill in the finished bytes. */
+  skip(bytes: number): void {
+    this.#reserve(bytes)
+    this.#at += bytes
+  }
+
   /** The bytes written (a view of the writer's buffer). */
   bytes(): Uint8Array {
     return this.#buffer.subarray(0, this.#at)
