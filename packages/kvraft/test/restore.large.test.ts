@@ -177,7 +177,8 @@ test("a version 6 snapshot restores its index without building it, read where it
     expect(steps).toBeLessThan(built.steps / 2)
     expect(restored.snapshot()).toEqual(bytes)
     expect(everything(restored)).toEqual(everything(machine))
-    for (const { key } of everything(machine).slice(0, 500)) expect(restored.getEntry(key)).toEqual(machine.getEntry(key))
+    for (const { key } of everything(machine).slice(0, 500))
+      expect(restored.getEntry(key)).toEqual(machine.getEntry(key))
     expect(restored.getEntry("no such key")).toBeUndefined()
   }
 
