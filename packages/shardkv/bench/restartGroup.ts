@@ -17,7 +17,7 @@
  */
 import { cpSync, existsSync } from "node:fs"
 import { loadavg } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { makeControllerClient, shardOf } from "@kv/shardctrler"
 import { Effect } from "effect"
@@ -53,7 +53,9 @@ const GID = 100
 const PER_TXN = 100
 const CONTROLLER_BIN = join(import.meta.dir, "../../shardctrler/bin/shardctrler.ts")
 const SHARDKV_BIN = join(import.meta.dir, "../bin/shardkv.ts")
-const servers: string[][] = (options.exe ?? []).length > 0 ? options.exe!.map((exe) => [exe]) : [["bun", SHARDKV_BIN]]
+// Absolute: the replicas start in their own directories.
+const servers: string[][] =
+  (options.exe ?? []).length > 0 ? options.exe!.map((exe) => [resolve(exe)]) : [["bun", SHARDKV_BIN]]
 
 const keyOf = (i: number) => `key${String(i).padStart(8, "0")}`
 const valueFor = (i: number) => String(i).padStart(valueBytes, "v")
