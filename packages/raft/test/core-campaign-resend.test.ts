@@ -16,8 +16,11 @@ describe("a campaign asks again the voters that have not answered", () => {
     tickUntil(core, () => core.role === "pre-candidate")
     const first = messagesOfType(sent(takeReady(core)), "PreVote")
     expect(first.map((m) => m.to).sort()).toEqual([2, 3])
-    // Both lost. Five ticks later (half the heartbeat interval) they go again, to the same voters.
+    // Both lost. Five ticks later (half the heartbeat interval) they go again, to the same voters;
+    // a node's ticker, which sleeps until the core is next due, wakes for that.
+    expect(core.ticksUntilDue()).toBe(5)
     for (let t = 0; t < 4; t++) core.tick()
+    expect(core.ticksUntilDue()).toBe(1)
     expect(core.hasReady() ? messagesOfType(sent(takeReady(core)), "PreVote") : []).toEqual([])
     core.tick()
     const again = messagesOfType(sent(takeReady(core)), "PreVote")

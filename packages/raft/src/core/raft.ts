@@ -360,7 +360,16 @@ class Raft implements RaftCore {
   ticksUntilDue(): number {
     if (this.currentRole === "leader") return this.leaderTicksUntilDue()
     if (!this.promotable()) return Number.POSITIVE_INFINITY
-    return Math.max(1, this.randomizedElectionTimeout - this.electionElapsed)
+    const election = Math.max(1, this.randomizedElectionTimeout - this.electionElapsed)
+    // A campaign with voters yet to answer asks them again (tickElection): the ticker must not sleep past that.
+    if (
+      (this.currentRole === "pre-candidate" || this.currentRole === "candidate") &&
+      this.voters.some((id) => id !== this.id && !this.votes.has(id))
+    ) {
+      const every = this.campaignResendTicks()
+      return Math.min(election, every - (this.electionElapsed % every))
+    }
+    return election
   }
 
   /**

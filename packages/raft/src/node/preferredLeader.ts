@@ -43,6 +43,12 @@ const preferredLeaderState = (status: Status, preferred: NodeId, committedBefore
 /** What a leader's look at the preferred member reads from its node. */
 export interface LeaderView {
   readonly leading: boolean
+  /**
+   * Whether the service behind the leader still replays its restart's log: its followers give way
+   * to it and apply nothing meanwhile, so a member handed leadership then would have all of it
+   * still to apply. The settling wait starts once the replay is over.
+   */
+  readonly replaying?: boolean
   readonly commit: number
   readonly status: () => Status
   /** Where a member lives (the bootstrap peers', or what the configuration entry said). */
@@ -80,7 +86,7 @@ export class PreferredLeaderWatch {
     const status = node.leading ? node.status() : undefined
     const preferred = status === undefined ? undefined : this.#memberIn(status, node.addressOf)
     const state =
-      status === undefined || preferred === undefined
+      status === undefined || preferred === undefined || node.replaying === true
         ? "not-ready"
         : preferredLeaderState(status, preferred, committedBefore)
     if (state === "not-ready" || (state === "unheard" && this.#unheard)) {

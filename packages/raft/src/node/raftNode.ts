@@ -711,6 +711,7 @@ export const makeRaftNode = (
     const handToPreferred = Effect.suspend(() => {
       const to = preferredWatch?.look(nowMs(), {
         leading: core.role === "leader",
+        replaying: config.serviceReplaying?.() === true,
         commit: core.commitIndex,
         status: () => core.status(),
         addressOf: (id) => peerSources.addressOf(id),
