@@ -337,70 +337,91 @@ test(
   40_000,
 )
 
+/**
+ * Restarts the group in `dirs` with a slow apply (4 ms a command) and an instant restore: once the
+ * followers hear the leader replaying, they apply nothing until it has replayed everything.
+ */
+const givesWayThroughout = async (dirs: readonly string[], deadline: number, seed: number): Promise<void> => {
+  const network = new SimNetwork({ seed })
+  const scope = await Effect.runPromise(Scope.make())
+  try {
+    const open = { open: true }
+    // Each apply takes 4 ms: every replica's tail takes a while, its restore none.
+    const machines = [1, 2, 3].map(() => {
+      const machine = counting(open, newLog())
+      return {
+        ...machine,
+        apply: (command: Uint8Array, index: number) => {
+          const until = performance.now() + 4
+          while (performance.now() < until) {}
+          return machine.apply(command, index)
+        },
+        beginRestore: (snapshot: Uint8Array) => ({
+          step: () => {
+            machine.restore(snapshot)
+            return true
+          },
+        }),
+      }
+    })
+    const replicas = await Promise.all(
+      [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, machines[id - 1]!, 64 * 1024 * 1024)),
+    )
+    await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
+    const leader = leaderOf(replicas)!
+    const followers = replicas.filter((r) => r !== leader)
+    // (Applied whole in Raft's loop, the tails held the thread until every replay was over, and
+    // no follower heard a leader still replaying.)
+    await waitFor(
+      "the leader's heartbeat",
+      () => followers.every((r) => r.raft.leaderReplaying()),
+      Math.min(deadline, Date.now() + 10_000),
+    )
+    const heard = followers.map((r) => r.appliedIndex())
+    const replayEnd = leader.raft.status().commitIndex
+    // Looked at while the leader has not replayed everything (all replicas share this thread, so
+    // no heartbeat saying otherwise can have left it): the followers' applied indexes stay put.
+    let seen = heard
+    await waitFor(
+      "the leader's replay",
+      () => {
+        if (leader.appliedIndex() >= replayEnd) return true
+        seen = followers.map((r) => r.appliedIndex())
+        return false
+      },
+      deadline,
+    )
+    console.log(
+      `followers applied ${heard.join(", ")} when they heard the leader, ${seen.join(", ")} just before it had replayed through ${replayEnd}`,
+    )
+    expect(seen).toEqual(heard)
+    expect(heard.some((applied) => applied < replayEnd)).toBe(true)
+  } finally {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
+/** Commands that make a tail of 3 MiB: Raft hands a restart's committed entries over 1 MiB per Ready. */
+const longTail = { commands: 96, commandBytes: 32 * 1024, budget: 64 * 1024 * 1024 } as const
+
 test(
   "a replica whose tail comes in several Readies replays all of it through the replay, giving way to a replaying leader throughout",
   () =>
     withFilledGroup(async (dirs, deadline) => {
-      // A tail of 3 MiB past every replica's snapshot: Raft hands a restart's committed entries over
-      // 1 MiB per Ready.
-      await writeAndStop(dirs, deadline, { seed: 17, commands: 96, commandBytes: 32 * 1024, budget: 64 * 1024 * 1024 })
-      const network = new SimNetwork({ seed: 18 })
-      const scope = await Effect.runPromise(Scope.make())
-      try {
-        const open = { open: true }
-        // Each apply takes 4 ms: every replica's tail takes a while, its restore none.
-        const machines = [1, 2, 3].map(() => {
-          const machine = counting(open, newLog())
-          return {
-            ...machine,
-            apply: (command: Uint8Array, index: number) => {
-              const until = performance.now() + 4
-              while (performance.now() < until) {}
-              return machine.apply(command, index)
-            },
-            beginRestore: (snapshot: Uint8Array) => ({
-              step: () => {
-                machine.restore(snapshot)
-                return true
-              },
-            }),
-          }
-        })
-        const replicas = await Promise.all(
-          [1, 2, 3].map((id) => startReplica(dirs, id, network, scope, machines[id - 1]!, 64 * 1024 * 1024)),
-        )
-        await waitFor("a leader", () => leaderOf(replicas) !== undefined, deadline)
-        const leader = leaderOf(replicas)!
-        const followers = replicas.filter((r) => r !== leader)
-        // (Applied whole in Raft's loop, the tails held the thread until every replay was over, and
-        // no follower heard a leader still replaying.)
-        await waitFor(
-          "the leader's heartbeat",
-          () => followers.every((r) => r.raft.leaderReplaying()),
-          Math.min(deadline, Date.now() + 10_000),
-        )
-        const heard = followers.map((r) => r.appliedIndex())
-        const replayEnd = leader.raft.status().commitIndex
-        // Looked at while the leader has not replayed everything (all replicas share this thread, so
-        // no heartbeat saying otherwise can have left it): the followers' applied indexes stay put.
-        let seen = heard
-        await waitFor(
-          "the leader's replay",
-          () => {
-            if (leader.appliedIndex() >= replayEnd) return true
-            seen = followers.map((r) => r.appliedIndex())
-            return false
-          },
-          deadline,
-        )
-        console.log(
-          `followers applied ${heard.join(", ")} when they heard the leader, ${seen.join(", ")} just before it had replayed through ${replayEnd}`,
-        )
-        expect(seen).toEqual(heard)
-        expect(heard.some((applied) => applied < replayEnd)).toBe(true)
-      } finally {
-        await Effect.runPromise(Scope.close(scope, Exit.void))
-      }
+      await writeAndStop(dirs, deadline, { seed: 17, ...longTail })
+      await givesWayThroughout(dirs, deadline, 18)
     }),
   60_000,
 )
+
+test("a replica with no snapshot yet replays its log the same way, giving way to a replaying leader", async () => {
+  const root = mkdtempSync(join(tmpdir(), "kv-rsm-startup-"))
+  const dirs = [1, 2, 3].map((k) => join(root, `replica-${k}`))
+  const deadline = Date.now() + 45_000
+  try {
+    await writeAndStop(dirs, deadline, { seed: 19, ...longTail })
+    await givesWayThroughout(dirs, deadline, 20)
+  } finally {
+    rmSync(root, { recursive: true, force: true })
+  }
+}, 60_000)

@@ -303,6 +303,9 @@ export const makeRsm = <R>(
     raft = node
     replayEnd = node.status().commitIndex
     tail = { entries: Math.max(0, replayEnd - lastSnapshot), bytes: node.raftStateBytes() }
+    // No snapshot yet (a log under the budget): the log alone is replayed the same way, in slices and
+    // giving way to a replaying leader, rather than whole inside Raft's loop.
+    if (replay === undefined && replaying() && sm.beginRestore !== undefined) replay = new StartupReplay(undefined, 0)
     noteReplayEnd()
     if (replay !== undefined) {
       const fatal = options.raft.onFatal ?? exitOnFatal

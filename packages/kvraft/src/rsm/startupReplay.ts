@@ -36,7 +36,8 @@ export class StartupReplay {
   /** The index of the snapshot being restored: applied once the restore is over. */
   readonly snapshotIndex: number
 
-  constructor(restore: RestoreInProgress, snapshotIndex: number) {
+  /** `restore` undefined: a replica with no stored snapshot, whose replay is its log alone. */
+  constructor(restore: RestoreInProgress | undefined, snapshotIndex: number) {
     this.#restore = restore
     this.snapshotIndex = snapshotIndex
   }
