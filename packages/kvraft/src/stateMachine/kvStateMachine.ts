@@ -375,8 +375,9 @@ export class KvStateMachine {
       }
       const entriesBytes = writer.length - entriesAt
       const indexed = entriesBytes <= maxIndexedEntriesBytes
-      // Aligned within the snapshot's bytes: where those lie aligned (a file mapped as a whole), a
-      // restore reads the index where it is.
+      // Aligned within the snapshot's own bytes. Where those lie aligned in memory a restore reads
+      // the index where it is; in a snapshot file the header, membership and envelope before them
+      // usually shift them, and the restore copies the index's words out (entryIndexSection.ts).
       const sectionAt = indexed ? roomBytes + align4(writer.length - roomBytes) : writer.length
       if (indexed) writer.skip(sectionAt - writer.length + sectionBytes + trailerBytes)
       const out = writer.finish()

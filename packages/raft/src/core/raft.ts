@@ -259,7 +259,7 @@ class Raft implements RaftCore {
   /** Leader: index of its first entry (the no-op); a membership change waits until it is committed. */
   private termStartIndex: LogIndex = 0
   private readonly votes = new Map<NodeId, boolean>()
-  /** What the campaign under way (as pre-candidate or candidate) asks for. */
+  /** What the campaign under way (as pre-candidate or candidate) asks for; set by each campaign. */
   private campaignKind: CampaignKind = "election"
   private readonly readOnly = new ReadOnly()
   private readonly snapshotReceiver: SnapshotReceiver
@@ -361,11 +361,9 @@ class Raft implements RaftCore {
     if (this.currentRole === "leader") return this.leaderTicksUntilDue()
     if (!this.promotable()) return Number.POSITIVE_INFINITY
     const election = Math.max(1, this.randomizedElectionTimeout - this.electionElapsed)
-    // A campaign with voters yet to answer asks them again (tickElection): the ticker must not sleep past that.
-    if (
-      (this.currentRole === "pre-candidate" || this.currentRole === "candidate") &&
-      this.voters.some((id) => id !== this.id && !this.votes.has(id))
-    ) {
+    // A campaign under way has voters yet to answer (once all have, it is decided) and asks them
+    // again (tickElection): the ticker must not sleep past that.
+    if (this.currentRole === "pre-candidate" || this.currentRole === "candidate") {
       const every = this.campaignResendTicks()
       return Math.min(election, every - (this.electionElapsed % every))
     }
@@ -406,7 +404,7 @@ class Raft implements RaftCore {
       (this.currentRole === "pre-candidate" || this.currentRole === "candidate") &&
       this.electionElapsed % this.campaignResendTicks() === 0
     ) {
-      this.requestVotes(this.currentRole === "pre-candidate" ? "pre-vote" : this.campaignKind, true)
+      this.requestVotes(this.campaignKind, true)
     }
   }
 

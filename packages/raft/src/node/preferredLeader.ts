@@ -48,7 +48,7 @@ export interface LeaderView {
    * to it and apply nothing meanwhile, so a member handed leadership then would have all of it
    * still to apply. The settling wait starts once the replay is over.
    */
-  readonly replaying?: boolean
+  readonly replaying: boolean
   readonly commit: number
   readonly status: () => Status
   /** Where a member lives (the bootstrap peers', or what the configuration entry said). */
@@ -86,7 +86,7 @@ export class PreferredLeaderWatch {
     const status = node.leading ? node.status() : undefined
     const preferred = status === undefined ? undefined : this.#memberIn(status, node.addressOf)
     const state =
-      status === undefined || preferred === undefined || node.replaying === true
+      status === undefined || preferred === undefined || node.replaying
         ? "not-ready"
         : preferredLeaderState(status, preferred, committedBefore)
     if (state === "not-ready" || (state === "unheard" && this.#unheard)) {
