@@ -15,6 +15,10 @@ interface Scripted {
   failOnTake: boolean
   /** Its Readies hold nothing to write. */
   writesNothing: boolean
+  /** Its Readies carry heartbeats. */
+  heartbeats: boolean
+  /** A leader far enough into its heartbeat interval to send one with another member's. */
+  alignable: boolean
   stopped: boolean
 }
 
@@ -29,6 +33,8 @@ const scripted = (
     readies: 0,
     failOnTake: false,
     writesNothing: false,
+    heartbeats: false,
+    alignable: false,
     stopped: false,
     member: {
       transport,
@@ -39,6 +45,13 @@ const scripted = (
         if (s.failOnTake) throw new Error(`${name} failed`)
         s.readies--
         log.push(`${name}:take`)
+        return s.heartbeats ? "heartbeats" : "messages"
+      },
+      alignHeartbeat: () => {
+        if (!s.alignable) return false
+        log.push(`${name}:align`)
+        s.readies++
+        s.heartbeats = true
         return true
       },
       write: () => {
@@ -143,6 +156,55 @@ test("members woken while a round's write is in flight share the next round and 
       yield* logged(log, 5)
       // The round ends once every member's write is durable.
       expect(log).toEqual(["b:finish:durable", "c:finish:durable", "a:rest", "b:rest", "c:rest"])
+    }),
+  )
+})
+
+test("a member's heartbeats bring those of leaders past half their interval into the same flush", async () => {
+  const log: string[] = []
+  const writes: Deferred.Deferred<void>[] = []
+  let flushes = 0
+  const socket = {
+    flush: () => {
+      flushes++
+      log.push("socket:flush")
+    },
+  }
+  const a = scripted("a", log, socket, writes)
+  const b = scripted("b", log, socket, writes)
+  const c = scripted("c", log, socket, writes)
+  a.writesNothing = true
+  b.writesNothing = true
+  b.alignable = true
+  await withRounds((rounds, scope) =>
+    Effect.gen(function* () {
+      const wake = yield* joinAll(rounds, scope, a, b, c)
+      // A Ready without heartbeats asks nobody.
+      a.readies = 1
+      wake(a)
+      yield* logged(log, 6)
+      expect(log).toEqual(["a:prepare", "a:take", "socket:flush", "a:write", "a:finish:nothing written", "a:rest"])
+      log.length = 0
+      flushes = 0
+      // With heartbeats: b, not woken, sends its own in the same flush; c (not far enough) does not.
+      a.readies = 1
+      a.heartbeats = true
+      wake(a)
+      yield* logged(log, 11)
+      expect(log).toEqual([
+        "a:prepare",
+        "a:take",
+        "b:align",
+        "b:take",
+        "socket:flush",
+        "a:write",
+        "a:finish:nothing written",
+        "b:write",
+        "b:finish:nothing written",
+        "a:rest",
+        "b:rest",
+      ])
+      expect(flushes).toBe(1)
     }),
   )
 })

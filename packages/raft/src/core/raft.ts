@@ -175,6 +175,12 @@ export interface RaftCore {
   /** Thesis §3.10; false if not leader or `to` is not another voter. */
   transferLeadership(to: NodeId): boolean
   /**
+   * Another leader in this process sends its heartbeats now: a leader past half its heartbeat
+   * interval sends its own at once, so that they share datagrams and, sent together, fall due
+   * together. Whether it sent (its heartbeats are then in the next Ready).
+   */
+  alignHeartbeat(): boolean
+  /**
    * The service snapshotted its state at `index` (<= what it has applied, and <= `durableIndex()`:
    * applied entries may not be on this disk yet, and a snapshot must not cover a hole in the log):
    * drop the log up to it.
@@ -435,10 +441,7 @@ class Raft implements RaftCore {
     }
     this.tickRetiring()
     this.resendUnacknowledged()
-    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
-      this.heartbeatElapsed = 0
-      this.broadcastHeartbeat(this.readOnly.latestSentRound())
-    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) this.broadcastHeartbeat(this.readOnly.latestSentRound())
   }
 
   step(m: Message): void {
@@ -560,6 +563,13 @@ class Raft implements RaftCore {
     if (this.voters.length === 1 && this.selfRole === "voter")
       this.readStates.push({ requestId, index: this.log.committed })
     else this.readOnly.join(requestId)
+  }
+
+  alignHeartbeat(): boolean {
+    if (this.currentRole !== "leader" || this.followers.length === 0) return false
+    if (2 * this.heartbeatElapsed < this.cfg.heartbeatTicks) return false
+    this.broadcastHeartbeat(this.readOnly.latestSentRound())
+    return true
   }
 
   transferLeadership(to: NodeId): boolean {
@@ -1540,7 +1550,12 @@ class Raft implements RaftCore {
     }
   }
 
+  /**
+   * Every heartbeat, a read round's too, starts the interval again: each one keeps followers from
+   * campaigning and carries the commit, so a leader serving reads sends no others.
+   */
   private broadcastHeartbeat(context: number): void {
+    this.heartbeatElapsed = 0
     const commit = this.log.committed
     // Said only while true: the heartbeat of a leader that is not replaying is as it always was.
     const replaying = this.cfg.serviceReplaying?.() === true

@@ -646,9 +646,17 @@ export const makeRaftNode = (
       take: () => {
         const ready = core.ready()
         taken = ready
-        if (ready.messages.length > 0) send(ready.messages)
+        const messages = ready.messages
+        if (messages.length > 0) send(messages)
         rescheduleTicker()
-        return ready.messages.length > 0
+        if (messages.length === 0) return "nothing"
+        for (const m of messages) if (m.type === "Heartbeat") return "heartbeats"
+        return "messages"
+      },
+      alignHeartbeat: () => {
+        if (stopped || core.role !== "leader") return false
+        catchUpQuietTicks()
+        return core.alignHeartbeat()
       },
       write: () => {
         const durable = startReady(taken!)

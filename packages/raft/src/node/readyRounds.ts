@@ -20,8 +20,13 @@ export interface RoundMember {
   /** Before the node joins a round: ticks owed, leadership, read rounds waiting. */
   readonly prepare: () => void
   readonly hasReady: () => boolean
-  /** Takes the node's Ready and hands its early messages to the transport; whether there were any. */
-  readonly take: () => boolean
+  /** Takes the node's Ready and hands its early messages to the transport: none, some, or heartbeats among them. */
+  readonly take: () => Taken
+  /**
+   * Another member sends heartbeats in this round: a leader far enough into its heartbeat interval
+   * sends its own too (RaftCore.alignHeartbeat); whether it did, and so has a Ready to take.
+   */
+  readonly alignHeartbeat: () => boolean
   /** Starts the taken Ready's durable write and applies what it commits; the wait for the write. */
   readonly write: () => Effect.Effect<void> | undefined
   /** Once the write is durable (or failed): what waited for it leaves, and the core advances. */
@@ -33,6 +38,8 @@ export interface RoundMember {
   /** An error thrown by the node's own steps (an apply that threw, a core defect): it stops. */
   readonly fail: (error: unknown) => void
 }
+
+export type Taken = "nothing" | "messages" | "heartbeats"
 
 export interface ReadyRoundsShape {
   /** Adds a node to the rounds until the scope closes; `wake` says it has work. */
@@ -82,9 +89,23 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
         if (active.length === 0) break
         const sentOn = new Set<RoundMember["transport"]>()
         const taken: RoundMember[] = []
-        for (const m of active) {
-          if (guarded(m, m.take, false)) sentOn.add(m.transport)
+        let heartbeats = false
+        const takeFrom = (m: RoundMember) => {
+          const what = guarded(m, m.take, "nothing")
+          if (what !== "nothing") sentOn.add(m.transport)
+          if (what === "heartbeats") heartbeats = true
           if (!m.stopped()) taken.push(m)
+        }
+        for (const m of active) takeFrom(m)
+        // Co-hosted groups' heartbeats go out together: one datagram per peer process instead of
+        // one per group, and one round of acks back; sent together, they stay in step after.
+        if (heartbeats && members.size > taken.length) {
+          const inRound = new Set(taken)
+          for (const m of members) {
+            if (inRound.has(m) || m.stopped() || !guarded(m, m.alignHeartbeat, false)) continue
+            participants.add(m)
+            takeFrom(m)
+          }
         }
         if (sentOn.size > 0) {
           for (const transport of sentOn) transport.flush()
