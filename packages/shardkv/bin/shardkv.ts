@@ -27,13 +27,19 @@ import {
 import { makeReadyRounds, type ReadyRoundsShape, SHARED_WAL_DIR, Storage } from "@kv/raft"
 import { Effect, Layer, Metric, Option } from "effect"
 import { Command, Flag } from "effect/cli"
-import { groupScope, makeShardKvServer } from "../src/index.ts"
+import { ConfigQueries, groupScope, makeShardKvServer } from "../src/index.ts"
 
 const sharedWalFlushSeconds = Metric.histogram("kv_shared_wal_flush_seconds", {
   description:
     "Duration of one fdatasync of the shared write-ahead log; each makes durable the batches every replica of this process wrote before it",
   boundaries: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
 })
+
+/**
+ * How long "nothing newer than configuration N" from the controller answers this process's other
+ * groups: their loops ask every 100 ms, so each interval costs the controller about one read.
+ */
+const CONFIG_ANSWER_FRESH_MS = 100
 
 /** `100` or `100,101,102`: distinct positive group ids. */
 const parseGids = (text: string): number[] | undefined => {
@@ -114,9 +120,12 @@ const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: 
     // Co-hosted groups take their Readies in the same rounds: one write and one datagram per peer
     // process carry every group's batch.
     const readyRounds = gids.length > 1 ? yield* makeReadyRounds : undefined
+    // And one controller question answers all of them (configQueries.ts), not one per group.
+    const configQueries = gids.length > 1 ? new ConfigQueries(CONFIG_ANSWER_FRESH_MS) : undefined
     const serving = {
       flags,
       readyRounds,
+      configQueries,
       config,
       join,
       dataDir,
@@ -137,6 +146,7 @@ interface GroupServing {
   readonly storage: Layer.Layer<Storage> | undefined
   readonly sockets: SharedSockets
   readonly readyRounds: ReadyRoundsShape | undefined
+  readonly configQueries: ConfigQueries | undefined
   readonly metricsPort: number | undefined
   /** Set when the process serves one metrics endpoint for several groups. */
   readonly metricsSources: MetricsSource[] | undefined
@@ -151,6 +161,7 @@ const serveGroup = ({
   storage,
   sockets,
   readyRounds,
+  configQueries,
   metricsPort,
   metricsSources,
 }: GroupServing) =>
@@ -183,6 +194,7 @@ const serveGroup = ({
           join,
           onFsync,
           preferredLeader,
+          ...(configQueries === undefined ? {} : { configQueries }),
           controllers: config.controller.replicas,
           nShards: config.nShards,
           maxRaftStateBytes: config.maxRaftStateBytes,

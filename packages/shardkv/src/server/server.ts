@@ -42,6 +42,7 @@ import {
 } from "../stateMachine/index.ts"
 import { ShardKvWatchPollMethod } from "../watch/protocol.ts"
 import { type ShardWatchServing, serveShardWatch } from "../watch/serve.ts"
+import type { ConfigQueries } from "./configQueries.ts"
 import { Incarnation, isMember, randomIncarnationId } from "./incarnation.ts"
 import { LatestServers } from "./latestServers.ts"
 import { announceMembers } from "./memberAnnouncement.ts"
@@ -77,6 +78,8 @@ export interface ShardKvServerOptions {
   readonly preferredLeader?: string | undefined
   /** Period of the leader's configuration, pull and garbage-collection loops. Default 100 ms. */
   readonly loopIntervalMs?: number
+  /** Configuration queries shared with the other groups of this process (see configQueries.ts). */
+  readonly configQueries?: ConfigQueries
   /** Bounds on the watch polls this replica holds while it leads (see @kv/kvraft watch/heldPolls.ts). */
   readonly watch?: HeldPollsOptions
 }
@@ -365,7 +368,9 @@ export const makeShardKvServer = (
       if (restoring || !isLeader() || !machine.canReconfigure()) return false
       if (!(yield* incarnation.ensure(0))) return false
       const num = machine.config.num + 1
-      const next = yield* controller.query(num)
+      const next = yield* options.configQueries === undefined
+        ? controller.query(num)
+        : options.configQueries.query(num, controller.query(num))
       if (next.num !== num || machine.config.num + 1 !== num) return false
       const joinsOrLeaves = isMember(next, options.gid) !== isMember(machine.config, options.gid)
       if (joinsOrLeaves && !(yield* incarnation.ensure(num))) return false
