@@ -45,6 +45,7 @@ import { type ShardWatchServing, serveShardWatch } from "../watch/serve.ts"
 import type { ConfigQueries } from "./configQueries.ts"
 import { Incarnation, isMember, randomIncarnationId } from "./incarnation.ts"
 import { LatestServers } from "./latestServers.ts"
+import { untilNextInterval } from "./loopCadence.ts"
 import { announceMembers } from "./memberAnnouncement.ts"
 import { isOwnerReplica, ownerServers } from "./members.ts"
 import { pullShard } from "./pull.ts"
@@ -461,7 +462,7 @@ export const makeShardKvServer = (
       if (isLeader()) yield* forkPerShard(machine.pendingGc(), collecting, collectOne)
     })
 
-    const interval = Duration.millis(options.loopIntervalMs ?? 100)
+    const nextInterval = untilNextInterval(options.loopIntervalMs ?? 100)
     // Each loop's work is the leader's: a follower's loops sleep until it leads instead of waking
     // every interval to find nothing to do (four timers, 40 wake-ups a second per replica).
     yield* Effect.forkScoped(
@@ -469,7 +470,7 @@ export const makeShardKvServer = (
         Effect.andThen(rsm.raft.leading, followConfig).pipe(
           Effect.catchCause(() => Effect.succeed(false)),
           // Walks missed configurations back to back; waits only when there is nothing to do.
-          Effect.flatMap((progressed) => (progressed ? Effect.void : Effect.sleep(interval))),
+          Effect.flatMap((progressed) => (progressed ? Effect.void : nextInterval)),
         ),
       ),
     )
@@ -487,9 +488,7 @@ export const makeShardKvServer = (
     })
     for (const loop of [pullShards, collectGarbage, announce]) {
       yield* Effect.forkScoped(
-        Effect.forever(
-          Effect.andThen(rsm.raft.leading, loop).pipe(Effect.ignoreCause, Effect.andThen(Effect.sleep(interval))),
-        ),
+        Effect.forever(Effect.andThen(rsm.raft.leading, loop).pipe(Effect.ignoreCause, Effect.andThen(nextInterval))),
       )
     }
 
