@@ -13,7 +13,7 @@ import {
 import type { NodeId, Storage, StorageCorrupt } from "@kv/raft"
 import { RpcNode } from "@kv/rpc"
 import { type Config, defaultShardCount, type Gid, makeControllerClient } from "@kv/shardctrler"
-import { Clock, Duration, Effect, type Scope } from "effect"
+import { Clock, Effect, type Scope } from "effect"
 import {
   type DeleteReply,
   groupRpc,
