@@ -463,7 +463,10 @@ describe("a follower behind what the leader recorded for it is brought back, nev
       conflictIndex: 1,
     })
     // That answer may be a stale one; a heartbeat interval without progress makes the leader probe.
-    for (let k = 0; k < 2; k++) core.step({ type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 })
+    for (let k = 0; k < 2; k++) {
+      if (k > 0) core.tick()
+      core.step({ type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 })
+    }
     const probe = appendsTo(sent(takeReady(core)), 2)
     expect(probe.map((m) => m.prevIndex)).toEqual([3])
     core.step({

@@ -114,10 +114,32 @@ describe("§5.3 the leader replicates", () => {
     const resp = { type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 } as const
     core.step(resp)
     expect(messagesOfType(sent(takeReady(core)), "Append").filter((m) => m.to === 2)).toEqual([])
+    // An interval (one tick here) later, still no progress.
+    core.tick()
     core.step(resp)
     const resent = messagesOfType(sent(core.ready()), "Append").filter((m) => m.to === 2)
     expect(resent.map((m) => [m.prevIndex, m.entries.map((x) => x.index)])).toEqual([[1, [2]]])
   })
+})
+
+test("heartbeat answers closer together than an interval (read rounds, aligned groups) take nothing as lost", () => {
+  const core = replicatingLeader({ heartbeatTicks: 10, electionTicks: 30 })
+  core.propose(enc("in flight"))
+  takeReady(core)
+  const state2 = () => core.status().progress?.find((p) => p.id === 2)?.state
+  // A read round's answers every tick while the Append is on its way: within an interval, nothing.
+  for (let tick = 0; tick < 9; tick++) {
+    core.step({ type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 })
+    expect(messagesOfType(sent(takeReady(core)), "Append").filter((m) => m.to === 2)).toEqual([])
+    core.tick()
+  }
+  expect(state2()).toBe("replicate")
+  // A whole interval since the first answer without progress: the Append is taken as lost.
+  core.tick()
+  core.step({ type: "HeartbeatResp", from: 2, to: 1, term: 1, context: 0 })
+  expect(state2()).toBe("probe")
+  const resent = messagesOfType(sent(core.ready()), "Append").filter((m) => m.to === 2)
+  expect(resent.map((m) => m.entries.map((x) => x.index))).toEqual([[2]])
 })
 
 describe("§5.3 the follower appends", () => {

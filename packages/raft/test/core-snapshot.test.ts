@@ -104,6 +104,8 @@ describe("§7 InstallSnapshot, leader side", () => {
     takeReady(core)
     core.step(heartbeatResp)
     expect(snapsTo2(sent(takeReady(core)))).toEqual([])
+    // An interval (one tick here) later, still no progress.
+    core.tick()
     core.step(heartbeatResp)
     expect(snapsTo2(sent(core.ready()))).toEqual([snap(2, 0, [0, 1, 2, 3]), snap(2, 4, [4, 5, 6, 7])])
   })

@@ -19,6 +19,8 @@ interface Scripted {
   heartbeats: boolean
   /** A leader far enough into its heartbeat interval to send one with another member's. */
   alignable: boolean
+  /** Runs as its Ready is taken (what an input arriving then would do). */
+  onTake: (() => void) | undefined
   stopped: boolean
 }
 
@@ -35,6 +37,7 @@ const scripted = (
     writesNothing: false,
     heartbeats: false,
     alignable: false,
+    onTake: undefined,
     stopped: false,
     member: {
       transport,
@@ -45,9 +48,11 @@ const scripted = (
         if (s.failOnTake) throw new Error(`${name} failed`)
         s.readies--
         log.push(`${name}:take`)
+        s.onTake?.()
         return s.heartbeats ? "heartbeats" : "messages"
       },
       alignHeartbeat: () => {
+        log.push(`${name}:asked`)
         if (!s.alignable) return false
         log.push(`${name}:align`)
         s.readies++
@@ -74,6 +79,27 @@ const scripted = (
     },
   }
   return s
+}
+
+/** A transport shared by members, whose flushes are logged and counted. */
+const loggedSocket = (log: string[]) => {
+  const socket = {
+    flushes: 0,
+    flush: () => {
+      socket.flushes++
+      log.push("socket:flush")
+    },
+  }
+  return socket
+}
+
+/** Members a, b and c on one logged socket, and the writes they start. */
+const threeOnOneSocket = () => {
+  const log: string[] = []
+  const writes: Deferred.Deferred<void>[] = []
+  const socket = loggedSocket(log)
+  const [a, b, c] = ["a", "b", "c"].map((name) => scripted(name, log, socket, writes)) as [Scripted, Scripted, Scripted]
+  return { log, writes, socket, a, b, c }
 }
 
 /** Lets the loop's fiber run until it waits again. */
@@ -105,18 +131,7 @@ const withRounds = <A>(body: (rounds: ReadyRoundsShape, scope: Scope.Scope) => E
   )
 
 test("members woken while a round's write is in flight share the next round and one transport flush", async () => {
-  const log: string[] = []
-  const writes: Deferred.Deferred<void>[] = []
-  let flushes = 0
-  const socket = {
-    flush: () => {
-      flushes++
-      log.push("socket:flush")
-    },
-  }
-  const a = scripted("a", log, socket, writes)
-  const b = scripted("b", log, socket, writes)
-  const c = scripted("c", log, socket, writes)
+  const { log, writes, socket, a, b, c } = threeOnOneSocket()
   await withRounds((rounds, scope) =>
     Effect.gen(function* () {
       const wake = yield* joinAll(rounds, scope, a, b, c)
@@ -133,7 +148,7 @@ test("members woken while a round's write is in flight share the next round and 
       yield* settle
       expect(writes.length).toBe(1)
       log.length = 0
-      flushes = 0
+      socket.flushes = 0
       yield* Deferred.succeed(writes[0]!, undefined)
       yield* logged(log, 8)
       // One round for both: taken together, one flush of their shared socket, both written.
@@ -147,7 +162,7 @@ test("members woken while a round's write is in flight share the next round and 
         "b:write",
         "c:write",
       ])
-      expect(flushes).toBe(1)
+      expect(socket.flushes).toBe(1)
       log.length = 0
       yield* Deferred.succeed(writes[1]!, undefined)
       yield* settle
@@ -161,18 +176,7 @@ test("members woken while a round's write is in flight share the next round and 
 })
 
 test("a member's heartbeats bring those of leaders past half their interval into the same flush", async () => {
-  const log: string[] = []
-  const writes: Deferred.Deferred<void>[] = []
-  let flushes = 0
-  const socket = {
-    flush: () => {
-      flushes++
-      log.push("socket:flush")
-    },
-  }
-  const a = scripted("a", log, socket, writes)
-  const b = scripted("b", log, socket, writes)
-  const c = scripted("c", log, socket, writes)
+  const { log, socket, a, b, c } = threeOnOneSocket()
   a.writesNothing = true
   b.writesNothing = true
   b.alignable = true
@@ -185,17 +189,19 @@ test("a member's heartbeats bring those of leaders past half their interval into
       yield* logged(log, 6)
       expect(log).toEqual(["a:prepare", "a:take", "socket:flush", "a:write", "a:finish:nothing written", "a:rest"])
       log.length = 0
-      flushes = 0
+      socket.flushes = 0
       // With heartbeats: b, not woken, sends its own in the same flush; c (not far enough) does not.
       a.readies = 1
       a.heartbeats = true
       wake(a)
-      yield* logged(log, 11)
+      yield* logged(log, 13)
       expect(log).toEqual([
         "a:prepare",
         "a:take",
+        "b:asked",
         "b:align",
         "b:take",
+        "c:asked",
         "socket:flush",
         "a:write",
         "a:finish:nothing written",
@@ -204,7 +210,42 @@ test("a member's heartbeats bring those of leaders past half their interval into
         "a:rest",
         "b:rest",
       ])
-      expect(flushes).toBe(1)
+      expect(socket.flushes).toBe(1)
+    }),
+  )
+})
+
+test("a member woken while heartbeats are taken is prepared and joins their flush", async () => {
+  const { log, writes, socket, a, b, c } = threeOnOneSocket()
+  for (const m of [a, b, c]) m.writesNothing = true
+  await withRounds((rounds, scope) =>
+    Effect.gen(function* () {
+      const wake = yield* joinAll(rounds, scope, a, b, c)
+      a.readies = 1
+      a.heartbeats = true
+      a.onTake = () => {
+        b.readies = 1
+        wake(b)
+      }
+      wake(a)
+      yield* logged(log, 12)
+      // b had not been admitted: prepared first (its waiting reads join), then taken with a's heartbeats.
+      expect(log).toEqual([
+        "a:prepare",
+        "a:take",
+        "b:prepare",
+        "b:take",
+        "c:asked",
+        "socket:flush",
+        "a:write",
+        "a:finish:nothing written",
+        "b:write",
+        "b:finish:nothing written",
+        "a:rest",
+        "b:rest",
+      ])
+      expect(socket.flushes).toBe(1)
+      expect(writes).toEqual([])
     }),
   )
 })

@@ -102,3 +102,21 @@ test("a question on its way answers those asked meanwhile; a failed one leaves e
     }),
   )
 })
+
+test("a question whose asker is interrupted leaves the others to ask, and later questions are asked", async () => {
+  const shared = new ConfigQueries(FRESH_MS)
+  await run(
+    Effect.gen(function* () {
+      const never = yield* Deferred.make<Config>()
+      const first = yield* Effect.forkChild(shared.query(2, Deferred.await(never)))
+      yield* Effect.yieldNow
+      const waiting = yield* Effect.forkChild(shared.query(2, Effect.succeed(config(1))))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(first)
+      expect((yield* Fiber.join(waiting)).num).toBe(1)
+      // Nothing is left registered: a question after the answer's freshness is asked anew.
+      yield* TestClock.adjust(FRESH_MS)
+      expect((yield* shared.query(2, Effect.succeed(config(2)))).num).toBe(2)
+    }),
+  )
+})

@@ -27,3 +27,21 @@ test("loops that start at different moments wake at the same multiples of the in
   expect(woke.a).toEqual([100, 200, 300])
   expect(woke.b).toEqual([100, 200, 300])
 })
+
+test("a loop just short of a boundary (a timer fired early) waits for the next one", async () => {
+  const woke: number[] = []
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      yield* TestClock.adjust(99.5)
+      const loop = yield* Effect.forkChild(
+        Effect.gen(function* () {
+          yield* untilNextInterval(100)
+          woke.push((yield* Clock.Clock).currentTimeMillisUnsafe())
+        }),
+      )
+      yield* TestClock.adjust(200)
+      yield* Fiber.join(loop)
+    }).pipe(Effect.provide(TestClock.layer())),
+  )
+  expect(woke).toEqual([200])
+})

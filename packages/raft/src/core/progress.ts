@@ -83,10 +83,12 @@ export class Progress {
   recentActive = false
   readonly inflights: Inflights
   /**
-   * Progress value (match, or the acked snapshot offset) seen at the previous heartbeat response;
-   * if a whole heartbeat interval passes without it moving, what was in flight is taken as lost.
+   * Progress value (match, or the acked snapshot offset) seen at a heartbeat response, and the
+   * leader's tick then; if a whole heartbeat interval passes without it moving (while the follower
+   * is behind), what was in flight is taken as lost.
    */
   stallMark = -1
+  stallMarkedAt = 0
   /** The leader's tick count before which `match` is not lowered again (see handleAppendResp). */
   matchResetAllowedAt = 0
 
@@ -169,6 +171,7 @@ export class Progress {
     this.probeSentAt = -1
     this.inflights.reset()
     this.stallMark = -1
+    this.stallMarkedAt = 0
     this.snapshot = undefined
     this.snapshotAcked = 0
     this.snapshotSent = 0

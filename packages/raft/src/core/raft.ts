@@ -1259,15 +1259,21 @@ class Raft implements RaftCore {
     pr.probeSent = false
     if (m.context !== 0) this.readOnly.ack(m.from, m.context, this.id, this.voters, this.readStates)
     // A whole heartbeat interval without progress while behind: take what was in flight as lost.
-    if (pr.state === "snapshot") {
-      if (pr.snapshotAcked === pr.stallMark) pr.rewindSnapshot(pr.snapshotAcked)
-      pr.stallMark = pr.snapshotAcked
-    } else if (pr.match < this.log.lastIndex()) {
-      if (pr.state === "replicate" && pr.match === pr.stallMark) pr.becomeProbe()
-      pr.stallMark = pr.match
-    } else {
-      pr.stallMark = pr.match
+    // Counted in ticks, not answers: read rounds and co-hosted leaders' aligned heartbeats bring
+    // answers far more often than once an interval.
+    const snapshot = pr.state === "snapshot"
+    const progress = snapshot ? pr.snapshotAcked : pr.match
+    const behind = snapshot || pr.match < this.log.lastIndex()
+    if (progress !== pr.stallMark || !behind) {
+      pr.stallMark = progress
+      pr.stallMarkedAt = this.ticks
+      return
     }
+    if (this.ticks - pr.stallMarkedAt < this.cfg.heartbeatTicks) return
+    if (snapshot) pr.rewindSnapshot(pr.snapshotAcked)
+    else if (pr.state === "replicate") pr.becomeProbe()
+    pr.stallMark = progress
+    pr.stallMarkedAt = this.ticks
   }
 
   private handleSnapResp(m: SnapResp, pr: Progress): void {

@@ -102,7 +102,13 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
         if (heartbeats && members.size > taken.length) {
           const inRound = new Set(taken)
           for (const m of members) {
-            if (inRound.has(m) || m.stopped() || !guarded(m, m.alignHeartbeat, false)) continue
+            if (inRound.has(m) || m.stopped()) continue
+            // Woken and not yet admitted: prepared first, so the reads it holds go in this Ready too.
+            if (woken.delete(m)) {
+              participants.add(m)
+              guarded(m, m.prepare, undefined)
+            }
+            if (!guarded(m, m.hasReady, false) && !guarded(m, m.alignHeartbeat, false)) continue
             participants.add(m)
             takeFrom(m)
           }

@@ -3,9 +3,9 @@
  * controller for its next configuration every loop interval; with several groups in a process,
  * that was one controller read per group per interval, almost always answered "nothing newer" the
  * same way for all of them. Here, a group's answer serves the others: a configuration found by
- * number is kept (configurations never change), and "the latest is N" answers any question past
- * N for `freshMs` (a new configuration is then noticed at most that much later); questions asked
- * while one is on its way wait for its answer.
+ * number is kept (configurations never change), "the latest is N" answers any question past N
+ * asked within `freshMs` of the question that got it (a new configuration may be noticed that much
+ * later), and questions asked while one is on its way wait for its answer.
  */
 import { monotonicMs } from "@kv/kvraft"
 import type { Config } from "@kv/shardctrler"
@@ -37,16 +37,22 @@ export class ConfigQueries {
       // Another group's question failing says nothing of ours: it asks for itself then.
       if (pending !== undefined) return Effect.catch(Deferred.await(pending), () => fetch)
       const done = Deferred.makeUnsafe<Config, unknown>()
-      this.inFlight.set(num, done)
-      return fetch.pipe(
-        Effect.tap((config) => Effect.sync(() => this.learn(num, config, monotonicMs(clock)))),
-        Effect.onExit((exit) =>
-          Effect.sync(() => {
-            this.inFlight.delete(num)
-            Deferred.doneUnsafe(done, Exit.isSuccess(exit) ? exit : Exit.fail(undefined))
-          }),
-        ),
-      )
+      // Dated from when it was asked: an answer is no newer than its question.
+      const askedAtMs = monotonicMs(clock)
+      // Registered and cleared in one uninterruptible stretch: a question left registered, never
+      // answered, would hold every later one forever.
+      return Effect.uninterruptibleMask((restore) => {
+        this.inFlight.set(num, done)
+        return restore(fetch).pipe(
+          Effect.tap((config) => Effect.sync(() => this.learn(num, config, askedAtMs))),
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              this.inFlight.delete(num)
+              Deferred.doneUnsafe(done, Exit.isSuccess(exit) ? exit : Exit.fail(undefined))
+            }),
+          ),
+        )
+      })
     })
   }
 
@@ -57,7 +63,8 @@ export class ConfigQueries {
     }
     // Asked past the latest, the controller answered with it. (Found by number, a configuration
     // says nothing of newer ones: a group walking several must not wait here between them.)
-    if (config.num < asked && (this.latest === undefined || config.num >= this.latest.config.num)) {
+    const latest = this.latest
+    if (config.num < asked && (latest === undefined || config.num > latest.config.num || atMs > latest.atMs)) {
       this.latest = { config, atMs }
     }
   }
