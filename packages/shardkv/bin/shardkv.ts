@@ -27,21 +27,13 @@ import {
 import { makeReadyRounds, type ReadyRoundsShape, SHARED_WAL_DIR, Storage } from "@kv/raft"
 import { Effect, Layer, Metric, Option } from "effect"
 import { Command, Flag } from "effect/cli"
-import { ConfigQueries, groupScope, makeShardKvServer } from "../src/index.ts"
+import { type ConfigQueries, configQueriesFor, groupScope, makeShardKvServer } from "../src/index.ts"
 
 const sharedWalFlushSeconds = Metric.histogram("kv_shared_wal_flush_seconds", {
   description:
     "Duration of one fdatasync of the shared write-ahead log; each makes durable the batches every replica of this process wrote before it",
   boundaries: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
 })
-
-/**
- * How long "nothing newer than configuration N" from the controller answers this process's other
- * groups, from when it was asked: half their loops' 100 ms interval. The loops wake together and
- * share the question in flight; an answer never serves the next interval's questions, so each
- * interval costs the controller about one read for the whole process.
- */
-const CONFIG_ANSWER_FRESH_MS = 50
 
 /** `100` or `100,101,102`: distinct positive group ids. */
 const parseGids = (text: string): number[] | undefined => {
@@ -123,7 +115,7 @@ const serve = (flags: ServerFlags & { readonly gid: string; readonly sharedWal: 
     // process carry every group's batch.
     const readyRounds = gids.length > 1 ? yield* makeReadyRounds : undefined
     // And one controller question answers all of them (configQueries.ts), not one per group.
-    const configQueries = gids.length > 1 ? new ConfigQueries(CONFIG_ANSWER_FRESH_MS) : undefined
+    const configQueries = gids.length > 1 ? configQueriesFor() : undefined
     const serving = {
       flags,
       readyRounds,

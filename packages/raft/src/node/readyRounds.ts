@@ -62,10 +62,14 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
   const woken = new Set<RoundMember>()
   const members = new Set<RoundMember>()
 
-  /** Members woken since they were last admitted join the round, each prepared once. */
-  const admit = (participants: Set<RoundMember>) => {
+  /**
+   * Members woken since they were last admitted join the round, each prepared once; those of
+   * `taking` (their Ready taken and not yet finished) wait for the next admission.
+   */
+  const admit = (participants: Set<RoundMember>, taking?: ReadonlySet<RoundMember>) => {
     if (woken.size === 0) return
     for (const m of woken) {
+      if (taking?.has(m)) continue
       woken.delete(m)
       if (!members.has(m) || m.stopped()) continue
       participants.add(m)
@@ -101,13 +105,10 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
         // one per group, and one round of acks back; sent together, they stay in step after.
         if (heartbeats && members.size > taken.length) {
           const inRound = new Set(taken)
+          // Members woken meanwhile are prepared first, so the reads they hold go in this Ready too.
+          admit(participants, inRound)
           for (const m of members) {
             if (inRound.has(m) || m.stopped()) continue
-            // Woken and not yet admitted: prepared first, so the reads it holds go in this Ready too.
-            if (woken.delete(m)) {
-              participants.add(m)
-              guarded(m, m.prepare, undefined)
-            }
             if (!guarded(m, m.hasReady, false) && !guarded(m, m.alignHeartbeat, false)) continue
             participants.add(m)
             takeFrom(m)

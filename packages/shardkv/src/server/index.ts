@@ -1,4 +1,9 @@
 export { ConfigQueries } from "./configQueries.ts"
 export { type PullOptions, pullShard } from "./pull.ts"
 export { ShardPullBuffer } from "./pullBuffer.ts"
-export { makeShardKvServer, type ShardKvServerOptions, type ShardKvServerShape } from "./server.ts"
+export {
+  configQueriesFor,
+  makeShardKvServer,
+  type ShardKvServerOptions,
+  type ShardKvServerShape,
+} from "./server.ts"

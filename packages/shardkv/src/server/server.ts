@@ -42,7 +42,7 @@ import {
 } from "../stateMachine/index.ts"
 import { ShardKvWatchPollMethod } from "../watch/protocol.ts"
 import { type ShardWatchServing, serveShardWatch } from "../watch/serve.ts"
-import type { ConfigQueries } from "./configQueries.ts"
+import { ConfigQueries } from "./configQueries.ts"
 import { Incarnation, isMember, randomIncarnationId } from "./incarnation.ts"
 import { LatestServers } from "./latestServers.ts"
 import { untilNextInterval } from "./loopCadence.ts"
@@ -77,9 +77,12 @@ export interface ShardKvServerOptions {
   readonly onFsync?: (seconds: number) => void
   /** The address of the member that should lead whenever it is up and holds the log (RaftNodeConfig.preferredLeader). */
   readonly preferredLeader?: string | undefined
-  /** Period of the leader's configuration, pull and garbage-collection loops. Default 100 ms. */
+  /** Period of the leader's configuration, pull and garbage-collection loops. Default DEFAULT_LOOP_INTERVAL_MS (100 ms). */
   readonly loopIntervalMs?: number
-  /** Configuration queries shared with the other groups of this process (see configQueries.ts). */
+  /**
+   * Configuration queries shared with the other groups of this process (see configQueries.ts),
+   * made with `configQueriesFor(loopIntervalMs)`; default: this replica's own.
+   */
   readonly configQueries?: ConfigQueries
   /** Bounds on the watch polls this replica holds while it leads (see @kv/kvraft watch/heldPolls.ts). */
   readonly watch?: HeldPollsOptions
@@ -92,6 +95,18 @@ export interface ShardKvServerShape {
   readonly machine: () => ShardStateMachine
   readonly status: () => ShardKvStatusReply
 }
+
+/** Period of a leader's background loops unless `loopIntervalMs` says otherwise. */
+const DEFAULT_LOOP_INTERVAL_MS = 100
+
+/**
+ * Shared configuration queries for groups whose loops run every `loopIntervalMs`: "nothing newer"
+ * answers for half an interval from its question. The loops wake together and share the question
+ * in flight, and an answer never serves the next interval's questions: each interval costs the
+ * controller about one read for the whole process.
+ */
+export const configQueriesFor = (loopIntervalMs: number = DEFAULT_LOOP_INTERVAL_MS): ConfigQueries =>
+  new ConfigQueries(loopIntervalMs / 2)
 
 /** Bound for one request to another group or the controller made by a background loop. */
 const LOOP_CALL_DEADLINE_MS = 1_000
@@ -109,6 +124,7 @@ export const makeShardKvServer = (
 ): Effect.Effect<ShardKvServerShape, StorageCorrupt, Scope.Scope | RpcNode | Storage> =>
   Effect.gen(function* () {
     const rpc = yield* RpcNode
+    const loopIntervalMs = options.loopIntervalMs ?? DEFAULT_LOOP_INTERVAL_MS
     // Client keys: reads and watches for read-only, writes for read-write; shard pulls, deletes and
     // install checks stay with the server key.
     rpc.allow("read-only", [ShardKvGetMethod, ShardKvReadMethod, ShardKvWatchPollMethod, ShardKvStatusMethod])
@@ -233,6 +249,7 @@ export const makeShardKvServer = (
       perServerMs: 500,
       attemptTimeoutMs: LOOP_ATTEMPT_TIMEOUT_MS,
     })
+    const configQueries = options.configQueries ?? configQueriesFor(loopIntervalMs)
     const latestServers = new LatestServers(controller.query(-1), (gid) => controller.serversOf(gid), clock)
     // Configurations never change once made, so a few recent ones are kept for these checks.
     const configCache = new Map<number, Config>()
@@ -369,9 +386,7 @@ export const makeShardKvServer = (
       if (restoring || !isLeader() || !machine.canReconfigure()) return false
       if (!(yield* incarnation.ensure(0))) return false
       const num = machine.config.num + 1
-      const next = yield* options.configQueries === undefined
-        ? controller.query(num)
-        : options.configQueries.query(num, controller.query(num))
+      const next = yield* configQueries.query(num, controller.query(num))
       if (next.num !== num || machine.config.num + 1 !== num) return false
       const joinsOrLeaves = isMember(next, options.gid) !== isMember(machine.config, options.gid)
       if (joinsOrLeaves && !(yield* incarnation.ensure(num))) return false
@@ -462,7 +477,7 @@ export const makeShardKvServer = (
       if (isLeader()) yield* forkPerShard(machine.pendingGc(), collecting, collectOne)
     })
 
-    const nextInterval = untilNextInterval(options.loopIntervalMs ?? 100)
+    const nextInterval = untilNextInterval(loopIntervalMs)
     // Each loop's work is the leader's: a follower's loops sleep until it leads instead of waking
     // every interval to find nothing to do (four timers, 40 wake-ups a second per replica).
     yield* Effect.forkScoped(
