@@ -22,7 +22,10 @@ export interface InlineFlushOptions {
 
 export const DEFAULT_INLINE_FLUSH: InlineFlushOptions = { maxEntries: 1, maxMs: 1 }
 
-/** Weight of the newest flush in the moving average: a stall counts for about four flushes. */
+/**
+ * Weight of the newest flush in the moving average: after a 20 ms stall amid 0.3 ms flushes, about
+ * seven flushes go to the pool before single entries flush inline again.
+ */
 const NEWEST_WEIGHT = 0.25
 
 export class FlushPlacement {

@@ -164,20 +164,37 @@ export class NodeGroup {
     return among.find((id) => this.nodes.get(id)?.node.status().role === "leader")
   }
 
+  /**
+   * Proposes `text` until every node of `among` has applied it, and returns its index. A leader
+   * deposed before its entry reached a majority may lose it (the next leader's log overwrites it):
+   * then it is proposed again, to the new leader.
+   */
   async commit(among: readonly number[], text: string): Promise<number> {
-    let index = 0
-    await this.waitFor(`a leader among ${among} to take "${text}"`, () => {
-      const id = this.leader(among)
-      if (id === undefined) return false
-      const r = this.node(id).proposeUnsafe(new TextEncoder().encode(text))
-      if (!("index" in r)) return false
-      index = r.index
-      return true
-    })
-    await this.waitFor(`entry ${index} applied on ${among}`, () =>
-      among.every((id) => this.nodes.get(id)?.applied.includes(index)),
-    )
-    return index
+    const data = new TextEncoder().encode(text)
+    for (let attempt = 1; ; attempt++) {
+      let index = 0
+      let term = 0
+      await this.waitFor(`a leader among ${among} to take "${text}"`, () => {
+        const id = this.leader(among)
+        if (id === undefined) return false
+        const r = this.node(id).proposeUnsafe(data)
+        if (!("index" in r)) return false
+        index = r.index
+        term = this.node(id).status().term
+        return true
+      })
+      let lost = false
+      await this.waitFor(`entry ${index} applied on ${among}`, () => {
+        if (among.every((id) => this.nodes.get(id)?.applied.includes(index))) return true
+        // A leader's log grows only by its own proposals: one of a later term without the entry has lost it.
+        const leader = this.leader(among)
+        const status = leader === undefined ? undefined : this.node(leader).status()
+        lost = status !== undefined && status.term > term && status.lastIndex < index
+        return lost
+      })
+      if (!lost) return index
+      if (attempt === 5) throw new Error(`"${text}" was lost by ${attempt} leaders in a row`)
+    }
   }
 
   run<A>(body: () => Promise<A>): Promise<A> {
