@@ -27,7 +27,6 @@ export { RaftStatusMethod, raftStatusFields } from "./node/statusMethod.ts"
 export { isRaftReply, RAFT_CHANNEL } from "./node/wire.ts"
 export {
   type FileStorageOptions,
-  type InlineFlushOptions,
   initialHardState,
   MemoryDisk,
   type MemoryStorageOptions,

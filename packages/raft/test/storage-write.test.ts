@@ -40,8 +40,7 @@ test("a file storage write is durable once its effect completes, and reads back 
 })
 
 test("nothing may change a file storage before its previous write is durable", async () => {
-  // Every flush on the pool: a single entry would otherwise be durable before write() returns.
-  const storage = openFileStorage(join(root, "one-at-a-time"), { inlineFlush: false })
+  const storage = openFileStorage(join(root, "one-at-a-time"))
   const durable = storage.write({ term: 1, vote: 0, commit: 0 }, entries(1, 1))
   expect(() => storage.save(undefined, entries(2, 1))).toThrow(/before the previous write was durable/)
   expect(() => storage.saveSnapshot({ index: 1, term: 1, data: new Uint8Array(1) })).toThrow(

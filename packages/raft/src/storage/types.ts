@@ -54,11 +54,9 @@ export interface RaftStorage {
   save(hardState: HardState | undefined, entries: readonly Entry[]): void
   /**
    * The same write as `save`, made durable without holding the caller: when this returns the batch
-   * is written but perhaps not yet durable, and the returned effect completes once it is (it dies if
-   * the disk failed; the storage is then unusable, as after a failed `save`). A storage may flush a
-   * small batch before returning, where handing the flush to another thread costs more than it
-   * saves (the file storage's `inlineFlush`). The caller runs the effect before any other mutating
-   * call. A crash before it completes leaves all of the batch or none of it.
+   * is written but not yet durable, and the returned effect completes once it is (it dies if the
+   * disk failed; the storage is then unusable, as after a failed `save`). The caller runs it before
+   * any other mutating call. A crash before it completes leaves all of the batch or none of it.
    */
   write(hardState: HardState | undefined, entries: readonly Entry[]): Effect.Effect<void>
   /**
