@@ -27,6 +27,7 @@ export { RaftStatusMethod, raftStatusFields } from "./node/statusMethod.ts"
 export { isRaftReply, RAFT_CHANNEL } from "./node/wire.ts"
 export {
   type FileStorageOptions,
+  type InlineFlushOptions,
   initialHardState,
   MemoryDisk,
   type MemoryStorageOptions,
@@ -37,4 +38,5 @@ export {
   SHARED_WAL_DIR,
   Storage,
   StorageCorrupt,
+  type WriteHint,
 } from "./storage/index.ts"

@@ -64,8 +64,8 @@ const crashingStorage = (inner: RaftStorage, armed: () => SaveCrash | undefined)
     load: () => inner.load(),
     save: (hardState, entries) => write(() => inner.save(hardState, entries)),
     // An interrupted write is a save that never finishes: the process acts on nothing after it.
-    write: (hardState, entries) => {
-      if (!dead && armed() === undefined) return inner.write(hardState, entries)
+    write: (hardState, entries, hint) => {
+      if (!dead && armed() === undefined) return inner.write(hardState, entries, hint)
       write(() => inner.save(hardState, entries))
       return Effect.never
     },

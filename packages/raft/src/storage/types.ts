@@ -43,6 +43,16 @@ export interface PersistedState {
  * hot path: every mutating call but `write` returns only after its data is durable, and `write`
  * hands the wait for the disk back to the caller, so a replica keeps receiving while its disk works.
  */
+/** What the writer knows of a durable write's moment (raftNode.ts decides it). */
+export interface WriteHint {
+  /**
+   * Little the caller holds is worth running while this write flushes: a follower's (or a
+   * candidate's) answers wait for it, while a leader has proposals, reads and other followers'
+   * answers to act on meanwhile.
+   */
+  readonly callerWaits: boolean
+}
+
 export interface RaftStorage {
   /** What was durable when the storage was opened plus everything saved since. Throws `StorageCorrupt`. */
   load(): PersistedState
@@ -54,11 +64,14 @@ export interface RaftStorage {
   save(hardState: HardState | undefined, entries: readonly Entry[]): void
   /**
    * The same write as `save`, made durable without holding the caller: when this returns the batch
-   * is written but not yet durable, and the returned effect completes once it is (it dies if the
-   * disk failed; the storage is then unusable, as after a failed `save`). The caller runs it before
-   * any other mutating call. A crash before it completes leaves all of the batch or none of it.
+   * is written but perhaps not yet durable, and the returned effect completes once it is (it dies if
+   * the disk failed; the storage is then unusable, as after a failed `save`). When the caller says
+   * it has nothing else to do meanwhile (`hint.callerWaits`), a storage may flush a small batch
+   * before returning, where handing the flush to another thread costs more than it saves (the file
+   * storage's `inlineFlush`). The caller runs the effect before any other mutating call. A crash
+   * before it completes leaves all of the batch or none of it.
    */
-  write(hardState: HardState | undefined, entries: readonly Entry[]): Effect.Effect<void>
+  write(hardState: HardState | undefined, entries: readonly Entry[], hint?: WriteHint): Effect.Effect<void>
   /**
    * Makes `snapshot` durable, then drops log entries <= snapshot.index. Entries after it are kept only
    * if the stored log holds snapshot.index with snapshot.term; otherwise the whole log is discarded.

@@ -4,7 +4,7 @@ import { Effect, Exit, Layer, Scope } from "effect"
 import type { Message, NodeId } from "../../src/core/index.ts"
 import { type ApplyEvent, makeRaftNode, type RaftNodeShape } from "../../src/node/raftNode.ts"
 import { decodeMessages, encodeMessages, isRaftReply, RAFT_CHANNEL } from "../../src/node/wire.ts"
-import { MemoryDisk, Storage } from "../../src/storage/index.ts"
+import { MemoryDisk, Storage, type WriteHint } from "../../src/storage/index.ts"
 import { promiseNotDurable } from "./durability.ts"
 
 export const address = (id: number): string => `member-${id}`
@@ -27,6 +27,8 @@ export interface NodeGroupOptions {
   readonly onFatal?: (id: number, error: unknown) => void
   /** Every node's `preferredLeader`: the member with this id's address. */
   readonly preferredLeader?: number
+  /** Sees every durable write a node starts (`RaftStorage.write`): its entries and the node's hint. */
+  readonly onWrite?: (id: number, entries: number, hint: WriteHint | undefined) => void
 }
 
 /**
@@ -79,6 +81,7 @@ export class NodeGroup {
   async start(id: number, peers: Record<number, string>, join = false, at = address(id)): Promise<void> {
     const flushDelay = this.options.flushDelayOf?.(id) ?? this.options.flushDelay
     const { scope, rpc, storage } = await this.rpcAt(at, flushDelay)
+    const onWrite = this.options.onWrite
     const applied: number[] = []
     const node = await this.driver.promise(
       makeRaftNode({
@@ -100,7 +103,7 @@ export class NodeGroup {
         },
       }).pipe(
         Effect.provideService(RpcNode, this.checkingDurability(id, rpc)),
-        Effect.provideService(Storage, storage),
+        Effect.provideService(Storage, onWrite === undefined ? storage : watchingWrites(storage, id, onWrite)),
         Scope.provide(scope),
       ),
     )
@@ -208,3 +211,20 @@ export class NodeGroup {
     })
   }
 }
+
+/** `storage`, telling `onWrite` of every durable write a node opened through it starts. */
+const watchingWrites = (
+  storage: Storage["Service"],
+  id: number,
+  onWrite: NonNullable<NodeGroupOptions["onWrite"]>,
+): Storage["Service"] =>
+  Storage.of({
+    open: (name) =>
+      Effect.map(storage.open(name), (inner) => ({
+        ...inner,
+        write: (hardState, entries, hint) => {
+          onWrite(id, entries.length, hint)
+          return inner.write(hardState, entries, hint)
+        },
+      })),
+  })
