@@ -70,6 +70,20 @@ export interface LatencyFigures {
   readonly p99Ms: number
   readonly p999Ms: number
   readonly maxMs: number
+  /** The window's latencies in log-scale bins (lib/latency.ts), so that rounds can be pooled. */
+  readonly histogram?: LatencyHistogram
+}
+
+/** [bin, count] pairs, bins ascending: bin b holds latencies in [1 µs × 1.01^b, 1 µs × 1.01^(b+1)). */
+export type LatencyHistogram = readonly (readonly [number, number])[]
+
+/** Percentiles of every round's operations of a cell taken together (`--rounds N`). */
+export interface PooledLatency {
+  readonly rounds: number
+  readonly ops: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly p999Ms: number
 }
 
 export interface CellResult extends LatencyFigures {
@@ -82,6 +96,8 @@ export interface CellResult extends LatencyFigures {
   readonly verdict?: Verdict
   /** watch: ops/s is events delivered per second over all watchers, the percentiles their delivery latency. */
   readonly watch?: WatchFigures
+  /** With several rounds, on the median round: the latencies of all of them together. */
+  readonly pooled?: PooledLatency
 }
 
 /** The outcome of a cell's correctness check: a bench that hides lost updates measures nothing. */

@@ -14,6 +14,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
 import { parseBenchArgs, UsageError, usage } from "./cli.ts"
+import { pooledLatency } from "./lib/latency.ts"
 import { cleanUpOnExit, cpuSecondsOf, type Started, start, stop } from "./lib/processes.ts"
 import { conflictRate, datagramsPerOp, type RunRecord, renderMarkdown, unfinishedNote } from "./lib/report.ts"
 import type { LoadWindowMessage } from "./load.ts"
@@ -207,14 +208,16 @@ const fsyncFigures = (
   return figures
 }
 
-/** Per cell, the round with the median ops/s (the lower middle one for an even count). */
+/**
+ * Per cell, the round with the median ops/s (the lower middle one for an even count); with several
+ * rounds it also carries the percentiles of all of them together.
+ */
 const medianRounds = (lists: readonly CellResult[][]): CellResult[] =>
   (lists[0] ?? []).map((_, index) => {
-    const sorted = lists
-      .map((list) => list[index])
-      .filter((r): r is CellResult => r !== undefined)
-      .sort((a, b) => a.opsPerSecond - b.opsPerSecond)
-    return sorted[Math.floor((sorted.length - 1) / 2)] as CellResult
+    const rounds = lists.map((list) => list[index]).filter((r): r is CellResult => r !== undefined)
+    const median = [...rounds].sort((a, b) => a.opsPerSecond - b.opsPerSecond)[Math.floor((rounds.length - 1) / 2)]!
+    if (rounds.length < 2) return median
+    return { ...median, pooled: pooledLatency(rounds.map((r) => r.histogram ?? [])) }
   })
 
 const fmt = (r: CellResult) => {

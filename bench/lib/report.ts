@@ -161,6 +161,8 @@ export const renderMarkdown = (run: RunRecord): string => {
   }
   lines.push("")
 
+  const pooled = renderPooled(run.targets)
+  if (pooled.length > 0) lines.push(...pooled, "")
   const goals = kv !== undefined && etcd !== undefined ? renderGoals(kv, etcd) : []
   if (goals.length > 0) lines.push(...goals, "")
   const groupGoals = renderGroupGoals(run.targets)
@@ -289,6 +291,27 @@ const renderWatch = (run: RunRecord, cells: readonly Cell[]): string[] => {
   return lines
 }
 
+/** With several rounds: every cell's percentiles over all its rounds' operations. */
+const renderPooled = (targets: Readonly<Record<string, readonly CellResult[]>>): string[] => {
+  const rows = Object.entries(targets).flatMap(([target, results]) =>
+    results.flatMap((r) =>
+      r.pooled === undefined
+        ? []
+        : [
+            `| ${target} | ${describeCell(r.cell).replace(/ +/g, " ")} | ${r.pooled.rounds} | ${int(r.pooled.ops)} | ${ms(r.pooled.p50Ms)} / ${ms(r.pooled.p99Ms)} / ${ms(r.pooled.p999Ms)} |`,
+          ],
+    ),
+  )
+  if (rows.length === 0) return []
+  return [
+    "#### Latency over all rounds (every measured operation of every round; ms p50 / p99 / p999, within 1%)",
+    "",
+    "| target | cell | rounds | operations | ms |",
+    "|---|---|---:|---:|---|",
+    ...rows,
+  ]
+}
+
 /**
  * The goals of issue 18 (issue 8's, raised), checked against this run's etcd: both measured on the
  * same machine in the same run.
@@ -314,11 +337,17 @@ const renderGoals = (kv: readonly CellResult[], etcd: readonly CellResult[]): st
     ]
   const sequentialPut = [find(kv, "put", 1, 100), find(etcd, "put", 1, 100)] as const
   row("put, 1 client, ≥ etcd ops/s", ...sequentialPut, atLeast(1))
-  row("put, 1 client, p99 ≤ etcd's", ...sequentialPut, (k, e) => [
-    `${ms(k.p99Ms)} ms`,
-    `${ms(e.p99Ms)} ms`,
-    k.p99Ms <= e.p99Ms,
-  ])
+  // One round's p99 moves by a fifth between rounds: with several, every round's operations count.
+  const [kPooled, ePooled] = [sequentialPut[0]?.pooled, sequentialPut[1]?.pooled]
+  const pooled = kPooled !== undefined && ePooled !== undefined
+  row(
+    pooled ? `put, 1 client, p99 ≤ etcd's (all ${kPooled.rounds} rounds)` : "put, 1 client, p99 ≤ etcd's",
+    ...sequentialPut,
+    (k, e) => {
+      const [kp99, ep99] = pooled ? [kPooled.p99Ms, ePooled.p99Ms] : [k.p99Ms, e.p99Ms]
+      return [`${ms(kp99)} ms`, `${ms(ep99)} ms`, kp99 <= ep99]
+    },
+  )
   row("put, 64 concurrent, ≥ 3× etcd ops/s", find(kv, "put", 64, 100), find(etcd, "put", 64, 100), atLeast(3))
   row("get, 64 concurrent, ≥ 6× etcd ops/s", find(kv, "get", 64, 100), find(etcd, "get", 64, 100), atLeast(6))
   // A run without the goals' cells (only coordination workloads, say) has no goals table.
