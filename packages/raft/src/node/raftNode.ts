@@ -19,7 +19,7 @@ import {
   type Term,
 } from "../core/index.ts"
 import type { StorageCorrupt } from "../storage/errors.ts"
-import { Storage, type WriteHint } from "../storage/index.ts"
+import { Storage } from "../storage/index.ts"
 import { FRAME_HEADER_BYTES, MAX_RECORD_BODY_BYTES } from "../storage/walRecord.ts"
 import { startAddressFinder } from "./addressFinder.ts"
 import {
@@ -37,6 +37,7 @@ import { PreferredLeaderWatch } from "./preferredLeader.ts"
 import { makeReadyRounds, ReadyRounds, type RoundMember } from "./readyRounds.ts"
 import { RaftStatusMethod } from "./statusMethod.ts"
 import { decodeMessages, encodeMessages, estimateMessageBytes, isResponse, RAFT_CHANNEL } from "./wire.ts"
+import { writeHintFor } from "./writeHint.ts"
 
 /** What the service applies, in log order: committed entries, or a snapshot that replaces its state. */
 export type ApplyEvent =
@@ -256,17 +257,14 @@ const maxUncommittedEntries = 16_384
 /** Target size of one datagram batch of Raft messages to a peer (below the 60 KiB datagram). */
 const BATCH_BYTES = 56 * 1024
 
-/** A follower's answer waits for its write; a leader acts on proposals, reads and answers meanwhile. */
-const FOLLOWER_WRITE: WriteHint = { callerWaits: true }
-const LEADER_WRITE: WriteHint = { callerWaits: false }
-
 /**
  * The Effect shell around the pure core: one loop per node runs inputs → core → send early → write
  * (one fsync per Ready) and apply while the disk flushes → send what waited for the flush →
- * advance. The flush runs off the event loop (except a follower's small one: `WriteHint`), so inputs (peer messages, proposals, ticks) keep
- * stepping the core meanwhile and wake a flush watcher fiber, which acts at once on what needs nothing
- * unflushed (`takeDuringFlush`: entries committed meanwhile, reads confirmed, a leader's
- * replication); what they write, and every message that promises it, goes with the next Ready.
+ * advance. The flush runs off the event loop (unless the node has nothing to do meanwhile:
+ * writeHint.ts), so inputs (peer messages, proposals, ticks) keep stepping the core meanwhile and
+ * wake a flush watcher fiber, which acts at once on what needs nothing unflushed
+ * (`takeDuringFlush`: entries committed meanwhile, reads confirmed, a leader's replication); what
+ * they write, and every message that promises it, goes with the next Ready.
  */
 export const makeRaftNode = (
   config: RaftNodeConfig,
@@ -504,7 +502,9 @@ export const makeRaftNode = (
       if (ready.snapshot !== undefined) storage.saveSnapshot(ready.snapshot)
       if (hs !== undefined || ready.entries.length > 0) {
         const start = clock.monotonicTimeNanosUnsafe()
-        durable = storage.write(hs, ready.entries, core.role === "leader" ? LEADER_WRITE : FOLLOWER_WRITE)
+        const readsPending = waitingReads.length > 0 || readRounds.size > 0
+        const hint = writeHintFor(core.role, core.commitIndex, readsPending, ready.entries)
+        durable = storage.write(hs, ready.entries, hint)
         counters.fsyncs++
         const onFsync = config.onFsync
         if (onFsync !== undefined) {

@@ -4,10 +4,10 @@
  * The pool keeps the event loop turning while the disk works, which many clients need: what arrives
  * during a flush joins the next batch. It costs two thread hand-offs per write (the pool thread is
  * woken, then the loop is woken by its completion), and on a busy machine each hand-off waits for a
- * core. A follower's answer to a small Append waits for its write anyway, and the hand-offs are most
- * of what that write costs beyond the disk (a follower's CPU per put at one client fell by about a
- * quarter with them gone, BENCHMARKS.md). A leader's loop has proposals, reads and other answers to
- * act on during its flush: holding it cost reads when puts and gets mix.
+ * core. A follower's answer to a small Append waits for its write anyway, as does a leader's whose
+ * write is its only work (one client's put), and the hand-offs are most of what such a write costs
+ * beyond the disk (BENCHMARKS.md, 2026-12-07 22:15). A leader with reads or other batches in flight
+ * has answers to act on during its flush: holding it cost reads when puts and gets mix.
  *
  * So when the writer says it waits (`WriteHint.callerWaits`), a batch of at most `maxEntries` entries
  * (one client's, not many clients') is flushed inline while recent flushes took at most `maxMs`; a

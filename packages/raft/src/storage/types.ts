@@ -46,9 +46,9 @@ export interface PersistedState {
 /** What the writer knows of a durable write's moment (raftNode.ts decides it). */
 export interface WriteHint {
   /**
-   * Little the caller holds is worth running while this write flushes: a follower's (or a
-   * candidate's) answers wait for it, while a leader has proposals, reads and other followers'
-   * answers to act on meanwhile.
+   * Nothing the caller holds is worth running while this write flushes: a follower's (or a
+   * candidate's) answers wait for it, and so does a leader whose write is one client's put (one
+   * entry after everything committed, no read pending: node/writeHint.ts).
    */
   readonly callerWaits: boolean
 }
