@@ -38,11 +38,6 @@ export interface PersistedState {
   entries: Entry[]
 }
 
-/**
- * Durable Raft state of one server. Synchronous because the shell calls it once per Ready on its
- * hot path: every mutating call but `write` returns only after its data is durable, and `write`
- * hands the wait for the disk back to the caller, so a replica keeps receiving while its disk works.
- */
 /** What the writer knows of a durable write's moment (raftNode.ts decides it). */
 export interface WriteHint {
   /**
@@ -53,6 +48,11 @@ export interface WriteHint {
   readonly callerWaits: boolean
 }
 
+/**
+ * Durable Raft state of one server. Synchronous because the shell calls it once per Ready on its
+ * hot path: every mutating call but `write` returns only after its data is durable, and `write`
+ * hands the wait for the disk back to the caller, so a replica keeps receiving while its disk works.
+ */
 export interface RaftStorage {
   /** What was durable when the storage was opened plus everything saved since. Throws `StorageCorrupt`. */
   load(): PersistedState
