@@ -21,6 +21,7 @@ export const usage = `usage: bun run bench [WORKLOAD ...] [--quick] [--out DIR] 
                      [--watchers 1000] [--write-rate 1000,max]
                      [--seconds N] [--warmup N] [--target-warmup N] [--keys 1000] [--max-raft-state BYTES]
                      [--rounds N]   run the targets in turn N times; each cell reports its median round
+                                    by ops/s, and latency over every round's operations
                      [--loss FRACTION] [--dup FRACTION]   also run kvraft with that fraction of datagrams
                                     dropped (or sent twice) inside every kv transport, servers' and the
                                     load's (KV_NET_LOSS / KV_NET_DUP), beside the lossless kvraft; etcd
