@@ -78,12 +78,8 @@ export interface LatencyFigures {
 export type LatencyHistogram = readonly (readonly [number, number])[]
 
 /** Percentiles of every round's operations of a cell taken together (`--rounds N`). */
-export interface PooledLatency {
+export interface PooledLatency extends Pick<LatencyFigures, "ops" | "p50Ms" | "p99Ms" | "p999Ms"> {
   readonly rounds: number
-  readonly ops: number
-  readonly p50Ms: number
-  readonly p99Ms: number
-  readonly p999Ms: number
 }
 
 export interface CellResult extends LatencyFigures {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { type Entry, openFileStorage, type WriteHint } from "../src/storage/index.ts"
+import { type Entry, openFileStorage, Storage, type WriteHint } from "../src/storage/index.ts"
 import { FlushPlacement } from "../src/storage/inlineFlush.ts"
 
 const root = mkdtempSync(join(tmpdir(), "kv-storage-inline-flush-"))
@@ -102,4 +102,20 @@ test("inline flush limits are checked", () => {
   wider.flushed(30)
   expect(wider.recentMs).toBe(7.5)
   expect(wider.inline(1)).toBe(false)
+})
+
+test("without a clock to time flushes every flush goes to the pool; Storage.layerFile passes the Effect clock", async () => {
+  const untimed = openFileStorage(join(root, "untimed"))
+  expect(await pooled(untimed, untimed.write({ term: 1, vote: 1, commit: 0 }, entries(1, 1), waits))).toBe(true)
+  untimed.close()
+  const layered = await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const service = yield* Storage
+        return yield* service.open("layered")
+      }).pipe(Effect.provide(Storage.layerFile(root))),
+    ),
+  )
+  expect(await pooled(layered, layered.write({ term: 1, vote: 1, commit: 0 }, entries(1, 1), waits))).toBe(false)
+  layered.close()
 })

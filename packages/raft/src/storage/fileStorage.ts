@@ -59,7 +59,10 @@ export interface FileStorageOptions {
    * most 1 ms; false sends every flush to the pool.
    */
   readonly inlineFlush?: InlineFlushOptions | false
-  /** Monotonic milliseconds, to time flushes; default `performance.now`. Tests script it. */
+  /**
+   * Monotonic milliseconds, to time flushes (`Storage.layerFile` passes the Effect clock's). Without
+   * it nothing tells a stalled disk apart, so every flush goes to the pool.
+   */
   readonly monotonicMs?: () => number
 }
 
@@ -96,7 +99,8 @@ export const openFileStorage = (dir: string, options: FileStorageOptions = {}): 
     changedDir = true
   }
   const recovered = stateAfter(wal, snapshot)
-  const placement = new FlushPlacement(options.inlineFlush ?? DEFAULT_INLINE_FLUSH)
+  const timed = options.monotonicMs !== undefined
+  const placement = new FlushPlacement(timed ? (options.inlineFlush ?? DEFAULT_INLINE_FLUSH) : false)
   const storage = new FileStorage(
     dir,
     segmentBytes,
@@ -106,7 +110,7 @@ export const openFileStorage = (dir: string, options: FileStorageOptions = {}): 
     wal,
     snapshot,
     placement,
-    options.monotonicMs ?? (() => performance.now()),
+    options.monotonicMs ?? (() => 0),
   )
   try {
     storage.truncateTornTail(wal)

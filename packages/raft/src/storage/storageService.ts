@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs"
 import { isAbsolute, join, relative } from "node:path"
-import { Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer } from "effect"
 import { StorageCorrupt } from "./errors.ts"
 import { type FileStorageOptions, openFileStorage } from "./fileStorage.ts"
 import { MemoryDisk, type MemoryStorageOptions, openMemoryStorage } from "./memoryStorage.ts"
@@ -17,24 +17,32 @@ export class Storage extends Context.Service<
 >()("@kv/raft/Storage") {
   /** `open(name)` uses the data directory `rootDir/name`, with a write-ahead log of its own. */
   static layerFile(rootDir: string, options: FileStorageOptions = {}): Layer.Layer<Storage> {
-    return Layer.succeed(Storage)(
-      Storage.of({
-        open: (name) =>
-          Effect.suspend(() => {
-            const dir = replicaDir(rootDir, name)
-            if (dir === undefined) return notInside(rootDir, name)
-            if (existsSync(join(dir, MARKER_FILE))) {
-              return Effect.fail(
-                new StorageCorrupt({
-                  path: join(dir, MARKER_FILE),
-                  offset: 0,
-                  reason:
-                    "this replica's log is in the shared write-ahead log of its data root; start it with the shared WAL",
-                }),
-              )
-            }
-            return openCatchingCorrupt(() => openFileStorage(dir, options))
-          }),
+    return Layer.effect(
+      Storage,
+      Effect.map(Clock.Clock, (clock) => {
+        // Flushes are timed by the injected clock: whether one may run inline depends on the last ones.
+        const timed: FileStorageOptions = {
+          monotonicMs: () => Number(clock.monotonicTimeNanosUnsafe()) / 1e6,
+          ...options,
+        }
+        return Storage.of({
+          open: (name) =>
+            Effect.suspend(() => {
+              const dir = replicaDir(rootDir, name)
+              if (dir === undefined) return notInside(rootDir, name)
+              if (existsSync(join(dir, MARKER_FILE))) {
+                return Effect.fail(
+                  new StorageCorrupt({
+                    path: join(dir, MARKER_FILE),
+                    offset: 0,
+                    reason:
+                      "this replica's log is in the shared write-ahead log of its data root; start it with the shared WAL",
+                  }),
+                )
+              }
+              return openCatchingCorrupt(() => openFileStorage(dir, timed))
+            }),
+        })
       }),
     )
   }
