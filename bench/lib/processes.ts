@@ -32,6 +32,8 @@ export const start = (
     readonly cwd?: string
     readonly ipc?: (message: unknown) => void
     readonly env?: Readonly<Record<string, string>>
+    /** A program that cannot read KV_PARENT_PID (etcd): killed by the kernel when the bench or test ends. */
+    readonly killWithParent?: boolean
   } = {},
 ): Started => {
   // KV_BENCH_PROFILE=<dir>: every bun process (servers and load) writes a CPU profile (markdown) there on exit.

@@ -39,20 +39,25 @@ export const etcdTarget = (): Target => ({
     }))
     const initialCluster = members.map((m) => `${m.name}=${m.peer}`).join(",")
     const processes: Started[] = members.map((m, k) =>
-      start(`etcd-${k}`, [
-        "etcd",
-        `--name=${m.name}`,
-        `--data-dir=${join(dir, m.name)}`,
-        `--listen-client-urls=${m.client}`,
-        `--advertise-client-urls=${m.client}`,
-        `--listen-peer-urls=${m.peer}`,
-        `--initial-advertise-peer-urls=${m.peer}`,
-        `--initial-cluster=${initialCluster}`,
-        "--initial-cluster-state=new",
-        "--initial-cluster-token=kv-bench",
-        "--logger=zap",
-        "--log-level=error",
-      ]),
+      start(
+        `etcd-${k}`,
+        [
+          "etcd",
+          `--name=${m.name}`,
+          `--data-dir=${join(dir, m.name)}`,
+          `--listen-client-urls=${m.client}`,
+          `--advertise-client-urls=${m.client}`,
+          `--listen-peer-urls=${m.peer}`,
+          `--initial-advertise-peer-urls=${m.peer}`,
+          `--initial-cluster=${initialCluster}`,
+          "--initial-cluster-state=new",
+          "--initial-cluster-token=kv-bench",
+          "--logger=zap",
+          "--log-level=error",
+        ],
+        // A test runner or bench killed outright must not leave a cluster behind.
+        { killWithParent: true },
+      ),
     )
     const stopAll = async () => {
       await stop(processes, STOP_GRACE_MS)

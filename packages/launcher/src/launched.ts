@@ -25,12 +25,25 @@ export interface LaunchOptions {
    * is gone even when this process was killed with no chance to stop it. Default true.
    */
   readonly stopWithParent?: boolean
+  /**
+   * For a program that cannot read `KV_PARENT_PID` (etcd, any foreign binary): the kernel kills it
+   * once this process is gone, however it ended (Linux, through util-linux's `setpriv --pdeathsig`;
+   * elsewhere, or without setpriv, only this process's own exit handlers stop it). Default false.
+   */
+  readonly killWithParent?: boolean
 }
 
 export type ControlSignal = "SIGTERM" | "SIGINT" | "SIGKILL" | "SIGSTOP" | "SIGCONT" | "SIGHUP"
 
 const DEFAULT_TAIL_CHARS = 64 * 1024
 const DRAIN_AFTER_EXIT_MS = 1_000
+
+let pdeathsig: readonly string[] | undefined
+/** The prefix that makes the kernel kill a child when its parent ends; empty where there is none. */
+const killedWithParent = (): readonly string[] => {
+  pdeathsig ??= process.platform === "linux" && Bun.which("setpriv") !== null ? ["setpriv", "--pdeathsig", "KILL"] : []
+  return pdeathsig
+}
 
 export const childEnvironment = (env: LaunchOptions["env"], stopWithParent: boolean): Record<string, string> => {
   const merged: Record<string, string | undefined> = { ...process.env }
@@ -69,7 +82,9 @@ export class Launched {
     const log = options.logFile === undefined ? undefined : openSync(options.logFile, "a")
     this.logStart = options.logFile === undefined ? 0 : statSync(options.logFile).size
     try {
-      this.proc = Bun.spawn([...command], {
+      // setpriv sets the signal and execs the command: the pid is the command's own.
+      const argv = options.killWithParent === true ? [...killedWithParent(), ...command] : [...command]
+      this.proc = Bun.spawn(argv, {
         cwd: options.cwd,
         env: childEnvironment(options.env, options.stopWithParent ?? true),
         stdin: "ignore",

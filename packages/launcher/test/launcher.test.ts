@@ -2,7 +2,8 @@
  * Proves that the launcher starts a process with its arguments and environment, keeps a bounded
  * tail of its output, waits for it to be ready (a line, a port), freezes, stops and kills it, and
  * that nothing it started outlives the program that started it: not after an uncaught error, not
- * after `process.exit`, not after Ctrl-C, not even a frozen child.
+ * after `process.exit`, not after Ctrl-C, not even a frozen child; and a foreign program started
+ * with `killWithParent` (etcd for the bench) not even after the program is killed with kill -9.
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
@@ -11,6 +12,7 @@ import { freeUdpPorts, Launched, ProcessGroup, pollUntil, portIsBound, runComman
 
 const child = join(import.meta.dir, "fixtures/child.ts")
 const parent = join(import.meta.dir, "fixtures/parent.ts")
+const foreignParent = join(import.meta.dir, "fixtures/foreignParent.ts")
 const group = new ProcessGroup()
 
 afterAll(() => group.killAll())
@@ -182,5 +184,15 @@ describe("nothing outlives the program that launched it", () => {
     program.signal("SIGINT")
     expect(await program.exited).toBe(130)
     await expectGone(pids, dir)
+  }, 30_000)
+
+  test("after kill -9, a program that cannot be told (killWithParent) is killed by the kernel", async () => {
+    const program = new Launched("foreign-parent", ["bun", foreignParent])
+    await program.waitForOutput("launched", 60_000)
+    const pid = Number(/child (\d+)/.exec(program.output())?.[1])
+    expect(isAlive(pid)).toBe(true)
+    // The parent's own handlers never run: only the kernel can stop the child now.
+    expect(await program.kill()).toBe(137)
+    await pollUntil("the foreign child to be gone", () => !isAlive(pid), { timeoutMs: 10_000 })
   }, 30_000)
 })
