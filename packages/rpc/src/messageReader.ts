@@ -24,24 +24,20 @@ export interface ReaderLimits {
 /** Nesting deeper than this is left to the generic decoder (envelopes nest five or six deep). */
 const MAX_DEPTH = 16
 
-/** Below this many bytes a string is built in a loop; longer ones cost one native call. */
-const SHORT_STRING_BYTES = 32
 const utf8 = new TextDecoder()
+type Latin1Slice = (this: Uint8Array, start: number, end: number) => string
+/**
+ * Bun's Buffer reads Latin-1 text straight out of any Uint8Array: one string, no view of the bytes
+ * (a string built a character at a time made one string per character, and every message carries
+ * a few short ones: the collector ran for them).
+ */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice
 
 /** The ASCII text in bytes [start, end), or `notRead` when a byte is not ASCII. */
 const ascii = (bytes: Uint8Array, start: number, end: number): string | typeof notRead => {
-  if (end - start < SHORT_STRING_BYTES) {
-    let text = ""
-    for (let i = start; i < end; i++) {
-      const byte = bytes[i]!
-      if (byte >= 0x80) return notRead
-      text += String.fromCharCode(byte)
-    }
-    return text
-  }
   for (let i = start; i < end; i++) if (bytes[i]! >= 0x80) return notRead
-  // ASCII is the same text in UTF-8.
-  return utf8.decode(bytes.subarray(start, end))
+  // ASCII is the same text in Latin-1 and in UTF-8.
+  return latin1Slice === undefined ? utf8.decode(bytes.subarray(start, end)) : latin1Slice.call(bytes, start, end)
 }
 
 /**
