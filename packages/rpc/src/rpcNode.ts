@@ -1,12 +1,13 @@
 import { Context, Effect, Layer } from "effect"
 import { AddressProof, type AddressProofOptions } from "./addressProof.ts"
 import { decodeEnvelope, ENVELOPE_VERSION, encodeEnvelope } from "./envelope.ts"
-import { type CallError, PermissionDenied, RemoteError, Timeout, Unreachable } from "./errors.ts"
+import type { CallError } from "./errors.ts"
 import type { Sender } from "./frame.ts"
 import { type Role, roleAllows } from "./keyRing.ts"
 import type { Method } from "./method.ts"
-import { RttEstimator, type RttOptions, THIN_CALLS } from "./rttEstimator.ts"
-import { type TimerHandle, Timers } from "./timers.ts"
+import { type CallSettings, type CallSite, PendingCall, type Waiter } from "./pendingCall.ts"
+import { RttEstimator, type RttOptions } from "./rttEstimator.ts"
+import { Timers } from "./timers.ts"
 import { Transport, type TransportShape } from "./transport.ts"
 
 export interface CallOptions {
@@ -38,17 +39,6 @@ export const defaultCallOptions: Required<Omit<CallOptions, "attemptTimeoutMs" |
 
 export type Handler<Req, Res> = (request: Req, from: string) => Effect.Effect<Res> | Res
 export type OneWayHandler = (payload: unknown, from: string) => void
-
-/** A call in progress, registered under the request id of each attempt; `id` names the attempt answered. */
-interface Waiter {
-  onReply(id: number, payload: unknown): void
-  onError(id: number, code: string, message: string): void
-  /** The server asks the caller to prove its address: resend with this token. */
-  onChallenge(token: Uint8Array): void
-}
-
-/** How many times one call resends at once on a challenge; later ones wait for the next attempt. */
-const IMMEDIATE_CHALLENGE_RESENDS = 2
 
 /**
  * A served request: its decoded payload, who sent it, its id, its size (which bounds the reply) and
@@ -150,6 +140,16 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
   const observers = new Map<string, RequestObserver>()
   // A random start keeps a restarted client from matching replies meant for its previous life.
   let nextId = Math.floor(timers.random() * 2 ** 40)
+  const site: CallSite = {
+    transport,
+    timers,
+    rtt,
+    waiters,
+    nextId: () => nextId++,
+    callStarted,
+    callEnded,
+    callsInFlight: (to) => callsInFlight.get(to) ?? 0,
+  }
 
   /**
    * Replies are believed only under a key this node trusts as a server's: its own calls go out
@@ -325,9 +325,9 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
   }
 
   /**
-   * One callback and at most one host timer per call, no fibers: this is every client's hot path
-   * (see BENCHMARKS.md). The waiter stays registered for the whole call, so a late reply to an
-   * earlier attempt still completes it, even during a backoff.
+   * One callback, one object and at most one host timer per call, no fibers: this is every
+   * client's hot path (see BENCHMARKS.md). The call stays registered as a waiter for its whole
+   * life, so a late reply to an earlier attempt still completes it, even during a backoff.
    *
    * Each attempt goes out under a request id of its own, all of them the same call's, so a reply
    * says which copy it answers and is a round-trip sample from that copy's send (as TCP's
@@ -344,131 +344,16 @@ export const makeRpcNode = (transport: TransportShape, options: RpcNodeOptions =
     wireName: string = method.name,
   ): Effect.Effect<Res, CallError> =>
     Effect.callback<Res, CallError>((resume) => {
-      const fixedAttemptMs = options.attemptTimeoutMs
-      const deadlineMs = options.deadlineMs ?? defaultCallOptions.deadlineMs
-      const backoffMs = options.backoffMs ?? defaultCallOptions.backoffMs
-      const maxBackoffMs = options.maxBackoffMs ?? defaultCallOptions.maxBackoffMs
-      let token: Uint8Array | undefined
-      let challengeResends = 0
-      // One clock read serves the deadline, the first send's time and its timer.
-      const startedAt = timers.now()
-      const deadline = startedAt + deadlineMs
-      let retries = 0
-      let timer: TimerHandle | undefined
-      let done = false
-      let sends = 0
-      /** Attempt k went out as ids[k] at sentAt[k]. */
-      const ids: number[] = []
-      const sentAt: number[] = []
-
-      const finish = (outcome: Effect.Effect<Res, CallError>) => {
-        if (done) return
-        done = true
-        callEnded(to)
-        if (timer !== undefined) timers.clearTimer(timer)
-        for (const id of ids) waiters.delete(id)
-        resume(outcome)
+      const settings: CallSettings = {
+        attemptTimeoutMs: options.attemptTimeoutMs,
+        deadlineMs: options.deadlineMs ?? defaultCallOptions.deadlineMs,
+        backoffMs: options.backoffMs ?? defaultCallOptions.backoffMs,
+        maxBackoffMs: options.maxBackoffMs ?? defaultCallOptions.maxBackoffMs,
+        onUnanswered: options.onUnanswered,
       }
-      // Arms the single timer for `ms`, cut short by the deadline (which then fails the call).
-      const arm = (ms: number, next: () => void, now = timers.now()) => {
-        const remaining = deadline - now
-        timer =
-          remaining <= ms
-            ? timers.setTimer(Math.max(0, remaining), () =>
-                finish(Effect.fail(new Timeout({ to, method: method.name, afterMs: deadlineMs }))),
-              )
-            : timers.setTimer(ms, next)
-      }
-      const send = () => {
-        if (done) return
-        const id = nextId++
-        const bytes =
-          token === undefined
-            ? encodeEnvelope([ENVELOPE_VERSION, 0, id, wireName, request])
-            : encodeEnvelope([ENVELOPE_VERSION, 5, id, wireName, request, token])
-        const now = sends === 0 ? startedAt : timers.now()
-        waiters.set(id, waiter)
-        ids.push(id)
-        sentAt.push(now)
-        sends++
-        if (sends > 1) transport.stats.requestsResent++
-        if (!transport.send(to, bytes)) {
-          finish(Effect.fail(new Unreachable({ to, reason: "the message could not be sent" })))
-          return
-        }
-        if (fixedAttemptMs !== undefined) arm(fixedAttemptMs, unanswered ?? backOff, now)
-        else arm(rtt.rtoMs(to, sends - 1, (callsInFlight.get(to) ?? 0) <= THIN_CALLS), unanswered ?? send, now)
-      }
-      // Only a call that asks to be told gets these closures: every call of every client comes here.
-      const onUnanswered = options.onUnanswered
-      const unanswered =
-        onUnanswered === undefined
-          ? undefined
-          : () => {
-              onUnanswered(() =>
-                finish(Effect.fail(new Timeout({ to, method: method.name, afterMs: timers.now() - startedAt }))),
-              )
-              if (done) return
-              if (fixedAttemptMs !== undefined) backOff()
-              else send()
-            }
-      // Exponential backoff with ±20% jitter between an unanswered attempt and the next.
-      const backOff = () => {
-        const delay = Math.min(backoffMs * 2 ** retries, maxBackoffMs) * (0.8 + 0.4 * timers.random())
-        retries++
-        arm(delay, send)
-      }
-      const measure = (id: number) => {
-        const at = sentAt[ids.indexOf(id)]
-        if (at !== undefined) rtt.sample(to, timers.now() - at, callsInFlight.get(to))
-      }
-
-      const waiter: Waiter = {
-        onReply(id, payload) {
-          if (done) return
-          measure(id)
-          const response = method.decodeResponse(payload)
-          if (response !== undefined) finish(Effect.succeed(response))
-          else {
-            transport.stats.drop("malformed")
-            finish(
-              Effect.fail(
-                new RemoteError({ to, method: method.name, code: "BadResponse", message: "reply failed validation" }),
-              ),
-            )
-          }
-        },
-        onError(id, code, message) {
-          if (done) return
-          measure(id)
-          finish(
-            Effect.fail(
-              code === "PermissionDenied"
-                ? new PermissionDenied({ to, method: method.name, message })
-                : new RemoteError({ to, method: method.name, code, message }),
-            ),
-          )
-        },
-        onChallenge(newToken) {
-          if (done) return
-          transport.stats.challengesReceived++
-          // Every later attempt carries the token too, so a lost resend is repaired by the usual retry.
-          token = newToken
-          if (challengeResends >= IMMEDIATE_CHALLENGE_RESENDS) return
-          challengeResends++
-          if (timer !== undefined) timers.clearTimer(timer)
-          send()
-        },
-      }
-      callStarted(to)
-      send()
-      return Effect.sync(() => {
-        if (done) return
-        done = true
-        callEnded(to)
-        if (timer !== undefined) timers.clearTimer(timer)
-        for (const id of ids) waiters.delete(id)
-      })
+      const pending = new PendingCall(site, to, method, request, wireName, settings, resume)
+      pending.start()
+      return Effect.sync(pending.cancel)
     })
 
   const sendOneWay = (to: string, channel: string, payload: unknown): boolean =>
