@@ -15,6 +15,8 @@ interface Scripted {
   failOnTake: boolean
   /** Its Readies hold nothing to write. */
   writesNothing: boolean
+  /** Its writes are durable on return (flushed on the caller's thread): `write` gives Effect.void. */
+  writesDurable: boolean
   /** Its Readies carry heartbeats. */
   heartbeats: boolean
   /** A leader far enough into its heartbeat interval to send one with another member's. */
@@ -35,6 +37,7 @@ const scripted = (
     readies: 0,
     failOnTake: false,
     writesNothing: false,
+    writesDurable: false,
     heartbeats: false,
     alignable: false,
     onTake: undefined,
@@ -62,6 +65,7 @@ const scripted = (
       write: () => {
         log.push(`${name}:write`)
         if (s.writesNothing) return undefined
+        if (s.writesDurable) return Effect.void
         const written = Deferred.makeUnsafe<void>()
         writes.push(written)
         return Deferred.await(written)
@@ -70,8 +74,11 @@ const scripted = (
         log.push(
           `${name}:finish:${written === undefined ? "nothing written" : Exit.isSuccess(written) ? "durable" : "failed"}`,
         ),
-      settle: Effect.void,
-      rest: Effect.sync(() => log.push(`${name}:rest`)),
+      settle: () => undefined,
+      rest: () => {
+        log.push(`${name}:rest`)
+        return undefined
+      },
       fail: (error) => {
         s.stopped = true
         log.push(`${name}:fail:${error instanceof Error ? error.message : String(error)}`)
@@ -171,6 +178,37 @@ test("members woken while a round's write is in flight share the next round and 
       yield* logged(log, 5)
       // The round ends once every member's write is durable.
       expect(log).toEqual(["b:finish:durable", "c:finish:durable", "a:rest", "b:rest", "c:rest"])
+    }),
+  )
+})
+
+test("a write durable on return finishes its member at once, before another member's write is durable", async () => {
+  const { log, writes, a, b } = threeOnOneSocket()
+  a.writesDurable = true
+  await withRounds((rounds, scope) =>
+    Effect.gen(function* () {
+      const wake = yield* joinAll(rounds, scope, a, b)
+      a.readies = 1
+      b.readies = 1
+      wake(a)
+      wake(b)
+      yield* logged(log, 8)
+      // a's acks need not wait for b's flush: a is finished (its messages sent) while b's runs.
+      expect(log).toEqual([
+        "a:prepare",
+        "b:prepare",
+        "a:take",
+        "b:take",
+        "socket:flush",
+        "a:write",
+        "a:finish:durable",
+        "b:write",
+      ])
+      expect(writes.length).toBe(1)
+      log.length = 0
+      yield* Deferred.succeed(writes[0]!, undefined)
+      yield* logged(log, 3)
+      expect(log).toEqual(["b:finish:durable", "a:rest", "b:rest"])
     }),
   )
 })

@@ -1,5 +1,5 @@
 import { normalizeAddress, RpcNode } from "@kv/rpc"
-import { Cause, Clock, Context, Effect, Exit, Latch, Layer, Option, Random, type Scope } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Latch, Layer, Option, Random, Scheduler, type Scope } from "effect"
 import {
   type ChangeRefusal,
   createRaft,
@@ -325,16 +325,28 @@ export const makeRaftNode = (
     let wake: (() => void) | undefined
     /** An input arrived since the node last joined a round. */
     let wokenSincePrepare = false
-    /** Opened by inputs while a Ready's write is in flight: the flush watcher acts on them. */
-    const flushWake = Latch.makeUnsafe(false)
     /** The loop waits for a Ready's write; that Ready's committed entries are applied already. */
     let flushing = false
     let stopped = false
+    const dispatcher = (yield* Scheduler.Scheduler).makeDispatcher()
+    /** Work during a flush is scheduled, not yet done. */
+    let flushWorkDue = false
+    /**
+     * Inputs while a Ready's write is in flight: what they make possible without that write is done
+     * once the event loop has turned (inputs already due join it). A callback on the scheduler, apart
+     * from the rounds, so a flush that ends resumes them as directly as before; not a fiber, whose
+     * wake-up and yield were garbage on every input during a flush.
+     */
+    const wakeDuringFlush = () => {
+      if (flushWorkDue) return
+      flushWorkDue = true
+      dispatcher.scheduleTask(workDuringFlush, 0)
+    }
     /** An input stepped the core or left work for the loop. */
     const wakeUp = () => {
       wokenSincePrepare = true
       wake?.()
-      if (flushing) flushWake.openUnsafe()
+      if (flushing) wakeDuringFlush()
       rescheduleTicker()
     }
     /**
@@ -415,14 +427,17 @@ export const makeRaftNode = (
     }
     let knownMembership: Membership | undefined
     let reportedMember = ""
-    /** Learns where new members live and says when this node's own place in the group changes. */
-    const followMembership = Effect.suspend(() => {
+    /**
+     * Learns where new members live and says when this node's own place in the group changes: what
+     * to log, undefined when the membership is the one already known (every round asks).
+     */
+    const followMembership = (): Effect.Effect<void> | undefined => {
       const membership = core.membership
-      if (membership === knownMembership) return Effect.void
+      if (membership === knownMembership) return undefined
       knownMembership = membership
       peerSources.learn(membership)
       const member = core.status().self
-      if (member === reportedMember) return Effect.void
+      if (member === reportedMember) return undefined
       const first = reportedMember === ""
       reportedMember = member
       if (member === "removed") {
@@ -430,39 +445,45 @@ export const makeRaftNode = (
           "raft: this node is not a member of its group's latest configuration (removed); it takes no part once that commits",
         ).pipe(Effect.annotateLogs({ node: config.id }))
       }
-      if (first && member !== "joining") return Effect.void
+      if (first && member !== "joining") return undefined
       return Effect.logInfo(`raft: this node is now ${member === "joining" ? "waiting to join" : `a ${member}`}`).pipe(
         Effect.annotateLogs({ node: config.id }),
       )
-    })
+    }
 
     if (restored.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: restored.snapshot })
 
-    /** Packs messages into datagram-sized batches per peer. */
+    // Kept and emptied rather than made anew: every Ready with messages comes here. A batch is
+    // encoded before sendOneWay returns, so the same array serves every batch.
+    const outPeers: NodeId[] = []
+    const outBatch: Message[] = []
+    /** Packs messages into datagram-sized batches per peer, each peer's in the order given. */
     const send = (messages: readonly Message[]) => {
       if (messages.length === 0) return
-      const outbox = new Map<NodeId, { batches: Message[][]; bytes: number }>()
       for (const m of messages) {
         counters.messagesSent++
         if (!isResponse(m)) counters.requestsSent++
-        let box = outbox.get(m.to)
-        if (box === undefined) {
-          box = { batches: [[]], bytes: 0 }
-          outbox.set(m.to, box)
-        }
-        const size = estimateMessageBytes(m)
-        if (box.bytes > 0 && box.bytes + size > BATCH_BYTES) {
-          box.batches.push([])
-          box.bytes = 0
-        }
-        box.batches[box.batches.length - 1]!.push(m)
-        box.bytes += size
+        if (!outPeers.includes(m.to)) outPeers.push(m.to)
       }
-      for (const [to, box] of outbox) {
+      for (const to of outPeers) {
         const address = peerSources.addressOf(to)
         if (address === undefined) continue
-        for (const batch of box.batches) rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(batch))
+        let bytes = 0
+        for (const m of messages) {
+          if (m.to !== to) continue
+          const size = estimateMessageBytes(m)
+          if (bytes > 0 && bytes + size > BATCH_BYTES) {
+            rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(outBatch))
+            outBatch.length = 0
+            bytes = 0
+          }
+          outBatch.push(m)
+          bytes += size
+        }
+        if (outBatch.length > 0) rpc.sendOneWay(address, RAFT_CHANNEL, encodeMessages(outBatch))
+        outBatch.length = 0
       }
+      outPeers.length = 0
     }
 
     const failReads = (error: NotLeader | NodeStopped) => {
@@ -508,9 +529,10 @@ export const makeRaftNode = (
         counters.fsyncs++
         const onFsync = config.onFsync
         if (onFsync !== undefined) {
-          durable = Effect.tap(durable, () =>
-            Effect.sync(() => onFsync(Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9)),
-          )
+          const measured = () => onFsync(Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9)
+          // Effect.void: durable on return (flushed on this thread), which the rounds need not wait for.
+          if (durable === Effect.void) measured()
+          else durable = Effect.tap(durable, () => Effect.sync(measured))
         }
       }
       if (ready.snapshot !== undefined) config.apply({ type: "snapshot", snapshot: ready.snapshot })
@@ -535,8 +557,22 @@ export const makeRaftNode = (
       }
       applyCommitted(work.committedEntries)
       // More may wait past the per-batch bound: look again after the event loop turns.
-      if (work.committedEntries.length > 0) flushWake.openUnsafe()
+      if (work.committedEntries.length > 0) wakeDuringFlush()
       answerReads(work.readStates)
+    }
+
+    const workDuringFlush = () => {
+      flushWorkDue = false
+      if (!flushing || stopped) return
+      try {
+        catchUpQuietTicks()
+        actDuringFlush()
+        rescheduleTicker()
+      } catch (error) {
+        // As in the loop: the replica stops (an apply that threw, a core defect).
+        stopped = true
+        fatal(error)
+      }
     }
 
     /** Once the Ready is durable: what it promises may leave, and the core learns it. */
@@ -664,10 +700,11 @@ export const makeRaftNode = (
       },
       write: () => {
         const durable = startReady(taken!)
-        if (durable !== undefined) {
+        // Effect.void is durable already: there is no flush for inputs to work beside.
+        if (durable !== undefined && durable !== Effect.void) {
           // Inputs that arrived since this round began are acted on too.
           flushing = true
-          if (wokenSincePrepare) flushWake.openUnsafe()
+          if (wokenSincePrepare) wakeDuringFlush()
         }
         return durable
       },
@@ -689,10 +726,12 @@ export const makeRaftNode = (
         compactPending()
       },
       settle: followMembership,
-      rest: Effect.suspend(() => {
+      rest: () => {
         compactPending()
-        return Effect.map(followMembership, followLeadership)
-      }),
+        const report = followMembership()
+        followLeadership()
+        return report
+      },
       fail: (error) => {
         stopped = true
         fatal(error)
@@ -761,29 +800,6 @@ export const makeRaftNode = (
         }
       }
     })
-    // A fiber apart from the loop, so a flush that ends resumes the loop as directly as before: a
-    // loop that listened for inputs and for its flush at once paid scheduler turns on every Ready
-    // (about 0.2 ms per commit at one client).
-    const flushWatcher = Effect.gen(function* () {
-      while (!stopped) {
-        yield* flushWake.await
-        // Inputs already due join this turn, as in the loop.
-        yield* Effect.yieldNow
-        flushWake.closeUnsafe()
-        if (!flushing || stopped) continue
-        try {
-          catchUpQuietTicks()
-          actDuringFlush()
-          rescheduleTicker()
-        } catch (error) {
-          // As in the loop: the replica stops (an apply that threw, a core defect).
-          stopped = true
-          fatal(error)
-          return
-        }
-      }
-    })
-    yield* Effect.forkScoped(flushWatcher)
     yield* Effect.forkScoped(ticker)
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
