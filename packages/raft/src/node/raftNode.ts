@@ -258,11 +258,11 @@ const maxUncommittedEntries = 16_384
 const BATCH_BYTES = 56 * 1024
 
 /**
- * The Effect shell around the pure core: one loop per node runs inputs → core → send early → write
- * (one fsync per Ready) and apply while the disk flushes → send what waited for the flush →
- * advance. The flush runs off the event loop (unless the node has nothing to do meanwhile:
- * writeHint.ts), so inputs (peer messages, proposals, ticks) keep stepping the core meanwhile and
- * wake a flush watcher fiber, which acts at once on what needs nothing unflushed
+ * The Effect shell around the pure core: rounds of Readies (readyRounds.ts) run inputs → core →
+ * send early → write (one fsync per Ready) and apply while the disk flushes → send what waited for
+ * the flush → advance. The flush runs off the event loop (unless the node has nothing to do
+ * meanwhile: writeHint.ts), so inputs (peer messages, proposals, ticks) keep stepping the core
+ * meanwhile, and what needs nothing unflushed is done once the event loop turns
  * (`takeDuringFlush`: entries committed meanwhile, reads confirmed, a leader's replication); what
  * they write, and every message that promises it, goes with the next Ready.
  */

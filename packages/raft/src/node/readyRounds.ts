@@ -183,8 +183,8 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
     later(write)
   }
 
-  // While the disk flushes, the event loop turns: inputs step the cores and each node's flush
-  // watcher acts on what needs nothing unflushed; the rest joins the next round.
+  // While the disk flushes, the event loop turns: inputs step the cores and each node does what
+  // needs nothing unflushed; the rest joins the next round.
   const write = () => {
     if (closed) return
     writing.length = 0
