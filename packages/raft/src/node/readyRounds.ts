@@ -203,8 +203,12 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
       }
     }
     if (writes.length === 0) return settle()
-    cancelWait = runCallback(awaitWrites(writes), {
+    // The writes may all be done at once: then onExit runs (and later rounds with it) before
+    // runCallback returns, and a later round's wait must not be replaced by this finished one.
+    let finished = false
+    const cancel = runCallback(awaitWrites(writes), {
       onExit: (exit) => {
+        finished = true
         cancelWait = undefined
         if (closed) return
         const written = Exit.isSuccess(exit) ? exit.value : []
@@ -215,16 +219,20 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
         settle()
       },
     })
+    if (!finished) cancelWait = cancel
   }
 
-  const settle = () => {
-    for (const m of taken) {
+  /** What each member has to say after a Ready (`settle`) or once the rounds end (`rest`), then `next`. */
+  const reportThen = (from: Iterable<RoundMember>, which: "settle" | "rest", next: () => void) => {
+    for (const m of from) {
       if (m.stopped()) continue
-      const effect = guarded(m, m.settle, undefined)
+      const effect = guarded(m, m[which], undefined)
       if (effect !== undefined) reports.push(effect)
     }
-    report(afterSettle)
+    report(next)
   }
+
+  const settle = () => reportThen(taken, "settle", afterSettle)
 
   const afterSettle = () => {
     // This round's replies and acks go out before the next round's write.
@@ -238,14 +246,7 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
     round()
   }
 
-  const rest = () => {
-    for (const m of participants) {
-      if (m.stopped()) continue
-      const effect = guarded(m, m.rest, undefined)
-      if (effect !== undefined) reports.push(effect)
-    }
-    report(afterRest)
-  }
+  const rest = () => reportThen(participants, "rest", afterRest)
 
   const afterRest = () => {
     if (woke) later(begin)
