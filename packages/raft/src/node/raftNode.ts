@@ -19,7 +19,7 @@ import {
   type Term,
 } from "../core/index.ts"
 import type { StorageCorrupt } from "../storage/errors.ts"
-import { Storage } from "../storage/index.ts"
+import { durableOnReturn, Storage } from "../storage/index.ts"
 import { FRAME_HEADER_BYTES, MAX_RECORD_BODY_BYTES } from "../storage/walRecord.ts"
 import { startAddressFinder } from "./addressFinder.ts"
 import {
@@ -530,8 +530,7 @@ export const makeRaftNode = (
         const onFsync = config.onFsync
         if (onFsync !== undefined) {
           const measured = () => onFsync(Number(clock.monotonicTimeNanosUnsafe() - start) / 1e9)
-          // Effect.void: durable on return (flushed on this thread), which the rounds need not wait for.
-          if (durable === Effect.void) measured()
+          if (durableOnReturn(durable)) measured()
           else durable = Effect.tap(durable, () => Effect.sync(measured))
         }
       }
@@ -700,8 +699,8 @@ export const makeRaftNode = (
       },
       write: () => {
         const durable = startReady(taken!)
-        // Effect.void is durable already: there is no flush for inputs to work beside.
-        if (durable !== undefined && durable !== Effect.void) {
+        // Durable already: there is no flush for inputs to work beside.
+        if (durable !== undefined && !durableOnReturn(durable)) {
           // Inputs that arrived since this round began are acted on too.
           flushing = true
           if (wokenSincePrepare) wakeDuringFlush()

@@ -11,6 +11,7 @@
  * group's loop cutting its own small batches at its own moments.
  */
 import { Context, Effect, Exit, Scheduler, type Scope } from "effect"
+import { durableOnReturn } from "../storage/types.ts"
 
 /** One node's part in a round (raftNode.ts implements it over its core). */
 export interface RoundMember {
@@ -29,7 +30,7 @@ export interface RoundMember {
   readonly alignHeartbeat: () => boolean
   /**
    * Starts the taken Ready's durable write and applies what it commits; the wait for the write,
-   * `Effect.void` when it is durable on return (flushed on the caller's thread).
+   * `Effect.void` when it is durable on return (`durableOnReturn`: flushed on the caller's thread).
    */
   readonly write: () => Effect.Effect<void> | undefined
   /** Once the write is durable (or failed): what waited for it leaves, and the core advances. */
@@ -194,8 +195,8 @@ export const makeReadyRounds: Effect.Effect<ReadyRoundsShape, never, Scope.Scope
       if (write === undefined) {
         // Nothing of its Ready waits for a disk: what it sends leaves now, not after the others' writes.
         if (!m.stopped()) guardedWith(m, finishUnwritten)
-      } else if (write === Effect.void) {
-        // Durable already (flushed by the caller's thread): nothing to wait for.
+      } else if (durableOnReturn(write)) {
+        // Flushed by the caller's thread: nothing to wait for.
         if (!m.stopped()) guardedWith(m, finishWritten)
       } else {
         writing.push(m)

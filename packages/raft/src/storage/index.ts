@@ -5,6 +5,7 @@ export { MemoryDisk, type MemoryStorageOptions, openMemoryStorage } from "./memo
 export { SHARED_WAL_DIR, SharedWal, type SharedWalOptions, type SharedWalStats } from "./sharedWal.ts"
 export { Storage } from "./storageService.ts"
 export {
+  durableOnReturn,
   type Entry,
   type HardState,
   initialHardState,

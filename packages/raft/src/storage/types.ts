@@ -2,7 +2,7 @@
  * Records that Raft persists. The pure core declares structurally identical types, so values pass
  * between the two without conversion.
  */
-import type { Effect } from "effect"
+import { Effect } from "effect"
 import type { Membership } from "../core/types.ts"
 
 export interface Entry {
@@ -68,7 +68,8 @@ export interface RaftStorage {
    * the disk failed; the storage is then unusable, as after a failed `save`). When the caller says
    * it has nothing else to do meanwhile (`hint.callerWaits`), a storage may flush a small batch
    * before returning, where handing the flush to another thread costs more than it saves (the file
-   * storage's `inlineFlush`). The caller runs the effect before any other mutating call. A crash
+   * storage's `inlineFlush`), and then returns `Effect.void` itself (`durableOnReturn`): nothing is
+   * left to wait for. Otherwise the caller runs the effect before any other mutating call. A crash
    * before it completes leaves all of the batch or none of it.
    */
   write(hardState: HardState | undefined, entries: readonly Entry[], hint?: WriteHint): Effect.Effect<void>
@@ -90,5 +91,8 @@ export interface RaftStorage {
   snapshotBytes(): number
   close(): void
 }
+
+/** A `write` that flushed before returning: it gave back `Effect.void`, and nothing is left to wait for. */
+export const durableOnReturn = (write: Effect.Effect<void>): boolean => write === Effect.void
 
 export const initialHardState: HardState = { term: 0, vote: 0, commit: 0 }
